@@ -1,0 +1,48 @@
+"""Where things live: the data folder, run folders, and bundled resources (source or frozen)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP_NAME = "trainer-gui"
+
+
+def data_home() -> Path:
+    """The app's data folder; `TRAINER_GUI_HOME` overrides the platform default."""
+    override = os.environ.get("TRAINER_GUI_HOME")
+    if override:
+        path = Path(override).expanduser()
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runs_home() -> Path:
+    path = data_home() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resources_root() -> Path:
+    """The `resources/` folder, found the same way from a source tree, a wheel or a frozen bundle."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        return Path(frozen_root) / "resources"
+    packaged = Path(__file__).resolve().parent.parent / "resources"
+    if packaged.is_dir():
+        return packaged
+    # Editable install / source checkout: <repo>/src/trainer_gui/core/paths.py -> <repo>/resources
+    return Path(__file__).resolve().parents[3] / "resources"
+
+
+def resource_path(*parts: str) -> Path:
+    return resources_root().joinpath(*parts)
+
+
+def example_project() -> Path:
+    return resource_path("examples", "quickstart")

@@ -1,0 +1,599 @@
+"""The job spec: one pydantic model that forms, YAML files, the CLI and SageMaker requests derive from.
+
+Limits mirror CreateTrainingJob (botocore service model) so a spec that validates here is accepted by
+SageMaker too. Every message says which field is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9.\-_]+$")
+ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+MAX_HYPERPARAMETERS = 100
+MAX_HP_KEY = 256
+MAX_HP_VALUE = 2500
+MAX_METRIC_DEFINITIONS = 40
+MAX_CHANNELS = 20
+MAX_ENVIRONMENT = 100
+MAX_RUNTIME_LIMIT = 28 * 24 * 3600
+RESERVED_HP_PREFIX = "sagemaker_"
+
+HyperValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+class Backend(str, enum.Enum):
+    LOCAL_PROCESS = "local-process"
+    DOCKER = "docker"
+    SAGEMAKER = "sagemaker"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        use_enum_values=False,
+        populate_by_name=True,
+    )
+
+
+def _base_dir(info: ValidationInfo) -> Path | None:
+    ctx = info.context or {}
+    base = ctx.get("base_dir")
+    return Path(base) if base else None
+
+
+def _check_exists(value: str | None, info: ValidationInfo, what: str, want_dir: bool) -> None:
+    """Check a local path against the spec file's folder, when the caller gave one."""
+    if value is None or is_remote(value):
+        return
+    base = _base_dir(info)
+    if base is None:
+        return
+    path = resolve_path(base, value)
+    if not path.exists():
+        raise ValueError(f"{what} {value!r} does not exist (looked at {path}); fix the path")
+    if want_dir and not path.is_dir():
+        raise ValueError(f"{what} {value!r} is a file; give a folder")
+    if not want_dir and path.is_dir():
+        raise ValueError(f"{what} {value!r} is a folder; give a file")
+
+
+def is_remote(value: str) -> bool:
+    return value.startswith("s3://")
+
+
+def resolve_path(base: Path | None, value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return path
+
+
+class SourceSpec(_Model):
+    """What runs: a script in a source folder (SageMaker script mode) or a plain command."""
+
+    source_dir: str | None = Field(
+        None, title="Source folder", description="Folder with your training code; packed and sent as-is."
+    )
+    entry_point: str | None = Field(
+        None, title="Entry script", description="Script inside the source folder, e.g. train.py."
+    )
+    requirements: str | None = Field(
+        None,
+        title="requirements.txt",
+        description="Extra packages to install before the job starts (a per-job venv locally).",
+    )
+    dependencies: list[str] = Field(
+        default_factory=list,
+        title="Extra dependency folders",
+        description="Folders copied next to your code so it can import them.",
+    )
+    command: list[str] | None = Field(
+        None,
+        title="Command",
+        description="Run this command instead of a script (no hyperparameter arguments are added).",
+    )
+
+    @field_validator("source_dir")
+    @classmethod
+    def _source_dir_exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        _check_exists(v, info, "source folder", want_dir=True)
+        return v
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements_exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        _check_exists(v, info, "requirements file", want_dir=False)
+        return v
+
+    @field_validator("dependencies")
+    @classmethod
+    def _deps_exist(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        for dep in v:
+            _check_exists(dep, info, "dependency folder", want_dir=True)
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or not v[0].strip()):
+            raise ValueError("command is empty; give the program and its arguments, or remove it")
+        return v
+
+    @field_validator("entry_point")
+    @classmethod
+    def _entry_point_relative(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.strip():
+            raise ValueError("entry script is empty; name a script inside the source folder")
+        if Path(v).is_absolute() or ".." in Path(v).parts:
+            raise ValueError(
+                f"entry script {v!r} must be a path inside the source folder, e.g. train.py"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _script_or_command(self, info: ValidationInfo) -> SourceSpec:
+        if self.command is None:
+            if not self.source_dir or not self.entry_point:
+                raise ValueError(
+                    "give source_dir and entry_point (a script to run), or a command"
+                )
+            base = _base_dir(info)
+            if base is not None and not is_remote(self.source_dir):
+                script = resolve_path(base, self.source_dir) / self.entry_point
+                if not script.is_file():
+                    raise ValueError(
+                        f"entry script {self.entry_point!r} is not in the source folder "
+                        f"({script} does not exist)"
+                    )
+        return self
+
+
+class ComputeSpec(_Model):
+    """Where and on how much hardware the job runs."""
+
+    backend: Backend = Field(
+        Backend.LOCAL_PROCESS,
+        title="Backend",
+        description="local-process (no Docker needed), docker (local containers) or sagemaker.",
+    )
+    instance_type: str = Field(
+        "ml.m5.xlarge",
+        title="Instance type",
+        description="SageMaker instance type; local backends report it to the script as "
+        "SM_CURRENT_INSTANCE_TYPE.",
+        pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local|local_gpu)$",
+    )
+    instance_count: int = Field(
+        1, ge=1, le=100, title="Instance count", description="Hosts algo-1..N."
+    )
+    gpus: int | Literal["all"] = Field(
+        0,
+        title="GPUs per host",
+        description="Local backends: GPUs to give each host (a count, or 'all'); 0 for CPU.",
+    )
+    volume_size_gb: int = Field(
+        30, ge=1, le=16384, title="Volume size (GB)", description="SageMaker storage per instance."
+    )
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_non_negative(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("GPUs must be 0 or more, or 'all'")
+        return v
+
+
+class DistributionSpec(_Model):
+    """How processes are launched on each host (SageMaker's `distribution`)."""
+
+    kind: Literal["none", "torchrun", "custom"] = Field(
+        "none",
+        title="Distribution",
+        description="none: one process per host; torchrun: torch.distributed across all hosts; "
+        "custom: run your own driver script.",
+    )
+    processes_per_host: int | None = Field(
+        None,
+        ge=1,
+        le=128,
+        title="Processes per host",
+        description="torchrun --nproc_per_node; empty means one per GPU, or 1 on CPU.",
+    )
+    driver_dir: str | None = Field(
+        None, title="Driver folder", description="Custom distribution: folder with your driver."
+    )
+    driver_script: str | None = Field(
+        None, title="Driver script", description="Custom distribution: script in the driver folder."
+    )
+
+    @field_validator("driver_dir")
+    @classmethod
+    def _driver_dir_exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        _check_exists(v, info, "driver folder", want_dir=True)
+        return v
+
+    @model_validator(mode="after")
+    def _custom_needs_driver(self) -> DistributionSpec:
+        if self.kind == "custom" and not (self.driver_dir and self.driver_script):
+            raise ValueError("a custom distribution needs driver_dir and driver_script")
+        if self.kind != "custom" and (self.driver_dir or self.driver_script):
+            raise ValueError(
+                "driver_dir and driver_script only apply to kind: custom; set kind or remove them"
+            )
+        return self
+
+
+class ChannelSpec(_Model):
+    """One input channel, mounted at /opt/ml/input/data/<name>."""
+
+    name: str = Field(
+        ...,
+        title="Channel name",
+        description="Letters, digits, '.', '-' and '_' (e.g. train, test); seen as SM_CHANNEL_<NAME>.",
+    )
+    source: str = Field(
+        ..., title="Data", description="A local folder or file, or an s3:// URI."
+    )
+    content_type: str | None = Field(None, title="Content type", description="e.g. text/csv.")
+    input_mode: Literal["File", "FastFile", "Pipe"] = Field(
+        "File", title="Input mode", description="Local backends support File only."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_pattern(cls, v: str) -> str:
+        if not v or len(v) > 64 or not CHANNEL_NAME_RE.match(v):
+            raise ValueError(
+                f"channel name {v!r} must be 1-64 letters, digits, '.', '-' or '_' (e.g. train)"
+            )
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, v: str, info: ValidationInfo) -> str:
+        if not v.strip():
+            raise ValueError("data source is empty; give a folder, a file or an s3:// URI")
+        if is_remote(v):
+            if not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", v):
+                raise ValueError(f"{v!r} is not a valid s3:// URI (s3://bucket/prefix)")
+            return v
+        if "://" in v:
+            raise ValueError(f"{v!r}: only local paths and s3:// URIs are supported")
+        base = _base_dir(info)
+        if base is not None and not resolve_path(base, v).exists():
+            raise ValueError(
+                f"data path {v!r} does not exist (looked at {resolve_path(base, v)}); fix the path"
+            )
+        return v
+
+
+class MetricDefinition(_Model):
+    """A regex whose one capture group is the metric's value (SageMaker MetricDefinitions)."""
+
+    name: str = Field(..., min_length=1, max_length=255, title="Name")
+    regex: str = Field(..., min_length=1, max_length=500, title="Regex")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, v: str) -> str:
+        try:
+            compiled = re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"regex {v!r} does not compile: {exc}") from None
+        if compiled.groups != 1:
+            raise ValueError(
+                f"regex {v!r} has {compiled.groups} capture groups; it needs exactly one "
+                "around the value, e.g. loss=([0-9.]+) (use (?:...) for other groups)"
+            )
+        return v
+
+
+class SageMakerSettings(_Model):
+    """Cloud-only settings. Never holds credentials: those come from boto3's chain."""
+
+    role_arn: str | None = Field(
+        None, title="Execution role ARN", description="IAM role SageMaker assumes for the job."
+    )
+    region: str | None = Field(None, title="Region", description="e.g. us-east-1.")
+    profile: str | None = Field(
+        None, title="AWS profile", description="Named profile from your AWS config."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, title="Tags")
+    framework_version: str = Field(
+        "2.5", title="PyTorch version", description="Picks the SageMaker PyTorch image."
+    )
+    py_version: str = Field("py311", title="Python version", pattern=r"^py3\d+$")
+    s3_prefix: str | None = Field(
+        None,
+        title="S3 prefix",
+        description="s3://bucket/prefix for code, data and outputs; default: the SageMaker "
+        "default bucket.",
+    )
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, v: str | None) -> str | None:
+        if v and not ROLE_ARN_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/Name)"
+            )
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v and not REGION_RE.match(v):
+            raise ValueError(f"{v!r} is not an AWS region name (e.g. us-east-1)")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 50:
+            raise ValueError(f"{len(v)} tags; SageMaker accepts at most 50")
+        for key, value in v.items():
+            if not 1 <= len(key) <= 128 or len(value) > 256:
+                raise ValueError(f"tag {key!r}: keys are 1-128 chars and values at most 256")
+            if key.lower().startswith("aws:"):
+                raise ValueError(f"tag {key!r}: the aws: prefix is reserved")
+        return v
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _s3_prefix(cls, v: str | None) -> str | None:
+        if v and not v.startswith("s3://"):
+            raise ValueError(f"{v!r} must start with s3://")
+        return v
+
+
+class JobSpec(_Model):
+    """Everything a training job is. The single source of truth for forms, YAML, CLI and requests."""
+
+    name: str = Field(
+        ...,
+        title="Job name",
+        description="Letters, digits and hyphens, starting with a letter or digit (at most 63).",
+    )
+    description: str = Field("", title="Description")
+    source: SourceSpec = Field(..., title="Source")
+    image: str | None = Field(
+        None,
+        title="Image",
+        description="Docker image or ECR URI; empty picks the project's training image.",
+    )
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
+    distribution: DistributionSpec = Field(default_factory=DistributionSpec)
+    channels: list[ChannelSpec] = Field(default_factory=list, title="Input channels")
+    hyperparameters: dict[str, HyperValue] = Field(
+        default_factory=dict,
+        title="Hyperparameters",
+        description="Passed as --key value arguments and SM_HP_<KEY> variables.",
+    )
+    hyperparameters_file: str | None = Field(
+        None,
+        title="Hyperparameters file",
+        description="JSON or YAML file with more hyperparameters; values above win.",
+    )
+    environment: dict[str, str] = Field(default_factory=dict, title="Environment variables")
+    max_runtime_seconds: int = Field(
+        86400,
+        ge=1,
+        le=MAX_RUNTIME_LIMIT,
+        title="Max runtime (s)",
+        description="The job is stopped after this long (SageMaker StoppingCondition).",
+    )
+    checkpoint_dir: str | None = Field(
+        None,
+        title="Checkpoint folder",
+        description="Kept between runs and mounted at /opt/ml/checkpoints (or an s3:// URI).",
+    )
+    checkpoint_s3_uri: str | None = Field(None, title="Checkpoint S3 URI")
+    metric_definitions: list[MetricDefinition] = Field(
+        default_factory=list, title="Metric definitions"
+    )
+    output_path: str | None = Field(
+        None,
+        title="Output location",
+        description="Where model.tar.gz and output.tar.gz go: a local folder or s3:// URI; "
+        "empty keeps them in the job's run folder.",
+    )
+    sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    # -- field checks -----------------------------------------------------------------------
+
+    @field_validator("name")
+    @classmethod
+    def _name_pattern(cls, v: str) -> str:
+        if not JOB_NAME_RE.match(v):
+            raise ValueError(
+                f"job name {v!r} must be 1-63 letters, digits and hyphens, start with a letter or "
+                "digit and not end with a hyphen (e.g. mnist-small)"
+            )
+        return v
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels_from_mapping(cls, v: Any) -> Any:
+        """Accept `{train: path}` or `{train: {source: path}}` as well as a list."""
+        if isinstance(v, dict):
+            out = []
+            for name, item in v.items():
+                if isinstance(item, dict):
+                    out.append({"name": name, **item})
+                else:
+                    out.append({"name": name, "source": item})
+            return out
+        return v
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_unique(cls, v: list[ChannelSpec]) -> list[ChannelSpec]:
+        if len(v) > MAX_CHANNELS:
+            raise ValueError(f"{len(v)} channels; SageMaker accepts at most {MAX_CHANNELS}")
+        seen: set[str] = set()
+        for ch in v:
+            if ch.name in seen:
+                raise ValueError(f"channel name {ch.name!r} is used twice; rename one")
+            seen.add(ch.name)
+        return v
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hp_limits(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_hyperparameters(v)
+        return v
+
+    @field_validator("hyperparameters_file")
+    @classmethod
+    def _hp_file_exists(cls, v: str | None, info: ValidationInfo) -> str | None:
+        _check_exists(v, info, "hyperparameters file", want_dir=False)
+        return v
+
+    @field_validator("environment")
+    @classmethod
+    def _env_limits(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > MAX_ENVIRONMENT:
+            raise ValueError(f"{len(v)} variables; SageMaker accepts at most {MAX_ENVIRONMENT}")
+        for key, value in v.items():
+            if not ENV_KEY_RE.match(key) or len(key) > 512:
+                raise ValueError(
+                    f"variable name {key!r} must be letters, digits and '_' and not start "
+                    "with a digit"
+                )
+            if len(value) > 512:
+                raise ValueError(f"variable {key!r} is {len(value)} chars; at most 512")
+        return v
+
+    @field_validator("metric_definitions")
+    @classmethod
+    def _metric_limits(cls, v: list[MetricDefinition]) -> list[MetricDefinition]:
+        if len(v) > MAX_METRIC_DEFINITIONS:
+            raise ValueError(
+                f"{len(v)} metric definitions; SageMaker accepts at most {MAX_METRIC_DEFINITIONS}"
+            )
+        names = [m.name for m in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metric name {dupes[0]!r} is defined twice; rename one")
+        return v
+
+    @field_validator("checkpoint_s3_uri")
+    @classmethod
+    def _checkpoint_s3(cls, v: str | None) -> str | None:
+        if v and not v.startswith("s3://"):
+            raise ValueError(f"{v!r} must start with s3://")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> JobSpec:
+        base = _base_dir(info)
+        if base is not None:
+            self._base_dir = base
+        backend = self.compute.backend
+        if backend == Backend.LOCAL_PROCESS and self.compute.instance_count != 1:
+            raise ValueError(
+                "compute.instance_count: the local-process backend runs one host; set 1, or "
+                "pick the docker or sagemaker backend for several hosts"
+            )
+        if self.distribution.kind != "none" and self.source.command is not None:
+            raise ValueError(
+                "distribution: torchrun and custom drivers run a script; set source_dir and "
+                "entry_point instead of a command"
+            )
+        if backend == Backend.SAGEMAKER:
+            if self.compute.instance_type in ("local", "local_gpu"):
+                raise ValueError(
+                    "compute.instance_type: SageMaker needs an ml.* instance type, "
+                    "e.g. ml.m5.xlarge"
+                )
+        else:
+            for ch in self.channels:
+                if ch.input_mode != "File":
+                    raise ValueError(
+                        f"channels: {ch.name!r} uses {ch.input_mode} mode; local backends "
+                        "support File mode only"
+                    )
+        return self
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder relative paths in this spec are resolved against (the spec file's)."""
+        return self._base_dir
+
+    def with_base_dir(self, base: Path | None) -> JobSpec:
+        self._base_dir = base
+        return self
+
+    def resolve(self, value: str) -> Path:
+        return resolve_path(self._base_dir, value)
+
+    def all_hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters file merged with the inline ones (inline wins)."""
+        merged: dict[str, Any] = {}
+        if self.hyperparameters_file:
+            from trainer_gui.core.spec.io import load_hyperparameters_file
+
+            merged.update(load_hyperparameters_file(self.resolve(self.hyperparameters_file)))
+        merged.update(self.hyperparameters)
+        return merged
+
+    @property
+    def uses_gpu(self) -> bool:
+        return self.compute.gpus == "all" or (
+            isinstance(self.compute.gpus, int) and self.compute.gpus > 0
+        )
+
+
+def check_hyperparameters(v: dict[str, Any]) -> None:
+    """SageMaker's limits on HyperParameters, applied to the JSON-encoded values it will get."""
+    import json
+
+    if len(v) > MAX_HYPERPARAMETERS:
+        raise ValueError(
+            f"{len(v)} hyperparameters; SageMaker accepts at most {MAX_HYPERPARAMETERS}"
+        )
+    for key, value in v.items():
+        if not key or len(key) > MAX_HP_KEY:
+            raise ValueError(f"hyperparameter name {key[:40]!r}... must be 1-{MAX_HP_KEY} chars")
+        if key.startswith(RESERVED_HP_PREFIX):
+            raise ValueError(
+                f"hyperparameter {key!r}: names starting with {RESERVED_HP_PREFIX!r} are reserved "
+                "for SageMaker; rename it"
+            )
+        try:
+            encoded = json.dumps(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"hyperparameter {key!r} is not a number, string, bool, list or mapping"
+            ) from None
+        if len(encoded) > MAX_HP_VALUE:
+            raise ValueError(
+                f"hyperparameter {key!r} is {len(encoded)} chars once encoded; at most "
+                f"{MAX_HP_VALUE} (put large values in a file in a channel)"
+            )
+
