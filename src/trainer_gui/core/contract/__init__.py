@@ -1,1 +1,195 @@
-"""contract package."""
+"""The SageMaker container contract, built from a job spec: files, environment, argv, torchrun.
+
+Pure functions; the stdlib-only half lives in `toolkit` (it also runs inside containers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer_gui.core.contract import toolkit
+from trainer_gui.core.contract.toolkit import (
+    DEFAULT_BASE_DIR,
+    MASTER_PORT,
+    Paths,
+    build_environment,
+    decode_hyperparameters,
+    encode_hyperparameters,
+    to_cmd_args,
+    torchrun_command,
+)
+from trainer_gui.core.spec.model import JobSpec
+
+__all__ = [
+    "DEFAULT_BASE_DIR",
+    "MASTER_PORT",
+    "HostLayout",
+    "Paths",
+    "build_environment",
+    "decode_hyperparameters",
+    "driver_path",
+    "encode_hyperparameters",
+    "host_names",
+    "input_data_config",
+    "materialise_host",
+    "resource_config",
+    "sagemaker_hyperparameters",
+    "sm_environment",
+    "to_cmd_args",
+    "torchrun_command",
+]
+
+CONTAINER_CODE_DIR = "/opt/ml/code"
+
+
+def driver_path() -> Path:
+    """The driver script to run on the host or mount into plain images."""
+    return Path(toolkit.__file__).resolve()
+
+
+def host_names(spec: JobSpec) -> list[str]:
+    return [f"algo-{i}" for i in range(1, spec.compute.instance_count + 1)]
+
+
+def sagemaker_hyperparameters(
+    spec: JobSpec,
+    job_name: str,
+    submit_directory: str = CONTAINER_CODE_DIR,
+    region: str | None = None,
+) -> dict[str, str]:
+    """The HyperParameters map as the V2 SDK sends it: user values JSON-encoded + sagemaker_*."""
+    hps: dict[str, Any] = dict(spec.all_hyperparameters())
+    if spec.source.entry_point and spec.source.command is None:
+        hps["sagemaker_program"] = spec.source.entry_point
+        hps["sagemaker_submit_directory"] = submit_directory
+    hps["sagemaker_container_log_level"] = 20
+    hps["sagemaker_job_name"] = job_name
+    if region:
+        hps["sagemaker_region"] = region
+    if spec.distribution.kind == "torchrun":
+        hps[toolkit.TORCH_DISTRIBUTED_KEY] = True
+        hps["sagemaker_instance_type"] = spec.compute.instance_type
+        if spec.distribution.processes_per_host:
+            hps[toolkit.PROCESSES_PER_HOST_KEY] = spec.distribution.processes_per_host
+    return encode_hyperparameters(hps)
+
+
+def resource_config(spec: JobSpec, host: str) -> dict[str, Any]:
+    return toolkit.resource_config(host, host_names(spec), spec.compute.instance_type)
+
+
+def input_data_config(spec: JobSpec) -> dict[str, dict[str, str]]:
+    channels: dict[str, str | None] = {c.name: c.content_type for c in spec.channels}
+    if spec.distribution.kind == "custom":
+        channels[DRIVERS_CHANNEL] = None
+    return toolkit.input_data_config(channels)
+
+
+DRIVERS_CHANNEL = "sm_drivers"
+
+
+def sm_environment(
+    spec: JobSpec,
+    job_name: str,
+    host: str,
+    base_dir: str = DEFAULT_BASE_DIR,
+    num_gpus: int = 0,
+    num_cpus: int | None = None,
+    region: str | None = None,
+) -> dict[str, str]:
+    """What the training script sees on `host` (the toolkit's SM_* plus MASTER_ADDR/PORT)."""
+    return build_environment(
+        Paths(base_dir),
+        sagemaker_hyperparameters(spec, job_name, region=region),
+        resource_config(spec, host),
+        input_data_config(spec),
+        num_gpus=num_gpus,
+        num_cpus=num_cpus,
+        environ={},
+    )
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    """One host's /opt/ml tree on the local disk."""
+
+    host: str
+    root: Path
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(str(self.root))
+
+    def channel_dir(self, name: str) -> Path:
+        return self.root / "input" / "data" / name
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "input" / "config"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    def failure_reason(self) -> str | None:
+        path = self.output_dir / "failure"
+        if path.is_file():
+            return path.read_text(encoding="utf-8", errors="replace")[:1024]
+        return None
+
+    def succeeded(self) -> bool:
+        return (self.output_dir / "success").is_file()
+
+
+def materialise_host(
+    spec: JobSpec,
+    job_name: str,
+    host: str,
+    root: Path,
+    region: str | None = None,
+    seen_as: str = DEFAULT_BASE_DIR,
+) -> HostLayout:
+    """Create `root` as host's /opt/ml: the folders and the three config JSON files.
+
+    `seen_as` is where the job sees this tree: /opt/ml in a container, `root` itself on the host.
+    """
+    layout = HostLayout(host, root)
+    for sub in (
+        layout.config_dir,
+        root / "input" / "data",
+        layout.model_dir,
+        layout.output_dir / "data",
+        layout.output_dir / "intermediate",
+        layout.code_dir,
+        layout.checkpoints_dir,
+    ):
+        sub.mkdir(parents=True, exist_ok=True)
+    files = {
+        "hyperparameters.json": sagemaker_hyperparameters(
+            spec, job_name, submit_directory=toolkit.Paths(seen_as).code_dir, region=region
+        ),
+        "resourceconfig.json": resource_config(spec, host),
+        "inputdataconfig.json": input_data_config(spec),
+    }
+    for name, content in files.items():
+        target = layout.config_dir / name
+        target.write_text(json.dumps(content, indent=2, sort_keys=False), encoding="utf-8")
+        if os.name != "nt":
+            target.chmod(0o644)
+    return layout

@@ -1,0 +1,546 @@
+"""The SageMaker training toolkit's side of the contract, standard library only.
+
+This one file is both a library (pure functions the app uses to build environments and command
+lines) and the driver that runs the user's code: the host-process runner starts it as a script,
+and plain Docker images get it mounted read-only, so a script sees the same SM_* variables,
+argv and torchrun line on the host, in Docker and on SageMaker. It must run on any Python >= 3.8
+with nothing installed, so it imports nothing from the app.
+
+Sources (see shared/docs/sagemaker-contract.md): sagemaker-training-toolkit `environment.py`,
+`mapping.py`, `params.py`, `files.py`; sagemaker-pytorch-training-toolkit `training.py`,
+`torch_distributed.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence
+
+DEFAULT_BASE_DIR = "/opt/ml"
+MASTER_PORT = "7777"
+DEFAULT_GROUP = "homogeneousCluster"
+DEFAULT_INTERFACE = "eth0"
+
+# params.py: keys kept out of both SM_HPS and SM_FRAMEWORK_PARAMS.
+RESERVED_HYPERPARAMETERS = (
+    "sagemaker_program",
+    "sagemaker_submit_directory",
+    "sagemaker_enable_cloudwatch_metrics",
+    "sagemaker_region",
+    "sagemaker_container_log_level",
+    "sagemaker_job_name",
+    "default_user_module_name",
+    "_tuning_objective_metric",
+    "sagemaker_s3_output",
+)
+TORCH_DISTRIBUTED_KEY = "sagemaker_torch_distributed_enabled"
+PROCESSES_PER_HOST_KEY = "sagemaker_mpi_num_of_processes_per_host"
+
+
+# -- hyperparameters ------------------------------------------------------------------------------
+
+
+def encode_hyperparameters(hyperparameters: Mapping[str, Any]) -> Dict[str, str]:
+    """V2 SDK encoding: every value `json.dumps`-ed, so "resnet" travels as '"resnet"'."""
+    return {str(k): json.dumps(v) for k, v in hyperparameters.items()}
+
+
+def decode_hyperparameters(raw: Mapping[str, str]) -> Dict[str, Any]:
+    """Toolkit decoding: `json.loads` each value, the raw string where that fails."""
+    out: Dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = json.loads(value)
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
+def split_hyperparameters(decoded: Mapping[str, Any]) -> "tuple[Dict[str, Any], Dict[str, Any]]":
+    """(user hyperparameters, framework parameters) as the toolkit splits them."""
+    user = {}
+    framework = {}
+    for key, value in decoded.items():
+        if key in RESERVED_HYPERPARAMETERS:
+            continue
+        if key.startswith("sagemaker_"):
+            framework[key] = value
+        else:
+            user[key] = value
+    return user, framework
+
+
+def to_cmd_args(hyperparameters: Mapping[str, Any]) -> List[str]:
+    """Toolkit `mapping.to_cmd_args`: sorted keys, `-k` for one-letter keys, dicts as k=v,..."""
+    args: List[str] = []
+    for key in sorted(hyperparameters):
+        value = hyperparameters[key]
+        args.append(("-" if len(key) == 1 else "--") + key)
+        if isinstance(value, dict):
+            args.append(",".join("%s=%s" % (k, value[k]) for k in sorted(value)))
+        else:
+            args.append(str(value))
+    return args
+
+
+def env_value(value: Any) -> str:
+    """Toolkit `mapping.to_env_vars` value rule: str as is, None empty, else compact JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# -- config files ---------------------------------------------------------------------------------
+
+
+def resource_config(
+    current_host: str, hosts: Sequence[str], instance_type: str, interface: str = DEFAULT_INTERFACE
+) -> Dict[str, Any]:
+    """The full shape real SageMaker writes (not local mode's cut-down one)."""
+    return {
+        "current_host": current_host,
+        "current_instance_type": instance_type,
+        "current_group_name": DEFAULT_GROUP,
+        "hosts": list(hosts),
+        "instance_groups": [
+            {
+                "instance_group_name": DEFAULT_GROUP,
+                "instance_type": instance_type,
+                "hosts": list(hosts),
+            }
+        ],
+        "network_interface_name": interface,
+    }
+
+
+def input_data_config(channels: Mapping[str, Optional[str]]) -> Dict[str, Dict[str, str]]:
+    """`{channel: content type or None}` -> inputdataconfig.json as SageMaker writes it."""
+    out: Dict[str, Dict[str, str]] = {}
+    for name, content_type in channels.items():
+        entry: Dict[str, str] = {}
+        if content_type:
+            entry["ContentType"] = content_type
+        entry.update(
+            {
+                "TrainingInputMode": "File",
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+        )
+        out[name] = entry
+    return out
+
+
+class Paths:
+    """The /opt/ml tree under a base folder (SAGEMAKER_BASE_DIR overrides /opt/ml)."""
+
+    def __init__(self, base: str = DEFAULT_BASE_DIR) -> None:
+        self.base = base
+        self.input_dir = _join(base, "input")
+        self.input_config_dir = _join(base, "input", "config")
+        self.input_data_dir = _join(base, "input", "data")
+        self.model_dir = _join(base, "model")
+        self.output_dir = _join(base, "output")
+        self.output_data_dir = _join(base, "output", "data")
+        self.output_intermediate_dir = _join(base, "output", "intermediate")
+        self.code_dir = _join(base, "code")
+        self.checkpoints_dir = _join(base, "checkpoints")
+        self.hyperparameters_file = _join(self.input_config_dir, "hyperparameters.json")
+        self.resource_config_file = _join(self.input_config_dir, "resourceconfig.json")
+        self.input_data_config_file = _join(self.input_config_dir, "inputdataconfig.json")
+        self.success_file = _join(self.output_dir, "success")
+        self.failure_file = _join(self.output_dir, "failure")
+
+    def channel_dir(self, name: str) -> str:
+        return _join(self.input_data_dir, name)
+
+
+def _join(*parts: str) -> str:
+    # Always '/' so a Windows host computes the same container paths; the host runner only
+    # ever passes real host paths through os.path.
+    first, rest = parts[0], parts[1:]
+    sep = "\\" if ("\\" in first and "/" not in first) else "/"
+    return sep.join([first.rstrip("/\\"), *rest])
+
+
+# -- environment ----------------------------------------------------------------------------------
+
+
+def build_environment(
+    paths: Paths,
+    hyperparameters: Mapping[str, str],
+    resource_cfg: Mapping[str, Any],
+    input_data_cfg: Mapping[str, Any],
+    num_gpus: int = 0,
+    num_cpus: Optional[int] = None,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Dict[str, str]:
+    """Every SM_* variable the toolkit exports (section 1.6), plus the PyTorch toolkit's."""
+    environ = dict(os.environ if environ is None else environ)
+    decoded = decode_hyperparameters(hyperparameters)
+    user_hps, framework_params = split_hyperparameters(decoded)
+    hosts = list(resource_cfg.get("hosts") or [])
+    current_host = str(resource_cfg.get("current_host", hosts[0] if hosts else "algo-1"))
+    instance_type = str(resource_cfg.get("current_instance_type", "local"))
+    group = str(resource_cfg.get("current_group_name", DEFAULT_GROUP))
+    interface = str(resource_cfg.get("network_interface_name", DEFAULT_INTERFACE))
+    groups = list(resource_cfg.get("instance_groups") or [])
+    groups_dict = {g["instance_group_name"]: g for g in groups}
+    group_hosts = list(groups_dict.get(group, {}).get("hosts", hosts))
+    distribution_groups = decoded.get("sagemaker_distribution_instance_groups")
+    if distribution_groups is None:
+        distribution_groups = [group] if framework_params else []
+    channels = sorted(input_data_cfg)
+    channel_dirs = {name: paths.channel_dir(name) for name in channels}
+    entry_point = str(environ.get("SAGEMAKER_PROGRAM") or decoded.get("sagemaker_program") or "")
+    module_name = entry_point[:-3] if entry_point.endswith(".py") else entry_point
+    module_dir = str(decoded.get("sagemaker_submit_directory") or paths.code_dir)
+    log_level = decoded.get("sagemaker_container_log_level", 20)
+    job_name = str(
+        decoded.get("sagemaker_job_name") or environ.get("TRAINING_JOB_NAME") or "local-job"
+    )
+    master = hosts[0] if hosts else current_host
+    if num_cpus is None:
+        num_cpus = multiprocessing.cpu_count()
+
+    training_env: Dict[str, Any] = {
+        "additional_framework_parameters": framework_params,
+        "channel_input_dirs": channel_dirs,
+        "current_host": current_host,
+        "current_instance_group": group,
+        "current_instance_group_hosts": group_hosts,
+        "current_instance_type": instance_type,
+        "distribution_hosts": hosts if distribution_groups else [],
+        "distribution_instance_groups": distribution_groups,
+        "framework_module": environ.get("SAGEMAKER_TRAINING_MODULE"),
+        "hosts": hosts,
+        "hyperparameters": user_hps,
+        "input_config_dir": paths.input_config_dir,
+        "input_data_config": dict(input_data_cfg),
+        "input_dir": paths.input_dir,
+        "instance_groups": [g["instance_group_name"] for g in groups],
+        "instance_groups_dict": groups_dict,
+        "is_hetero": len(groups) > 1,
+        "is_master": current_host == master,
+        "is_modelparallel_enabled": None,
+        "is_smddpmprun_installed": False,
+        "is_smddprun_installed": False,
+        "job_name": job_name,
+        "log_level": log_level,
+        "master_hostname": master,
+        "model_dir": paths.model_dir,
+        "module_dir": module_dir,
+        "module_name": module_name,
+        "network_interface_name": interface,
+        "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
+        "num_neurons": 0,
+        "output_data_dir": paths.output_data_dir,
+        "output_dir": paths.output_dir,
+        "output_intermediate_dir": paths.output_intermediate_dir,
+        "resource_config": dict(resource_cfg),
+        "user_entry_point": entry_point,
+    }
+    exported: Dict[str, Any] = {
+        "model_dir": paths.model_dir,
+        "channels": channels,
+        "hps": user_hps,
+        "hosts": hosts,
+        "current_host": current_host,
+        "current_instance_type": instance_type,
+        "current_instance_group": group,
+        "current_instance_group_hosts": group_hosts,
+        "instance_groups": training_env["instance_groups"],
+        "instance_groups_dict": groups_dict,
+        "distribution_instance_groups": distribution_groups,
+        "is_hetero": training_env["is_hetero"],
+        "network_interface_name": interface,
+        "num_gpus": num_gpus,
+        "num_cpus": num_cpus,
+        "num_neurons": 0,
+        "log_level": log_level,
+        "user_entry_point": entry_point,
+        "module_name": module_name,
+        "module_dir": module_dir,
+        "framework_module": training_env["framework_module"],
+        "framework_params": framework_params,
+        "resource_config": dict(resource_cfg),
+        "input_data_config": dict(input_data_cfg),
+        "input_dir": paths.input_dir,
+        "input_config_dir": paths.input_config_dir,
+        "output_dir": paths.output_dir,
+        "output_data_dir": paths.output_data_dir,
+        "output_intermediate_dir": paths.output_intermediate_dir,
+        "user_args": to_cmd_args(user_hps),
+        "training_env": training_env,
+    }
+    env = {"SM_" + key.upper(): env_value(value) for key, value in exported.items()}
+    for name, directory in channel_dirs.items():
+        env["SM_CHANNEL_" + name.upper()] = directory
+    for key, value in user_hps.items():
+        env["SM_HP_" + key.upper()] = env_value(value)
+    env.update(
+        {
+            "TRAINING_JOB_NAME": job_name,
+            "SAGEMAKER_JOB_NAME": job_name,
+            "CURRENT_HOST": current_host,
+            "MASTER_ADDR": master,
+            "MASTER_PORT": MASTER_PORT,
+            "NCCL_SOCKET_IFNAME": interface,
+            "NCCL_IB_DISABLE": "1",
+            "NCCL_DEBUG": "WARN",
+        }
+    )
+    region = decoded.get("sagemaker_region") or environ.get("AWS_REGION")
+    if region:
+        env["SAGEMAKER_REGION"] = str(region)
+    return env
+
+
+def processes_per_host(hyperparameters: Mapping[str, str], num_gpus: int) -> int:
+    """Toolkit `runner.py`: the MPI process count if set, else one per GPU, else 1."""
+    decoded = decode_hyperparameters(hyperparameters)
+    explicit = decoded.get(PROCESSES_PER_HOST_KEY)
+    if explicit:
+        return int(explicit)
+    return num_gpus or 1
+
+
+def torchrun_command(
+    hosts: Sequence[str],
+    current_host: str,
+    nproc_per_node: int,
+    entry_point: str,
+    args: Sequence[str],
+    torchrun: Sequence[str] = ("torchrun",),
+    standalone: bool = False,
+) -> List[str]:
+    """`torch_distributed.py` `_create_command`; rendezvous flags only for several hosts.
+
+    `standalone` (one host on a shared machine) asks torchrun for a free port instead of 29500,
+    so two local jobs never collide.
+    """
+    cmd = [*torchrun, "--nnodes", str(len(hosts)), "--nproc_per_node", str(nproc_per_node)]
+    if len(hosts) > 1:
+        cmd += [
+            "--master_addr",
+            hosts[0],
+            "--master_port",
+            MASTER_PORT,
+            "--node_rank",
+            str(list(hosts).index(current_host)),
+        ]
+    elif standalone:
+        cmd.append("--standalone")
+    return [*cmd, entry_point, *args]
+
+
+def script_command(entry_point: str, args: Sequence[str], python: str) -> List[str]:
+    """`process.py` `_create_command`: .py with Python, anything else through /bin/sh."""
+    if entry_point.endswith(".py"):
+        return [python, entry_point, *args]
+    return ["/bin/sh", "-c", "./" + " ".join(shlex.quote(a) for a in [entry_point, *args])]
+
+
+def count_gpus() -> int:
+    """Toolkit rule: lines starting 'GPU ' in `nvidia-smi --list-gpus`, 0 on any error."""
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+# -- the driver -----------------------------------------------------------------------------------
+
+
+def _read_json(path: str, default: Any) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+
+
+def _failure_text(code: int, tail: Sequence[str], cmd: Sequence[str]) -> str:
+    message = "\n".join(line.rstrip() for line in tail).strip()
+    return (
+        "AlgorithmError: ExecuteUserScriptError:\n"
+        "ExitCode %d\nErrorMessage \"%s\"\nCommand \"%s\"" % (code, message, " ".join(cmd))
+    )
+
+
+def _write_once(path: str, text: str) -> None:
+    """`files.write_failure_file`: never overwrite a reason the script wrote itself."""
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def plan_command(
+    paths: Paths,
+    hyperparameters: Mapping[str, str],
+    resource_cfg: Mapping[str, Any],
+    num_gpus: int,
+    python: str,
+    command: Sequence[str] = (),
+    custom_driver: Optional[str] = None,
+    host_mode: bool = False,
+) -> List[str]:
+    """The one command the driver starts, chosen the way the PyTorch toolkit chooses it."""
+    if command:
+        return list(command)
+    decoded = decode_hyperparameters(hyperparameters)
+    user_hps, _ = split_hyperparameters(decoded)
+    args = to_cmd_args(user_hps)
+    if custom_driver:
+        return [python, custom_driver]
+    entry_point = str(decoded.get("sagemaker_program") or "")
+    if not entry_point:
+        raise SystemExit("trainer-gui driver: no sagemaker_program in hyperparameters.json")
+    if decoded.get(TORCH_DISTRIBUTED_KEY) in (True, "true", "True"):
+        hosts = list(resource_cfg.get("hosts") or ["algo-1"])
+        current = str(resource_cfg.get("current_host", hosts[0]))
+        nproc = processes_per_host(hyperparameters, num_gpus)
+        torchrun = [python, "-m", "torch.distributed.run"]
+        return torchrun_command(
+            hosts, current, nproc, entry_point, args, torchrun=torchrun, standalone=host_mode
+        )
+    return script_command(entry_point, args, python)
+
+
+def _install_requirements(code_dir: str, python: str) -> None:
+    req = os.path.join(code_dir, "requirements.txt")
+    if os.path.isfile(req):
+        print("trainer-gui driver: installing %s" % req, file=sys.stderr, flush=True)
+        subprocess.run([python, "-m", "pip", "install", "-r", req], check=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="trainer-gui-driver", description="Run a training job under the SageMaker contract."
+    )
+    parser.add_argument("--base-dir", default=os.environ.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
+    parser.add_argument("--custom-driver", default=None)
+    parser.add_argument("--host-mode", action="store_true", help="running on the host, not Docker")
+    parser.add_argument("--skip-requirements", action="store_true")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    opts = parser.parse_args(argv)
+    command = [c for c in opts.command if c != "--"] if opts.command else []
+
+    paths = Paths(opts.base_dir)
+    hyperparameters = _read_json(paths.hyperparameters_file, {})
+    resource_cfg = _read_json(paths.resource_config_file, {})
+    input_cfg = _read_json(paths.input_data_config_file, {})
+    num_gpus = count_gpus()
+    env = dict(os.environ)
+    env.update(build_environment(paths, hyperparameters, resource_cfg, input_cfg, num_gpus))
+    iface = env.get("NCCL_SOCKET_IFNAME", "")
+    if iface and not os.path.exists("/sys/class/net/" + iface):
+        del env["NCCL_SOCKET_IFNAME"]  # e.g. on the host: let NCCL pick
+    if opts.host_mode and len(resource_cfg.get("hosts") or []) <= 1:
+        env["MASTER_ADDR"] = "127.0.0.1"  # algo-1 does not resolve outside a job network
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in [paths.code_dir, env.get("PYTHONPATH", "")] if p
+    )
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if opts.custom_driver:
+        decoded = decode_hyperparameters(hyperparameters)
+        env.update(
+            {
+                "SM_ENTRY_SCRIPT": str(decoded.get("sagemaker_program") or ""),
+                "SM_SOURCE_DIR": paths.code_dir,
+                "SM_DISTRIBUTED_DRIVER_DIR": os.path.dirname(opts.custom_driver),
+                "SM_MASTER_ADDR": env["MASTER_ADDR"],
+                "SM_MASTER_PORT": MASTER_PORT,
+                "SM_HOST_COUNT": str(len(resource_cfg.get("hosts") or [1])),
+                "SM_CURRENT_HOST_RANK": str(
+                    sorted(resource_cfg.get("hosts") or ["algo-1"]).index(
+                        resource_cfg.get("current_host", "algo-1")
+                    )
+                ),
+            }
+        )
+    python = sys.executable or "python3"
+    cmd = plan_command(
+        paths,
+        hyperparameters,
+        resource_cfg,
+        num_gpus,
+        python,
+        command=command,
+        custom_driver=opts.custom_driver,
+        host_mode=opts.host_mode,
+    )
+    for directory in (paths.model_dir, paths.output_data_dir, paths.output_intermediate_dir):
+        os.makedirs(directory, exist_ok=True)
+    try:
+        if not opts.skip_requirements and not command:
+            _install_requirements(paths.code_dir, python)
+    except subprocess.CalledProcessError as exc:
+        _write_once(paths.failure_file, "InstallRequirementsError: pip exited with %d" % exc.returncode)
+        return 1
+    return _run(cmd, paths, env)
+
+
+def _run(cmd: List[str], paths: Paths, env: Dict[str, str]) -> int:
+    cwd = paths.code_dir if os.path.isdir(paths.code_dir) else None
+    try:
+        child = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        _write_once(paths.failure_file, "ExecuteUserScriptError: cannot start %s: %s" % (cmd[0], exc))
+        print("trainer-gui driver: cannot start %s: %s" % (cmd[0], exc), file=sys.stderr)
+        return 127
+
+    def forward(signum: int, _frame: Any) -> None:
+        try:
+            os.killpg(child.pid, signum)
+        except OSError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+
+    tail: Deque[str] = collections.deque(maxlen=20)
+
+    def pump() -> None:
+        assert child.stderr is not None
+        out = sys.stderr.buffer
+        for raw in iter(child.stderr.readline, b""):
+            out.write(raw)
+            out.flush()
+            tail.append(raw.decode("utf-8", "replace"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    code = child.wait()
+    reader.join(timeout=5)
+    if code < 0:
+        code = 128 - code
+    if code == 0:
+        _write_once(paths.success_file, "")
+    else:
+        _write_once(paths.failure_file, _failure_text(code, list(tail), cmd))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
