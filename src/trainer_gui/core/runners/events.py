@@ -6,6 +6,8 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from trainer_gui.core.metrics.types import MetricSample
+
 
 class JobStatus(str, enum.Enum):
     """SageMaker's primary statuses plus the local phases people want to see."""
@@ -65,3 +67,14 @@ class BackendInfo:
 
 
 JobEvent = StatusChanged | LogBatch | ArtifactReady | BackendInfo
+
+
+@dataclass(frozen=True)
+class MetricBatch:
+    """Samples parsed from a LogBatch; emitted by the job service, not by runners."""
+
+    job_id: str
+    samples: list[MetricSample]
+
+
+AnyEvent = JobEvent | MetricBatch

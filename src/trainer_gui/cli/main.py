@@ -1,0 +1,377 @@
+"""`trainer-gui`: the headless face of the app. Same core as the window.
+
+Bad input gets one clear line and exit code 2; nothing a user does prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from trainer_gui import __version__
+from trainer_gui.core.errors import UserError
+
+if TYPE_CHECKING:
+    from trainer_gui.core.jobs import JobService
+    from trainer_gui.core.runners.events import AnyEvent
+    from trainer_gui.core.store import JobRecord
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 3
+EXIT_DETACHED = 130
+
+log = logging.getLogger("trainer_gui")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="trainer-gui",
+        description="Train PyTorch models on this machine, in local Docker, or on SageMaker. "
+        "With no command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"trainer-gui {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    gui = sub.add_parser("gui", help="open the app (the default)")
+    gui.add_argument("project", nargs="?", help="a project folder to open")
+    gui.add_argument("--example", action="store_true", help="open the bundled example project")
+
+    run = sub.add_parser("run", help="run a job spec and follow it live")
+    run.add_argument("spec", help="job spec YAML file")
+    run.add_argument(
+        "--backend", choices=["local-process", "docker", "sagemaker"], help="override compute.backend"
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field (compute.instance_count=2) or a hyperparameter (epochs=3)",
+    )
+    run.add_argument("--python", help="interpreter for the local-process backend")
+    run.add_argument("--detach", action="store_true", help="start the job and return")
+    run.add_argument("--quiet", "-q", action="store_true", help="no log lines, only metrics")
+
+    jobs = sub.add_parser("jobs", help="list jobs")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--active", action="store_true", help="only jobs still running")
+
+    logs = sub.add_parser("logs", help="print a job's logs")
+    logs.add_argument("job", help="job id, name (newest) or id prefix")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
+    logs.add_argument("--host", help="only this host (algo-1, ...)")
+
+    stop = sub.add_parser("stop", help="stop a running job")
+    stop.add_argument("job")
+
+    show = sub.add_parser("show", help="a job's status history, metrics and artifacts")
+    show.add_argument("job")
+
+    spec = sub.add_parser("spec", help="work with job spec files")
+    spec_sub = spec.add_subparsers(dest="spec_command", parser_class=_Parser)
+    validate = spec_sub.add_parser("validate", help="check a spec and print what is wrong")
+    validate.add_argument("spec")
+    return parser
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _service() -> JobService:
+    from trainer_gui.core.jobs import JobService
+    from trainer_gui.core.store import Store
+
+    return JobService(Store())
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _fmt_value(value: float) -> str:
+    return f"{value:.6g}"
+
+
+class _Printer:
+    """Turns job events into terminal lines; called from runner threads, so it locks."""
+
+    def __init__(self, job_id: str, out: TextIO, quiet: bool) -> None:
+        self.job_id = job_id
+        self.out = out
+        self.quiet = quiet
+        self._lock = threading.Lock()
+
+    def __call__(self, event: AnyEvent) -> None:
+        from trainer_gui.core.runners.events import LogBatch, MetricBatch, StatusChanged
+
+        if getattr(event, "job_id", None) != self.job_id:
+            return
+        with self._lock:
+            if isinstance(event, StatusChanged):
+                suffix = f": {event.message}" if event.message else ""
+                first = event.message.splitlines()[0] if event.message else ""
+                if event.status.is_terminal and event.status.value == "Failed":
+                    self.out.write(f"==> {event.status.value}{suffix}\n")
+                else:
+                    self.out.write(f"==> {event.status.value}{': ' + first if first else ''}\n")
+            elif isinstance(event, LogBatch) and not self.quiet:
+                self.out.writelines(f"[{ln.host}] {ln.text}\n" for ln in event.lines)
+            elif isinstance(event, MetricBatch) and self.quiet:
+                for s in event.samples:
+                    step = f" step {s.step}" if s.step is not None else ""
+                    self.out.write(f"  {s.host} {s.name}={_fmt_value(s.value)}{step}\n")
+            self.out.flush()
+
+
+def _summary(service: JobService, record: JobRecord, out: TextIO) -> None:
+    out.write(f"\nJob {record.id}: {record.status} in {_duration(record.duration)}\n")
+    if record.failure_reason and record.status != "Completed":
+        out.write(f"Reason: {record.failure_reason.strip()}\n")
+    last = service.store.last_metrics(record.id)
+    if last:
+        out.write("Final metrics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in last.items()) + "\n")
+    artifacts = record.backend_ids.get("artifacts") or {}
+    if isinstance(artifacts, dict):
+        for kind, path in sorted(artifacts.items()):
+            out.write(f"{kind.capitalize()}: {path}\n")
+    out.write(f"Run folder: {record.run_dir}\n")
+
+
+def _exit_code(status: str) -> int:
+    return {"Completed": EXIT_OK, "Stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from trainer_gui.core.spec import apply_overrides, load_spec
+
+    spec = load_spec(args.spec)
+    overrides = list(args.overrides)
+    if args.backend:
+        overrides.append(f"compute.backend={args.backend}")
+    if overrides:
+        spec = apply_overrides(spec, overrides)
+    service = _service()
+    out = sys.stdout
+    handle = service.submit(spec, python=args.python)
+    job_id = handle.job_id
+    out.write(f"Started {job_id} on {spec.compute.backend.value}\n")
+    out.flush()
+    if args.detach:
+        handle.wait_started()
+        service.shutdown()
+        out.write(f"Follow it with: trainer-gui logs {job_id} --follow\n")
+        return EXIT_OK
+    service.subscribe(_Printer(job_id, out, args.quiet))
+    try:
+        while not handle.done:
+            handle.wait(0.2)
+    except KeyboardInterrupt:
+        service.shutdown()
+        out.write(
+            f"\nDetached; the job keeps running.\n  follow: trainer-gui logs {job_id} --follow\n"
+            f"  stop:   trainer-gui stop {job_id}\n"
+        )
+        return EXIT_DETACHED
+    record = service.get(job_id)
+    _summary(service, record, out)
+    return _exit_code(record.status)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    service = _service()
+    service.recover()  # bring statuses of jobs that ended meanwhile up to date
+    _settle(service)
+    records = service.store.list_jobs(limit=args.limit, active_only=args.active)
+    if not records and args.active:
+        print("No running jobs.")
+        return EXIT_OK
+    if not records:
+        print("No jobs yet. Start one with: trainer-gui run resources/examples/quickstart/job.yaml")
+        return EXIT_OK
+    rows = [("JOB", "BACKEND", "STATUS", "STARTED", "DURATION", "METRICS")]
+    for r in records:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at or r.created_at))
+        last = service.store.last_metrics(r.id)
+        metrics = " ".join(f"{k}={_fmt_value(v)}" for k, v in list(last.items())[:3])
+        rows.append((r.id, r.backend, r.status, started, _duration(r.duration), metrics))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+    return EXIT_OK
+
+
+def _settle(service: JobService, timeout: float = 3.0) -> None:
+    """Give re-attached followers a moment to finalise jobs that already ended."""
+    deadline = time.monotonic() + timeout
+    for record in service.store.list_jobs(active_only=True):
+        handle = service.handle(record.id)
+        if handle is not None:
+            handle.wait(max(0.0, deadline - time.monotonic()) / 5)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from trainer_gui.core.jobs import JOB_LOG, parse_log_line
+    from trainer_gui.core.runners.events import JobStatus
+
+    service = _service()
+    record = service.get(args.job)
+    if args.follow:
+        service.recover([record.id])
+    path = Path(record.run_dir) / "logs" / JOB_LOG
+    position = 0
+    out = sys.stdout
+    try:
+        while True:
+            if path.exists():
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    fh.seek(position)
+                    chunk = fh.read()
+                    position = fh.tell()
+                for line in chunk.splitlines():
+                    parsed = parse_log_line(line)
+                    if parsed is None:
+                        continue
+                    _, host, _stream, text = parsed
+                    if args.host and host != args.host:
+                        continue
+                    out.write(f"[{host}] {text}\n")
+                out.flush()
+            if not args.follow:
+                return EXIT_OK
+            record = service.get(record.id)
+            if JobStatus(record.status).is_terminal:
+                if path.exists() and path.stat().st_size == position:
+                    out.write(f"==> {record.status}\n")
+                    return _exit_code(record.status)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        service.shutdown()
+        return EXIT_DETACHED
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    service = _service()
+    record = service.get(args.job)
+    if record.status in ("Completed", "Failed", "Stopped"):
+        print(f"{record.id} already ended: {record.status}")
+        return EXIT_OK
+    print(f"Stopping {record.id} ...", flush=True)
+    record = service.stop(record.id, wait=120)
+    print(f"{record.id}: {record.status}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    service = _service()
+    record = service.get(args.job)
+    print(f"Job {record.id} ({record.backend})")
+    for entry in service.store.status_history(record.id):
+        when = time.strftime("%H:%M:%S", time.localtime(entry.at))
+        first = entry.message.splitlines()[0] if entry.message else ""
+        print(f"  {when}  {entry.status:<10} {first}")
+    _summary(service, record, sys.stdout)
+    return _exit_code(record.status) if record.status in ("Completed", "Failed", "Stopped") else 0
+
+
+def cmd_spec_validate(args: argparse.Namespace) -> int:
+    from trainer_gui.core.spec import load_spec
+
+    spec = load_spec(args.spec)
+    print(f"{args.spec}: OK ({spec.name}, {spec.compute.backend.value})")
+    return EXIT_OK
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from trainer_gui.ui.app import main as gui_main
+
+    project = args.project
+    if args.example:
+        from trainer_gui.core.paths import example_project
+
+        project = str(example_project())
+    return gui_main(project)
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("TRAINER_GUI_LOG", "WARNING").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _setup_logging()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        command = args.command or "gui"
+        if command == "gui" and not hasattr(args, "example"):
+            args = parser.parse_args(["gui"])
+        handlers = {
+            "gui": cmd_gui,
+            "run": cmd_run,
+            "jobs": cmd_jobs,
+            "logs": cmd_logs,
+            "stop": cmd_stop,
+            "show": cmd_show,
+        }
+        if command == "spec":
+            if args.spec_command != "validate":
+                raise UserError("use `trainer-gui spec validate SPEC.yaml`")
+            return cmd_spec_validate(args)
+        return handlers[command](args)
+    except UserError as exc:
+        print(f"trainer-gui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_DETACHED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the details
+        path = _write_crash_log()
+        print(f"trainer-gui: internal error: {exc!r} (details in {path})", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _write_crash_log() -> str:
+    import traceback
+
+    from trainer_gui.core.paths import data_home
+
+    try:
+        path = data_home() / "crash.log"
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(time.strftime("\n== %Y-%m-%d %H:%M:%S ==\n"))
+            fh.write(traceback.format_exc())
+        return str(path)
+    except OSError:
+        return "unavailable"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,343 @@
+"""The job service: starts jobs on a backend and turns runner events into stored state.
+
+CLI and GUI both go through it. Exactly one process ingests a given job at a time (a lock that
+the OS drops when the holder dies), so logs and metrics are stored once, and any process can
+take over a job whose follower went away, resuming from the stored offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer_gui.core.errors import JobNotFound, UserError
+from trainer_gui.core.locks import ProcessLock
+from trainer_gui.core.metrics import MetricsParser
+from trainer_gui.core.paths import runs_home
+from trainer_gui.core.runners.base import JobContext, JobHandle, Runner
+from trainer_gui.core.runners.events import (
+    AnyEvent,
+    ArtifactReady,
+    BackendInfo,
+    JobEvent,
+    JobStatus,
+    LogBatch,
+    MetricBatch,
+    StatusChanged,
+)
+from trainer_gui.core.spec import dump_spec, spec_from_text
+from trainer_gui.core.spec.model import Backend, JobSpec
+from trainer_gui.core.store import JobRecord, Store
+
+log = logging.getLogger(__name__)
+Listener = Callable[[AnyEvent], None]
+JOB_LOG = "job.log"
+
+
+def make_job_id(name: str) -> str:
+    """`<name>-<yyyymmdd-hhmmss>-<4 hex>`: unique, sortable, and a valid SageMaker job name."""
+    suffix = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    return f"{name[: 63 - len(suffix) - 1].rstrip('-')}-{suffix}"
+
+
+def format_log_line(t: float, host: str, stream: str, text: str) -> str:
+    return f"{t:.3f}\t{host}\t{stream}\t{text}\n"
+
+
+def parse_log_line(line: str) -> tuple[float, str, str, str] | None:
+    parts = line.rstrip("\n").split("\t", 3)
+    if len(parts) != 4:
+        return None
+    try:
+        return float(parts[0]), parts[1], parts[2], parts[3]
+    except ValueError:
+        return None
+
+
+def create_runner(backend: str) -> Runner:
+    """Backends are imported on first use, so the window opens without docker or boto3."""
+    if backend == Backend.LOCAL_PROCESS.value:
+        from trainer_gui.core.runners.local_process import LocalProcessRunner
+
+        return LocalProcessRunner()
+    if backend == Backend.DOCKER.value:
+        try:
+            from trainer_gui.core.runners.docker import DockerRunner  # type: ignore[import-not-found]
+        except ImportError:
+            raise UserError("the docker backend is not available in this build yet") from None
+        runner: Runner = DockerRunner()
+        return runner
+    if backend == Backend.SAGEMAKER.value:
+        try:
+            from trainer_gui.core.runners.sagemaker import (  # type: ignore[import-not-found]
+                SageMakerRunner,
+            )
+        except ImportError:
+            raise UserError("the sagemaker backend is not available in this build yet") from None
+        runner = SageMakerRunner()
+        return runner
+    raise UserError(f"unknown backend {backend!r}; use local-process, docker or sagemaker")
+
+
+class _Follower:
+    """Per-job ingest state: the parser, the text log and the lock that makes us the writer."""
+
+    def __init__(self, service: JobService, record: JobRecord, spec: JobSpec, lock: ProcessLock):
+        self.service = service
+        self.job_id = record.id
+        self.lock = lock
+        self.parser = MetricsParser(
+            [(m.name, m.regex) for m in spec.metric_definitions], auto_detect=True
+        )
+        self.log_path = Path(record.run_dir) / "logs" / JOB_LOG
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._io = threading.Lock()
+        self.closed = False
+
+    def __call__(self, event: JobEvent) -> None:
+        if self.closed:  # this process let go; whoever takes over resumes from stored offsets
+            return
+        try:
+            self._handle(event)
+        except Exception:  # noqa: BLE001 - never kill a runner thread over bookkeeping
+            log.exception("failed to record %r for job %s", type(event).__name__, self.job_id)
+
+    def _handle(self, event: JobEvent) -> None:
+        store = self.service.store
+        extra: AnyEvent | None = None
+        if isinstance(event, LogBatch):
+            with self._io:
+                samples = []
+                for line in event.lines:
+                    samples.extend(self.parser.parse_line(line.text, line.host, line.time))
+                if event.lines:
+                    with open(self.log_path, "a", encoding="utf-8") as fh:
+                        fh.writelines(
+                            format_log_line(ln.time, ln.host, ln.stream, ln.text) for ln in event.lines
+                        )
+                store.record_batch(self.job_id, event.offsets, samples)
+            if samples:
+                extra = MetricBatch(self.job_id, samples)
+        elif isinstance(event, StatusChanged):
+            store.set_status(self.job_id, event.status.value, event.message, event.time)
+        elif isinstance(event, BackendInfo):
+            store.update_backend_ids(self.job_id, dict(event.data))
+        elif isinstance(event, ArtifactReady):
+            record = store.get_job(self.job_id)
+            artifacts = dict((record.backend_ids.get("artifacts") or {}) if record else {})
+            artifacts[event.kind] = event.path
+            store.update_backend_ids(self.job_id, {"artifacts": artifacts})
+        self.service._notify(event)
+        if extra is not None:
+            self.service._notify(extra)
+        if isinstance(event, StatusChanged) and event.status.is_terminal:
+            self.service._release(self.job_id)
+
+
+class JobService:
+    def __init__(self, store: Store, runners: dict[str, Runner] | None = None) -> None:
+        self.store = store
+        self._runners: dict[str, Runner] = dict(runners or {})
+        self._listeners: list[Listener] = []
+        self._followers: dict[str, _Follower] = {}
+        self._handles: dict[str, JobHandle] = {}
+        self._lock = threading.RLock()
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def runner(self, backend: str) -> Runner:
+        with self._lock:
+            if backend not in self._runners:
+                self._runners[backend] = create_runner(backend)
+            return self._runners[backend]
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Listeners run on runner threads; the UI bridge batches them onto the GUI thread."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self, event: AnyEvent) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001
+                log.exception("job event listener failed")
+
+    def _release(self, job_id: str) -> None:
+        with self._lock:
+            follower = self._followers.pop(job_id, None)
+        if follower is not None:
+            with follower._io:
+                follower.closed = True
+            follower.lock.release()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def get(self, key: str) -> JobRecord:
+        record = self.store.get_job(key)
+        if record is None:
+            raise JobNotFound(f"no job {key!r}; `trainer-gui jobs` lists them")
+        return record
+
+    def spec_of(self, record: JobRecord) -> JobSpec:
+        spec = spec_from_text(record.spec_yaml, source=f"job {record.id}")
+        base = record.backend_ids.get("spec_base_dir")
+        return spec.with_base_dir(Path(str(base)) if base else None)
+
+    def context(self, record: JobRecord) -> JobContext:
+        return JobContext(
+            job_id=record.id,
+            spec=self.spec_of(record),
+            run_dir=Path(record.run_dir),
+            python=_str_or_none(record.backend_ids.get("python")),
+            offsets=self.store.get_offsets(record.id),
+            backend_ids=dict(record.backend_ids),
+            started_at=record.started_at,
+        )
+
+    def submit(
+        self,
+        spec: JobSpec,
+        project_id: int | None = None,
+        python: str | None = None,
+        job_id: str | None = None,
+    ) -> JobHandle:
+        """Check, record and start a job; returns at once with a handle to wait on."""
+        backend = spec.compute.backend.value
+        runner = self.runner(backend)
+        runner.check(spec, python)
+        job_id = job_id or make_job_id(spec.name)
+        run_dir = runs_home() / job_id
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / "job.yaml").write_text(dump_spec(spec), encoding="utf-8")
+        self.store.create_job(job_id, spec.name, backend, dump_spec(spec), str(run_dir), project_id)
+        ids: dict[str, Any] = {"spec_base_dir": str(spec.base_dir) if spec.base_dir else None}
+        if python:
+            ids["python"] = python
+        self.store.update_backend_ids(job_id, ids)
+        record = self.get(job_id)
+        follower = self._take(record, spec)
+        if follower is None:  # cannot happen for a new folder, but never ingest twice
+            raise UserError(f"job {job_id} is already followed by another process")
+        ctx = self.context(record)
+        ctx.spec = spec
+        handle = runner.submit(ctx, follower)
+        with self._lock:
+            self._handles[job_id] = handle
+        return handle
+
+    def _take(self, record: JobRecord, spec: JobSpec) -> _Follower | None:
+        with self._lock:
+            if record.id in self._followers:
+                return None
+            lock = ProcessLock(Path(record.run_dir) / ".follower.lock")
+            if not lock.acquire():
+                return None
+            follower = _Follower(self, record, spec, lock)
+            self._followers[record.id] = follower
+            return follower
+
+    def handle(self, job_id: str) -> JobHandle | None:
+        with self._lock:
+            return self._handles.get(job_id)
+
+    def is_followed_here(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._followers
+
+    def recover(self, job_ids: list[str] | None = None) -> list[str]:
+        """Re-attach to unfinished jobs nobody else follows; returns the ids taken over."""
+        taken = []
+        for record in self.store.list_jobs(active_only=True):
+            if job_ids is not None and record.id not in job_ids:
+                continue
+            if record.id in self._followers:
+                continue
+            try:
+                spec = self.spec_of(record)
+                runner = self.runner(record.backend)
+            except UserError as exc:
+                log.warning("cannot re-attach %s: %s", record.id, exc)
+                continue
+            follower = self._take(record, spec)
+            if follower is None:
+                continue
+            record = self.get(record.id)  # re-read after taking the lock: it may have ended
+            if JobStatus(record.status).is_terminal:
+                self._release(record.id)
+                continue
+            handle = runner.attach(self.context(record), follower)
+            with self._lock:
+                self._handles[record.id] = handle
+            taken.append(record.id)
+        for backend, runner in list(self._runners.items()):
+            try:
+                runner.cleanup_orphans({r.id for r in self.store.list_jobs(active_only=True)})
+            except UserError as exc:
+                log.info("no orphan cleanup for %s: %s", backend, exc)
+        return taken
+
+    def stop(self, key: str, wait: float | None = None) -> JobRecord:
+        """Stop a job from any process; the follower (here or elsewhere) records Stopped."""
+        record = self.get(key)
+        if JobStatus(record.status).is_terminal:
+            return record
+        ctx = self.context(record)
+        self.store.set_status(record.id, JobStatus.STOPPING.value, "Stop requested")
+        self.runner(record.backend).stop(ctx)
+        handle = self.handle(record.id)
+        if handle is None and record.id in self.recover([record.id]):
+            handle = self.handle(record.id)
+        if handle is not None:
+            handle.wait(wait)
+        return self.get(record.id)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Wait for a job this process follows, or poll the store for one followed elsewhere."""
+        handle = self.handle(job_id)
+        if handle is not None:
+            handle.wait(timeout)
+            return self.get(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.get(job_id)
+            if JobStatus(record.status).is_terminal:
+                return record
+            if deadline is not None and time.monotonic() > deadline:
+                return record
+            time.sleep(0.2)
+
+    def delete(self, key: str, remove_files: bool = True) -> None:
+        import shutil
+
+        record = self.get(key)
+        if not JobStatus(record.status).is_terminal:
+            raise UserError(f"job {record.id} is still {record.status}; stop it first")
+        self.store.delete_job(record.id)
+        if remove_files:
+            shutil.rmtree(record.run_dir, ignore_errors=True)
+
+    def shutdown(self) -> None:
+        """Let go of every job (they keep running); called when the window or CLI exits."""
+        with self._lock:
+            ids = list(self._followers)
+        for job_id in ids:
+            self._release(job_id)
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None

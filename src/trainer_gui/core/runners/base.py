@@ -1,0 +1,131 @@
+"""The interface every backend implements. Qt-free: results go out through a callback."""
+
+from __future__ import annotations
+
+import abc
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from trainer_gui.core.runners.events import JobEvent, JobStatus, StatusChanged
+from trainer_gui.core.spec.model import JobSpec
+
+EventSink = Callable[[JobEvent], None]
+
+
+def stop_grace_seconds() -> float:
+    """SIGTERM-to-SIGKILL grace. SageMaker waits 120 s; a desktop user rarely wants that."""
+    try:
+        return float(os.environ.get("TRAINER_GUI_STOP_GRACE", "30"))
+    except ValueError:
+        return 30.0
+
+
+@dataclass
+class JobContext:
+    """What a runner needs to start or re-attach to one job."""
+
+    job_id: str
+    spec: JobSpec
+    run_dir: Path
+    python: str | None = None
+    offsets: dict[tuple[str, str], str] = field(default_factory=dict)
+    backend_ids: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+
+    @property
+    def stop_marker(self) -> Path:
+        return self.run_dir / "stop-requested"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.run_dir / "artifacts"
+
+    def stop_requested(self) -> bool:
+        return self.stop_marker.exists()
+
+    def request_stop(self, reason: str = "Stopped by the user") -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.stop_marker.exists():
+            self.stop_marker.write_text(reason, encoding="utf-8")
+
+    def stop_reason(self) -> str:
+        try:
+            return self.stop_marker.read_text(encoding="utf-8").strip() or "Stopped by the user"
+        except OSError:
+            return "Stopped by the user"
+
+
+class JobHandle:
+    """A job being followed in this process: wait for it, or ask it to stop."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self._done = threading.Event()
+        self._started = threading.Event()
+        self._status: JobStatus | None = None
+        self._cancel_cb: Callable[[], None] | None = None
+
+    def _finish(self, status: JobStatus) -> None:
+        self._status = status
+        self._started.set()
+        self._done.set()
+
+    def mark_started(self) -> None:
+        """The job now runs on its own: this process may exit without harming it."""
+        self._started.set()
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        return self._started.wait(timeout)
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        self._cancel_cb = callback
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def status(self) -> JobStatus | None:
+        return self._status
+
+    def wait(self, timeout: float | None = None) -> JobStatus | None:
+        self._done.wait(timeout)
+        return self._status
+
+    def cancel(self) -> None:
+        if self._cancel_cb is not None and not self.done:
+            self._cancel_cb()
+
+
+class Runner(abc.ABC):
+    """One backend. `submit` starts a job; `attach` resumes following one started earlier."""
+
+    backend: ClassVar[str]
+
+    def check(self, spec: JobSpec, python: str | None = None) -> None:  # noqa: B027
+        """Raise a UserError before anything starts if this backend cannot run `spec`."""
+
+    @abc.abstractmethod
+    def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle: ...
+
+    @abc.abstractmethod
+    def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
+        """Follow a job started by an earlier process; finalise it if it ended meanwhile."""
+
+    @abc.abstractmethod
+    def stop(self, ctx: JobContext) -> None:
+        """Ask the job to stop (from any process); the follower records the final status."""
+
+    def cleanup_orphans(self, active_job_ids: set[str]) -> list[str]:
+        """Remove what this backend left running for jobs the store no longer tracks."""
+        del active_job_ids
+        return []
+
+
+def emit_status(sink: EventSink, job_id: str, status: JobStatus, message: str = "") -> None:
+    sink(StatusChanged(job_id, status, message, time.time()))

@@ -1,0 +1,365 @@
+"""The embedded default backend: the job runs as a process on this machine, no Docker needed.
+
+The run folder holds one host's /opt/ml tree (`hosts/algo-1`), and the stdlib driver from
+`core.contract.toolkit` runs the user's script inside it, so the script sees the same SM_*
+variables and argv as in a container. Output goes straight to files, so the job outlives the
+app; any later process re-attaches by tailing those files from the stored offsets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from trainer_gui.core import contract
+from trainer_gui.core.contract import HostLayout
+from trainer_gui.core.errors import BackendUnavailable, UserError
+from trainer_gui.core.runners import proc
+from trainer_gui.core.runners.artifacts import pack_job
+from trainer_gui.core.runners.base import (
+    EventSink,
+    JobContext,
+    JobHandle,
+    Runner,
+    emit_status,
+    stop_grace_seconds,
+)
+from trainer_gui.core.runners.events import (
+    ArtifactReady,
+    BackendInfo,
+    JobStatus,
+    LogBatch,
+    LogLine,
+)
+from trainer_gui.core.runners.tail import FileTail
+from trainer_gui.core.spec.model import Backend, JobSpec
+
+HOST = "algo-1"
+POLL_SECONDS = 0.1
+BATCH_LINES = 2000
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", "__pycache__", "*.pyc", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ipynb_checkpoints"
+)
+
+
+def default_python() -> str:
+    """The interpreter running the app, unless frozen (then whatever `python3` is on PATH)."""
+    if getattr(sys, "frozen", False):
+        return shutil.which("python3") or shutil.which("python") or "python3"
+    return sys.executable
+
+
+class LocalProcessRunner(Runner):
+    backend = Backend.LOCAL_PROCESS.value
+
+    def __init__(self, grace: float | None = None) -> None:
+        self.grace = stop_grace_seconds() if grace is None else grace
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self, spec: JobSpec, python: str | None = None) -> None:
+        python = python or default_python()
+        if spec.compute.instance_count != 1:
+            raise UserError(
+                "the local-process backend runs one host; use the docker backend for "
+                f"{spec.compute.instance_count} hosts"
+            )
+        resolved = shutil.which(python) if not os.path.isabs(python) else python
+        if not resolved or not os.path.exists(resolved):
+            raise BackendUnavailable(
+                f"Python interpreter {python!r} not found; pick another in the project settings"
+            )
+        if spec.source.command is not None and spec.distribution.kind == "none":
+            return
+        probe = subprocess.run(
+            [resolved, "-c", "import torch, sys; sys.stdout.write(torch.__version__)"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if probe.returncode != 0 and not spec.source.requirements:
+            raise BackendUnavailable(
+                f"PyTorch is not installed for {resolved}; install it there "
+                "(pip install torch), pick another interpreter in the project settings, "
+                "or add torch to the job's requirements.txt"
+            )
+
+    # -- start ------------------------------------------------------------------------------
+
+    def _layout(self, ctx: JobContext) -> HostLayout:
+        return HostLayout(HOST, ctx.run_dir / "hosts" / HOST)
+
+    def _prepare(self, ctx: JobContext, sink: EventSink) -> HostLayout:
+        spec = ctx.spec
+        root = ctx.run_dir / "hosts" / HOST
+        layout = contract.materialise_host(spec, ctx.job_id, HOST, root, seen_as=str(root))
+        if spec.source.source_dir and spec.source.command is None:
+            shutil.copytree(
+                spec.resolve(spec.source.source_dir),
+                layout.code_dir,
+                ignore=COPY_IGNORE,
+                dirs_exist_ok=True,
+            )
+        for dep in spec.source.dependencies:
+            src = spec.resolve(dep)
+            shutil.copytree(src, layout.code_dir / src.name, ignore=COPY_IGNORE, dirs_exist_ok=True)
+        if spec.source.requirements:
+            shutil.copyfile(spec.resolve(spec.source.requirements), layout.code_dir / "requirements.txt")
+        for channel in spec.channels:
+            _link(spec.resolve(channel.source), layout.channel_dir(channel.name))
+        if spec.distribution.kind == "custom" and spec.distribution.driver_dir:
+            _link(spec.resolve(spec.distribution.driver_dir), layout.channel_dir(contract.DRIVERS_CHANNEL))
+        if spec.checkpoint_dir and not spec.checkpoint_dir.startswith("s3://"):
+            persistent = spec.resolve(spec.checkpoint_dir)
+            persistent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(layout.checkpoints_dir, ignore_errors=True)
+            _link(persistent, layout.checkpoints_dir)
+        (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        del sink
+        return layout
+
+    def _python_for(self, ctx: JobContext, layout: HostLayout, sink: EventSink) -> str:
+        """A per-job venv (seeing the base interpreter's packages) only when requirements exist."""
+        python = ctx.python or default_python()
+        requirements = layout.code_dir / "requirements.txt"
+        if not requirements.is_file():
+            return python
+        venv = ctx.run_dir / "venv"
+        emit_status(sink, ctx.job_id, JobStatus.STARTING, "Installing requirements.txt")
+        bindir = "Scripts" if os.name == "nt" else "bin"
+        venv_python = venv / bindir / ("python.exe" if os.name == "nt" else "python")
+        log_path = ctx.run_dir / "logs" / f"{HOST}.setup"
+        with open(log_path, "ab") as log:
+            steps = [
+                [python, "-m", "venv", "--system-site-packages", str(venv)],
+                [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
+            ]
+            for step in steps:
+                code = subprocess.run(step, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+                if code != 0:
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                    raise UserError(
+                        "installing requirements.txt failed:\n" + "\n".join(tail)
+                    )
+        return str(venv_python)
+
+    def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
+        handle = JobHandle(ctx.job_id)
+        thread = threading.Thread(
+            target=self._start_and_follow, args=(ctx, sink, handle), name=f"job-{ctx.job_id}", daemon=True
+        )
+        handle.on_cancel(lambda: self.stop(ctx))
+        thread.start()
+        return handle
+
+    def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
+        emit_status(sink, ctx.job_id, JobStatus.STARTING, "Preparing the run folder")
+        try:
+            layout = self._prepare(ctx, sink)
+            python = self._python_for(ctx, layout, sink)
+            popen = self._spawn(ctx, layout, python)
+        except (OSError, UserError, subprocess.SubprocessError) as exc:
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not start the job: {exc}")
+            handle._finish(JobStatus.FAILED)
+            return
+        marker = proc.start_marker(popen.pid)
+        ctx.started_at = time.time()
+        sink(
+            BackendInfo(
+                ctx.job_id,
+                {"pid": popen.pid, "pgid": popen.pid, "start_marker": marker, "python": python},
+            )
+        )
+        ctx.backend_ids.update(pid=popen.pid, pgid=popen.pid, start_marker=marker)
+        handle.mark_started()
+        emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
+        self._follow(ctx, sink, handle, layout, popen)
+
+    def _spawn(self, ctx: JobContext, layout: HostLayout, python: str) -> subprocess.Popen[bytes]:
+        spec = ctx.spec
+        cmd = [
+            python,
+            str(contract.driver_path()),
+            "--base-dir",
+            str(layout.root),
+            "--host-mode",
+            "--skip-requirements",
+        ]
+        if spec.distribution.kind == "custom" and spec.distribution.driver_script:
+            cmd += [
+                "--custom-driver",
+                str(layout.channel_dir(contract.DRIVERS_CHANNEL) / spec.distribution.driver_script),
+            ]
+        if spec.source.command is not None:
+            cmd += ["--", *spec.source.command]
+        env = dict(os.environ)
+        env.update(spec.environment)
+        env["TRAINING_JOB_NAME"] = ctx.job_id
+        env["PYTHONUNBUFFERED"] = "1"
+        logs = ctx.run_dir / "logs"
+        with open(logs / f"{HOST}.stdout", "ab") as out, open(logs / f"{HOST}.stderr", "ab") as err:
+            kwargs: dict[str, object] = {}
+            if os.name == "nt":
+                kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+            else:
+                kwargs["start_new_session"] = True
+            return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+                cmd,
+                cwd=str(layout.code_dir),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                **kwargs,
+            )
+
+    # -- follow -----------------------------------------------------------------------------
+
+    def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
+        handle = JobHandle(ctx.job_id)
+        handle.on_cancel(lambda: self.stop(ctx))
+        layout = self._layout(ctx)
+        handle.mark_started()
+        thread = threading.Thread(
+            target=self._follow, args=(ctx, sink, handle, layout, None), name=f"job-{ctx.job_id}", daemon=True
+        )
+        thread.start()
+        return handle
+
+    def _alive(self, ctx: JobContext, popen: subprocess.Popen[bytes] | None) -> bool:
+        if popen is not None:
+            return popen.poll() is None
+        pid = int(ctx.backend_ids.get("pid") or 0)
+        marker = ctx.backend_ids.get("start_marker")
+        return proc.pid_alive(pid, str(marker) if marker else None)
+
+    def _follow(
+        self,
+        ctx: JobContext,
+        sink: EventSink,
+        handle: JobHandle,
+        layout: HostLayout,
+        popen: subprocess.Popen[bytes] | None,
+    ) -> None:
+        logs = ctx.run_dir / "logs"
+        tails = [
+            FileTail(logs / f"{HOST}.setup", HOST, "system", _offset(ctx, "system")),
+            FileTail(logs / f"{HOST}.stdout", HOST, "stdout", _offset(ctx, "stdout")),
+            FileTail(logs / f"{HOST}.stderr", HOST, "stderr", _offset(ctx, "stderr")),
+        ]
+        started = ctx.started_at or time.time()
+        deadline = started + ctx.spec.max_runtime_seconds
+        timed_out = False
+        try:
+            while self._alive(ctx, popen):
+                self._drain(ctx, sink, tails, final=False)
+                if time.time() > deadline and not timed_out:
+                    timed_out = True
+                    ctx.request_stop(
+                        f"MaxRuntimeExceeded: the job ran longer than {ctx.spec.max_runtime_seconds} s"
+                    )
+                    threading.Thread(target=self.stop, args=(ctx,), daemon=True).start()
+                time.sleep(POLL_SECONDS)
+            exit_code = popen.wait() if popen is not None else None
+            self._drain(ctx, sink, tails, final=True)
+            status = self._finalise(ctx, sink, layout, exit_code)
+        except Exception as exc:  # noqa: BLE001 - a follower must always end with a status
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}")
+            status = JobStatus.FAILED
+        handle._finish(status)
+
+    def _drain(self, ctx: JobContext, sink: EventSink, tails: list[FileTail], final: bool) -> None:
+        while True:
+            lines: list[LogLine] = []
+            for tail in tails:
+                lines.extend(tail.read(final=final))
+            if not lines:
+                return
+            lines.sort(key=lambda line: line.time)
+            offsets = {tail.key: str(tail.offset) for tail in tails}
+            for start in range(0, len(lines), BATCH_LINES):
+                chunk = lines[start : start + BATCH_LINES]
+                last = start + BATCH_LINES >= len(lines)
+                sink(LogBatch(ctx.job_id, chunk, offsets if last else {}))
+
+    def _finalise(
+        self, ctx: JobContext, sink: EventSink, layout: HostLayout, exit_code: int | None
+    ) -> JobStatus:
+        emit_status(sink, ctx.job_id, JobStatus.UPLOADING, "Packing model.tar.gz and output.tar.gz")
+        try:
+            model, output = pack_job([layout.root], ctx.artifacts_dir)
+            sink(ArtifactReady(ctx.job_id, "model", str(model)))
+            sink(ArtifactReady(ctx.job_id, "output", str(output)))
+            _copy_to_output_path(ctx, model, output)
+        except OSError as exc:
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Packing artifacts failed: {exc}")
+            return JobStatus.FAILED
+        if ctx.stop_requested():
+            status, message = JobStatus.STOPPED, ctx.stop_reason()
+        elif layout.succeeded() and (exit_code in (None, 0)):
+            status, message = JobStatus.COMPLETED, "Training job completed"
+        else:
+            reason = layout.failure_reason()
+            if not reason:
+                reason = (
+                    f"the job exited with code {exit_code}" if exit_code is not None
+                    else "the job process ended without writing /opt/ml/output/success"
+                )
+            status, message = JobStatus.FAILED, reason
+        emit_status(sink, ctx.job_id, status, message)
+        return status
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def stop(self, ctx: JobContext) -> None:
+        if not ctx.stop_requested():
+            ctx.request_stop()
+        pid = int(ctx.backend_ids.get("pid") or 0)
+        pgid = int(ctx.backend_ids.get("pgid") or pid)
+        marker = ctx.backend_ids.get("start_marker")
+        if pid and proc.pid_alive(pid, str(marker) if marker else None):
+            proc.terminate_group(pgid, pid, self.grace, str(marker) if marker else None)
+
+
+def _offset(ctx: JobContext, stream: str) -> int:
+    try:
+        return int(ctx.offsets.get((HOST, stream), "0"))
+    except ValueError:
+        return 0
+
+
+def _link(source: Path, target: Path) -> None:
+    """Expose a host folder inside the tree; a copy where symlinks are not allowed (Windows)."""
+    if target.is_symlink() or target.exists():
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        else:
+            shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_file():  # a channel is always a folder; a single file goes inside it
+        target.mkdir()
+        target = target / source.name
+    try:
+        target.symlink_to(source, target_is_directory=source.is_dir())
+    except OSError:
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+
+
+def _copy_to_output_path(ctx: JobContext, model: Path, output: Path) -> None:
+    """A local output_path gets SageMaker's `<path>/<job>/output/*.tar.gz` layout."""
+    target = ctx.spec.output_path
+    if not target or target.startswith("s3://"):
+        return
+    dest = ctx.spec.resolve(target) / ctx.job_id / "output"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(model, dest / model.name)
+    shutil.copy2(output, dest / output.name)

@@ -1,0 +1,63 @@
+"""Read log files that another process is still writing, resuming at a byte offset."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from trainer_gui.core.runners.events import LogLine
+
+MAX_LINE = 64 * 1024
+READ_CHUNK = 4 * 1024 * 1024
+
+
+def split_lines(data: bytes) -> tuple[list[bytes], int]:
+    """Complete lines in `data` and how many bytes they span; '\\r' ends a line too (tqdm)."""
+    end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+    if end < 0:
+        return [], 0
+    body = data[: end + 1].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return [line for line in body.split(b"\n") if line.strip()], end + 1
+
+
+def decode(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    return text if len(text) <= MAX_LINE else text[:MAX_LINE] + " …[line cut]"
+
+
+class FileTail:
+    """One (host, stream) source backed by a file; the offset is the byte count consumed."""
+
+    def __init__(self, path: Path, host: str, stream: str, offset: int = 0) -> None:
+        self.path = path
+        self.host = host
+        self.stream = stream
+        self.offset = offset
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.host, self.stream)
+
+    def read(self, final: bool = False) -> list[LogLine]:
+        """New complete lines; with `final`, a trailing partial line counts as complete."""
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return []
+        if size < self.offset:  # truncated or replaced: start again rather than read garbage
+            self.offset = 0
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(READ_CHUNK)
+        raws, used = split_lines(data)
+        if final and used < len(data) and len(data) < READ_CHUNK:
+            tail = data[used:]
+            if tail.strip():
+                raws.append(tail)
+            used = len(data)
+        self.offset += used
+        now = time.time()
+        return [LogLine(self.host, self.stream, decode(r), now) for r in raws]
