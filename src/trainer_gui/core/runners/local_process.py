@@ -54,6 +54,26 @@ def default_python() -> str:
     return sys.executable
 
 
+_TORCH_PROBES: dict[tuple[str, float], bool] = {}  # (interpreter, mtime) -> has torch
+
+
+def has_torch(python: str) -> bool:
+    """Whether `python` can import torch; remembered per interpreter file and mtime (it is slow)."""
+    # Not realpath: every venv's python links to the same base binary but sees other packages.
+    path = os.path.abspath(python)
+    cfg = Path(path).parent.parent / "pyvenv.cfg"
+    try:
+        key = (path, os.path.getmtime(cfg) if cfg.exists() else os.path.getmtime(path))
+    except OSError:
+        return False
+    if key not in _TORCH_PROBES:
+        probe = subprocess.run(
+            [python, "-c", "import torch"], capture_output=True, timeout=300, check=False
+        )
+        _TORCH_PROBES[key] = probe.returncode == 0
+    return _TORCH_PROBES[key]
+
+
 class LocalProcessRunner(Runner):
     backend = Backend.LOCAL_PROCESS.value
 
@@ -76,14 +96,7 @@ class LocalProcessRunner(Runner):
             )
         if spec.source.command is not None and spec.distribution.kind == "none":
             return
-        probe = subprocess.run(
-            [resolved, "-c", "import torch, sys; sys.stdout.write(torch.__version__)"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if probe.returncode != 0 and not spec.source.requirements:
+        if not has_torch(resolved) and not spec.source.requirements:
             raise BackendUnavailable(
                 f"PyTorch is not installed for {resolved}; install it there "
                 "(pip install torch), pick another interpreter in the project settings, "
@@ -140,8 +153,10 @@ class LocalProcessRunner(Runner):
                 [python, "-m", "venv", "--system-site-packages", str(venv)],
                 [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
             ]
-            for step in steps:
+            for i, step in enumerate(steps):
                 code = subprocess.run(step, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+                if i == 0 and code == 0:
+                    _inherit_site_packages(python, venv_python)
                 if code != 0:
                     tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
                     raise UserError(
@@ -325,6 +340,22 @@ class LocalProcessRunner(Runner):
         marker = ctx.backend_ids.get("start_marker")
         if pid and proc.pid_alive(pid, str(marker) if marker else None):
             proc.terminate_group(pgid, pid, self.grace, str(marker) if marker else None)
+
+
+def _inherit_site_packages(parent: str, venv_python: Path) -> None:
+    """Let the job venv see the project's interpreter's packages (torch!), even a venv's.
+
+    `--system-site-packages` only reaches the base installation, not a parent venv.
+    """
+    query = "import json, site, sysconfig; print(json.dumps([sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib'], *site.getsitepackages()]))"  # noqa: E501
+    parent_paths = subprocess.run([parent, "-c", query], capture_output=True, text=True, check=True)
+    child_paths = subprocess.run([str(venv_python), "-c", query], capture_output=True, text=True, check=True)
+    import json
+
+    mine = json.loads(child_paths.stdout)
+    extra = [p for p in dict.fromkeys(json.loads(parent_paths.stdout)) if p not in mine]
+    if extra:
+        Path(mine[0], "_trainer_gui_parent.pth").write_text("\n".join(extra) + "\n", encoding="utf-8")
 
 
 def _offset(ctx: JobContext, stream: str) -> int:

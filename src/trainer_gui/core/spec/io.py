@@ -112,10 +112,7 @@ def apply_overrides(spec: JobSpec, overrides: list[str]) -> JobSpec:
             raise SpecError([f"--set {item!r}: use key=value, e.g. --set epochs=3"])
         key, raw = item.split("=", 1)
         key = key.strip()
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = parse_scalar(raw)
         parts = key.split(".")
         if parts[0] not in top_fields:
             parts = ["hyperparameters", *parts]
@@ -127,6 +124,22 @@ def apply_overrides(spec: JobSpec, overrides: list[str]) -> JobSpec:
             node = child
         node[parts[-1]] = value
     return spec_from_dict(data, base_dir=spec.base_dir)
+
+
+def parse_scalar(raw: str) -> Any:
+    """`3` -> 3, `1e-3` -> 0.001 (YAML 1.1 would keep that a string), `[1, 2]` -> list, else str."""
+    text = raw.strip()
+    if not text:
+        return ""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return raw
 
 
 def load_hyperparameters_file(path: Path) -> dict[str, Any]:
