@@ -304,6 +304,8 @@ class JobService:
             handle = self.handle(record.id)
         if handle is not None:
             handle.wait(wait)
+        elif wait is None or wait > 0:
+            return self.wait(record.id, timeout=wait)  # another process follows and records it
         return self.get(record.id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
