@@ -73,7 +73,9 @@ def test_the_example_runs_end_to_end(app_home: Path) -> None:
 
 def test_a_failing_job_exits_non_zero_with_its_reason(app_home: Path, tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text("raise SystemExit('no data found')\n")
-    (tmp_path / "job.yaml").write_text("name: bad\nsource: {source_dir: ., entry_point: train.py}\n")
+    (tmp_path / "job.yaml").write_text(
+        "name: bad\nsource: {source_dir: ., entry_point: train.py}\n"
+    )
     result = cli("run", str(tmp_path / "job.yaml"))
     assert result.returncode == 1
     assert "Failed" in result.stdout and "no data found" in result.stdout

@@ -81,7 +81,9 @@ def test_sm_hp_variables_match_the_worked_example() -> None:
 
 
 def test_resourceconfig_has_the_full_real_sagemaker_shape() -> None:
-    spec = _spec(compute={"backend": "docker", "instance_count": 2, "instance_type": "ml.g5.xlarge"})
+    spec = _spec(
+        compute={"backend": "docker", "instance_count": 2, "instance_type": "ml.g5.xlarge"}
+    )
     assert contract.resource_config(spec, "algo-2") == {
         "current_host": "algo-2",
         "current_instance_type": "ml.g5.xlarge",

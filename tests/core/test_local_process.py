@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -260,7 +259,9 @@ def test_stop_from_another_service_records_stopped(app_home: Path, tmp_path: Pat
     first = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
     handle = first.submit(make_spec(tmp_path, LONG))
     _child_pid(first, handle.job_id)
-    other = JobService(Store(app_home / "db.sqlite3"), {"local-process": LocalProcessRunner(grace=3)})
+    other = JobService(
+        Store(app_home / "db.sqlite3"), {"local-process": LocalProcessRunner(grace=3)}
+    )
     other.stop(handle.job_id, wait=0)
     assert handle.wait(TIMEOUT) is not None
     assert store.get_job(handle.job_id).status == "Stopped"  # type: ignore[union-attr]
@@ -277,9 +278,7 @@ def test_torchrun_runs_several_processes_on_one_host(service: JobService, tmp_pa
         print(f"rank={dist.get_rank()} world={dist.get_world_size()} total={t.item()}", flush=True)
         dist.destroy_process_group()
     """
-    spec = make_spec(
-        tmp_path, script, distribution={"kind": "torchrun", "processes_per_host": 2}
-    )
+    spec = make_spec(tmp_path, script, distribution={"kind": "torchrun", "processes_per_host": 2})
     handle = service.submit(spec)
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
@@ -295,7 +294,13 @@ def test_a_plain_command_runs_with_the_contract_environment(
     spec = make_spec(
         tmp_path,
         "",
-        source={"command": [sys.executable, "-c", "import os; print('loss=' + os.environ['SM_NUM_GPUS'])"]},
+        source={
+            "command": [
+                sys.executable,
+                "-c",
+                "import os; print('loss=' + os.environ['SM_NUM_GPUS'])",
+            ]
+        },
         environment={"EXTRA": "1"},
     )
     handle = service.submit(spec)
@@ -308,7 +313,9 @@ def _tiny_wheel(folder: Path) -> Path:
     wheel = folder / "tinypkg-0.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("tinypkg.py", "VALUE = 42\n")
-        zf.writestr("tinypkg-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n")
+        zf.writestr(
+            "tinypkg-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n"
+        )
         zf.writestr(
             "tinypkg-0.1.dist-info/WHEEL",
             "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
@@ -323,7 +330,11 @@ def test_requirements_go_into_a_per_job_venv(service: JobService, tmp_path: Path
     spec = make_spec(
         tmp_path,
         "import tinypkg, torch\nprint(f'loss={tinypkg.VALUE}')\n",
-        source={"source_dir": "code", "entry_point": "train.py", "requirements": "requirements.txt"},
+        source={
+            "source_dir": "code",
+            "entry_point": "train.py",
+            "requirements": "requirements.txt",
+        },
     )
     handle = service.submit(spec)
     handle.wait(TIMEOUT)
@@ -331,7 +342,9 @@ def test_requirements_go_into_a_per_job_venv(service: JobService, tmp_path: Path
     assert record.status == "Completed", record.failure_reason
     assert service.store.last_metrics(record.id) == {"loss": 42.0}
     assert (Path(record.run_dir) / "venv").is_dir()
-    probe = subprocess.run([sys.executable, "-c", "import tinypkg"], capture_output=True, check=False)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import tinypkg"], capture_output=True, check=False
+    )
     assert probe.returncode != 0  # the app's own interpreter stayed clean
 
 
@@ -366,4 +379,3 @@ def test_sigterm_reaches_the_script(service: JobService, tmp_path: Path) -> None
     record = service.get(handle.job_id)
     assert record.status == "Stopped"
     assert "caught SIGTERM, saving" in (Path(record.run_dir) / "logs" / "job.log").read_text()
-

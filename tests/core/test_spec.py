@@ -63,7 +63,11 @@ def test_a_full_spec_validates(project: Path) -> None:
                 "region": "eu-west-1",
                 "tags": {"team": "ml"},
             },
-            source={"source_dir": "code", "entry_point": "train.py", "requirements": "requirements.txt"},
+            source={
+                "source_dir": "code",
+                "entry_point": "train.py",
+                "requirements": "requirements.txt",
+            },
         ),
         base_dir=project,
     )
@@ -78,27 +82,87 @@ def test_a_full_spec_validates(project: Path) -> None:
         ({"name": "-starts-with-hyphen"}, "name", "letters, digits and hyphens"),
         ({"name": "has_underscore"}, "name", "letters, digits and hyphens"),
         ({"name": "x" * 64}, "name", "1-63"),
-        ({"source": {"source_dir": "missing", "entry_point": "train.py"}}, "source.source_dir", "does not exist"),
-        ({"source": {"source_dir": "code", "entry_point": "nope.py"}}, "source", "not in the source folder"),
-        ({"source": {"source_dir": "code", "entry_point": "../x.py"}}, "source.entry_point", "inside the source folder"),
+        (
+            {"source": {"source_dir": "missing", "entry_point": "train.py"}},
+            "source.source_dir",
+            "does not exist",
+        ),
+        (
+            {"source": {"source_dir": "code", "entry_point": "nope.py"}},
+            "source",
+            "not in the source folder",
+        ),
+        (
+            {"source": {"source_dir": "code", "entry_point": "../x.py"}},
+            "source.entry_point",
+            "inside the source folder",
+        ),
         ({"source": {}}, "source", "give source_dir and entry_point"),
         ({"source": {"command": []}}, "source.command", "command is empty"),
-        ({"channels": [{"name": "bad name", "source": "data"}]}, "channels[0].name", "letters, digits"),
-        ({"channels": [{"name": "a", "source": "data"}, {"name": "a", "source": "data"}]}, "channels", "used twice"),
-        ({"channels": [{"name": "a", "source": "nowhere"}]}, "channels[0].source", "does not exist"),
-        ({"channels": [{"name": "a", "source": "s3://B_ad/x"}]}, "channels[0].source", "not a valid s3"),
-        ({"channels": [{"name": "a", "source": "http://x/y"}]}, "channels[0].source", "only local paths"),
-        ({"channels": [{"name": "a", "source": "data", "input_mode": "Pipe"}]}, "", "File mode only"),
+        (
+            {"channels": [{"name": "bad name", "source": "data"}]},
+            "channels[0].name",
+            "letters, digits",
+        ),
+        (
+            {"channels": [{"name": "a", "source": "data"}, {"name": "a", "source": "data"}]},
+            "channels",
+            "used twice",
+        ),
+        (
+            {"channels": [{"name": "a", "source": "nowhere"}]},
+            "channels[0].source",
+            "does not exist",
+        ),
+        (
+            {"channels": [{"name": "a", "source": "s3://B_ad/x"}]},
+            "channels[0].source",
+            "not a valid s3",
+        ),
+        (
+            {"channels": [{"name": "a", "source": "http://x/y"}]},
+            "channels[0].source",
+            "only local paths",
+        ),
+        (
+            {"channels": [{"name": "a", "source": "data", "input_mode": "Pipe"}]},
+            "",
+            "File mode only",
+        ),
         ({"hyperparameters": {f"k{i}": i for i in range(101)}}, "hyperparameters", "at most 100"),
         ({"hyperparameters": {"k" * 257: 1}}, "hyperparameters", "1-256"),
         ({"hyperparameters": {"k": "v" * 2500}}, "hyperparameters", "at most 2500"),
         ({"hyperparameters": {"sagemaker_program": "x"}}, "hyperparameters", "reserved"),
-        ({"metric_definitions": [{"name": "m", "regex": "loss=(["}]}, "metric_definitions[0].regex", "does not compile"),
-        ({"metric_definitions": [{"name": "m", "regex": "loss=[0-9]+"}]}, "metric_definitions[0].regex", "exactly one"),
-        ({"metric_definitions": [{"name": "m", "regex": "(a)=(b)"}]}, "metric_definitions[0].regex", "2 capture groups"),
-        ({"metric_definitions": [{"name": f"m{i}", "regex": "(x)"} for i in range(41)]}, "metric_definitions", "at most 40"),
-        ({"metric_definitions": [{"name": "m", "regex": "(x)"}, {"name": "m", "regex": "(y)"}]}, "metric_definitions", "defined twice"),
-        ({"compute": {"instance_count": 0}}, "compute.instance_count", "greater than or equal to 1"),
+        (
+            {"metric_definitions": [{"name": "m", "regex": "loss=(["}]},
+            "metric_definitions[0].regex",
+            "does not compile",
+        ),
+        (
+            {"metric_definitions": [{"name": "m", "regex": "loss=[0-9]+"}]},
+            "metric_definitions[0].regex",
+            "exactly one",
+        ),
+        (
+            {"metric_definitions": [{"name": "m", "regex": "(a)=(b)"}]},
+            "metric_definitions[0].regex",
+            "2 capture groups",
+        ),
+        (
+            {"metric_definitions": [{"name": f"m{i}", "regex": "(x)"} for i in range(41)]},
+            "metric_definitions",
+            "at most 40",
+        ),
+        (
+            {"metric_definitions": [{"name": "m", "regex": "(x)"}, {"name": "m", "regex": "(y)"}]},
+            "metric_definitions",
+            "defined twice",
+        ),
+        (
+            {"compute": {"instance_count": 0}},
+            "compute.instance_count",
+            "greater than or equal to 1",
+        ),
         ({"compute": {"instance_count": 2}}, "", "local-process backend runs one host"),
         ({"compute": {"gpus": -1}}, "compute.gpus", "0 or more"),
         ({"compute": {"instance_type": "m5.large"}}, "compute.instance_type", "pattern"),
@@ -141,7 +205,13 @@ def test_channels_may_be_written_as_a_mapping(project: Path) -> None:
 def test_yaml_round_trips(project: Path) -> None:
     spec = spec_from_dict(
         _valid(
-            hyperparameters={"epochs": 3, "lr": 1e-3, "layers": [64, 32], "opt": {"b": 0.9}, "flag": True},
+            hyperparameters={
+                "epochs": 3,
+                "lr": 1e-3,
+                "layers": [64, 32],
+                "opt": {"b": 0.9},
+                "flag": True,
+            },
             metric_definitions=[{"name": "loss", "regex": "loss=([0-9.]+)"}],
             environment={"A": "1"},
         ),
@@ -186,7 +256,8 @@ def test_paths_resolve_against_the_spec_file_folder(project: Path) -> None:
 def test_overrides_reach_fields_and_hyperparameters(project: Path) -> None:
     spec = spec_from_dict(_valid(), base_dir=project)
     changed = apply_overrides(
-        spec, ["epochs=7", "lr=1e-3", "compute.backend=docker", "compute.instance_count=2", "name=other"]
+        spec,
+        ["epochs=7", "lr=1e-3", "compute.backend=docker", "compute.instance_count=2", "name=other"],
     )
     assert changed.hyperparameters == {"epochs": 7, "lr": 1e-3}
     assert changed.compute.backend is Backend.DOCKER and changed.compute.instance_count == 2

@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a job spec and follow it live")
     run.add_argument("spec", help="job spec YAML file")
     run.add_argument(
-        "--backend", choices=["local-process", "docker", "sagemaker"], help="override compute.backend"
+        "--backend",
+        choices=["local-process", "docker", "sagemaker"],
+        help="override compute.backend",
     )
     run.add_argument(
         "--set",
@@ -153,7 +155,9 @@ def _summary(service: JobService, record: JobRecord, out: TextIO) -> None:
         out.write(f"Reason: {record.failure_reason.strip()}\n")
     last = service.store.last_metrics(record.id)
     if last:
-        out.write("Final metrics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in last.items()) + "\n")
+        out.write(
+            "Final metrics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in last.items()) + "\n"
+        )
     artifacts = record.backend_ids.get("artifacts") or {}
     if isinstance(artifacts, dict):
         for kind, path in sorted(artifacts.items()):
@@ -266,10 +270,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
             if not args.follow:
                 return EXIT_OK
             record = service.get(record.id)
-            if JobStatus(record.status).is_terminal:
-                if path.exists() and path.stat().st_size == position:
-                    out.write(f"==> {record.status}\n")
-                    return _exit_code(record.status)
+            drained = path.exists() and path.stat().st_size == position
+            if JobStatus(record.status).is_terminal and drained:
+                out.write(f"==> {record.status}\n")
+                return _exit_code(record.status)
             time.sleep(0.2)
     except KeyboardInterrupt:
         service.shutdown()
@@ -321,7 +325,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def _setup_logging() -> None:
     level = os.environ.get("TRAINER_GUI_LOG", "WARNING").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -352,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_DETACHED
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the details
+    except Exception as exc:
         path = _write_crash_log()
         print(f"trainer-gui: internal error: {exc!r} (details in {path})", file=sys.stderr)
         return EXIT_FAILED

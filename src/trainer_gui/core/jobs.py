@@ -104,7 +104,7 @@ class _Follower:
             return
         try:
             self._handle(event)
-        except Exception:  # noqa: BLE001 - never kill a runner thread over bookkeeping
+        except Exception:
             log.exception("failed to record %r for job %s", type(event).__name__, self.job_id)
 
     def _handle(self, event: JobEvent) -> None:
@@ -118,7 +118,8 @@ class _Follower:
                 if event.lines:
                     with open(self.log_path, "a", encoding="utf-8") as fh:
                         fh.writelines(
-                            format_log_line(ln.time, ln.host, ln.stream, ln.text) for ln in event.lines
+                            format_log_line(ln.time, ln.host, ln.stream, ln.text)
+                            for ln in event.lines
                         )
                 store.record_batch(self.job_id, event.offsets, samples)
             if samples:
@@ -174,7 +175,7 @@ class JobService:
         for listener in listeners:
             try:
                 listener(event)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("job event listener failed")
 
     def _release(self, job_id: str) -> None:

@@ -29,7 +29,7 @@ def runs_home() -> Path:
 
 
 def resources_root() -> Path:
-    """The `resources/` folder, found the same way from a source tree, a wheel or a frozen bundle."""
+    """The `resources/` folder, found the same way from source, a wheel or a frozen bundle."""
     frozen_root = getattr(sys, "_MEIPASS", None)
     if frozen_root:
         return Path(frozen_root) / "resources"

@@ -24,7 +24,8 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 DEFAULT_BASE_DIR = "/opt/ml"
 MASTER_PORT = "7777"
@@ -50,14 +51,14 @@ PROCESSES_PER_HOST_KEY = "sagemaker_mpi_num_of_processes_per_host"
 # -- hyperparameters ------------------------------------------------------------------------------
 
 
-def encode_hyperparameters(hyperparameters: Mapping[str, Any]) -> Dict[str, str]:
+def encode_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
     """V2 SDK encoding: every value `json.dumps`-ed, so "resnet" travels as '"resnet"'."""
     return {str(k): json.dumps(v) for k, v in hyperparameters.items()}
 
 
-def decode_hyperparameters(raw: Mapping[str, str]) -> Dict[str, Any]:
+def decode_hyperparameters(raw: Mapping[str, str]) -> dict[str, Any]:
     """Toolkit decoding: `json.loads` each value, the raw string where that fails."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in raw.items():
         try:
             out[key] = json.loads(value)
@@ -66,7 +67,7 @@ def decode_hyperparameters(raw: Mapping[str, str]) -> Dict[str, Any]:
     return out
 
 
-def split_hyperparameters(decoded: Mapping[str, Any]) -> "tuple[Dict[str, Any], Dict[str, Any]]":
+def split_hyperparameters(decoded: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(user hyperparameters, framework parameters) as the toolkit splits them."""
     user = {}
     framework = {}
@@ -80,9 +81,9 @@ def split_hyperparameters(decoded: Mapping[str, Any]) -> "tuple[Dict[str, Any], 
     return user, framework
 
 
-def to_cmd_args(hyperparameters: Mapping[str, Any]) -> List[str]:
+def to_cmd_args(hyperparameters: Mapping[str, Any]) -> list[str]:
     """Toolkit `mapping.to_cmd_args`: sorted keys, `-k` for one-letter keys, dicts as k=v,..."""
-    args: List[str] = []
+    args: list[str] = []
     for key in sorted(hyperparameters):
         value = hyperparameters[key]
         args.append(("-" if len(key) == 1 else "--") + key)
@@ -107,7 +108,7 @@ def env_value(value: Any) -> str:
 
 def resource_config(
     current_host: str, hosts: Sequence[str], instance_type: str, interface: str = DEFAULT_INTERFACE
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """The full shape real SageMaker writes (not local mode's cut-down one)."""
     return {
         "current_host": current_host,
@@ -125,11 +126,11 @@ def resource_config(
     }
 
 
-def input_data_config(channels: Mapping[str, Optional[str]]) -> Dict[str, Dict[str, str]]:
+def input_data_config(channels: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
     """`{channel: content type or None}` -> inputdataconfig.json as SageMaker writes it."""
-    out: Dict[str, Dict[str, str]] = {}
+    out: dict[str, dict[str, str]] = {}
     for name, content_type in channels.items():
-        entry: Dict[str, str] = {}
+        entry: dict[str, str] = {}
         if content_type:
             entry["ContentType"] = content_type
         entry.update(
@@ -184,9 +185,9 @@ def build_environment(
     resource_cfg: Mapping[str, Any],
     input_data_cfg: Mapping[str, Any],
     num_gpus: int = 0,
-    num_cpus: Optional[int] = None,
-    environ: Optional[Mapping[str, str]] = None,
-) -> Dict[str, str]:
+    num_cpus: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Every SM_* variable the toolkit exports (section 1.6), plus the PyTorch toolkit's."""
     environ = dict(os.environ if environ is None else environ)
     decoded = decode_hyperparameters(hyperparameters)
@@ -215,7 +216,7 @@ def build_environment(
     if num_cpus is None:
         num_cpus = multiprocessing.cpu_count()
 
-    training_env: Dict[str, Any] = {
+    training_env: dict[str, Any] = {
         "additional_framework_parameters": framework_params,
         "channel_input_dirs": channel_dirs,
         "current_host": current_host,
@@ -253,7 +254,7 @@ def build_environment(
         "resource_config": dict(resource_cfg),
         "user_entry_point": entry_point,
     }
-    exported: Dict[str, Any] = {
+    exported: dict[str, Any] = {
         "model_dir": paths.model_dir,
         "channels": channels,
         "hps": user_hps,
@@ -326,7 +327,7 @@ def torchrun_command(
     args: Sequence[str],
     torchrun: Sequence[str] = ("torchrun",),
     standalone: bool = False,
-) -> List[str]:
+) -> list[str]:
     """`torch_distributed.py` `_create_command`; rendezvous flags only for several hosts.
 
     `standalone` (one host on a shared machine) asks torchrun for a free port instead of 29500,
@@ -347,7 +348,7 @@ def torchrun_command(
     return [*cmd, entry_point, *args]
 
 
-def script_command(entry_point: str, args: Sequence[str], python: str) -> List[str]:
+def script_command(entry_point: str, args: Sequence[str], python: str) -> list[str]:
     """`process.py` `_create_command`: .py with Python, anything else through /bin/sh."""
     if entry_point.endswith(".py"):
         return [python, entry_point, *args]
@@ -382,7 +383,7 @@ def _failure_text(code: int, tail: Sequence[str], cmd: Sequence[str]) -> str:
     message = "\n".join(line.rstrip() for line in tail).strip()
     return (
         "AlgorithmError: ExecuteUserScriptError:\n"
-        "ExitCode %d\nErrorMessage \"%s\"\nCommand \"%s\"" % (code, message, " ".join(cmd))
+        'ExitCode %d\nErrorMessage "%s"\nCommand "%s"' % (code, message, " ".join(cmd))
     )
 
 
@@ -402,9 +403,9 @@ def plan_command(
     num_gpus: int,
     python: str,
     command: Sequence[str] = (),
-    custom_driver: Optional[str] = None,
+    custom_driver: str | None = None,
     host_mode: bool = False,
-) -> List[str]:
+) -> list[str]:
     """The one command the driver starts, chosen the way the PyTorch toolkit chooses it."""
     if command:
         return list(command)
@@ -434,11 +435,13 @@ def _install_requirements(code_dir: str, python: str) -> None:
         subprocess.run([python, "-m", "pip", "install", "-r", req], check=True)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="trainer-gui-driver", description="Run a training job under the SageMaker contract."
     )
-    parser.add_argument("--base-dir", default=os.environ.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
+    parser.add_argument(
+        "--base-dir", default=os.environ.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR)
+    )
     parser.add_argument("--custom-driver", default=None)
     parser.add_argument("--host-mode", action="store_true", help="running on the host, not Docker")
     parser.add_argument("--skip-requirements", action="store_true")
@@ -458,9 +461,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         del env["NCCL_SOCKET_IFNAME"]  # e.g. on the host: let NCCL pick
     if opts.host_mode and len(resource_cfg.get("hosts") or []) <= 1:
         env["MASTER_ADDR"] = "127.0.0.1"  # algo-1 does not resolve outside a job network
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [paths.code_dir, env.get("PYTHONPATH", "")] if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [paths.code_dir, env.get("PYTHONPATH", "")] if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if opts.custom_driver:
         decoded = decode_hyperparameters(hyperparameters)
@@ -496,17 +497,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not opts.skip_requirements and not command:
             _install_requirements(paths.code_dir, python)
     except subprocess.CalledProcessError as exc:
-        _write_once(paths.failure_file, "InstallRequirementsError: pip exited with %d" % exc.returncode)
+        _write_once(
+            paths.failure_file, "InstallRequirementsError: pip exited with %d" % exc.returncode
+        )
         return 1
     return _run(cmd, paths, env)
 
 
-def _run(cmd: List[str], paths: Paths, env: Dict[str, str]) -> int:
+def _run(cmd: list[str], paths: Paths, env: dict[str, str]) -> int:
     cwd = paths.code_dir if os.path.isdir(paths.code_dir) else None
     try:
-        child = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, start_new_session=True)
+        child = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, start_new_session=True
+        )
     except OSError as exc:
-        _write_once(paths.failure_file, "ExecuteUserScriptError: cannot start %s: %s" % (cmd[0], exc))
+        _write_once(
+            paths.failure_file, "ExecuteUserScriptError: cannot start %s: %s" % (cmd[0], exc)
+        )
         print("trainer-gui driver: cannot start %s: %s" % (cmd[0], exc), file=sys.stderr)
         return 127
 
@@ -519,7 +526,7 @@ def _run(cmd: List[str], paths: Paths, env: Dict[str, str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
 
-    tail: Deque[str] = collections.deque(maxlen=20)
+    tail: collections.deque[str] = collections.deque(maxlen=20)
 
     def pump() -> None:
         assert child.stderr is not None

@@ -43,7 +43,14 @@ HOST = "algo-1"
 POLL_SECONDS = 0.1
 BATCH_LINES = 2000
 COPY_IGNORE = shutil.ignore_patterns(
-    ".git", "__pycache__", "*.pyc", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ipynb_checkpoints"
+    ".git",
+    "__pycache__",
+    "*.pyc",
+    ".venv",
+    "venv",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ipynb_checkpoints",
 )
 
 
@@ -123,11 +130,16 @@ class LocalProcessRunner(Runner):
             src = spec.resolve(dep)
             shutil.copytree(src, layout.code_dir / src.name, ignore=COPY_IGNORE, dirs_exist_ok=True)
         if spec.source.requirements:
-            shutil.copyfile(spec.resolve(spec.source.requirements), layout.code_dir / "requirements.txt")
+            shutil.copyfile(
+                spec.resolve(spec.source.requirements), layout.code_dir / "requirements.txt"
+            )
         for channel in spec.channels:
             _link(spec.resolve(channel.source), layout.channel_dir(channel.name))
         if spec.distribution.kind == "custom" and spec.distribution.driver_dir:
-            _link(spec.resolve(spec.distribution.driver_dir), layout.channel_dir(contract.DRIVERS_CHANNEL))
+            _link(
+                spec.resolve(spec.distribution.driver_dir),
+                layout.channel_dir(contract.DRIVERS_CHANNEL),
+            )
         if spec.checkpoint_dir and not spec.checkpoint_dir.startswith("s3://"):
             persistent = spec.resolve(spec.checkpoint_dir)
             persistent.mkdir(parents=True, exist_ok=True)
@@ -151,23 +163,34 @@ class LocalProcessRunner(Runner):
         with open(log_path, "ab") as log:
             steps = [
                 [python, "-m", "venv", "--system-site-packages", str(venv)],
-                [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
+                [
+                    str(venv_python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(requirements),
+                ],
             ]
             for i, step in enumerate(steps):
-                code = subprocess.run(step, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+                code = subprocess.run(
+                    step, stdout=log, stderr=subprocess.STDOUT, check=False
+                ).returncode
                 if i == 0 and code == 0:
                     _inherit_site_packages(python, venv_python)
                 if code != 0:
                     tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                    raise UserError(
-                        "installing requirements.txt failed:\n" + "\n".join(tail)
-                    )
+                    raise UserError("installing requirements.txt failed:\n" + "\n".join(tail))
         return str(venv_python)
 
     def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
         handle = JobHandle(ctx.job_id)
         thread = threading.Thread(
-            target=self._start_and_follow, args=(ctx, sink, handle), name=f"job-{ctx.job_id}", daemon=True
+            target=self._start_and_follow,
+            args=(ctx, sink, handle),
+            name=f"job-{ctx.job_id}",
+            daemon=True,
         )
         handle.on_cancel(lambda: self.stop(ctx))
         thread.start()
@@ -224,7 +247,7 @@ class LocalProcessRunner(Runner):
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
             else:
                 kwargs["start_new_session"] = True
-            return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            return subprocess.Popen(  # type: ignore[call-overload]
                 cmd,
                 cwd=str(layout.code_dir),
                 env=env,
@@ -242,7 +265,10 @@ class LocalProcessRunner(Runner):
         layout = self._layout(ctx)
         handle.mark_started()
         thread = threading.Thread(
-            target=self._follow, args=(ctx, sink, handle, layout, None), name=f"job-{ctx.job_id}", daemon=True
+            target=self._follow,
+            args=(ctx, sink, handle, layout, None),
+            name=f"job-{ctx.job_id}",
+            daemon=True,
         )
         thread.start()
         return handle
@@ -277,15 +303,18 @@ class LocalProcessRunner(Runner):
                 if time.time() > deadline and not timed_out:
                     timed_out = True
                     ctx.request_stop(
-                        f"MaxRuntimeExceeded: the job ran longer than {ctx.spec.max_runtime_seconds} s"
+                        "MaxRuntimeExceeded: the job ran longer than "
+                        f"{ctx.spec.max_runtime_seconds} s"
                     )
                     threading.Thread(target=self.stop, args=(ctx,), daemon=True).start()
                 time.sleep(POLL_SECONDS)
             exit_code = popen.wait() if popen is not None else None
             self._drain(ctx, sink, tails, final=True)
             status = self._finalise(ctx, sink, layout, exit_code)
-        except Exception as exc:  # noqa: BLE001 - a follower must always end with a status
-            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}")
+        except Exception as exc:
+            emit_status(
+                sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}"
+            )
             status = JobStatus.FAILED
         handle._finish(status)
 
@@ -323,7 +352,8 @@ class LocalProcessRunner(Runner):
             reason = layout.failure_reason()
             if not reason:
                 reason = (
-                    f"the job exited with code {exit_code}" if exit_code is not None
+                    f"the job exited with code {exit_code}"
+                    if exit_code is not None
                     else "the job process ended without writing /opt/ml/output/success"
                 )
             status, message = JobStatus.FAILED, reason
@@ -349,13 +379,17 @@ def _inherit_site_packages(parent: str, venv_python: Path) -> None:
     """
     query = "import json, site, sysconfig; print(json.dumps([sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib'], *site.getsitepackages()]))"  # noqa: E501
     parent_paths = subprocess.run([parent, "-c", query], capture_output=True, text=True, check=True)
-    child_paths = subprocess.run([str(venv_python), "-c", query], capture_output=True, text=True, check=True)
+    child_paths = subprocess.run(
+        [str(venv_python), "-c", query], capture_output=True, text=True, check=True
+    )
     import json
 
     mine = json.loads(child_paths.stdout)
     extra = [p for p in dict.fromkeys(json.loads(parent_paths.stdout)) if p not in mine]
     if extra:
-        Path(mine[0], "_trainer_gui_parent.pth").write_text("\n".join(extra) + "\n", encoding="utf-8")
+        Path(mine[0], "_trainer_gui_parent.pth").write_text(
+            "\n".join(extra) + "\n", encoding="utf-8"
+        )
 
 
 def _offset(ctx: JobContext, stream: str) -> int:

@@ -1,7 +1,7 @@
-"""The job spec: one pydantic model that forms, YAML files, the CLI and SageMaker requests derive from.
+"""The job spec: one pydantic model that forms, YAML, the CLI and SageMaker requests derive from.
 
-Limits mirror CreateTrainingJob (botocore service model) so a spec that validates here is accepted by
-SageMaker too. Every message says which field is wrong and how to fix it.
+Limits mirror CreateTrainingJob (botocore service model) so a spec that validates here is
+accepted by SageMaker too. Every message says which field is wrong and how to fix it.
 """
 
 from __future__ import annotations
@@ -91,7 +91,9 @@ class SourceSpec(_Model):
     """What runs: a script in a source folder (SageMaker script mode) or a plain command."""
 
     source_dir: str | None = Field(
-        None, title="Source folder", description="Folder with your training code; packed and sent as-is."
+        None,
+        title="Source folder",
+        description="Folder with your training code; packed and sent as-is.",
     )
     entry_point: str | None = Field(
         None, title="Entry script", description="Script inside the source folder, e.g. train.py."
@@ -155,9 +157,7 @@ class SourceSpec(_Model):
     def _script_or_command(self, info: ValidationInfo) -> SourceSpec:
         if self.command is None:
             if not self.source_dir or not self.entry_point:
-                raise ValueError(
-                    "give source_dir and entry_point (a script to run), or a command"
-                )
+                raise ValueError("give source_dir and entry_point (a script to run), or a command")
             base = _base_dir(info)
             if base is not None and not is_remote(self.source_dir):
                 script = resolve_path(base, self.source_dir) / self.entry_point
@@ -250,11 +250,10 @@ class ChannelSpec(_Model):
     name: str = Field(
         ...,
         title="Channel name",
-        description="Letters, digits, '.', '-' and '_' (e.g. train, test); seen as SM_CHANNEL_<NAME>.",
+        description="Letters, digits, '.', '-' and '_' (e.g. train, test); the script sees "
+        "it as SM_CHANNEL_<NAME>.",
     )
-    source: str = Field(
-        ..., title="Data", description="A local folder or file, or an s3:// URI."
-    )
+    source: str = Field(..., title="Data", description="A local folder or file, or an s3:// URI.")
     content_type: str | None = Field(None, title="Content type", description="e.g. text/csv.")
     input_mode: Literal["File", "FastFile", "Pipe"] = Field(
         "File", title="Input mode", description="Local backends support File only."
@@ -335,9 +334,7 @@ class SageMakerSettings(_Model):
     @classmethod
     def _role_arn(cls, v: str | None) -> str | None:
         if v and not ROLE_ARN_RE.match(v):
-            raise ValueError(
-                f"{v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/Name)"
-            )
+            raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/Name)")
         return v
 
     @field_validator("region")
@@ -368,7 +365,7 @@ class SageMakerSettings(_Model):
 
 
 class JobSpec(_Model):
-    """Everything a training job is. The single source of truth for forms, YAML, CLI and requests."""
+    """Everything a training job is: the one source of truth for forms, YAML, CLI and requests."""
 
     name: str = Field(
         ...,
@@ -596,4 +593,3 @@ def check_hyperparameters(v: dict[str, Any]) -> None:
                 f"hyperparameter {key!r} is {len(encoded)} chars once encoded; at most "
                 f"{MAX_HP_VALUE} (put large values in a file in a channel)"
             )
-
