@@ -1,0 +1,39 @@
+"""Shared setup for the widget tests: offscreen Qt, a throwaway data folder, no stray pool tasks.
+
+Test files add their own fixtures; only what every UI test needs lives here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything creates the QApplication: no display needed, same pixels everywhere.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# pyqtgraph picks PySide6 even where PyQt is installed too (style-anchors 2.1).
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+POOL_WAIT_MS = 10_000
+
+
+@pytest.fixture
+def trainer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty `TRAINER_GUI_HOME` for the test (store, runs, settings all go there)."""
+    home = tmp_path / "trainer-home"
+    home.mkdir()
+    monkeypatch.setenv("TRAINER_GUI_HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_pool_tasks() -> Iterator[None]:
+    """Fail a test that leaves QThreadPool work running (it would outlive its widgets)."""
+    yield
+    from PySide6.QtCore import QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    if not pool.waitForDone(POOL_WAIT_MS):
+        pytest.fail(f"QThreadPool tasks still running {POOL_WAIT_MS} ms after the test")

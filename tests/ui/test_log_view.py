@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette, QTextCursor
+from pytestqt.qtbot import QtBot
+
+from trainer_gui.core.jobs import JOB_LOG, format_log_line
+from trainer_gui.core.runners.events import LogLine
+from trainer_gui.ui.log_view import LogView, read_log_tail
+
+JOB = "job-1"
+
+
+def lines(n: int, start: int = 0, host: str = "algo-1", stream: str = "stdout") -> list[LogLine]:
+    return [LogLine(host, stream, f"{host} line {i}", 1000.0 + i) for i in range(start, start + n)]
+
+
+@pytest.fixture
+def view(qtbot: QtBot) -> LogView:
+    widget = LogView()
+    qtbot.addWidget(widget)
+    widget.resize(800, 400)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_job(JOB, None)
+    return widget
+
+
+def write_job_log(run_dir: Path, items: list[LogLine]) -> Path:
+    path = run_dir / "logs" / JOB_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(format_log_line(ln.time, ln.host, ln.stream, ln.text) for ln in items)
+    return path
+
+
+def test_memory_is_bounded_by_max_lines_and_oldest_lines_go_first(qtbot: QtBot) -> None:
+    view = LogView(max_lines=100)
+    qtbot.addWidget(view)
+    view.set_job(JOB, None)
+    for batch in range(10):
+        view.append_lines(JOB, lines(100, start=batch * 100))
+    assert view.line_count() == 100
+    assert view.text.document().blockCount() == 100
+    shown = view.shown_text().splitlines()
+    assert shown[0] == "algo-1 line 900"
+    assert shown[-1] == "algo-1 line 999"
+    view.max_lines = 10
+    assert view.line_count() == 10
+    assert view.shown_text().splitlines() == [f"algo-1 line {i}" for i in range(990, 1000)]
+
+
+def test_lines_of_other_jobs_are_ignored(view: LogView) -> None:
+    view.append_lines("another-job", lines(5))
+    assert view.line_count() == 0
+    assert view.shown_text() == ""
+
+
+def test_batch_append_is_one_document_change_per_call(view: LogView) -> None:
+    changes: list[int] = []
+    view.text.document().contentsChange.connect(lambda *_: changes.append(1))
+    view.append_lines(JOB, lines(500))
+    assert len(changes) == 1
+    view.append_lines(JOB, lines(500, start=500))
+    assert len(changes) == 2
+    assert view.text.document().blockCount() == 1000
+
+
+def test_set_job_loads_only_the_tail_of_a_big_log_in_the_background(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    write_job_log(run_dir, lines(50_000))
+    view = LogView(max_lines=1000)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.sig_loaded, timeout=10_000):
+        view.set_job(JOB, str(run_dir))
+        assert view.loading
+    assert not view.loading
+    shown = view.shown_text().splitlines()
+    assert len(shown) == 1000
+    assert shown[0] == "algo-1 line 49000"
+    assert shown[-1] == "algo-1 line 49999"
+
+
+def test_live_lines_during_the_load_are_appended_once(qtbot: QtBot, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    write_job_log(run_dir, lines(100))
+    view = LogView()
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.sig_loaded, timeout=10_000):
+        view.set_job(JOB, str(run_dir))
+        # Lines 95-104 arrive live while the read runs; 95-99 are already in the file.
+        view.append_lines(JOB, lines(10, start=95))
+    assert view.shown_text().splitlines() == [f"algo-1 line {i}" for i in range(105)]
+
+
+def test_a_superseded_load_is_discarded(qtbot: QtBot, tmp_path: Path) -> None:
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    write_job_log(old_dir, lines(10, host="algo-9"))
+    write_job_log(new_dir, lines(3))
+    view = LogView()
+    qtbot.addWidget(view)
+    view.set_job("old", str(old_dir))
+    with qtbot.waitSignal(view.sig_loaded, timeout=10_000) as blocker:
+        view.set_job("new", str(new_dir))
+    assert blocker.args == ["new"]
+    assert view.shown_text().splitlines() == [f"algo-1 line {i}" for i in range(3)]
+
+
+def test_read_log_tail_skips_torn_and_foreign_lines(tmp_path: Path) -> None:
+    path = write_job_log(tmp_path, lines(5))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("not a log line\n1234.5\talgo-1\tstd")  # a torn last line
+    got = read_log_tail(path, 3)
+    assert [ln.text for ln in got] == ["algo-1 line 2", "algo-1 line 3", "algo-1 line 4"]
+    assert got[0].time == pytest.approx(1002.0)
+    assert read_log_tail(tmp_path / "missing.log", 10) == []
+
+
+def test_host_filter_and_prefix_when_several_hosts(view: LogView) -> None:
+    view.append_lines(JOB, lines(2, host="algo-1"))
+    assert view.shown_text().splitlines() == ["algo-1 line 0", "algo-1 line 1"]  # one host
+    view.append_lines(JOB, lines(2, host="algo-2") + lines(1, start=2, host="algo-10"))
+    assert view.hosts == ["algo-1", "algo-2", "algo-10"]
+    combo = [view.host_combo.itemText(i) for i in range(view.host_combo.count())]
+    assert combo == ["All hosts", "algo-1", "algo-2", "algo-10"]
+    assert view.shown_text().splitlines()[0] == "[algo-1] algo-1 line 0"  # earlier lines too
+    view.set_host_filter("algo-2")
+    assert view.shown_text().splitlines() == ["[algo-2] algo-2 line 0", "[algo-2] algo-2 line 1"]
+    view.append_lines(JOB, lines(1, start=5, host="algo-1") + lines(1, start=5, host="algo-2"))
+    assert view.shown_text().splitlines()[-1] == "[algo-2] algo-2 line 5"
+    assert len(view.shown_text().splitlines()) == 3
+    view.set_host_filter(None)
+    assert len(view.shown_text().splitlines()) == 7
+    with pytest.raises(ValueError):
+        view.set_host_filter("algo-99")
+
+
+def test_search_finds_next_and_previous_and_highlights_visible_matches(view: LogView) -> None:
+    view.append_lines(JOB, lines(50))
+    view.search_edit.setText("line 1")  # line 1, 10..19
+    assert view.match_count() == 11
+    assert "11 matches" in view.match_label.text()
+    assert view.find_next()
+    first = view.text.textCursor()
+    assert first.selectedText() == "line 1"
+    assert first.block().text() == "algo-1 line 1"
+    assert view.find_next()
+    assert view.text.textCursor().block().text() == "algo-1 line 10"
+    assert view.find_previous()
+    assert view.text.textCursor().block().text() == "algo-1 line 1"
+    assert view.find_previous()  # wraps around to the last match
+    assert view.text.textCursor().block().text() == "algo-1 line 19"
+    assert view.highlighted_ranges()  # the visible matches are highlighted
+    view.search_edit.setText("no such text")
+    assert not view.find_next()
+    assert view.highlighted_ranges() == []
+    assert view.match_count() == 0
+
+
+def test_ctrl_f_focuses_the_search_box(view: LogView, qtbot: QtBot) -> None:
+    view.activateWindow()
+    view.text.setFocus()
+    qtbot.waitUntil(view.text.hasFocus, timeout=2000)
+    qtbot.keyClick(view.text, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(view.search_edit.hasFocus, timeout=2000)
+
+
+def test_follow_turns_off_when_scrolled_up_and_on_at_the_bottom(
+    view: LogView, qtbot: QtBot
+) -> None:
+    bar = view.text.verticalScrollBar()
+    view.append_lines(JOB, lines(500))
+    assert view.follow
+    assert bar.value() == bar.maximum() > 0
+    with qtbot.waitSignal(view.sig_follow_changed) as blocker:
+        bar.setValue(10)  # the user scrolls up
+    assert blocker.args == [False]
+    assert not view.follow_button.isChecked()
+    view.append_lines(JOB, lines(100, start=500))
+    assert bar.value() == 10  # stays where the user is reading
+    bar.setValue(bar.maximum())  # back to the bottom
+    assert view.follow
+    assert view.follow_button.isChecked()
+    view.append_lines(JOB, lines(100, start=600))
+    assert bar.value() == bar.maximum()
+
+
+def test_follow_button_jumps_to_the_end(view: LogView) -> None:
+    bar = view.text.verticalScrollBar()
+    view.append_lines(JOB, lines(500))
+    bar.setValue(0)
+    assert not view.follow
+    view.follow_button.click()
+    assert view.follow
+    assert bar.value() == bar.maximum()
+    view.follow_button.click()
+    assert not view.follow
+
+
+def _block_color(view: LogView, text: str) -> QColor:
+    block = view.text.document().find(text).block()
+    cursor = QTextCursor(block)
+    cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock, QTextCursor.MoveMode.KeepAnchor)
+    fmt = cursor.charFormat()
+    return fmt.foreground().color()
+
+
+def test_stderr_lines_get_a_distinct_colour_in_light_and_dark_palettes(view: LogView) -> None:
+    view.append_lines(
+        JOB,
+        [
+            *lines(1, host="algo-1", stream="stdout"),
+            LogLine("algo-1", "stderr", "Traceback (most recent call last):", 1.0),
+            *lines(1, start=1, stream="stdout"),
+        ],
+    )
+    stderr = _block_color(view, "Traceback")
+    assert stderr == view.stream_color("stderr")
+    assert view.stream_color("stderr") != view.stream_color("stdout")
+    assert _block_color(view, "algo-1 line 1") != stderr
+
+    light = QPalette(QGuiApplication.palette())
+    light.setColor(QPalette.ColorRole.Base, QColor("white"))
+    view.text.setPalette(light)
+    view.setPalette(light)
+    on_light = view.stream_color("stderr")
+    dark = QPalette(light)
+    dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#dddddd"))
+    view.setPalette(dark)
+    view.text.setPalette(dark)
+    on_dark = view.stream_color("stderr")
+    assert on_light.lightness() < 128 < on_dark.lightness()  # readable on each background
+    assert _block_color(view, "Traceback") == on_dark  # existing lines were recoloured
+
+
+def test_save_as_writes_the_shown_lines(view: LogView, tmp_path: Path) -> None:
+    view.append_lines(JOB, [*lines(3), LogLine("algo-1", "stderr", "warn ü", 2.0)])
+    out = tmp_path / "saved.log"
+    view.save_to(out)
+    assert out.read_text(encoding="utf-8") == (
+        "algo-1 line 0\nalgo-1 line 1\nalgo-1 line 2\nwarn ü\n"
+    )
+
+
+def test_copy_all_puts_every_shown_line_on_the_clipboard(view: LogView) -> None:
+    view.append_lines(JOB, lines(3))
+    view.copy_all_action.trigger()
+    assert QGuiApplication.clipboard().text() == view.shown_text()

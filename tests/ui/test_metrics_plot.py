@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+from pytestqt.qtbot import QtBot
+
+from trainer_gui.core.metrics.types import MetricSample
+from trainer_gui.ui.metrics_plot import (
+    CSV_HEADER,
+    EmaState,
+    MetricsPanel,
+    Series,
+    ema_extend,
+    ema_smooth,
+)
+
+JOB = "job-1"
+
+
+def samples(
+    n: int, name: str = "loss", host: str = "algo-1", start: int = 0, t0: float = 1000.0
+) -> list[MetricSample]:
+    return [
+        MetricSample(name, 1.0 / (i + 1), host, t0 + i * 0.5, i) for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def panel(qtbot: QtBot) -> MetricsPanel:
+    widget = MetricsPanel()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 700)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_jobs([JOB])
+    return widget
+
+
+def tensorboard_ema(values: list[float], w: float) -> list[float]:
+    """TensorBoard's loop, transcribed (finite values only)."""
+    last, out = 0.0, []
+    for n, v in enumerate(values, start=1):
+        last = last * w + (1 - w) * v
+        out.append(last / (1 - w**n))
+    return out
+
+
+def test_one_plot_per_metric_and_one_curve_per_host(panel: MetricsPanel) -> None:
+    panel.add_samples(JOB, samples(10, "loss", "algo-1") + samples(10, "loss", "algo-2"))
+    panel.add_samples(JOB, samples(5, "accuracy", "algo-1"))
+    panel.redraw()
+    assert panel.metric_names == ["accuracy", "loss"]
+    assert set(panel._plots["loss"].curves) == {(JOB, "algo-1", "loss"), (JOB, "algo-2", "loss")}
+    assert set(panel._plots["accuracy"].curves) == {(JOB, "algo-1", "accuracy")}
+    assert panel.curve(JOB, "algo-2", "loss").name() == "algo-2"
+    # Curves are made once: more samples reuse them.
+    curve = panel.curve(JOB, "algo-1", "loss")
+    panel.add_samples(JOB, samples(10, "loss", "algo-1", start=10))
+    panel.redraw()
+    assert panel.curve(JOB, "algo-1", "loss") is curve
+    assert len(panel._plots["loss"].item.listDataItems()) == 4  # shown + faint raw per host
+
+
+def test_curves_clip_to_view_and_auto_downsample_with_peak(panel: MetricsPanel) -> None:
+    panel.add_samples(JOB, samples(10))
+    curve = panel.curve(JOB, "algo-1", "loss")
+    assert curve.opts["clipToView"] is True
+    assert curve.opts["autoDownsample"] is True
+    assert curve.opts["downsampleMethod"] == "peak"
+
+
+def test_samples_of_jobs_not_shown_are_ignored(panel: MetricsPanel) -> None:
+    panel.add_samples("other", samples(10))
+    assert panel.metric_names == []
+
+
+def test_every_point_is_kept_across_many_batches(panel: MetricsPanel) -> None:
+    for b in range(100):
+        panel.add_samples(JOB, samples(1000, start=b * 1000))
+        if b % 10 == 0:
+            panel.redraw()
+    panel.redraw()
+    series = panel.series(JOB, "algo-1", "loss")
+    assert series.n == 100_000
+    assert series.capacity >= 100_000
+    x, y = panel.curve(JOB, "algo-1", "loss").getOriginalDataset()
+    assert len(x) == len(y) == 100_000
+    np.testing.assert_array_equal(x, np.arange(100_000))
+    np.testing.assert_allclose(y, 1.0 / (np.arange(100_000) + 1))
+
+
+def test_missing_steps_use_the_index_within_the_series() -> None:
+    s = Series(JOB, "algo-1", "loss")
+    s.extend(np.array([np.nan, np.nan]), np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    s.extend(np.array([10.0, np.nan]), np.array([3.0, 4.0]), np.array([5.0, 6.0]))
+    np.testing.assert_array_equal(s.x_step[: s.n], [0, 1, 10, 3])
+    assert not s.x_sorted
+
+
+def test_ema_matches_a_hand_computed_example() -> None:
+    # w = 0.5, values 1, 2, 3:
+    #   last = 0.5           debias 1 - 0.5    = 0.5   -> 1.0
+    #   last = 1.25          debias 1 - 0.25   = 0.75  -> 1.666...
+    #   last = 2.125         debias 1 - 0.125  = 0.875 -> 2.428571...
+    np.testing.assert_allclose(ema_smooth([1.0, 2.0, 3.0], 0.5), [1.0, 5 / 3, 17 / 7])
+    np.testing.assert_array_equal(ema_smooth([1.0, 2.0, 3.0], 0.0), [1.0, 2.0, 3.0])  # off
+    np.testing.assert_array_equal(ema_smooth([2.0, 2.0, 2.0], 0.9), [2.0, 2.0, 2.0])  # constant
+
+
+def test_ema_matches_tensorboards_loop_across_blocks_and_increments() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=5000).cumsum()
+    for w in (0.6, 0.9, 0.99, 0.999):
+        expected = tensorboard_ema(values.tolist(), w)
+        np.testing.assert_allclose(ema_smooth(values, w), expected, rtol=1e-9, atol=1e-9)
+        state = EmaState()
+        pieces = [ema_extend(values[a:b], w, state) for a, b in ((0, 7), (7, 3000), (3000, 5000))]
+        np.testing.assert_allclose(np.concatenate(pieces), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_ema_passes_non_finite_values_through() -> None:
+    out = ema_smooth([1.0, math.nan, 3.0], 0.5)
+    assert math.isnan(out[1])
+    np.testing.assert_allclose(out[[0, 2]], tensorboard_ema([1.0, 3.0], 0.5))
+    with pytest.raises(ValueError):
+        ema_smooth([1.0, 2.0], 1.0)
+
+
+def test_smoothing_shows_the_ema_with_the_raw_series_faint_behind(panel: MetricsPanel) -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    panel.add_samples(
+        JOB, [MetricSample("loss", v, "algo-1", 1000.0 + i, i) for i, v in enumerate(values)]
+    )
+    panel.set_smoothing(0.6)
+    assert panel.smoothing_slider.value() == 600
+    panel.redraw()
+    curve, raw = panel.curve(JOB, "algo-1", "loss"), panel.raw_curve(JOB, "algo-1", "loss")
+    np.testing.assert_allclose(curve.getOriginalDataset()[1], tensorboard_ema(values, 0.6))
+    assert raw.isVisible()
+    np.testing.assert_array_equal(raw.getOriginalDataset()[1], values)
+    assert raw.opts["pen"].color().alpha() < curve.opts["pen"].color().alpha()
+    # New points extend the smoothed series.
+    panel.add_samples(JOB, [MetricSample("loss", 0.0, "algo-1", 1010.0, 5)])
+    panel.redraw()
+    np.testing.assert_allclose(curve.getOriginalDataset()[1], tensorboard_ema([*values, 0.0], 0.6))
+    panel.smoothing_slider.setValue(0)  # off
+    panel.redraw()
+    np.testing.assert_array_equal(curve.getOriginalDataset()[1], [*values, 0.0])
+    assert not raw.isVisible()
+
+
+def test_user_zoom_is_kept_while_new_samples_arrive_until_reset(
+    panel: MetricsPanel, qtbot: QtBot
+) -> None:
+    panel.add_samples(JOB, samples(100))
+    panel.add_samples(JOB, samples(100, "accuracy"))
+    panel.redraw()
+    vb = panel.plot_widget("loss").getPlotItem().getViewBox()
+    vb.setRange(xRange=(10, 20), yRange=(0.05, 0.1), padding=0)  # what a mouse zoom does
+    zoomed = vb.viewRange()
+    panel.add_samples(JOB, samples(1000, start=100))
+    panel.add_samples(JOB, samples(1000, "accuracy", start=100))
+    panel.redraw()
+    qtbot.wait(50)  # let the view boxes process their deferred range updates
+    np.testing.assert_allclose(vb.viewRange(), zoomed)
+    # The plot the user did not touch follows its data.
+    other = panel.plot_widget("accuracy").getPlotItem().getViewBox()
+    qtbot.waitUntil(lambda: other.viewRange()[0][1] >= 1099, timeout=2000)
+    panel.reset_view()
+    qtbot.waitUntil(lambda: vb.viewRange()[0][1] >= 1099, timeout=2000)
+
+
+def test_csv_export_has_every_point_of_every_series(panel: MetricsPanel, tmp_path: Path) -> None:
+    panel.set_jobs([JOB, "job-2"], labels={"job-2": "baseline"})
+    panel.add_samples(JOB, samples(3, "loss", "algo-1") + samples(2, "loss", "algo-2"))
+    panel.add_samples(JOB, [MetricSample("lr", 0.1, "algo-1", 1001.25, None)])
+    panel.add_samples("job-2", samples(2, "loss", "algo-1", t0=2000.0))
+    out = tmp_path / "metrics.csv"
+    assert panel.export_csv(out) == 8
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == CSV_HEADER
+    assert rows[1:] == [
+        [JOB, "algo-1", "loss", "0", "1000.0", "1.0"],
+        [JOB, "algo-1", "loss", "1", "1000.5", "0.5"],
+        [JOB, "algo-1", "loss", "2", "1001.0", str(1 / 3)],
+        [JOB, "algo-1", "lr", "", "1001.25", "0.1"],
+        [JOB, "algo-2", "loss", "0", "1000.0", "1.0"],
+        [JOB, "algo-2", "loss", "1", "1000.5", "0.5"],
+        ["job-2", "algo-1", "loss", "0", "2000.0", "1.0"],
+        ["job-2", "algo-1", "loss", "1", "2000.5", "0.5"],
+    ]
+    assert panel.curve("job-2", "algo-1", "loss").name() == "baseline · algo-1"
+
+
+def test_log_scale_toggles_for_x_and_y(panel: MetricsPanel) -> None:
+    panel.add_samples(JOB, samples(100, start=1))
+    panel.redraw()
+    item = panel.plot_widget("loss").getPlotItem()
+    curve = panel.curve(JOB, "algo-1", "loss")
+    panel.log_y_button.click()
+    assert panel.log_mode == (False, True)
+    assert item.ctrl.logYCheck.isChecked()
+    assert list(curve.opts["logMode"]) == [False, True]
+    panel.set_log_x(True)
+    assert panel.log_x_button.isChecked()
+    assert list(curve.opts["logMode"]) == [True, True]
+    panel.add_samples(JOB, samples(1, "accuracy", start=1))  # a new plot comes in log mode too
+    assert panel.plot_widget("accuracy").getPlotItem().ctrl.logXCheck.isChecked()
+    panel.log_y_button.click()
+    panel.set_log_x(False)
+    assert list(curve.opts["logMode"]) == [False, False]
+
+
+def test_x_axis_modes_step_wall_and_relative(panel: MetricsPanel) -> None:
+    panel.add_samples(
+        JOB, [MetricSample("loss", 1.0, "algo-1", 500.0 + i, 10 * i) for i in range(3)]
+    )
+    panel.redraw()
+    curve = panel.curve(JOB, "algo-1", "loss")
+    np.testing.assert_array_equal(curve.getOriginalDataset()[0], [0, 10, 20])
+    panel.set_x_mode("wall")
+    panel.redraw()
+    np.testing.assert_array_equal(curve.getOriginalDataset()[0], [500, 501, 502])
+    assert (
+        type(panel.plot_widget("loss").getPlotItem().getAxis("bottom")).__name__ == "DateAxisItem"
+    )
+    panel.x_combo.setCurrentIndex(panel.x_combo.findData("relative"))
+    assert panel.x_mode == "relative"
+    panel.redraw()
+    np.testing.assert_array_equal(curve.getOriginalDataset()[0], [0, 1, 2])
+    assert type(panel.plot_widget("loss").getPlotItem().getAxis("bottom")).__name__ == "AxisItem"
+
+
+def test_hover_reads_out_the_nearest_point(panel: MetricsPanel) -> None:
+    panel.add_samples(JOB, samples(10) + samples(10, host="algo-2"))
+    panel.redraw()
+    text = panel.hover_at("loss", 3.1, 0.25)
+    assert text.startswith("algo-1")
+    assert "x = 3" in text
+    assert "y = 0.25" in text
+    assert panel._plots["loss"].label.isVisible()
+
+
+def test_png_export_per_plot_and_all(panel: MetricsPanel, tmp_path: Path) -> None:
+    panel.add_samples(JOB, samples(50) + samples(50, "accuracy"))
+    one, everything = tmp_path / "loss.png", tmp_path / "all.png"
+    panel.export_png(one, "loss")
+    panel.export_png(everything)
+    assert QImage(str(one)).width() > 100
+    assert QImage(str(everything)).width() > QImage(str(one)).width() * 1.5  # both plots
+
+
+def test_a_million_point_series_sets_and_draws(panel: MetricsPanel) -> None:
+    n = 1_000_000
+    walls = 1000.0 + np.arange(n) * 0.01
+    values = np.sin(np.arange(n) / 1000.0) + np.random.default_rng(1).normal(0, 0.1, n)
+    series_samples = [
+        MetricSample("loss", float(v), "algo-1", float(t), i)
+        for i, (v, t) in enumerate(zip(values, walls, strict=True))
+    ]
+    panel.add_samples(JOB, series_samples)
+    started = time.perf_counter()
+    panel.redraw()
+    image = panel.plot_widget("loss").grab()
+    elapsed = time.perf_counter() - started
+    assert not image.isNull()
+    curve = panel.curve(JOB, "algo-1", "loss")
+    x, y = curve.getOriginalDataset()
+    assert len(x) == len(y) == n
+    shown_x, _ = curve.getData()
+    assert 0 < len(shown_x) < n / 10  # drawn downsampled, but every point is kept
+    assert elapsed < 5.0  # generous: a smoke bound, the benchmark measures it properly
+
+
+def test_load_from_store_reads_in_the_background_and_merges_live_samples(
+    qtbot: QtBot, trainer_home: Path
+) -> None:
+    from trainer_gui.core.store import Store
+
+    store = Store()
+    store.create_job(JOB, "demo", "local-process", "name: demo\n", str(trainer_home / "run"))
+    stored = samples(500) + samples(20, "accuracy")
+    store.record_batch(JOB, {}, stored)
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    panel.set_jobs([JOB])
+    with qtbot.waitSignal(panel.sig_loaded, timeout=10_000):
+        panel.load_from_store(store, JOB)
+        assert panel.is_loading(JOB)
+        panel.add_samples(JOB, samples(10, start=495))  # 495-499 were stored already
+    assert not panel.is_loading()
+    assert panel.series(JOB, "algo-1", "loss").n == 505
+    np.testing.assert_array_equal(panel.series(JOB, "algo-1", "loss").step[:505], np.arange(505))
+    assert panel.series(JOB, "algo-1", "accuracy").n == 20
+    store.close()
+
+
+def test_clear_and_set_jobs_drop_plots(panel: MetricsPanel) -> None:
+    panel.set_jobs([JOB, "b"])
+    panel.add_samples(JOB, samples(3))
+    panel.add_samples("b", samples(3, "other"))
+    assert panel.metric_names == ["loss", "other"]
+    panel.set_jobs([JOB])
+    assert panel.metric_names == ["loss"]
+    assert panel.curve(JOB, "algo-1", "loss").name() == "algo-1"
+    panel.clear()
+    assert panel.metric_names == []
+    assert panel.placeholder.isVisible()
+
+
+def test_importing_the_module_does_not_import_pyqtgraph() -> None:
+    code = (
+        "import sys, trainer_gui.ui.metrics_plot, trainer_gui.ui.log_view, "
+        "trainer_gui.ui.bridge; print('pyqtgraph' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False"
