@@ -480,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ),
             }
         )
+    hosts = list(resource_cfg.get("hosts") or [])
+    if not opts.host_mode and len(hosts) > 1:
+        _wait_for_hosts(hosts)
     python = sys.executable or "python3"
     cmd = plan_command(
         paths,
@@ -502,6 +505,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return _run(cmd, paths, env)
+
+
+def _wait_for_hosts(hosts: Sequence[str], timeout: float = 900.0) -> None:
+    """Like the toolkit: block until every host name resolves (DNS can lag container start)."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    for host in hosts:
+        while True:
+            try:
+                socket.gethostbyname(host)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    print("trainer-gui driver: host %s does not resolve" % host, file=sys.stderr)
+                    return
+                time.sleep(0.2)
 
 
 def _run(cmd: list[str], paths: Paths, env: dict[str, str]) -> int:

@@ -127,5 +127,10 @@ class Runner(abc.ABC):
         return []
 
 
+def max_runtime_reason(spec: JobSpec) -> str:
+    """SageMaker's secondary status for a job it stopped at MaxRuntimeInSeconds."""
+    return f"MaxRuntimeExceeded: the job ran longer than {spec.max_runtime_seconds} s"
+
+
 def emit_status(sink: EventSink, job_id: str, status: JobStatus, message: str = "") -> None:
     sink(StatusChanged(job_id, status, message, time.time()))

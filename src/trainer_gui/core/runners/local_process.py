@@ -27,6 +27,7 @@ from trainer_gui.core.runners.base import (
     JobHandle,
     Runner,
     emit_status,
+    max_runtime_reason,
     stop_grace_seconds,
 )
 from trainer_gui.core.runners.events import (
@@ -302,10 +303,7 @@ class LocalProcessRunner(Runner):
                 self._drain(ctx, sink, tails, final=False)
                 if time.time() > deadline and not timed_out:
                     timed_out = True
-                    ctx.request_stop(
-                        "MaxRuntimeExceeded: the job ran longer than "
-                        f"{ctx.spec.max_runtime_seconds} s"
-                    )
+                    ctx.request_stop(max_runtime_reason(ctx.spec))
                     threading.Thread(target=self.stop, args=(ctx,), daemon=True).start()
                 time.sleep(POLL_SECONDS)
             exit_code = popen.wait() if popen is not None else None

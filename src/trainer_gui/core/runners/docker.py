@@ -1,0 +1,621 @@
+"""Local Docker backend: one container per host (`algo-1..N`) on a per-job bridge network.
+
+No docker-compose. Every container and network carries `trainer-gui.job=<id>` so nothing is ever
+lost track of: containers keep running when the app exits, the next process re-attaches by label,
+and orphans are removed. Two launch modes, picked from the image:
+
+* images with the SageMaker training toolkit (`SAGEMAKER_TRAINING_MODULE` in their environment)
+  run `train` and the toolkit does the rest, exactly as on SageMaker;
+* any other image with Python runs the project's stdlib driver (mounted read-only), which sets
+  the same SM_* environment and runs `python` or `torchrun` itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainer_gui.core import contract
+from trainer_gui.core.contract import HostLayout
+from trainer_gui.core.errors import BackendUnavailable, UserError
+from trainer_gui.core.runners.artifacts import pack_job
+from trainer_gui.core.runners.base import (
+    EventSink,
+    JobContext,
+    JobHandle,
+    Runner,
+    emit_status,
+    max_runtime_reason,
+    stop_grace_seconds,
+)
+from trainer_gui.core.runners.events import ArtifactReady, BackendInfo, JobStatus, LogBatch, LogLine
+from trainer_gui.core.runners.local_process import COPY_IGNORE
+from trainer_gui.core.runners.tail import decode
+from trainer_gui.core.spec.model import Backend, JobSpec
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+    from docker import DockerClient
+
+LABEL_JOB = "trainer-gui.job"
+LABEL_HOST = "trainer-gui.host"
+LABEL_ROLE = "trainer-gui.role"
+DRIVER_MOUNT = "/opt/trainer-gui/driver.py"
+CPU_IMAGE = "trainer-gui/train-cpu:latest"
+GPU_IMAGE = "trainer-gui/train-gpu:latest"
+POLL_SECONDS = 0.1
+BATCH_LINES = 2000
+TOOLKIT_ENV = "SAGEMAKER_TRAINING_MODULE"
+
+
+def default_image(spec: JobSpec) -> str:
+    return spec.image or (GPU_IMAGE if spec.uses_gpu else CPU_IMAGE)
+
+
+def network_name(job_id: str) -> str:
+    return f"tg-{job_id}"
+
+
+def container_name(job_id: str, host: str) -> str:
+    return f"{job_id}-{host}"
+
+
+# -- docker log timestamps -> resumable offsets ---------------------------------------------------
+
+
+def parse_timestamp(stamp: str) -> tuple[int, int]:
+    """RFC 3339 with nanoseconds (Docker trims trailing zeros) -> (epoch seconds, nanoseconds)."""
+    main, _, frac = stamp.rstrip("Z").partition(".")
+    seconds = int(
+        datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    )
+    return seconds, int((frac + "000000000")[:9]) if frac else 0
+
+
+def format_offset(stamp: tuple[int, int], count: int) -> str:
+    return f"{stamp[0]}.{stamp[1]:09d}:{count}"
+
+
+def parse_offset(offset: str | None) -> tuple[tuple[int, int], int] | None:
+    if not offset or ":" not in offset:
+        return None
+    when, _, count = offset.partition(":")
+    sec, _, nanos = when.partition(".")
+    try:
+        return (int(sec), int(nanos or 0)), int(count)
+    except ValueError:
+        return None
+
+
+class _LogReader(threading.Thread):
+    """Follows one stream of one container and queues (line, offset) in order."""
+
+    def __init__(
+        self,
+        container: Container,
+        host: str,
+        stream: str,
+        out: queue.Queue[tuple[LogLine, tuple[str, str], str]],
+        resume: str | None,
+    ) -> None:
+        super().__init__(name=f"logs-{container.name}-{stream}", daemon=True)
+        self.container = container
+        self.host = host
+        self.stream = stream
+        self.out = out
+        self.resume = parse_offset(resume)
+        self.failed: BaseException | None = None
+
+    def run(self) -> None:
+        kwargs: dict[str, Any] = {
+            "stdout": self.stream == "stdout",
+            "stderr": self.stream == "stderr",
+            "stream": True,
+            "follow": True,
+            "timestamps": True,
+        }
+        last: tuple[int, int] | None = None
+        same = 0
+        if self.resume is not None:
+            last, same = self.resume
+            kwargs["since"] = last[0]  # whole seconds: the lines before the offset are skipped
+        skip_until, skip_same = last, same
+        buffer = b""
+        try:
+            for chunk in self.container.logs(**kwargs):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    last, same = self._emit(raw, last, same, skip_until, skip_same)
+            if buffer.strip():
+                self._emit(buffer, last, same, skip_until, skip_same)
+        except Exception as exc:
+            self.failed = exc
+
+    def _emit(
+        self,
+        raw: bytes,
+        last: tuple[int, int] | None,
+        same: int,
+        skip_until: tuple[int, int] | None,
+        skip_same: int,
+    ) -> tuple[tuple[int, int] | None, int]:
+        stamp_raw, _, text = raw.partition(b" ")
+        try:
+            stamp = parse_timestamp(stamp_raw.decode())
+        except ValueError:
+            return last, same
+        count = same + 1 if stamp == last else 1
+        if skip_until is not None and (
+            stamp < skip_until or (stamp == skip_until and count <= skip_same)
+        ):
+            return stamp, count
+        line = LogLine(
+            self.host, self.stream, decode(text.rstrip(b"\r")), stamp[0] + stamp[1] / 1e9
+        )
+        self.out.put((line, (self.host, self.stream), format_offset(stamp, count)))
+        return stamp, count
+
+
+class DockerRunner(Runner):
+    backend = Backend.DOCKER.value
+
+    def __init__(self, client: DockerClient | None = None, grace: float | None = None) -> None:
+        self._client_obj = client
+        self.grace = stop_grace_seconds() if grace is None else grace
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> DockerClient:
+        with self._lock:
+            if self._client_obj is None:
+                from trainer_gui.core.docker_util import docker_client
+
+                self._client_obj = docker_client()
+            return self._client_obj
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self, spec: JobSpec, python: str | None = None) -> None:
+        del python
+        import docker.errors
+
+        client = self.client
+        image = default_image(spec)
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            kind = "train-gpu" if spec.uses_gpu else "train-cpu"
+            hint = (
+                f"build it with `trainer-gui images build {kind}`"
+                if image in (CPU_IMAGE, GPU_IMAGE)
+                else f"pull it with `docker pull {image}` or build it"
+            )
+            raise UserError(f"Docker image {image!r} is not on this machine; {hint}") from None
+        except docker.errors.APIError as exc:
+            raise BackendUnavailable(
+                f"Docker could not look up {image!r}: {exc.explanation}"
+            ) from None
+        if spec.uses_gpu:
+            runtimes = client.info().get("Runtimes") or {}
+            if "nvidia" not in runtimes:
+                raise BackendUnavailable(
+                    "this job asks for GPUs but the Docker engine has no GPU runtime; install "
+                    "the NVIDIA Container Toolkit (`nvidia-ctk runtime configure --runtime=docker`)"
+                    " and restart Docker, or set compute.gpus to 0"
+                )
+        for channel in spec.channels:
+            if channel.source.startswith("s3://"):
+                raise UserError(
+                    f"channel {channel.name!r} reads {channel.source}; local Docker jobs read "
+                    "local "
+                    "folders (download it first, or use the sagemaker backend)"
+                )
+            if not spec.resolve(channel.source).exists():
+                raise UserError(f"channel {channel.name!r}: {channel.source} does not exist")
+
+    def _toolkit_image(self, image: str) -> bool:
+        env = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
+        return any(str(item).startswith(TOOLKIT_ENV + "=") for item in env)
+
+    # -- start ------------------------------------------------------------------------------
+
+    def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
+        handle = JobHandle(ctx.job_id)
+        handle.on_cancel(lambda: self.stop(ctx))
+        thread = threading.Thread(
+            target=self._start_and_follow,
+            args=(ctx, sink, handle),
+            name=f"job-{ctx.job_id}",
+            daemon=True,
+        )
+        thread.start()
+        return handle
+
+    def _prepare(self, ctx: JobContext) -> list[HostLayout]:
+        spec = ctx.spec
+        code = ctx.run_dir / "code"
+        code.mkdir(parents=True, exist_ok=True)
+        if spec.source.source_dir and spec.source.command is None:
+            shutil.copytree(
+                spec.resolve(spec.source.source_dir), code, ignore=COPY_IGNORE, dirs_exist_ok=True
+            )
+        for dep in spec.source.dependencies:
+            src = spec.resolve(dep)
+            shutil.copytree(src, code / src.name, ignore=COPY_IGNORE, dirs_exist_ok=True)
+        if spec.source.requirements:
+            shutil.copyfile(spec.resolve(spec.source.requirements), code / "requirements.txt")
+        layouts = []
+        for host in contract.host_names(spec):
+            layout = contract.materialise_host(spec, ctx.job_id, host, ctx.run_dir / "hosts" / host)
+            layouts.append(layout)
+        return layouts
+
+    def _mounts(self, ctx: JobContext, layout: HostLayout, toolkit: bool) -> list[Any]:
+        from docker.types import Mount
+
+        spec = ctx.spec
+
+        def bind(source: Path, target: str, read_only: bool = False) -> Mount:
+            return Mount(target=target, source=str(source), type="bind", read_only=read_only)
+
+        mounts = [
+            bind(layout.config_dir, "/opt/ml/input/config", read_only=True),
+            bind(layout.model_dir, "/opt/ml/model"),
+            bind(layout.output_dir, "/opt/ml/output"),
+            bind(ctx.run_dir / "code", "/opt/ml/code"),
+        ]
+        for channel in spec.channels:
+            source = spec.resolve(channel.source).resolve()
+            target = f"/opt/ml/input/data/{channel.name}"
+            if source.is_file():
+                target = f"{target}/{source.name}"
+            mounts.append(bind(source, target, read_only=True))
+        if spec.distribution.kind == "custom" and spec.distribution.driver_dir:
+            mounts.append(
+                bind(
+                    spec.resolve(spec.distribution.driver_dir).resolve(),
+                    f"/opt/ml/input/data/{contract.DRIVERS_CHANNEL}",
+                    read_only=True,
+                )
+            )
+        if spec.checkpoint_dir and not spec.checkpoint_dir.startswith("s3://"):
+            persistent = spec.resolve(spec.checkpoint_dir).resolve()
+            persistent.mkdir(parents=True, exist_ok=True)
+            mounts.append(bind(persistent, "/opt/ml/checkpoints"))
+        else:
+            mounts.append(bind(layout.checkpoints_dir, "/opt/ml/checkpoints"))
+        if not toolkit:
+            mounts.append(bind(contract.driver_path(), DRIVER_MOUNT, read_only=True))
+        return mounts
+
+    def _command(self, spec: JobSpec, toolkit: bool) -> tuple[list[str] | None, list[str]]:
+        """(entrypoint, command) for one host."""
+        if toolkit and spec.distribution.kind != "custom" and spec.source.command is None:
+            return None, ["train"]
+        args: list[str] = []
+        if spec.distribution.kind == "custom" and spec.distribution.driver_script:
+            args += [
+                "--custom-driver",
+                f"/opt/ml/input/data/{contract.DRIVERS_CHANNEL}/{spec.distribution.driver_script}",
+            ]
+        if spec.source.command is not None:
+            args += ["--", *spec.source.command]
+        launcher = 'exec "$(command -v python3 || command -v python)" ' + DRIVER_MOUNT + ' "$@"'
+        return ["/bin/sh", "-c", launcher, "trainer-gui-driver"], args
+
+    def _start(self, ctx: JobContext, sink: EventSink) -> list[Container]:
+        import docker.errors
+        from docker.types import DeviceRequest
+
+        spec = ctx.spec
+        client = self.client
+        image = default_image(spec)
+        toolkit = self._toolkit_image(image)
+        layouts = self._prepare(ctx)
+        labels = {
+            LABEL_JOB: ctx.job_id,
+            LABEL_ROLE: "train",
+            "trainer-gui.run-dir": str(ctx.run_dir),
+        }
+        network = client.networks.create(network_name(ctx.job_id), driver="bridge", labels=labels)
+        sink(BackendInfo(ctx.job_id, {"network": network.name, "image": image, "toolkit": toolkit}))
+        entrypoint, command = self._command(spec, toolkit)
+        environment = dict(spec.environment)
+        environment.update({"TRAINING_JOB_NAME": ctx.job_id, "PYTHONUNBUFFERED": "1"})
+        user = None
+        if not toolkit and hasattr(os, "getuid") and os.getuid() != 0:
+            # Files in the run folder stay the user's; the toolkit path needs root (hostnames).
+            user = f"{os.getuid()}:{os.getgid()}"
+            environment.update({"HOME": "/tmp", "USER": "trainer", "LOGNAME": "trainer"})
+        device_requests = None
+        if spec.uses_gpu:
+            count = -1 if spec.compute.gpus == "all" else int(spec.compute.gpus)
+            device_requests = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+        containers: list[Container] = []
+        try:
+            for layout in layouts:
+                container = client.containers.create(
+                    image,
+                    command=command,
+                    entrypoint=entrypoint,
+                    name=container_name(ctx.job_id, layout.host),
+                    hostname=layout.host,
+                    labels={**labels, LABEL_HOST: layout.host},
+                    environment=environment,
+                    mounts=self._mounts(ctx, layout, toolkit),
+                    working_dir="/opt/ml/code",
+                    network=network.name,
+                    user=user,
+                    init=True,
+                    shm_size="1g",
+                    device_requests=device_requests,
+                    detach=True,
+                )
+                # The alias is what other hosts resolve (algo-1 is torchrun's master).
+                network.disconnect(container)
+                network.connect(container, aliases=[layout.host])
+                containers.append(container)
+            for container in containers:
+                container.start()
+        except docker.errors.APIError as exc:
+            self._remove(ctx.job_id)
+            raise UserError(_explain_api_error(exc)) from None
+        sink(
+            BackendInfo(
+                ctx.job_id,
+                {"containers": {c.name: c.id for c in containers}},
+            )
+        )
+        return containers
+
+    def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
+        emit_status(sink, ctx.job_id, JobStatus.STARTING, "Creating containers")
+        try:
+            containers = self._start(ctx, sink)
+        except (UserError, OSError) as exc:
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not start the job: {exc}")
+            handle._finish(JobStatus.FAILED)
+            return
+        except Exception as exc:
+            self._remove(ctx.job_id)
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not start the job: {exc}")
+            handle._finish(JobStatus.FAILED)
+            return
+        ctx.started_at = time.time()
+        handle.mark_started()
+        emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
+        self._follow(ctx, sink, handle, containers)
+
+    # -- follow -----------------------------------------------------------------------------
+
+    def _job_containers(self, job_id: str) -> list[Container]:
+        found = self.client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})
+        return sorted(found, key=lambda c: _host_index(c.labels.get(LABEL_HOST, "")))
+
+    def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
+        handle = JobHandle(ctx.job_id)
+        handle.on_cancel(lambda: self.stop(ctx))
+        handle.mark_started()
+
+        def run() -> None:
+            try:
+                containers = self._job_containers(ctx.job_id)
+            except (UserError, Exception) as exc:
+                emit_status(
+                    sink, ctx.job_id, JobStatus.FAILED, f"Cannot reach Docker to re-attach: {exc}"
+                )
+                handle._finish(JobStatus.FAILED)
+                return
+            self._follow(ctx, sink, handle, containers)
+
+        threading.Thread(target=run, name=f"job-{ctx.job_id}", daemon=True).start()
+        return handle
+
+    def _follow(
+        self, ctx: JobContext, sink: EventSink, handle: JobHandle, containers: list[Container]
+    ) -> None:
+        lines: queue.Queue[tuple[LogLine, tuple[str, str], str]] = queue.Queue()
+        readers = []
+        exit_codes: dict[str, int] = {}
+        first_failure: list[str] = []
+        tails: dict[str, deque[str]] = {}
+        for container in containers:
+            host = container.labels.get(LABEL_HOST, container.name)
+            tails[host] = deque(maxlen=20)
+            for stream in ("stdout", "stderr"):
+                reader = _LogReader(container, host, stream, lines, ctx.offsets.get((host, stream)))
+                reader.start()
+                readers.append(reader)
+
+        def waiter(container: Container) -> None:
+            host = container.labels.get(LABEL_HOST, container.name)
+            try:
+                code = int(container.wait().get("StatusCode", 1))
+            except Exception:
+                code = 137
+            exit_codes[host] = code
+            if code != 0 and not first_failure:
+                first_failure.append(host)
+                if len(containers) > 1 and not ctx.stop_requested():
+                    # One host failed: SageMaker ends the job, so stop the others now.
+                    threading.Thread(
+                        target=self._stop_containers, args=(containers, 5.0), daemon=True
+                    ).start()
+
+        waiters = [threading.Thread(target=waiter, args=(c,), daemon=True) for c in containers]
+        for thread in waiters:
+            thread.start()
+        started = ctx.started_at or time.time()
+        deadline = started + ctx.spec.max_runtime_seconds
+        timed_out = False
+        try:
+            while any(t.is_alive() for t in waiters):
+                self._drain(ctx, sink, lines, tails)
+                if time.time() > deadline and not timed_out:
+                    timed_out = True
+                    ctx.request_stop(max_runtime_reason(ctx.spec))
+                    threading.Thread(target=self.stop, args=(ctx,), daemon=True).start()
+                time.sleep(POLL_SECONDS)
+            for reader in readers:
+                reader.join(timeout=10)
+            self._drain(ctx, sink, lines, tails)
+            status = self._finalise(ctx, sink, exit_codes, first_failure, tails)
+        except Exception as exc:
+            emit_status(
+                sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}"
+            )
+            status = JobStatus.FAILED
+        finally:
+            self._remove(ctx.job_id)
+        handle._finish(status)
+
+    def _drain(
+        self,
+        ctx: JobContext,
+        sink: EventSink,
+        lines: queue.Queue[tuple[LogLine, tuple[str, str], str]],
+        tails: dict[str, deque[str]],
+    ) -> None:
+        while True:
+            batch: list[LogLine] = []
+            offsets: dict[tuple[str, str], str] = {}
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < BATCH_LINES:
+                    line, key, offset = lines.get_nowait()
+                    batch.append(line)
+                    offsets[key] = offset
+                    if line.stream == "stderr" and line.host in tails:
+                        tails[line.host].append(line.text)
+            if not batch:
+                return
+            sink(LogBatch(ctx.job_id, batch, offsets))
+
+    def _finalise(
+        self,
+        ctx: JobContext,
+        sink: EventSink,
+        exit_codes: dict[str, int],
+        first_failure: list[str],
+        tails: dict[str, deque[str]],
+    ) -> JobStatus:
+        emit_status(sink, ctx.job_id, JobStatus.UPLOADING, "Packing model.tar.gz and output.tar.gz")
+        hosts = contract.host_names(ctx.spec)
+        roots = [ctx.run_dir / "hosts" / host for host in hosts]
+        try:
+            model, output = pack_job(roots, ctx.artifacts_dir)
+            sink(ArtifactReady(ctx.job_id, "model", str(model)))
+            sink(ArtifactReady(ctx.job_id, "output", str(output)))
+        except OSError as exc:
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Packing artifacts failed: {exc}")
+            return JobStatus.FAILED
+        layouts = {host: HostLayout(host, root) for host, root in zip(hosts, roots, strict=True)}
+        if ctx.stop_requested():
+            status, message = JobStatus.STOPPED, ctx.stop_reason()
+        elif (exit_codes and all(code == 0 for code in exit_codes.values())) or (
+            not exit_codes and all(layout.succeeded() for layout in layouts.values())
+        ):
+            status, message = JobStatus.COMPLETED, "Training job completed"
+        else:
+            host = (
+                first_failure[0]
+                if first_failure
+                else next((h for h, layout in layouts.items() if not layout.succeeded()), hosts[0])
+            )
+            reason = layouts[host].failure_reason() if host in layouts else None
+            if not reason:
+                code = exit_codes.get(host)
+                last = "\n".join(tails.get(host, []))
+                reason = f"{host} exited with code {code}" if code is not None else f"{host} ended"
+                if last:
+                    reason += f"; last lines:\n{last}"
+            elif len(hosts) > 1:
+                reason = f"{host}: {reason}"
+            status, message = JobStatus.FAILED, reason
+        emit_status(sink, ctx.job_id, status, message)
+        return status
+
+    # -- stop and clean up ------------------------------------------------------------------
+
+    def _stop_containers(self, containers: list[Container], grace: float) -> None:
+        threads = [
+            threading.Thread(target=_quiet_stop, args=(c, grace), daemon=True) for c in containers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=grace + 30)
+
+    def stop(self, ctx: JobContext) -> None:
+        if not ctx.stop_requested():
+            ctx.request_stop()
+        self._stop_containers(self._job_containers(ctx.job_id), self.grace)
+
+    def _remove(self, job_id: str) -> None:
+        """Containers and the network go on every path: success, failure, stop, recovery."""
+        try:
+            client = self.client
+            for container in client.containers.list(
+                all=True, filters={"label": f"{LABEL_JOB}={job_id}"}
+            ):
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+            for network in client.networks.list(filters={"label": f"{LABEL_JOB}={job_id}"}):
+                with contextlib.suppress(Exception):
+                    network.remove()
+        except Exception:
+            pass
+
+    def cleanup_orphans(self, active_job_ids: set[str]) -> list[str]:
+        try:
+            client = self.client
+            labelled = client.containers.list(all=True, filters={"label": LABEL_JOB})
+            networks = client.networks.list(filters={"label": LABEL_JOB})
+        except Exception:
+            return []
+        orphans = {c.labels.get(LABEL_JOB, "") for c in labelled}
+        orphans |= {(n.attrs.get("Labels") or {}).get(LABEL_JOB, "") for n in networks}
+        orphans = {job for job in orphans if job and job not in active_job_ids}
+        for job in orphans:
+            self._remove(job)
+        return sorted(orphans)
+
+
+def _quiet_stop(container: Container, grace: float) -> None:
+    with contextlib.suppress(Exception):
+        container.stop(timeout=max(1, int(grace)))
+
+
+def _host_index(host: str) -> int:
+    try:
+        return int(host.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return sys.maxsize
+
+
+def _explain_api_error(exc: Any) -> str:
+    text = str(getattr(exc, "explanation", None) or exc)
+    if "Conflict" in text or getattr(exc, "status_code", None) == 409:
+        return (
+            f"a container or network with this job's name already exists ({text}); "
+            "remove it with `docker rm -f`"
+        )
+    if "no space left on device" in text.lower():
+        return "the disk Docker uses is full; free space (`docker system prune`) and try again"
+    if "port is already allocated" in text or "address already in use" in text:
+        return f"a port this job needs is taken: {text}"
+    if "could not select device driver" in text:
+        return (
+            "Docker cannot give this job GPUs (no NVIDIA Container Toolkit); set compute.gpus to 0"
+        )
+    return f"Docker refused to start the job: {text}"
