@@ -1,22 +1,195 @@
-"""Application entry: QApplication, the main window, and a last-resort error dialog."""
+"""Application entry: QApplication, looks (native style, dark mode following the system), the
+main window, and a last-resort error dialog instead of a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+log = logging.getLogger(__name__)
+APP_NAME = "Trainer GUI"
+ORG_NAME = "trainer-gui"
+_DARK_PROPERTY = "trainer_gui_dark_palette"
+_hook_busy = False
+
+
+# -- looks -------------------------------------------------------------------------------------
+
+
+def dark_palette() -> QPalette:
+    from PySide6.QtGui import QColor, QPalette
+
+    p = QPalette()
+    window, base, text = QColor(45, 45, 48), QColor(30, 30, 32), QColor(230, 230, 230)
+    disabled = QColor(127, 127, 127)
+    role = QPalette.ColorRole
+    p.setColor(role.Window, window)
+    p.setColor(role.WindowText, text)
+    p.setColor(role.Base, base)
+    p.setColor(role.AlternateBase, QColor(40, 40, 43))
+    p.setColor(role.ToolTipBase, QColor(60, 60, 64))
+    p.setColor(role.ToolTipText, text)
+    p.setColor(role.PlaceholderText, disabled)
+    p.setColor(role.Text, text)
+    p.setColor(role.Button, window)
+    p.setColor(role.ButtonText, text)
+    p.setColor(role.BrightText, QColor(255, 90, 90))
+    p.setColor(role.Link, QColor(90, 160, 255))
+    p.setColor(role.Highlight, QColor(47, 111, 216))
+    p.setColor(role.HighlightedText, QColor(255, 255, 255))
+    for r in (role.WindowText, role.Text, role.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, r, disabled)
+    return p
+
+
+def apply_color_scheme(app: QApplication) -> bool:
+    """Follow the system's light/dark setting; returns whether the app now looks dark.
+
+    Windows 11, macOS and most Linux desktops hand Qt a dark palette themselves. Where the
+    platform says "dark" but the palette stayed light (plain X11, some window managers), the app
+    switches to Fusion with a dark palette, and back when the system turns light again.
+    """
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+
+    scheme = app.styleHints().colorScheme()
+    want_dark = scheme == Qt.ColorScheme.Dark
+    ours = bool(app.property(_DARK_PROPERTY))
+    if want_dark and not ours:
+        if app.palette().color(QPalette.ColorRole.Window).lightness() >= 128:
+            app.setProperty("trainer_gui_style", app.style().name())
+            app.setStyle("Fusion")
+            app.setPalette(dark_palette())
+            app.setProperty(_DARK_PROPERTY, True)
+    elif not want_dark and ours:
+        original = app.property("trainer_gui_style")
+        if original:
+            app.setStyle(str(original))
+        app.setPalette(app.style().standardPalette())
+        app.setProperty(_DARK_PROPERTY, False)
+    return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def setup_application(app: QApplication) -> None:
+    """Names, icon and colours; call once, before the first window."""
+    from PySide6.QtCore import Qt
+
+    from trainer_gui import __version__
+    from trainer_gui.ui.icons import app_icon
+
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("trainer-gui")
+    app.setWindowIcon(app_icon())
+    hints = app.styleHints()
+    theme = os.environ.get("TRAINER_GUI_THEME", "").lower()
+    if theme in ("dark", "light") and hasattr(hints, "setColorScheme"):
+        hints.setColorScheme(Qt.ColorScheme.Dark if theme == "dark" else Qt.ColorScheme.Light)
+    apply_color_scheme(app)
+    hints.colorSchemeChanged.connect(lambda _scheme: apply_color_scheme(app))
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def show_unexpected_error(exc: BaseException, crash_log: Path | None) -> None:
+    """A short dialog for an error nobody caught: what happened and where the details are."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from trainer_gui.core.errors import UserError
+
+    if QApplication.instance() is None:
+        return
+    if isinstance(exc, UserError):
+        QMessageBox.warning(None, APP_NAME, str(exc))
+        return
+    where = f"\n\nThe details were written to {crash_log}." if crash_log else ""
+    QMessageBox.critical(
+        None,
+        f"{APP_NAME}: something went wrong",
+        f"An unexpected error occurred: {type(exc).__name__}: {exc}{where}\n\n"
+        "Your jobs keep running. If this keeps happening, please report it with that file.",
+    )
+
+
+def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """Log the traceback to data_home()/crash.log and show a short dialog, never a traceback."""
+    global _hook_busy
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    from trainer_gui.core.errors import UserError
+    from trainer_gui.ui.main_window import log_crash
+
+    path = None
+    if not isinstance(exc, UserError):
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("uncaught exception\n%s", text)
+        path = log_crash(text)
+    if _hook_busy:  # an error while showing the dialog: logged, not shown again
+        return
+    _hook_busy = True
+    try:
+        show_unexpected_error(exc, path)
+    finally:
+        _hook_busy = False
+
+
+def install_excepthook() -> None:
+    sys.excepthook = excepthook
+
+
+# -- entry -------------------------------------------------------------------------------------
 
 
 def main(project: str | None = None) -> int:
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+    """Open the window (on `project`, a folder or a spec file, if given) and run until closed."""
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from trainer_gui import __version__
+    from trainer_gui.core.errors import UserError
+    from trainer_gui.core.jobs import JobService
+    from trainer_gui.core.store import Store
+    from trainer_gui.ui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Trainer GUI")
-    app.setApplicationVersion(__version__)
-    window = QMainWindow()
-    window.setWindowTitle(f"Trainer GUI {__version__}")
-    text = f"Project: {project}" if project else "No project open"
-    window.setCentralWidget(QLabel(text))
-    window.resize(1200, 760)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    setup_application(app)
+    install_excepthook()
+    try:
+        store = Store()
+    except UserError as exc:
+        QMessageBox.critical(None, APP_NAME, str(exc))
+        return 2
+    service = JobService(store)
+    window = MainWindow(store, service)
     window.show()
-    return int(app.exec())
+    if project:
+        target = Path(project).expanduser()
+        try:
+            if target.is_file():
+                window.projects.open_folder(target.resolve().parent)
+                window.open_spec(target)
+            else:
+                window.projects.open_folder(target)
+        except UserError as exc:
+            window.report_error("Cannot open the project", exc)
+    try:
+        code = int(app.exec())
+    finally:
+        QThreadPool.globalInstance().waitForDone(5000)
+        store.close()
+    return code

@@ -1,0 +1,61 @@
+"""The app icon (resources/icons, made by scripts/make_icons.py) and the status colours."""
+
+from __future__ import annotations
+
+import functools
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+
+from trainer_gui.core.paths import resource_path
+from trainer_gui.core.runners.events import JobStatus
+
+ICON_NAME = "trainer-gui"
+PNG_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
+
+# Mid-tone colours: readable as text on both light and dark palettes.
+STATUS_COLORS: dict[str, str] = {
+    JobStatus.PENDING.value: "#8a8f98",
+    JobStatus.STARTING.value: "#4a90d9",
+    JobStatus.TRAINING.value: "#2f80ed",
+    JobStatus.UPLOADING.value: "#13a3a1",
+    JobStatus.STOPPING.value: "#e8912d",
+    JobStatus.COMPLETED.value: "#2e9d4f",
+    JobStatus.FAILED.value: "#d64545",
+    JobStatus.STOPPED.value: "#a0785a",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def app_icon() -> QIcon:
+    """Every rendered PNG size, plus the SVG for anything larger."""
+    icon = QIcon()
+    for size in PNG_SIZES:
+        png = resource_path("icons", f"{ICON_NAME}-{size}.png")
+        if png.is_file():
+            icon.addFile(str(png), QSize(size, size))
+    svg = resource_path("icons", f"{ICON_NAME}.svg")
+    if svg.is_file():
+        icon.addFile(str(svg))
+    return icon
+
+
+def status_color(status: str) -> QColor:
+    return QColor(STATUS_COLORS.get(status, "#8a8f98"))
+
+
+@functools.lru_cache(maxsize=32)
+def status_icon(status: str, size: int = 12) -> QIcon:
+    """A filled dot in the status colour (a ring for states still in progress)."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    color = status_color(status)
+    painter.setPen(color)
+    terminal = status in {s.value for s in JobStatus if s.is_terminal}
+    if terminal or status == JobStatus.TRAINING.value:
+        painter.setBrush(color)
+    painter.drawEllipse(1, 1, size - 3, size - 3)
+    painter.end()
+    return QIcon(pixmap)

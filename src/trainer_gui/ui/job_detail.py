@@ -1,0 +1,284 @@
+"""The job detail area: header, live metrics and logs, spec summary, the spec itself, history.
+
+One job selected: everything about it. Several selected: their metrics overlaid for comparison.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QFontDatabase
+from PySide6.QtWidgets import (
+    QLabel,
+    QPlainTextEdit,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.metrics.types import MetricSample
+from trainer_gui.core.runners.events import LogLine
+from trainer_gui.core.spec import JobSpec, spec_from_text
+from trainer_gui.core.store import JobRecord, StatusEntry, Store
+from trainer_gui.ui.icons import STATUS_COLORS
+from trainer_gui.ui.jobs_table import format_duration
+from trainer_gui.ui.log_view import LogView
+from trainer_gui.ui.metrics_plot import MetricsPanel
+from trainer_gui.ui.status import run_task
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _row(label: str, value: str) -> str:
+    return f"<tr><td style='padding-right:14px; color:gray'>{label}</td><td>{value}</td></tr>"
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def summary_html(record: JobRecord, spec: JobSpec | None) -> str:
+    """The spec summary: what ran, where, on what, with which settings, and where its files are."""
+    color = STATUS_COLORS.get(record.status, "gray")
+    rows = [
+        _row(
+            "Job", f"<b>{_esc(record.name)}</b> <span style='color:gray'>{_esc(record.id)}</span>"
+        ),
+        _row("Status", f"<b style='color:{color}'>{_esc(record.status)}</b>"),
+    ]
+    if record.failure_reason:
+        rows.append(_row("Reason", _esc(record.failure_reason)))
+    rows += [
+        _row("Backend", _esc(record.backend)),
+        _row("Created", _when(record.created_at)),
+        _row("Started", _when(record.started_at)),
+        _row("Ended", _when(record.ended_at)),
+        _row("Duration", format_duration(record.duration) or "—"),
+    ]
+    run_url = QUrl.fromLocalFile(record.run_dir).toString()
+    rows.append(_row("Run folder", f"<a href='{_esc(run_url)}'>{_esc(record.run_dir)}</a>"))
+    artifacts = record.backend_ids.get("artifacts") or {}
+    if isinstance(artifacts, dict):
+        for kind, path in sorted(artifacts.items()):
+            url = QUrl.fromLocalFile(str(path)).toString()
+            rows.append(
+                _row(f"{kind.capitalize()} artifact", f"<a href='{_esc(url)}'>{_esc(path)}</a>")
+            )
+    if spec is not None:
+        src = spec.source
+        if src.command:
+            what = "<code>" + _esc(" ".join(src.command)) + "</code>"
+        else:
+            what = f"<code>{_esc(src.entry_point)}</code> in <code>{_esc(src.source_dir)}</code>"
+        rows.append(_row("Runs", what))
+        if spec.image:
+            rows.append(_row("Image", _esc(spec.image)))
+        compute = spec.compute
+        rows.append(
+            _row(
+                "Compute",
+                f"{_esc(compute.instance_count)} × {_esc(compute.instance_type)}, GPUs per host: "
+                f"{_esc(compute.gpus)}",
+            )
+        )
+        if spec.distribution.kind != "none":
+            rows.append(_row("Distribution", _esc(spec.distribution.kind)))
+        if spec.channels:
+            rows.append(
+                _row(
+                    "Channels",
+                    "<br>".join(f"<b>{_esc(c.name)}</b>: {_esc(c.source)}" for c in spec.channels),
+                )
+            )
+        if spec.hyperparameters:
+            rows.append(
+                _row(
+                    "Hyperparameters",
+                    ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in spec.hyperparameters.items()),
+                )
+            )
+        if spec.metric_definitions:
+            rows.append(_row("Metrics", ", ".join(_esc(m.name) for m in spec.metric_definitions)))
+        rows.append(_row("Max runtime", f"{spec.max_runtime_seconds} s"))
+        if spec.description:
+            rows.append(_row("Description", _esc(spec.description)))
+    return "<table cellspacing='2'>" + "".join(rows) + "</table>"
+
+
+class JobDetail(QWidget):
+    """What the selected job(s) are doing: header, metrics and logs side by side, and more."""
+
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.records: list[JobRecord] = []
+        self._spec_cache: dict[str, JobSpec | None] = {}
+        self._history_generation = 0
+
+        self.header = QLabel("Select a job to see its logs and metrics.", self)
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setWordWrap(True)
+        self.metrics = MetricsPanel(self)
+        self.log_view = LogView(self)
+        self.live = QSplitter(Qt.Orientation.Horizontal, self)
+        self.live.addWidget(self.metrics)
+        self.live.addWidget(self.log_view)
+        self.live.setStretchFactor(0, 3)
+        self.live.setStretchFactor(1, 2)
+        self.summary = QTextBrowser(self)
+        self.summary.setOpenLinks(False)
+        self.summary.anchorClicked.connect(self._on_link)
+        self.spec_text = QPlainTextEdit(self)
+        self.spec_text.setReadOnly(True)
+        self.spec_text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.history = QTextBrowser(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.live, "Metrics and logs")
+        self.tabs.addTab(self.summary, "Summary")
+        self.tabs.addTab(self.spec_text, "Spec")
+        self.tabs.addTab(self.history, "History")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.tabs, 1)
+
+    # -- which jobs --------------------------------------------------------------------------
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [r.id for r in self.records]
+
+    def show_jobs(self, records: list[JobRecord]) -> None:
+        """Show one job, several (metrics overlaid), or none."""
+        if [r.id for r in records] == self.job_ids:
+            self.update_records(records)
+            return
+        self.records = list(records)
+        if len(records) == 1:
+            record = records[0]
+            self.log_view.set_job(record.id, record.run_dir)
+            self.metrics.set_jobs([record.id], {record.id: record.name})
+            self.metrics.load_from_store(self.store, record.id)
+        elif records:
+            self.log_view.set_job(None, None)
+            labels = {r.id: _short_label(r) for r in records}
+            self.metrics.set_jobs([r.id for r in records], labels)
+            for record in records:
+                self.metrics.load_from_store(self.store, record.id)
+        else:
+            self.log_view.set_job(None, None)
+            self.metrics.set_jobs([])
+        self._render()
+        self._load_history()
+
+    def update_records(self, records: list[JobRecord]) -> None:
+        """Fresher copies of the jobs shown (status, times); redraws header and summary."""
+        by_id = {r.id: r for r in records}
+        changed = False
+        for i, old in enumerate(self.records):
+            new = by_id.get(old.id)
+            if new is not None and new != old:
+                self.records[i] = new
+                changed = True
+        if changed:
+            self._render()
+            self._load_history()
+
+    # -- live data from the bridge -----------------------------------------------------------
+
+    @Slot(str, object)
+    def on_logs(self, job_id: str, lines: list[LogLine]) -> None:
+        self.log_view.append_lines(job_id, lines)
+
+    @Slot(str, object)
+    def on_metrics(self, job_id: str, samples: list[MetricSample]) -> None:
+        self.metrics.add_samples(job_id, samples)
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _spec(self, record: JobRecord) -> JobSpec | None:
+        if record.id not in self._spec_cache:
+            try:
+                self._spec_cache[record.id] = spec_from_text(record.spec_yaml)
+            except UserError:
+                self._spec_cache[record.id] = None
+        return self._spec_cache[record.id]
+
+    def _render(self) -> None:
+        records = self.records
+        if not records:
+            self.header.setText("Select a job to see its logs and metrics.")
+            self.summary.setHtml("")
+            self.spec_text.setPlainText("")
+            self.history.setHtml("")
+            return
+        if len(records) > 1:
+            names = ", ".join(_esc(r.name) for r in records[:6])
+            more = f" and {len(records) - 6} more" if len(records) > 6 else ""
+            self.header.setText(
+                f"<b>{len(records)} jobs</b> compared: {names}{more}. "
+                "<span style='color:gray'>Select one job to see its logs.</span>"
+            )
+            self.summary.setHtml("".join(summary_html(r, self._spec(r)) + "<hr>" for r in records))
+            self.spec_text.setPlainText("\n---\n".join(f"# {r.id}\n{r.spec_yaml}" for r in records))
+            return
+        record = records[0]
+        color = STATUS_COLORS.get(record.status, "gray")
+        extra = f" — {_esc(record.failure_reason)}" if record.failure_reason else ""
+        duration = format_duration(record.duration)
+        self.header.setText(
+            f"<b>{_esc(record.name)}</b> &nbsp;<span style='color:{color}'>● {_esc(record.status)}"
+            f"</span>{extra} &nbsp;<span style='color:gray'>{_esc(record.backend)}"
+            f"{' · ' + duration if duration else ''} · {_esc(record.id)}</span>"
+        )
+        self.summary.setHtml(summary_html(record, self._spec(record)))
+        if self.spec_text.toPlainText() != record.spec_yaml:
+            self.spec_text.setPlainText(record.spec_yaml)
+
+    def _load_history(self) -> None:
+        if len(self.records) != 1:
+            self.history.setHtml("")
+            return
+        self._history_generation += 1
+        generation = self._history_generation
+        job_id = self.records[0].id
+        store = self.store
+
+        def load() -> tuple[int, list[StatusEntry]]:
+            return generation, store.status_history(job_id)
+
+        run_task(load, self._on_history)
+
+    @Slot(object)
+    def _on_history(self, result: tuple[int, list[StatusEntry]]) -> None:
+        generation, entries = result
+        if generation != self._history_generation:
+            return
+        rows = "".join(
+            f"<tr><td style='padding-right:12px'>{_when(e.at)}</td>"
+            f"<td style='padding-right:12px; color:{STATUS_COLORS.get(e.status, 'gray')}'>"
+            f"{_esc(e.status)}</td><td>{_esc(e.message)}</td></tr>"
+            for e in entries
+        )
+        self.history.setHtml(f"<table>{rows}</table>")
+
+    @Slot(QUrl)
+    def _on_link(self, url: QUrl) -> None:
+        QDesktopServices.openUrl(url)
+
+
+def _short_label(record: JobRecord) -> str:
+    """Name plus the time part of the id, so runs of one spec can be told apart."""
+    tail = record.id[len(record.name) :].lstrip("-")
+    return f"{record.name} {tail[9:15]}" if len(tail) >= 15 else record.name

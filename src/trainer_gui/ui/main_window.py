@@ -1,0 +1,923 @@
+"""The main window: projects on the left, the project's jobs on top, the selected job below.
+
+Everything slow (submitting, which checks the interpreter; stopping; deleting run folders;
+re-attaching; reading job lists and metric values) runs on the thread pool via `run_task`; the
+bridge delivers runner events on the GUI thread in batches. Jobs outlive the window: closing it
+lets go of them (`JobService.shutdown`), and the next start re-attaches (`JobService.recover`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PySide6.QtCore import Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QDockWidget,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QSystemTrayIcon,
+    QWidget,
+)
+
+from trainer_gui import __version__
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.jobs import JobService
+from trainer_gui.core.paths import data_home, example_project
+from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.spec import JobSpec, spec_to_dict
+from trainer_gui.core.spec.model import JOB_NAME_RE
+from trainer_gui.core.store import JobRecord, Project, Store
+from trainer_gui.ui.bridge import JobEventBridge
+from trainer_gui.ui.icons import app_icon
+from trainer_gui.ui.job_detail import JobDetail
+from trainer_gui.ui.jobs_table import JobsView
+from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
+from trainer_gui.ui.settings import WindowSettings
+from trainer_gui.ui.spec_form import SpecEditorDialog, rebase_paths
+from trainer_gui.ui.status import BackendStatus, ProbeResult, run_task
+
+log = logging.getLogger(__name__)
+CRASH_LOG = "crash.log"
+ALL_PROJECTS = -1
+
+
+def log_crash(text: str) -> Path:
+    """Append a traceback to data_home()/crash.log; returns the file's path."""
+    path = data_home() / CRASH_LOG
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} trainer-gui {__version__}\n")
+            fh.write(text.rstrip() + "\n")
+    except OSError:
+        log.exception("cannot write %s", path)
+    return path
+
+
+def job_name_for(text: str) -> str:
+    """A valid job name made from any text (a project name, say)."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:50].strip("-")
+    name = name or "job"
+    return name if JOB_NAME_RE.match(name) else "job"
+
+
+class MainWindow(QMainWindow):
+    """Projects, jobs and the selected job; owns the bridge and the status probes."""
+
+    def __init__(
+        self,
+        store: Store,
+        service: JobService,
+        *,
+        probes: dict[str, Callable[[], ProbeResult]] | None = None,
+        settings: WindowSettings | None = None,
+        recover: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.service = service
+        self.settings = settings or WindowSettings()
+        self.editors: list[SpecEditorDialog] = []
+        self.last_notification: tuple[str, str, str] | None = None
+        self.recovered: list[str] | None = None
+        self._jobs_generation = 0
+        self._jobs_loading = False
+        self._jobs_reload = False
+        self._select_after_load: str | None = None
+        self._known_marker: int | None = None
+        self._closing = False
+
+        self.setObjectName("main_window")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+        )
+
+        self.bridge = JobEventBridge(service, self)
+        self.projects = ProjectsPanel(store, self)
+        self.projects_dock = QDockWidget("Projects", self)
+        self.projects_dock.setObjectName("projects_dock")
+        self.projects_dock.setWidget(self.projects)
+        self.projects_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.projects_dock)
+        self.jobs = JobsView(self)
+        self.detail = JobDetail(store, self)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("main_splitter")
+        self.splitter.addWidget(self.jobs)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(self.splitter)
+        self.backend_status = BackendStatus(probes, self)
+        self.statusBar().addPermanentWidget(self.backend_status)
+        self.tray: QSystemTrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(app_icon(), self)
+            self.tray.setToolTip("Trainer GUI")
+            self.tray.activated.connect(self._on_tray_activated)
+            self.tray.show()
+
+        self._make_actions()
+        self._make_menus()
+
+        self.bridge.sig_status.connect(self._on_status)
+        self.bridge.sig_logs.connect(self.detail.on_logs)
+        self.bridge.sig_metrics.connect(self._on_metrics)
+        self.bridge.sig_artifact.connect(self._on_artifact)
+        self.projects.sig_project_changed.connect(self._on_project_changed)
+        self.projects.sig_spec_activated.connect(self.open_spec)
+        self.projects.sig_new_job_requested.connect(self.new_job)
+        self.projects.tree.currentItemChanged.connect(self._update_actions)
+        self.jobs.sig_selection_changed.connect(self._on_jobs_selected)
+        self.jobs.sig_activated.connect(self._on_job_activated)
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(250)
+        self._refresh_timer.timeout.connect(self.refresh_jobs)
+        self._marker_timer = QTimer(self)
+        self._marker_timer.setInterval(2000)
+        self._marker_timer.timeout.connect(self._poll_store)
+        self._marker_timer.start()
+
+        self._size_for_screen()
+        self._restore_settings()
+        self._update_title()
+        self._update_actions()
+        self.refresh_jobs()
+        if recover:
+            run_task(service.recover, self._on_recovered, self._failed("Cannot re-attach to jobs"))
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _action(
+        self,
+        text: str,
+        slot: Callable[[], Any],
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            action.setToolTip(f"{tip} ({keys})" if keys else tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        self.new_job_action = self._action(
+            "New job…", self.new_job, QKeySequence.StandardKey.New, "Open a new job form"
+        )
+        self.new_example_action = self._action(
+            "New job from the example…",
+            self.new_job_from_example,
+            tip="Copy the quickstart example into the project and open its spec",
+        )
+        self.new_project_action = self.projects.new_action
+        self.open_project_action = self.projects.open_action
+        self.open_project_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Open))
+        self.addAction(self.open_project_action)
+        self.open_spec_action = self._action(
+            "Open job spec…", self.ask_open_spec, "Ctrl+Shift+O", "Open a job spec YAML file"
+        )
+        self.run_action = self._action(
+            "Run",
+            self.run_selected,
+            "Ctrl+R",
+            "Run the selected spec file, or run the selected job again",
+        )
+        self.stop_action = self._action(
+            "Stop", self.stop_selected, "Ctrl+.", "Stop the selected jobs"
+        )
+        self.rerun_action = self._action(
+            "Re-run", self.rerun_selected, "Ctrl+Shift+R", "Run the selected jobs again"
+        )
+        self.clone_action = self._action(
+            "Clone and edit…",
+            self.clone_selected,
+            "Ctrl+E",
+            "Open the selected job's spec in a new form",
+        )
+        self.delete_action = QAction("Delete…", self)
+        self.delete_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.delete_action.setToolTip("Delete the selected jobs (Del)")
+        self.delete_action.triggered.connect(self.delete_selected)
+        self.jobs.table.addAction(self.delete_action)
+        self.open_run_folder_action = self._action(
+            "Open run folder", self.open_run_folder, tip="Show the job's files"
+        )
+        self.refresh_action = self._action(
+            "Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh, "Reload everything"
+        )
+        if self.refresh_action.shortcut().isEmpty():
+            self.refresh_action.setShortcut(QKeySequence("F5"))
+        self.search_logs_action = self._action(
+            "Search logs", self.search_logs, QKeySequence.StandardKey.Find, "Search the logs"
+        )
+        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        for action in (
+            self.run_action,
+            self.stop_action,
+            self.rerun_action,
+            self.clone_action,
+            self.open_run_folder_action,
+        ):
+            self.jobs.table.addAction(action)
+        self.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
+        self.jobs.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.new_job_action)
+        file_menu.addAction(self.new_example_action)
+        file_menu.addAction(self.open_spec_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.new_project_action)
+        file_menu.addAction(self.open_project_action)
+        self.recent_menu = file_menu.addMenu("Recent projects")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        job_menu = bar.addMenu("&Job")
+        for action in (self.run_action, self.stop_action, self.rerun_action, self.clone_action):
+            job_menu.addAction(action)
+        job_menu.addSeparator()
+        job_menu.addAction(self.open_run_folder_action)
+        job_menu.addAction(self.delete_action)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.projects_dock.toggleViewAction())
+        view_menu.addAction(self.search_logs_action)
+        view_menu.addAction(self.refresh_action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("About Trainer GUI", self._about)
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.new_job_action, self.run_action, self.stop_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        for action in (self.rerun_action, self.clone_action, self.delete_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.open_run_folder_action)
+        toolbar.addAction(self.refresh_action)
+
+    def _size_for_screen(self) -> None:
+        """A comfortable default that still fits a 1366x768 laptop screen."""
+        self.setMinimumSize(880, 540)
+        width, height = 1280, 760
+        screen = self.screen()
+        if screen is not None:
+            avail = screen.availableGeometry()
+            width = min(width, int(avail.width() * 0.96))
+            height = min(height, int(avail.height() * 0.94))
+        self.resize(max(width, 880), max(height, 540))
+        self.projects_dock.setMinimumWidth(180)
+        self.resizeDocks([self.projects_dock], [230], Qt.Orientation.Horizontal)
+        self.splitter.setSizes([220, 480])
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.get_bytes("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = s.get_bytes("window/state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = s.get_bytes("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        live = s.get_bytes("window/live_splitter")
+        if live is not None:
+            self.detail.live.restoreState(live)
+        header = s.get_bytes("jobs/header")
+        if header is not None:
+            self.jobs.table.horizontalHeader().restoreState(header)
+        project_id = s.get_int("project/current", ALL_PROJECTS)
+        if project_id != ALL_PROJECTS and self.projects.select_project(project_id):
+            return
+        projects = self.projects.projects()
+        if projects and project_id != ALL_PROJECTS:
+            self.projects.select_project(projects[0].id)
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.set_bytes("window/geometry", self.saveGeometry())
+        s.set_bytes("window/state", self.saveState())
+        s.set_bytes("window/splitter", self.splitter.saveState())
+        s.set_bytes("window/live_splitter", self.detail.live.saveState())
+        s.set_bytes("jobs/header", self.jobs.table.horizontalHeader().saveState())
+        project = self.projects.current_project()
+        s.set_int("project/current", project.id if project else ALL_PROJECTS)
+        s.sync()
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def show_message(self, level: str, title: str, text: str) -> None:
+        """A message dialog ("info", "warning" or "error"); tests replace this."""
+        if level == "error":
+            QMessageBox.critical(self, title, text)
+        elif level == "warning":
+            QMessageBox.warning(self, title, text)
+        else:
+            QMessageBox.information(self, title, text)
+
+    def report_error(self, title: str, exc: BaseException, tb: str = "") -> None:
+        """A problem the user can fix gets its message; anything else is logged, not shown."""
+        if isinstance(exc, UserError):
+            self.show_message("warning", title, str(exc))
+            return
+        path = log_crash(tb or "".join(traceback.format_exception(exc)))
+        self.show_message(
+            "error",
+            title,
+            f"Something unexpected went wrong: {type(exc).__name__}: {exc}\n\n"
+            f"The details were written to {path}.",
+        )
+
+    def _failed(self, title: str) -> Callable[[BaseException, str], None]:
+        return functools.partial(self._on_task_failed, title)
+
+    def _on_task_failed(self, title: str, exc: BaseException, tb: str) -> None:
+        if self._closing:
+            return
+        self.statusBar().showMessage(f"{title}: {exc}", 8000)
+        self.report_error(title, exc, tb)
+
+    # -- projects ----------------------------------------------------------------------------
+
+    def current_project(self) -> Project | None:
+        return self.projects.current_project()
+
+    def project_for_folder(self, folder: Path) -> Project | None:
+        try:
+            folder = folder.resolve()
+        except OSError:
+            return None
+        for project in self.projects.projects():
+            if Path(project.path) == folder:
+                return project
+        return None
+
+    @Slot(object)
+    def _on_project_changed(self, project: Project | None) -> None:
+        self._update_title()
+        self.jobs.model.set_jobs([])
+        self.detail.show_jobs([])
+        self.refresh_jobs()
+        self._update_actions()
+
+    def _update_title(self) -> None:
+        project = self.current_project()
+        where = project.name if project else "All jobs"
+        self.setWindowTitle(f"{where} — Trainer GUI")
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        projects = self.store.list_projects()[:10]
+        if not projects:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        for project in projects:
+            action = self.recent_menu.addAction(f"{project.name} — {project.path}")
+            action.triggered.connect(functools.partial(self.projects.select_project, project.id))
+
+    # -- the jobs list -----------------------------------------------------------------------
+
+    @Slot()
+    def refresh_jobs(self) -> None:
+        """Reload the current project's jobs (and their last metric values) off the GUI thread."""
+        if self._jobs_loading:
+            self._jobs_reload = True
+            return
+        self._jobs_loading = True
+        self._jobs_generation += 1
+        project = self.current_project()
+        project_id = project.id if project else None
+        generation = self._jobs_generation
+        store = self.store
+
+        def load() -> tuple[int, int | None, list[tuple[JobRecord, dict[str, float]]]]:
+            records = store.list_jobs(project_id=project_id)
+            return generation, project_id, [(r, store.last_metrics(r.id)) for r in records]
+
+        run_task(load, self._on_jobs_loaded, self._on_jobs_failed)
+
+    @Slot(object)
+    def _on_jobs_loaded(
+        self, result: tuple[int, int | None, list[tuple[JobRecord, dict[str, float]]]]
+    ) -> None:
+        self._jobs_loading = False
+        if self._closing:
+            return
+        _generation, project_id, rows = result
+        project = self.current_project()
+        if project_id == (project.id if project else None) and not self._jobs_reload:
+            self.jobs.model.set_jobs(rows)
+            self.detail.update_records(self.jobs.selected_records())
+            if self._select_after_load and self.jobs.select_job(self._select_after_load):
+                self._select_after_load = None
+            self._update_actions()
+        if self._jobs_reload:
+            self._jobs_reload = False
+            self.refresh_jobs()
+
+    def _on_jobs_failed(self, exc: BaseException, tb: str) -> None:
+        self._jobs_loading = False
+        log.error("cannot load the jobs: %s\n%s", exc, tb)
+        if not self._closing:
+            self.statusBar().showMessage(f"Cannot load the jobs: {exc}", 8000)
+
+    @Slot()
+    def _poll_store(self) -> None:
+        """Another process (the CLI, another window) changed the store: reload."""
+        try:
+            marker = self.store.change_marker()[0]
+        except Exception:
+            return
+        if self._known_marker is not None and marker != self._known_marker:
+            self.refresh_jobs()
+        self._known_marker = marker
+
+    @Slot(list)
+    def _on_jobs_selected(self, job_ids: list[str]) -> None:
+        self.detail.show_jobs(self.jobs.selected_records())
+        self._update_actions()
+
+    @Slot(str)
+    def _on_job_activated(self, job_id: str) -> None:
+        self.detail.tabs.setCurrentIndex(0)
+
+    def selected_records(self) -> list[JobRecord]:
+        return self.jobs.selected_records()
+
+    @Slot()
+    def _update_actions(self, *_args: Any) -> None:
+        records = self.selected_records()
+        has_project = self.current_project() is not None
+        spec = self.projects.current_spec_path()
+        self.new_example_action.setEnabled(has_project)
+        self.run_action.setEnabled(spec is not None or bool(records))
+        self.stop_action.setEnabled(any(r.is_active for r in records))
+        self.rerun_action.setEnabled(bool(records))
+        self.clone_action.setEnabled(len(records) == 1)
+        self.delete_action.setEnabled(bool(records))
+        self.open_run_folder_action.setEnabled(len(records) == 1)
+
+    # -- bridge events -----------------------------------------------------------------------
+
+    @Slot(str, str, str)
+    def _on_status(self, job_id: str, status: str, message: str) -> None:
+        known = self.jobs.model.update_status(job_id, status, message)
+        self._refresh_timer.start()
+        if known:
+            self.detail.update_records(self.jobs.selected_records())
+            self._update_actions()
+        try:
+            terminal = JobStatus(status).is_terminal
+        except ValueError:
+            terminal = False
+        if terminal:
+            record = self.jobs.model.record_by_id(job_id)
+            self.notify_job_end(record.name if record else job_id, status, message)
+
+    @Slot(str, object)
+    def _on_metrics(self, job_id: str, samples: list[Any]) -> None:
+        self.jobs.model.update_metrics(job_id, samples)
+        self.detail.on_metrics(job_id, samples)
+
+    @Slot(str, str, str)
+    def _on_artifact(self, job_id: str, kind: str, path: str) -> None:
+        self.statusBar().showMessage(f"{kind.capitalize()} artifact ready: {path}", 6000)
+        self._refresh_timer.start()
+
+    def notify_job_end(self, name: str, status: str, message: str) -> None:
+        """Tell the user a job ended; a tray message when the window is in the background."""
+        title = f"Job {status.lower()}: {name}"
+        text = message or f"{name} is {status.lower()}."
+        self.statusBar().showMessage(f"{title} — {text}", 15000)
+        if self.isActiveWindow():
+            self.last_notification = (title, text, "statusbar")
+            return
+        if self.tray is not None and QSystemTrayIcon.supportsMessages():
+            icon = (
+                QSystemTrayIcon.MessageIcon.Information
+                if status == JobStatus.COMPLETED.value
+                else QSystemTrayIcon.MessageIcon.Warning
+            )
+            self.tray.showMessage(title, text, icon, 8000)
+            self.last_notification = (title, text, "tray")
+        else:
+            QApplication.alert(self)
+            self.last_notification = (title, text, "alert")
+
+    @Slot(QSystemTrayIcon.ActivationReason)
+    def _on_tray_activated(self, _reason: QSystemTrayIcon.ActivationReason) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    @Slot(object)
+    def _on_recovered(self, job_ids: list[str]) -> None:
+        self.recovered = list(job_ids)
+        if job_ids and not self._closing:
+            count = len(job_ids)
+            self.statusBar().showMessage(
+                f"Re-attached to {count} running job{'s' if count != 1 else ''}", 8000
+            )
+            self.refresh_jobs()
+
+    # -- job specs ---------------------------------------------------------------------------
+
+    def _require_project(self) -> Project | None:
+        project = self.current_project()
+        if project is None:
+            self.show_message(
+                "info",
+                "Pick a project first",
+                "Job specs are saved in a project folder. Create a project (File > New project) "
+                "or open a folder (Ctrl+O), then select it on the left.",
+            )
+        return project
+
+    def open_editor(
+        self, project_dir: Path, path: Path | None = None, data: dict[str, Any] | None = None
+    ) -> SpecEditorDialog:
+        """Show the job form (non-modal); saving refreshes the sidebar, running submits."""
+        dialog = SpecEditorDialog(project_dir, path=path, data=data, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.sig_saved.connect(self._on_spec_saved)
+        dialog.sig_run_requested.connect(self._on_editor_run)
+        dialog.finished.connect(functools.partial(self._forget_editor, dialog))
+        self.editors.append(dialog)
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _forget_editor(self, dialog: SpecEditorDialog, _result: int = 0) -> None:
+        if dialog in self.editors:
+            self.editors.remove(dialog)
+
+    @Slot()
+    def new_job(self) -> SpecEditorDialog | None:
+        project = self._require_project()
+        if project is None:
+            return None
+        folder = Path(project.path)
+        data: dict[str, Any] = {"name": job_name_for(project.name)}
+        if (folder / "code").is_dir():
+            data["source"] = {"source_dir": "code"}
+            if (folder / "code" / "train.py").is_file():
+                data["source"]["entry_point"] = "train.py"
+        return self.open_editor(folder, data=data)
+
+    @Slot()
+    def new_job_from_example(self) -> None:
+        """Copy the example's code and data into the project (if absent) and open its spec."""
+        project = self._require_project()
+        if project is None:
+            return
+        folder = Path(project.path)
+        example = example_project()
+
+        def copy() -> dict[str, Any]:
+            for sub in ("code", "data"):
+                source, target = example / sub, folder / sub
+                if source.is_dir() and not target.exists():
+                    shutil.copytree(
+                        source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                    )
+            data = yaml.safe_load((example / "job.yaml").read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise UserError(f"the example spec {example / 'job.yaml'} is not a mapping")
+            return data
+
+        run_task(
+            copy,
+            functools.partial(self._open_example, folder),
+            self._failed("Cannot copy the example"),
+        )
+
+    def _open_example(self, folder: Path, data: dict[str, Any]) -> None:
+        self.projects.refresh_specs()
+        self.open_editor(folder, data=data)
+
+    @Slot()
+    def ask_open_spec(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        project = self.current_project()
+        start = project.path if project else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a job spec", start, "Job specs (*.yaml *.yml);;All files (*)"
+        )
+        if path:
+            self.open_spec(path)
+
+    @Slot(str)
+    def open_spec(self, path: str | Path) -> SpecEditorDialog | None:
+        """Open a spec file in the form; problems in it are shown inline, not refused."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            self.show_message("warning", "Cannot open the spec", f"Cannot read {path}: {exc}")
+            return None
+        except yaml.YAMLError as exc:
+            self.show_message(
+                "warning", "Cannot open the spec", f"{path} is not valid YAML:\n{exc}"
+            )
+            return None
+        if not isinstance(data, dict):
+            self.show_message(
+                "warning",
+                "Cannot open the spec",
+                f"{path} is not a job spec (it should be a mapping with name:, source:, ...)",
+            )
+            return None
+        for editor in self.editors:
+            if editor.path is not None and editor.path.resolve() == path.resolve():
+                editor.raise_()
+                editor.activateWindow()
+                return editor
+        return self.open_editor(path.resolve().parent, path=path.resolve(), data=data)
+
+    @Slot(str)
+    def _on_spec_saved(self, path: str) -> None:
+        self.projects.refresh_specs()
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    @Slot(object, str)
+    def _on_editor_run(self, spec: JobSpec, path: str) -> None:
+        project = self.project_for_folder(Path(path).parent)
+        self.submit(spec, project)
+
+    # -- run and control ---------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, project: Project | None) -> None:
+        """Start a job off the GUI thread (checking the interpreter can take seconds)."""
+        project_id = project.id if project else None
+        python = project_python(project)
+        service = self.service
+        self.statusBar().showMessage(f"Starting {spec.name}…")
+
+        def start() -> str:
+            return service.submit(spec, project_id=project_id, python=python).job_id
+
+        run_task(start, self._on_submitted, self._failed(f"Cannot start {spec.name}"))
+
+    @Slot(object)
+    def _on_submitted(self, job_id: str) -> None:
+        self.statusBar().showMessage(f"Started {job_id}", 6000)
+        self._select_after_load = job_id
+        self.refresh_jobs()
+
+    @Slot()
+    def run_selected(self) -> None:
+        """Ctrl+R: run the spec file selected in the sidebar, else re-run the selected jobs."""
+        spec_path = self.projects.current_spec_path()
+        if spec_path is not None and (self.projects.tree.hasFocus() or not self.selected_records()):
+            self.run_spec_file(spec_path)
+        elif self.selected_records():
+            self.rerun_selected()
+        elif spec_path is not None:
+            self.run_spec_file(spec_path)
+
+    def run_spec_file(self, path: Path) -> None:
+        from trainer_gui.core.spec import load_spec
+
+        try:
+            spec = load_spec(path)
+        except UserError as exc:
+            self.show_message(
+                "warning",
+                f"Cannot run {path.name}",
+                f"{exc}\n\nOpen it (double-click) to fix it in the form.",
+            )
+            return
+        self.submit(spec, self.project_for_folder(path.parent))
+
+    @Slot()
+    def rerun_selected(self) -> None:
+        records = self.selected_records()
+        service = self.service
+        store = self.store
+        for record in records:
+
+            def again(record: JobRecord = record) -> str:
+                project = store.get_project(record.project_id) if record.project_id else None
+                spec = service.spec_of(record)
+                handle = service.submit(
+                    spec, project_id=project.id if project else None, python=project_python(project)
+                )
+                return handle.job_id
+
+            run_task(again, self._on_submitted, self._failed(f"Cannot re-run {record.name}"))
+
+    @Slot()
+    def stop_selected(self) -> None:
+        records = [r for r in self.selected_records() if r.is_active]
+        service = self.service
+        for record in records:
+            self.statusBar().showMessage(f"Stopping {record.name}…", 5000)
+            run_task(
+                functools.partial(service.stop, record.id, 0),
+                self._on_stop_requested,
+                self._failed(f"Cannot stop {record.name}"),
+            )
+
+    @Slot(object)
+    def _on_stop_requested(self, record: JobRecord) -> None:
+        self._refresh_timer.start()
+
+    @Slot()
+    def clone_selected(self) -> SpecEditorDialog | None:
+        records = self.selected_records()
+        if len(records) != 1:
+            return None
+        record = records[0]
+        try:
+            spec = self.service.spec_of(record)
+        except UserError as exc:
+            self.report_error("Cannot clone the job", exc)
+            return None
+        project = self.store.get_project(record.project_id) if record.project_id else None
+        project = project or self.current_project()
+        folder = Path(project.path) if project else spec.base_dir or Path.home()
+        data = spec_to_dict(spec)
+        if spec.base_dir is not None:
+            data = rebase_paths(data, spec.base_dir, folder)
+        return self.open_editor(folder, data=data)
+
+    def ask_delete(self, records: list[JobRecord]) -> bool | None:
+        """Confirm; returns whether to remove the run folders too, or None to cancel."""
+        names = "\n".join(f"• {r.name} ({r.id})" for r in records[:8])
+        more = f"\n… and {len(records) - 8} more" if len(records) > 8 else ""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Delete jobs?")
+        box.setText(
+            f"Delete {len(records)} job{'s' if len(records) != 1 else ''} from the list?\n\n"
+            f"{names}{more}"
+        )
+        remove = QCheckBox("Also delete the run folders (logs, model and output archives)", box)
+        remove.setChecked(False)
+        box.setCheckBox(remove)
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        if box.exec() != QMessageBox.StandardButton.Yes:
+            return None
+        return remove.isChecked()
+
+    @Slot()
+    def delete_selected(self) -> None:
+        records = self.selected_records()
+        if not records:
+            return
+        active = [r for r in records if r.is_active]
+        if active:
+            self.show_message(
+                "warning",
+                "Stop the jobs first",
+                "These jobs are still running; stop them (Ctrl+.) before deleting:\n"
+                + "\n".join(f"• {r.name} ({r.status})" for r in active),
+            )
+            return
+        remove_files = self.ask_delete(records)
+        if remove_files is None:
+            return
+        service = self.service
+        ids = [r.id for r in records]
+
+        def delete() -> int:
+            for job_id in ids:
+                service.delete(job_id, remove_files=remove_files)
+            return len(ids)
+
+        self.detail.show_jobs([])
+        run_task(delete, self._on_deleted, self._failed("Cannot delete the jobs"))
+
+    @Slot(object)
+    def _on_deleted(self, count: int) -> None:
+        self.statusBar().showMessage(f"Deleted {count} job{'s' if count != 1 else ''}", 5000)
+        self.refresh_jobs()
+
+    @Slot()
+    def open_run_folder(self) -> None:
+        records = self.selected_records()
+        if records:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(records[0].run_dir))
+
+    @Slot()
+    def refresh_all(self) -> None:
+        self.projects.refresh()
+        self.refresh_jobs()
+        self.backend_status.probe()
+
+    @Slot()
+    def search_logs(self) -> None:
+        self.detail.tabs.setCurrentIndex(0)
+        self.detail.log_view.focus_search()
+
+    def _about(self) -> None:
+        self.show_message(
+            "info",
+            "About Trainer GUI",
+            f"Trainer GUI {__version__}\n\nTrain PyTorch models on this machine, in Docker, or "
+            "on Amazon SageMaker, from one job spec.",
+        )
+
+    # -- window events -----------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.backend_status.start()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_paths(event.mimeData().urls() if event.mimeData().hasUrls() else []):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._dropped_paths(event.mimeData().urls() if event.mimeData().hasUrls() else [])
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        for path in paths:
+            self.open_dropped(path)
+
+    @staticmethod
+    def _dropped_paths(urls: list[QUrl]) -> list[Path]:
+        out = []
+        for url in urls:
+            if not url.isLocalFile():
+                continue
+            path = Path(url.toLocalFile())
+            if path.is_dir() or path.suffix.lower() in SPEC_SUFFIXES:
+                out.append(path)
+        return out
+
+    def open_dropped(self, path: Path) -> None:
+        """A spec YAML opens in the form; a folder opens as a project."""
+        if path.is_dir():
+            try:
+                self.projects.open_folder(path)
+            except UserError as exc:
+                self.report_error("Cannot open the folder", exc)
+        else:
+            self.open_spec(path)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Remember the layout and let go of jobs; they keep running and re-attach next time."""
+        self._closing = True
+        self.save_settings()
+        for editor in list(self.editors):
+            editor.close()
+        self._marker_timer.stop()
+        self._refresh_timer.stop()
+        self.backend_status.stop()
+        self.bridge.close()
+        self.service.shutdown()
+        if self.tray is not None:
+            self.tray.hide()
+        event.accept()

@@ -1,0 +1,336 @@
+"""Metric definitions (SageMaker MetricDefinitions) with a live regex tester.
+
+Each definition is checked by `MetricDefinition` itself; the tester applies the same rule SageMaker
+uses (`naive_parse`: every regex searched on every line, value = group 1) to sample log lines the
+user can paste, so what matches here is what the job's curves will show, locally and in the cloud.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QBrush, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer_gui.core.metrics import MetricsParser, naive_parse
+from trainer_gui.core.spec.io import format_validation_error
+from trainer_gui.core.spec.model import MetricDefinition
+from trainer_gui.ui.hyperparams import ERROR_BG
+
+SAMPLE_LINES = (
+    "epoch=1 step=24 train_loss=0.9123 test_loss=0.8811 test_acc=0.6150\n"
+    "epoch=2 step=48 train_loss=0.5231 test_loss=0.5012 test_acc=0.8200\n"
+)
+NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+COLUMNS = ("name", "regex")
+
+
+def suggest_regex(name: str) -> str:
+    """A definition regex for `name=value` / `name: value` lines."""
+    return rf"{re.escape(name)}\s*[=:]\s*{NUMBER}"
+
+
+class MetricDefsEditor(QWidget):
+    """list[MetricDefinition] as a table, plus sample lines and what each regex finds in them."""
+
+    sig_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._loading = False
+        self._model_problems: dict[int, str] = {}
+        self.table = QTableWidget(0, 3, self)
+        for col, field in enumerate(COLUMNS):
+            info = MetricDefinition.model_fields[field]
+            item = QTableWidgetItem(info.title or field)
+            item.setToolTip(info.description or "")
+            self.table.setHorizontalHeaderItem(col, item)
+        test_header = QTableWidgetItem("In the sample")
+        test_header.setToolTip("The first value each regex finds in the sample lines below")
+        self.table.setHorizontalHeaderItem(2, test_header)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(0, 140)
+        self.table.setColumnWidth(2, 140)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setToolTip(
+            "One capture group around the value, e.g. loss=([0-9.]+); SageMaker reads the same "
+            "regexes from the job's logs."
+        )
+        self.table.itemChanged.connect(self._on_item_changed)
+
+        self.add_button = QPushButton("Add", self)
+        self.add_button.clicked.connect(self._on_add_clicked)
+        self.remove_button = QPushButton("Remove", self)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.suggest_button = QPushButton("Suggest from sample", self)
+        self.suggest_button.setToolTip(
+            "Add a definition for every name=value metric found in the sample lines"
+        )
+        self.suggest_button.clicked.connect(self.suggest_from_sample)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addWidget(self.suggest_button)
+        buttons.addStretch(1)
+
+        self.sample = QPlainTextEdit(self)
+        self.sample.setPlaceholderText("Paste a few lines of your training log here")
+        self.sample.setPlainText(SAMPLE_LINES)
+        self.sample.setToolTip("Sample log lines to test the regexes on; not saved in the spec")
+        self.sample.textChanged.connect(self._schedule_test)
+        self.results = QTableWidget(0, 3, self)
+        self.results.setHorizontalHeaderLabels(["Line", "Metric", "Value"])
+        self.results.horizontalHeader().setStretchLastSection(True)
+        self.results.verticalHeader().setVisible(False)
+        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.summary = QLabel(self)
+        self.summary.setWordWrap(True)
+
+        tester = QWidget(self)
+        tester_layout = QVBoxLayout(tester)
+        tester_layout.setContentsMargins(0, 0, 0, 0)
+        tester_layout.addWidget(QLabel("Sample log lines (regex tester):", tester))
+        row = QSplitter(Qt.Orientation.Horizontal, tester)
+        row.addWidget(self.sample)
+        row.addWidget(self.results)
+        row.setSizes([400, 300])
+        tester_layout.addWidget(row)
+        tester_layout.addWidget(self.summary)
+
+        top = QWidget(self)
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.table)
+        top_layout.addLayout(buttons)
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.addWidget(top)
+        split.addWidget(tester)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.table)
+        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.activated.connect(self.remove_selected)
+        self._test_timer = QTimer(self)
+        self._test_timer.setSingleShot(True)
+        self._test_timer.setInterval(150)
+        self._test_timer.timeout.connect(self.run_test)
+        self.run_test()
+
+    # -- values ------------------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, str]]:
+        out = []
+        for row in range(self.table.rowCount()):
+            data = {}
+            for col, field in enumerate(COLUMNS):
+                item = self.table.item(row, col)
+                data[field] = item.text() if item is not None else ""
+            data["name"] = data["name"].strip()
+            out.append(data)
+        return out
+
+    def value(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows() if r["name"] or r["regex"]]
+
+    def set_value(self, definitions: list[Any] | None) -> None:
+        self._loading = True
+        try:
+            self.table.setRowCount(0)
+            for d in definitions or []:
+                data = d.model_dump() if isinstance(d, MetricDefinition) else dict(d)
+                self._append(str(data.get("name", "")), str(data.get("regex", "")))
+        finally:
+            self._loading = False
+        self._changed()
+
+    def add_definition(self, name: str, regex: str) -> int:
+        self._loading = True
+        try:
+            row = self._append(name, regex)
+        finally:
+            self._loading = False
+        self._changed()
+        return row
+
+    def _append(self, name: str, regex: str) -> int:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        self.table.setItem(row, 0, QTableWidgetItem(name))
+        self.table.setItem(row, 1, QTableWidgetItem(regex))
+        result = QTableWidgetItem("")
+        result.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        self.table.setItem(row, 2, result)
+        return row
+
+    @Slot()
+    def remove_selected(self) -> None:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
+        if not rows and self.table.currentRow() >= 0:
+            rows = [self.table.currentRow()]
+        for row in rows:
+            self.table.removeRow(row)
+        if rows:
+            self._changed()
+
+    @Slot()
+    def suggest_from_sample(self) -> list[str]:
+        """Definitions for the name=value metrics auto-detection finds in the sample."""
+        existing = {r["name"] for r in self.rows()}
+        parser = MetricsParser([], auto_detect=True)
+        names: list[str] = []
+        for line in self.sample.toPlainText().splitlines():
+            for sample in parser.parse_line(line, "algo-1", 0.0):
+                fresh = sample.name not in existing and sample.name not in names
+                if fresh and re.search(suggest_regex(sample.name), line):
+                    names.append(sample.name)
+        self._loading = True
+        try:
+            for name in names:
+                self._append(name, suggest_regex(name))
+        finally:
+            self._loading = False
+        if names:
+            self._changed()
+        return names
+
+    # -- checks and the tester ---------------------------------------------------------------
+
+    def row_problems(self) -> dict[int, str]:
+        problems: dict[int, str] = {}
+        seen: dict[str, int] = {}
+        for row, data in enumerate(self.rows()):
+            if not data["name"] and not data["regex"]:
+                continue
+            try:
+                MetricDefinition.model_validate(data)
+            except ValidationError as exc:
+                problems[row] = "; ".join(format_validation_error(exc))
+                continue
+            if data["name"] in seen:
+                problems[row] = f"metric name {data['name']!r} is defined twice; rename one"
+            seen[data["name"]] = row
+        for row, msg in self._model_problems.items():
+            problems.setdefault(row, msg)
+        return problems
+
+    def show_problems(self, problems: list[tuple[str, str]]) -> list[str]:
+        self._model_problems = {}
+        general = []
+        for subpath, msg in problems:
+            match = re.match(r"^\[(\d+)\]", subpath)
+            if match:
+                self._model_problems[int(match.group(1))] = msg
+            else:
+                general.append(msg)
+        rows = self.row_problems()
+        self._mark_rows(rows)
+        return [f"row {row + 1}: {msg}" for row, msg in sorted(rows.items())] + general
+
+    def _mark_rows(self, problems: dict[int, str]) -> None:
+        self._loading = True
+        try:
+            for row in range(self.table.rowCount()):
+                for col in range(2):
+                    item = self.table.item(row, col)
+                    if item is None:
+                        continue
+                    item.setBackground(QBrush(ERROR_BG) if row in problems else QBrush())
+                    item.setToolTip(problems.get(row, ""))
+        finally:
+            self._loading = False
+
+    def test_results(self) -> list[tuple[int, str, float]]:
+        """(line number from 1, metric, value) for every match of a valid definition."""
+        problems = self.row_problems()
+        defs = [
+            (d["name"], d["regex"])
+            for row, d in enumerate(self.rows())
+            if row not in problems and d["name"] and d["regex"]
+        ]
+        out: list[tuple[int, str, float]] = []
+        if not defs:
+            return out
+        for number, line in enumerate(self.sample.toPlainText().splitlines(), start=1):
+            for sample in naive_parse(defs, line, "algo-1", 0.0):
+                out.append((number, sample.name, sample.value))
+        return out
+
+    @Slot()
+    def run_test(self) -> None:
+        results = self.test_results()
+        self.results.setRowCount(len(results))
+        first: dict[str, float] = {}
+        for row, (number, name, value) in enumerate(results):
+            self.results.setItem(row, 0, QTableWidgetItem(str(number)))
+            self.results.setItem(row, 1, QTableWidgetItem(name))
+            self.results.setItem(row, 2, QTableWidgetItem(f"{value:g}"))
+            first.setdefault(name, value)
+        problems = self.row_problems()
+        self._loading = True
+        try:
+            for row, data in enumerate(self.rows()):
+                item = self.table.item(row, 2)
+                if item is None:
+                    continue
+                if row in problems:
+                    item.setText("invalid")
+                elif data["name"] in first:
+                    item.setText(f"{first[data['name']]:g}")
+                elif data["name"] or data["regex"]:
+                    item.setText("no match")
+                else:
+                    item.setText("")
+        finally:
+            self._loading = False
+        lines = len(self.sample.toPlainText().splitlines())
+        matched = sorted(first)
+        valid = sum(1 for r, d in enumerate(self.rows()) if r not in problems and d["name"])
+        if not valid:
+            self.summary.setText("Add a definition to test it on the sample lines.")
+        else:
+            self.summary.setText(
+                f"{len(results)} value(s) from {lines} line(s); matched: "
+                + (", ".join(matched) if matched else "nothing")
+            )
+
+    def _changed(self) -> None:
+        self._model_problems = {}
+        self._mark_rows(self.row_problems())
+        self._schedule_test()
+        self.sig_changed.emit()
+
+    @Slot()
+    def _schedule_test(self) -> None:
+        self._test_timer.start()
+
+    @Slot(QTableWidgetItem)
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if not self._loading and item.column() < 2:
+            self._changed()
+
+    @Slot()
+    def _on_add_clicked(self) -> None:
+        row = self.add_definition("", "")
+        self.table.setCurrentCell(row, 0)
+        item = self.table.item(row, 0)
+        if item is not None:
+            self.table.editItem(item)

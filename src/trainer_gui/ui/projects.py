@@ -1,0 +1,600 @@
+"""The project sidebar: projects (most recently opened first) and the job specs in each.
+
+A project is a folder; its job specs are the `*.yaml` files in it. The store remembers the list,
+each project's name and its settings (the Python interpreter local-process jobs run with).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.store import Project, Store
+
+KIND_ROLE = Qt.ItemDataRole.UserRole + 1
+VALUE_ROLE = Qt.ItemDataRole.UserRole + 2
+ALL_JOBS = "all"
+PROJECT = "project"
+SPEC = "spec"
+PLACEHOLDER = "placeholder"
+PYTHON_KEY = "python"
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def spec_files(folder: str | Path) -> list[Path]:
+    """The job specs of a project: YAML files directly in its folder, by name."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return []
+    return sorted(
+        (p for p in entries if p.suffix.lower() in SPEC_SUFFIXES and p.is_file()),
+        key=lambda p: p.name.lower(),
+    )
+
+
+def project_python(project: Project | None) -> str | None:
+    """The interpreter a project's local-process jobs use; None means the app's own."""
+    if project is None:
+        return None
+    value = project.settings.get(PYTHON_KEY)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def check_python(path: str) -> str:
+    """A usable interpreter path (an executable file, or a name found on PATH)."""
+    import shutil
+
+    path = path.strip()
+    if not path:
+        raise UserError("give the path of a Python interpreter, or leave it empty for the default")
+    expanded = os.path.expanduser(path)
+    if os.path.isabs(expanded):
+        if os.path.isdir(expanded):
+            for sub in ("bin/python", "Scripts/python.exe"):  # a venv folder was picked
+                candidate = os.path.join(expanded, sub)
+                if os.path.isfile(candidate):
+                    return candidate
+            raise UserError(f"{path} is a folder without bin/python; pick the interpreter itself")
+        if not os.path.isfile(expanded):
+            raise UserError(f"Python interpreter {path} does not exist")
+        if not os.access(expanded, os.X_OK):
+            raise UserError(f"{path} is not executable")
+        return expanded
+    found = shutil.which(expanded)
+    if not found:
+        raise UserError(f"no {path!r} on PATH; give the full path of the interpreter")
+    return found
+
+
+class ProjectsPanel(QWidget):
+    """Projects as a tree, with buttons and a context menu to manage them."""
+
+    sig_project_changed = Signal(object)
+    """The project now selected (a Project), or None for "All jobs"."""
+    sig_spec_activated = Signal(str)
+    """A spec file was double-clicked: open it in the job form."""
+    sig_new_job_requested = Signal()
+
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._projects: dict[int, Project] = {}
+        self._current: Project | None = None
+        self._updating = False
+
+        self.tree = QTreeWidget(self)
+        self.tree.setHeaderHidden(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setExpandsOnDoubleClick(False)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._on_context_menu)
+        self.tree.currentItemChanged.connect(self._on_current_changed)
+        self.tree.itemDoubleClicked.connect(self._on_double_clicked)
+        self.tree.itemExpanded.connect(self._on_expanded)
+        self.tree.itemChanged.connect(self._on_item_changed)
+        self.tree.setToolTip("Projects, most recently opened first; double-click a spec to edit it")
+
+        self.new_action = QAction("New project…", self)
+        self.new_action.setToolTip("Create a project folder")
+        self.new_action.triggered.connect(self.ask_new_project)
+        self.open_action = QAction("Open folder…", self)
+        self.open_action.setToolTip("Add an existing folder as a project (Ctrl+O)")
+        self.open_action.triggered.connect(self.ask_open_folder)
+        self.rename_action = QAction("Rename", self)
+        self.rename_action.setShortcut(QKeySequence("F2"))
+        self.rename_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.rename_action.triggered.connect(self.ask_rename)
+        self.settings_action = QAction("Project settings…", self)
+        self.settings_action.triggered.connect(self.ask_settings)
+        self.remove_action = QAction("Remove from list", self)
+        self.remove_action.setToolTip("Forget the project; its folder and jobs are kept")
+        self.remove_action.triggered.connect(self.ask_remove)
+        self.reveal_action = QAction("Open folder in file manager", self)
+        self.reveal_action.triggered.connect(self.reveal_current)
+        self.addAction(self.rename_action)
+
+        new_button = QToolButton(self)
+        new_button.setDefaultAction(self.new_action)
+        new_button.setText("New…")
+        open_button = QToolButton(self)
+        open_button.setDefaultAction(self.open_action)
+        open_button.setText("Open…")
+        more = QToolButton(self)
+        more.setText("⋯")
+        more.setToolTip("More project actions")
+        more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(more)
+        for action in (self.rename_action, self.settings_action, self.reveal_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.remove_action)
+        more.setMenu(menu)
+        title = QLabel("<b>Projects</b>", self)
+        top = QHBoxLayout()
+        top.setContentsMargins(4, 2, 2, 2)
+        top.addWidget(title)
+        top.addStretch(1)
+        top.addWidget(new_button)
+        top.addWidget(open_button)
+        top.addWidget(more)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.tree, 1)
+        self.refresh()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def current_project(self) -> Project | None:
+        return self._current
+
+    def projects(self) -> list[Project]:
+        return list(self._projects.values())
+
+    def current_spec_path(self) -> Path | None:
+        item = self.tree.currentItem()
+        if item is not None and item.data(0, KIND_ROLE) == SPEC:
+            return Path(str(item.data(0, VALUE_ROLE)))
+        return None
+
+    def refresh(self) -> None:
+        """Re-read the project list; keeps the selection and which projects are expanded."""
+        current_id = self._current.id if self._current else None
+        current_spec = self.current_spec_path()
+        expanded = {
+            int(item.data(0, VALUE_ROLE)) for item in self._project_items() if item.isExpanded()
+        }
+        self._updating = True
+        try:
+            self.tree.clear()
+            all_item = QTreeWidgetItem(["All jobs"])
+            all_item.setData(0, KIND_ROLE, ALL_JOBS)
+            all_item.setToolTip(0, "Every job, whichever project started it")
+            self.tree.addTopLevelItem(all_item)
+            self._projects = {p.id: p for p in self.store.list_projects()}
+            target: QTreeWidgetItem = all_item
+            for project in self._projects.values():
+                item = self._project_item(project)
+                self.tree.addTopLevelItem(item)
+                if project.id in expanded or project.id == current_id:
+                    item.setExpanded(True)
+                    self._populate_specs(item)
+                if project.id == current_id:
+                    target = item
+                    for child in _children(item):
+                        if current_spec and Path(str(child.data(0, VALUE_ROLE))) == current_spec:
+                            target = child
+            self.tree.setCurrentItem(target)
+        finally:
+            self._updating = False
+        self._current = self._projects.get(current_id) if current_id is not None else None
+
+    def _project_item(self, project: Project) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([project.name])
+        item.setData(0, KIND_ROLE, PROJECT)
+        item.setData(0, VALUE_ROLE, project.id)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+        tip = project.path
+        python = project_python(project)
+        if python:
+            tip += f"\nPython: {python}"
+        if not os.path.isdir(project.path):
+            tip += "\nThe folder is missing (moved or deleted?)"
+            item.setForeground(0, self.palette().placeholderText())
+        item.setToolTip(0, tip)
+        placeholder = QTreeWidgetItem(["…"])
+        placeholder.setData(0, KIND_ROLE, PLACEHOLDER)
+        item.addChild(placeholder)
+        return item
+
+    def _populate_specs(self, item: QTreeWidgetItem) -> None:
+        project = self._projects.get(int(item.data(0, VALUE_ROLE)))
+        was = self._updating
+        self._updating = True
+        try:
+            item.takeChildren()
+            if project is None:
+                return
+            for path in spec_files(project.path):
+                child = QTreeWidgetItem([path.name])
+                child.setData(0, KIND_ROLE, SPEC)
+                child.setData(0, VALUE_ROLE, str(path))
+                child.setToolTip(0, f"{path}\nDouble-click to edit; Ctrl+R runs it")
+                item.addChild(child)
+            if item.childCount() == 0:
+                empty = QTreeWidgetItem(["(no job specs yet: Ctrl+N)"])
+                empty.setData(0, KIND_ROLE, PLACEHOLDER)
+                empty.setFlags(Qt.ItemFlag.NoItemFlags)
+                item.addChild(empty)
+        finally:
+            self._updating = was
+
+    def refresh_specs(self) -> None:
+        """Re-list the spec files of expanded projects (after a save, say)."""
+        current = self.current_spec_path()
+        for item in self._project_items():
+            if item.isExpanded():
+                self._populate_specs(item)
+                for child in _children(item):
+                    if current and Path(str(child.data(0, VALUE_ROLE))) == current:
+                        self.tree.setCurrentItem(child)
+
+    def _project_items(self) -> list[QTreeWidgetItem]:
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item for item in items if item is not None and item.data(0, KIND_ROLE) == PROJECT]
+
+    def item_for(self, project_id: int) -> QTreeWidgetItem | None:
+        for item in self._project_items():
+            if int(item.data(0, VALUE_ROLE)) == project_id:
+                return item
+        return None
+
+    def select_project(self, project_id: int | None) -> bool:
+        if project_id is None:
+            first = self.tree.topLevelItem(0)
+            if first is not None:
+                self.tree.setCurrentItem(first)
+            return True
+        item = self.item_for(project_id)
+        if item is None:
+            return False
+        self.tree.setCurrentItem(item)
+        item.setExpanded(True)
+        return True
+
+    def select_spec(self, path: str | Path) -> bool:
+        for item in self._project_items():
+            if not item.isExpanded():
+                continue
+            for child in _children(item):
+                if child.data(0, KIND_ROLE) == SPEC and Path(
+                    str(child.data(0, VALUE_ROLE))
+                ) == Path(path):
+                    self.tree.setCurrentItem(child)
+                    return True
+        return False
+
+    # -- operations (the dialogs call these; tests too) --------------------------------------
+
+    def create_project(self, folder: str | Path, name: str | None = None) -> Project:
+        """Make the folder (if needed) and add it as a project, selected."""
+        folder = Path(folder).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the folder {folder}: {exc}") from None
+        return self._add(folder, name)
+
+    def open_folder(self, folder: str | Path) -> Project:
+        """Add an existing folder as a project (or select it if it is one), selected."""
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"{folder} is not a folder")
+        return self._add(folder, None)
+
+    def _add(self, folder: Path, name: str | None) -> Project:
+        folder = folder.resolve()
+        project = self.store.add_project((name or folder.name or str(folder)).strip(), str(folder))
+        self.store.touch_project(project.id)
+        self.refresh()
+        self.select_project(project.id)
+        return self._projects.get(project.id, project)
+
+    def rename_project(self, project_id: int, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise UserError("a project name cannot be empty")
+        self.store.rename_project(project_id, name)
+        self.refresh()
+
+    def remove_project(self, project_id: int) -> None:
+        """Forget the project (its folder and its jobs stay)."""
+        self.store.remove_project(project_id)
+        if self._current is not None and self._current.id == project_id:
+            self._current = None
+        self.refresh()
+        self.select_project(None)
+
+    def set_python(self, project_id: int, python: str | None) -> Project:
+        project = self.store.get_project(project_id)
+        if project is None:
+            raise UserError("that project was removed")
+        settings = dict(project.settings)
+        if python and python.strip():
+            settings[PYTHON_KEY] = check_python(python)
+        else:
+            settings.pop(PYTHON_KEY, None)
+        self.store.update_project_settings(project_id, settings)
+        self.refresh()
+        updated = self._projects.get(project_id)
+        assert updated is not None
+        if self._current is not None and self._current.id == project_id:
+            self._current = updated
+        return updated
+
+    # -- dialogs -----------------------------------------------------------------------------
+
+    def _warn(self, title: str, exc: Exception) -> None:
+        QMessageBox.warning(self, title, str(exc))
+
+    @Slot()
+    def ask_new_project(self) -> None:
+        dialog = NewProjectDialog(self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            self.create_project(dialog.folder(), dialog.name_edit.text().strip())
+        except UserError as exc:
+            self._warn("Cannot create the project", exc)
+
+    @Slot()
+    def ask_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(Path.home()))
+        if not folder:
+            return
+        try:
+            self.open_folder(folder)
+        except UserError as exc:
+            self._warn("Cannot open the folder", exc)
+
+    @Slot()
+    def ask_rename(self) -> None:
+        item = self.item_for(self._current.id) if self._current else None
+        if item is not None:
+            self.tree.setCurrentItem(item)
+            self.tree.editItem(item, 0)
+
+    @Slot()
+    def ask_remove(self) -> None:
+        project = self._current
+        if project is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Remove the project from the list?",
+            f"Remove “{project.name}” from the list?\n\nIts folder ({project.path}) and its jobs "
+            "are kept; you can open the folder again later.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove_project(project.id)
+
+    @Slot()
+    def ask_settings(self) -> None:
+        project = self._current
+        if project is None:
+            return
+        dialog = ProjectSettingsDialog(project, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            if dialog.name_edit.text().strip() != project.name:
+                self.rename_project(project.id, dialog.name_edit.text())
+            self.set_python(project.id, dialog.python_edit.text())
+        except UserError as exc:
+            self._warn("Cannot change the project settings", exc)
+
+    @Slot()
+    def reveal_current(self) -> None:
+        project = self._current
+        if project is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(project.path))
+
+    # -- tree events -------------------------------------------------------------------------
+
+    @Slot(QTreeWidgetItem, QTreeWidgetItem)
+    def _on_current_changed(
+        self, item: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None
+    ) -> None:
+        if self._updating or item is None:
+            return
+        kind = item.data(0, KIND_ROLE)
+        parent = item.parent()
+        if kind in (SPEC, PLACEHOLDER) and parent is not None:
+            item = parent
+            kind = PROJECT
+        project = self._projects.get(int(item.data(0, VALUE_ROLE))) if kind == PROJECT else None
+        previous = self._current
+        self._current = project
+        enabled = project is not None
+        for action in (self.rename_action, self.settings_action, self.remove_action):
+            action.setEnabled(enabled)
+        self.reveal_action.setEnabled(enabled)
+        if (previous.id if previous else None) != (project.id if project else None):
+            if project is not None:
+                self.store.touch_project(project.id)
+            self.sig_project_changed.emit(project)
+
+    @Slot(QTreeWidgetItem, int)
+    def _on_double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        kind = item.data(0, KIND_ROLE)
+        if kind == SPEC:
+            self.sig_spec_activated.emit(str(item.data(0, VALUE_ROLE)))
+        elif kind == PROJECT:
+            item.setExpanded(not item.isExpanded())
+
+    @Slot(QTreeWidgetItem)
+    def _on_expanded(self, item: QTreeWidgetItem) -> None:
+        if item.data(0, KIND_ROLE) == PROJECT and not self._updating:
+            self._populate_specs(item)
+
+    @Slot(QTreeWidgetItem, int)
+    def _on_item_changed(self, item: QTreeWidgetItem, _column: int) -> None:
+        if self._updating or item.data(0, KIND_ROLE) != PROJECT:
+            return
+        project = self._projects.get(int(item.data(0, VALUE_ROLE)))
+        if project is None or item.text(0) == project.name:
+            return
+        try:
+            self.rename_project(project.id, item.text(0))
+        except UserError as exc:
+            self._warn("Cannot rename the project", exc)
+            self.refresh()
+
+    @Slot(QPoint)
+    def _on_context_menu(self, pos: QPoint) -> None:
+        item = self.tree.itemAt(pos)
+        menu = QMenu(self)
+        if item is not None and item.data(0, KIND_ROLE) in (PROJECT, SPEC):
+            new_job = menu.addAction("New job spec…")
+            new_job.triggered.connect(self.sig_new_job_requested)
+            menu.addSeparator()
+            for action in (self.rename_action, self.settings_action, self.reveal_action):
+                menu.addAction(action)
+            menu.addSeparator()
+            menu.addAction(self.remove_action)
+            menu.addSeparator()
+        menu.addAction(self.new_action)
+        menu.addAction(self.open_action)
+        menu.exec(self.tree.viewport().mapToGlobal(pos))
+
+
+class NewProjectDialog(QDialog):
+    """Name and location of a new project folder."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New project")
+        self.name_edit = QLineEdit(self)
+        self.name_edit.setPlaceholderText("e.g. mnist-experiments")
+        self.location_edit = QLineEdit(str(Path.home() / "TrainerProjects"), self)
+        browse = QToolButton(self)
+        browse.setText("…")
+        browse.clicked.connect(self._on_browse)
+        location = QHBoxLayout()
+        location.addWidget(self.location_edit, 1)
+        location.addWidget(browse)
+        self.preview = QLabel(self)
+        self.preview.setEnabled(False)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Name", self.name_edit)
+        form.addRow("Location", location)
+        form.addRow("", self.preview)
+        form.addRow(buttons)
+        self.name_edit.textChanged.connect(self._update)
+        self.location_edit.textChanged.connect(self._update)
+        self._update()
+        self.resize(520, self.sizeHint().height())
+
+    def folder(self) -> Path:
+        return Path(self.location_edit.text().strip()).expanduser() / self.name_edit.text().strip()
+
+    @Slot()
+    def _update(self) -> None:
+        name = self.name_edit.text().strip()
+        bad = not name or any(sep in name for sep in ("/", "\\")) or name in (".", "..")
+        self.ok_button.setEnabled(not bad and bool(self.location_edit.text().strip()))
+        self.preview.setText(f"Folder: {self.folder()}" if name else "Give the project a name")
+
+    @Slot()
+    def _on_browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Where to create it", str(Path.home()))
+        if folder:
+            self.location_edit.setText(folder)
+
+
+class ProjectSettingsDialog(QDialog):
+    """A project's name and the Python interpreter its local-process jobs use."""
+
+    def __init__(self, project: Project, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Project settings — {project.name}")
+        self.name_edit = QLineEdit(project.name, self)
+        folder = QLabel(project.path, self)
+        folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.python_edit = QLineEdit(project_python(project) or "", self)
+        self.python_edit.setPlaceholderText(f"the app's Python ({sys.executable})")
+        self.python_edit.setToolTip(
+            "Interpreter for local-process jobs: any Python or virtual environment with PyTorch "
+            "installed. Empty uses the app's own."
+        )
+        browse = QToolButton(self)
+        browse.setText("…")
+        browse.clicked.connect(self._on_browse)
+        python = QHBoxLayout()
+        python.addWidget(self.python_edit, 1)
+        python.addWidget(browse)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self._on_accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Name", self.name_edit)
+        form.addRow("Folder", folder)
+        form.addRow("Python interpreter", python)
+        form.addRow(buttons)
+        self.resize(560, self.sizeHint().height())
+
+    @Slot()
+    def _on_browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Python interpreter", str(Path.home()))
+        if path:
+            self.python_edit.setText(path)
+
+    @Slot()
+    def _on_accept(self) -> None:
+        text = self.python_edit.text().strip()
+        if text:
+            try:
+                check_python(text)
+            except UserError as exc:
+                QMessageBox.warning(self, "Not a usable interpreter", str(exc))
+                return
+        if not self.name_edit.text().strip():
+            QMessageBox.warning(self, "No name", "A project name cannot be empty.")
+            return
+        self.accept()
+
+
+def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+    children = (item.child(i) for i in range(item.childCount()))
+    return [child for child in children if child is not None]
