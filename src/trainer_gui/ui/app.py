@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from PySide6.QtCore import Qt
     from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QApplication
 
@@ -52,7 +53,19 @@ def dark_palette() -> QPalette:
     return p
 
 
-def apply_color_scheme(app: QApplication) -> bool:
+def _forced_scheme() -> Qt.ColorScheme | None:
+    """`TRAINER_GUI_THEME=dark|light` overrides the system (screenshots, testing)."""
+    from PySide6.QtCore import Qt
+
+    theme = os.environ.get("TRAINER_GUI_THEME", "").strip().lower()
+    if theme == "dark":
+        return Qt.ColorScheme.Dark
+    if theme == "light":
+        return Qt.ColorScheme.Light
+    return None
+
+
+def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> bool:
     """Follow the system's light/dark setting; returns whether the app now looks dark.
 
     Windows 11, macOS and most Linux desktops hand Qt a dark palette themselves. Where the
@@ -62,7 +75,8 @@ def apply_color_scheme(app: QApplication) -> bool:
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QPalette
 
-    scheme = app.styleHints().colorScheme()
+    if scheme is None:
+        scheme = _forced_scheme() or app.styleHints().colorScheme()
     want_dark = scheme == Qt.ColorScheme.Dark
     ours = bool(app.property(_DARK_PROPERTY))
     if want_dark and not ours:
@@ -82,8 +96,6 @@ def apply_color_scheme(app: QApplication) -> bool:
 
 def setup_application(app: QApplication) -> None:
     """Names, icon and colours; call once, before the first window."""
-    from PySide6.QtCore import Qt
-
     from trainer_gui import __version__
     from trainer_gui.ui.icons import app_icon
 
@@ -93,12 +105,10 @@ def setup_application(app: QApplication) -> None:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("trainer-gui")
     app.setWindowIcon(app_icon())
-    hints = app.styleHints()
-    theme = os.environ.get("TRAINER_GUI_THEME", "").lower()
-    if theme in ("dark", "light") and hasattr(hints, "setColorScheme"):
-        hints.setColorScheme(Qt.ColorScheme.Dark if theme == "dark" else Qt.ColorScheme.Light)
     apply_color_scheme(app)
-    hints.colorSchemeChanged.connect(lambda _scheme: apply_color_scheme(app))
+    app.styleHints().colorSchemeChanged.connect(
+        lambda scheme: apply_color_scheme(app, _forced_scheme() or scheme)
+    )
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -301,8 +301,9 @@ class JobsFilterProxy(QSortFilterProxyModel):
         )
 
     def set_status(self, status: str | None) -> None:
+        self.beginFilterChange()
         self._status = status or None
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def filterAcceptsRow(self, source_row: int, source_parent: IndexLike) -> bool:
         model = self.sourceModel()
@@ -364,6 +365,7 @@ class JobsView(QWidget):
         header.resizeSection(COL_STARTED, 130)
         header.resizeSection(COL_DURATION, 80)
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.proxy.columnsInserted.connect(self._on_columns_inserted)
         self.table.activated.connect(self._on_activated)
         top = QHBoxLayout()
         top.addWidget(self.filter_edit, 1)
@@ -375,7 +377,7 @@ class JobsView(QWidget):
         self._last_selection: list[str] = []
 
     def selected_ids(self) -> list[str]:
-        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedIndexes()})
         out = []
         for row in rows:
             job_id = self.proxy.index(row, 0).data(JOB_ID_ROLE)
@@ -394,12 +396,15 @@ class JobsView(QWidget):
         index = self.proxy.mapFromSource(self.model.index(row, 0))
         if not index.isValid():
             return False
-        self.table.selectionModel().select(
+        selection = self.table.selectionModel()
+        selection.select(
             index,
             QItemSelectionModel.SelectionFlag.ClearAndSelect
             | QItemSelectionModel.SelectionFlag.Rows,
         )
-        self.table.setCurrentIndex(index)
+        # Not view.setCurrentIndex: that applies the keyboard modifiers held right now (Ctrl
+        # would toggle the row we just selected).
+        selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
         self.table.scrollTo(index)
         return True
 
@@ -411,6 +416,17 @@ class JobsView(QWidget):
     def status_text(self, job_id: str) -> str:
         record = self.model.record_by_id(job_id)
         return record.status if record else ""
+
+    @Slot()
+    def _on_columns_inserted(self) -> None:
+        """A new metric column: extend the selected rows over it, so rows stay whole."""
+        selection = self.table.selectionModel()
+        rows = sorted({i.row() for i in selection.selectedIndexes()})
+        for row in rows:
+            selection.select(
+                self.proxy.index(row, 0),
+                QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+            )
 
     @Slot(int)
     def _on_status_filter(self, index: int) -> None:

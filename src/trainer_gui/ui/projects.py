@@ -211,6 +211,8 @@ class ProjectsPanel(QWidget):
         finally:
             self._updating = False
         self._current = self._projects.get(current_id) if current_id is not None else None
+        if current_id is not None and self._current is None:  # removed (here or elsewhere)
+            self.sig_project_changed.emit(None)
 
     def _project_item(self, project: Project) -> QTreeWidgetItem:
         item = QTreeWidgetItem([project.name])
@@ -333,10 +335,7 @@ class ProjectsPanel(QWidget):
     def remove_project(self, project_id: int) -> None:
         """Forget the project (its folder and its jobs stay)."""
         self.store.remove_project(project_id)
-        if self._current is not None and self._current.id == project_id:
-            self._current = None
         self.refresh()
-        self.select_project(None)
 
     def set_python(self, project_id: int, python: str | None) -> Project:
         project = self.store.get_project(project_id)

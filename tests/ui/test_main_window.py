@@ -1,0 +1,515 @@
+"""The main window: layout memory, status probes, shortcuts, drops, job actions, notifications,
+closing without stopping jobs, and the last-resort error handler."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import EXAMPLE, WindowFactory, add_job, drop, fake_probes, mime_for, window_factory
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QMessageBox
+
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.ui.job_detail import JobDetail
+from trainer_gui.ui.spec_form import SpecEditorDialog
+
+
+@pytest.fixture
+def make_window(qtbot: Any) -> Iterator[WindowFactory]:
+    yield from window_factory(qtbot)
+
+
+@pytest.fixture
+def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """Every message dialog the window would show, instead of showing it."""
+    from trainer_gui.ui.main_window import MainWindow
+
+    shown: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        MainWindow,
+        "show_message",
+        lambda self, level, title, text: shown.append((level, title, text)),
+    )
+    return shown
+
+
+def project_with_jobs(make_window: WindowFactory, tmp_path: Path, *jobs: tuple[str, JobStatus]):
+    window = make_window()
+    project = window.projects.create_project(tmp_path / "proj", "proj")
+    records = [
+        add_job(make_window.store, name, status, project.id, metrics={"loss": 0.5})
+        for name, status in jobs
+    ]
+    window.refresh_jobs()
+    return window, project, records
+
+
+def wait_rows(qtbot: Any, window: Any, count: int) -> None:
+    qtbot.waitUntil(lambda: window.jobs.proxy.rowCount() == count, timeout=5000)
+
+
+# -- looks and layout ----------------------------------------------------------------------------
+
+
+def test_the_window_fits_a_1366x768_screen(make_window: WindowFactory):
+    window = make_window()
+
+    assert window.minimumWidth() <= 1366 and window.minimumHeight() <= 700
+    assert window.width() <= 1366 and window.height() <= 768
+    assert not window.windowIcon().isNull()
+
+
+def test_layout_is_remembered_between_runs(qtbot: Any, make_window: WindowFactory, tmp_path):
+    first = make_window()
+    first.show()
+    project = first.projects.create_project(tmp_path / "p", "p")
+    first.projects_dock.hide()
+    first.splitter.setSizes([100, 500])
+    sizes = first.splitter.sizes()
+    first.close()
+
+    second = make_window()
+    second.show()
+
+    assert second.projects_dock.isHidden()
+    assert second.splitter.sizes() == sizes
+    assert second.current_project() is not None
+    assert second.current_project().id == project.id
+
+
+def test_status_bar_shows_docker_and_aws_probed_off_the_gui_thread(
+    qtbot: Any, make_window: WindowFactory
+):
+    threads: list[str] = []
+    window = make_window(probes=fake_probes(threads))
+    window.show()
+
+    status = window.backend_status
+    qtbot.waitUntil(lambda: status.labels["aws"].state == "bad", timeout=5000)
+    qtbot.waitUntil(lambda: status.labels["docker"].state == "ok", timeout=5000)
+    assert "Docker 99.0" in status.labels["docker"].text()
+    assert "AWS: no credentials" in status.labels["aws"].text()
+    assert threads and threading.main_thread().name not in threads
+
+
+def test_a_probe_that_raises_shows_as_unusable(qtbot: Any, make_window: WindowFactory):
+    def broken() -> Any:
+        raise RuntimeError("socket on fire")
+
+    window = make_window(probes={"docker": broken})
+    window.show()
+
+    label = window.backend_status.labels["docker"]
+    qtbot.waitUntil(lambda: label.state == "bad", timeout=5000)
+    assert "socket on fire" in label.toolTip()
+
+
+def test_common_actions_have_keyboard_shortcuts(make_window: WindowFactory):
+    window = make_window()
+
+    def keys(action: Any) -> str:
+        return action.shortcut().toString()
+
+    assert keys(window.new_job_action) == QKeySequence(QKeySequence.StandardKey.New).toString()
+    assert (
+        keys(window.open_project_action) == QKeySequence(QKeySequence.StandardKey.Open).toString()
+    )
+    assert keys(window.run_action) == "Ctrl+R"
+    assert keys(window.stop_action) == "Ctrl+."
+    assert keys(window.delete_action) == "Del"
+    assert keys(window.refresh_action) == "F5"
+    assert keys(window.search_logs_action) == "Ctrl+F"
+
+
+def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory):
+    window = make_window()
+    window.show()
+    window.activateWindow()
+
+    window.search_logs_action.trigger()
+
+    qtbot.waitUntil(lambda: window.detail.log_view.search_edit.hasFocus(), timeout=2000)
+
+
+# -- projects and specs --------------------------------------------------------------------------
+
+
+def test_new_job_without_a_project_says_what_to_do(make_window: WindowFactory, messages):
+    window = make_window()
+
+    assert window.new_job() is None
+
+    assert messages and messages[0][1] == "Pick a project first"
+
+
+def test_new_job_opens_a_form_for_the_project(make_window: WindowFactory, tmp_path: Path):
+    window = make_window()
+    window.projects.create_project(tmp_path / "My Project", "My Project")
+
+    dialog = window.new_job()
+
+    assert isinstance(dialog, SpecEditorDialog)
+    assert dialog.form.base_dir == (tmp_path / "My Project").resolve()
+    assert dialog.form.editor("name").value() == "My-Project"
+
+
+def test_new_job_from_the_example_copies_it_into_the_project(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+):
+    window = make_window()
+    folder = tmp_path / "proj"
+    window.projects.create_project(folder, "proj")
+
+    window.new_job_from_example()
+
+    qtbot.waitUntil(lambda: bool(window.editors), timeout=5000)
+    form = window.editors[0].form
+    assert (folder / "code" / "train.py").is_file()
+    assert (folder / "data" / "train").is_dir()
+    assert form.editor("name").value() == "quickstart"
+    assert form.validate() is not None, form.problems
+
+
+def test_dropping_a_spec_yaml_on_the_window_opens_it(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+):
+    window = make_window()
+    spec = tmp_path / "drop.yaml"
+    spec.write_text("name: dropped\nsource:\n  command: [echo, hi]\n")
+
+    entered, dropped = drop(window, mime_for([spec]))
+
+    assert entered and dropped
+    assert len(window.editors) == 1
+    editor = window.editors[0]
+    assert editor.path == spec.resolve()
+    assert editor.form.editor("name").value() == "dropped"
+    assert editor.form.validate() is not None
+
+
+def test_a_broken_spec_still_opens_with_its_problems_shown(
+    make_window: WindowFactory, tmp_path: Path
+):
+    window = make_window()
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: 'no spaces allowed'\nsource:\n  command: [echo]\n")
+
+    editor = window.open_spec(spec)
+
+    assert editor is not None
+    assert "must be 1-63 letters" in editor.form.problem_text("name")
+
+
+def test_a_file_that_is_not_yaml_gets_a_clear_message(
+    make_window: WindowFactory, tmp_path: Path, messages
+):
+    window = make_window()
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: [unclosed\n")
+
+    assert window.open_spec(spec) is None
+
+    assert messages[0][1] == "Cannot open the spec" and "not valid YAML" in messages[0][2]
+
+
+def test_dropping_a_folder_on_the_window_opens_it_as_a_project(
+    make_window: WindowFactory, tmp_path: Path
+):
+    window = make_window()
+
+    drop(window, mime_for([tmp_path]))
+
+    project = window.current_project()
+    assert project is not None and Path(project.path) == tmp_path.resolve()
+    assert window.windowTitle().startswith(tmp_path.name)
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+
+def test_the_projects_jobs_are_listed_with_their_metrics(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+):
+    window, _project, _records = project_with_jobs(
+        make_window, tmp_path, ("first", JobStatus.COMPLETED), ("second", JobStatus.FAILED)
+    )
+    add_job(make_window.store, "elsewhere", JobStatus.COMPLETED)  # another project's job
+
+    wait_rows(qtbot, window, 2)
+
+    assert sorted(r.name for r in window.jobs.model._records) == ["first", "second"]
+    assert window.jobs.model.metric_names == ["loss"]
+    window.projects.select_project(None)  # "All jobs"
+    wait_rows(qtbot, window, 3)
+
+
+def test_jobs_started_by_another_process_show_up(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+):
+    from trainer_gui.core.store import Store
+
+    window = make_window()
+    project = window.projects.create_project(tmp_path / "p", "p")
+    make_window.wait_idle(window)
+    window._poll_store()  # what the 2 s timer does
+    with Store() as other:  # like the CLI, in its own connection
+        add_job(other, "from-cli", JobStatus.COMPLETED, project.id)
+
+    window._poll_store()
+
+    wait_rows(qtbot, window, 1)
+
+
+def test_selecting_a_job_shows_its_detail(qtbot: Any, make_window: WindowFactory, tmp_path):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("only", JobStatus.COMPLETED))
+    wait_rows(qtbot, window, 1)
+
+    window.jobs.select_job(records[0].id)
+
+    detail: JobDetail = window.detail
+    assert detail.job_ids == [records[0].id]
+    assert "only" in detail.header.text() and "Completed" in detail.header.text()
+    assert "command" in detail.spec_text.toPlainText()
+    assert window.clone_action.isEnabled() and window.delete_action.isEnabled()
+    assert not window.stop_action.isEnabled()
+    qtbot.waitUntil(lambda: "Training" in detail.history.toPlainText(), timeout=3000)
+
+
+def test_selecting_several_jobs_overlays_their_metrics(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+):
+    window, _, records = project_with_jobs(
+        make_window, tmp_path, ("a", JobStatus.COMPLETED), ("b", JobStatus.COMPLETED)
+    )
+    wait_rows(qtbot, window, 2)
+
+    window.jobs.table.selectAll()
+
+    assert sorted(window.detail.metrics.jobs) == sorted(r.id for r in records)
+    assert "2 jobs" in window.detail.header.text()
+
+
+def test_delete_asks_and_keeps_artifacts_when_told(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("keep", JobStatus.COMPLETED))
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+    asked: list[list[str]] = []
+    monkeypatch.setattr(
+        window, "ask_delete", lambda recs: asked.append([r.id for r in recs]) or False
+    )
+
+    window.delete_action.trigger()
+
+    wait_rows(qtbot, window, 0)
+    assert asked == [[records[0].id]]
+    assert make_window.store.get_job(records[0].id) is None
+    assert Path(records[0].run_dir).is_dir()
+
+
+def test_delete_can_remove_the_run_folder(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("gone", JobStatus.FAILED))
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+    monkeypatch.setattr(window, "ask_delete", lambda recs: True)
+
+    window.delete_selected()
+
+    wait_rows(qtbot, window, 0)
+    assert not Path(records[0].run_dir).exists()
+
+
+def test_cancelling_delete_keeps_the_job(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("stay", JobStatus.COMPLETED))
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+    monkeypatch.setattr(window, "ask_delete", lambda recs: None)
+
+    window.delete_selected()
+
+    assert make_window.store.get_job(records[0].id) is not None
+
+
+def test_the_delete_dialog_has_a_remove_artifacts_checkbox(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("x", JobStatus.COMPLETED))
+    seen: dict[str, Any] = {}
+
+    def fake_exec(box: QMessageBox) -> QMessageBox.StandardButton:
+        seen["text"] = box.text()
+        seen["checkbox"] = box.checkBox().text()
+        box.checkBox().setChecked(True)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
+
+    assert window.ask_delete(records) is True
+    assert "Delete 1 job" in seen["text"] and "run folders" in seen["checkbox"]
+
+
+def test_a_running_job_cannot_be_deleted(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, messages
+):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("busy", JobStatus.TRAINING))
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+    assert window.stop_action.isEnabled()
+
+    window.delete_selected()
+
+    assert messages and messages[0][1] == "Stop the jobs first"
+    assert make_window.store.get_job(records[0].id) is not None
+
+
+def test_clone_and_edit_opens_the_jobs_spec(qtbot: Any, make_window: WindowFactory, tmp_path: Path):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("orig", JobStatus.COMPLETED))
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+
+    dialog = window.clone_selected()
+
+    assert dialog is not None and dialog.path is None
+    assert dialog.form.editor("name").value() == "orig"
+    assert dialog.form.editor("source.command").value() == ["python", "-c", "print(1)"]
+
+
+def test_a_job_ending_in_the_background_notifies(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+):
+    window, _, records = project_with_jobs(make_window, tmp_path, ("bg", JobStatus.TRAINING))
+    wait_rows(qtbot, window, 1)
+    assert not window.isActiveWindow()
+
+    window._on_status(records[0].id, JobStatus.COMPLETED.value, "")
+
+    assert window.last_notification is not None
+    title, _text, via = window.last_notification
+    assert title == "Job completed: bg"
+    assert via in ("tray", "alert")
+    assert "Job completed: bg" in window.statusBar().currentMessage()
+    assert window.jobs.status_text(records[0].id) == "Completed"
+
+
+def test_an_unknown_error_in_a_task_is_logged_not_shown_as_a_traceback(
+    make_window: WindowFactory, messages, app_home: Path
+):
+    window = make_window()
+
+    try:
+        raise KeyError("boom")
+    except KeyError as exc:
+        import traceback
+
+        window.report_error("Cannot do it", exc, traceback.format_exc())
+
+    level, title, text = messages[0]
+    assert level == "error" and title == "Cannot do it"
+    assert "Traceback" not in text and "crash.log" in text
+    assert "KeyError" in (app_home / "crash.log").read_text()
+
+
+def test_a_user_error_shows_just_its_message(make_window: WindowFactory, messages):
+    window = make_window()
+
+    window.report_error("Cannot start", UserError("Python interpreter 'x' not found"))
+
+    assert messages == [("warning", "Cannot start", "Python interpreter 'x' not found")]
+
+
+def test_closing_the_window_lets_go_of_jobs_without_stopping_them(
+    make_window: WindowFactory, monkeypatch: pytest.MonkeyPatch
+):
+    window = make_window()
+    calls: list[str] = []
+    monkeypatch.setattr(make_window.service, "shutdown", lambda: calls.append("shutdown"))
+    monkeypatch.setattr(make_window.service, "stop", lambda *a, **k: calls.append("stop"))
+
+    window.close()
+
+    assert calls == ["shutdown"]
+
+
+def test_start_re_attaches_to_running_jobs_off_the_gui_thread(
+    qtbot: Any, make_window: WindowFactory, monkeypatch: pytest.MonkeyPatch
+):
+    threads: list[str] = []
+
+    def recover() -> list[str]:
+        threads.append(threading.current_thread().name)
+        return ["job-1"]
+
+    monkeypatch.setattr(make_window.service, "recover", recover)
+
+    window = make_window(recover=True)
+
+    qtbot.waitUntil(lambda: window.recovered == ["job-1"], timeout=5000)
+    assert threads and threads[0] != threading.main_thread().name
+    assert "Re-attached to 1 running job" in window.statusBar().currentMessage()
+
+
+def test_a_failing_start_shows_the_reason(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, messages
+):
+    window = make_window()
+    project = window.projects.create_project(tmp_path / "p", "p")
+    window.projects.set_python(project.id, sys.executable)
+    spec_file = tmp_path / "p" / "bad.yaml"
+    spec_file.write_text("name: x\nsource:\n  command: [python, -c, '1']\n")
+    make_window.store.update_project_settings(project.id, {"python": str(tmp_path / "nope")})
+    window.projects.refresh()
+
+    window.run_spec_file(spec_file)
+
+    qtbot.waitUntil(lambda: bool(messages), timeout=10_000)
+    assert messages[0][0] == "warning"
+    assert "not found" in messages[0][2]
+
+
+def test_the_excepthook_writes_the_crash_log_and_shows_a_short_dialog(
+    monkeypatch: pytest.MonkeyPatch, app_home: Path, qapp: Any
+):
+    from trainer_gui.ui import app as app_module
+
+    shown: list[str] = []
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(QMessageBox, "critical", lambda _p, _t, text, *a: shown.append(text))
+    app_module.install_excepthook()
+
+    try:
+        raise ValueError("unexpected")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())  # type: ignore[arg-type]
+
+    assert "Traceback" in (app_home / "crash.log").read_text()
+    assert shown and "ValueError: unexpected" in shown[0] and "Traceback" not in shown[0]
+
+
+def test_dark_mode_follows_the_system(qapp: Any):
+    from trainer_gui.ui.app import apply_color_scheme
+
+    before_style = qapp.style().name()
+    try:
+        assert apply_color_scheme(qapp, Qt.ColorScheme.Dark) is True
+        window = qapp.palette().color(qapp.palette().ColorRole.Window)
+        assert window.lightness() < 128
+        assert apply_color_scheme(qapp, Qt.ColorScheme.Light) is False
+    finally:
+        apply_color_scheme(qapp, Qt.ColorScheme.Light)
+    assert qapp.style().name() == before_style
+
+
+def test_the_example_project_is_where_the_window_expects_it():
+    assert (EXAMPLE / "job.yaml").is_file()

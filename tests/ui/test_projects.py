@@ -1,0 +1,195 @@
+"""The project sidebar: create, open, rename, remove, recent first, specs, interpreter setting."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.store import Project, Store
+from trainer_gui.ui.projects import (
+    ALL_JOBS,
+    KIND_ROLE,
+    PROJECT,
+    SPEC,
+    ProjectsPanel,
+    check_python,
+    project_python,
+    spec_files,
+)
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with Store() as s:
+        yield s
+
+
+@pytest.fixture
+def panel(qtbot: Any, store: Store) -> ProjectsPanel:
+    widget = ProjectsPanel(store)
+    qtbot.addWidget(widget)
+    widget.resize(260, 500)
+    widget.show()
+    return widget
+
+
+def top_names(panel: ProjectsPanel) -> list[str]:
+    tree = panel.tree
+    return [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+
+
+def test_starts_with_all_jobs_only(panel: ProjectsPanel):
+    assert top_names(panel) == ["All jobs"]
+    assert panel.tree.topLevelItem(0).data(0, KIND_ROLE) == ALL_JOBS
+    assert panel.current_project() is None
+
+
+def test_creating_a_project_makes_the_folder_and_selects_it(
+    qtbot: Any, panel: ProjectsPanel, tmp_path: Path
+):
+    folder = tmp_path / "new" / "experiments"
+
+    with qtbot.waitSignal(panel.sig_project_changed) as changed:
+        project = panel.create_project(folder, "Experiments")
+
+    assert folder.is_dir()
+    assert project.name == "Experiments" and Path(project.path) == folder.resolve()
+    assert isinstance(changed.args[0], Project) and changed.args[0].id == project.id
+    assert panel.current_project() is not None
+    assert panel.current_project().id == project.id  # type: ignore[union-attr]
+    assert top_names(panel) == ["All jobs", "Experiments"]
+
+
+def test_opening_an_existing_folder_lists_its_specs(panel: ProjectsPanel, tmp_path: Path):
+    (tmp_path / "b-job.yaml").write_text("name: b\n")
+    (tmp_path / "a-job.yml").write_text("name: a\n")
+    (tmp_path / "notes.txt").write_text("x")
+
+    project = panel.open_folder(tmp_path)
+
+    assert project.name == tmp_path.name
+    item = panel.item_for(project.id)
+    assert item is not None and item.isExpanded()
+    children = [item.child(i) for i in range(item.childCount())]
+    assert [c.text(0) for c in children] == ["a-job.yml", "b-job.yaml"]
+    assert all(c.data(0, KIND_ROLE) == SPEC for c in children)
+    assert spec_files(tmp_path) == [tmp_path / "a-job.yml", tmp_path / "b-job.yaml"]
+
+
+def test_double_clicking_a_spec_asks_to_open_it(qtbot: Any, panel: ProjectsPanel, tmp_path: Path):
+    (tmp_path / "job.yaml").write_text("name: j\n")
+    project = panel.open_folder(tmp_path)
+    item = panel.item_for(project.id)
+    assert item is not None
+    spec_item = item.child(0)
+
+    with qtbot.waitSignal(panel.sig_spec_activated) as activated:
+        panel.tree.itemDoubleClicked.emit(spec_item, 0)
+
+    assert activated.args == [str(tmp_path / "job.yaml")]
+    panel.tree.setCurrentItem(spec_item)
+    assert panel.current_spec_path() == tmp_path / "job.yaml"
+    assert panel.current_project() is not None  # a spec selects its project
+
+
+def test_opening_a_missing_folder_is_refused(panel: ProjectsPanel, tmp_path: Path):
+    with pytest.raises(UserError, match="is not a folder"):
+        panel.open_folder(tmp_path / "missing")
+
+
+def test_opening_the_same_folder_twice_keeps_one_project(panel: ProjectsPanel, tmp_path: Path):
+    first = panel.open_folder(tmp_path)
+    second = panel.open_folder(str(tmp_path) + "/")
+
+    assert first.id == second.id
+    assert top_names(panel).count(tmp_path.name) == 1
+
+
+def test_recent_projects_come_first(panel: ProjectsPanel, tmp_path: Path):
+    panel.create_project(tmp_path / "one", "one")
+    two = panel.create_project(tmp_path / "two", "two")
+    panel.create_project(tmp_path / "three", "three")
+
+    panel.select_project(two.id)
+    panel.refresh()
+
+    assert top_names(panel) == ["All jobs", "two", "three", "one"]
+
+
+def test_renaming_a_project(panel: ProjectsPanel, store: Store, tmp_path: Path):
+    project = panel.create_project(tmp_path / "p", "old name")
+
+    panel.rename_project(project.id, "  new name ")
+
+    assert store.get_project(project.id).name == "new name"  # type: ignore[union-attr]
+    assert "new name" in top_names(panel)
+    with pytest.raises(UserError, match="cannot be empty"):
+        panel.rename_project(project.id, "   ")
+
+
+def test_renaming_in_place_edits_the_store(panel: ProjectsPanel, store: Store, tmp_path: Path):
+    project = panel.create_project(tmp_path / "p", "before")
+    item = panel.item_for(project.id)
+    assert item is not None
+
+    item.setText(0, "after")
+
+    assert store.get_project(project.id).name == "after"  # type: ignore[union-attr]
+
+
+def test_removing_a_project_keeps_its_folder(
+    qtbot: Any, panel: ProjectsPanel, store: Store, tmp_path: Path
+):
+    project = panel.create_project(tmp_path / "keep-me", "keep")
+
+    with qtbot.waitSignal(panel.sig_project_changed) as changed:
+        panel.remove_project(project.id)
+
+    assert changed.args == [None]
+    assert store.list_projects() == []
+    assert (tmp_path / "keep-me").is_dir()
+    assert top_names(panel) == ["All jobs"]
+
+
+def test_python_interpreter_setting(panel: ProjectsPanel, tmp_path: Path):
+    project = panel.create_project(tmp_path / "p", "p")
+    assert project_python(project) is None
+
+    updated = panel.set_python(project.id, sys.executable)
+    assert project_python(updated) == sys.executable
+    assert project_python(panel.current_project()) == sys.executable
+
+    with pytest.raises(UserError, match="does not exist"):
+        panel.set_python(project.id, str(tmp_path / "no-python"))
+
+    cleared = panel.set_python(project.id, "")
+    assert project_python(cleared) is None
+
+
+def test_a_venv_folder_resolves_to_its_interpreter(tmp_path: Path):
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+
+    assert check_python(str(tmp_path / "venv")) == str(python)
+    with pytest.raises(UserError, match="not executable"):
+        (tmp_path / "plain").write_text("")
+        check_python(str(tmp_path / "plain"))
+
+
+def test_a_project_whose_folder_vanished_is_marked(panel: ProjectsPanel, tmp_path: Path):
+    folder = tmp_path / "gone"
+    project = panel.create_project(folder, "gone")
+    folder.rmdir()
+
+    panel.refresh()
+
+    item = panel.item_for(project.id)
+    assert item is not None and item.data(0, KIND_ROLE) == PROJECT
+    assert "missing" in item.toolTip(0)

@@ -1,0 +1,477 @@
+"""The job form generated from JobSpec: editors, labels, inline model messages, saving; plus the
+hyperparameters table and the metric definitions tester it embeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from PySide6.QtWidgets import QMessageBox
+
+from trainer_gui.core.spec import load_spec
+from trainer_gui.core.spec.model import (
+    Backend,
+    ChannelSpec,
+    ComputeSpec,
+    JobSpec,
+    MetricDefinition,
+    SourceSpec,
+)
+from trainer_gui.ui.channels import ChannelsTable
+from trainer_gui.ui.hyperparams import HyperparamsTable, KeyValueTable, format_value, parse_value
+from trainer_gui.ui.metric_defs import MetricDefsEditor
+from trainer_gui.ui.spec_form import (
+    GROUPS,
+    ComboField,
+    SpecEditorDialog,
+    SpecForm,
+    SpinField,
+    rebase_paths,
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print('epoch=1 loss=0.5')\n")
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.fixture
+def form(qtbot: Any, project: Path) -> SpecForm:
+    widget = SpecForm(project)
+    qtbot.addWidget(widget)
+    widget.resize(900, 700)
+    widget.show()
+    return widget
+
+
+def fill_valid(form: SpecForm) -> None:
+    form.editor("name").set_value("my-job")
+    form.editor("source.source_dir").set_value("code")
+    form.editor("source.entry_point").set_value("train.py")
+
+
+# -- generated from the model --------------------------------------------------------------------
+
+
+def test_every_field_of_the_spec_has_an_editor(form: SpecForm):
+    expected = set()
+    for name, info in JobSpec.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            expected |= {f"{name}.{sub}" for sub in annotation.model_fields}
+        else:
+            expected.add(name)
+
+    assert set(form.rows) == expected
+
+
+def test_tabs_follow_the_groups(form: SpecForm):
+    titles = [form.tabs.tabText(i) for i in range(form.tabs.count())]
+
+    assert titles == [title for title, _ in GROUPS]
+    assert titles == [
+        "Source",
+        "Compute",
+        "Distribution",
+        "Data",
+        "Hyperparameters",
+        "Metrics",
+        "Output",
+        "SageMaker",
+    ]
+
+
+def test_labels_are_titles_and_tooltips_are_descriptions(form: SpecForm):
+    info = SourceSpec.model_fields["source_dir"]
+    row = form.rows["source.source_dir"]
+
+    assert row.label.text() == info.title
+    assert row.label.toolTip() == info.description
+    assert row.editor.toolTip() == info.description
+    assert form.rows["compute.backend"].label.toolTip() == (
+        ComputeSpec.model_fields["backend"].description
+    )
+
+
+def test_enums_and_literals_become_combo_boxes(form: SpecForm):
+    backend = form.editor("compute.backend")
+    kind = form.editor("distribution.kind")
+
+    assert isinstance(backend, ComboField)
+    assert [backend.combo.itemText(i) for i in range(backend.combo.count())] == [
+        b.value for b in Backend
+    ]
+    assert [kind.combo.itemText(i) for i in range(kind.combo.count())] == [
+        "none",
+        "torchrun",
+        "custom",
+    ]
+    assert form.editor("compute.gpus").combo.isEditable()  # int | Literal["all"]
+
+
+def test_integer_bounds_come_from_the_model(form: SpecForm):
+    count = form.editor("compute.instance_count")
+
+    assert isinstance(count, SpinField)
+    assert (count.spin.minimum(), count.spin.maximum()) == (1, 100)
+    assert form.editor("distribution.processes_per_host").value() is None  # optional: unset
+
+
+def test_collections_get_their_tables(form: SpecForm):
+    assert isinstance(form.editor("channels"), ChannelsTable)
+    assert isinstance(form.editor("metric_definitions"), MetricDefsEditor)
+    assert isinstance(form.editor("hyperparameters"), HyperparamsTable)
+    environment = form.editor("environment")
+    assert isinstance(environment, KeyValueTable) and not environment.typed
+
+
+def test_defaults_are_the_models_defaults(form: SpecForm):
+    data = form.data()
+
+    assert data["compute"]["backend"] == "local-process"
+    assert data["compute"]["instance_type"] == ComputeSpec.model_fields["instance_type"].default
+    assert data["max_runtime_seconds"] == 86400
+    assert data["channels"] == [] and data["hyperparameters"] == {}
+
+
+# -- validation as the user types ----------------------------------------------------------------
+
+
+def test_typing_a_bad_job_name_shows_the_models_message(qtbot: Any, form: SpecForm):
+    fill_valid(form)
+    form.validate()
+    edit = form.editor("name").edit
+    edit.clear()
+
+    qtbot.keyClicks(edit, "bad name!")
+
+    qtbot.waitUntil(lambda: "must be 1-63 letters" in form.problem_text("name"), timeout=3000)
+    assert form.problem_text("name").startswith("job name 'bad name!' must be")
+    assert form.spec is None
+    assert not form.tabs.tabIcon(0).isNull()  # the Source tab is marked
+
+
+def test_fixing_the_input_clears_the_message(qtbot: Any, form: SpecForm):
+    fill_valid(form)
+    form.editor("name").set_value("bad name!")
+    form.validate()
+    assert form.problem_text("name")
+
+    form.editor("name").edit.setText("good-name")
+
+    qtbot.waitUntil(lambda: form.spec is not None, timeout=3000)
+    assert form.problem_text("name") == ""
+    assert form.tabs.tabIcon(0).isNull()
+
+
+def test_a_valid_form_gives_a_spec(form: SpecForm, project: Path):
+    fill_valid(form)
+    form.editor("hyperparameters").set_value({"epochs": 2, "lr": 0.01})
+
+    spec = form.validate()
+
+    assert spec is not None
+    assert spec.source.entry_point == "train.py"
+    assert spec.hyperparameters == {"epochs": 2, "lr": 0.01}
+    assert spec.base_dir == project
+
+
+def test_a_script_outside_the_source_folder_is_reported_on_the_source_tab(form: SpecForm):
+    form.editor("name").set_value("job")
+    form.editor("source.source_dir").set_value("code")
+    form.editor("source.entry_point").set_value("missing.py")
+
+    form.validate()
+
+    label = form.group_errors["source"]
+    assert not label.isHidden()
+    assert "entry script 'missing.py' is not in the source folder" in label.text()
+
+
+def test_a_missing_source_folder_is_reported_under_that_field(form: SpecForm):
+    fill_valid(form)
+    form.editor("source.source_dir").set_value("nowhere")
+
+    form.validate()
+
+    assert "source folder 'nowhere' does not exist" in form.problem_text("source.source_dir")
+
+
+def test_a_cross_field_rule_lands_on_the_field_it_names(form: SpecForm):
+    fill_valid(form)
+    form.editor("compute.instance_count").set_value(3)
+
+    form.validate()
+
+    text = form.problem_text("compute.instance_count")
+    assert "local-process backend runs one host" in text
+
+
+def test_a_bad_gpu_value_is_rejected(form: SpecForm):
+    fill_valid(form)
+    form.editor("compute.gpus").set_value("lots")
+
+    form.validate()
+
+    assert form.spec is None
+    assert form.problem_text("compute.gpus")
+
+
+def test_a_bad_role_arn_is_reported_on_the_sagemaker_tab(form: SpecForm):
+    fill_valid(form)
+    form.editor("sagemaker.role_arn").set_value("not-an-arn")
+
+    form.validate()
+
+    assert "is not an IAM role ARN" in form.problem_text("sagemaker.role_arn")
+    sagemaker_tab = [form.tabs.tabText(i) for i in range(form.tabs.count())].index("SageMaker")
+    assert not form.tabs.tabIcon(sagemaker_tab).isNull()
+
+
+def test_set_spec_round_trips_through_the_form(form: SpecForm, project: Path):
+    spec = JobSpec.model_validate(
+        {
+            "name": "round-trip",
+            "source": {"source_dir": "code", "entry_point": "train.py"},
+            "compute": {"gpus": "all", "instance_type": "ml.g5.xlarge"},
+            "channels": [{"name": "train", "source": "data/train"}],
+            "hyperparameters": {"epochs": 3, "tags": ["a", "b"], "flag": True},
+            "environment": {"MY_VAR": "1"},
+            "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
+            "sagemaker": {"region": "eu-west-1"},
+        }
+    ).with_base_dir(project)
+
+    form.set_spec(spec)
+
+    again = form.validate()
+    assert again is not None
+    assert again.model_dump() == spec.model_dump()
+
+
+def test_rebase_paths_keeps_specs_working_from_another_folder(tmp_path: Path):
+    old = tmp_path / "old"
+    new = tmp_path / "new"
+    data = {
+        "name": "x",
+        "source": {"source_dir": "code", "dependencies": ["lib"]},
+        "channels": [
+            {"name": "train", "source": "../shared/train"},
+            {"name": "s3", "source": "s3://b-1/x"},
+        ],
+        "output_path": "/abs/out",
+    }
+
+    out = rebase_paths(data, old, new)
+
+    assert out["source"]["source_dir"] == str(old / "code")
+    assert out["source"]["dependencies"] == [str(old / "lib")]
+    assert out["channels"][0]["source"] == str(tmp_path / "shared" / "train")
+    assert out["channels"][1]["source"] == "s3://b-1/x"
+    assert out["output_path"] == "/abs/out"
+
+
+# -- the editor dialog -------------------------------------------------------------------------
+
+
+def test_saving_writes_yaml_in_the_project(qtbot: Any, project: Path):
+    dialog = SpecEditorDialog(project)
+    qtbot.addWidget(dialog)
+    fill_valid(dialog.form)
+
+    with qtbot.waitSignal(dialog.sig_saved) as saved:
+        path = dialog.save()
+
+    assert path == project / "my-job.yaml"
+    assert saved.args == [str(path)]
+    spec = load_spec(path)
+    assert spec.name == "my-job" and spec.source.entry_point == "train.py"
+    assert "compute" not in path.read_text()  # defaults are left out
+
+
+def test_saving_an_invalid_spec_is_refused_with_the_models_message(
+    qtbot: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a: shown.append(text))
+    dialog = SpecEditorDialog(project)
+    qtbot.addWidget(dialog)
+    fill_valid(dialog.form)
+    dialog.form.editor("name").set_value("-bad-")
+
+    assert dialog.save() is None
+
+    assert shown and "job name '-bad-' must be" in shown[0]
+    assert list(project.glob("*.yaml")) == []
+
+
+def test_run_saves_then_asks_to_run(qtbot: Any, project: Path):
+    dialog = SpecEditorDialog(project)
+    qtbot.addWidget(dialog)
+    fill_valid(dialog.form)
+
+    with qtbot.waitSignal(dialog.sig_run_requested) as run:
+        assert dialog.run()
+
+    spec, path = run.args
+    assert isinstance(spec, JobSpec) and spec.name == "my-job"
+    assert Path(path).is_file()
+
+
+# -- hyperparameters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("8", 8),
+        ("0.01", 0.01),
+        ("1e-3", 0.001),
+        ("true", True),
+        ("[1, 2]", [1, 2]),
+        ("adam", "adam"),
+        ('"8"', "8"),
+        ("", ""),
+        ("null", None),
+    ],
+)
+def test_hyperparameter_text_is_read_like_yaml(text: str, value: Any):
+    assert parse_value(text) == value
+
+
+@pytest.mark.parametrize("value", [8, 0.01, 1e-5, True, "adam", "8", [1, "a"], {"k": 1}, None])
+def test_hyperparameter_values_round_trip_through_cell_text(value: Any):
+    assert parse_value(format_value(value)) == value
+
+
+def test_hyperparameters_import_from_json_and_yaml(qtbot: Any, tmp_path: Path):
+    table = HyperparamsTable()
+    qtbot.addWidget(table)
+    table.set_value({"epochs": 8, "lr": 0.1})
+    (tmp_path / "hp.json").write_text(json.dumps({"lr": 0.001, "batch-size": 32}))
+    (tmp_path / "hp.yaml").write_text("optimizer: adam\nlayers: [64, 32]\n")
+
+    assert table.import_file(tmp_path / "hp.json") == 2
+    assert table.import_file(tmp_path / "hp.yaml") == 2
+
+    assert table.value() == {
+        "epochs": 8,
+        "lr": 0.001,
+        "batch-size": 32,
+        "optimizer": "adam",
+        "layers": [64, 32],
+    }
+
+
+def test_importing_a_bad_file_raises_a_clear_error(qtbot: Any, tmp_path: Path):
+    from trainer_gui.core.errors import UserError
+
+    table = HyperparamsTable()
+    qtbot.addWidget(table)
+    (tmp_path / "hp.yaml").write_text("- just\n- a list\n")
+
+    with pytest.raises(UserError, match="must hold a mapping"):
+        table.import_file(tmp_path / "hp.yaml")
+
+
+def test_a_duplicate_hyperparameter_name_is_flagged(qtbot: Any):
+    table = HyperparamsTable()
+    qtbot.addWidget(table)
+    table.set_value({"lr": 0.1})
+
+    table.add_row("lr", 0.2)
+
+    assert "already set in row 1" in table.local_problems()[1]
+
+
+def test_a_reserved_hyperparameter_name_shows_the_models_message(form: SpecForm):
+    fill_valid(form)
+    form.editor("hyperparameters").set_value({"sagemaker_program": "x"})
+
+    form.validate()
+
+    assert "reserved" in form.problem_text("hyperparameters")
+
+
+# -- metric definitions --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def metrics(qtbot: Any) -> MetricDefsEditor:
+    editor = MetricDefsEditor()
+    qtbot.addWidget(editor)
+    return editor
+
+
+def test_the_regex_tester_shows_what_each_definition_finds(qtbot: Any, metrics: MetricDefsEditor):
+    metrics.sample.setPlainText("epoch=1 train_loss=0.91\nepoch=2 train_loss=0.52\n")
+
+    metrics.add_definition("train_loss", r"train_loss=([0-9.]+)")
+
+    qtbot.waitUntil(lambda: metrics.results.rowCount() == 2, timeout=2000)
+    assert metrics.test_results() == [(1, "train_loss", 0.91), (2, "train_loss", 0.52)]
+    assert metrics.table.item(0, 2).text() == "0.91"
+
+
+def test_the_tester_updates_as_the_sample_changes(qtbot: Any, metrics: MetricDefsEditor):
+    metrics.add_definition("acc", r"acc=([0-9.]+)")
+    metrics.sample.setPlainText("nothing here")
+    qtbot.waitUntil(lambda: metrics.table.item(0, 2).text() == "no match", timeout=2000)
+
+    metrics.sample.setPlainText("acc=0.75")
+
+    qtbot.waitUntil(lambda: metrics.table.item(0, 2).text() == "0.75", timeout=2000)
+
+
+def test_a_regex_with_two_groups_shows_the_models_message(metrics: MetricDefsEditor):
+    metrics.add_definition("loss", r"(loss)=([0-9.]+)")
+
+    problems = metrics.row_problems()
+
+    assert "has 2 capture groups; it needs exactly one" in problems[0]
+    assert metrics.table.item(0, 1).toolTip() == problems[0]
+
+
+def test_a_regex_that_does_not_compile_is_flagged(metrics: MetricDefsEditor):
+    metrics.add_definition("loss", r"loss=([0-9.]+")
+
+    assert "does not compile" in metrics.row_problems()[0]
+
+
+def test_suggest_adds_definitions_that_match_the_sample(metrics: MetricDefsEditor):
+    metrics.sample.setPlainText("epoch=1 step=10 train_loss=0.5 test_acc=0.8\n")
+
+    names = metrics.suggest_from_sample()
+
+    assert names == ["train_loss", "test_acc"]
+    values = {name: value for _, name, value in metrics.test_results()}
+    assert values == {"train_loss": 0.5, "test_acc": 0.8}
+    for definition in metrics.value():
+        MetricDefinition.model_validate(definition)
+
+
+def test_metric_definitions_reach_the_spec(form: SpecForm):
+    fill_valid(form)
+    form.editor("metric_definitions").set_value([{"name": "loss", "regex": "loss=([0-9.]+)"}])
+
+    spec = form.validate()
+
+    assert spec is not None
+    assert [m.name for m in spec.metric_definitions] == ["loss"]
+
+
+def test_channels_edited_in_the_form_reach_the_spec(form: SpecForm, project: Path):
+    fill_valid(form)
+    form.editor("channels").add_channel(str(project / "data" / "train"))
+
+    spec = form.validate()
+
+    assert spec is not None
+    assert spec.channels == [ChannelSpec(name="train", source="data/train")]
