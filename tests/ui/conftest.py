@@ -18,6 +18,12 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 POOL_WAIT_MS = 10_000
 
+# PySide6 6.12.0 on Python < 3.12 drops a reference of None on every void call; without this a
+# long test run dies with "none_dealloc" (see trainer_gui.ui.bridge.pin_python_singletons).
+from trainer_gui.ui.bridge import pin_python_singletons  # noqa: E402
+
+pin_python_singletons()
+
 
 @pytest.fixture
 def trainer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -13,10 +13,12 @@ from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from trainer_gui.core.metrics.types import MetricSample
+from trainer_gui.ui import metrics_plot
 from trainer_gui.ui.metrics_plot import (
     CSV_HEADER,
     EmaState,
     MetricsPanel,
+    PeakPyramid,
     Series,
     ema_extend,
     ema_smooth,
@@ -91,10 +93,61 @@ def test_every_point_is_kept_across_many_batches(panel: MetricsPanel) -> None:
     series = panel.series(JOB, "algo-1", "loss")
     assert series.n == 100_000
     assert series.capacity >= 100_000
+    np.testing.assert_array_equal(series.x_step[: series.n], np.arange(100_000))
+    np.testing.assert_allclose(series.value[: series.n], 1.0 / (np.arange(100_000) + 1))
+    # Drawn as per-bin min/max: the extremes survive, the point count does not.
     x, y = panel.curve(JOB, "algo-1", "loss").getOriginalDataset()
-    assert len(x) == len(y) == 100_000
-    np.testing.assert_array_equal(x, np.arange(100_000))
-    np.testing.assert_allclose(y, 1.0 / (np.arange(100_000) + 1))
+    assert len(x) < 100_000
+    assert y.max() == 1.0
+    assert y.min() == 1.0 / 100_000
+    assert x.min() == 0
+
+
+def test_zooming_into_a_big_series_draws_its_raw_points(panel: MetricsPanel, qtbot: QtBot) -> None:
+    panel.add_samples(JOB, samples(200_000))
+    panel.redraw()
+    vb = panel.plot_widget("loss").getPlotItem().getViewBox()
+    vb.setXRange(150_000, 150_100, padding=0)
+    qtbot.waitUntil(lambda: (JOB, "algo-1", "loss") not in panel._dirty or panel.redraw() is None)
+    panel.redraw()
+    x, y = panel.curve(JOB, "algo-1", "loss").getOriginalDataset()
+    inside = (x >= 150_000) & (x <= 150_100)
+    np.testing.assert_array_equal(x[inside], np.arange(150_000, 150_101))
+    np.testing.assert_allclose(y[inside], 1.0 / (np.arange(150_000, 150_101) + 1))
+    assert len(x) < 1000  # the window around the view, not the whole series
+    panel.reset_view()
+    panel.redraw()
+    x, _ = panel.curve(JOB, "algo-1", "loss").getOriginalDataset()
+    assert x.min() == 0
+    assert x.max() >= 199_936
+
+
+def test_peak_pyramid_matches_brute_force_min_max_incrementally(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics_plot, "LEVEL_MIN_BINS", 16)  # a second level at 65,536 points
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=300_000)
+    y[1000:1010] = np.nan
+    x = np.arange(len(y), dtype=np.float64)
+    pyramid = PeakPyramid()
+    for end in (10, 5000, 100_000, 262_144, 300_000):
+        pyramid.update(y, end)
+    assert pyramid.bins == [64, 4096]
+    n = len(y)
+    xs, ys = pyramid.display(0, x, y, n, 0, n)
+    bins = -(-n // 64)
+    assert len(xs) == len(ys) == 2 * bins
+    padded = np.concatenate([y, np.full(bins * 64 - n, np.nan)]).reshape(-1, 64)
+    np.testing.assert_array_equal(ys[0::2], np.nanmin(padded, axis=1))
+    np.testing.assert_array_equal(ys[1::2], np.nanmax(padded, axis=1))
+    np.testing.assert_array_equal(xs[0::2], np.arange(bins) * 64)
+    xs, ys = pyramid.display(1, x, y, n, 0, n)
+    assert ys.max() == np.nanmax(y)
+    assert ys.min() == np.nanmin(y)
+    assert pyramid.pick(1000, 4000) == -1  # few enough: raw points
+    assert pyramid.pick(100_000, 4000) == 0
+    assert pyramid.pick(10**9, 4000) == 1
 
 
 def test_missing_steps_use_the_index_within_the_series() -> None:
@@ -274,10 +327,13 @@ def test_a_million_point_series_sets_and_draws(panel: MetricsPanel) -> None:
     elapsed = time.perf_counter() - started
     assert not image.isNull()
     curve = panel.curve(JOB, "algo-1", "loss")
+    assert panel.series(JOB, "algo-1", "loss").n == n  # every point kept
     x, y = curve.getOriginalDataset()
-    assert len(x) == len(y) == n
+    assert len(x) == len(y) < n / 10  # handed over as per-bin min/max
+    assert y.max() == values.max()
+    assert y.min() == values.min()
     shown_x, _ = curve.getData()
-    assert 0 < len(shown_x) < n / 10  # drawn downsampled, but every point is kept
+    assert 0 < len(shown_x) <= len(x)
     assert elapsed < 5.0  # generous: a smoke bound, the benchmark measures it properly
 
 

@@ -9,6 +9,8 @@ ever touched from another thread (style-anchors section 8).
 
 from __future__ import annotations
 
+import platform
+import sys
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +31,43 @@ if TYPE_CHECKING:
     from trainer_gui.core.metrics.types import MetricSample
 
 T = TypeVar("T")
+_PIN = 1 << 61
+_pinned = False
+
+
+def pin_python_singletons() -> bool:
+    """Guard against a binding that returns None without a reference; True if it was needed.
+
+    PySide6 6.12.0 (the abi3 wheels) returns `None` from void methods without the new reference
+    CPython < 3.12 expects (`p = QPointF(); p.setX(1)` drops one reference of None). On 3.12+
+    None, True and False are immortal and nothing happens; on 3.10 and 3.11 the count runs down
+    with every call (thousands per repaint) and the process dies within seconds of drawing with
+    "Fatal Python error: none_dealloc". When a probe sees that drift, this gives None, True,
+    False, NotImplemented and Ellipsis a huge reference count, as 3.12's immortal objects have,
+    so they can never reach zero. Idempotent; called when this module is imported.
+    """
+    global _pinned
+    if _pinned or sys.version_info >= (3, 12) or platform.python_implementation() != "CPython":
+        return False
+    from PySide6.QtCore import QPointF
+
+    probe = QPointF()
+    before = sys.getrefcount(None)
+    for _ in range(16):
+        probe.setX(1.0)
+    if before - sys.getrefcount(None) < 16:
+        return False
+    import ctypes
+
+    for obj in (None, True, False, NotImplemented, Ellipsis):
+        count = ctypes.c_ssize_t.from_address(id(obj))  # ob_refcnt: the object's first field
+        if count.value < _PIN:
+            count.value += _PIN
+    _pinned = True
+    return True
+
+
+pin_python_singletons()
 
 
 class JobEventBridge(QObject):

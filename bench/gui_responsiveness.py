@@ -1,0 +1,422 @@
+"""Benchmark: does the window stay responsive while a job floods it with metric lines?
+
+A real job (host-process backend, driven through `JobService` exactly as the app does) prints
+`--rate` metric lines per second for `--seconds`; a window with a `LogView` and a
+`MetricsPanel`, fed through a `JobEventBridge`, shows them live. A 1 ms `QTimer` heartbeat on the
+GUI thread records every gap in the event loop; the longest gap under load is compared with the
+longest gap of the same window idle. Then the redraw of a 1,000,000-point series is timed:
+`setData` plus a forced repaint (`grab()`), with clip-to-view and peak downsampling on.
+
+With `--source synthetic` the same event rate is fed to the bridge from a producer thread (no
+subprocess, no file tailing, no store), which isolates the UI side.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_responsiveness.py [--seconds 30 --rate 20000]
+
+Targets: longest stall under load < 50 ms; 1M-point redraw < 16 ms (median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Slot
+from PySide6.QtWidgets import QApplication, QSplitter
+
+from trainer_gui.core.metrics.types import MetricSample
+from trainer_gui.core.runners.events import (
+    AnyEvent,
+    JobStatus,
+    LogBatch,
+    LogLine,
+    MetricBatch,
+    StatusChanged,
+)
+from trainer_gui.ui.bridge import JobEventBridge
+from trainer_gui.ui.log_view import LogView
+from trainer_gui.ui.metrics_plot import MetricsPanel
+
+STALL_TARGET_MS = 50.0
+REDRAW_TARGET_MS = 16.0
+IDLE_SECONDS = 5.0
+REDRAW_POINTS = 1_000_000
+REDRAW_REPEATS = 30
+
+# The job: `rate` lines per second in 10 ms ticks, one metric per line, a stderr line now and
+# then (so the log view colours some lines), the pace kept against the clock.
+JOB_SCRIPT = textwrap.dedent(
+    """
+    import math, sys, time
+    rate, seconds = int(sys.argv[1]), float(sys.argv[2])
+    out, err = sys.stdout, sys.stderr
+    start = time.monotonic()
+    step = 0
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= seconds:
+            break
+        due = min(int(elapsed * rate) + rate // 100, int(seconds * rate))
+        if due > step:
+            out.write("".join(
+                f"step={i} loss={1.0 / (1.0 + i * 1e-4) + 0.01 * math.sin(i):.6f}\\n"
+                for i in range(step, due)
+            ))
+            out.flush()
+            if step // 10000 != due // 10000:
+                err.write(f"warning: checkpoint at step {due}\\n")
+                err.flush()
+            step = due
+        time.sleep(0.01)
+    print(f"done {step} lines", flush=True)
+    """
+)
+
+
+class Heartbeat(QObject):
+    """A 1 ms precise timer on the GUI thread; the gaps between its ticks are the stalls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ticks: list[float] = []
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(1)
+        self.timer.timeout.connect(self._tick)
+
+    @Slot()
+    def _tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+
+    def start(self) -> None:
+        self.ticks = []
+        self.timer.start()
+
+    def stop(self) -> list[float]:
+        self.timer.stop()
+        t = self.ticks
+        return [(b - a) * 1000.0 for a, b in itertools.pairwise(t)]
+
+
+class Counter(QObject):
+    """Counts what reaches the widgets and when the last of it arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = 0
+        self.samples = 0
+        self.statuses: list[str] = []
+        self.last_data = 0.0
+
+    @Slot(str, object)
+    def on_logs(self, _job: str, lines: list[LogLine]) -> None:
+        self.lines += len(lines)
+        self.last_data = time.perf_counter()
+
+    @Slot(str, object)
+    def on_metrics(self, _job: str, samples: list[MetricSample]) -> None:
+        self.samples += len(samples)
+        self.last_data = time.perf_counter()
+
+    @Slot(str, str, str)
+    def on_status(self, _job: str, status: str, _message: str) -> None:
+        self.statuses.append(status)
+
+
+def run_loop(until: Callable[[], bool], timeout: float) -> None:
+    """Run the GUI event loop until `until()` holds (checked every 20 ms) or `timeout` passes."""
+    loop = QEventLoop()
+    deadline = time.perf_counter() + timeout
+    check = QTimer()
+    check.setInterval(20)
+
+    def poll() -> None:
+        if until() or time.perf_counter() > deadline:
+            loop.quit()
+
+    check.timeout.connect(poll)
+    check.start()
+    loop.exec()
+    check.stop()
+
+
+def summarize(gaps: list[float]) -> dict[str, float]:
+    if not gaps:
+        return {"max": 0.0, "p99": 0.0, "p50": 0.0, "over_50": 0.0, "ticks": 0.0}
+    ordered = sorted(gaps)
+    return {
+        "max": ordered[-1],
+        "p99": ordered[int(0.99 * (len(ordered) - 1))],
+        "p50": ordered[len(ordered) // 2],
+        "over_50": float(sum(g > STALL_TARGET_MS for g in gaps)),
+        "ticks": float(len(gaps)),
+    }
+
+
+class SyntheticService:
+    """Feeds LogBatch + MetricBatch events at `rate` lines/s from a producer thread."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[AnyEvent], None]] = []
+
+    def subscribe(self, listener: Callable[[AnyEvent], None]) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+    def fire(self, event: AnyEvent) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    def run(self, job_id: str, rate: int, seconds: float, done: threading.Event) -> None:
+        self.fire(StatusChanged(job_id, JobStatus.TRAINING, "Training in progress"))
+        start = time.monotonic()
+        step = 0
+        total = int(rate * seconds)
+        while step < total:
+            elapsed = time.monotonic() - start
+            due = min(int(elapsed * rate) + rate // 10, total)  # 100 ms batches, like the runner
+            if due > step:
+                now = time.time()
+                lines = [
+                    LogLine("algo-1", "stdout", f"step={i} loss={1.0 / (1.0 + i * 1e-4):.6f}", now)
+                    for i in range(step, due)
+                ]
+                samples = [
+                    MetricSample("loss", 1.0 / (1.0 + i * 1e-4), "algo-1", now, i)
+                    for i in range(step, due)
+                ]
+                self.fire(LogBatch(job_id, lines))
+                self.fire(MetricBatch(job_id, samples))
+                step = due
+            time.sleep(0.1)
+        self.fire(StatusChanged(job_id, JobStatus.COMPLETED, "done"))
+        done.set()
+
+
+def build_window() -> tuple[QSplitter, LogView, MetricsPanel]:
+    window = QSplitter(Qt.Orientation.Vertical)
+    log_view = LogView()
+    panel = MetricsPanel()
+    window.addWidget(panel)
+    window.addWidget(log_view)
+    window.resize(1400, 900)
+    window.show()
+    return window, log_view, panel
+
+
+def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
+    window, log_view, panel = build_window()
+    heartbeat = Heartbeat()
+    counter = Counter()
+    home = Path(tempfile.mkdtemp(prefix="trainer-gui-bench-"))
+    os.environ["TRAINER_GUI_HOME"] = str(home)
+    service: Any
+    store = None
+    if args.source == "job":
+        from trainer_gui.core.jobs import JobService
+        from trainer_gui.core.runners.local_process import LocalProcessRunner
+        from trainer_gui.core.spec import spec_from_dict
+        from trainer_gui.core.store import Store
+
+        store = Store()
+        service = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
+    else:
+        service = SyntheticService()
+    bridge = JobEventBridge(service)
+    bridge.sig_logs.connect(log_view.append_lines)
+    bridge.sig_metrics.connect(panel.add_samples)
+    bridge.sig_logs.connect(counter.on_logs)
+    bridge.sig_metrics.connect(counter.on_metrics)
+    bridge.sig_status.connect(counter.on_status)
+
+    # Idle: the same window, nothing arriving.
+    run_loop(lambda: False, 0.5)
+    if not args.no_gc_freeze:
+        # What the app does once its window is up: park the startup objects (~80,000: modules,
+        # functions, Qt wrappers) in the permanent generation, so full collections, which
+        # streaming triggers every few seconds, scan only what came after (~50 ms -> ~1 ms).
+        gc.collect()
+        gc.freeze()
+    heartbeat.start()
+    run_loop(lambda: False, min(IDLE_SECONDS, args.seconds))
+    idle = summarize(heartbeat.stop())
+
+    expected = int(args.rate * args.seconds)
+    job_id = "bench-synthetic"
+    done = threading.Event()
+    if args.source == "job":
+        script = home / "flood.py"
+        script.write_text(JOB_SCRIPT, encoding="utf-8")
+        spec = spec_from_dict(
+            {
+                "name": "gui-bench",
+                "source": {
+                    "command": [sys.executable, str(script), str(args.rate), str(args.seconds)]
+                },
+            }
+        )
+        job_id = f"gui-bench-{int(time.time())}"
+        log_view.set_job(job_id, None)
+        panel.set_jobs([job_id])
+        handle = service.submit(spec, job_id=job_id)
+
+        def wait_for_job() -> None:
+            handle.wait()
+            done.set()
+
+        threading.Thread(target=wait_for_job, daemon=True).start()
+    else:
+        log_view.set_job(job_id, None)
+        panel.set_jobs([job_id])
+        producer = threading.Thread(
+            target=service.run, args=(job_id, args.rate, args.seconds, done), daemon=True
+        )
+        producer.start()
+
+    # Loaded: from the first line on screen until the job ends and its last line is shown.
+    run_loop(lambda: counter.lines > 0 or done.is_set(), 120)
+    started = time.perf_counter()
+    heartbeat.start()
+    run_loop(lambda: done.is_set(), args.seconds * 4 + 120)
+    job_done = time.perf_counter()
+    run_loop(lambda: counter.lines >= expected and bridge.pending_count() == 0, 60)
+    run_loop(lambda: False, 0.3)  # the last redraw ticks
+    loaded = summarize(heartbeat.stop())
+    shown = time.perf_counter()
+
+    result = {
+        "idle": idle,
+        "loaded": loaded,
+        "lines": counter.lines,
+        "samples": counter.samples,
+        "expected": expected,
+        "duration": job_done - started,
+        "drain": max(0.0, counter.last_data - job_done),
+        "rate_seen": counter.lines / max(1e-9, counter.last_data - started),
+        "statuses": counter.statuses,
+        "log_lines_kept": log_view.line_count(),
+        "points_kept": sum(s.n for s in panel.all_series()),
+        "wall": shown - started,
+    }
+    bridge.close()
+    if store is not None:
+        service.shutdown()
+        store.close()
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    return result
+
+
+def measure_redraw(app: QApplication, points: int) -> dict[str, float]:
+    import numpy as np
+
+    panel = MetricsPanel()
+    panel.resize(1400, 900)
+    panel.show()
+    app.processEvents()
+    panel.set_jobs(["big"])
+    rng = np.random.default_rng(0)
+    steps = np.arange(points, dtype=np.float64)
+    values = np.sin(steps / 5000.0) + rng.normal(0.0, 0.1, points)
+    panel._extend("big", "algo-1", "loss", steps, 1e9 + steps * 0.01, values)
+    plot = panel.plot_widget("loss")
+    panel.redraw()
+    plot.grab()  # first draw: fonts, caches
+    app.processEvents()
+
+    def timed(extra: int) -> float:
+        n = panel.series("big", "algo-1", "loss").n
+        more = np.arange(n, n + extra, dtype=np.float64)
+        if extra:
+            panel._extend("big", "algo-1", "loss", more, 1e9 + more * 0.01, np.sin(more / 5000.0))
+        else:
+            panel._dirty.add(("big", "algo-1", "loss"))
+        t = time.perf_counter()
+        panel.redraw()  # setData on the whole series
+        plot.grab()  # a forced repaint of the plot
+        return (time.perf_counter() - t) * 1000.0
+
+    static = [timed(0) for _ in range(REDRAW_REPEATS)]
+    growing = [timed(1000) for _ in range(REDRAW_REPEATS)]
+    panel.set_smoothing(0.9)
+    smoothed = [timed(1000) for _ in range(REDRAW_REPEATS)]
+    panel.close()
+    panel.deleteLater()
+    app.processEvents()
+    return {
+        "static_median": statistics.median(static),
+        "static_max": max(static),
+        "growing_median": statistics.median(growing),
+        "growing_max": max(growing),
+        "smoothed_median": statistics.median(smoothed),
+        "smoothed_max": max(smoothed),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--rate", type=int, default=20_000, help="metric lines per second")
+    parser.add_argument("--source", choices=["job", "synthetic"], default="job")
+    parser.add_argument("--points", type=int, default=REDRAW_POINTS)
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="leave the startup objects in the collector's generations (see bench/README.md)",
+    )
+    args = parser.parse_args(argv)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    load = measure_load(args, app)
+    redraw = measure_redraw(app, args.points)
+
+    idle, loaded = load["idle"], load["loaded"]
+    freeze = "off" if args.no_gc_freeze else "on"
+    print(f"source: {args.source}, {args.rate} lines/s for {args.seconds:g} s, gc.freeze {freeze}")
+    print(
+        f"delivered: {load['lines']}/{load['expected']} lines, {load['samples']} samples, "
+        f"{load['rate_seen']:.0f} lines/s seen, last line {load['drain']:.2f} s after the job "
+        f"ended; kept: {load['log_lines_kept']} log lines, {load['points_kept']} points"
+    )
+    for name, s in (("idle", idle), ("loaded", loaded)):
+        print(
+            f"  {name:6s} longest stall {s['max']:6.1f} ms, p99 {s['p99']:5.1f} ms, "
+            f"p50 {s['p50']:4.1f} ms, ticks {int(s['ticks'])}, gaps > 50 ms: {int(s['over_50'])}"
+        )
+    print(
+        f"  redraw {args.points} points: static {redraw['static_median']:.1f} ms "
+        f"(max {redraw['static_max']:.1f}), growing {redraw['growing_median']:.1f} ms "
+        f"(max {redraw['growing_max']:.1f}), smoothed {redraw['smoothed_median']:.1f} ms "
+        f"(max {redraw['smoothed_max']:.1f})"
+    )
+    stall_ok = loaded["max"] < STALL_TARGET_MS
+    redraw_ok = redraw["growing_median"] < REDRAW_TARGET_MS
+    complete = load["lines"] >= load["expected"]
+    ratio = loaded["max"] / max(idle["max"], 1e-9)
+    print(
+        f"gui_responsiveness: longest stall {loaded['max']:.1f} ms loaded vs "
+        f"{idle['max']:.1f} ms idle ({ratio:.1f}x; target < {STALL_TARGET_MS:.0f} ms: "
+        f"{'PASS' if stall_ok else 'FAIL'}); 1M-point redraw {redraw['growing_median']:.1f} ms "
+        f"median (target < {REDRAW_TARGET_MS:.0f} ms: {'PASS' if redraw_ok else 'FAIL'}); "
+        f"lines {'all' if complete else 'NOT all'} delivered"
+    )
+    return 0 if stall_ok and redraw_ok and complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
