@@ -481,7 +481,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         )
     hosts = list(resource_cfg.get("hosts") or [])
-    if not opts.host_mode and len(hosts) > 1:
+    distributed = opts.custom_driver or decode_hyperparameters(hyperparameters).get(
+        TORCH_DISTRIBUTED_KEY
+    ) in (True, "true", "True")
+    if distributed and not opts.host_mode and len(hosts) > 1:
+        # Peers must resolve before torchrun dials them; a non-distributed job must not wait,
+        # since a peer that already finished has left the network's DNS.
         _wait_for_hosts(hosts)
     python = sys.executable or "python3"
     cmd = plan_command(

@@ -356,15 +356,16 @@ class DockerRunner(Runner):
                     mounts=self._mounts(ctx, layout, toolkit),
                     working_dir="/opt/ml/code",
                     network=network.name,
+                    # The alias is what other hosts resolve (algo-1 is torchrun's master).
+                    networking_config={
+                        network.name: client.api.create_endpoint_config(aliases=[layout.host])
+                    },
                     user=user,
                     init=True,
                     shm_size="1g",
                     device_requests=device_requests,
                     detach=True,
                 )
-                # The alias is what other hosts resolve (algo-1 is torchrun's master).
-                network.disconnect(container)
-                network.connect(container, aliases=[layout.host])
                 containers.append(container)
             for container in containers:
                 container.start()
