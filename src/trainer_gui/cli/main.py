@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="a job's status history, metrics and artifacts")
     show.add_argument("job")
 
+    images = sub.add_parser("images", help="build or list the training and inference images")
+    images_sub = images.add_subparsers(dest="images_command", parser_class=_Parser)
+    build = images_sub.add_parser("build", help="build an image (train-cpu, train-gpu, inference)")
+    build.add_argument("kind", choices=["train-cpu", "train-gpu", "inference"])
+    build.add_argument("--base-image", help="base image (default: a public Python/CUDA image)")
+    build.add_argument("--wheelhouse", help="folder of wheels to install offline")
+    build.add_argument("--tag", help="image tag (default: trainer-gui/<kind>:latest)")
+    build.add_argument("--no-cache", action="store_true")
+    build.add_argument("--verbose", "-v", action="store_true", help="print every build line")
+    images_sub.add_parser("list", help="which images are present")
+
     spec = sub.add_parser("spec", help="work with job spec files")
     spec_sub = spec.add_subparsers(dest="spec_command", parser_class=_Parser)
     validate = spec_sub.add_parser("validate", help="check a spec and print what is wrong")
@@ -312,6 +323,63 @@ def cmd_spec_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _BuildProgress:
+    """`Step 3/9 : RUN ...` lines become a one-line progress bar on a terminal."""
+
+    def __init__(self, out: TextIO, verbose: bool) -> None:
+        self.out = out
+        self.verbose = verbose or not out.isatty()
+        self.started = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        import re
+
+        if self.verbose:
+            self.out.write(line.rstrip() + "\n")
+            self.out.flush()
+            return
+        match = re.match(r"\s*Step (\d+)/(\d+) : (.*)", line)
+        if match:
+            done, total, what = int(match[1]), int(match[2]), match[3]
+            width = 24
+            filled = width * (done - 1) // max(total, 1)
+            bar = "#" * filled + "-" * (width - filled)
+            elapsed = time.monotonic() - self.started
+            self.out.write(f"\r[{bar}] {done}/{total} {elapsed:4.0f}s  {what[:60]:<60}")
+            self.out.flush()
+
+    def close(self) -> None:
+        if not self.verbose:
+            self.out.write("\n")
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from trainer_gui.core import images
+
+    if args.images_command == "list":
+        for kind in sorted(images.IMAGE_KINDS):
+            tag = images.IMAGE_KINDS[kind].tag
+            state = "present" if images.image_exists(tag) else "missing"
+            print(f"{kind:<10} {tag:<32} {state}")
+        return EXIT_OK
+    if args.images_command != "build":
+        raise UserError("use `trainer-gui images build KIND` or `trainer-gui images list`")
+    progress = _BuildProgress(sys.stdout, args.verbose)
+    try:
+        tag = images.build_image(
+            args.kind,
+            base_image=args.base_image,
+            wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
+            tag=args.tag,
+            on_progress=progress,
+            nocache=args.no_cache,
+        )
+    finally:
+        progress.close()
+    print(f"Built {tag} in {time.monotonic() - progress.started:.0f}s")
+    return EXIT_OK
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from trainer_gui.ui.app import main as gui_main
 
@@ -345,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "logs": cmd_logs,
             "stop": cmd_stop,
             "show": cmd_show,
+            "images": cmd_images,
         }
         if command == "spec":
             if args.spec_command != "validate":
