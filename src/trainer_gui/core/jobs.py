@@ -66,12 +66,9 @@ def create_runner(backend: str) -> Runner:
 
         return LocalProcessRunner()
     if backend == Backend.DOCKER.value:
-        try:
-            from trainer_gui.core.runners.docker import DockerRunner  # type: ignore[import-not-found]
-        except ImportError:
-            raise UserError("the docker backend is not available in this build yet") from None
-        runner: Runner = DockerRunner()
-        return runner
+        from trainer_gui.core.runners.docker import DockerRunner
+
+        return DockerRunner()
     if backend == Backend.SAGEMAKER.value:
         try:
             from trainer_gui.core.runners.sagemaker import (  # type: ignore[import-not-found]
@@ -79,7 +76,7 @@ def create_runner(backend: str) -> Runner:
             )
         except ImportError:
             raise UserError("the sagemaker backend is not available in this build yet") from None
-        runner = SageMakerRunner()
+        runner: Runner = SageMakerRunner()
         return runner
     raise UserError(f"unknown backend {backend!r}; use local-process, docker or sagemaker")
 
