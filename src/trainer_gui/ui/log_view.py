@@ -3,6 +3,11 @@
 Lines come from two places: the tail of `<run_dir>/logs/job.log`, read on a worker thread when a
 job is selected, and `append_lines` (fed by `JobEventBridge.sig_logs`) while the job runs. Memory
 is bounded by `max_lines`: the view keeps at most that many lines, the oldest go first.
+
+The lines sit in a table model shown by a `QTableView` with fixed row heights, so the view only
+ever lays out and paints the rows on screen: appending a batch and dropping the oldest lines cost
+the same at 100 lines as at 100,000, where a `QPlainTextEdit` lays out every inserted line (about
+10 µs each, 200 ms a second at 20,000 lines a second). Selection is by whole lines.
 """
 
 from __future__ import annotations
@@ -11,34 +16,48 @@ import os
 import re
 from collections import deque
 from collections.abc import Iterator
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QRunnable,
+    Qt,
+    QThreadPool,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import (
     QAction,
     QColor,
     QFontDatabase,
+    QFontMetrics,
     QGuiApplication,
     QKeySequence,
+    QPainter,
     QPalette,
     QResizeEvent,
     QShortcut,
-    QTextCharFormat,
-    QTextCursor,
-    QTextDocument,
 )
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
-    QPlainTextEdit,
-    QTextEdit,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -51,8 +70,11 @@ from trainer_gui.ui.bridge import drop_overlap
 DEFAULT_MAX_LINES = 100_000
 ALL_HOSTS = "All hosts"
 _READ_BLOCK = 1 << 20
-# Visible-area highlighting gives up past this many matches (a one-letter query on a wide view).
-_MAX_HIGHLIGHTS = 2000
+_TEXT_PAD = 4  # pixels left of each line's text
+_COMPACT_AT = 1 << 16  # dropped rows kept at the front of the model's list before a compaction
+
+_Kept = tuple[str, str, str]  # (host, stream, text)
+_Index = QModelIndex | QPersistentModelIndex
 
 
 def _lines_backwards(fh: BinaryIO) -> Iterator[bytes]:
@@ -98,9 +120,6 @@ def read_log_tail(path: str | os.PathLike[str], max_lines: int) -> list[LogLine]
     return out
 
 
-_Kept = tuple[str, str, str]  # (host, stream, text)
-
-
 def _line_key(line: LogLine) -> tuple[str, str, str, float]:
     # job.log keeps times to the millisecond; live lines carry full precision.
     return (line.host, line.stream, line.text, round(line.time, 3))
@@ -134,6 +153,108 @@ class _TailLoader(QRunnable):
         self._signals.sig_done.emit(self._generation, lines)
 
 
+class _LogModel(QAbstractTableModel):
+    """The shown lines, one column; the oldest are dropped by advancing a start offset."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[_Kept] = []
+        self._start = 0
+        self.prefix = False  # "[host] " before each line (several hosts)
+        self.colors: dict[str, QColor] = {}
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows) - self._start
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else 1
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(index.row())
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self.colors.get(self._rows[self._start + index.row()][1])
+        return None
+
+    def text(self, row: int) -> str:
+        host, _, text = self._rows[self._start + row]
+        return f"[{host}] {text}" if self.prefix else text
+
+    def stream(self, row: int) -> str:
+        return self._rows[self._start + row][1]
+
+    def texts(self) -> list[str]:
+        rows = self._rows[self._start :]
+        if self.prefix:
+            return [f"[{host}] {text}" for host, _, text in rows]
+        return [text for _, _, text in rows]
+
+    def append(self, rows: list[_Kept], limit: int) -> None:
+        """Add rows at the end and drop the oldest beyond `limit`: one insert, one removal."""
+        rows = rows[-limit:]
+        if rows:
+            n = self.rowCount()
+            self.beginInsertRows(QModelIndex(), n, n + len(rows) - 1)
+            self._rows.extend(rows)
+            self.endInsertRows()
+        excess = self.rowCount() - limit
+        if excess > 0:
+            self.beginRemoveRows(QModelIndex(), 0, excess - 1)
+            self._start += excess
+            if self._start >= _COMPACT_AT and 2 * self._start >= len(self._rows):
+                del self._rows[: self._start]
+                self._start = 0
+            self.endRemoveRows()
+
+    def reset(self, rows: list[_Kept]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._start = 0
+        self.endResetModel()
+
+
+class _LineDelegate(QStyledItemDelegate):
+    """Paints a line: its stream colour, the selection, and the search matches highlighted."""
+
+    def __init__(self, view: LogView) -> None:
+        super().__init__(view)
+        self._view = view
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
+        view = self._view
+        model = view.model
+        row = index.row()
+        text = model.text(row)
+        rect = QRect(option.rect)
+        palette = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        if selected:
+            painter.fillRect(rect, palette.highlight())
+        needle = view.needle
+        if needle:
+            metrics = QFontMetrics(option.font)
+            lowered = text.lower()
+            pos = lowered.find(needle)
+            while pos >= 0:
+                x = rect.x() + _TEXT_PAD + metrics.horizontalAdvance(text[:pos])
+                width = metrics.horizontalAdvance(text[pos : pos + len(needle)])
+                painter.fillRect(QRect(x, rect.y(), width, rect.height()), view.match_color)
+                pos = lowered.find(needle, pos + len(needle))
+        if selected:
+            color = palette.color(QPalette.ColorRole.HighlightedText)
+        else:
+            color = model.colors.get(model.stream(row)) or palette.color(QPalette.ColorRole.Text)
+        painter.setPen(color)
+        painter.setFont(option.font)
+        painter.drawText(
+            rect.adjusted(_TEXT_PAD, 0, 0, 0),
+            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+            text,
+        )
+        painter.restore()
+
+
 class LogView(QWidget):
     """Live log of one job: host filter, search, follow mode, copy and save."""
 
@@ -158,21 +279,34 @@ class LogView(QWidget):
         self._generation = 0
         self._loading = False
         self._pending: list[LogLine] = []
-        self._shown = 0  # lines in the document
-        self._stream_formats: dict[str, QTextCharFormat] = {}
+        self._widest = 0  # characters in the longest shown line
+        self.needle = ""  # the search text, lower case
+        self.match_color = QColor(255, 200, 0, 110)
 
         self._signals = _TailSignals(self)
         self._signals.sig_done.connect(self._on_tail_loaded)
 
-        self.text = QPlainTextEdit(self)
-        self.text.setReadOnly(True)
-        self.text.setUndoRedoEnabled(False)
-        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        # No setMaximumBlockCount: it drops old blocks one at a time on every insert, which
-        # costs ~50 ms per batch once the log is full; `_insert` trims in one removal instead.
-        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.text.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.text.customContextMenuRequested.connect(self._show_context_menu)
+        self.model = _LogModel(self)
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
+        self.table.setItemDelegate(_LineDelegate(self))
+        self.table.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().hide()
+        self.table.verticalHeader().hide()
+        # Fixed row height and column width: the view never asks the model for sizes, so its
+        # cost does not grow with the number of lines.
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._show_context_menu)
+        self._update_metrics()
 
         self.host_combo = QComboBox(self)
         self.host_combo.addItem(ALL_HOSTS)
@@ -195,6 +329,11 @@ class LogView(QWidget):
         self.follow_button.setChecked(True)
         self.follow_button.toggled.connect(self.set_follow)
 
+        self.copy_action = QAction("Copy", self)
+        self.copy_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.copy_action.triggered.connect(self.copy_selection)
+        self.table.addAction(self.copy_action)
         self.copy_all_action = QAction("Copy all", self)
         self.copy_all_action.setToolTip("Copy every shown line to the clipboard")
         self.copy_all_action.triggered.connect(self.copy_all)
@@ -220,7 +359,7 @@ class LogView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.text, 1)
+        layout.addWidget(self.table, 1)
 
         context = Qt.ShortcutContext.WidgetWithChildrenShortcut
         for keys, slot in (
@@ -235,11 +374,11 @@ class LogView(QWidget):
         shift_enter.setContext(Qt.ShortcutContext.WidgetShortcut)
         shift_enter.activated.connect(self.find_previous)
 
-        bar_widget = self.text.verticalScrollBar()
-        bar_widget.valueChanged.connect(self._on_scrolled)
-        bar_widget.rangeChanged.connect(self._on_range_changed)
-        self._update_formats()
-        self.text.installEventFilter(self)
+        scroll = self.table.verticalScrollBar()
+        scroll.valueChanged.connect(self._on_scrolled)
+        scroll.rangeChanged.connect(self._on_range_changed)
+        self._update_colors()
+        self.table.installEventFilter(self)
 
     def _tool_button(self, text: str, tip: str) -> QToolButton:
         button = QToolButton(self)
@@ -283,9 +422,16 @@ class LogView(QWidget):
         """Lines kept for the current job (all hosts)."""
         return len(self._lines)
 
+    def shown_lines(self) -> list[str]:
+        """The lines as shown (filtered, with host prefixes when there are several hosts)."""
+        return self.model.texts()
+
     def shown_text(self) -> str:
-        """The text as shown (filtered, with host prefixes when there are several hosts)."""
-        return self.text.toPlainText()
+        return "\n".join(self.model.texts())
+
+    def selected_text(self) -> str:
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        return "\n".join(self.model.text(row) for row in rows)
 
     def set_job(self, job_id: str | None, run_dir: str | None) -> None:
         """Show another job: clear, then read the tail of its job.log on a worker thread."""
@@ -300,7 +446,8 @@ class LogView(QWidget):
         self.host_combo.clear()
         self.host_combo.addItem(ALL_HOSTS)
         self.host_combo.blockSignals(False)
-        self._clear_document()
+        self.model.prefix = False
+        self._reset_model([])
         self.set_follow(True)
         self._loading = False
         if job_id is None or not run_dir:
@@ -311,7 +458,7 @@ class LogView(QWidget):
         QThreadPool.globalInstance().start(loader)
 
     def append_lines(self, job_id: str, lines: list[LogLine]) -> None:
-        """Append live lines (one document insert per call); lines of other jobs are ignored."""
+        """Append live lines (one model insert per call); lines of other jobs are ignored."""
         if job_id != self._job_id or not lines:
             return
         if self._loading:
@@ -347,13 +494,25 @@ class LogView(QWidget):
 
     @Slot()
     def find_next(self) -> bool:
-        """Select the next match after the cursor (wrapping around); False if none."""
+        """Select the next line with a match after the current one (wrapping); False if none."""
         return self._find(backward=False)
 
     @Slot()
     def find_previous(self) -> bool:
-        """Select the previous match before the cursor (wrapping around); False if none."""
+        """Select the previous line with a match (wrapping around); False if none."""
         return self._find(backward=True)
+
+    def current_row(self) -> int:
+        """The current (last found or clicked) line, or -1."""
+        index = self.table.currentIndex()
+        return index.row() if index.isValid() else -1
+
+    @Slot()
+    def copy_selection(self) -> None:
+        """Copy the selected lines (Ctrl+C)."""
+        text = self.selected_text()
+        if text:
+            QGuiApplication.clipboard().setText(text)
 
     @Slot()
     def copy_all(self) -> None:
@@ -361,9 +520,9 @@ class LogView(QWidget):
 
     def save_to(self, path: str | os.PathLike[str]) -> None:
         """Write the shown lines to `path` (UTF-8, one line per line, trailing newline)."""
-        text = self.shown_text()
+        lines = self.model.texts()
         with open(path, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text + ("\n" if text else ""))
+            fh.writelines(line + "\n" for line in lines)
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -385,7 +544,6 @@ class LogView(QWidget):
         self._lines.extend(kept)
         new_hosts = {line[0] for line in kept}.difference(self._hosts)
         if new_hosts:
-            was_multi = len(self._hosts) > 1
             self._hosts = sorted([*self._hosts, *new_hosts], key=_host_sort_key)
             self.host_combo.blockSignals(True)
             current = self.host_combo.currentText()
@@ -393,9 +551,11 @@ class LogView(QWidget):
             self.host_combo.addItems([ALL_HOSTS, *self._hosts])
             self.host_combo.setCurrentIndex(max(0, self.host_combo.findText(current)))
             self.host_combo.blockSignals(False)
-            if not was_multi and len(self._hosts) > 1 and self._shown:
-                self._rebuild()  # earlier lines now need their [host] prefix
-                return
+            if len(self._hosts) > 1 and not self.model.prefix:
+                self.model.prefix = True  # earlier lines get their [host] prefix too
+                self._widest += 3 + max(len(h) for h in self._hosts)
+                self._update_width()
+                self.table.viewport().update()
         self._insert(kept)
 
     def _visible(self, lines: list[_Kept]) -> list[_Kept]:
@@ -403,87 +563,76 @@ class LogView(QWidget):
         return lines if host is None else [ln for ln in lines if ln[0] == host]
 
     def _insert(self, lines: list[_Kept]) -> None:
-        """Append lines at the end in one edit block, one insert per run of same-stream lines.
-
-        Lines past `max_lines` are removed from the top in the same edit block, in one go.
-        """
+        """Append at the end, dropping the oldest past `max_lines`: one model update a call."""
         lines = self._visible(lines)[-self._max_lines :]
         if not lines:
             return
-        formats = self._stream_formats
-        prefix = len(self._hosts) > 1
-        runs: list[tuple[str, list[str]]] = []
-        for stream, group in groupby(lines, key=itemgetter(1)):
-            if prefix:
-                texts = [f"[{host}] {text}" for host, _, text in group]
-            else:
-                texts = [text for _, _, text in group]
-            runs.append((stream if stream in formats else "stdout", texts))
+        widest = max(len(text) for _, _, text in lines)
+        if self.model.prefix:
+            widest += 3 + max(len(host) for host, _, _ in lines)
         self._programmatic_scroll += 1
         try:
-            doc = self.text.document()
-            cursor = QTextCursor(doc)
-            cursor.movePosition(QTextCursor.MoveOperation.End)
-            cursor.beginEditBlock()
-            first = self._shown == 0
-            for stream, texts in runs:
-                body = "\n".join(texts)
-                cursor.insertText(body if first else "\n" + body, formats[stream])
-                first = False
-            self._shown += len(lines)
-            excess = self._shown - self._max_lines
-            if excess > 0:
-                top = QTextCursor(doc)
-                top.setPosition(
-                    doc.findBlockByNumber(excess).position(), QTextCursor.MoveMode.KeepAnchor
-                )
-                top.removeSelectedText()
-                self._shown = self._max_lines
-            cursor.endEditBlock()
+            self.model.append(lines, self._max_lines)
+            if widest > self._widest:
+                self._widest = widest
+                self._update_width()
             if self._follow:
                 self._scroll_to_end()
         finally:
             self._programmatic_scroll -= 1
-        self._refresh_highlights()
 
-    def _clear_document(self) -> None:
+    def _reset_model(self, lines: list[_Kept]) -> None:
         self._programmatic_scroll += 1
         try:
-            self.text.clear()
-            self._shown = 0
+            self.model.reset(lines)
+            self._widest = 0
+            if lines:
+                self._widest = max(len(text) for _, _, text in lines)
+                if self.model.prefix:
+                    self._widest += 3 + max(len(host) for host in self._hosts)
+            self._update_width()
         finally:
             self._programmatic_scroll -= 1
-        self.match_label.clear()
-        self.text.setExtraSelections([])
+        self._update_match_count()
 
     def _rebuild(self) -> None:
-        """Render the kept lines again (after a filter, prefix, palette or size change)."""
+        """Show the kept lines again (after a filter or size change)."""
         follow = self._follow
-        value = self.text.verticalScrollBar().value()
-        self._clear_document()
-        self._insert(list(self._lines))
-        if not follow:
-            self._programmatic_scroll += 1
-            try:
-                self.text.verticalScrollBar().setValue(value)
-            finally:
-                self._programmatic_scroll -= 1
-        self._update_match_count()
+        value = self.table.verticalScrollBar().value()
+        self._reset_model(self._visible(list(self._lines))[-self._max_lines :])
+        self._programmatic_scroll += 1
+        try:
+            if follow:
+                self._scroll_to_end()
+            else:
+                self.table.verticalScrollBar().setValue(value)
+        finally:
+            self._programmatic_scroll -= 1
+
+    def _update_metrics(self) -> None:
+        metrics = QFontMetrics(self.table.font())
+        self._char_width = max(1, metrics.horizontalAdvance("M"))
+        self.table.verticalHeader().setDefaultSectionSize(metrics.height() + 2)
+        self.table.verticalHeader().setMinimumSectionSize(1)
+
+    def _update_width(self) -> None:
+        # A fixed-pitch font: the widest line in characters gives the column width.
+        width = self._widest * self._char_width + 2 * _TEXT_PAD
+        self.table.setColumnWidth(0, max(width, self.table.viewport().width()))
 
     def _scroll_to_end(self) -> None:
         self._programmatic_scroll += 1
         try:
-            bar = self.text.verticalScrollBar()
+            bar = self.table.verticalScrollBar()
             bar.setValue(bar.maximum())
         finally:
             self._programmatic_scroll -= 1
 
     @Slot(int)
     def _on_scrolled(self, value: int) -> None:
-        self._refresh_highlights()
         if self._programmatic_scroll:
             return
-        at_end = value >= self.text.verticalScrollBar().maximum()
+        at_end = value >= self.table.verticalScrollBar().maximum()
         if at_end != self._follow:
             self.set_follow(at_end)
 
@@ -499,132 +648,115 @@ class LogView(QWidget):
 
     # -- theme ------------------------------------------------------------------------------
 
-    def _update_formats(self) -> None:
+    def _update_colors(self) -> None:
         """Stream colours that read well on the current palette (light or dark)."""
-        base = self.text.palette().color(QPalette.ColorRole.Base)
+        base = self.table.palette().color(QPalette.ColorRole.Base)
         dark = base.lightness() < 128
-        stdout = QTextCharFormat()
-        stderr = QTextCharFormat()
-        stderr.setForeground(QColor("#ff7b72" if dark else "#b3261e"))
-        system = QTextCharFormat()
-        system.setForeground(QColor("#9aa4ae" if dark else "#5f6b76"))
-        system.setFontItalic(True)
-        self._stream_formats = {"stdout": stdout, "stderr": stderr, "system": system}
+        self.model.colors = {
+            "stderr": QColor("#ff7b72" if dark else "#b3261e"),
+            "system": QColor("#9aa4ae" if dark else "#5f6b76"),
+        }
+        self.match_color = QColor(255, 200, 0, 90 if dark else 120)
+        self.table.viewport().update()
 
     def stream_color(self, stream: str) -> QColor:
-        """The foreground colour used for `stream` lines (the default text colour for stdout)."""
-        fmt = self._stream_formats.get(stream, self._stream_formats["stdout"])
-        if fmt.hasProperty(QTextCharFormat.Property.ForegroundBrush):
-            return fmt.foreground().color()
-        return self.text.palette().color(QPalette.ColorRole.Text)
+        """The text colour of `stream` lines (the palette's text colour for stdout)."""
+        color = self.model.colors.get(stream)
+        return color if color is not None else self.table.palette().color(QPalette.ColorRole.Text)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        # The text edit's own palette decides (it follows ours unless set on it directly).
-        if watched is self.text and event.type() == QEvent.Type.PaletteChange:
-            self._update_formats()
-            if self._shown:
-                self._rebuild()
+        # The table's own palette decides (it follows ours unless set on it directly).
+        if watched is self.table:
+            if event.type() == QEvent.Type.PaletteChange:
+                self._update_colors()
+            elif event.type() == QEvent.Type.FontChange:
+                self._update_metrics()
+                self._update_width()
         return super().eventFilter(watched, event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        self._refresh_highlights()
+        self._update_width()
 
     # -- search -----------------------------------------------------------------------------
 
     def _find(self, backward: bool) -> bool:
-        needle = self.search_edit.text()
-        if not needle:
+        needle = self.needle
+        count = self.model.rowCount()
+        if not needle or not count:
             return False
-        flags = QTextDocument.FindFlag(0)
+        texts = self.model.texts()
+        current = self.current_row()
         if backward:
-            flags |= QTextDocument.FindFlag.FindBackward
-        doc = self.text.document()
-        found = doc.find(needle, self.text.textCursor(), flags)
-        if found.isNull():  # wrap around
-            start = QTextCursor(doc)
-            start.movePosition(
-                QTextCursor.MoveOperation.Start if not backward else QTextCursor.MoveOperation.End
-            )
-            found = doc.find(needle, start, flags)
-        if found.isNull():
-            return False
-        self.text.setTextCursor(found)  # scrolls to it; leaving the end turns follow off
-        self.text.ensureCursorVisible()
-        self._refresh_highlights()
-        return True
+            start = current - 1 if current >= 0 else count - 1
+            order = [*range(start, -1, -1), *range(count - 1, start, -1)]
+        else:
+            start = current + 1 if current >= 0 else 0
+            order = [*range(start, count), *range(0, start)]
+        for row in order:
+            if needle in texts[row].lower():
+                index = self.model.index(row, 0)
+                self.table.setCurrentIndex(index)  # selects the line
+                # Scrolling away from the end turns follow off through `_on_scrolled`.
+                self.table.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+                # Horizontally: show the match itself, not the middle of the longest line.
+                x = _TEXT_PAD + texts[row].lower().find(needle) * self._char_width
+                hbar = self.table.horizontalScrollBar()
+                page = self.table.viewport().width()
+                if not hbar.value() <= x < hbar.value() + page - len(needle) * self._char_width:
+                    hbar.setValue(max(0, x - page // 3))
+                return True
+        return False
 
     @Slot(str)
-    def _on_search_changed(self, _text: str) -> None:
+    def _on_search_changed(self, text: str) -> None:
+        self.needle = text.lower()
         self._update_match_count()
-        self._refresh_highlights()
+        self.table.viewport().update()
 
     def match_count(self) -> int:
         """Case-insensitive matches of the search text in the shown lines."""
-        needle = self.search_edit.text().lower()
-        if not needle:
+        if not self.needle:
             return 0
-        return self.shown_text().lower().count(needle)
+        return self.shown_text().lower().count(self.needle)
 
     def _update_match_count(self) -> None:
-        if not self.search_edit.text():
+        if not self.needle:
             self.match_label.clear()
             return
         count = self.match_count()
         self.match_label.setText(f"{count} match" + ("" if count == 1 else "es"))
 
-    def highlighted_ranges(self) -> list[tuple[int, int]]:
-        """(position, length) of the matches highlighted in the visible area."""
-        return [
-            (sel.cursor.selectionStart(), sel.cursor.selectionEnd() - sel.cursor.selectionStart())
-            for sel in self.text.extraSelections()
-        ]
-
-    def _refresh_highlights(self) -> None:
-        """Highlight matches in the visible blocks only, so the cost does not grow with the log."""
-        needle = self.search_edit.text().lower()
+    def highlighted_ranges(self) -> list[tuple[int, int, int]]:
+        """(row, position, length) of the matches highlighted on screen."""
+        needle = self.needle
         if not needle:
-            if self.text.extraSelections():
-                self.text.setExtraSelections([])
-            return
-        fmt = QTextCharFormat()
-        highlight = self.palette().color(QPalette.ColorRole.Highlight)
-        highlight.setAlpha(90)
-        fmt.setBackground(highlight)
-        selections: list[QTextEdit.ExtraSelection] = []
-        block = self.text.firstVisibleBlock()
-        height = self.text.viewport().height()
-        offset = self.text.contentOffset()
-        doc = self.text.document()
-        while block.isValid():
-            top = self.text.blockBoundingGeometry(block).translated(offset).top()
-            if top > height:
-                break
-            text = block.text().lower()
+            return []
+        first = self.table.rowAt(0)
+        last = self.table.rowAt(self.table.viewport().height() - 1)
+        if first < 0:
+            return []
+        if last < 0:
+            last = self.model.rowCount() - 1
+        out = []
+        for row in range(first, last + 1):
+            text = self.model.text(row).lower()
             pos = text.find(needle)
-            while pos >= 0 and len(selections) < _MAX_HIGHLIGHTS:
-                cursor = QTextCursor(doc)
-                cursor.setPosition(block.position() + pos)
-                cursor.setPosition(
-                    block.position() + pos + len(needle), QTextCursor.MoveMode.KeepAnchor
-                )
-                sel = QTextEdit.ExtraSelection()
-                sel.cursor = cursor
-                sel.format = fmt
-                selections.append(sel)
+            while pos >= 0:
+                out.append((row, pos, len(needle)))
                 pos = text.find(needle, pos + len(needle))
-            block = block.next()
-        self.text.setExtraSelections(selections)
+        return out
 
     # -- menus and dialogs ------------------------------------------------------------------
 
     @Slot(object)
     def _show_context_menu(self, pos: object) -> None:
-        menu = self.text.createStandardContextMenu()
-        menu.addSeparator()
+        menu = QMenu(self)
+        menu.addAction(self.copy_action)
         menu.addAction(self.copy_all_action)
+        menu.addSeparator()
         menu.addAction(self.save_action)
-        menu.exec(self.text.viewport().mapToGlobal(pos))  # type: ignore[call-overload]
+        menu.exec(self.table.viewport().mapToGlobal(pos))  # type: ignore[call-overload]
         menu.deleteLater()
 
     @Slot()

@@ -136,15 +136,19 @@ def ema_extend(values: FloatArray, weight: float, state: EmaState) -> FloatArray
         return out
     res = np.empty(m, dtype=np.float64)
     block = max(1, min(m, int(600.0 / -math.log(weight))))
+    i = np.arange(block, dtype=np.float64)
+    decay = np.power(weight, i)  # w^i
+    grow = 1.0 / decay  # w^-i, at most e^600
+    decay_next = decay * weight  # w^(i+1)
     last, count = state.last, state.count
     for start in range(0, m, block):
         chunk = v[start : start + block]
-        i = np.arange(len(chunk), dtype=np.float64)
-        acc = np.cumsum(chunk * np.power(weight, -i))
-        lasts = np.power(weight, i + 1.0) * last + (1.0 - weight) * np.power(weight, i) * acc
-        res[start : start + len(chunk)] = lasts / (1.0 - np.power(weight, count + i + 1.0))
+        k = len(chunk)
+        acc = np.cumsum(chunk * grow[:k])
+        lasts = decay_next[:k] * last + (1.0 - weight) * decay[:k] * acc
+        res[start : start + k] = lasts / (1.0 - weight**count * decay_next[:k])
         last = float(lasts[-1])
-        count += len(chunk)
+        count += k
     state.last, state.count = last, count
     out[finite] = res
     return out
