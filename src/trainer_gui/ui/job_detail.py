@@ -9,7 +9,7 @@ import html
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl, Slot
+from PySide6.QtCore import Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QFontDatabase
 from PySide6.QtWidgets import (
     QLabel,
@@ -148,6 +148,10 @@ class JobDetail(QWidget):
         self.tabs.addTab(self.summary, "Summary")
         self.tabs.addTab(self.spec_text, "Spec")
         self.tabs.addTab(self.history, "History")
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(1000)
+        self._ticker.timeout.connect(self._tick)
+        self._ticker.start()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addWidget(self.header)
@@ -165,6 +169,7 @@ class JobDetail(QWidget):
             self.update_records(records)
             return
         self.records = list(records)
+        self.log_view.setVisible(len(records) <= 1)  # several jobs: the plots get the room
         if len(records) == 1:
             record = records[0]
             self.log_view.set_job(record.id, record.run_dir)
@@ -234,6 +239,12 @@ class JobDetail(QWidget):
             self.spec_text.setPlainText("\n---\n".join(f"# {r.id}\n{r.spec_yaml}" for r in records))
             return
         record = records[0]
+        self._render_header(record)
+        self.summary.setHtml(summary_html(record, self._spec(record)))
+        if self.spec_text.toPlainText() != record.spec_yaml:
+            self.spec_text.setPlainText(record.spec_yaml)
+
+    def _render_header(self, record: JobRecord) -> None:
         color = STATUS_COLORS.get(record.status, "gray")
         extra = f" — {_esc(record.failure_reason)}" if record.failure_reason else ""
         duration = format_duration(record.duration)
@@ -242,9 +253,12 @@ class JobDetail(QWidget):
             f"</span>{extra} &nbsp;<span style='color:gray'>{_esc(record.backend)}"
             f"{' · ' + duration if duration else ''} · {_esc(record.id)}</span>"
         )
-        self.summary.setHtml(summary_html(record, self._spec(record)))
-        if self.spec_text.toPlainText() != record.spec_yaml:
-            self.spec_text.setPlainText(record.spec_yaml)
+
+    @Slot()
+    def _tick(self) -> None:
+        """A running job's duration in the header counts up."""
+        if len(self.records) == 1 and self.records[0].is_active and self.records[0].started_at:
+            self._render_header(self.records[0])
 
     def _load_history(self) -> None:
         if len(self.records) != 1:

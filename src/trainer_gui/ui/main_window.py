@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PySide6.QtCore import Qt, QTimer, QUrl, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
+    QIcon,
     QKeySequence,
     QShowEvent,
 )
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QStyle,
     QSystemTrayIcon,
     QWidget,
 )
@@ -285,10 +287,23 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("About Trainer GUI", self._about)
 
+        pixmaps = QStyle.StandardPixmap
+        for action, theme_name, fallback in (
+            (self.new_job_action, "document-new", pixmaps.SP_FileIcon),
+            (self.run_action, "media-playback-start", pixmaps.SP_MediaPlay),
+            (self.stop_action, "media-playback-stop", pixmaps.SP_MediaStop),
+            (self.rerun_action, "view-refresh", pixmaps.SP_MediaSeekForward),
+            (self.clone_action, "edit-copy", pixmaps.SP_FileDialogContentsView),
+            (self.delete_action, "edit-delete", pixmaps.SP_TrashIcon),
+            (self.open_run_folder_action, "folder-open", pixmaps.SP_DirOpenIcon),
+            (self.refresh_action, "view-refresh", pixmaps.SP_BrowserReload),
+        ):
+            action.setIcon(QIcon.fromTheme(theme_name, self.style().standardIcon(fallback)))
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main_toolbar")
         toolbar.setMovable(False)
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        toolbar.setIconSize(QSize(16, 16))
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for action in (self.new_job_action, self.run_action, self.stop_action):
             toolbar.addAction(action)
         toolbar.addSeparator()

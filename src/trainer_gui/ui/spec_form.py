@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -314,6 +315,33 @@ class CheckField(QWidget):
         self.check.setChecked(bool(value))
 
 
+class TextField(QWidget):
+    """Free text over a few lines (descriptions)."""
+
+    sig_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.edit = QPlainTextEdit(self)
+        self.edit.setTabChangesFocus(True)
+        lines = 3
+        self.edit.setFixedHeight(
+            self.edit.fontMetrics().lineSpacing() * lines
+            + int(self.edit.document().documentMargin() * 2)
+            + 6
+        )
+        self.edit.textChanged.connect(self.sig_changed)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit)
+
+    def value(self) -> Any:
+        return self.edit.toPlainText().strip()
+
+    def set_value(self, value: Any) -> None:
+        self.edit.setPlainText("" if value is None else str(value))
+
+
 class YamlField(LineField):
     """Anything else, typed as a YAML value."""
 
@@ -370,6 +398,8 @@ def make_editor(
     if annotation is int:
         low, high = _bounds(info)
         return SpinField(low, high, optional, parent=parent)
+    if annotation is str and name == "description" and not optional:
+        return TextField(parent)
     if annotation is str:
         return LineField(optional, _path_kind(name), base_dir, parent=parent)
     return YamlField(optional, parent=parent)

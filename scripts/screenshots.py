@@ -1,0 +1,224 @@
+"""Take the README screenshots: the main window, the job form and a running job.
+
+    python scripts/screenshots.py                 # writes docs/screenshots/*.png
+    python scripts/screenshots.py --out /tmp/shots --theme dark
+
+Runs the real app on a virtual X display (Xvfb, 1366x768, the smallest screen the window is
+designed for) with a throwaway data folder, creates a project from the bundled quickstart
+example, and trains it on the host-process backend, so the pictures show real logs and curves.
+
+Needs Xvfb and Qt's xcb libraries, e.g. on Debian/Ubuntu:
+    apt-get install -y xvfb libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 \
+        libxcb-shape0 libxcb-render-util0 libxcb-image0 libegl1 libgl1 fonts-dejavu-core
+With a display already available (DISPLAY set) it uses that one, unless --xvfb is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "resources" / "examples" / "quickstart"
+SCREEN = (1366, 768)
+
+
+def start_xvfb() -> subprocess.Popen[bytes]:
+    """Start Xvfb on a free display number and point DISPLAY at it."""
+    if not shutil.which("Xvfb"):
+        raise SystemExit("Xvfb is not installed (apt-get install -y xvfb), or run with a DISPLAY")
+    for number in range(99, 140):
+        if Path(f"/tmp/.X{number}-lock").exists():
+            continue
+        proc = subprocess.Popen(
+            [
+                "Xvfb",
+                f":{number}",
+                "-screen",
+                "0",
+                f"{SCREEN[0]}x{SCREEN[1]}x24",
+                "-nolisten",
+                "tcp",
+                "-dpi",
+                "96",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(50):
+            if Path(f"/tmp/.X11-unix/X{number}").exists():
+                os.environ["DISPLAY"] = f":{number}"
+                return proc
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.kill()
+    raise SystemExit("could not start Xvfb on any display :99-:139")
+
+
+def wait_until(app: Any, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    from PySide6.QtCore import QEventLoop
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.02)
+
+
+def settle(app: Any, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def save(widget: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not widget.grab().save(str(path)):
+        raise SystemExit(f"cannot write {path}")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def run(out: Path, theme: str) -> None:
+    home = Path(tempfile.mkdtemp(prefix="trainer-gui-shots-"))
+    os.environ["TRAINER_GUI_HOME"] = str(home / "data")
+    os.environ["TRAINER_GUI_THEME"] = theme
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([sys.argv[0]])
+    from trainer_gui.core.jobs import JobService
+    from trainer_gui.core.runners.events import JobStatus
+    from trainer_gui.core.store import Store
+    from trainer_gui.ui.app import setup_application
+    from trainer_gui.ui.main_window import MainWindow
+
+    setup_application(app)
+    project_dir = home / "projects" / "spirals"
+    project_dir.mkdir(parents=True)
+    for sub in ("code", "data"):
+        shutil.copytree(
+            EXAMPLE / sub, project_dir / sub, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(EXAMPLE / "job.yaml", project_dir / "quickstart.yaml")
+
+    store = Store()
+    service = JobService(store)
+    window = MainWindow(store, service)
+    window.move(0, 0)
+    window.resize(*SCREEN)
+    window.show()
+    project = window.projects.open_folder(project_dir)
+    window.projects.create_project(home / "projects" / "mnist-sweeps", "mnist-sweeps")
+    window.projects.select_project(project.id)
+    settle(app, 1.0)
+
+    def run_spec(data: dict[str, Any]) -> str:
+        before = set(window.jobs.model.job_ids())
+        editor = window.open_editor(project_dir, data=data)
+        editor.confirm_overwrite = lambda path: True  # type: ignore[method-assign]
+        settle(app, 0.3)
+        if not editor.run():
+            raise SystemExit(f"the form refused to run: {editor.form.problems}")
+        wait_until(
+            app, lambda: bool(set(window.jobs.model.job_ids()) - before), 60, "the job to be listed"
+        )
+        return next(iter(set(window.jobs.model.job_ids()) - before))
+
+    def finished(job_id: str) -> bool:
+        record = window.jobs.model.record_by_id(job_id)
+        return record is not None and record.is_terminal
+
+    import yaml
+
+    base = yaml.safe_load((EXAMPLE / "job.yaml").read_text())
+
+    # 1. the job form, as it opens on the example spec
+    form_data = dict(base, name="spirals-wide", hyperparameters={**base["hyperparameters"]})
+    form_data["hyperparameters"].update(hidden=64, lr=0.005)
+    editor = window.open_editor(project_dir, data=form_data)
+    editor.move(120, 40)
+    editor.resize(900, 680)
+    tabs = editor.form.tabs
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index("Data"))
+    settle(app, 1.0)
+    save(editor, out / "job-form.png")
+    editor.close()
+
+    # 2. two finished runs to compare
+    first = run_spec(dict(base))
+    wait_until(app, lambda: finished(first), 180, "the first job to finish")
+    second = run_spec(form_data)
+    wait_until(app, lambda: finished(second), 180, "the second job to finish")
+
+    # 3. a running job: a longer run, caught mid-way
+    long_data = dict(base, name="spirals-long", hyperparameters={**base["hyperparameters"]})
+    long_data["hyperparameters"].update(epochs=60, lr=0.003)
+    third = run_spec(long_data)
+    window.jobs.select_job(third)
+    wait_until(
+        app,
+        lambda: len(window.detail.log_view.shown_text().splitlines()) > 35 or finished(third),
+        180,
+        "the long job to be well under way",
+    )
+    settle(app, 1.5)
+    save(window, out / "running-job.png")
+    wait_until(app, lambda: finished(third), 300, "the long job to finish")
+
+    # 4. the main window: all runs listed, the finished ones compared
+    window.jobs.select_job(first)
+    settle(app, 0.5)
+    from PySide6.QtCore import QItemSelectionModel
+
+    selection = window.jobs.table.selectionModel()
+    for job_id in (second,):
+        row = window.jobs.model.row_of(job_id)
+        if row is not None:
+            index = window.jobs.proxy.mapFromSource(window.jobs.model.index(row, 0))
+            selection.select(
+                index,
+                QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+            )
+    settle(app, 2.0)
+    save(window, out / "main-window.png")
+
+    statuses = [window.jobs.status_text(j) for j in (first, second, third)]
+    window.close()
+    settle(app, 0.5)
+    store.close()
+    shutil.rmtree(home, ignore_errors=True)
+    if any(s != JobStatus.COMPLETED.value for s in statuses):
+        raise SystemExit(f"a job did not complete: {statuses}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--theme", choices=("light", "dark"), default="light")
+    parser.add_argument("--xvfb", action="store_true", help="use Xvfb even if DISPLAY is set")
+    args = parser.parse_args()
+    xvfb = start_xvfb() if args.xvfb or not os.environ.get("DISPLAY") else None
+    try:
+        run(args.out.resolve(), args.theme)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
