@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from helpers import drop, mime_for
+from PySide6.QtWidgets import QTableWidgetItem
 
 from trainer_gui.ui.channels import (
     ChannelsTable,
@@ -26,6 +27,12 @@ def table(qtbot: Any, tmp_path: Path) -> ChannelsTable:
     return widget
 
 
+def cell(table: ChannelsTable, row: int, column: int) -> QTableWidgetItem:
+    item = table.table.item(row, column)
+    assert item is not None
+    return item
+
+
 def folder(base: Path, name: str) -> Path:
     path = base / name
     path.mkdir(parents=True, exist_ok=True)
@@ -35,7 +42,7 @@ def folder(base: Path, name: str) -> Path:
 
 def test_dropping_a_folder_adds_a_channel_named_after_it(
     table: ChannelsTable, tmp_path_factory: pytest.TempPathFactory
-):
+) -> None:
     train = folder(tmp_path_factory.mktemp("elsewhere"), "train")
 
     entered, dropped = drop(table.table.viewport(), mime_for([train]))
@@ -47,7 +54,7 @@ def test_dropping_a_folder_adds_a_channel_named_after_it(
 
 def test_dropping_several_folders_adds_one_channel_each_with_unique_names(
     table: ChannelsTable, tmp_path: Path
-):
+) -> None:
     a = folder(tmp_path / "a", "train")
     b = folder(tmp_path / "b", "train")
     c = folder(tmp_path, "My Data (v2)")
@@ -59,7 +66,9 @@ def test_dropping_several_folders_adds_one_channel_each_with_unique_names(
     assert [ch["source"] for ch in table.value()] == ["a/train", "b/train", "My Data (v2)"]
 
 
-def test_dropping_a_file_names_the_channel_after_its_stem(table: ChannelsTable, tmp_path: Path):
+def test_dropping_a_file_names_the_channel_after_its_stem(
+    table: ChannelsTable, tmp_path: Path
+) -> None:
     data = tmp_path / "labels.csv"
     data.write_text("a\n")
 
@@ -68,7 +77,7 @@ def test_dropping_a_file_names_the_channel_after_its_stem(table: ChannelsTable, 
     assert table.value() == [{"name": "labels", "source": "labels.csv"}]
 
 
-def test_paths_inside_the_project_stay_relative(table: ChannelsTable, tmp_path: Path):
+def test_paths_inside_the_project_stay_relative(table: ChannelsTable, tmp_path: Path) -> None:
     inside = folder(tmp_path / "data", "test")
 
     drop(table.table.viewport(), mime_for([inside]))
@@ -76,7 +85,7 @@ def test_paths_inside_the_project_stay_relative(table: ChannelsTable, tmp_path: 
     assert table.value()[0]["source"] == "data/test"
 
 
-def test_dropping_s3_text_adds_an_s3_channel(table: ChannelsTable):
+def test_dropping_s3_text_adds_an_s3_channel(table: ChannelsTable) -> None:
     entered, dropped = drop(
         table.table.viewport(), mime_for(text="s3://my-bucket/datasets/validation/\n")
     )
@@ -88,39 +97,41 @@ def test_dropping_s3_text_adds_an_s3_channel(table: ChannelsTable):
     assert table.row_problems() == {}
 
 
-def test_plain_text_that_is_not_a_location_is_refused(table: ChannelsTable):
+def test_plain_text_that_is_not_a_location_is_refused(table: ChannelsTable) -> None:
     entered, dropped = drop(table.table.viewport(), mime_for(text="hello world"))
 
     assert not entered and not dropped
     assert table.value() == []
 
 
-def test_renaming_to_an_invalid_name_shows_the_models_message(table: ChannelsTable, tmp_path: Path):
+def test_renaming_to_an_invalid_name_shows_the_models_message(
+    table: ChannelsTable, tmp_path: Path
+) -> None:
     table.add_channel(str(folder(tmp_path, "train")))
 
-    table.table.item(0, 0).setText("bad name!")
+    cell(table, 0, 0).setText("bad name!")
 
     problems = table.row_problems()
     assert "channel name 'bad name!' must be 1-64 letters" in problems[0]
-    assert table.table.item(0, 0).toolTip() == problems[0]
+    assert cell(table, 0, 0).toolTip() == problems[0]
 
 
-def test_a_name_used_twice_is_flagged(table: ChannelsTable, tmp_path: Path):
+def test_a_name_used_twice_is_flagged(table: ChannelsTable, tmp_path: Path) -> None:
     table.add_channel(str(folder(tmp_path, "train")))
     table.add_channel(str(folder(tmp_path, "test")))
 
-    table.table.item(1, 0).setText("train")
+    cell(table, 1, 0).setText("train")
 
     assert "used twice" in table.row_problems()[1]
 
 
-def test_a_missing_local_path_is_flagged(table: ChannelsTable, tmp_path: Path):
+def test_a_missing_local_path_is_flagged(table: ChannelsTable, tmp_path: Path) -> None:
     table.add_channel(str(tmp_path / "nope"), name="train")
 
     assert "does not exist" in table.row_problems()[0]
 
 
-def test_rows_can_be_reordered_and_removed(table: ChannelsTable, tmp_path: Path):
+def test_rows_can_be_reordered_and_removed(table: ChannelsTable, tmp_path: Path) -> None:
     for name in ("train", "test", "extra"):
         table.add_channel(str(folder(tmp_path, name)))
 
@@ -135,7 +146,7 @@ def test_rows_can_be_reordered_and_removed(table: ChannelsTable, tmp_path: Path)
     assert table.names() == ["extra", "train"]
 
 
-def test_set_value_round_trips_modes_and_content_types(table: ChannelsTable):
+def test_set_value_round_trips_modes_and_content_types(table: ChannelsTable) -> None:
     channels = [
         {"name": "train", "source": "s3://bucket-x/train", "content_type": "text/csv"},
         {"name": "stream", "source": "s3://bucket-x/s", "input_mode": "Pipe"},
@@ -146,14 +157,14 @@ def test_set_value_round_trips_modes_and_content_types(table: ChannelsTable):
     assert table.value() == channels
 
 
-def test_model_errors_for_a_row_mark_that_row(table: ChannelsTable, tmp_path: Path):
+def test_model_errors_for_a_row_mark_that_row(table: ChannelsTable, tmp_path: Path) -> None:
     table.add_channel(str(folder(tmp_path, "train")))
     table.add_channel(str(folder(tmp_path, "test")))
 
     lines = table.show_problems([("[1].input_mode", "local backends support File mode only")])
 
     assert lines == ["row 2: local backends support File mode only"]
-    assert table.table.item(1, 0).toolTip() == "local backends support File mode only"
+    assert cell(table, 1, 0).toolTip() == "local backends support File mode only"
 
 
 @pytest.mark.parametrize(
@@ -167,16 +178,16 @@ def test_model_errors_for_a_row_mark_that_row(table: ChannelsTable, tmp_path: Pa
         ("x.y-z_1", "x.y-z_1"),
     ],
 )
-def test_names_are_sanitised_to_the_channel_pattern(raw: str, expected: str):
+def test_names_are_sanitised_to_the_channel_pattern(raw: str, expected: str) -> None:
     assert sanitize_channel_name(raw) == expected
 
 
-def test_unique_name_adds_a_counter_within_64_chars():
+def test_unique_name_adds_a_counter_within_64_chars() -> None:
     assert unique_name("train", {"train", "train-2"}) == "train-3"
     long = "a" * 64
     assert unique_name(long, {long}) == "a" * 62 + "-2"
 
 
-def test_s3_uri_names_use_the_last_path_part():
+def test_s3_uri_names_use_the_last_path_part() -> None:
     assert name_for_source("s3://bucket/a/b/") == "b"
     assert name_for_source("s3://bucket") == "bucket"

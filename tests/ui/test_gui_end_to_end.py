@@ -36,7 +36,7 @@ def curve_points(panel: Any, job_id: str, metric: str) -> int:
 
 def test_create_fill_drop_run_and_watch_the_loss_curve(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     code = tmp_path / "code"
     shutil.copytree(EXAMPLE / "code", code, ignore=shutil.ignore_patterns("__pycache__"))
     window = make_window()

@@ -68,7 +68,7 @@ def header(view: JobsView) -> list[str]:
     return [str(model.headerData(c, Qt.Orientation.Horizontal)) for c in range(model.columnCount())]
 
 
-def test_rows_show_name_status_backend_start_duration_and_last_metrics(view: JobsView):
+def test_rows_show_name_status_backend_start_duration_and_last_metrics(view: JobsView) -> None:
     view.model.set_jobs(
         [(record("alpha"), {"test_loss": 0.25, "test_acc": 0.9}), (record("beta"), {})]
     )
@@ -84,7 +84,7 @@ def test_rows_show_name_status_backend_start_duration_and_last_metrics(view: Job
     assert values[-2:] == ["0.25", "0.9"]
 
 
-def test_status_cells_have_the_status_colour_and_a_dot(view: JobsView):
+def test_status_cells_have_the_status_colour_and_a_dot(view: JobsView) -> None:
     view.model.set_jobs([(record("a", "Failed"), {}), (record("b", "Training", ended=None), {})])
 
     for row, status in ((0, "Failed"), (1, "Training")):
@@ -93,7 +93,7 @@ def test_status_cells_have_the_status_colour_and_a_dot(view: JobsView):
         assert not index.data(Qt.ItemDataRole.DecorationRole).isNull()
 
 
-def test_key_metrics_come_first_and_columns_are_capped(view: JobsView):
+def test_key_metrics_come_first_and_columns_are_capped(view: JobsView) -> None:
     metrics = {f"m{i}": float(i) for i in range(8)} | {"val_acc": 0.5, "train_loss": 1.0}
 
     view.model.set_jobs([(record("a"), metrics)])
@@ -104,7 +104,7 @@ def test_key_metrics_come_first_and_columns_are_capped(view: JobsView):
     assert metric_priority("loss") < metric_priority("accuracy") < metric_priority("zeta")
 
 
-def test_refresh_updates_rows_in_place_and_keeps_the_selection(view: JobsView):
+def test_refresh_updates_rows_in_place_and_keeps_the_selection(view: JobsView) -> None:
     a, b = record("a", "Training", ended=None), record("b")
     view.model.set_jobs([(a, {}), (b, {})])
     assert view.select_job(b.id)
@@ -119,7 +119,7 @@ def test_refresh_updates_rows_in_place_and_keeps_the_selection(view: JobsView):
     assert view.model.last_metrics(a.id) == {"loss": 0.1}
 
 
-def test_jobs_that_disappear_are_removed(view: JobsView):
+def test_jobs_that_disappear_are_removed(view: JobsView) -> None:
     a, b = record("a"), record("b")
     view.model.set_jobs([(a, {}), (b, {})])
 
@@ -128,7 +128,7 @@ def test_jobs_that_disappear_are_removed(view: JobsView):
     assert shown(view) == ["b"]
 
 
-def test_live_status_and_metrics_update_the_row(view: JobsView):
+def test_live_status_and_metrics_update_the_row(view: JobsView) -> None:
     job = record("a", "Starting", started=None, ended=None)
     view.model.set_jobs([(job, {})])
 
@@ -145,7 +145,7 @@ def test_live_status_and_metrics_update_the_row(view: JobsView):
     assert not view.model.update_status("unknown-job", "Completed")
 
 
-def test_sorting_by_a_metric_is_numeric(view: JobsView):
+def test_sorting_by_a_metric_is_numeric(view: JobsView) -> None:
     view.model.set_jobs(
         [
             (record("a"), {"loss": 10.0}),
@@ -161,7 +161,7 @@ def test_sorting_by_a_metric_is_numeric(view: JobsView):
     assert shown(view) == ["d", "b", "a", "c"]
 
 
-def test_sorting_by_duration_and_start(view: JobsView):
+def test_sorting_by_duration_and_start(view: JobsView) -> None:
     view.model.set_jobs(
         [
             (record("short", started=NOW - 20, ended=NOW - 10), {}),
@@ -176,7 +176,7 @@ def test_sorting_by_duration_and_start(view: JobsView):
     assert shown(view) == ["long", "mid", "short"]
 
 
-def test_filter_by_text_and_by_status(view: JobsView):
+def test_filter_by_text_and_by_status(view: JobsView) -> None:
     view.model.set_jobs(
         [
             (record("mnist-small"), {}),
@@ -196,7 +196,7 @@ def test_filter_by_text_and_by_status(view: JobsView):
     assert len(shown(view)) == 3
 
 
-def test_several_jobs_can_be_selected(qtbot: Any, view: JobsView):
+def test_several_jobs_can_be_selected(qtbot: Any, view: JobsView) -> None:
     jobs = [record(n) for n in ("a", "b", "c")]
     view.model.set_jobs([(j, {}) for j in jobs])
     view.table.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
@@ -208,13 +208,13 @@ def test_several_jobs_can_be_selected(qtbot: Any, view: JobsView):
     assert [r.name for r in view.selected_records()] == ["a", "b", "c"]
 
 
-def test_durations_format_like_a_clock():
+def test_durations_format_like_a_clock() -> None:
     assert format_duration(None) == ""
     assert format_duration(5) == "0:05"
     assert format_duration(3725) == "1:02:05"
 
 
-def test_running_durations_count_up(qtbot: Any, view: JobsView):
+def test_running_durations_count_up(qtbot: Any, view: JobsView) -> None:
     job = record("a", "Training", started=time.time() - 3, ended=None)
     view.model.set_jobs([(job, {})])
     changed: list[int] = []

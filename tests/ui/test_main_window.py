@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.store import JobRecord, Project
 from trainer_gui.ui.job_detail import JobDetail
 from trainer_gui.ui.spec_form import SpecEditorDialog
 
@@ -40,7 +41,9 @@ def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     return shown
 
 
-def project_with_jobs(make_window: WindowFactory, tmp_path: Path, *jobs: tuple[str, JobStatus]):
+def project_with_jobs(
+    make_window: WindowFactory, tmp_path: Path, *jobs: tuple[str, JobStatus]
+) -> tuple[Any, Project, list[JobRecord]]:
     window = make_window()
     project = window.projects.create_project(tmp_path / "proj", "proj")
     records = [
@@ -58,7 +61,7 @@ def wait_rows(qtbot: Any, window: Any, count: int) -> None:
 # -- looks and layout ----------------------------------------------------------------------------
 
 
-def test_the_window_fits_a_1366x768_screen(make_window: WindowFactory):
+def test_the_window_fits_a_1366x768_screen(make_window: WindowFactory) -> None:
     window = make_window()
 
     assert window.minimumWidth() <= 1366 and window.minimumHeight() <= 700
@@ -66,7 +69,9 @@ def test_the_window_fits_a_1366x768_screen(make_window: WindowFactory):
     assert not window.windowIcon().isNull()
 
 
-def test_layout_is_remembered_between_runs(qtbot: Any, make_window: WindowFactory, tmp_path):
+def test_layout_is_remembered_between_runs(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
     first = make_window()
     first.show()
     project = first.projects.create_project(tmp_path / "p", "p")
@@ -86,7 +91,7 @@ def test_layout_is_remembered_between_runs(qtbot: Any, make_window: WindowFactor
 
 def test_status_bar_shows_docker_and_aws_probed_off_the_gui_thread(
     qtbot: Any, make_window: WindowFactory
-):
+) -> None:
     threads: list[str] = []
     window = make_window(probes=fake_probes(threads))
     window.show()
@@ -99,7 +104,7 @@ def test_status_bar_shows_docker_and_aws_probed_off_the_gui_thread(
     assert threads and threading.main_thread().name not in threads
 
 
-def test_a_probe_that_raises_shows_as_unusable(qtbot: Any, make_window: WindowFactory):
+def test_a_probe_that_raises_shows_as_unusable(qtbot: Any, make_window: WindowFactory) -> None:
     def broken() -> Any:
         raise RuntimeError("socket on fire")
 
@@ -111,7 +116,7 @@ def test_a_probe_that_raises_shows_as_unusable(qtbot: Any, make_window: WindowFa
     assert "socket on fire" in label.toolTip()
 
 
-def test_common_actions_have_keyboard_shortcuts(make_window: WindowFactory):
+def test_common_actions_have_keyboard_shortcuts(make_window: WindowFactory) -> None:
     window = make_window()
 
     def keys(action: Any) -> str:
@@ -128,7 +133,7 @@ def test_common_actions_have_keyboard_shortcuts(make_window: WindowFactory):
     assert keys(window.search_logs_action) == "Ctrl+F"
 
 
-def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory):
+def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory) -> None:
     window = make_window()
     window.show()
     window.activateWindow()
@@ -141,7 +146,9 @@ def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory):
 # -- projects and specs --------------------------------------------------------------------------
 
 
-def test_new_job_without_a_project_says_what_to_do(make_window: WindowFactory, messages):
+def test_new_job_without_a_project_says_what_to_do(
+    make_window: WindowFactory, messages: list[tuple[str, str, str]]
+) -> None:
     window = make_window()
 
     assert window.new_job() is None
@@ -149,7 +156,7 @@ def test_new_job_without_a_project_says_what_to_do(make_window: WindowFactory, m
     assert messages and messages[0][1] == "Pick a project first"
 
 
-def test_new_job_opens_a_form_for_the_project(make_window: WindowFactory, tmp_path: Path):
+def test_new_job_opens_a_form_for_the_project(make_window: WindowFactory, tmp_path: Path) -> None:
     window = make_window()
     window.projects.create_project(tmp_path / "My Project", "My Project")
 
@@ -162,7 +169,7 @@ def test_new_job_opens_a_form_for_the_project(make_window: WindowFactory, tmp_pa
 
 def test_new_job_from_the_example_copies_it_into_the_project(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     window = make_window()
     folder = tmp_path / "proj"
     window.projects.create_project(folder, "proj")
@@ -179,7 +186,7 @@ def test_new_job_from_the_example_copies_it_into_the_project(
 
 def test_dropping_a_spec_yaml_on_the_window_opens_it(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     window = make_window()
     spec = tmp_path / "drop.yaml"
     spec.write_text("name: dropped\nsource:\n  command: [echo, hi]\n")
@@ -196,7 +203,7 @@ def test_dropping_a_spec_yaml_on_the_window_opens_it(
 
 def test_a_broken_spec_still_opens_with_its_problems_shown(
     make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     window = make_window()
     spec = tmp_path / "bad.yaml"
     spec.write_text("name: 'no spaces allowed'\nsource:\n  command: [echo]\n")
@@ -208,8 +215,8 @@ def test_a_broken_spec_still_opens_with_its_problems_shown(
 
 
 def test_a_file_that_is_not_yaml_gets_a_clear_message(
-    make_window: WindowFactory, tmp_path: Path, messages
-):
+    make_window: WindowFactory, tmp_path: Path, messages: list[tuple[str, str, str]]
+) -> None:
     window = make_window()
     spec = tmp_path / "bad.yaml"
     spec.write_text("name: [unclosed\n")
@@ -221,7 +228,7 @@ def test_a_file_that_is_not_yaml_gets_a_clear_message(
 
 def test_dropping_a_folder_on_the_window_opens_it_as_a_project(
     make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     window = make_window()
 
     drop(window, mime_for([tmp_path]))
@@ -236,7 +243,7 @@ def test_dropping_a_folder_on_the_window_opens_it_as_a_project(
 
 def test_the_projects_jobs_are_listed_with_their_metrics(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     window, _project, _records = project_with_jobs(
         make_window, tmp_path, ("first", JobStatus.COMPLETED), ("second", JobStatus.FAILED)
     )
@@ -252,7 +259,7 @@ def test_the_projects_jobs_are_listed_with_their_metrics(
 
 def test_jobs_started_by_another_process_show_up(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     from trainer_gui.core.store import Store
 
     window = make_window()
@@ -267,7 +274,9 @@ def test_jobs_started_by_another_process_show_up(
     wait_rows(qtbot, window, 1)
 
 
-def test_selecting_a_job_shows_its_detail(qtbot: Any, make_window: WindowFactory, tmp_path):
+def test_selecting_a_job_shows_its_detail(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("only", JobStatus.COMPLETED))
     wait_rows(qtbot, window, 1)
 
@@ -284,7 +293,7 @@ def test_selecting_a_job_shows_its_detail(qtbot: Any, make_window: WindowFactory
 
 def test_selecting_several_jobs_overlays_their_metrics(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     window, _, records = project_with_jobs(
         make_window, tmp_path, ("a", JobStatus.COMPLETED), ("b", JobStatus.COMPLETED)
     )
@@ -298,14 +307,17 @@ def test_selecting_several_jobs_overlays_their_metrics(
 
 def test_delete_asks_and_keeps_artifacts_when_told(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("keep", JobStatus.COMPLETED))
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
     asked: list[list[str]] = []
-    monkeypatch.setattr(
-        window, "ask_delete", lambda recs: asked.append([r.id for r in recs]) or False
-    )
+
+    def ask(recs: list[JobRecord]) -> bool:
+        asked.append([r.id for r in recs])
+        return False
+
+    monkeypatch.setattr(window, "ask_delete", ask)
 
     window.delete_action.trigger()
 
@@ -317,7 +329,7 @@ def test_delete_asks_and_keeps_artifacts_when_told(
 
 def test_delete_can_remove_the_run_folder(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("gone", JobStatus.FAILED))
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
@@ -331,7 +343,7 @@ def test_delete_can_remove_the_run_folder(
 
 def test_cancelling_delete_keeps_the_job(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("stay", JobStatus.COMPLETED))
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
@@ -344,7 +356,7 @@ def test_cancelling_delete_keeps_the_job(
 
 def test_the_delete_dialog_has_a_remove_artifacts_checkbox(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("x", JobStatus.COMPLETED))
     seen: dict[str, Any] = {}
 
@@ -361,8 +373,8 @@ def test_the_delete_dialog_has_a_remove_artifacts_checkbox(
 
 
 def test_a_running_job_cannot_be_deleted(
-    qtbot: Any, make_window: WindowFactory, tmp_path: Path, messages
-):
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, messages: list[tuple[str, str, str]]
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("busy", JobStatus.TRAINING))
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
@@ -374,7 +386,9 @@ def test_a_running_job_cannot_be_deleted(
     assert make_window.store.get_job(records[0].id) is not None
 
 
-def test_clone_and_edit_opens_the_jobs_spec(qtbot: Any, make_window: WindowFactory, tmp_path: Path):
+def test_clone_and_edit_opens_the_jobs_spec(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("orig", JobStatus.COMPLETED))
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
@@ -388,7 +402,7 @@ def test_clone_and_edit_opens_the_jobs_spec(qtbot: Any, make_window: WindowFacto
 
 def test_a_job_ending_in_the_background_notifies(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
-):
+) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("bg", JobStatus.TRAINING))
     wait_rows(qtbot, window, 1)
     assert not window.isActiveWindow()
@@ -404,8 +418,8 @@ def test_a_job_ending_in_the_background_notifies(
 
 
 def test_an_unknown_error_in_a_task_is_logged_not_shown_as_a_traceback(
-    make_window: WindowFactory, messages, app_home: Path
-):
+    make_window: WindowFactory, messages: list[tuple[str, str, str]], app_home: Path
+) -> None:
     window = make_window()
 
     try:
@@ -421,7 +435,9 @@ def test_an_unknown_error_in_a_task_is_logged_not_shown_as_a_traceback(
     assert "KeyError" in (app_home / "crash.log").read_text()
 
 
-def test_a_user_error_shows_just_its_message(make_window: WindowFactory, messages):
+def test_a_user_error_shows_just_its_message(
+    make_window: WindowFactory, messages: list[tuple[str, str, str]]
+) -> None:
     window = make_window()
 
     window.report_error("Cannot start", UserError("Python interpreter 'x' not found"))
@@ -431,7 +447,7 @@ def test_a_user_error_shows_just_its_message(make_window: WindowFactory, message
 
 def test_closing_the_window_lets_go_of_jobs_without_stopping_them(
     make_window: WindowFactory, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     window = make_window()
     calls: list[str] = []
     monkeypatch.setattr(make_window.service, "shutdown", lambda: calls.append("shutdown"))
@@ -444,7 +460,7 @@ def test_closing_the_window_lets_go_of_jobs_without_stopping_them(
 
 def test_start_re_attaches_to_running_jobs_off_the_gui_thread(
     qtbot: Any, make_window: WindowFactory, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     threads: list[str] = []
 
     def recover() -> list[str]:
@@ -461,8 +477,8 @@ def test_start_re_attaches_to_running_jobs_off_the_gui_thread(
 
 
 def test_a_failing_start_shows_the_reason(
-    qtbot: Any, make_window: WindowFactory, tmp_path: Path, messages
-):
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, messages: list[tuple[str, str, str]]
+) -> None:
     window = make_window()
     project = window.projects.create_project(tmp_path / "p", "p")
     window.projects.set_python(project.id, sys.executable)
@@ -480,7 +496,7 @@ def test_a_failing_start_shows_the_reason(
 
 def test_the_excepthook_writes_the_crash_log_and_shows_a_short_dialog(
     monkeypatch: pytest.MonkeyPatch, app_home: Path, qapp: Any
-):
+) -> None:
     from trainer_gui.ui import app as app_module
 
     shown: list[str] = []
@@ -491,13 +507,13 @@ def test_the_excepthook_writes_the_crash_log_and_shows_a_short_dialog(
     try:
         raise ValueError("unexpected")
     except ValueError:
-        sys.excepthook(*sys.exc_info())  # type: ignore[arg-type]
+        sys.excepthook(*sys.exc_info())
 
     assert "Traceback" in (app_home / "crash.log").read_text()
     assert shown and "ValueError: unexpected" in shown[0] and "Traceback" not in shown[0]
 
 
-def test_dark_mode_follows_the_system(qapp: Any):
+def test_dark_mode_follows_the_system(qapp: Any) -> None:
     from trainer_gui.ui.app import apply_color_scheme
 
     before_style = qapp.style().name()
@@ -511,5 +527,150 @@ def test_dark_mode_follows_the_system(qapp: Any):
     assert qapp.style().name() == before_style
 
 
-def test_the_example_project_is_where_the_window_expects_it():
+def test_the_example_project_is_where_the_window_expects_it() -> None:
     assert (EXAMPLE / "job.yaml").is_file()
+
+
+# -- real jobs on the host backend (small commands, so they are quick) -----------------------------
+
+
+def spec_file(folder: Path, name: str, code: str) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\nsource:\n  command: [{sys.executable!r}, -u, -c, {code!r}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_ctrl_r_runs_the_selected_spec_and_rerun_runs_the_job_again(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    folder = tmp_path / "proj"
+    window.projects.create_project(folder, "proj")
+    path = spec_file(folder, "hello", "print('step=1 loss=0.5')")
+    window.projects.refresh_specs()
+    assert window.projects.select_spec(path)
+    assert window.run_action.isEnabled()
+
+    window.run_action.trigger()
+
+    wait_rows(qtbot, window, 1)
+    first = window.jobs.model.job_ids()[0]
+    qtbot.waitUntil(lambda: window.jobs.status_text(first) == "Completed", timeout=30_000)
+    assert window.jobs.selected_ids() == [first]
+    qtbot.waitUntil(lambda: window.jobs.model.last_metrics(first).get("loss") == 0.5, timeout=5000)
+
+    project = window.current_project()
+    assert project is not None
+    window.projects.select_project(project.id)  # the project, not its spec: Ctrl+R re-runs
+    window.jobs.select_job(first)
+    assert window.rerun_action.isEnabled()
+    window.run_action.trigger()
+
+    wait_rows(qtbot, window, 2)
+    second = next(j for j in window.jobs.model.job_ids() if j != first)
+    qtbot.waitUntil(lambda: window.jobs.status_text(second) == "Completed", timeout=30_000)
+    record = make_window.store.get_job(second)
+    assert record is not None and record.project_id == project.id
+
+
+def test_stop_stops_a_running_job(qtbot: Any, make_window: WindowFactory, tmp_path: Path) -> None:
+    window = make_window()
+    folder = tmp_path / "proj"
+    window.projects.create_project(folder, "proj")
+    path = spec_file(folder, "sleepy", "import time; print('started'); time.sleep(120)")
+
+    window.run_spec_file(path)
+
+    wait_rows(qtbot, window, 1)
+    job_id = window.jobs.model.job_ids()[0]
+    qtbot.waitUntil(lambda: window.jobs.status_text(job_id) == "Training", timeout=30_000)
+    window.jobs.select_job(job_id)
+    assert window.stop_action.isEnabled()
+
+    window.stop_action.trigger()
+
+    qtbot.waitUntil(lambda: window.jobs.status_text(job_id) == "Stopped", timeout=30_000)
+    assert not window.stop_action.isEnabled()
+
+
+# -- smaller pieces: settings, background tasks, the summary ---------------------------------------
+
+
+def test_window_settings_round_trip_and_reset_on_an_unknown_schema(
+    qapp: Any, app_home: Path
+) -> None:
+    from PySide6.QtCore import QByteArray
+
+    from trainer_gui.ui.settings import WindowSettings
+
+    settings = WindowSettings()
+    settings.set_int("project/current", 7)
+    settings.set_bytes("window/state", QByteArray(b"\x01\x02"))
+    settings.set_str("theme", "dark")
+    settings.sync()
+
+    again = WindowSettings()
+    assert again.get_int("project/current") == 7
+    assert again.get_bytes("window/state") == QByteArray(b"\x01\x02")
+    assert again.get_str("theme") == "dark"
+    assert again.get_bytes("missing") is None
+
+    again.qsettings.setValue("schema", 999)
+    again.sync()
+    fresh = WindowSettings()
+    assert fresh.get_int("project/current", -1) == -1
+
+
+def test_background_tasks_report_results_and_errors_on_the_gui_thread(qtbot: Any) -> None:
+    from trainer_gui.ui.status import run_task
+
+    seen: list[tuple[str, Any, str]] = []
+
+    def worker_value() -> str:
+        return threading.current_thread().name
+
+    def done(value: Any) -> None:
+        seen.append(("done", value, threading.current_thread().name))
+
+    def failed(exc: BaseException, tb: str) -> None:
+        seen.append(("failed", repr(exc), threading.current_thread().name))
+
+    def boom() -> None:
+        raise RuntimeError("no")
+
+    run_task(worker_value, done, failed)
+    run_task(boom, done, failed)
+
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=5000)
+    main = threading.main_thread().name
+    results = {kind: (value, thread) for kind, value, thread in seen}
+    assert results["done"][0] != main and results["done"][1] == main
+    assert results["failed"] == ("RuntimeError('no')", main)
+
+
+def test_the_summary_says_what_ran_where_and_with_what(
+    make_window: WindowFactory, tmp_path: Path
+) -> None:
+    from trainer_gui.core.spec import spec_from_dict
+    from trainer_gui.ui.job_detail import summary_html
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text("")
+    spec = spec_from_dict(
+        {
+            "name": "summary",
+            "source": {"source_dir": "code", "entry_point": "train.py"},
+            "channels": {"train": "s3://bucket-a/train"},
+            "hyperparameters": {"epochs": 3},
+        },
+        base_dir=tmp_path,
+    )
+    record = add_job(make_window.store, "summary", JobStatus.FAILED)
+
+    html = summary_html(record, spec)
+
+    for text in ("summary", "Failed", "train.py", "s3://bucket-a/train", "epochs=3", "Run folder"):
+        assert text in html

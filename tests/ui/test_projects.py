@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QTreeWidgetItem
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.store import Project, Store
@@ -40,18 +41,30 @@ def panel(qtbot: Any, store: Store) -> ProjectsPanel:
 
 def top_names(panel: ProjectsPanel) -> list[str]:
     tree = panel.tree
-    return [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+    return [top(panel, i).text(0) for i in range(tree.topLevelItemCount())]
 
 
-def test_starts_with_all_jobs_only(panel: ProjectsPanel):
+def top(panel: ProjectsPanel, index: int) -> QTreeWidgetItem:
+    item = panel.tree.topLevelItem(index)
+    assert item is not None
+    return item
+
+
+def child(item: QTreeWidgetItem, index: int) -> QTreeWidgetItem:
+    found = item.child(index)
+    assert found is not None
+    return found
+
+
+def test_starts_with_all_jobs_only(panel: ProjectsPanel) -> None:
     assert top_names(panel) == ["All jobs"]
-    assert panel.tree.topLevelItem(0).data(0, KIND_ROLE) == ALL_JOBS
+    assert top(panel, 0).data(0, KIND_ROLE) == ALL_JOBS
     assert panel.current_project() is None
 
 
 def test_creating_a_project_makes_the_folder_and_selects_it(
     qtbot: Any, panel: ProjectsPanel, tmp_path: Path
-):
+) -> None:
     folder = tmp_path / "new" / "experiments"
 
     with qtbot.waitSignal(panel.sig_project_changed) as changed:
@@ -65,7 +78,7 @@ def test_creating_a_project_makes_the_folder_and_selects_it(
     assert top_names(panel) == ["All jobs", "Experiments"]
 
 
-def test_opening_an_existing_folder_lists_its_specs(panel: ProjectsPanel, tmp_path: Path):
+def test_opening_an_existing_folder_lists_its_specs(panel: ProjectsPanel, tmp_path: Path) -> None:
     (tmp_path / "b-job.yaml").write_text("name: b\n")
     (tmp_path / "a-job.yml").write_text("name: a\n")
     (tmp_path / "notes.txt").write_text("x")
@@ -75,18 +88,20 @@ def test_opening_an_existing_folder_lists_its_specs(panel: ProjectsPanel, tmp_pa
     assert project.name == tmp_path.name
     item = panel.item_for(project.id)
     assert item is not None and item.isExpanded()
-    children = [item.child(i) for i in range(item.childCount())]
+    children = [child(item, i) for i in range(item.childCount())]
     assert [c.text(0) for c in children] == ["a-job.yml", "b-job.yaml"]
     assert all(c.data(0, KIND_ROLE) == SPEC for c in children)
     assert spec_files(tmp_path) == [tmp_path / "a-job.yml", tmp_path / "b-job.yaml"]
 
 
-def test_double_clicking_a_spec_asks_to_open_it(qtbot: Any, panel: ProjectsPanel, tmp_path: Path):
+def test_double_clicking_a_spec_asks_to_open_it(
+    qtbot: Any, panel: ProjectsPanel, tmp_path: Path
+) -> None:
     (tmp_path / "job.yaml").write_text("name: j\n")
     project = panel.open_folder(tmp_path)
     item = panel.item_for(project.id)
     assert item is not None
-    spec_item = item.child(0)
+    spec_item = child(item, 0)
 
     with qtbot.waitSignal(panel.sig_spec_activated) as activated:
         panel.tree.itemDoubleClicked.emit(spec_item, 0)
@@ -97,12 +112,14 @@ def test_double_clicking_a_spec_asks_to_open_it(qtbot: Any, panel: ProjectsPanel
     assert panel.current_project() is not None  # a spec selects its project
 
 
-def test_opening_a_missing_folder_is_refused(panel: ProjectsPanel, tmp_path: Path):
+def test_opening_a_missing_folder_is_refused(panel: ProjectsPanel, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="is not a folder"):
         panel.open_folder(tmp_path / "missing")
 
 
-def test_opening_the_same_folder_twice_keeps_one_project(panel: ProjectsPanel, tmp_path: Path):
+def test_opening_the_same_folder_twice_keeps_one_project(
+    panel: ProjectsPanel, tmp_path: Path
+) -> None:
     first = panel.open_folder(tmp_path)
     second = panel.open_folder(str(tmp_path) + "/")
 
@@ -110,7 +127,7 @@ def test_opening_the_same_folder_twice_keeps_one_project(panel: ProjectsPanel, t
     assert top_names(panel).count(tmp_path.name) == 1
 
 
-def test_recent_projects_come_first(panel: ProjectsPanel, tmp_path: Path):
+def test_recent_projects_come_first(panel: ProjectsPanel, tmp_path: Path) -> None:
     panel.create_project(tmp_path / "one", "one")
     two = panel.create_project(tmp_path / "two", "two")
     panel.create_project(tmp_path / "three", "three")
@@ -121,7 +138,7 @@ def test_recent_projects_come_first(panel: ProjectsPanel, tmp_path: Path):
     assert top_names(panel) == ["All jobs", "two", "three", "one"]
 
 
-def test_renaming_a_project(panel: ProjectsPanel, store: Store, tmp_path: Path):
+def test_renaming_a_project(panel: ProjectsPanel, store: Store, tmp_path: Path) -> None:
     project = panel.create_project(tmp_path / "p", "old name")
 
     panel.rename_project(project.id, "  new name ")
@@ -132,7 +149,9 @@ def test_renaming_a_project(panel: ProjectsPanel, store: Store, tmp_path: Path):
         panel.rename_project(project.id, "   ")
 
 
-def test_renaming_in_place_edits_the_store(panel: ProjectsPanel, store: Store, tmp_path: Path):
+def test_renaming_in_place_edits_the_store(
+    panel: ProjectsPanel, store: Store, tmp_path: Path
+) -> None:
     project = panel.create_project(tmp_path / "p", "before")
     item = panel.item_for(project.id)
     assert item is not None
@@ -144,7 +163,7 @@ def test_renaming_in_place_edits_the_store(panel: ProjectsPanel, store: Store, t
 
 def test_removing_a_project_keeps_its_folder(
     qtbot: Any, panel: ProjectsPanel, store: Store, tmp_path: Path
-):
+) -> None:
     project = panel.create_project(tmp_path / "keep-me", "keep")
 
     with qtbot.waitSignal(panel.sig_project_changed) as changed:
@@ -156,7 +175,7 @@ def test_removing_a_project_keeps_its_folder(
     assert top_names(panel) == ["All jobs"]
 
 
-def test_python_interpreter_setting(panel: ProjectsPanel, tmp_path: Path):
+def test_python_interpreter_setting(panel: ProjectsPanel, tmp_path: Path) -> None:
     project = panel.create_project(tmp_path / "p", "p")
     assert project_python(project) is None
 
@@ -171,7 +190,7 @@ def test_python_interpreter_setting(panel: ProjectsPanel, tmp_path: Path):
     assert project_python(cleared) is None
 
 
-def test_a_venv_folder_resolves_to_its_interpreter(tmp_path: Path):
+def test_a_venv_folder_resolves_to_its_interpreter(tmp_path: Path) -> None:
     python = tmp_path / "venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.write_text("#!/bin/sh\n")
@@ -183,7 +202,7 @@ def test_a_venv_folder_resolves_to_its_interpreter(tmp_path: Path):
         check_python(str(tmp_path / "plain"))
 
 
-def test_a_project_whose_folder_vanished_is_marked(panel: ProjectsPanel, tmp_path: Path):
+def test_a_project_whose_folder_vanished_is_marked(panel: ProjectsPanel, tmp_path: Path) -> None:
     folder = tmp_path / "gone"
     project = panel.create_project(folder, "gone")
     folder.rmdir()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QTableWidgetItem
 
 from trainer_gui.core.spec import load_spec
 from trainer_gui.core.spec.model import (
@@ -51,6 +51,12 @@ def form(qtbot: Any, project: Path) -> SpecForm:
     return widget
 
 
+def cell(editor: MetricDefsEditor, row: int, column: int) -> QTableWidgetItem:
+    item = editor.table.item(row, column)
+    assert item is not None
+    return item
+
+
 def fill_valid(form: SpecForm) -> None:
     form.editor("name").set_value("my-job")
     form.editor("source.source_dir").set_value("code")
@@ -60,7 +66,7 @@ def fill_valid(form: SpecForm) -> None:
 # -- generated from the model --------------------------------------------------------------------
 
 
-def test_every_field_of_the_spec_has_an_editor(form: SpecForm):
+def test_every_field_of_the_spec_has_an_editor(form: SpecForm) -> None:
     expected = set()
     for name, info in JobSpec.model_fields.items():
         annotation = info.annotation
@@ -72,7 +78,7 @@ def test_every_field_of_the_spec_has_an_editor(form: SpecForm):
     assert set(form.rows) == expected
 
 
-def test_tabs_follow_the_groups(form: SpecForm):
+def test_tabs_follow_the_groups(form: SpecForm) -> None:
     titles = [form.tabs.tabText(i) for i in range(form.tabs.count())]
 
     assert titles == [title for title, _ in GROUPS]
@@ -88,7 +94,7 @@ def test_tabs_follow_the_groups(form: SpecForm):
     ]
 
 
-def test_labels_are_titles_and_tooltips_are_descriptions(form: SpecForm):
+def test_labels_are_titles_and_tooltips_are_descriptions(form: SpecForm) -> None:
     info = SourceSpec.model_fields["source_dir"]
     row = form.rows["source.source_dir"]
 
@@ -100,7 +106,7 @@ def test_labels_are_titles_and_tooltips_are_descriptions(form: SpecForm):
     )
 
 
-def test_enums_and_literals_become_combo_boxes(form: SpecForm):
+def test_enums_and_literals_become_combo_boxes(form: SpecForm) -> None:
     backend = form.editor("compute.backend")
     kind = form.editor("distribution.kind")
 
@@ -116,7 +122,7 @@ def test_enums_and_literals_become_combo_boxes(form: SpecForm):
     assert form.editor("compute.gpus").combo.isEditable()  # int | Literal["all"]
 
 
-def test_integer_bounds_come_from_the_model(form: SpecForm):
+def test_integer_bounds_come_from_the_model(form: SpecForm) -> None:
     count = form.editor("compute.instance_count")
 
     assert isinstance(count, SpinField)
@@ -124,7 +130,7 @@ def test_integer_bounds_come_from_the_model(form: SpecForm):
     assert form.editor("distribution.processes_per_host").value() is None  # optional: unset
 
 
-def test_collections_get_their_tables(form: SpecForm):
+def test_collections_get_their_tables(form: SpecForm) -> None:
     assert isinstance(form.editor("channels"), ChannelsTable)
     assert isinstance(form.editor("metric_definitions"), MetricDefsEditor)
     assert isinstance(form.editor("hyperparameters"), HyperparamsTable)
@@ -132,7 +138,7 @@ def test_collections_get_their_tables(form: SpecForm):
     assert isinstance(environment, KeyValueTable) and not environment.typed
 
 
-def test_defaults_are_the_models_defaults(form: SpecForm):
+def test_defaults_are_the_models_defaults(form: SpecForm) -> None:
     data = form.data()
 
     assert data["compute"]["backend"] == "local-process"
@@ -144,7 +150,7 @@ def test_defaults_are_the_models_defaults(form: SpecForm):
 # -- validation as the user types ----------------------------------------------------------------
 
 
-def test_typing_a_bad_job_name_shows_the_models_message(qtbot: Any, form: SpecForm):
+def test_typing_a_bad_job_name_shows_the_models_message(qtbot: Any, form: SpecForm) -> None:
     fill_valid(form)
     form.validate()
     edit = form.editor("name").edit
@@ -158,7 +164,7 @@ def test_typing_a_bad_job_name_shows_the_models_message(qtbot: Any, form: SpecFo
     assert not form.tabs.tabIcon(0).isNull()  # the Source tab is marked
 
 
-def test_fixing_the_input_clears_the_message(qtbot: Any, form: SpecForm):
+def test_fixing_the_input_clears_the_message(qtbot: Any, form: SpecForm) -> None:
     fill_valid(form)
     form.editor("name").set_value("bad name!")
     form.validate()
@@ -171,7 +177,7 @@ def test_fixing_the_input_clears_the_message(qtbot: Any, form: SpecForm):
     assert form.tabs.tabIcon(0).isNull()
 
 
-def test_a_valid_form_gives_a_spec(form: SpecForm, project: Path):
+def test_a_valid_form_gives_a_spec(form: SpecForm, project: Path) -> None:
     fill_valid(form)
     form.editor("hyperparameters").set_value({"epochs": 2, "lr": 0.01})
 
@@ -183,7 +189,7 @@ def test_a_valid_form_gives_a_spec(form: SpecForm, project: Path):
     assert spec.base_dir == project
 
 
-def test_a_script_outside_the_source_folder_is_reported_on_the_source_tab(form: SpecForm):
+def test_a_script_outside_the_source_folder_is_reported_on_the_source_tab(form: SpecForm) -> None:
     form.editor("name").set_value("job")
     form.editor("source.source_dir").set_value("code")
     form.editor("source.entry_point").set_value("missing.py")
@@ -195,7 +201,7 @@ def test_a_script_outside_the_source_folder_is_reported_on_the_source_tab(form: 
     assert "entry script 'missing.py' is not in the source folder" in label.text()
 
 
-def test_a_missing_source_folder_is_reported_under_that_field(form: SpecForm):
+def test_a_missing_source_folder_is_reported_under_that_field(form: SpecForm) -> None:
     fill_valid(form)
     form.editor("source.source_dir").set_value("nowhere")
 
@@ -204,7 +210,7 @@ def test_a_missing_source_folder_is_reported_under_that_field(form: SpecForm):
     assert "source folder 'nowhere' does not exist" in form.problem_text("source.source_dir")
 
 
-def test_a_cross_field_rule_lands_on_the_field_it_names(form: SpecForm):
+def test_a_cross_field_rule_lands_on_the_field_it_names(form: SpecForm) -> None:
     fill_valid(form)
     form.editor("compute.instance_count").set_value(3)
 
@@ -214,7 +220,7 @@ def test_a_cross_field_rule_lands_on_the_field_it_names(form: SpecForm):
     assert "local-process backend runs one host" in text
 
 
-def test_a_bad_gpu_value_is_rejected(form: SpecForm):
+def test_a_bad_gpu_value_is_rejected(form: SpecForm) -> None:
     fill_valid(form)
     form.editor("compute.gpus").set_value("lots")
 
@@ -224,7 +230,7 @@ def test_a_bad_gpu_value_is_rejected(form: SpecForm):
     assert form.problem_text("compute.gpus")
 
 
-def test_a_bad_role_arn_is_reported_on_the_sagemaker_tab(form: SpecForm):
+def test_a_bad_role_arn_is_reported_on_the_sagemaker_tab(form: SpecForm) -> None:
     fill_valid(form)
     form.editor("sagemaker.role_arn").set_value("not-an-arn")
 
@@ -235,7 +241,7 @@ def test_a_bad_role_arn_is_reported_on_the_sagemaker_tab(form: SpecForm):
     assert not form.tabs.tabIcon(sagemaker_tab).isNull()
 
 
-def test_set_spec_round_trips_through_the_form(form: SpecForm, project: Path):
+def test_set_spec_round_trips_through_the_form(form: SpecForm, project: Path) -> None:
     spec = JobSpec.model_validate(
         {
             "name": "round-trip",
@@ -256,7 +262,7 @@ def test_set_spec_round_trips_through_the_form(form: SpecForm, project: Path):
     assert again.model_dump() == spec.model_dump()
 
 
-def test_rebase_paths_keeps_specs_working_from_another_folder(tmp_path: Path):
+def test_rebase_paths_keeps_specs_working_from_another_folder(tmp_path: Path) -> None:
     old = tmp_path / "old"
     new = tmp_path / "new"
     data = {
@@ -281,7 +287,7 @@ def test_rebase_paths_keeps_specs_working_from_another_folder(tmp_path: Path):
 # -- the editor dialog -------------------------------------------------------------------------
 
 
-def test_saving_writes_yaml_in_the_project(qtbot: Any, project: Path):
+def test_saving_writes_yaml_in_the_project(qtbot: Any, project: Path) -> None:
     dialog = SpecEditorDialog(project)
     qtbot.addWidget(dialog)
     fill_valid(dialog.form)
@@ -298,7 +304,7 @@ def test_saving_writes_yaml_in_the_project(qtbot: Any, project: Path):
 
 def test_saving_an_invalid_spec_is_refused_with_the_models_message(
     qtbot: Any, project: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     shown: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a: shown.append(text))
     dialog = SpecEditorDialog(project)
@@ -312,7 +318,7 @@ def test_saving_an_invalid_spec_is_refused_with_the_models_message(
     assert list(project.glob("*.yaml")) == []
 
 
-def test_run_saves_then_asks_to_run(qtbot: Any, project: Path):
+def test_run_saves_then_asks_to_run(qtbot: Any, project: Path) -> None:
     dialog = SpecEditorDialog(project)
     qtbot.addWidget(dialog)
     fill_valid(dialog.form)
@@ -342,16 +348,16 @@ def test_run_saves_then_asks_to_run(qtbot: Any, project: Path):
         ("null", None),
     ],
 )
-def test_hyperparameter_text_is_read_like_yaml(text: str, value: Any):
+def test_hyperparameter_text_is_read_like_yaml(text: str, value: Any) -> None:
     assert parse_value(text) == value
 
 
 @pytest.mark.parametrize("value", [8, 0.01, 1e-5, True, "adam", "8", [1, "a"], {"k": 1}, None])
-def test_hyperparameter_values_round_trip_through_cell_text(value: Any):
+def test_hyperparameter_values_round_trip_through_cell_text(value: Any) -> None:
     assert parse_value(format_value(value)) == value
 
 
-def test_hyperparameters_import_from_json_and_yaml(qtbot: Any, tmp_path: Path):
+def test_hyperparameters_import_from_json_and_yaml(qtbot: Any, tmp_path: Path) -> None:
     table = HyperparamsTable()
     qtbot.addWidget(table)
     table.set_value({"epochs": 8, "lr": 0.1})
@@ -370,7 +376,7 @@ def test_hyperparameters_import_from_json_and_yaml(qtbot: Any, tmp_path: Path):
     }
 
 
-def test_importing_a_bad_file_raises_a_clear_error(qtbot: Any, tmp_path: Path):
+def test_importing_a_bad_file_raises_a_clear_error(qtbot: Any, tmp_path: Path) -> None:
     from trainer_gui.core.errors import UserError
 
     table = HyperparamsTable()
@@ -381,7 +387,7 @@ def test_importing_a_bad_file_raises_a_clear_error(qtbot: Any, tmp_path: Path):
         table.import_file(tmp_path / "hp.yaml")
 
 
-def test_a_duplicate_hyperparameter_name_is_flagged(qtbot: Any):
+def test_a_duplicate_hyperparameter_name_is_flagged(qtbot: Any) -> None:
     table = HyperparamsTable()
     qtbot.addWidget(table)
     table.set_value({"lr": 0.1})
@@ -391,7 +397,7 @@ def test_a_duplicate_hyperparameter_name_is_flagged(qtbot: Any):
     assert "already set in row 1" in table.local_problems()[1]
 
 
-def test_a_reserved_hyperparameter_name_shows_the_models_message(form: SpecForm):
+def test_a_reserved_hyperparameter_name_shows_the_models_message(form: SpecForm) -> None:
     fill_valid(form)
     form.editor("hyperparameters").set_value({"sagemaker_program": "x"})
 
@@ -410,42 +416,44 @@ def metrics(qtbot: Any) -> MetricDefsEditor:
     return editor
 
 
-def test_the_regex_tester_shows_what_each_definition_finds(qtbot: Any, metrics: MetricDefsEditor):
+def test_the_regex_tester_shows_what_each_definition_finds(
+    qtbot: Any, metrics: MetricDefsEditor
+) -> None:
     metrics.sample.setPlainText("epoch=1 train_loss=0.91\nepoch=2 train_loss=0.52\n")
 
     metrics.add_definition("train_loss", r"train_loss=([0-9.]+)")
 
     qtbot.waitUntil(lambda: metrics.results.rowCount() == 2, timeout=2000)
     assert metrics.test_results() == [(1, "train_loss", 0.91), (2, "train_loss", 0.52)]
-    assert metrics.table.item(0, 2).text() == "0.91"
+    assert cell(metrics, 0, 2).text() == "0.91"
 
 
-def test_the_tester_updates_as_the_sample_changes(qtbot: Any, metrics: MetricDefsEditor):
+def test_the_tester_updates_as_the_sample_changes(qtbot: Any, metrics: MetricDefsEditor) -> None:
     metrics.add_definition("acc", r"acc=([0-9.]+)")
     metrics.sample.setPlainText("nothing here")
-    qtbot.waitUntil(lambda: metrics.table.item(0, 2).text() == "no match", timeout=2000)
+    qtbot.waitUntil(lambda: cell(metrics, 0, 2).text() == "no match", timeout=2000)
 
     metrics.sample.setPlainText("acc=0.75")
 
-    qtbot.waitUntil(lambda: metrics.table.item(0, 2).text() == "0.75", timeout=2000)
+    qtbot.waitUntil(lambda: cell(metrics, 0, 2).text() == "0.75", timeout=2000)
 
 
-def test_a_regex_with_two_groups_shows_the_models_message(metrics: MetricDefsEditor):
+def test_a_regex_with_two_groups_shows_the_models_message(metrics: MetricDefsEditor) -> None:
     metrics.add_definition("loss", r"(loss)=([0-9.]+)")
 
     problems = metrics.row_problems()
 
     assert "has 2 capture groups; it needs exactly one" in problems[0]
-    assert metrics.table.item(0, 1).toolTip() == problems[0]
+    assert cell(metrics, 0, 1).toolTip() == problems[0]
 
 
-def test_a_regex_that_does_not_compile_is_flagged(metrics: MetricDefsEditor):
+def test_a_regex_that_does_not_compile_is_flagged(metrics: MetricDefsEditor) -> None:
     metrics.add_definition("loss", r"loss=([0-9.]+")
 
     assert "does not compile" in metrics.row_problems()[0]
 
 
-def test_suggest_adds_definitions_that_match_the_sample(metrics: MetricDefsEditor):
+def test_suggest_adds_definitions_that_match_the_sample(metrics: MetricDefsEditor) -> None:
     metrics.sample.setPlainText("epoch=1 step=10 train_loss=0.5 test_acc=0.8\n")
 
     names = metrics.suggest_from_sample()
@@ -457,7 +465,7 @@ def test_suggest_adds_definitions_that_match_the_sample(metrics: MetricDefsEdito
         MetricDefinition.model_validate(definition)
 
 
-def test_metric_definitions_reach_the_spec(form: SpecForm):
+def test_metric_definitions_reach_the_spec(form: SpecForm) -> None:
     fill_valid(form)
     form.editor("metric_definitions").set_value([{"name": "loss", "regex": "loss=([0-9.]+)"}])
 
@@ -467,7 +475,7 @@ def test_metric_definitions_reach_the_spec(form: SpecForm):
     assert [m.name for m in spec.metric_definitions] == ["loss"]
 
 
-def test_channels_edited_in_the_form_reach_the_spec(form: SpecForm, project: Path):
+def test_channels_edited_in_the_form_reach_the_spec(form: SpecForm, project: Path) -> None:
     fill_valid(form)
     form.editor("channels").add_channel(str(project / "data" / "train"))
 
