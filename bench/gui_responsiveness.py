@@ -378,16 +378,32 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the startup objects in the collector's generations (see bench/README.md)",
     )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="sys.setswitchinterval(S) first (Python's default is 0.005): how long the GUI "
+        "thread may wait for the GIL while a runner thread parses",
+    )
     args = parser.parse_args(argv)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     load = measure_load(args, app)
     redraw = measure_redraw(app, args.points)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     idle, loaded = load["idle"], load["loaded"]
     freeze = "off" if args.no_gc_freeze else "on"
-    print(f"source: {args.source}, {args.rate} lines/s for {args.seconds:g} s, gc.freeze {freeze}")
+    print(
+        f"source: {args.source}, {args.rate} lines/s for {args.seconds:g} s, gc.freeze {freeze}; "
+        f"switch interval {sys.getswitchinterval() * 1000:g} ms; {os.cpu_count()} CPUs, "
+        f"load average {load_before:.1f} before, {load_after:.1f} after"
+    )
     print(
         f"delivered: {load['lines']}/{load['expected']} lines, {load['samples']} samples, "
         f"{load['rate_seen']:.0f} lines/s seen, last line {load['drain']:.2f} s after the job "

@@ -353,24 +353,25 @@ def samples_to_columns(
     samples: Iterable[MetricSample],
 ) -> dict[tuple[str, str], tuple[FloatArray, FloatArray, FloatArray]]:
     """Group samples by (host, metric) into (steps with NaN for none, wall times, values)."""
-    groups: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+    items = samples if isinstance(samples, list) else list(samples)
+    keys = {(s.host, s.name) for s in items}
+    groups: dict[tuple[str, str], list[MetricSample]]
+    if len(keys) == 1:  # the common case: one metric of one host per batch
+        groups = {keys.pop(): items}
+    else:
+        groups = {}
+        for s in items:
+            groups.setdefault((s.host, s.name), []).append(s)
     nan = math.nan
-    for s in samples:
-        key = (s.host, s.name)
-        cols = groups.get(key)
-        if cols is None:
-            cols = groups[key] = ([], [], [])
-        cols[0].append(nan if s.step is None else s.step)
-        cols[1].append(s.wall_time)
-        cols[2].append(nan if s.value is None else s.value)
-    return {
-        key: (
-            np.asarray(st, dtype=np.float64),
-            np.asarray(wt, dtype=np.float64),
-            np.asarray(va, dtype=np.float64),
+    out = {}
+    for key, group in groups.items():
+        n = len(group)
+        out[key] = (
+            np.fromiter((nan if s.step is None else s.step for s in group), np.float64, n),
+            np.fromiter((s.wall_time for s in group), np.float64, n),
+            np.fromiter((nan if s.value is None else s.value for s in group), np.float64, n),
         )
-        for key, (st, wt, va) in groups.items()
-    }
+    return out
 
 
 def _point_key(step: float | None, wall: float, value: float | None) -> tuple[Any, ...]:
