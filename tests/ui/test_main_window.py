@@ -266,6 +266,7 @@ def test_jobs_started_by_another_process_show_up(
     project = window.projects.create_project(tmp_path / "p", "p")
     make_window.wait_idle(window)
     window._poll_store()  # what the 2 s timer does
+    qtbot.waitUntil(lambda: window._known_marker is not None and not window._polling, timeout=5000)
     with Store() as other:  # like the CLI, in its own connection
         add_job(other, "from-cli", JobStatus.COMPLETED, project.id)
 

@@ -127,12 +127,15 @@ def test_opening_the_same_folder_twice_keeps_one_project(
     assert top_names(panel).count(tmp_path.name) == 1
 
 
-def test_recent_projects_come_first(panel: ProjectsPanel, tmp_path: Path) -> None:
+def test_recent_projects_come_first(
+    qtbot: Any, panel: ProjectsPanel, store: Store, tmp_path: Path
+) -> None:
     panel.create_project(tmp_path / "one", "one")
     two = panel.create_project(tmp_path / "two", "two")
     panel.create_project(tmp_path / "three", "three")
 
-    panel.select_project(two.id)
+    panel.select_project(two.id)  # marks it opened, off the GUI thread
+    qtbot.waitUntil(lambda: store.list_projects()[0].id == two.id, timeout=5000)
     panel.refresh()
 
     assert top_names(panel) == ["All jobs", "two", "three", "one"]

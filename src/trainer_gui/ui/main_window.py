@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self._jobs_reload = False
         self._select_after_load: str | None = None
         self._known_marker: int | None = None
+        self._polling = False
         self._closing = False
 
         self.setObjectName("main_window")
@@ -482,14 +483,24 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _poll_store(self) -> None:
-        """Another process (the CLI, another window) changed the store: reload."""
-        try:
-            marker = self.store.change_marker()[0]
-        except Exception:
+        """Did another process (the CLI, another window) change the store? Asked off-thread:
+        the store's lock may be held by a runner thread waiting on another process's write."""
+        if self._polling or self._closing:
             return
-        if self._known_marker is not None and marker != self._known_marker:
+        self._polling = True
+        run_task(self.store.change_marker, self._on_marker, self._on_marker_failed)
+
+    @Slot(object)
+    def _on_marker(self, marker: tuple[int, int]) -> None:
+        self._polling = False
+        if self._closing:
+            return
+        if self._known_marker is not None and marker[0] != self._known_marker:
             self.refresh_jobs()
-        self._known_marker = marker
+        self._known_marker = marker[0]
+
+    def _on_marker_failed(self, exc: BaseException, tb: str) -> None:
+        self._polling = False  # a closed or busy store: try again next tick
 
     @Slot(list)
     def _on_jobs_selected(self, job_ids: list[str]) -> None:

@@ -6,6 +6,7 @@ each project's name and its settings (the Python interpreter local-process jobs 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.store import Project, Store
+from trainer_gui.ui.status import run_task
 
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 VALUE_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -440,8 +442,8 @@ class ProjectsPanel(QWidget):
             action.setEnabled(enabled)
         self.reveal_action.setEnabled(enabled)
         if (previous.id if previous else None) != (project.id if project else None):
-            if project is not None:
-                self.store.touch_project(project.id)
+            if project is not None:  # "recent first": a write, so off the GUI thread
+                run_task(functools.partial(self.store.touch_project, project.id))
             self.sig_project_changed.emit(project)
 
     @Slot(QTreeWidgetItem, int)
