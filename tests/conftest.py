@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import textwrap
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from trainer_gui.core.spec import JobSpec, spec_from_dict
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -19,3 +24,45 @@ def app_home(
     monkeypatch.setenv("TRAINER_GUI_HOME", str(home))
     monkeypatch.setenv("TRAINER_GUI_STOP_GRACE", "5")
     yield home
+
+
+WaitUntil = Callable[..., None]
+SpecFactory = Callable[..., JobSpec]
+
+
+def _wait_until(predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """Poll a condition (for work in other processes, where no signal exists to wait on)."""
+    return _wait_until
+
+
+@pytest.fixture
+def job_spec(tmp_path: Path) -> SpecFactory:
+    """Write `script` as code/train.py next to a small data channel and return a spec for it."""
+
+    def make(script: str, backend: str = "local-process", **over: Any) -> JobSpec:
+        code = tmp_path / "code"
+        code.mkdir(exist_ok=True)
+        (code / "train.py").write_text(textwrap.dedent(script))
+        data = tmp_path / "data"
+        data.mkdir(exist_ok=True)
+        (data / "rows.csv").write_text("a,b\n1,2\n")
+        spec: dict[str, Any] = {
+            "name": "t",
+            "source": {"source_dir": "code", "entry_point": "train.py"},
+            "compute": {"backend": backend, "instance_type": "ml.m5.large"},
+            "channels": [{"name": "train", "source": "data", "content_type": "text/csv"}],
+            "metric_definitions": [{"name": "loss", "regex": r"loss=([0-9.]+)"}],
+        }
+        spec.update(over)
+        return spec_from_dict(spec, base_dir=tmp_path)
+
+    return make

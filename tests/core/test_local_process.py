@@ -7,20 +7,20 @@ import os
 import subprocess
 import sys
 import tarfile
-import textwrap
-import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from trainer_gui.core.errors import BackendUnavailable
 from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.local_process import LocalProcessRunner
-from trainer_gui.core.spec import JobSpec, spec_from_dict
+from trainer_gui.core.spec import JobSpec
 from trainer_gui.core.store import Store
+
+SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)
+WaitUntil = Callable[..., None]  # the wait_until fixture
 
 TIMEOUT = 120
 
@@ -32,31 +32,6 @@ def service(app_home: Path) -> Iterator[JobService]:
     yield svc
     svc.shutdown()
     store.close()
-
-
-def make_spec(tmp_path: Path, script: str, **over: Any) -> JobSpec:
-    code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    (code / "train.py").write_text(textwrap.dedent(script))
-    data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    (data / "rows.csv").write_text("a,b\n1,2\n")
-    spec: dict[str, Any] = {
-        "name": "t",
-        "source": {"source_dir": "code", "entry_point": "train.py"},
-        "channels": [{"name": "train", "source": "data"}],
-        "metric_definitions": [{"name": "loss", "regex": r"loss=([0-9.]+)"}],
-    }
-    spec.update(over)
-    return spec_from_dict(spec, base_dir=tmp_path)
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 TRAIN = """
@@ -78,9 +53,9 @@ TRAIN = """
 
 
 def test_a_job_completes_with_artifacts_metrics_and_history(
-    service: JobService, tmp_path: Path
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
 ) -> None:
-    spec = make_spec(tmp_path, TRAIN, hyperparameters={"epochs": 3, "name": "resnet"})
+    spec = job_spec(TRAIN, hyperparameters={"epochs": 3, "name": "resnet"})
     handle = service.submit(spec)
     assert handle.wait(TIMEOUT) is not None
     record = service.get(handle.job_id)
@@ -99,8 +74,10 @@ def test_a_job_completes_with_artifacts_metrics_and_history(
     assert "\talgo-1\tstderr\ta warning" in log_text
 
 
-def test_the_script_sees_the_sagemaker_contract(service: JobService, tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, TRAIN, hyperparameters={"epochs": 1, "name": "resnet"})
+def test_the_script_sees_the_sagemaker_contract(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
+) -> None:
+    spec = job_spec(TRAIN, hyperparameters={"epochs": 1, "name": "resnet"})
     handle = service.submit(spec)
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
@@ -123,9 +100,9 @@ def test_the_script_sees_the_sagemaker_contract(service: JobService, tmp_path: P
 
 
 def test_a_crashing_script_fails_with_its_traceback_as_the_reason(
-    service: JobService, tmp_path: Path
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
 ) -> None:
-    spec = make_spec(tmp_path, "print('starting')\nraise ValueError('bad learning rate')\n")
+    spec = job_spec("print('starting')\nraise ValueError('bad learning rate')\n")
     handle = service.submit(spec)
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
@@ -136,13 +113,15 @@ def test_a_crashing_script_fails_with_its_traceback_as_the_reason(
     assert Path(record.backend_ids["artifacts"]["model"]).exists()  # packed on failure too
 
 
-def test_a_failure_file_written_by_the_script_is_kept(service: JobService, tmp_path: Path) -> None:
+def test_a_failure_file_written_by_the_script_is_kept(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
+) -> None:
     script = """
         import os, sys
         open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w").write("out of data")
         sys.exit(3)
     """
-    handle = service.submit(make_spec(tmp_path, script))
+    handle = service.submit(job_spec(script))
     handle.wait(TIMEOUT)
     assert service.get(handle.job_id).failure_reason == "out of data"
 
@@ -157,9 +136,9 @@ LONG = """
 """
 
 
-def _child_pid(service: JobService, job_id: str) -> int:
+def _child_pid(service: JobService, job_id: str, wait_until: WaitUntil) -> int:
     path = Path(service.get(job_id).run_dir) / "hosts" / "algo-1" / "model" / "child.pid"
-    wait_for(lambda: path.exists() and path.read_text().strip() != "")
+    wait_until(lambda: path.exists() and path.read_text().strip() != "")
     return int(path.read_text())
 
 
@@ -173,19 +152,23 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups")
-def test_cancel_stops_the_whole_process_group(service: JobService, tmp_path: Path) -> None:
-    handle = service.submit(make_spec(tmp_path, LONG))
-    child = _child_pid(service, handle.job_id)
+def test_cancel_stops_the_whole_process_group(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
+) -> None:
+    handle = service.submit(job_spec(LONG))
+    child = _child_pid(service, handle.job_id, wait_until)
     handle.cancel()
     assert handle.wait(TIMEOUT) is not None
     record = service.get(handle.job_id)
     assert record.status == "Stopped"
     assert record.failure_reason == "Stopped by the user"
-    wait_for(lambda: _gone(child), timeout=10)
+    wait_until(lambda: _gone(child), timeout=10)
 
 
-def test_max_runtime_stops_the_job(service: JobService, tmp_path: Path) -> None:
-    handle = service.submit(make_spec(tmp_path, LONG, max_runtime_seconds=2))
+def test_max_runtime_stops_the_job(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
+) -> None:
+    handle = service.submit(job_spec(LONG, max_runtime_seconds=2))
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
     assert record.status == "Stopped"
@@ -202,12 +185,12 @@ SLOW_COUNT = """
 
 
 def test_a_new_process_re_attaches_without_gaps_or_duplicates(
-    app_home: Path, tmp_path: Path
+    app_home: Path, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
 ) -> None:
     store = Store(app_home / "db.sqlite3")
     first = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    handle = first.submit(make_spec(tmp_path, SLOW_COUNT))
-    wait_for(lambda: store.metric_count(handle.job_id) >= 5)
+    handle = first.submit(job_spec(SLOW_COUNT))
+    wait_until(lambda: store.metric_count(handle.job_id) >= 5)
     first.shutdown()  # as if the app quit: the job keeps running, nobody ingests
     assert not handle.done
 
@@ -225,14 +208,16 @@ def test_a_new_process_re_attaches_without_gaps_or_duplicates(
     second_store.close()
 
 
-def test_a_job_that_ended_while_nobody_watched_is_finalised(app_home: Path, tmp_path: Path) -> None:
+def test_a_job_that_ended_while_nobody_watched_is_finalised(
+    app_home: Path, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
+) -> None:
     store = Store(app_home / "db.sqlite3")
     first = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    handle = first.submit(make_spec(tmp_path, "print('loss=0.25')\n"))
+    handle = first.submit(job_spec("print('loss=0.25')\n"))
     handle.wait_started(TIMEOUT)
     first.shutdown()
     pid = int(store.get_job(handle.job_id).backend_ids["pid"])  # type: ignore[union-attr]
-    wait_for(lambda: _gone(pid))
+    wait_until(lambda: _gone(pid))
     second = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
     second.recover()
     record = second.wait(handle.job_id, timeout=TIMEOUT)
@@ -242,10 +227,12 @@ def test_a_job_that_ended_while_nobody_watched_is_finalised(app_home: Path, tmp_
     store.close()
 
 
-def test_only_one_process_ingests_a_job(app_home: Path, tmp_path: Path) -> None:
+def test_only_one_process_ingests_a_job(
+    app_home: Path, tmp_path: Path, job_spec: SpecFactory
+) -> None:
     store = Store(app_home / "db.sqlite3")
     first = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    handle = first.submit(make_spec(tmp_path, SLOW_COUNT))
+    handle = first.submit(job_spec(SLOW_COUNT))
     other = JobService(Store(app_home / "db.sqlite3"), {"local-process": LocalProcessRunner()})
     assert other.recover() == []  # the first service holds the follower lock
     handle.wait(TIMEOUT)
@@ -254,11 +241,13 @@ def test_only_one_process_ingests_a_job(app_home: Path, tmp_path: Path) -> None:
     store.close()
 
 
-def test_stop_from_another_service_records_stopped(app_home: Path, tmp_path: Path) -> None:
+def test_stop_from_another_service_records_stopped(
+    app_home: Path, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
+) -> None:
     store = Store(app_home / "db.sqlite3")
     first = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    handle = first.submit(make_spec(tmp_path, LONG))
-    _child_pid(first, handle.job_id)
+    handle = first.submit(job_spec(LONG))
+    _child_pid(first, handle.job_id, wait_until)
     other = JobService(
         Store(app_home / "db.sqlite3"), {"local-process": LocalProcessRunner(grace=3)}
     )
@@ -269,7 +258,9 @@ def test_stop_from_another_service_records_stopped(app_home: Path, tmp_path: Pat
     store.close()
 
 
-def test_torchrun_runs_several_processes_on_one_host(service: JobService, tmp_path: Path) -> None:
+def test_torchrun_runs_several_processes_on_one_host(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
+) -> None:
     script = """
         import os, torch, torch.distributed as dist
         dist.init_process_group("gloo")
@@ -278,7 +269,7 @@ def test_torchrun_runs_several_processes_on_one_host(service: JobService, tmp_pa
         print(f"rank={dist.get_rank()} world={dist.get_world_size()} total={t.item()}", flush=True)
         dist.destroy_process_group()
     """
-    spec = make_spec(tmp_path, script, distribution={"kind": "torchrun", "processes_per_host": 2})
+    spec = job_spec(script, distribution={"kind": "torchrun", "processes_per_host": 2})
     handle = service.submit(spec)
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
@@ -289,10 +280,9 @@ def test_torchrun_runs_several_processes_on_one_host(service: JobService, tmp_pa
 
 
 def test_a_plain_command_runs_with_the_contract_environment(
-    service: JobService, tmp_path: Path
+    service: JobService, job_spec: SpecFactory
 ) -> None:
-    spec = make_spec(
-        tmp_path,
+    spec = job_spec(
         "",
         source={
             "command": [
@@ -324,11 +314,12 @@ def _tiny_wheel(folder: Path) -> Path:
     return wheel
 
 
-def test_requirements_go_into_a_per_job_venv(service: JobService, tmp_path: Path) -> None:
+def test_requirements_go_into_a_per_job_venv(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
+) -> None:
     wheel = _tiny_wheel(tmp_path)
     (tmp_path / "requirements.txt").write_text(f"{wheel}\n")
-    spec = make_spec(
-        tmp_path,
+    spec = job_spec(
         "import tinypkg, torch\nprint(f'loss={tinypkg.VALUE}')\n",
         source={
             "source_dir": "code",
@@ -348,20 +339,26 @@ def test_requirements_go_into_a_per_job_venv(service: JobService, tmp_path: Path
     assert probe.returncode != 0  # the app's own interpreter stayed clean
 
 
-def test_an_interpreter_without_torch_is_refused_before_start(tmp_path: Path) -> None:
+def test_an_interpreter_without_torch_is_refused_before_start(
+    tmp_path: Path, job_spec: SpecFactory
+) -> None:
     venv = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    spec = make_spec(tmp_path, TRAIN)
+    spec = job_spec(TRAIN)
     with pytest.raises(BackendUnavailable, match="PyTorch is not installed"):
         LocalProcessRunner().check(spec, str(venv / "bin" / "python"))
 
 
-def test_a_missing_interpreter_is_refused_before_start(tmp_path: Path) -> None:
+def test_a_missing_interpreter_is_refused_before_start(
+    tmp_path: Path, job_spec: SpecFactory
+) -> None:
     with pytest.raises(BackendUnavailable, match="not found"):
-        LocalProcessRunner().check(make_spec(tmp_path, TRAIN), "/no/such/python")
+        LocalProcessRunner().check(job_spec(TRAIN), "/no/such/python")
 
 
-def test_sigterm_reaches_the_script(service: JobService, tmp_path: Path) -> None:
+def test_sigterm_reaches_the_script(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
+) -> None:
     script = """
         import signal, sys, time, os
         def bye(*_):
@@ -372,8 +369,8 @@ def test_sigterm_reaches_the_script(service: JobService, tmp_path: Path) -> None
         while True:
             time.sleep(0.05)
     """
-    handle = service.submit(make_spec(tmp_path, script))
-    _child_pid(service, handle.job_id)
+    handle = service.submit(job_spec(script))
+    _child_pid(service, handle.job_id, wait_until)
     handle.cancel()
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)

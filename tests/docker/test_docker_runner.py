@@ -8,9 +8,8 @@ import signal
 import subprocess
 import sys
 import tarfile
-import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,12 @@ from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.jobs import JobService
 from trainer_gui.core.paths import example_project
 from trainer_gui.core.runners.docker import LABEL_JOB, DockerRunner
-from trainer_gui.core.spec import JobSpec, apply_overrides, load_spec, spec_from_dict
+from trainer_gui.core.spec import JobSpec, apply_overrides, load_spec
 from trainer_gui.core.store import Store
 
 TIMEOUT = 300
+SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)
+WaitUntil = Callable[..., None]  # the wait_until fixture
 
 
 def leftovers(client: Any, job_ids: list[str]) -> list[str]:
@@ -55,32 +56,6 @@ def service(app_home: Path, runner: DockerRunner) -> Iterator[JobService]:
     yield svc
     svc.shutdown()
     store.close()
-
-
-def script_spec(tmp_path: Path, script: str, **over: Any) -> JobSpec:
-    code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    (code / "train.py").write_text(textwrap.dedent(script))
-    data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    (data / "rows.csv").write_text("a,b\n1,2\n")
-    spec: dict[str, Any] = {
-        "name": "dk",
-        "source": {"source_dir": "code", "entry_point": "train.py"},
-        "compute": {"backend": "docker", "instance_type": "ml.m5.large"},
-        "channels": [{"name": "train", "source": "data", "content_type": "text/csv"}],
-        "metric_definitions": [{"name": "loss", "regex": r"loss=([0-9.]+)"}],
-    }
-    spec.update(over)
-    return spec_from_dict(spec, base_dir=tmp_path)
-
-
-def wait_for(predicate: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def test_the_example_runs_in_one_container(service: JobService) -> None:
@@ -118,10 +93,9 @@ RANKS = """
 
 @pytest.mark.parametrize(("hosts", "per_host"), [(2, 1), (2, 2)])
 def test_torchrun_all_reduces_across_containers(
-    service: JobService, tmp_path: Path, hosts: int, per_host: int
+    service: JobService, tmp_path: Path, hosts: int, per_host: int, job_spec: SpecFactory
 ) -> None:
-    spec = script_spec(
-        tmp_path,
+    spec = job_spec(
         RANKS,
         compute={"backend": "docker", "instance_count": hosts},
         distribution={"kind": "torchrun", "processes_per_host": per_host},
@@ -164,9 +138,10 @@ DUMP = """
 """
 
 
-def test_the_environment_matches_the_contract(service: JobService, tmp_path: Path) -> None:
-    spec = script_spec(
-        tmp_path,
+def test_the_environment_matches_the_contract(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
+) -> None:
+    spec = job_spec(
         DUMP,
         compute={"backend": "docker", "instance_count": 2, "instance_type": "ml.g5.xlarge"},
         hyperparameters={"epochs": 3, "batch-size": 64, "opt": {"name": "adam"}, "flag": True},
@@ -216,9 +191,9 @@ CRASH = """
 
 
 def test_one_host_crashing_fails_the_job_and_stops_the_others(
-    service: JobService, tmp_path: Path
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
 ) -> None:
-    spec = script_spec(tmp_path, CRASH, compute={"backend": "docker", "instance_count": 2})
+    spec = job_spec(CRASH, compute={"backend": "docker", "instance_count": 2})
     started = time.monotonic()
     handle = service.submit(spec)
     handle.wait(TIMEOUT)
@@ -238,19 +213,21 @@ LONG = """
 """
 
 
-def test_cancel_stops_every_container(service: JobService, tmp_path: Path) -> None:
-    handle = service.submit(
-        script_spec(tmp_path, LONG, compute={"backend": "docker", "instance_count": 2})
-    )
-    wait_for(lambda: service.store.metric_count(handle.job_id) >= 3)
+def test_cancel_stops_every_container(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
+) -> None:
+    handle = service.submit(job_spec(LONG, compute={"backend": "docker", "instance_count": 2}))
+    wait_until(lambda: service.store.metric_count(handle.job_id) >= 3)
     handle.cancel()
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
     assert record.status == "Stopped" and record.failure_reason == "Stopped by the user"
 
 
-def test_max_runtime_stops_the_job(service: JobService, tmp_path: Path) -> None:
-    handle = service.submit(script_spec(tmp_path, LONG, max_runtime_seconds=3))
+def test_max_runtime_stops_the_job(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory
+) -> None:
+    handle = service.submit(job_spec(LONG, "docker", max_runtime_seconds=3))
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
     assert record.status == "Stopped"
@@ -266,12 +243,16 @@ COUNT = """
 
 
 def test_a_new_process_re_attaches_to_running_containers(
-    app_home: Path, tmp_path: Path, runner: DockerRunner
+    app_home: Path,
+    tmp_path: Path,
+    runner: DockerRunner,
+    job_spec: SpecFactory,
+    wait_until: WaitUntil,
 ) -> None:
     store = Store(app_home / "db.sqlite3")
     first = JobService(store, {"docker": runner})
-    handle = first.submit(script_spec(tmp_path, COUNT))
-    wait_for(lambda: store.metric_count(handle.job_id) >= 5)
+    handle = first.submit(job_spec(COUNT, "docker"))
+    wait_until(lambda: store.metric_count(handle.job_id) >= 5)
     first.shutdown()
     second = JobService(Store(app_home / "db.sqlite3"), {"docker": runner})
     assert second.recover() == [handle.job_id]
@@ -295,8 +276,10 @@ def test_orphans_are_removed_on_the_next_start(
     assert leftovers(docker_client, ["ghost-job"]) == []
 
 
-def test_a_missing_image_is_one_clear_error(runner: DockerRunner, tmp_path: Path) -> None:
-    spec = script_spec(tmp_path, "print(1)\n", image="trainer-gui/nope:latest")
+def test_a_missing_image_is_one_clear_error(
+    runner: DockerRunner, tmp_path: Path, job_spec: SpecFactory
+) -> None:
+    spec = job_spec("print(1)\n", "docker", image="trainer-gui/nope:latest")
     with pytest.raises(
         UserError, match=r"'trainer-gui/nope:latest' is not on this machine; pull it"
     ):
@@ -304,12 +287,11 @@ def test_a_missing_image_is_one_clear_error(runner: DockerRunner, tmp_path: Path
 
 
 def test_gpus_without_a_gpu_runtime_are_refused_before_start(
-    runner: DockerRunner, docker_client: Any, tmp_path: Path
+    runner: DockerRunner, docker_client: Any, tmp_path: Path, job_spec: SpecFactory
 ) -> None:
     if "nvidia" in (docker_client.info().get("Runtimes") or {}):
         pytest.skip("this engine has a GPU runtime")
-    spec = script_spec(
-        tmp_path,
+    spec = job_spec(
         "print(1)\n",
         image="trainer-gui/train-cpu:latest",
         compute={"backend": "docker", "gpus": 1},
@@ -320,10 +302,14 @@ def test_gpus_without_a_gpu_runtime_are_refused_before_start(
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_the_cli_killed_mid_job_re_attaches_with_complete_metrics(
-    app_home: Path, tmp_path: Path, runner: DockerRunner
+    app_home: Path,
+    tmp_path: Path,
+    runner: DockerRunner,
+    job_spec: SpecFactory,
+    wait_until: WaitUntil,
 ) -> None:
     spec = tmp_path / "job.yaml"
-    script_spec(tmp_path, COUNT.replace("range(60)", "range(80)").replace("0.05", "0.1"))
+    job_spec(COUNT.replace("range(60)", "range(80)").replace("0.05", "0.1"))
     spec.write_text(
         "name: killed\nsource: {source_dir: code, entry_point: train.py}\n"
         "compute: {backend: docker}\n"
@@ -334,7 +320,7 @@ def test_the_cli_killed_mid_job_re_attaches_with_complete_metrics(
         [*cmd, "run", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     store = Store()
-    wait_for(lambda: store.list_jobs() and store.metric_count(store.list_jobs()[0].id) >= 5)
+    wait_until(lambda: store.list_jobs() and store.metric_count(store.list_jobs()[0].id) >= 5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     job_id = store.list_jobs()[0].id
