@@ -169,3 +169,15 @@ def test_detach_leaves_the_job_running(app_home: Path, tmp_path: Path) -> None:
     assert "slow-" in active.stdout
     stop = cli("stop", "slow")
     assert "Stopped" in stop.stdout
+
+
+def test_the_example_opens_from_a_writable_copy(app_home: Path) -> None:
+    from trainer_gui.core.paths import example_workspace
+
+    copy = example_workspace()
+    assert copy.is_relative_to(app_home)
+    assert (copy / "job.yaml").is_file() and (copy / "code" / "train.py").is_file()
+    (copy / "job.yaml").write_text("name: edited\n")
+    assert example_workspace() == copy  # made once; the user's edits are kept
+    assert (copy / "job.yaml").read_text() == "name: edited\n"
+    assert (example_project() / "job.yaml").read_text() != "name: edited\n"

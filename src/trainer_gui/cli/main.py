@@ -385,9 +385,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
     project = args.project
     if args.example:
-        from trainer_gui.core.paths import example_project
+        from trainer_gui.core.paths import example_workspace
 
-        project = str(example_project())
+        project = str(example_workspace())
     return gui_main(project)
 
 

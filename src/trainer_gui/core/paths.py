@@ -46,3 +46,13 @@ def resource_path(*parts: str) -> Path:
 
 def example_project() -> Path:
     return resource_path("examples", "quickstart")
+
+
+def example_workspace() -> Path:
+    """A writable copy of the example project, made once, so edits never touch the install."""
+    import shutil
+
+    target = data_home() / "projects" / "quickstart"
+    if not target.exists():
+        shutil.copytree(example_project(), target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
