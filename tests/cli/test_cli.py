@@ -52,6 +52,7 @@ def test_the_example_runs_end_to_end(app_home: Path) -> None:
     out = result.stdout
     assert "==> Training" in out and "==> Completed" in out
     assert "[algo-1] epoch=2 " in out
+    assert out.count("\u25b8 algo-1 ") == 3 and "test_acc=" in out  # metrics as they come
     assert "Final metrics:" in out and "test_acc=" in out
     store = Store()
     [record] = store.list_jobs()

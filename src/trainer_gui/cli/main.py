@@ -153,10 +153,16 @@ class _Printer:
                     self.out.write(f"==> {event.status.value}{': ' + first if first else ''}\n")
             elif isinstance(event, LogBatch) and not self.quiet:
                 self.out.writelines(f"[{ln.host}] {ln.text}\n" for ln in event.lines)
-            elif isinstance(event, MetricBatch) and self.quiet:
+            elif isinstance(event, MetricBatch):
+                # One line per host and step, after the log line that carried them.
+                groups: dict[tuple[str, int | None], list[str]] = {}
                 for s in event.samples:
-                    step = f" step {s.step}" if s.step is not None else ""
-                    self.out.write(f"  {s.host} {s.name}={_fmt_value(s.value)}{step}\n")
+                    groups.setdefault((s.host, s.step), []).append(
+                        f"{s.name}={_fmt_value(s.value)}"
+                    )
+                for (host, step), values in groups.items():
+                    at = f" (step {step})" if step is not None else ""
+                    self.out.write(f"  \u25b8 {host} {' '.join(values)}{at}\n")
             self.out.flush()
 
 
