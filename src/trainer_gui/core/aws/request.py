@@ -1,0 +1,238 @@
+"""The CreateTrainingJob request for a spec: where everything goes in S3, and the request.
+
+Pure functions: `plan_locations` decides every S3 URI from the spec, the job name and a base
+URI; `build_request` turns spec + plan into the request dict boto3 sends. The runner uploads to
+exactly those URIs, the exporter prints the same request, and tests compare it field by field.
+
+S3 layout under the base URI (`sagemaker.s3_prefix`, or `s3://sagemaker-<region>-<account>`):
+
+    <base>/<job>/source/sourcedir.tar.gz     the code (sagemaker_submit_directory)
+    <base>/<job>/tg-driver/{start.py,toolkit.py}   images without the toolkit (launch mode b)
+    <base>/<job>/sm_drivers/...              a custom distribution driver folder
+    <base>/<spec name>/channels/<channel>/   local channel data (stable: re-submits skip it)
+    <base>/<spec name>/checkpoints/          when checkpoint_dir is a local folder
+    <output_path or base>/<job>/output/{model,output}.tar.gz   written by SageMaker
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainer_gui.core import contract
+from trainer_gui.core.aws.s3 import S3Uri
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.spec.model import JobSpec, is_remote
+
+CODE_CHANNEL = "code"
+DRIVER_CHANNEL = "tg-driver"
+CUSTOM_DRIVER_CHANNEL = contract.DRIVERS_CHANNEL  # "sm_drivers", as the local backends use
+RESERVED_CHANNELS = (CODE_CHANNEL, DRIVER_CHANNEL, CUSTOM_DRIVER_CHANNEL)
+CONTAINER_DATA = "/opt/ml/input/data"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+SOURCE_ARCHIVE = "sourcedir.tar.gz"
+START_SCRIPT = "start.py"
+DRIVER_SCRIPT = "toolkit.py"
+# Runs the bootstrap with whichever Python the image has (<= 256 chars, the API's item limit).
+DRIVER_LAUNCHER = (
+    'exec "$(command -v python3 || command -v python)" '
+    f'{CONTAINER_DATA}/{DRIVER_CHANNEL}/{START_SCRIPT} "$@"'
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything about a submission that is not in the spec: region, role, image, S3 URIs."""
+
+    job_name: str
+    region: str
+    role_arn: str
+    image: str
+    toolkit: bool
+    base_uri: str
+    output_uri: str
+    code_uri: str | None = None
+    channel_uris: dict[str, str] = field(default_factory=dict)
+    local_channels: dict[str, str] = field(default_factory=dict)  # name -> local source
+    checkpoint_uri: str | None = None
+    driver_uri: str | None = None
+    custom_driver_uri: str | None = None
+
+    @property
+    def launch_mode(self) -> str:
+        return "toolkit" if self.toolkit else "driver"
+
+
+def uses_driver(spec: JobSpec, toolkit_image: bool) -> bool:
+    """Launch mode (b): plain images, commands and custom drivers run the app's driver."""
+    return (
+        not toolkit_image or spec.source.command is not None or spec.distribution.kind == "custom"
+    )
+
+
+def plan_locations(
+    spec: JobSpec,
+    job_name: str,
+    region: str,
+    role_arn: str,
+    image: str,
+    toolkit_image: bool,
+    base_uri: str,
+) -> Plan:
+    base = S3Uri.parse(base_uri.rstrip("/"))
+    driver = uses_driver(spec, toolkit_image)
+    code_uri: str | None = None
+    source = spec.source
+    if source.command is None or source.source_dir:
+        if source.source_dir and is_remote(source.source_dir):
+            code_uri = source.source_dir  # an imported job's code, already in S3
+        elif source.source_dir:
+            code_uri = str(base.join(job_name, "source", SOURCE_ARCHIVE))
+    channel_uris: dict[str, str] = {}
+    local_channels: dict[str, str] = {}
+    for channel in spec.channels:
+        if channel.name in RESERVED_CHANNELS:
+            raise UserError(
+                f"channel name {channel.name!r} is used by the app on SageMaker; rename it"
+            )
+        if is_remote(channel.source):
+            channel_uris[channel.name] = channel.source
+        else:
+            uri = base.join(spec.name, "channels", channel.name)
+            channel_uris[channel.name] = str(uri) + "/"
+            local_channels[channel.name] = channel.source
+    checkpoint: str | None = spec.checkpoint_s3_uri
+    if checkpoint is None and spec.checkpoint_dir:
+        checkpoint = (
+            spec.checkpoint_dir
+            if is_remote(spec.checkpoint_dir)
+            else str(base.join(spec.name, "checkpoints")) + "/"
+        )
+    output = spec.output_path if spec.output_path and is_remote(spec.output_path) else None
+    output_uri = output or str(base)
+    custom = None
+    if spec.distribution.kind == "custom":
+        custom = str(base.join(job_name, CUSTOM_DRIVER_CHANNEL)) + "/"
+    return Plan(
+        job_name=job_name,
+        region=region,
+        role_arn=role_arn,
+        image=image,
+        toolkit=not driver,
+        base_uri=str(base),
+        output_uri=output_uri,
+        code_uri=code_uri,
+        channel_uris=channel_uris,
+        local_channels=local_channels,
+        checkpoint_uri=checkpoint,
+        driver_uri=(str(base.join(job_name, DRIVER_CHANNEL)) + "/") if driver else None,
+        custom_driver_uri=custom,
+    )
+
+
+def artifact_uris(output_uri: str, job_name: str) -> tuple[str, str]:
+    """Where SageMaker writes model.tar.gz and output.tar.gz for a job."""
+    out = S3Uri.parse(output_uri).join(job_name, "output")
+    return str(out.join("model.tar.gz")), str(out.join("output.tar.gz"))
+
+
+def _channel(name: str, uri: str, content_type: str | None = None, mode: str | None = None) -> dict:
+    entry: dict[str, Any] = {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
+    if content_type:
+        entry["ContentType"] = content_type
+    if mode and mode != "File":
+        entry["InputMode"] = mode
+    return entry
+
+
+def driver_arguments(spec: JobSpec) -> list[str]:
+    """ContainerArguments for launch mode (b): what the driver gets after the bootstrap."""
+    args: list[str] = []
+    if spec.distribution.kind == "custom" and spec.distribution.driver_script:
+        args += [
+            "--custom-driver",
+            f"{CONTAINER_DATA}/{CUSTOM_DRIVER_CHANNEL}/{spec.distribution.driver_script}",
+        ]
+    if spec.source.command is not None:
+        args += ["--", *spec.source.command]
+    for arg in args:
+        if not arg or len(arg) > 256:
+            raise UserError(
+                f"command argument {arg[:40]!r}... must be 1-256 characters on SageMaker "
+                "(ContainerArguments); put long values in a file in the source folder"
+            )
+    if len(args) > 99:
+        raise UserError("the command has more than 99 arguments; SageMaker accepts 100 items")
+    return args
+
+
+def build_request(spec: JobSpec, plan: Plan) -> dict[str, Any]:
+    """The CreateTrainingJob request (boto3 keyword arguments) for `spec` under `plan`."""
+    algorithm: dict[str, Any] = {
+        "TrainingImage": plan.image,
+        "TrainingInputMode": "File",
+    }
+    if spec.metric_definitions:
+        algorithm["MetricDefinitions"] = [
+            {"Name": m.name, "Regex": m.regex} for m in spec.metric_definitions
+        ]
+    if not plan.toolkit:
+        algorithm["ContainerEntrypoint"] = ["/bin/sh", "-c", DRIVER_LAUNCHER, "trainer-gui-driver"]
+        args = driver_arguments(spec)
+        if args:
+            algorithm["ContainerArguments"] = args
+    channels = [
+        _channel(c.name, plan.channel_uris[c.name], c.content_type, c.input_mode)
+        for c in spec.channels
+    ]
+    if not plan.toolkit:
+        if plan.code_uri:
+            channels.append(_channel(CODE_CHANNEL, plan.code_uri))
+        if plan.driver_uri:
+            channels.append(_channel(DRIVER_CHANNEL, plan.driver_uri))
+    if plan.custom_driver_uri:
+        channels.append(_channel(CUSTOM_DRIVER_CHANNEL, plan.custom_driver_uri))
+    if len(channels) > 20:
+        raise UserError(
+            f"{len(channels)} input channels with the app's own; SageMaker accepts at most 20"
+        )
+    hyperparameters = contract.sagemaker_hyperparameters(
+        spec,
+        plan.job_name,
+        submit_directory=plan.code_uri or contract.CONTAINER_CODE_DIR,
+        region=plan.region,
+    )
+    request: dict[str, Any] = {
+        "TrainingJobName": plan.job_name,
+        "RoleArn": plan.role_arn,
+        "AlgorithmSpecification": algorithm,
+        "HyperParameters": hyperparameters,
+        "OutputDataConfig": {"S3OutputPath": plan.output_uri},
+        "ResourceConfig": {
+            "InstanceType": spec.compute.instance_type,
+            "InstanceCount": spec.compute.instance_count,
+            "VolumeSizeInGB": spec.compute.volume_size_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+    }
+    if channels:
+        request["InputDataConfig"] = channels
+    if plan.checkpoint_uri:
+        request["CheckpointConfig"] = {
+            "S3Uri": plan.checkpoint_uri,
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        }
+    if spec.environment:
+        request["Environment"] = dict(spec.environment)
+    if spec.sagemaker.tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in spec.sagemaker.tags.items()]
+    return request

@@ -1,0 +1,224 @@
+"""AWS sessions from boto3's standard credential chain, and nothing else.
+
+Credentials come from wherever boto3 finds them (environment, the named profile in the AWS
+config, SSO, container and instance roles) and stay in memory: nothing here ever writes them.
+Endpoints are botocore's business too: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>` and the
+config file's `endpoint_url`/`services` settings apply because no client is ever created with an
+`endpoint_url` of ours. Every client retries in botocore's adaptive mode (client-side rate
+limiting on throttling errors).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trainer_gui.core.aws.errors import AwsAccessDenied, AwsError, aws_errors, translate
+
+if TYPE_CHECKING:
+    import boto3
+
+DEFAULT_MAX_ATTEMPTS = 10
+SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
+
+
+def max_attempts() -> int:
+    """Attempts per call, first one included (`TRAINER_GUI_AWS_MAX_ATTEMPTS` overrides)."""
+    try:
+        return max(1, int(os.environ.get("TRAINER_GUI_AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)))
+    except ValueError:
+        return DEFAULT_MAX_ATTEMPTS
+
+
+def client_config(**extra: Any) -> Any:
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": max_attempts()},
+        user_agent_extra="trainer-gui",
+        **extra,
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str
+    user_id: str
+
+
+class AwsSession:
+    """One profile + region. Thread-safe: clients are created once under a lock and shared."""
+
+    def __init__(self, profile: str | None = None, region: str | None = None) -> None:
+        self.profile = profile or None
+        self._region = region or None
+        self._lock = threading.Lock()
+        self._session: boto3.Session | None = None
+        self._clients: dict[str, Any] = {}
+        self._identity: Identity | None = None
+
+    @property
+    def boto(self) -> boto3.Session:
+        with self._lock:
+            if self._session is None:
+                import boto3
+
+                with aws_errors("opening the AWS session"):
+                    self._session = boto3.Session(
+                        profile_name=self.profile, region_name=self._region
+                    )
+            return self._session
+
+    @property
+    def region(self) -> str:
+        region = self._region or self.boto.region_name
+        if not region:
+            raise AwsError(
+                "no AWS region: set one in the AWS settings or the job (sagemaker.region), "
+                "or in your AWS config"
+            )
+        return region
+
+    def client(self, service: str) -> Any:
+        session = self.boto
+        region = self.region
+        with self._lock:
+            if service not in self._clients:
+                with aws_errors(f"creating the {service} client"):
+                    self._clients[service] = session.client(
+                        service, region_name=region, config=client_config()
+                    )
+            return self._clients[service]
+
+    def identity(self) -> Identity:
+        """Who the credentials belong to; the cheapest call that proves they work."""
+        if self._identity is None:
+            with aws_errors("checking your AWS credentials"):
+                out = self.client("sts").get_caller_identity()
+            self._identity = Identity(out["Account"], out["Arn"], out["UserId"])
+        return self._identity
+
+    @property
+    def account(self) -> str:
+        return self.identity().account
+
+    def default_bucket(self) -> str:
+        """The SageMaker SDK's default bucket name: sagemaker-<region>-<account>."""
+        return f"sagemaker-{self.region}-{self.account}"
+
+    def ensure_default_bucket(self) -> str:
+        """Create the default bucket if it is missing, as the SageMaker SDK does."""
+        from botocore.exceptions import ClientError
+
+        bucket = self.default_bucket()
+        s3 = self.client("s3")
+        try:
+            s3.head_bucket(Bucket=bucket)
+            return bucket
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code not in ("404", "NoSuchBucket", "NotFound"):
+                raise translate(exc, f"checking the bucket {bucket}", bucket) from exc
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            s3.create_bucket(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise translate(exc, f"creating the default bucket {bucket}", bucket) from exc
+        return bucket
+
+    def check_bucket(self, bucket: str) -> None:
+        """A clear error now for a bucket that is missing or not ours, not half way through."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client("s3").head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                exc.response.setdefault("Error", {})["Code"] = "NoSuchBucket"
+            if code == "403":
+                exc.response.setdefault("Error", {})["Code"] = "AccessDenied"
+            raise translate(exc, f"checking the bucket {bucket}", bucket) from exc
+        except Exception as exc:
+            raise translate(exc, f"checking the bucket {bucket}", bucket) from exc
+
+    def list_execution_roles(self) -> list[str]:
+        """ARNs of roles SageMaker may assume; `AwsAccessDenied` when listing is not allowed."""
+        from urllib.parse import unquote
+
+        roles: list[str] = []
+        with aws_errors("listing IAM roles"):
+            paginator = self.client("iam").get_paginator("list_roles")
+            for page in paginator.paginate():
+                for role in page.get("Roles", []):
+                    doc = role.get("AssumeRolePolicyDocument") or {}
+                    if isinstance(doc, str):
+                        import json
+
+                        doc = json.loads(unquote(doc))
+                    if _trusts_sagemaker(doc):
+                        roles.append(role["Arn"])
+        return sorted(roles)
+
+
+def _trusts_sagemaker(doc: dict[str, Any]) -> bool:
+    for statement in doc.get("Statement", []) or []:
+        principal = statement.get("Principal", {})
+        services = principal.get("Service", []) if isinstance(principal, dict) else []
+        if isinstance(services, str):
+            services = [services]
+        if SAGEMAKER_PRINCIPAL in services and statement.get("Effect", "Allow") == "Allow":
+            return True
+    return False
+
+
+def list_profiles() -> list[str]:
+    """Named profiles in the user's AWS config and credentials files (names only)."""
+    import boto3
+
+    try:
+        return sorted(boto3.Session().available_profiles)
+    except Exception as exc:  # a broken config file
+        raise translate(exc, "reading your AWS config") from exc
+
+
+def list_regions() -> list[str]:
+    """Regions where SageMaker is offered (from botocore's bundled endpoint data, no network)."""
+    import boto3
+
+    return sorted(boto3.Session().get_available_regions("sagemaker"))
+
+
+def default_region(profile: str | None = None) -> str | None:
+    """The region boto3 would pick for a profile (AWS_REGION, AWS_DEFAULT_REGION, config)."""
+    import boto3
+
+    try:
+        return boto3.Session(profile_name=profile).region_name
+    except Exception:
+        return None
+
+
+def list_execution_roles(profile: str | None = None, region: str | None = None) -> list[str] | None:
+    """Roles for the picker, or None when this identity may not list roles (type an ARN)."""
+    try:
+        return AwsSession(profile, region).list_execution_roles()
+    except AwsAccessDenied:
+        return None
+
+
+__all__ = [
+    "AwsSession",
+    "Identity",
+    "client_config",
+    "default_region",
+    "list_execution_roles",
+    "list_profiles",
+    "list_regions",
+]

@@ -1,0 +1,589 @@
+"""SageMaker backend: the same spec as a CreateTrainingJob, followed live, the model brought home.
+
+Submit (on a runner thread, so the window never waits): check credentials, bucket and image,
+pack the source folder into sourcedir.tar.gz and upload it, upload local channels (skipping
+what S3 already has unchanged, resuming interrupted multipart uploads), then CreateTrainingJob.
+Follow: poll DescribeTrainingJob with backoff and turn secondary-status transitions into
+StatusChanged events, tail every host's CloudWatch stream into LogBatch events with resumable
+offsets (the job service stores them and parses metrics like any local job), record
+FinalMetricDataList, then download and safely unpack model.tar.gz and output.tar.gz.
+
+The job lives in the cloud: closing the app changes nothing there, and `attach` (called by the
+job service on start) resumes following from the stored offsets and transition count.
+Credentials never leave boto3: the store gets the job name, ARN, region and profile name only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from trainer_gui.core import contract
+from trainer_gui.core.aws.errors import AwsCredentialsError, AwsError, aws_errors, translate
+from trainer_gui.core.aws.s3 import Progress, S3Uri, Uploader, download, pack_tree, safe_extract
+from trainer_gui.core.aws.session import AwsSession
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.runners.base import (
+    EventSink,
+    JobContext,
+    JobHandle,
+    Runner,
+    emit_status,
+    max_runtime_reason,
+)
+from trainer_gui.core.runners.events import (
+    ArtifactReady,
+    BackendInfo,
+    JobStatus,
+    LogBatch,
+    LogLine,
+    StatusChanged,
+)
+from trainer_gui.core.runners.local_process import COPY_IGNORE
+from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
+
+log = logging.getLogger(__name__)
+
+BATCH_LINES = 2000
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+REQUEST_FILE = "create-training-job.json"
+
+_STARTING = {
+    "Starting",
+    "Pending",
+    "LaunchingMLInstances",
+    "PreparingTrainingStack",
+    "Downloading",
+    "DownloadingTrainingImage",
+    "Restarting",
+    "Updating",
+}
+_PRIMARY = {
+    "Completed": JobStatus.COMPLETED,
+    "Failed": JobStatus.FAILED,
+    "Stopped": JobStatus.STOPPED,
+}
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """Upload/download progress of a SageMaker job (not stored; for progress bars).
+
+    Emitted through the job service's listeners like the other events, at most ~10 per second.
+    """
+
+    job_id: str
+    direction: str  # "upload" | "download"
+    what: str  # "code", "channel train", "model.tar.gz", ...
+    done_bytes: int
+    total_bytes: int
+    skipped_bytes: int
+    current: str
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total_bytes <= 0 else min(1.0, self.done_bytes / self.total_bytes)
+
+
+ProgressListener = Callable[[TransferProgress], None]
+
+
+def status_of_secondary(secondary: str) -> JobStatus | None:
+    """The app's status for a SageMaker secondary status; None for the terminal ones."""
+    if secondary in _STARTING:
+        return JobStatus.STARTING
+    if secondary == "Training":
+        return JobStatus.TRAINING
+    if secondary == "Uploading":
+        return JobStatus.UPLOADING
+    if secondary == "Stopping":
+        return JobStatus.STOPPING
+    return None
+
+
+def console_url(region: str, job_name: str) -> str:
+    return (
+        f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_name}"
+    )
+
+
+def source_entries(spec: JobSpec) -> list[tuple[Path, str]]:
+    """(file, name in sourcedir.tar.gz): the source folder, dependencies, requirements.txt.
+
+    The same tree the local backends copy into /opt/ml/code.
+    """
+    import os
+
+    entries: dict[str, Path] = {}
+
+    def add_tree(root: Path, prefix: str) -> None:
+        for dirpath, dirnames, filenames in os.walk(root):
+            skipped = COPY_IGNORE(dirpath, dirnames + filenames)
+            dirnames[:] = sorted(d for d in dirnames if d not in skipped)
+            for name in sorted(filenames):
+                if name in skipped:
+                    continue
+                path = Path(dirpath) / name
+                rel = path.relative_to(root).as_posix()
+                entries[f"{prefix}{rel}"] = path
+
+    source = spec.source
+    if source.source_dir and not is_remote(source.source_dir):
+        add_tree(spec.resolve(source.source_dir), "")
+    for dep in source.dependencies:
+        folder = spec.resolve(dep)
+        add_tree(folder, f"{folder.name}/")
+    if source.requirements:
+        entries["requirements.txt"] = spec.resolve(source.requirements)
+    return sorted(((path, name) for name, path in entries.items()), key=lambda e: e[1])
+
+
+class SageMakerRunner(Runner):
+    backend = Backend.SAGEMAKER.value
+
+    def __init__(
+        self,
+        poll_min: float = 2.0,
+        poll_max: float = 30.0,
+        part_size: int | None = None,
+        multipart_threshold: int | None = None,
+        retry_delays: tuple[float, ...] = (1.0, 4.0, 10.0),
+        on_progress: ProgressListener | None = None,
+        session_factory: Callable[[str | None, str | None], AwsSession] | None = None,
+    ) -> None:
+        self.poll_min = poll_min
+        self.poll_max = poll_max
+        self.part_size = part_size
+        self.multipart_threshold = multipart_threshold
+        self.retry_delays = retry_delays
+        self.on_progress = on_progress
+        self._session_factory = session_factory or AwsSession
+        self._sessions: dict[tuple[str | None, str | None], AwsSession] = {}
+        self._lock = threading.Lock()
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def session(self, profile: str | None, region: str | None) -> AwsSession:
+        key = (profile or None, region or None)
+        with self._lock:
+            if key not in self._sessions:
+                self._sessions[key] = self._session_factory(*key)
+            return self._sessions[key]
+
+    def _session_for(self, ctx: JobContext) -> AwsSession:
+        ids = ctx.backend_ids
+        profile = ids.get("profile") if "profile" in ids else ctx.spec.sagemaker.profile
+        region = ids.get("region") or ctx.spec.sagemaker.region
+        return self.session(str(profile) if profile else None, str(region) if region else None)
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self, spec: JobSpec, python: str | None = None) -> None:
+        del python
+        for key in spec.environment:
+            if key.upper() in CREDENTIAL_ENV:
+                raise UserError(
+                    f"environment: {key} must not be passed to a SageMaker job (it would be "
+                    "stored in the job's description); the job runs with its execution role"
+                )
+        if not spec.sagemaker.role_arn:
+            raise UserError(
+                "sagemaker.role_arn: SageMaker needs an execution role to run the job; pick one "
+                "in the AWS settings (arn:aws:iam::<account>:role/<name>)"
+            )
+        from trainer_gui.core.aws.images import resolve_image
+        from trainer_gui.core.aws.request import RESERVED_CHANNELS, driver_arguments
+
+        for channel in spec.channels:
+            if channel.name in RESERVED_CHANNELS:
+                raise UserError(
+                    f"channel name {channel.name!r} is used by the app on SageMaker; rename it"
+                )
+            if not is_remote(channel.source) and not spec.resolve(channel.source).exists():
+                raise UserError(f"channel {channel.name!r}: {channel.source} does not exist")
+        driver_arguments(spec)
+        session = self.session(spec.sagemaker.profile, spec.sagemaker.region)
+        resolve_image(
+            spec.image,
+            spec.sagemaker.framework_version,
+            spec.sagemaker.py_version,
+            session.region,
+            spec.compute.instance_type,
+        )
+        session.identity()  # no, expired or unknown credentials: say so before anything starts
+
+    # -- submit -----------------------------------------------------------------------------
+
+    def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
+        handle = JobHandle(ctx.job_id)
+        handle.on_cancel(lambda: self.stop(ctx))
+        thread = threading.Thread(
+            target=self._start_and_follow,
+            args=(ctx, sink, handle),
+            name=f"job-{ctx.job_id}",
+            daemon=True,
+        )
+        thread.start()
+        return handle
+
+    def _progress(self, ctx: JobContext, sink: EventSink, what: str) -> Callable[[Progress], None]:
+        def report(p: Progress) -> None:
+            event = TransferProgress(
+                ctx.job_id,
+                p.direction,
+                what,
+                p.done_bytes,
+                p.total_bytes,
+                p.skipped_bytes,
+                p.current,
+            )
+            sink(cast(Any, event))
+            if self.on_progress is not None:
+                self.on_progress(event)
+
+        return report
+
+    def _uploader(self, session: AwsSession, ctx: JobContext) -> Uploader:
+        kwargs: dict[str, Any] = {"retry_delays": self.retry_delays}
+        if self.part_size:
+            kwargs["part_size"] = self.part_size
+        if self.multipart_threshold:
+            kwargs["multipart_threshold"] = self.multipart_threshold
+        return Uploader(session.client("s3"), cancelled=ctx.stop_requested, **kwargs)
+
+    def prepare(self, ctx: JobContext, sink: EventSink) -> dict[str, Any]:
+        """Resolve, upload, and return the CreateTrainingJob request (not sent yet)."""
+        from trainer_gui.core.aws.bootstrap import START_PY
+        from trainer_gui.core.aws.images import resolve_image
+        from trainer_gui.core.aws.request import (
+            DRIVER_SCRIPT,
+            SOURCE_ARCHIVE,
+            START_SCRIPT,
+            build_request,
+            plan_locations,
+        )
+
+        spec = ctx.spec
+        session = self._session_for(ctx)
+        region = session.region
+        emit_status(sink, ctx.job_id, JobStatus.STARTING, "Checking AWS credentials and settings")
+        session.identity()
+        if spec.sagemaker.s3_prefix:
+            base = spec.sagemaker.s3_prefix
+            session.check_bucket(S3Uri.parse(base).bucket)
+        else:
+            base = f"s3://{session.ensure_default_bucket()}"
+        if spec.output_path and is_remote(spec.output_path):
+            out_bucket = S3Uri.parse(spec.output_path).bucket
+            if out_bucket != S3Uri.parse(base).bucket:
+                session.check_bucket(out_bucket)
+        image, toolkit = resolve_image(
+            spec.image,
+            spec.sagemaker.framework_version,
+            spec.sagemaker.py_version,
+            region,
+            spec.compute.instance_type,
+        )
+        role = spec.sagemaker.role_arn or ""
+        plan = plan_locations(spec, ctx.job_id, region, role, image, toolkit, base)
+        sink(
+            BackendInfo(
+                ctx.job_id,
+                {
+                    "training_job_name": ctx.job_id,
+                    "region": region,
+                    "profile": session.profile,
+                    "image": image,
+                    "launch_mode": plan.launch_mode,
+                    "s3_base": plan.base_uri,
+                    "s3_output": plan.output_uri,
+                },
+            )
+        )
+        uploader = self._uploader(session, ctx)
+        if plan.code_uri and not (spec.source.source_dir and is_remote(spec.source.source_dir)):
+            emit_status(
+                sink, ctx.job_id, JobStatus.STARTING, f"Uploading the code to {plan.code_uri}"
+            )
+            archive = pack_tree(source_entries(spec), ctx.run_dir / SOURCE_ARCHIVE)
+            uploader.upload_file(
+                archive, S3Uri.parse(plan.code_uri), self._progress(ctx, sink, "code")
+            )
+        for name, local in plan.local_channels.items():
+            uri = plan.channel_uris[name]
+            emit_status(
+                sink, ctx.job_id, JobStatus.STARTING, f"Uploading channel {name!r} to {uri}"
+            )
+            summary = uploader.upload_tree(
+                spec.resolve(local), S3Uri.parse(uri), self._progress(ctx, sink, f"channel {name}")
+            )
+            log.info(
+                "channel %s: %d uploaded, %d unchanged, %d removed",
+                name,
+                len(summary.uploaded),
+                len(summary.skipped),
+                len(summary.deleted),
+            )
+        if plan.driver_uri:
+            drivers = ctx.run_dir / "tg-driver"
+            drivers.mkdir(parents=True, exist_ok=True)
+            (drivers / START_SCRIPT).write_text(START_PY, encoding="utf-8")
+            (drivers / DRIVER_SCRIPT).write_bytes(contract.driver_path().read_bytes())
+            uploader.upload_tree(
+                drivers, S3Uri.parse(plan.driver_uri), self._progress(ctx, sink, "driver")
+            )
+        if plan.custom_driver_uri and spec.distribution.driver_dir:
+            uploader.upload_tree(
+                spec.resolve(spec.distribution.driver_dir),
+                S3Uri.parse(plan.custom_driver_uri),
+                self._progress(ctx, sink, "custom driver"),
+            )
+        request = build_request(spec, plan)
+        (ctx.run_dir / REQUEST_FILE).write_text(json.dumps(request, indent=2), encoding="utf-8")
+        return request
+
+    def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
+        try:
+            request = self.prepare(ctx, sink)
+            if ctx.stop_requested():
+                emit_status(sink, ctx.job_id, JobStatus.STOPPED, ctx.stop_reason())
+                handle._finish(JobStatus.STOPPED)
+                return
+            session = self._session_for(ctx)
+            emit_status(sink, ctx.job_id, JobStatus.STARTING, "Creating the SageMaker training job")
+            with aws_errors(f"creating the training job {ctx.job_id}"):
+                out = session.client("sagemaker").create_training_job(**request)
+        except UserError as exc:
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, str(exc))
+            handle._finish(JobStatus.FAILED)
+            return
+        except Exception as exc:
+            log.exception("submitting %s failed", ctx.job_id)
+            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not submit the job: {exc!r}")
+            handle._finish(JobStatus.FAILED)
+            return
+        arn = str(out.get("TrainingJobArn", ""))
+        info: dict[str, object] = {
+            "training_job_arn": arn,
+            "console_url": console_url(session.region, ctx.job_id),
+        }
+        sink(BackendInfo(ctx.job_id, info))
+        ctx.backend_ids.update(info)
+        handle.mark_started()
+        self._follow(ctx, sink, handle)
+
+    # -- follow -----------------------------------------------------------------------------
+
+    def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
+        handle = JobHandle(ctx.job_id)
+        handle.on_cancel(lambda: self.stop(ctx))
+        handle.mark_started()
+        thread = threading.Thread(
+            target=self._follow, args=(ctx, sink, handle), name=f"job-{ctx.job_id}", daemon=True
+        )
+        thread.start()
+        return handle
+
+    def _job_name(self, ctx: JobContext) -> str:
+        return str(ctx.backend_ids.get("training_job_name") or ctx.job_id)
+
+    def _follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
+        try:
+            status = self._follow_loop(ctx, sink)
+        except Exception as exc:
+            log.exception("following %s failed", ctx.job_id)
+            emit_status(
+                sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}"
+            )
+            status = JobStatus.FAILED
+        handle._finish(status)
+
+    def _follow_loop(self, ctx: JobContext, sink: EventSink) -> JobStatus:
+        from botocore.exceptions import ClientError
+
+        from trainer_gui.core.aws.logs import CloudWatchTail
+
+        name = self._job_name(ctx)
+        session = self._session_for(ctx)
+        sm = session.client("sagemaker")
+        tail = CloudWatchTail(session.client("logs"), name, ctx.offsets)
+        seen = int(ctx.backend_ids.get("transitions_seen") or 0)
+        delay = self.poll_min
+        current = JobStatus.PENDING
+        while True:
+            changed = False
+            try:
+                desc = sm.describe_training_job(TrainingJobName=name)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                message = exc.response.get("Error", {}).get("Message", "")
+                if code == "ValidationException" and "not find" in message.lower():
+                    reason = (
+                        f"SageMaker has no training job {name} in {session.region}: the app "
+                        "closed before it was created; submit again (uploads resume)"
+                    )
+                    emit_status(sink, ctx.job_id, JobStatus.FAILED, reason)
+                    return JobStatus.FAILED
+                if self._fatal(exc, sink, ctx):
+                    return current
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_max)
+                continue
+            except Exception as exc:
+                if self._fatal(exc, sink, ctx):
+                    return current
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_max)
+                continue
+            transitions = desc.get("SecondaryStatusTransitions") or []
+            for transition in transitions[seen:]:
+                mapped = status_of_secondary(str(transition.get("Status", "")))
+                if mapped is not None:
+                    text = transition.get("StatusMessage") or ""
+                    message = f"{transition['Status']}: {text}" if text else transition["Status"]
+                    when = transition.get("StartTime")
+                    stamp = when.timestamp() if hasattr(when, "timestamp") else time.time()
+                    sink(StatusChanged(ctx.job_id, mapped, message, stamp))
+                    current = mapped
+                changed = True
+            if len(transitions) > seen:
+                seen = len(transitions)
+                sink(BackendInfo(ctx.job_id, {"transitions_seen": seen}))
+            try:
+                changed = self._drain(ctx, sink, tail) or changed
+            except Exception as exc:
+                if self._fatal(exc, sink, ctx):
+                    return current
+            primary = str(desc.get("TrainingJobStatus", ""))
+            if primary in _PRIMARY:
+                time.sleep(min(self.poll_min, 1.0))  # the last lines can lag the status
+                self._drain_quietly(ctx, sink, tail)
+                return self._finish(ctx, sink, session, desc)
+            delay = self.poll_min if changed else min(delay * 1.5, self.poll_max)
+            time.sleep(delay)
+
+    def _fatal(self, exc: BaseException, sink: EventSink, ctx: JobContext) -> bool:
+        """Credentials gone: stop following (the job runs on). Anything else: retry later."""
+        error = translate(exc, "following the job")
+        if isinstance(error, AwsCredentialsError):
+            line = LogLine(
+                "app",
+                "system",
+                f"{error} -- the job keeps running on SageMaker; the app follows it again "
+                "once the credentials work (restart it, or `trainer-gui logs JOB --follow`)",
+                time.time(),
+            )
+            sink(LogBatch(ctx.job_id, [line], {}))
+            return True
+        log.warning("following %s: %s (retrying)", ctx.job_id, error)
+        return False
+
+    def _drain(self, ctx: JobContext, sink: EventSink, tail: Any) -> bool:
+        lines, offsets = tail.read()
+        if not lines and not offsets:
+            return False
+        for start in range(0, max(len(lines), 1), BATCH_LINES):
+            chunk = lines[start : start + BATCH_LINES]
+            last = start + BATCH_LINES >= len(lines)
+            sink(LogBatch(ctx.job_id, chunk, offsets if last else {}))
+        return bool(lines)
+
+    def _drain_quietly(self, ctx: JobContext, sink: EventSink, tail: Any) -> None:
+        try:
+            self._drain(ctx, sink, tail)
+        except Exception as exc:
+            log.warning("last log read of %s failed: %s", ctx.job_id, exc)
+
+    def _finish(
+        self, ctx: JobContext, sink: EventSink, session: AwsSession, desc: dict[str, Any]
+    ) -> JobStatus:
+        primary = _PRIMARY[str(desc["TrainingJobStatus"])]
+        final = {
+            str(m["MetricName"]): float(m["Value"])
+            for m in desc.get("FinalMetricDataList") or []
+            if "MetricName" in m and "Value" in m
+        }
+        info: dict[str, Any] = {"final_metrics": final}
+        if desc.get("BillableTimeInSeconds") is not None:
+            info["billable_seconds"] = int(desc["BillableTimeInSeconds"])
+        sink(BackendInfo(ctx.job_id, info))
+        self._download_artifacts(ctx, sink, session, desc)
+        secondary = str(desc.get("SecondaryStatus", ""))
+        if primary is JobStatus.COMPLETED:
+            message = "Training job completed"
+            if info.get("billable_seconds") is not None:
+                message += f" ({info['billable_seconds']} billable seconds)"
+        elif primary is JobStatus.FAILED:
+            message = str(desc.get("FailureReason") or "the training job failed on SageMaker")
+        elif ctx.stop_requested():
+            message = ctx.stop_reason()
+        elif secondary == "MaxRuntimeExceeded":
+            message = max_runtime_reason(ctx.spec)
+        else:
+            message = f"Stopped on SageMaker ({secondary or 'Stopped'})"
+        emit_status(sink, ctx.job_id, primary, message)
+        return primary
+
+    def _download_artifacts(
+        self, ctx: JobContext, sink: EventSink, session: AwsSession, desc: dict[str, Any]
+    ) -> None:
+        from trainer_gui.core.aws.request import artifact_uris
+
+        model_uri = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        output_path = (desc.get("OutputDataConfig") or {}).get("S3OutputPath")
+        if not model_uri and output_path:
+            model_uri = artifact_uris(output_path, self._job_name(ctx))[0]
+        if not model_uri:
+            return
+        model = S3Uri.parse(str(model_uri))
+        output = S3Uri(model.bucket, model.key.rsplit("/", 1)[0] + "/output.tar.gz")
+        emit_status(
+            sink, ctx.job_id, JobStatus.UPLOADING, "Downloading model.tar.gz and output.tar.gz"
+        )
+        s3 = session.client("s3")
+        for kind, uri in (("model", model), ("output", output)):
+            target = ctx.artifacts_dir / f"{kind}.tar.gz"
+            try:
+                path = download(s3, uri, target, self._progress(ctx, sink, f"{kind}.tar.gz"))
+                if path is None:
+                    continue
+                safe_extract(path, ctx.artifacts_dir / kind)
+            except UserError as exc:
+                line = LogLine("app", "system", f"{kind}.tar.gz: {exc}", time.time())
+                sink(LogBatch(ctx.job_id, [line], {}))
+                continue
+            sink(ArtifactReady(ctx.job_id, kind, str(path)))
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def stop(self, ctx: JobContext) -> None:
+        from botocore.exceptions import ClientError
+
+        if not ctx.stop_requested():
+            ctx.request_stop()
+        session = self._session_for(ctx)
+        try:
+            session.client("sagemaker").stop_training_job(TrainingJobName=self._job_name(ctx))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ValidationException", "ResourceNotFound"):
+                return  # not created yet (the submit thread sees the marker) or already ended
+            raise translate(exc, f"stopping {self._job_name(ctx)}") from exc
+        except Exception as exc:
+            raise translate(exc, f"stopping {self._job_name(ctx)}") from exc
+
+
+__all__ = [
+    "AwsError",
+    "SageMakerRunner",
+    "TransferProgress",
+    "console_url",
+    "source_entries",
+    "status_of_secondary",
+]

@@ -1,0 +1,52 @@
+"""Shared helpers for the SageMaker tests (specs, the job service, waiting)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer_gui.core.jobs import JobService
+from trainer_gui.core.runners.sagemaker import SageMakerRunner
+from trainer_gui.core.spec import JobSpec, spec_from_dict
+from trainer_gui.core.store import Store
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
+BUCKET = "sagemaker-us-east-1-123456789012"
+
+
+def make_spec(project: Path, **over: Any) -> JobSpec:
+    data: dict[str, Any] = {
+        "name": "mnist",
+        "source": {"source_dir": "code", "entry_point": "train.py"},
+        "compute": {"backend": "sagemaker", "instance_type": "ml.m5.xlarge"},
+        "channels": [{"name": "train", "source": "data", "content_type": "text/csv"}],
+        "hyperparameters": {"epochs": 3, "lr": 0.01, "arch": "resnet", "use-amp": True},
+        "max_runtime_seconds": 3600,
+        "sagemaker": {"role_arn": ROLE_ARN, "region": "us-east-1"},
+    }
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return spec_from_dict(data, base_dir=project)
+
+
+def runner(**kwargs: Any) -> SageMakerRunner:
+    options: dict[str, Any] = {"poll_min": 0.02, "poll_max": 0.1, "retry_delays": (0.0,)}
+    options.update(kwargs)
+    return SageMakerRunner(**options)
+
+
+def service(**kwargs: Any) -> JobService:
+    return JobService(Store(), runners={"sagemaker": runner(**kwargs)})
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
