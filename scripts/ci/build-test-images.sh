@@ -49,3 +49,4 @@ if [ "${SKIP_GPU_CHECK:-0}" != 1 ]; then
 fi
 say "ready in $((SECONDS - t0))s: $(docker images --format '{{.Repository}}:{{.Tag}} ({{.Size}})' \
     --filter reference='trainer-gui/*' | tr '\n' ' ')"
+step "toolkit test image" bash "$here/build-toolkit-image.sh"  # launch mode (a): tests/docker/test_launch_modes.py

@@ -262,3 +262,58 @@ def test_host_layout_submit_directory_points_at_the_host_tree(tmp_path: Path) ->
     layout = contract.materialise_host(spec, "h-1", "algo-1", root, seen_as=str(root))
     hps = json.loads((layout.config_dir / "hyperparameters.json").read_text())
     assert json.loads(hps["sagemaker_submit_directory"]) == f"{root}/code"
+
+
+def test_region_topology_and_cpus_as_the_toolkit_5_exports_them() -> None:
+    """Checked against sagemaker-training 5.1.4 in tests/docker/test_launch_modes.py."""
+    spec = _spec(hyperparameters={"lr": 0.1})
+    hps = contract.sagemaker_hyperparameters(spec, "demo-1")
+    resource = contract.resource_config(spec, "algo-1")
+    env = toolkit.build_environment(toolkit.Paths(), hps, resource, {}, environ={})
+    # No region anywhere: the toolkit still exports SAGEMAKER_REGION, empty.
+    assert env["SAGEMAKER_REGION"] == ""
+    from_boto = {"AWS_DEFAULT_REGION": "us-west-2"}
+    assert (
+        toolkit.build_environment(toolkit.Paths(), hps, resource, {}, environ=from_boto)[
+            "SAGEMAKER_REGION"
+        ]
+        == "us-west-2"
+    )
+    # topology is an Environment property: always in SM_TRAINING_ENV, SM_TOPOLOGY only if set.
+    assert json.loads(env["SM_TRAINING_ENV"])["topology"] == []
+    assert "SM_TOPOLOGY" not in env
+    ultra = {**resource, "topology": [{"hostName": "algo-1", "capacityUnitId": "u1"}]}
+    env = toolkit.build_environment(toolkit.Paths(), hps, ultra, {}, environ={})
+    assert json.loads(env["SM_TOPOLOGY"]) == ultra["topology"]
+    assert json.loads(env["SM_TRAINING_ENV"])["topology"] == ultra["topology"]
+    import multiprocessing
+
+    assert env["SM_NUM_CPUS"] == str(multiprocessing.cpu_count()) == str(toolkit.cpu_count())
+
+
+def test_the_driver_imports_only_what_it_runs(tmp_path: Path) -> None:
+    """It starts before every job in a plain image: none of the modules it can do without."""
+    import subprocess
+    import sys
+
+    driver = [sys.executable, "-X", "importtime", str(contract.driver_path())]
+    out = subprocess.run(
+        [*driver, "--base-dir", str(tmp_path), "--", sys.executable, "-c", "pass"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()}
+    assert "json" in imported
+    assert not {"typing", "argparse", "multiprocessing", "shlex", "shutil"} & imported
+
+
+def test_the_driver_reads_the_runners_options_and_leaves_the_rest_to_argparse() -> None:
+    opts = toolkit.parse_args(["--base-dir", "/x", "--host-mode", "--", "python", "-c", "pass"])
+    assert (opts.base_dir, opts.host_mode, opts.skip_requirements) == ("/x", True, False)
+    assert opts.command == ["--", "python", "-c", "pass"]
+    opts = toolkit.parse_args(["--custom-driver", "/d/drv.py", "--skip-requirements"])
+    assert (opts.custom_driver, opts.skip_requirements, opts.command) == ("/d/drv.py", True, [])
+    assert toolkit.parse_args(["--base-dir=/y"]).base_dir == "/y"  # argparse's form
+    with pytest.raises(SystemExit):
+        toolkit.parse_args(["--no-such-option"])

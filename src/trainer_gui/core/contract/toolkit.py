@@ -13,19 +13,24 @@ Sources (see shared/docs/sagemaker-contract.md): sagemaker-training-toolkit `env
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
-import multiprocessing
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+# The driver starts before every job in a plain image, so it imports only what it runs:
+# `typing` (annotations only), `argparse` (see parse_args), `shlex`, `shutil` and
+# `multiprocessing` (~40 ms together in a container) are not loaded at run time.
+# Type checkers take any name spelt TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    import types
+    from typing import Any
 
 DEFAULT_BASE_DIR = "/opt/ml"
 MASTER_PORT = "7777"
@@ -214,8 +219,9 @@ def build_environment(
     )
     master = hosts[0] if hosts else current_host
     if num_cpus is None:
-        num_cpus = multiprocessing.cpu_count()
+        num_cpus = cpu_count()
 
+    topology = list(resource_cfg.get("topology") or [])
     training_env: dict[str, Any] = {
         "additional_framework_parameters": framework_params,
         "channel_input_dirs": channel_dirs,
@@ -252,6 +258,8 @@ def build_environment(
         "output_dir": paths.output_dir,
         "output_intermediate_dir": paths.output_intermediate_dir,
         "resource_config": dict(resource_cfg),
+        # A property of the toolkit's Environment, so always in SM_TRAINING_ENV (5.x).
+        "topology": topology,
         "user_entry_point": entry_point,
     }
     exported: dict[str, Any] = {
@@ -287,6 +295,8 @@ def build_environment(
         "user_args": to_cmd_args(user_hps),
         "training_env": training_env,
     }
+    if topology:  # SM_TOPOLOGY only where SageMaker wrote one (GB200 UltraServers)
+        exported["topology"] = topology
     env = {"SM_" + key.upper(): env_value(value) for key, value in exported.items()}
     for name, directory in channel_dirs.items():
         env["SM_CHANNEL_" + name.upper()] = directory
@@ -304,10 +314,22 @@ def build_environment(
             "NCCL_DEBUG": "WARN",
         }
     )
-    region = decoded.get("sagemaker_region") or environ.get("AWS_REGION")
-    if region:
-        env["SAGEMAKER_REGION"] = str(region)
+    # The toolkit always sets it: the sagemaker_region hyperparameter, else boto3's region
+    # (AWS_DEFAULT_REGION here), else "".
+    region = (
+        decoded.get("sagemaker_region")
+        or environ.get("AWS_REGION")
+        or environ.get("AWS_DEFAULT_REGION")
+    )
+    env["SAGEMAKER_REGION"] = str(region or "")
     return env
+
+
+def cpu_count() -> int:
+    """`multiprocessing.cpu_count()` without importing multiprocessing (its value: the CPUs this
+    process may use on Python >= 3.13, all of them before)."""
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return int(count or 1)
 
 
 def processes_per_host(hyperparameters: Mapping[str, str], num_gpus: int) -> int:
@@ -352,12 +374,23 @@ def script_command(entry_point: str, args: Sequence[str], python: str) -> list[s
     """`process.py` `_create_command`: .py with Python, anything else through /bin/sh."""
     if entry_point.endswith(".py"):
         return [python, entry_point, *args]
+    import shlex
+
     return ["/bin/sh", "-c", "./" + " ".join(shlex.quote(a) for a in [entry_point, *args])]
+
+
+def _which(name: str) -> str | None:
+    """`shutil.which` for a bare name on POSIX, without importing shutil (and its compressors)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(folder or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def count_gpus() -> int:
     """Toolkit rule: lines starting 'GPU ' in `nvidia-smi --list-gpus`, 0 on any error."""
-    if not shutil.which("nvidia-smi"):
+    if not _which("nvidia-smi"):
         return 0
     try:
         out = subprocess.run(
@@ -435,7 +468,9 @@ def _install_requirements(code_dir: str, python: str) -> None:
         subprocess.run([python, "-m", "pip", "install", "-r", req], check=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _argument_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="trainer-gui-driver", description="Run a training job under the SageMaker contract."
     )
@@ -446,7 +481,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host-mode", action="store_true", help="running on the host, not Docker")
     parser.add_argument("--skip-requirements", action="store_true")
     parser.add_argument("command", nargs=argparse.REMAINDER)
-    opts = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace | types.SimpleNamespace:
+    """The options as the runners pass them, read without building an ArgumentParser (whose
+    formatter imports shutil and gettext: ~10 ms before every job); anything else (--help,
+    --opt=value, a typo) goes to argparse, for its messages."""
+    import types
+
+    opts = types.SimpleNamespace(
+        base_dir=os.environ.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR),
+        custom_driver=None,
+        host_mode=False,
+        skip_requirements=False,
+        command=[],
+    )
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in ("--base-dir", "--custom-driver") and index + 1 < len(argv):
+            setattr(opts, arg[2:].replace("-", "_"), argv[index + 1])
+            index += 2
+        elif arg in ("--host-mode", "--skip-requirements"):
+            setattr(opts, arg[2:].replace("-", "_"), True)
+            index += 1
+        elif arg == "--" or not arg.startswith("-"):
+            opts.command = list(argv[index:])
+            break
+        else:
+            return _argument_parser().parse_args(argv)
+    return opts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
     command = [c for c in opts.command if c != "--"] if opts.command else []
 
     paths = Paths(opts.base_dir)
@@ -499,6 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         custom_driver=opts.custom_driver,
         host_mode=opts.host_mode,
     )
+    if not command and not opts.custom_driver and cmd[1:3] == ["-m", "torch.distributed.run"]:
+        env["NCCL_PROTO"] = "simple"  # TorchDistributedRunner._setup sets it for every torchrun
     for directory in (paths.model_dir, paths.output_data_dir, paths.output_intermediate_dir):
         os.makedirs(directory, exist_ok=True)
     try:

@@ -1,4 +1,4 @@
-"""Local Docker backend: one container per host (`algo-1..N`) on a per-job bridge network.
+"""Local Docker backend: one container per host (`algo-1..N`), as SageMaker starts them.
 
 No docker-compose. Every container and network carries `trainer-gui.job=<id>` so nothing is ever
 lost track of: containers keep running when the app exits, the next process re-attaches by label,
@@ -8,11 +8,26 @@ and orphans are removed. Two launch modes, picked from the image:
   run `train` and the toolkit does the rest, exactly as on SageMaker;
 * any other image with Python runs the project's stdlib driver (mounted read-only), which sets
   the same SM_* environment and runs `python` or `torchrun` itself.
+
+Networking, as the contract needs it and no more:
+
+* one host: the container's hostname is `algo-1` (Docker lists it in /etc/hosts, so it resolves
+  to the container itself) on Docker's default bridge; a per-job network would add nothing a
+  single host can reach, and costs a network create and remove (~0.3 s) per job;
+* several hosts: a per-job bridge network `tg-<job>` where each container is `algo-N` by alias;
+* several hosts *without* a distributed launcher: the hosts run independently and may finish at
+  different times, but on SageMaker every host's name resolves for the whole job (the toolkit
+  blocks until all hosts resolve, for up to 15 minutes, before it starts the script). Docker
+  drops a container's name from the network's DNS the moment it exits, so each host's network
+  namespace is held by a tiny `algo-N` holder container (`sh -c read`, the job's own image) that
+  lives until the job ends, and the host's training container joins that namespace. Distributed
+  jobs need no holders: no host can finish before every host has joined the rendezvous.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import shutil
@@ -50,6 +65,9 @@ if TYPE_CHECKING:
 LABEL_JOB = "trainer-gui.job"
 LABEL_HOST = "trainer-gui.host"
 LABEL_ROLE = "trainer-gui.role"
+LABEL_RUN_DIR = "trainer-gui.run-dir"
+ROLE_TRAIN = "train"
+ROLE_HOLDER = "network-holder"
 DRIVER_MOUNT = "/opt/trainer-gui/driver.py"
 CPU_IMAGE = "trainer-gui/train-cpu:latest"
 GPU_IMAGE = "trainer-gui/train-gpu:latest"
@@ -68,6 +86,41 @@ def network_name(job_id: str) -> str:
 
 def container_name(job_id: str, host: str) -> str:
     return f"{job_id}-{host}"
+
+
+def holder_name(job_id: str, host: str) -> str:
+    return f"{job_id}-{host}-net"
+
+
+def uses_job_network(spec: JobSpec) -> bool:
+    """Several hosts talk over a per-job network; one host needs none (see the module doc)."""
+    return spec.compute.instance_count > 1
+
+
+def uses_holders(spec: JobSpec) -> bool:
+    """Independent hosts keep their names resolvable until the job ends (see the module doc)."""
+    return uses_job_network(spec) and spec.distribution.kind == "none"
+
+
+def _in_parallel(calls: list[Any]) -> list[BaseException | None]:
+    """Run zero-argument callables at once (Docker serves concurrent requests); their errors."""
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            calls[index]()
+        except BaseException as exc:
+            errors[index] = exc
+
+    if len(calls) == 1:
+        run(0)
+        return errors
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 # -- docker log timestamps -> resumable offsets ---------------------------------------------------
@@ -174,6 +227,11 @@ class DockerRunner(Runner):
         self._client_obj = client
         self.grace = stop_grace_seconds() if grace is None else grace
         self._lock = threading.Lock()
+        self._job_locks: dict[str, threading.Lock] = {}
+
+    def _job_lock(self, job_id: str) -> threading.Lock:
+        with self._lock:
+            return self._job_locks.setdefault(job_id, threading.Lock())
 
     @property
     def client(self) -> DockerClient:
@@ -311,7 +369,9 @@ class DockerRunner(Runner):
             ]
         if spec.source.command is not None:
             args += ["--", *spec.source.command]
-        launcher = 'exec "$(command -v python3 || command -v python)" ' + DRIVER_MOUNT + ' "$@"'
+        # -S: the driver needs only the standard library, so it skips site (~10 ms); the
+        # script it starts runs on the same interpreter with site as usual.
+        launcher = 'exec "$(command -v python3 || command -v python)" -S ' + DRIVER_MOUNT + ' "$@"'
         return ["/bin/sh", "-c", launcher, "trainer-gui-driver"], args
 
     def _start(self, ctx: JobContext, sink: EventSink) -> list[Container]:
@@ -325,11 +385,16 @@ class DockerRunner(Runner):
         layouts = self._prepare(ctx)
         labels = {
             LABEL_JOB: ctx.job_id,
-            LABEL_ROLE: "train",
-            "trainer-gui.run-dir": str(ctx.run_dir),
+            LABEL_ROLE: ROLE_TRAIN,
+            LABEL_RUN_DIR: str(ctx.run_dir),
         }
-        network = client.networks.create(network_name(ctx.job_id), driver="bridge", labels=labels)
-        sink(BackendInfo(ctx.job_id, {"network": network.name, "image": image, "toolkit": toolkit}))
+        network: str | None = None
+        info: dict[str, Any] = {"image": image, "toolkit": toolkit}
+        if uses_job_network(spec):
+            network = network_name(ctx.job_id)
+            client.api.create_network(network, driver="bridge", labels=labels)
+            info["network"] = network
+        sink(BackendInfo(ctx.job_id, info))
         entrypoint, command = self._command(spec, toolkit)
         environment = dict(spec.environment)
         environment.update({"TRAINING_JOB_NAME": ctx.job_id, "PYTHONUNBUFFERED": "1"})
@@ -342,33 +407,59 @@ class DockerRunner(Runner):
         if spec.uses_gpu:
             count = -1 if spec.compute.gpus == "all" else int(spec.compute.gpus)
             device_requests = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+
+        def on_network(host: str) -> dict[str, Any]:
+            """hostname + network for a container that owns host's network namespace."""
+            if network is None:
+                return {"hostname": host}  # Docker's default bridge
+            return {
+                "hostname": host,
+                "network": network,
+                # The alias is what other hosts resolve (algo-1 is torchrun's master).
+                "networking_config": {network: client.api.create_endpoint_config(aliases=[host])},
+            }
+
         containers: list[Container] = []
         try:
+            namespaces: dict[str, dict[str, Any]] = {}
+            if uses_holders(spec):
+                holders = [
+                    client.containers.create(
+                        image,
+                        command=["-c", "read _"],  # blocks on the open, never written stdin
+                        entrypoint=["/bin/sh"],
+                        name=holder_name(ctx.job_id, layout.host),
+                        labels={**labels, LABEL_ROLE: ROLE_HOLDER, LABEL_HOST: layout.host},
+                        stdin_open=True,
+                        detach=True,
+                        **on_network(layout.host),
+                    )
+                    for layout in layouts
+                ]
+                _raise_first(_in_parallel([holder.start for holder in holders]))
+                namespaces = {
+                    layout.host: {"network_mode": f"container:{holder.id}"}
+                    for layout, holder in zip(layouts, holders, strict=True)
+                }
             for layout in layouts:
                 container = client.containers.create(
                     image,
                     command=command,
                     entrypoint=entrypoint,
                     name=container_name(ctx.job_id, layout.host),
-                    hostname=layout.host,
                     labels={**labels, LABEL_HOST: layout.host},
                     environment=environment,
                     mounts=self._mounts(ctx, layout, toolkit),
                     working_dir="/opt/ml/code",
-                    network=network.name,
-                    # The alias is what other hosts resolve (algo-1 is torchrun's master).
-                    networking_config={
-                        network.name: client.api.create_endpoint_config(aliases=[layout.host])
-                    },
                     user=user,
                     init=True,
                     shm_size="1g",
                     device_requests=device_requests,
                     detach=True,
+                    **(namespaces.get(layout.host) or on_network(layout.host)),
                 )
                 containers.append(container)
-            for container in containers:
-                container.start()
+            _raise_first(_in_parallel([container.start for container in containers]))
         except docker.errors.APIError as exc:
             self._remove(ctx.job_id)
             raise UserError(_explain_api_error(exc)) from None
@@ -401,7 +492,10 @@ class DockerRunner(Runner):
     # -- follow -----------------------------------------------------------------------------
 
     def _job_containers(self, job_id: str) -> list[Container]:
-        found = self.client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job_id}"})
+        """The job's training containers (not its network holders), algo-1 first."""
+        found = self.client.containers.list(
+            all=True, filters={"label": [f"{LABEL_JOB}={job_id}", f"{LABEL_ROLE}={ROLE_TRAIN}"]}
+        )
         return sorted(found, key=lambda c: _host_index(c.labels.get(LABEL_HOST, "")))
 
     def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
@@ -439,6 +533,8 @@ class DockerRunner(Runner):
                 reader.start()
                 readers.append(reader)
 
+        exited = threading.Event()
+
         def waiter(container: Container) -> None:
             host = container.labels.get(LABEL_HOST, container.name)
             try:
@@ -446,6 +542,7 @@ class DockerRunner(Runner):
             except Exception:
                 code = 137
             exit_codes[host] = code
+            exited.set()
             if code != 0 and not first_failure:
                 first_failure.append(host)
                 if len(containers) > 1 and not ctx.stop_requested():
@@ -460,6 +557,7 @@ class DockerRunner(Runner):
         started = ctx.started_at or time.time()
         deadline = started + ctx.spec.max_runtime_seconds
         timed_out = False
+        remover: threading.Thread | None = None
         try:
             while any(t.is_alive() for t in waiters):
                 self._drain(ctx, sink, lines, tails)
@@ -467,18 +565,32 @@ class DockerRunner(Runner):
                     timed_out = True
                     ctx.request_stop(max_runtime_reason(ctx.spec))
                     threading.Thread(target=self.stop, args=(ctx,), daemon=True).start()
-                time.sleep(POLL_SECONDS)
+                # Woken at once when a container exits: no polling delay at the end of a job.
+                exited.wait(POLL_SECONDS)
+                exited.clear()
             for reader in readers:
                 reader.join(timeout=10)
             self._drain(ctx, sink, lines, tails)
-            status = self._finalise(ctx, sink, exit_codes, first_failure, tails)
+            # Every host has exited and its logs are read: the containers can go while the
+            # artifacts are packed from the run folder.
+            remover = threading.Thread(
+                target=self._remove, args=(ctx.job_id,), name=f"remove-{ctx.job_id}", daemon=True
+            )
+            remover.start()
+            # One packer at a time: a job re-attached by a second service on this runner is
+            # also still followed by the first one's thread until its containers end.
+            with self._job_lock(ctx.job_id):
+                status = self._finalise(ctx, sink, exit_codes, first_failure, tails)
         except Exception as exc:
             emit_status(
                 sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}"
             )
             status = JobStatus.FAILED
         finally:
-            self._remove(ctx.job_id)
+            if remover is not None:
+                remover.join()
+            else:
+                self._remove(ctx.job_id)
         handle._finish(status)
 
     def _drain(
@@ -565,31 +677,58 @@ class DockerRunner(Runner):
     def _remove(self, job_id: str) -> None:
         """Containers and the network go on every path: success, failure, stop, recovery."""
         try:
-            client = self.client
-            for container in client.containers.list(
-                all=True, filters={"label": f"{LABEL_JOB}={job_id}"}
-            ):
+            api = self.client.api
+            selector = {"label": f"{LABEL_JOB}={job_id}"}
+            # Low-level calls: one request lists them all, and they are removed at once.
+            ids = [c["Id"] for c in api.containers(all=True, filters=selector)]
+            _in_parallel([functools.partial(api.remove_container, cid, force=True) for cid in ids])
+            for network in api.networks(filters=selector):
                 with contextlib.suppress(Exception):
-                    container.remove(force=True)
-            for network in client.networks.list(filters={"label": f"{LABEL_JOB}={job_id}"}):
-                with contextlib.suppress(Exception):
-                    network.remove()
+                    api.remove_network(network["Id"])
         except Exception:
             pass
 
     def cleanup_orphans(self, active_job_ids: set[str]) -> list[str]:
+        """Remove the containers and networks of jobs this app no longer follows.
+
+        Only this app's: an object whose `trainer-gui.run-dir` label names a run folder of
+        another app home that still exists (another user, a test session, a second data
+        folder on one engine) belongs to that app's jobs and is left alone.
+        """
+        from trainer_gui.core.paths import runs_home
+
         try:
             client = self.client
-            labelled = client.containers.list(all=True, filters={"label": LABEL_JOB})
-            networks = client.networks.list(filters={"label": LABEL_JOB})
+            labelled = client.api.containers(all=True, filters={"label": LABEL_JOB})
+            networks = client.api.networks(filters={"label": LABEL_JOB})
         except Exception:
             return []
-        orphans = {c.labels.get(LABEL_JOB, "") for c in labelled}
-        orphans |= {(n.attrs.get("Labels") or {}).get(LABEL_JOB, "") for n in networks}
-        orphans = {job for job in orphans if job and job not in active_job_ids}
-        for job in orphans:
+        home = runs_home().resolve()
+        jobs: set[str] = set()
+        for labels in [c.get("Labels") for c in labelled] + [n.get("Labels") for n in networks]:
+            job = (labels or {}).get(LABEL_JOB, "")
+            if job and job not in active_job_ids and _ours(labels or {}, home):
+                jobs.add(job)
+        for job in jobs:
             self._remove(job)
-        return sorted(orphans)
+        return sorted(jobs)
+
+
+def _ours(labels: dict[str, str], home: Path) -> bool:
+    run_dir = labels.get(LABEL_RUN_DIR)
+    if not run_dir:
+        return True
+    path = Path(run_dir)
+    try:
+        return path.resolve().is_relative_to(home) or not path.exists()
+    except OSError:
+        return True
+
+
+def _raise_first(errors: list[BaseException | None]) -> None:
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def _quiet_stop(container: Container, grace: float) -> None:

@@ -1,0 +1,268 @@
+"""Launch overhead of the Docker backend against plain `docker run`, side by side.
+
+Two trivial jobs, each run both ways on the same image with the same commands:
+
+* single: one container whose script prints one line and writes a file to /opt/ml/model;
+* torchrun-2x1: two containers (2 hosts x 1 process), gloo init + one all_reduce.
+
+"ours" is the real path: `JobService.submit` -> `DockerRunner` -> containers -> logs ingested ->
+Completed with model.tar.gz/output.tar.gz packed -> containers (and network) removed, timed
+until the job's handle returns. "plain" is what a person would type: `docker run --rm` of the
+script; for two hosts a user network, two `docker run`s with aliases algo-1/algo-2 running the
+same torchrun command lines, started together and waited together, then `docker rm` and
+`docker network rm`. Repetitions are interleaved (ours, plain, plain, ours, ...) after one
+unmeasured warm-up of each, and the medians are compared.
+
+    .venv/bin/python bench/launch.py [--reps 7] [--reps-2x1 3] [--only single] [--json out.json]
+
+Needs a Docker engine and trainer-gui/train-cpu:latest (scripts/ci/build-test-images.sh).
+Exit status 1 when a ratio misses its target (single <= 1.25, torchrun-2x1 <= 1.15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+IMAGE = "trainer-gui/train-cpu:latest"
+TARGETS = {"single": 1.25, "torchrun-2x1": 1.15}
+BENCH_LABEL = "trainer-gui.bench"
+
+SINGLE = """\
+print("hello from the launch benchmark", flush=True)
+with open("/opt/ml/model/done.txt", "w") as fh:
+    fh.write("ok")
+"""
+
+ALL_REDUCE = """\
+import torch
+import torch.distributed as dist
+
+dist.init_process_group("gloo")
+total = torch.ones(1)
+dist.all_reduce(total)
+print(f"rank {dist.get_rank()} total {total.item()}", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+class Bench:
+    def __init__(self, work: Path) -> None:
+        os.environ["TRAINER_GUI_HOME"] = str(work / "home")
+        # Imported after TRAINER_GUI_HOME is set: runs go under the temporary folder.
+        from trainer_gui.core.jobs import JobService
+        from trainer_gui.core.runners.docker import DockerRunner
+        from trainer_gui.core.store import Store
+
+        self.work = work
+        self.runner = DockerRunner(grace=5)
+        self.runner.client.ping()
+        self.store = Store(work / "home" / "db.sqlite3")
+        self.service = JobService(self.store, {"docker": self.runner})
+        self.events: list[tuple[float, str]] = []
+        self.service.subscribe(self._on_event)
+        self.phases: dict[str, list[dict[str, float]]] = {}
+
+    def _on_event(self, event: Any) -> None:
+        status = getattr(event, "status", None)
+        if status is not None:
+            self.events.append((time.perf_counter(), str(status.value)))
+        elif type(event).__name__ == "LogBatch" and not any(
+            name == "first log" for _, name in self.events
+        ):
+            self.events.append((time.perf_counter(), "first log"))
+
+    def close(self) -> None:
+        self.service.shutdown()
+        self.store.close()
+
+    # -- the two ways -------------------------------------------------------------------
+
+    def project(self, name: str, script: str) -> Path:
+        folder = self.work / name
+        (folder / "code").mkdir(parents=True, exist_ok=True)
+        (folder / "code" / "train.py").write_text(script, encoding="utf-8")
+        return folder
+
+    def ours(self, kind: str) -> float:
+        from trainer_gui.core.spec import spec_from_dict
+
+        if kind == "single":
+            folder = self.project("single", SINGLE)
+            data: dict[str, Any] = {"compute": {"backend": "docker"}}
+        else:
+            folder = self.project("torchrun", ALL_REDUCE)
+            data = {
+                "compute": {"backend": "docker", "instance_count": 2},
+                "distribution": {"kind": "torchrun", "processes_per_host": 1},
+            }
+        spec = spec_from_dict(
+            {
+                "name": f"bench-{kind}",
+                "image": IMAGE,
+                "source": {"source_dir": "code", "entry_point": "train.py"},
+                **data,
+            },
+            base_dir=folder,
+        )
+        self.events.clear()
+        start = time.perf_counter()
+        handle = self.service.submit(spec)
+        handle.wait(600)
+        elapsed = time.perf_counter() - start
+        record = self.service.get(handle.job_id)
+        if record.status != "Completed":
+            raise SystemExit(f"ours/{kind}: {record.status}: {record.failure_reason}")
+        if not Path(record.backend_ids["artifacts"]["model"]).is_file():
+            raise SystemExit(f"ours/{kind}: no model.tar.gz")
+        if kind == "single":
+            model = Path(record.run_dir) / "hosts" / "algo-1" / "model" / "done.txt"
+            assert model.read_text() == "ok"
+        phases = {name: when - start for when, name in self.events}
+        phases["removed"] = elapsed
+        self.phases.setdefault(kind, []).append(phases)
+        return elapsed
+
+    def plain(self, kind: str) -> float:
+        tag = uuid.uuid4().hex[:8]
+        label = f"{BENCH_LABEL}=1"
+        if kind == "single":
+            code = self.project("single", SINGLE) / "code"
+            model = Path(tempfile.mkdtemp(dir=self.work))
+            start = time.perf_counter()
+            out = _docker(
+                "run", "--rm", "--label", label,
+                "-v", f"{code}:/opt/ml/code:ro", "-v", f"{model}:/opt/ml/model",
+                "-w", "/opt/ml/code", IMAGE, "python", "train.py",
+            )  # fmt: skip
+            elapsed = time.perf_counter() - start
+            assert "hello" in out.stdout and (model / "done.txt").read_text() == "ok"
+            return elapsed
+        code = self.project("torchrun", ALL_REDUCE) / "code"
+        network = f"tgbench-{tag}"
+        names = [f"tgbench-{tag}-algo-{i}" for i in (1, 2)]
+        start = time.perf_counter()
+        _docker("network", "create", "--label", label, network)
+        procs = []
+        for rank, name in enumerate(names):
+            host = f"algo-{rank + 1}"
+            model = Path(tempfile.mkdtemp(dir=self.work))
+            cmd = [
+                "docker", "run", "--name", name, "--label", label, "--network", network,
+                "--network-alias", host, "--hostname", host,
+                "-v", f"{code}:/opt/ml/code:ro", "-v", f"{model}:/opt/ml/model",
+                "-w", "/opt/ml/code", IMAGE,
+                "torchrun", "--nnodes", "2", "--nproc_per_node", "1", "--master_addr", "algo-1",
+                "--master_port", "7777", "--node_rank", str(rank), "train.py",
+            ]  # fmt: skip
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        outputs = [proc.communicate()[0].decode() for proc in procs]
+        _docker("rm", *names)
+        _docker("network", "rm", network)
+        elapsed = time.perf_counter() - start
+        for proc, output in zip(procs, outputs, strict=True):
+            if proc.returncode != 0 or "total 2.0" not in output:
+                raise SystemExit(f"plain/{kind} failed:\n{output}")
+        return elapsed
+
+
+def _sweep() -> None:
+    """Remove whatever an interrupted earlier run left (only objects with the bench label)."""
+    ids = _docker("ps", "-aq", "--filter", f"label={BENCH_LABEL}", check=False).stdout.split()
+    if ids:
+        _docker("rm", "-f", *ids, check=False)
+    nets = _docker("network", "ls", "-q", "--filter", f"label={BENCH_LABEL}", check=False)
+    for net in nets.stdout.split():
+        _docker("network", "rm", net, check=False)
+
+
+def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
+    ways: dict[str, Callable[[str], float]] = {"ours": bench.ours, "plain": bench.plain}
+    for warm_up in ways.values():  # page cache, image layers, engine
+        warm_up(kind)
+    bench.phases.pop(kind, None)
+    times: dict[str, list[float]] = {"ours": [], "plain": []}
+    for rep in range(reps):
+        order = ["ours", "plain"] if rep % 2 == 0 else ["plain", "ours"]
+        for way in order:
+            times[way].append(ways[way](kind))
+            print(f"  {kind:<13} {way:<5} rep {rep + 1}: {times[way][-1]:.3f}s", flush=True)
+    ours = statistics.median(times["ours"])
+    plain = statistics.median(times["plain"])
+    phase_names = sorted(
+        {name for run in bench.phases.get(kind, []) for name in run},
+        key=lambda n: statistics.median(r[n] for r in bench.phases[kind] if n in r),
+    )
+    phases = {
+        name: round(statistics.median(r[name] for r in bench.phases[kind] if name in r), 3)
+        for name in phase_names
+    }
+    return {
+        "benchmark": kind,
+        "reps": reps,
+        "ours_median_s": round(ours, 3),
+        "plain_median_s": round(plain, 3),
+        "ratio": round(ours / plain, 3),
+        "target": TARGETS[kind],
+        "ours_s": [round(t, 3) for t in times["ours"]],
+        "plain_s": [round(t, 3) for t in times["plain"]],
+        "ours_phases_s": phases,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=7, help="repetitions of the single job")
+    parser.add_argument("--reps-2x1", type=int, default=3, help="repetitions of torchrun-2x1")
+    parser.add_argument("--only", choices=sorted(TARGETS), default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    opts = parser.parse_args(argv)
+    if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
+        print(f"{IMAGE} is not built: run scripts/ci/build-test-images.sh", file=sys.stderr)
+        return 2
+    _sweep()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tg-launch-bench-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            for kind, reps in (("single", opts.reps), ("torchrun-2x1", opts.reps_2x1)):
+                if opts.only in (None, kind):
+                    results.append(measure(bench, kind, reps))
+        finally:
+            bench.close()
+            _sweep()
+    print()
+    print(f"{'benchmark':<14} {'ours (s)':>9} {'plain (s)':>10} {'ratio':>6} {'target':>7}")
+    failed = False
+    for row in results:
+        ok = row["ratio"] <= row["target"]
+        failed |= not ok
+        print(
+            f"{row['benchmark']:<14} {row['ours_median_s']:>9.3f} {row['plain_median_s']:>10.3f}"
+            f" {row['ratio']:>6.2f} {'<=' if ok else '>'}{row['target']:>5.2f}"
+        )
+        print("  ours, median time from submit: " + textwrap.shorten(
+            ", ".join(f"{k} {v:.3f}" for k, v in row["ours_phases_s"].items()), 200
+        ))  # fmt: skip
+    if opts.json:
+        opts.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
