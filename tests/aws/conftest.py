@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import socket
 import tarfile
@@ -53,6 +54,7 @@ def _free_port() -> int:
 def moto_url() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

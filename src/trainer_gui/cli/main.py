@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec_sub = spec.add_subparsers(dest="spec_command", parser_class=_Parser)
     validate = spec_sub.add_parser("validate", help="check a spec and print what is wrong")
     validate.add_argument("spec")
+    _add_sagemaker_commands(sub)
     return parser
 
 
@@ -397,6 +398,150 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return gui_main(project)
 
 
+# -- sagemaker (trainer_gui.core.aws; boto3 is imported on first use) -----------------------------
+
+
+def _add_sagemaker_commands(sub: argparse._SubParsersAction) -> None:
+    sm = sub.add_parser("sagemaker", help="training jobs on Amazon SageMaker")
+    sm_sub = sm.add_subparsers(dest="sagemaker_command", parser_class=_Parser)
+
+    def aws_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", help="AWS profile (default: boto3's chain)")
+        p.add_argument("--region", help="AWS region (default: the profile's)")
+
+    jobs = sm_sub.add_parser("jobs", help="list the account's recent training jobs")
+    aws_options(jobs)
+    jobs.add_argument("--limit", type=int, default=20)
+    attach = sm_sub.add_parser(
+        "attach", help="follow any training job's logs and metrics into the local store"
+    )
+    attach.add_argument("name", help="training job name")
+    aws_options(attach)
+    attach.add_argument("--detach", action="store_true", help="record it and return")
+    attach.add_argument("--quiet", "-q", action="store_true", help="no log lines, only metrics")
+    imp = sm_sub.add_parser("import", help="a training job as a local job spec")
+    imp.add_argument("name", help="training job name")
+    aws_options(imp)
+    imp.add_argument("-o", "--output", help="write the spec here (default: print it)")
+    imp.add_argument(
+        "--no-code", action="store_true", help="keep the code in S3 (do not download it)"
+    )
+    export = sm_sub.add_parser("export", help="a spec as SageMaker SDK code or request JSON")
+    export.add_argument("spec")
+    export.add_argument("--format", choices=["v3", "v2", "request"], default="v3")
+    export.add_argument("-o", "--output", help="write to this file (default: print)")
+    cost = sm_sub.add_parser("cost", help="estimated cost of a spec on SageMaker")
+    cost.add_argument("spec")
+    cost.add_argument("--region", help="price region (default: the spec's or the profile's)")
+
+
+def cmd_sagemaker(args: argparse.Namespace) -> int:
+    handlers = {
+        "jobs": _sm_jobs,
+        "attach": _sm_attach,
+        "import": _sm_import,
+        "export": _sm_export,
+        "cost": _sm_cost,
+    }
+    handler = handlers.get(getattr(args, "sagemaker_command", None) or "")
+    if handler is None:
+        raise UserError("use `trainer-gui sagemaker jobs|attach|import|export|cost` (see --help)")
+    return handler(args)
+
+
+def _sm_jobs(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.remote_jobs import list_training_jobs
+    from trainer_gui.core.aws.session import AwsSession
+
+    session = AwsSession(args.profile, args.region)
+    jobs = list_training_jobs(session, limit=args.limit)
+    if not jobs:
+        print(f"No training jobs in {session.region}.")
+        return EXIT_OK
+    rows = [("NAME", "STATUS", "CREATED", "DURATION")]
+    for job in jobs:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created))
+        took = _duration(job.ended - job.created) if job.ended else "-"
+        rows.append((job.name, job.status, created, took))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return EXIT_OK
+
+
+def _sm_attach(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.remote_jobs import adopt_training_job
+    from trainer_gui.core.aws.session import AwsSession
+
+    session = AwsSession(args.profile, args.region)
+    service = _service()
+    out = sys.stdout
+    printer = _Printer(args.name, out, args.quiet)
+    if not args.detach:
+        service.subscribe(printer)
+    job_id = adopt_training_job(service, session, args.name)
+    out.write(f"Following {job_id} ({session.region}); Ctrl-C detaches, the job runs on\n")
+    out.flush()
+    if args.detach:
+        service.shutdown()
+        return EXIT_OK
+    handle = service.handle(job_id)
+    try:
+        while handle is not None and not handle.done:
+            handle.wait(0.2)
+    except KeyboardInterrupt:
+        service.shutdown()
+        out.write(f"\nDetached; the job keeps running.\n  follow: trainer-gui logs {job_id} -f\n")
+        return EXIT_DETACHED
+    record = service.get(job_id)
+    _summary(service, record, out)
+    return _exit_code(record.status)
+
+
+def _sm_import(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.remote_jobs import import_training_job
+    from trainer_gui.core.aws.session import AwsSession
+    from trainer_gui.core.spec import dump_spec
+
+    session = AwsSession(args.profile, args.region)
+    target = Path(args.output) if args.output else None
+    spec = import_training_job(session, args.name, target, download_code=not args.no_code)
+    if target is None:
+        sys.stdout.write(dump_spec(spec))
+    else:
+        print(f"Wrote {target} (run it with: trainer-gui run {target})")
+    return EXIT_OK
+
+
+def _sm_export(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.export import export_code
+    from trainer_gui.core.aws.remote_jobs import plan_for_export
+    from trainer_gui.core.jobs import make_job_id
+    from trainer_gui.core.spec import load_spec
+
+    spec = load_spec(args.spec)
+    plan, notes = plan_for_export(spec, make_job_id(spec.name))
+    text = export_code(spec, plan, args.format)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"Wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _sm_cost(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.pricing import estimate_cost
+    from trainer_gui.core.spec import load_spec
+
+    spec = load_spec(args.spec)
+    estimate = estimate_cost(spec, region=args.region)
+    print(estimate.summary())
+    return EXIT_OK if estimate.known else EXIT_FAILED
+
+
 def _setup_logging() -> None:
     level = os.environ.get("TRAINER_GUI_LOG", "WARNING").upper()
     logging.basicConfig(
@@ -421,6 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "show": cmd_show,
             "images": cmd_images,
         }
+        if command == "sagemaker":
+            return cmd_sagemaker(args)
         if command == "spec":
             if args.spec_command != "validate":
                 raise UserError("use `trainer-gui spec validate SPEC.yaml`")

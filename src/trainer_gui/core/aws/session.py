@@ -42,6 +42,22 @@ def client_config(**extra: Any) -> Any:
     )
 
 
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def _shared_loader() -> Any:
+    """One botocore data loader for every session: service models are parsed once per process
+    (a SageMaker model takes ~0.2 s), not once per profile/region."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            from botocore.loaders import create_loader
+
+            _LOADER = create_loader()
+        return _LOADER
+
+
 @dataclass(frozen=True)
 class Identity:
     account: str
@@ -65,11 +81,12 @@ class AwsSession:
         with self._lock:
             if self._session is None:
                 import boto3
+                import botocore.session
 
                 with aws_errors("opening the AWS session"):
-                    self._session = boto3.Session(
-                        profile_name=self.profile, region_name=self._region
-                    )
+                    core = botocore.session.Session(profile=self.profile)
+                    core.register_component("data_loader", _shared_loader())
+                    self._session = boto3.Session(botocore_session=core, region_name=self._region)
             return self._session
 
     @property

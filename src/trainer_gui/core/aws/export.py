@@ -1,0 +1,222 @@
+"""A spec as runnable SageMaker Python SDK code (V3 ModelTrainer, V2 PyTorch) or request JSON.
+
+The V2 export gives the same request the app sends (same image, HyperParameters encoding,
+torch_distributed flag, metric definitions, stopping condition, checkpoint, output, tags). The
+V3 export uses ModelTrainer's own mechanisms (its sm_drivers channel and Torchrun config), so
+its request differs in the ways V3 differs from V2 (hyperparameter strings stay raw).
+
+Local folders stay local paths in the code: the SDKs upload them themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from trainer_gui.core.aws.request import CHECKPOINT_LOCAL_PATH, Plan, build_request
+from trainer_gui.core.spec.model import JobSpec, is_remote
+
+FORMATS = ("v3", "v2", "request")
+
+
+def _py(value: Any) -> str:
+    """A Python literal for JSON-like data (True/False/None, not true/false/null)."""
+    return repr(value)
+
+
+def _local(spec: JobSpec, value: str) -> str:
+    return value if is_remote(value) else str(spec.resolve(value))
+
+
+def _channels(spec: JobSpec, plan: Plan) -> dict[str, str]:
+    return {c.name: _local(spec, c.source) for c in spec.channels}
+
+
+def export_request(spec: JobSpec, plan: Plan) -> str:
+    return json.dumps(build_request(spec, plan), indent=2) + "\n"
+
+
+def export_v2(spec: JobSpec, plan: Plan) -> str:
+    """SageMaker Python SDK V2: `sagemaker.pytorch.PyTorch` estimator + fit()."""
+    src = spec.source
+    args: list[tuple[str, str]] = []
+    if src.command is not None:
+        args.append(("entry_point", _py(src.command[0])))
+    else:
+        args.append(("entry_point", _py(src.entry_point)))
+    if src.source_dir:
+        args.append(("source_dir", _py(_local(spec, src.source_dir))))
+    if src.dependencies:
+        args.append(("dependencies", _py([_local(spec, d) for d in src.dependencies])))
+    args += [
+        ("role", _py(plan.role_arn)),
+        ("base_job_name", _py(spec.name)),
+        ("instance_type", _py(spec.compute.instance_type)),
+        ("instance_count", _py(spec.compute.instance_count)),
+        ("volume_size", _py(spec.compute.volume_size_gb)),
+        ("max_run", _py(spec.max_runtime_seconds)),
+        ("output_path", _py(plan.output_uri)),
+        ("code_location", _py(plan.base_uri.rstrip("/"))),
+    ]
+    if spec.image:
+        args.append(("image_uri", _py(plan.image)))
+    else:
+        args += [
+            ("framework_version", _py(spec.sagemaker.framework_version)),
+            ("py_version", _py(spec.sagemaker.py_version)),
+        ]
+    hps = spec.all_hyperparameters()
+    if hps:
+        args.append(("hyperparameters", _py(hps)))
+    if spec.distribution.kind == "torchrun":
+        args.append(("distribution", _py({"torch_distributed": {"enabled": True}})))
+    if spec.metric_definitions:
+        defs = [{"Name": m.name, "Regex": m.regex} for m in spec.metric_definitions]
+        args.append(("metric_definitions", _py(defs)))
+    if spec.environment:
+        args.append(("environment", _py(dict(spec.environment))))
+    if plan.checkpoint_uri:
+        args += [
+            ("checkpoint_s3_uri", _py(plan.checkpoint_uri)),
+            ("checkpoint_local_path", _py(CHECKPOINT_LOCAL_PATH)),
+        ]
+    if spec.sagemaker.tags:
+        tags = [{"Key": k, "Value": v} for k, v in spec.sagemaker.tags.items()]
+        args.append(("tags", _py(tags)))
+    lines = [
+        f'"""Job {spec.name!r} as SageMaker Python SDK V2 code (exported by trainer-gui).',
+        "",
+        "pip install 'sagemaker>=2,<3'; credentials come from your AWS profile as usual.",
+        '"""',
+        "",
+        "import sagemaker",
+        "from sagemaker.pytorch import PyTorch",
+        "",
+        f"session = sagemaker.Session(boto_session=__import__('boto3').Session("
+        f"region_name={plan.region!r}))",
+        "",
+        "estimator = PyTorch(",
+        *[f"    {name}={value}," for name, value in args],
+        "    sagemaker_session=session,",
+        ")",
+        "",
+    ]
+    if spec.distribution.kind == "custom":
+        lines.insert(
+            5, "# NOTE: the custom distribution driver has no V2 equivalent; not exported."
+        )
+    if src.command is not None:
+        lines.insert(
+            5, "# NOTE: a command job; V2 runs entry_point as a script (arguments dropped)."
+        )
+    if src.requirements:
+        lines.insert(
+            5, "# NOTE: V2 installs requirements.txt from the root of source_dir; put it there."
+        )
+    inputs: list[str] = []
+    for name, source in _channels(spec, plan).items():
+        if is_remote(source):
+            inputs.append(f"    {name!r}: {source!r},")
+        else:
+            key = f"{spec.name}/channels/{name}"
+            inputs.append(f"    {name!r}: session.upload_data({source!r}, key_prefix={key!r}),")
+    if inputs:
+        lines += ["inputs = {", *inputs, "}", "estimator.fit(inputs, wait=True, logs=True)", ""]
+    else:
+        lines += ["estimator.fit(wait=True, logs=True)", ""]
+    return "\n".join(lines)
+
+
+def export_v3(spec: JobSpec, plan: Plan) -> str:
+    """SageMaker Python SDK V3: `sagemaker.train.ModelTrainer` + train()."""
+    src = spec.source
+    imports = ["Compute", "OutputDataConfig", "SourceCode", "StoppingCondition"]
+    code_args: list[str] = []
+    if src.source_dir:
+        code_args.append(f"source_dir={_local(spec, src.source_dir)!r}")
+    if src.command is not None:
+        import shlex
+
+        code_args.append(f"command={shlex.join(src.command)!r}")
+    elif src.entry_point:
+        code_args.append(f"entry_script={src.entry_point!r}")
+    if src.requirements:
+        code_args.append(f"requirements={src.requirements!r}")
+    body: list[str] = [
+        f"    training_image={plan.image!r},",
+        f"    role={plan.role_arn!r},",
+        f"    base_job_name={spec.name!r},",
+        f"    source_code=SourceCode({', '.join(code_args)}),",
+        "    compute=Compute(",
+        f"        instance_type={spec.compute.instance_type!r},",
+        f"        instance_count={spec.compute.instance_count!r},",
+        f"        volume_size_in_gb={spec.compute.volume_size_gb!r},",
+        "    ),",
+        f"    stopping_condition=StoppingCondition("
+        f"max_runtime_in_seconds={spec.max_runtime_seconds}),",
+        f"    output_data_config=OutputDataConfig(s3_output_path={plan.output_uri!r}),",
+    ]
+    extra_imports: list[str] = []
+    if spec.distribution.kind == "torchrun":
+        ppn = spec.distribution.processes_per_host
+        body.append(f"    distributed=Torchrun({f'process_count_per_node={ppn}' if ppn else ''}),")
+        extra_imports.append("from sagemaker.train.distributed import Torchrun")
+    hps = spec.all_hyperparameters()
+    if hps:
+        body.append(f"    hyperparameters={_py(hps)},")
+    if spec.environment:
+        body.append(f"    environment={_py(dict(spec.environment))},")
+    if plan.checkpoint_uri:
+        imports.append("CheckpointConfig")
+        body.append(
+            f"    checkpoint_config=CheckpointConfig(s3_uri={plan.checkpoint_uri!r}, "
+            f"local_path={CHECKPOINT_LOCAL_PATH!r}),"
+        )
+    if spec.sagemaker.tags:
+        imports.append("Tag")
+        tags = ", ".join(f"Tag(key={k!r}, value={v!r})" for k, v in spec.sagemaker.tags.items())
+        body.append(f"    tags=[{tags}],")
+    tail = ")"
+    if spec.metric_definitions:
+        imports.append("MetricDefinition")
+        defs = ", ".join(
+            f"MetricDefinition(name={m.name!r}, regex={m.regex!r})" for m in spec.metric_definitions
+        )
+        tail = f").with_metric_definitions([{defs}])"
+    channels = _channels(spec, plan)
+    if channels:
+        imports.append("InputData")
+    lines = [
+        f'"""Job {spec.name!r} as SageMaker Python SDK V3 code (exported by trainer-gui).',
+        "",
+        "pip install 'sagemaker>=3'; credentials come from your AWS profile as usual.",
+        "V3 sends hyperparameter strings unencoded and starts the script through its own",
+        "drivers (sm_drivers channel); the script sees the same SM_* channels and model dir.",
+        '"""',
+        "",
+        "from sagemaker.train import ModelTrainer",
+        f"from sagemaker.train.configs import {', '.join(sorted(set(imports)))}",
+        *extra_imports,
+        "",
+    ]
+    if spec.distribution.kind == "custom":
+        lines.append("# NOTE: the custom distribution driver has no V3 equivalent; not exported.")
+    lines += ["trainer = ModelTrainer(", *body, tail, ""]
+    if channels:
+        lines.append("inputs = [")
+        for name, source in channels.items():
+            lines.append(f"    InputData(channel_name={name!r}, data_source={source!r}),")
+        lines += ["]", "trainer.train(input_data_config=inputs, wait=True, logs=True)", ""]
+    else:
+        lines += ["trainer.train(wait=True, logs=True)", ""]
+    return "\n".join(lines)
+
+
+def export_code(spec: JobSpec, plan: Plan, fmt: str) -> str:
+    if fmt == "v3":
+        return export_v3(spec, plan)
+    if fmt == "v2":
+        return export_v2(spec, plan)
+    if fmt == "request":
+        return export_request(spec, plan)
+    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -1,0 +1,312 @@
+"""Training jobs already in the account: list them, import one as a spec, follow one here.
+
+`spec_from_description` reverses the request mapping (request.py): sagemaker_program and
+sagemaker_submit_directory give the source, the torch_distributed flag the distribution, the
+channels (less the app's own code/tg-driver ones) the data, JSON-decoded hyperparameters less
+the sagemaker_* keys the hyperparameters. With `download_code`, the job's sourcedir.tar.gz is
+unpacked next to the spec so it re-runs locally as it is; otherwise source_dir stays an s3://
+URI that the SageMaker backend reuses without uploading anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainer_gui.core.aws.errors import AwsError, aws_errors
+from trainer_gui.core.aws.images import versions_from_image
+from trainer_gui.core.aws.request import (
+    CODE_CHANNEL,
+    CUSTOM_DRIVER_CHANNEL,
+    DRIVER_CHANNEL,
+    SOURCE_ARCHIVE,
+    Plan,
+    plan_locations,
+)
+from trainer_gui.core.aws.s3 import S3Uri, download, safe_extract
+from trainer_gui.core.aws.session import AwsSession, default_region
+from trainer_gui.core.contract import decode_hyperparameters
+from trainer_gui.core.contract.toolkit import (
+    PROCESSES_PER_HOST_KEY,
+    RESERVED_HYPERPARAMETERS,
+    TORCH_DISTRIBUTED_KEY,
+)
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.spec.model import JobSpec, MetricDefinition
+
+if TYPE_CHECKING:
+    from trainer_gui.core.jobs import JobService
+
+SUFFIX_RE = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    name: str
+    status: str
+    created: float
+    ended: float | None
+    arn: str
+
+
+def list_training_jobs(session: AwsSession, limit: int = 20) -> list[RemoteJob]:
+    """The account's most recent training jobs in the session's region, newest first."""
+    out: list[RemoteJob] = []
+    with aws_errors("listing training jobs"):
+        paginator = session.client("sagemaker").get_paginator("list_training_jobs")
+        pages = paginator.paginate(
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 100)},
+        )
+        for page in pages:
+            for item in page.get("TrainingJobSummaries", []) or []:
+                end = item.get("TrainingEndTime")
+                out.append(
+                    RemoteJob(
+                        name=item["TrainingJobName"],
+                        status=item["TrainingJobStatus"],
+                        created=item["CreationTime"].timestamp(),
+                        ended=end.timestamp() if end else None,
+                        arn=item["TrainingJobArn"],
+                    )
+                )
+    out.sort(key=lambda j: j.created, reverse=True)
+    return out[:limit]
+
+
+def describe(session: AwsSession, name: str) -> dict[str, Any]:
+    with aws_errors(f"looking up the training job {name}"):
+        return dict(session.client("sagemaker").describe_training_job(TrainingJobName=name))
+
+
+def job_tags(session: AwsSession, arn: str) -> dict[str, str]:
+    try:
+        with aws_errors("reading the job's tags"):
+            out = session.client("sagemaker").list_tags(ResourceArn=arn)
+    except AwsError:
+        return {}
+    return {
+        t["Key"]: t.get("Value", "")
+        for t in out.get("Tags", []) or []
+        if not t["Key"].lower().startswith("aws:")
+    }
+
+
+def spec_from_description(
+    desc: dict[str, Any], region: str, tags: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Spec data (a mapping for `spec_from_dict`) that would re-create this training job."""
+    name = SUFFIX_RE.sub("", str(desc["TrainingJobName"])) or "imported"
+    name = name[:40].rstrip("-")
+    raw_hps = dict(desc.get("HyperParameters") or {})
+    decoded = decode_hyperparameters(raw_hps)
+    algo = desc.get("AlgorithmSpecification") or {}
+    program = decoded.get("sagemaker_program")
+    submit = decoded.get("sagemaker_submit_directory")
+    source: dict[str, Any] = {}
+    if submit and isinstance(submit, str):
+        source["source_dir"] = submit
+    if program:
+        source["entry_point"] = str(program)
+    args = list(algo.get("ContainerArguments") or [])
+    if "--" in args:
+        source["command"] = args[args.index("--") + 1 :]
+    elif not program:
+        container_cmd = list(algo.get("ContainerEntrypoint") or []) + args
+        if container_cmd:
+            source["command"] = container_cmd
+    data: dict[str, Any] = {"name": name, "source": source}
+    image = str(algo.get("TrainingImage", ""))
+    sagemaker: dict[str, Any] = {"region": region, "role_arn": desc.get("RoleArn")}
+    versions = versions_from_image(image)
+    if versions is not None:
+        sagemaker["framework_version"], sagemaker["py_version"] = versions
+    elif image:
+        data["image"] = image
+    resources = desc.get("ResourceConfig") or {}
+    data["compute"] = {
+        "backend": "sagemaker",
+        "instance_type": resources.get("InstanceType", "ml.m5.xlarge"),
+        "instance_count": int(resources.get("InstanceCount", 1)),
+        "volume_size_gb": int(resources.get("VolumeSizeInGB", 30)),
+    }
+    if decoded.get(TORCH_DISTRIBUTED_KEY) in (True, "true", "True"):
+        dist: dict[str, Any] = {"kind": "torchrun"}
+        if decoded.get(PROCESSES_PER_HOST_KEY):
+            dist["processes_per_host"] = int(decoded[PROCESSES_PER_HOST_KEY])
+        data["distribution"] = dist
+    channels = []
+    for channel in desc.get("InputDataConfig") or []:
+        cname = channel["ChannelName"]
+        if cname in (CODE_CHANNEL, DRIVER_CHANNEL, CUSTOM_DRIVER_CHANNEL):
+            continue
+        s3 = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+        if not s3.get("S3Uri"):
+            continue  # file systems and datasets are not in the spec model
+        entry: dict[str, Any] = {"name": cname, "source": s3["S3Uri"]}
+        if channel.get("ContentType"):
+            entry["content_type"] = channel["ContentType"]
+        mode = channel.get("InputMode") or algo.get("TrainingInputMode")
+        if mode and mode != "File":
+            entry["input_mode"] = mode
+        channels.append(entry)
+    if channels:
+        data["channels"] = channels
+    hps = {
+        k: v
+        for k, v in decoded.items()
+        if not k.startswith("sagemaker_") and k not in RESERVED_HYPERPARAMETERS
+    }
+    if hps:
+        data["hyperparameters"] = hps
+    if desc.get("Environment"):
+        data["environment"] = dict(desc["Environment"])
+    stopping = desc.get("StoppingCondition") or {}
+    if stopping.get("MaxRuntimeInSeconds"):
+        data["max_runtime_seconds"] = int(stopping["MaxRuntimeInSeconds"])
+    checkpoint = (desc.get("CheckpointConfig") or {}).get("S3Uri")
+    if checkpoint:
+        data["checkpoint_s3_uri"] = checkpoint
+    metrics = []
+    for metric in algo.get("MetricDefinitions") or []:
+        try:
+            MetricDefinition(name=metric["Name"], regex=metric["Regex"])
+        except ValueError:
+            continue  # e.g. built-in algorithm regexes without exactly one group
+        metrics.append({"name": metric["Name"], "regex": metric["Regex"]})
+    if metrics:
+        data["metric_definitions"] = metrics
+    output = (desc.get("OutputDataConfig") or {}).get("S3OutputPath")
+    if output:
+        data["output_path"] = output
+    if tags:
+        sagemaker["tags"] = dict(tags)
+    data["sagemaker"] = {k: v for k, v in sagemaker.items() if v}
+    return data
+
+
+def import_training_job(
+    session: AwsSession,
+    name: str,
+    spec_path: Path | None = None,
+    download_code: bool = True,
+) -> JobSpec:
+    """A spec for an account's training job; saved to `spec_path` when given.
+
+    With `download_code` and a spec path, the code is unpacked into `<spec folder>/<name>-code`
+    and the spec points there (so it runs locally too).
+    """
+    from trainer_gui.core.spec import save_spec, spec_from_dict
+
+    desc = describe(session, name)
+    data = spec_from_description(desc, session.region, job_tags(session, desc["TrainingJobArn"]))
+    base = spec_path.resolve().parent if spec_path else None
+    source_dir = data["source"].get("source_dir")
+    if (
+        download_code
+        and base is not None
+        and isinstance(source_dir, str)
+        and source_dir.startswith("s3://")
+        and source_dir.endswith(".tar.gz")
+    ):
+        folder = base / f"{data['name']}-code"
+        archive = base / f".{data['name']}-{SOURCE_ARCHIVE}"
+        if download(session.client("s3"), S3Uri.parse(source_dir), archive) is None:
+            raise UserError(f"the job's code {source_dir} is no longer in S3")
+        safe_extract(archive, folder)
+        archive.unlink(missing_ok=True)
+        data["source"]["source_dir"] = folder.name
+    spec = spec_from_dict(data, base_dir=base, source=f"training job {name}")
+    if spec_path is not None:
+        save_spec(spec, spec_path)
+    return spec
+
+
+def adopt_training_job(
+    service: JobService,
+    session: AwsSession,
+    name: str,
+    project_id: int | None = None,
+) -> str:
+    """Follow any training job of the account in the store, like one started here.
+
+    The store id is the training job name; following resumes after restarts like any job.
+    """
+    from trainer_gui.core.paths import runs_home
+    from trainer_gui.core.spec import dump_spec, spec_from_dict
+
+    existing = service.store.get_job(name)
+    if existing is not None and existing.id == name:
+        service.recover([name])
+        return name
+    desc = describe(session, name)
+    data = spec_from_description(desc, session.region)
+    spec = spec_from_dict(data, source=f"training job {name}")
+    run_dir = runs_home() / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "job.yaml").write_text(dump_spec(spec), encoding="utf-8")
+    created = desc.get("CreationTime")
+    service.store.create_job(
+        name,
+        spec.name,
+        "sagemaker",
+        dump_spec(spec),
+        str(run_dir),
+        project_id,
+        created_at=created.timestamp() if isinstance(created, datetime) else time.time(),
+    )
+    service.store.update_backend_ids(
+        name,
+        {
+            "training_job_name": name,
+            "training_job_arn": desc.get("TrainingJobArn"),
+            "region": session.region,
+            "profile": session.profile,
+            "adopted": True,
+        },
+    )
+    service.recover([name])
+    return name
+
+
+def plan_for_export(
+    spec: JobSpec, job_name: str, session: AwsSession | None = None
+) -> tuple[Plan, list[str]]:
+    """The plan an export shows, with placeholders (and notes) for what AWS would tell."""
+    from trainer_gui.core.aws.images import resolve_image
+
+    notes: list[str] = []
+    region = spec.sagemaker.region or default_region(spec.sagemaker.profile)
+    if not region:
+        region = "us-east-1"
+        notes.append("no region in the spec or the AWS config: us-east-1 assumed")
+    role = spec.sagemaker.role_arn
+    if not role:
+        role = "arn:aws:iam::<account-id>:role/<sagemaker-execution-role>"
+        notes.append("sagemaker.role_arn is empty: replace the role placeholder")
+    base = spec.sagemaker.s3_prefix
+    if not base:
+        try:
+            session = session or AwsSession(spec.sagemaker.profile, region)
+            base = f"s3://{session.default_bucket()}"
+        except AwsError as exc:
+            base = f"s3://sagemaker-{region}-<account-id>"
+            notes.append(f"default bucket unknown ({exc}): replace <account-id>")
+    image, toolkit = resolve_image(
+        spec.image,
+        spec.sagemaker.framework_version,
+        spec.sagemaker.py_version,
+        region,
+        spec.compute.instance_type,
+    )
+    return plan_locations(spec, job_name, region, role, image, toolkit, base), notes
+
+
+def describe_json(desc: dict[str, Any]) -> str:
+    return json.dumps(desc, indent=2, default=str)
