@@ -1,0 +1,203 @@
+"""Code tarball, channel uploads, skip-unchanged, multipart resume and progress."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sm_helpers import BUCKET, make_spec, runner, service
+
+from trainer_gui.core.aws.s3 import (
+    Journal,
+    MiB,
+    Progress,
+    S3Uri,
+    UnsafeArchive,
+    Uploader,
+    pack_tree,
+    safe_extract,
+)
+from trainer_gui.core.runners.sagemaker import TransferProgress, source_entries
+
+
+def _submit(svc: Any, spec: Any) -> Any:
+    handle = svc.submit(spec)
+    handle.wait(30)
+    return svc.get(handle.job_id)
+
+
+def test_the_source_tarball_holds_code_dependencies_and_requirements(
+    aws: Any, project: Path
+) -> None:
+    (project / "libs" / "helpers").mkdir(parents=True)
+    (project / "libs" / "helpers" / "util.py").write_text("Y = 2\n")
+    spec = make_spec(
+        project,
+        source={
+            "source_dir": "code",
+            "entry_point": "train.py",
+            "requirements": "requirements.txt",
+            "dependencies": ["libs/helpers"],
+        },
+    )
+    record = _submit(service(), spec)
+    assert record.status == "Completed", record.failure_reason
+    blob = aws.objects(BUCKET, f"{record.id}/source/")[f"{record.id}/source/sourcedir.tar.gz"]
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        names = sorted(m.name for m in tar.getmembers())
+        assert tar.extractfile("train.py").read() == b"print('loss=0.1')\n"  # type: ignore[union-attr]
+        assert tar.extractfile("requirements.txt").read() == b"numpy\n"  # type: ignore[union-attr]
+        assert {m.uid for m in tar.getmembers()} == {0}
+    assert names == ["helpers/util.py", "pkg/__init__.py", "requirements.txt", "train.py"]
+
+
+def test_the_tarball_is_reproducible(project: Path, tmp_path: Path) -> None:
+    spec = make_spec(project)
+    one = pack_tree(source_entries(spec), tmp_path / "a.tar.gz").read_bytes()
+    two = pack_tree(source_entries(spec), tmp_path / "b.tar.gz").read_bytes()
+    assert hashlib.md5(one).digest() == hashlib.md5(two).digest()
+
+
+def test_channels_upload_once_and_a_second_submit_sends_only_what_changed(
+    aws: Any, project: Path
+) -> None:
+    svc = service()
+    first = _submit(svc, make_spec(project))
+    assert first.status == "Completed", first.failure_reason
+    prefix = "mnist/channels/train/"
+    assert aws.objects(BUCKET, prefix) == {
+        f"{prefix}rows.csv": b"a,b\n1,2\n",
+        f"{prefix}sub/more.csv": b"a,b\n3,4\n",
+    }
+    puts = aws.faults.count("s3:PutObject")
+    second = _submit(svc, make_spec(project))
+    assert second.status == "Completed"
+    # only the second job's own code archive and nothing of the unchanged channel
+    assert aws.faults.count("s3:PutObject") - puts == 1
+    (project / "data" / "rows.csv").write_text("a,b\n9,9\n")
+    (project / "data" / "sub" / "more.csv").unlink()
+    (project / "data" / "new.csv").write_text("n\n")
+    puts = aws.faults.count("s3:PutObject")
+    third = _submit(svc, make_spec(project))
+    assert third.status == "Completed"
+    assert aws.faults.count("s3:PutObject") - puts == 3  # code, rows.csv, new.csv
+    assert aws.objects(BUCKET, prefix) == {
+        f"{prefix}new.csv": b"n\n",
+        f"{prefix}rows.csv": b"a,b\n9,9\n",
+    }
+
+
+def _big(path: Path, size: int) -> bytes:
+    data = hashlib.sha256(b"seed").digest() * (size // 32 + 1)
+    data = data[:size]
+    path.write_bytes(data)
+    return data
+
+
+def test_big_files_go_in_parts_and_are_skipped_when_unchanged(aws: Any, tmp_path: Path) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="data")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    data = _big(folder / "big.bin", 12 * MiB)
+    seen: list[Progress] = []
+    up = Uploader(s3, Journal(tmp_path / "j.json"), part_size=5 * MiB, multipart_threshold=5 * MiB)
+    summary = up.upload_tree(folder, S3Uri("data", "set/"), progress=seen.append)
+    assert summary.uploaded == ["set/big.bin"]
+    assert aws.faults.count("s3:UploadPart") == 3
+    assert s3.get_object(Bucket="data", Key="set/big.bin")["Body"].read() == data
+    assert seen[-1].done_bytes == seen[-1].total_bytes == 12 * MiB
+    assert [p.done_bytes for p in seen] == sorted(p.done_bytes for p in seen)
+    again = up.upload_tree(folder, S3Uri("data", "set/"))
+    assert again.skipped == ["set/big.bin"] and again.uploaded == []
+    assert aws.faults.count("s3:UploadPart") == 3
+
+
+def test_an_interrupted_multipart_upload_resumes_where_it_stopped(aws: Any, project: Path) -> None:
+    data = _big(project / "data" / "big.bin", 12 * MiB)
+    options = {"part_size": 5 * MiB, "multipart_threshold": 5 * MiB}
+    svc = service(**options)
+    # part 1 goes through, then the network drops for longer than botocore + our retries
+    original = aws.faults.intercept
+    parts = {"n": 0}
+
+    def flaky(request: Any) -> Any:
+        from conftest import _op_of
+
+        if _op_of(request) == "s3:UploadPart":
+            parts["n"] += 1
+            if parts["n"] > 1:
+                from botocore.exceptions import ConnectionClosedError
+
+                aws.faults.sent.append("s3:UploadPart")
+                raise ConnectionClosedError(endpoint_url=request.url)
+        return original(request)
+
+    aws.faults.intercept = flaky
+    failed = _submit(svc, make_spec(project))
+    assert failed.status == "Failed"
+    assert "network connection was lost" in (failed.failure_reason or "")
+    assert "submit the job again to resume" in (failed.failure_reason or "")
+    aws.faults.intercept = original
+    before_parts = aws.faults.count("s3:UploadPart")
+    creates = aws.faults.count("s3:CreateMultipartUpload")
+    ok = _submit(svc, make_spec(project))
+    assert ok.status == "Completed", ok.failure_reason
+    assert aws.faults.count("s3:CreateMultipartUpload") == creates  # the same upload, resumed
+    assert aws.faults.count("s3:UploadPart") - before_parts == 2  # parts 2 and 3 only
+    key = "mnist/channels/train/big.bin"
+    assert aws.objects(BUCKET, key)[key] == data
+
+
+def test_a_short_network_loss_is_retried_within_the_same_submit(aws: Any, project: Path) -> None:
+    aws.faults.drop("s3:PutObject", times=5)  # more than botocore's 4 attempts
+    record = _submit(service(retry_delays=(0.0, 0.0)), make_spec(project))
+    assert record.status == "Completed", record.failure_reason
+
+
+def test_upload_progress_reaches_the_job_listeners(aws: Any, project: Path) -> None:
+    events: list[TransferProgress] = []
+    direct: list[TransferProgress] = []
+    svc = service(on_progress=direct.append)
+    svc.subscribe(lambda e: events.append(e) if isinstance(e, TransferProgress) else None)
+    record = _submit(svc, make_spec(project))
+    assert record.status == "Completed"
+    whats = {e.what for e in events}
+    assert {"code", "channel train", "model.tar.gz", "output.tar.gz"} <= whats
+    channel = [e for e in events if e.what == "channel train"]
+    assert channel[-1].done_bytes == channel[-1].total_bytes == 16
+    assert [e.what for e in direct] == [e.what for e in events]
+    assert runner().poll_min > 0
+
+
+def _tar_with(name: str, link: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo(name)
+        if link is not None:
+            info.type = tarfile.SYMTYPE
+            info.linkname = link
+            tar.addfile(info)
+        else:
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "link"),
+    [("../evil.txt", None), ("/etc/evil.txt", None), ("ok/../../evil", None), ("lnk", "../../x")],
+)
+def test_unpacking_refuses_paths_out_of_the_run_folder(
+    tmp_path: Path, name: str, link: str | None
+) -> None:
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(_tar_with(name, link))
+    with pytest.raises(UnsafeArchive, match="refusing"):
+        safe_extract(archive, tmp_path / "out" / "model")
+    assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "out" / "evil").exists()
