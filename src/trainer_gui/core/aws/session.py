@@ -36,7 +36,7 @@ def client_config(**extra: Any) -> Any:
     from botocore.config import Config
 
     return Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts()},
+        retries={"mode": "adaptive", "total_max_attempts": max_attempts()},
         user_agent_extra="trainer-gui",
         **extra,
     )
