@@ -266,7 +266,9 @@ def test_host_layout_submit_directory_points_at_the_host_tree(tmp_path: Path) ->
 
 def test_region_topology_and_cpus_as_the_toolkit_5_exports_them() -> None:
     """Checked against sagemaker-training 5.1.4 in tests/docker/test_launch_modes.py."""
-    spec = _spec(hyperparameters={"lr": 0.1})
+    spec = spec_from_dict(
+        {"name": "demo", "source": {"command": ["x"]}, "hyperparameters": {"lr": 0.1}}
+    )
     hps = contract.sagemaker_hyperparameters(spec, "demo-1")
     resource = contract.resource_config(spec, "algo-1")
     env = toolkit.build_environment(toolkit.Paths(), hps, resource, {}, environ={})

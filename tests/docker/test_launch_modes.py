@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,42 @@ def test_a_failing_script_fails_the_job_with_the_toolkits_reason(
         assert "ExecuteUserScriptError" in text
         assert "ExitCode 1" in text
         assert "FloatingPointError: the loss went to nan" in text
+
+
+LONG = """
+    import time
+    for step in range(100000):
+        print(f"step={step} loss=0.5", flush=True)
+        time.sleep(0.1)
+"""
+
+
+def test_a_toolkit_job_stops_when_cancelled(
+    service: JobService, toolkit_image: str, tmp_path: Path
+) -> None:
+    """`train` under the DLC entrypoint (bash -m, no exec) on two independent hosts, each with
+    its network holder: cancelling stops the job and leaves nothing (the fixture checks)."""
+    spec = _spec(
+        tmp_path,
+        toolkit_image,
+        LONG,
+        compute={"backend": "docker", "instance_count": 2},
+        hyperparameters={},
+    )
+    handle = service.submit(spec)
+    log = Path(service.get(handle.job_id).run_dir) / "logs" / "job.log"
+
+    def both_training() -> bool:
+        text = log.read_text() if log.exists() else ""
+        return all(f"algo-{i}\tstdout\tstep=" in text for i in (1, 2))
+
+    deadline = time.monotonic() + TIMEOUT
+    while not both_training():
+        assert time.monotonic() < deadline, "the toolkit never started the script"
+        time.sleep(0.2)
+    started = time.monotonic()
+    handle.cancel()
+    handle.wait(TIMEOUT)
+    record = service.get(handle.job_id)
+    assert record.status == "Stopped" and record.failure_reason == "Stopped by the user"
+    assert time.monotonic() - started < 60
