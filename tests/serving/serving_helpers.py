@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -80,7 +81,9 @@ def torchscript_model(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 2)
-    torch.jit.save(torch.jit.script(model), str(dest / "model.pt"))
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch >= 2.10
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(model), str(dest / "model.pt"))
     return dest
 
 

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +248,10 @@ def test_several_requests_at_once_on_keep_alive_connections(quickstart: Any) -> 
 def defaults(script_model: Path) -> Any:
     with serving_in_thread(script_model) as (url, service):
         assert service.state == "ready", service.error
-        yield url, torch.jit.load(str(script_model / "model.pt"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(script_model / "model.pt"))
+        yield url, model
 
 
 def expected_of(model: Any, rows: Any) -> Any:

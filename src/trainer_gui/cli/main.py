@@ -21,6 +21,7 @@ from trainer_gui.core.errors import UserError
 if TYPE_CHECKING:
     from trainer_gui.core.jobs import JobService
     from trainer_gui.core.runners.events import AnyEvent
+    from trainer_gui.core.serving.launcher import EndpointLauncher, StartProgress
     from trainer_gui.core.store import JobRecord
 
 EXIT_OK = 0
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = spec_sub.add_parser("validate", help="check a spec and print what is wrong")
     validate.add_argument("spec")
     _add_sagemaker_commands(sub)
+    _add_serving_commands(sub)
     return parser
 
 
@@ -542,6 +544,214 @@ def _sm_cost(args: argparse.Namespace) -> int:
     return EXIT_OK if estimate.known else EXIT_FAILED
 
 
+# -- serving: `serve` and `predict` ---------------------------------------------------------------
+
+
+def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
+    """`trainer-gui serve` (local inference endpoints) and `trainer-gui predict` (requests)."""
+    serve = sub.add_parser(
+        "serve",
+        help="serve a trained model in a local inference container",
+        description="Serve a model the way SageMaker does: /ping and /invocations on "
+        "http://127.0.0.1:<free port>. Stays in the foreground, printing the container log, "
+        "until Ctrl+C removes the container (or returns at once with --detach).",
+    )
+    serve.add_argument(
+        "model", nargs="?", help="a job id or name, a model.tar.gz, a model folder or an s3:// URI"
+    )
+    serve.add_argument(
+        "--image",
+        default="trainer-gui/inference:latest",
+        help="container image: a SageMaker PyTorch inference image runs `serve`, any other "
+        "image with Python and torch runs the app's runtime (default: %(default)s)",
+    )
+    serve.add_argument("--port", type=int, help="host port on 127.0.0.1 (default: a free one)")
+    serve.add_argument("--name", help="endpoint name (default: from the job or file)")
+    serve.add_argument(
+        "--mode",
+        choices=["auto", "sagemaker", "runtime"],
+        default="auto",
+        help="auto (default): from the image; sagemaker: run `serve`; runtime: the app's server",
+    )
+    serve.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="container environment"
+    )
+    serve.add_argument(
+        "--timeout", type=float, default=240.0, help="seconds for /ping to pass (default 240)"
+    )
+    serve.add_argument("--detach", action="store_true", help="start the endpoint and return")
+    serve.add_argument("--list", action="store_true", help="list local endpoints")
+    serve.add_argument("--stop", metavar="NAME", help="stop an endpoint (`all`: every one)")
+
+    predict = sub.add_parser("predict", help="send a request to an endpoint and print the answer")
+    predict.add_argument(
+        "endpoint", help="a local endpoint's name or URL, or sagemaker:NAME for a deployed one"
+    )
+    predict.add_argument("--data", required=True, help="file to send as the body (- for stdin)")
+    predict.add_argument("--content-type", help="default: from the file's suffix")
+    predict.add_argument("--accept", help="response type to ask for (default: the server's)")
+    predict.add_argument("--region", help="AWS region (sagemaker: endpoints)")
+    predict.add_argument("--profile", help="AWS profile (sagemaker: endpoints)")
+    predict.add_argument("--raw", action="store_true", help="write the body as it came")
+
+
+def _print_endpoints(launcher: EndpointLauncher) -> int:
+    endpoints = launcher.list_endpoints()
+    if not endpoints:
+        print("No local endpoints. Start one with: trainer-gui serve JOB|MODEL.tar.gz")
+        return EXIT_OK
+    rows = [("NAME", "URL", "MODE", "STATE", "MODEL")]
+    rows += [(e.name, e.url or "-", e.mode, e.state, e.source) for e in endpoints]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    return EXIT_OK
+
+
+def _env_pairs(items: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--env wants KEY=VALUE, got {item!r}")
+        env[key] = value
+    return env
+
+
+class _ServeProgress:
+    """Start progress: one rewritten line on a terminal, a line per stage in a pipe; log lines
+    of the container prefixed with '  | '. Called from the launcher's threads, so it locks."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.stage = ""
+        self._lock = threading.Lock()
+
+    def __call__(self, progress: StartProgress) -> None:
+        with self._lock:
+            if progress.stage == "waiting" and (self.tty or self.stage == "waiting"):
+                if self.tty:
+                    self.out.write(f"\r{progress.message[:100]:<100}")
+            else:
+                if self.tty and self.stage == "waiting":
+                    self.out.write("\n")
+                self.out.write(f"{progress.message}\n")
+            self.stage = progress.stage
+            self.out.flush()
+
+    def log(self, line: str) -> None:
+        with self._lock:
+            if self.tty and self.stage == "waiting":
+                self.out.write("\r" + " " * 100 + "\r")
+            self.out.write(f"  | {line}\n")
+            self.out.flush()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+
+    from trainer_gui.core.serving.launcher import EndpointLauncher
+
+    launcher = EndpointLauncher()
+    if args.list:
+        return _print_endpoints(launcher)
+    if args.stop:
+        names = [e.name for e in launcher.list_endpoints()] if args.stop == "all" else [args.stop]
+        for name in names:
+            if not launcher.stop(name):
+                raise UserError(f"no local endpoint {name!r} (`trainer-gui serve --list`)")
+            print(f"Stopped {name}")
+        return EXIT_OK
+    if not args.model:
+        raise UserError("name what to serve: trainer-gui serve JOB|MODEL.tar.gz|MODEL_DIR")
+    out = sys.stdout
+    removed = launcher.cleanup_orphans()
+    if removed:
+        out.write(f"Removed endpoints left by a crashed session: {', '.join(removed)}\n")
+    progress = _ServeProgress(out)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    name = None
+    try:
+        try:
+            endpoint = launcher.start(
+                args.model,
+                name=args.name,
+                image=args.image,
+                mode=args.mode,
+                port=args.port,
+                environment=_env_pairs(args.env),
+                timeout=args.timeout,
+                on_progress=progress,
+                on_log=None if args.detach else progress.log,
+                detached=args.detach,
+            )
+        except KeyboardInterrupt:
+            out.write("\nCancelled; the container is removed.\n")
+            return EXIT_DETACHED
+        name = endpoint.name
+        out.write(f"Serving {endpoint.source} at {endpoint.url} (endpoint {name})\n")
+        out.write(
+            f"  try:  trainer-gui predict {name} --data rows.json\n"
+            f"        curl -s {endpoint.url}/invocations -H 'Content-Type: application/json' "
+            "-d '[[...]]'\n"
+        )
+        if args.detach:
+            out.write(f"  stop: trainer-gui serve --stop {name}\n")
+            out.flush()
+            return EXIT_OK
+        out.write("Following the container log; Ctrl+C stops the endpoint.\n")
+        out.flush()
+        while not launcher.wait_exit(name, 0.5):
+            pass
+        out.write(f"Endpoint {name} ended on its own.\n")
+        launcher.stop(name)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        if name is not None:
+            launcher.stop(name)
+            out.write(f"\nStopped {name}\n")
+            out.flush()
+        return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        launcher.close()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from trainer_gui.core.serving.client import client_for, content_type_for, format_body
+
+    if args.data == "-":
+        body = sys.stdin.buffer.read()
+        content_type = args.content_type or "application/json"
+    else:
+        path = Path(args.data).expanduser()
+        if not path.is_file():
+            raise UserError(f"--data {args.data}: no such file")
+        body = path.read_bytes()
+        content_type = args.content_type or content_type_for(path)
+    client = client_for(args.endpoint, region=args.region, profile=args.profile)
+    try:
+        result = client.invoke(body, content_type, args.accept)
+    finally:
+        client.close()
+    sys.stderr.write(
+        f"{result.status} from {result.target} in {result.latency_ms:.1f} ms "
+        f"({result.content_type or 'no content type'})\n"
+    )
+    if args.raw:
+        sys.stdout.buffer.write(result.body)
+        sys.stdout.flush()
+    else:
+        text = format_body(result.body, result.content_type)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
 def _setup_logging() -> None:
     level = os.environ.get("TRAINER_GUI_LOG", "WARNING").upper()
     logging.basicConfig(
@@ -565,6 +775,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "stop": cmd_stop,
             "show": cmd_show,
             "images": cmd_images,
+            "serve": cmd_serve,
+            "predict": cmd_predict,
         }
         if command == "sagemaker":
             return cmd_sagemaker(args)

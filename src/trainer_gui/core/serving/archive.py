@@ -105,16 +105,8 @@ def _check_members(
             kind = "dir"
         elif member.isfile():
             kind = "file"
-            if member.size > limits.max_member_bytes:
-                raise UnsafeArchive(
-                    f"member {member.name!r} is {member.size} bytes, more than the limit of "
-                    f"{limits.max_member_bytes} bytes for one file"
-                )
+            _check_size(member, total, limits)
             total += member.size
-            if total > limits.max_total_bytes:
-                raise UnsafeArchive(
-                    f"the archive unpacks to more than {limits.max_total_bytes} bytes (the limit)"
-                )
         elif member.issym():
             kind = "symlink"
             target = member.linkname
@@ -161,6 +153,18 @@ def _check_members(
     return checked
 
 
+def _check_size(member: tarfile.TarInfo, total: int, limits: ArchiveLimits) -> None:
+    if member.size > limits.max_member_bytes:
+        raise UnsafeArchive(
+            f"member {member.name!r} is {member.size} bytes, more than the limit of "
+            f"{limits.max_member_bytes} bytes for one file"
+        )
+    if total + member.size > limits.max_total_bytes:
+        raise UnsafeArchive(
+            f"the archive unpacks to more than {limits.max_total_bytes} bytes (the limit)"
+        )
+
+
 def _parents(name: str) -> list[str]:
     parts = name.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -201,12 +205,17 @@ def extract_model(archive: Path, dest: Path, limits: ArchiveLimits = DEFAULT_LIM
 
 
 def _read_members(tar: tarfile.TarFile, limits: ArchiveLimits) -> list[tarfile.TarInfo]:
-    """Headers one by one, so a bomb of millions of members stops at the limit."""
+    """Headers one by one, so a bomb (millions of members, a member claiming terabytes) stops
+    at its first header past a limit, before its data is read or skipped."""
     members: list[tarfile.TarInfo] = []
+    total = 0
     while True:
         member = tar.next()
         if member is None:
             return members
+        if member.isfile():
+            _check_size(member, total, limits)
+            total += member.size
         members.append(member)
         if len(members) > limits.max_members:
             raise UnsafeArchive(

@@ -33,6 +33,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ LABEL_OWNER = "trainer-gui.endpoint.owner"
 LABEL_DIR = "trainer-gui.endpoint.dir"
 LABEL_MODEL = "trainer-gui.endpoint.model"
 LABEL_HOME = "trainer-gui.endpoint.home"
+LABEL_LAUNCHER = "trainer-gui.endpoint.launcher"
 
 _NAME_OK = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -412,6 +414,7 @@ class EndpointLauncher:
         self._lock = threading.RLock()
         self._live: dict[str, _Live] = {}
         self._owner = owner_token()
+        self.launcher_id = uuid.uuid4().hex[:12]
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -605,6 +608,7 @@ class EndpointLauncher:
                 LABEL_SOURCE: source.description[:500],
                 LABEL_MODE: chosen,
                 LABEL_OWNER: DETACHED if detached else self._owner,
+                LABEL_LAUNCHER: self.launcher_id,
                 LABEL_DIR: str(workdir),
                 LABEL_MODEL: str(model_dir),
                 LABEL_HOME: str(self.home.resolve()),
@@ -739,6 +743,17 @@ class EndpointLauncher:
         code = state.get("ExitCode")
         return int(code) if code is not None else None
 
+    def wait_exit(self, name: str, timeout: float | None = None) -> bool:
+        """Block until the endpoint's container ends (True) or `timeout` passes (False).
+
+        Only for endpoints this launcher started (it follows their logs); others: False.
+        """
+        with self._lock:
+            live = self._live.get(name)
+        if live is None:
+            return False
+        return live.exited.wait(timeout)
+
     # -- logs -------------------------------------------------------------------------------
 
     def logs(self, name: str, tail: int = 200) -> str:
@@ -797,12 +812,17 @@ class EndpointLauncher:
         return names
 
     def shutdown_all(self) -> list[str]:
-        """Stop every endpoint this process started (not detached ones); their names."""
+        """Stop every endpoint this launcher started (not detached ones); their names.
+
+        Call it when the app exits; endpoints of a process that died instead are removed by
+        `cleanup_orphans` at the next start.
+        """
         try:
             mine = [
                 c
                 for c in self._containers()
-                if (c.get("Labels") or {}).get(LABEL_OWNER) == self._owner
+                if (c.get("Labels") or {}).get(LABEL_LAUNCHER) == self.launcher_id
+                and (c.get("Labels") or {}).get(LABEL_OWNER) != DETACHED
             ]
         except UserError:
             return []

@@ -52,6 +52,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TYPE_CHECKING = False
@@ -155,7 +156,9 @@ def default_model_fn(model_dir: str) -> Any:
         )
     path = os.path.join(model_dir, names[0])
     try:
-        return torch.jit.load(path, map_location=_device())
+        with warnings.catch_warnings():  # torch >= 2.10 deprecates TorchScript; SageMaker uses it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(path, map_location=_device())
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LoadError(
