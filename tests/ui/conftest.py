@@ -18,11 +18,13 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 POOL_WAIT_MS = 10_000
 
-# PySide6 6.12.0 on Python < 3.12 drops a reference of None on every void call; without this a
-# long test run dies with "none_dealloc" (see trainer_gui.ui.bridge.pin_python_singletons).
-from trainer_gui.ui.bridge import pin_python_singletons  # noqa: E402
+# PySide6 6.12.0 on Python < 3.12 drops a reference of None on every void call, and a test
+# run would die with "none_dealloc" somewhere in the middle: stop at once with the reason.
+from trainer_gui.ui.app import binding_problem  # noqa: E402
 
-pin_python_singletons()
+_PROBLEM = binding_problem()
+if _PROBLEM is not None:
+    pytest.exit(_PROBLEM, returncode=2)
 
 
 @pytest.fixture

@@ -49,8 +49,9 @@ def drop(
     del source
     point = pos or target.rect().center()
     actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction | Qt.DropAction.LinkAction
+    # QDragEnterEvent takes a QPoint (QDropEvent a QPointF too) in PySide6 < 6.12.
     enter = QDragEnterEvent(
-        QPointF(point), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+        QPoint(point), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     )
     QApplication.sendEvent(target, enter)
     entered = enter.isAccepted()

@@ -4,6 +4,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, Slot
 from pytestqt.qtbot import QtBot
 
@@ -19,6 +20,7 @@ from trainer_gui.core.runners.events import (
     StatusChanged,
 )
 from trainer_gui.ui.bridge import JobEventBridge, drop_overlap
+from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData, overlap
 
 
 class FakeService:
@@ -52,11 +54,11 @@ class Recorder(QObject):
         self.calls.append(("status", (job_id, status, message), threading.get_ident()))
 
     @Slot(str, object)
-    def on_logs(self, job_id: str, lines: list[LogLine]) -> None:
+    def on_logs(self, job_id: str, lines: LogChunk) -> None:
         self.calls.append(("logs", (job_id, lines), threading.get_ident()))
 
     @Slot(str, object)
-    def on_metrics(self, job_id: str, samples: list[MetricSample]) -> None:
+    def on_metrics(self, job_id: str, samples: MetricChunk) -> None:
         self.calls.append(("metrics", (job_id, samples), threading.get_ident()))
 
     @Slot(str, str, str)
@@ -107,10 +109,18 @@ def test_bridge_coalesces_events_from_a_runner_thread_and_emits_on_gui_thread_in
     # 100 LogBatch and 100 MetricBatch events came out as one signal each.
     assert len(recorder.of("logs")) == 1
     assert len(recorder.of("metrics")) == 1
-    lines = recorder.of("logs")[0][1]
-    assert [ln.text for ln in lines] == [f"line {i}" for i in range(1000)]
-    samples = recorder.of("metrics")[0][1]
-    assert [s.step for s in samples] == list(range(100))
+    chunk = recorder.of("logs")[0][1]
+    assert isinstance(chunk, LogChunk)  # in columns, made on the producer's thread
+    assert [text for _, _, text in chunk.rows] == [f"line {i}" for i in range(1000)]
+    assert list(chunk.times) == [1000.0 + i for i in range(1000)]
+    assert chunk.hosts == ("algo-1",)
+    assert chunk.widest == len("line 999")
+    metrics = recorder.of("metrics")[0][1]
+    assert isinstance(metrics, MetricChunk)
+    steps, _walls, values = metrics.columns[("algo-1", "loss")]
+    assert steps.tolist() == list(range(100))
+    assert values.tolist() == [1.0 / (b + 1) for b in range(100)]
+    assert metrics.last == {"loss": 1.0 / 100}
     # The data came before the artifact and the final status, which kept their order.
     kinds = [k for k, _, _ in recorder.calls]
     assert kinds == ["status", "status", "logs", "metrics", "artifact", "status"]
@@ -136,7 +146,8 @@ def test_bridge_keeps_each_jobs_lines_before_its_later_status(qtbot: QtBot) -> N
         pass
     qtbot.waitUntil(lambda: len(recorder.of("logs")) == 3, timeout=5000)
     order = [
-        (k, a[0], [ln.text for ln in a[1]] if k == "logs" else a[1]) for k, a, _ in recorder.calls
+        (k, a[0], [row[2] for row in a[1].rows] if k == "logs" else a[1])
+        for k, a, _ in recorder.calls
     ]
     assert order == [
         ("logs", "a", ["line 1"]),
@@ -169,7 +180,7 @@ def test_bridge_flushes_at_its_rate_while_a_producer_keeps_going(qtbot: QtBot) -
         stop.set()
         producer.join()
     qtbot.waitUntil(lambda: bridge.pending_count() == 0, timeout=5000)
-    texts = [ln.text for args in recorder.of("logs") for ln in args[1]]
+    texts = [row[2] for args in recorder.of("logs") for row in args[1].rows]
     assert texts == [f"line {i}" for i in range(produced[0])]
     assert len(recorder.of("logs")) < produced[0]
     bridge.close()
@@ -197,3 +208,48 @@ def test_drop_overlap_removes_live_items_the_load_already_read() -> None:
     # A repeated value that is not a real overlap stays.
     assert drop_overlap([1, 2, 5], [5, 9], key=lambda x: x) == [9]
     assert drop_overlap([5, 1, 2], [5, 9], key=lambda x: x) == [5, 9]
+
+
+def test_bridge_passes_events_already_in_columns_and_merges_them(qtbot: QtBot) -> None:
+    """The job host delivers LogData/MetricData; several per flush come out as one signal."""
+    service = FakeService()
+    bridge = JobEventBridge(service)  # type: ignore[arg-type]
+    recorder = Recorder(bridge)
+    a = LogChunk.from_lines([_line(0, "algo-1"), _line(1, "algo-2")])
+    b = LogChunk.from_lines([_line(2, "algo-2"), _line(3, "algo-3")])
+    service.fire(LogData("j", a))
+    service.fire(LogData("j", b))
+    m1 = MetricChunk.from_samples([MetricSample("loss", 1.0, "algo-1", 1.0, 1)])
+    m2 = MetricChunk.from_samples(
+        [MetricSample("loss", 0.5, "algo-1", 2.0, 2), MetricSample("acc", 0.9, "algo-2", 2.0)]
+    )
+    service.fire(MetricData("j", m1))
+    service.fire(MetricData("j", m2))
+    bridge.flush()
+    ((_, logs),) = recorder.of("logs")
+    assert [row[2] for row in logs.rows] == ["line 0", "line 1", "line 2", "line 3"]
+    assert logs.hosts == ("algo-1", "algo-2", "algo-3")
+    assert [row[2] for row in logs.rows_of("algo-2")] == ["line 1", "line 2"]
+    ((_, metrics),) = recorder.of("metrics")
+    steps, _, values = metrics.columns[("algo-1", "loss")]
+    assert steps.tolist() == [1.0, 2.0]
+    assert values.tolist() == [1.0, 0.5]
+    assert np.isnan(metrics.columns[("algo-2", "acc")][0]).all()  # no step
+    assert metrics.last == {"loss": 0.5, "acc": 0.9}
+    assert len(metrics) == 3
+    bridge.close()
+
+
+def test_overlap_of_stored_and_live_columns() -> None:
+    def cols(values: list[float]) -> tuple[Any, Any, Any]:
+        arr = np.array(values, dtype=np.float64)
+        return (arr, arr + 1000.0, arr * 2)
+
+    assert overlap(cols([1, 2, 3, 4, 5]), cols([4, 5, 6])) == 2
+    assert overlap(cols([1, 2, 3]), cols([6, 7])) == 0
+    assert overlap(cols([1, 2, 3]), cols([1, 2, 3])) == 3
+    assert overlap(cols([]), cols([1])) == 0
+    assert overlap(cols([1, 2, 5]), cols([5, 9])) == 1
+    assert overlap(cols([5, 1, 2]), cols([5, 9])) == 0
+    nan = float("nan")
+    assert overlap(cols([1, nan, 3]), cols([nan, 3, 4])) == 2

@@ -29,8 +29,8 @@ def curve_points(panel: Any, job_id: str, metric: str) -> int:
     total = 0
     for series in panel.all_series():
         if series.job_id == job_id and series.metric == metric:
-            x, _y = panel.curve(job_id, series.host, metric).getData()
-            total += 0 if x is None else len(x)
+            x, _y = panel.curve(job_id, series.host, metric).drawn_points()
+            total += len(x)
     return total
 
 

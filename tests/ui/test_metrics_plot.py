@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.ui import metrics_plot
+from trainer_gui.ui.live_data import MetricChunk
 from trainer_gui.ui.metrics_plot import (
     CSV_HEADER,
     EmaState,
@@ -60,23 +62,67 @@ def test_one_plot_per_metric_and_one_curve_per_host(panel: MetricsPanel) -> None
     panel.add_samples(JOB, samples(5, "accuracy", "algo-1"))
     panel.redraw()
     assert panel.metric_names == ["accuracy", "loss"]
-    assert set(panel._plots["loss"].curves) == {(JOB, "algo-1", "loss"), (JOB, "algo-2", "loss")}
-    assert set(panel._plots["accuracy"].curves) == {(JOB, "algo-1", "accuracy")}
+    assert set(panel.plot("loss").curves) == {(JOB, "algo-1", "loss"), (JOB, "algo-2", "loss")}
+    assert set(panel.plot("accuracy").curves) == {(JOB, "algo-1", "accuracy")}
     assert panel.curve(JOB, "algo-2", "loss").name() == "algo-2"
     # Curves are made once: more samples reuse them.
     curve = panel.curve(JOB, "algo-1", "loss")
     panel.add_samples(JOB, samples(10, "loss", "algo-1", start=10))
     panel.redraw()
     assert panel.curve(JOB, "algo-1", "loss") is curve
-    assert len(panel._plots["loss"].item.listDataItems()) == 4  # shown + faint raw per host
+    items = panel.plot("loss").item.vb.addedItems
+    assert sum(isinstance(i, metrics_plot.SeriesCurve) for i in items) == 4  # shown + faint raw
+    assert [c.name() for c in panel.plot("loss").curves.values()] == ["algo-1", "algo-2"]
+    assert panel.plot("loss").item.legend is not None  # two hosts to tell apart
 
 
-def test_curves_clip_to_view_and_auto_downsample_with_peak(panel: MetricsPanel) -> None:
-    panel.add_samples(JOB, samples(10))
+def test_new_plots_are_built_one_per_redraw_tick(panel: MetricsPanel) -> None:
+    panel.add_samples(JOB, samples(5, "a") + samples(5, "b") + samples(5, "c"))
+    assert panel.metric_names == ["a", "b", "c"]
+    assert panel._plots == {}
+    panel.redraw()
+    assert sorted(panel._plots) == ["a"]  # the spare plot, ready before any metric came
+    panel.redraw()
+    panel.redraw()
+    assert sorted(panel._plots) == ["a", "b", "c"]
+    x, _y = panel.curve(JOB, "algo-1", "c").drawn_points()
+    np.testing.assert_array_equal(x, np.arange(5))
+
+
+def test_a_dense_series_is_drawn_as_pixel_columns_of_its_min_and_max(
+    panel: MetricsPanel, qtbot: QtBot
+) -> None:
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=300_000)
+    values[123_456] = 50.0  # one spike among 300,000 points
+    values[200_000:200_010] = np.nan
+    panel.add_samples(
+        JOB, [MetricSample("loss", float(v), "algo-1", 1000.0 + i, i) for i, v in enumerate(values)]
+    )
+    panel.redraw()
+    qtbot.wait(20)  # the new plot gets its size, and its curves are redrawn for it
+    panel.redraw()
     curve = panel.curve(JOB, "algo-1", "loss")
-    assert curve.opts["clipToView"] is True
-    assert curve.opts["autoDownsample"] is True
-    assert curve.opts["downsampleMethod"] == "peak"
+    assert curve._band
+    x, y = curve.drawn_points()
+    columns = len(x) // 2
+    assert 100 <= columns <= panel.plot("loss").item.vb.width() + 1
+    assert np.nanmax(y) == 50.0  # the spike survives
+    assert np.nanmin(y) == np.nanmin(values)
+    # Each column holds the min and max of its points (joined to its neighbours' range).
+    edges = np.append(x[0::2], 299_999)
+    k = columns // 2
+    inside = values[int(edges[k]) : int(edges[k + 1])]
+    assert y[2 * k] <= np.nanmin(inside) and y[2 * k + 1] >= np.nanmax(inside)
+    image = panel.plot_widget("loss").grab().toImage()
+    assert not image.isNull()
+
+
+def test_snap_bounds_moves_auto_range_in_round_steps() -> None:
+    assert metrics_plot.snap_bounds(0.0, 990_000.0) == (0.0, 1_000_000.0)
+    assert metrics_plot.snap_bounds(0.0, 960_000.0) == (0.0, 1_000_000.0)  # the same range
+    assert metrics_plot.snap_bounds(-0.37, 1.42) == (-0.4, 1.5)
+    assert metrics_plot.snap_bounds(2.0, 2.0) == (2.0, 2.0)
 
 
 def test_samples_of_jobs_not_shown_are_ignored(panel: MetricsPanel) -> None:
@@ -95,8 +141,8 @@ def test_every_point_is_kept_across_many_batches(panel: MetricsPanel) -> None:
     assert series.capacity >= 100_000
     np.testing.assert_array_equal(series.x_step[: series.n], np.arange(100_000))
     np.testing.assert_allclose(series.value[: series.n], 1.0 / (np.arange(100_000) + 1))
-    # Drawn as per-bin min/max: the extremes survive, the point count does not.
-    x, y = panel.curve(JOB, "algo-1", "loss").getOriginalDataset()
+    # Drawn as per-column min/max: the extremes survive, the point count does not.
+    x, y = panel.curve(JOB, "algo-1", "loss").drawn_points()
     assert len(x) < 100_000
     assert y.max() == 1.0
     assert y.min() == 1.0 / 100_000
@@ -110,16 +156,16 @@ def test_zooming_into_a_big_series_draws_its_raw_points(panel: MetricsPanel, qtb
     vb.setXRange(150_000, 150_100, padding=0)
     qtbot.waitUntil(lambda: (JOB, "algo-1", "loss") not in panel._dirty or panel.redraw() is None)
     panel.redraw()
-    x, y = panel.curve(JOB, "algo-1", "loss").getOriginalDataset()
+    x, y = panel.curve(JOB, "algo-1", "loss").drawn_points()
     inside = (x >= 150_000) & (x <= 150_100)
     np.testing.assert_array_equal(x[inside], np.arange(150_000, 150_101))
     np.testing.assert_allclose(y[inside], 1.0 / (np.arange(150_000, 150_101) + 1))
     assert len(x) < 1000  # the window around the view, not the whole series
     panel.reset_view()
     panel.redraw()
-    x, _ = panel.curve(JOB, "algo-1", "loss").getOriginalDataset()
+    x, _ = panel.curve(JOB, "algo-1", "loss").drawn_points()
     assert x.min() == 0
-    assert x.max() >= 199_936
+    assert x.max() >= 195_000
 
 
 def test_peak_pyramid_matches_brute_force_min_max_incrementally(
@@ -129,25 +175,34 @@ def test_peak_pyramid_matches_brute_force_min_max_incrementally(
     rng = np.random.default_rng(3)
     y = rng.normal(size=300_000)
     y[1000:1010] = np.nan
-    x = np.arange(len(y), dtype=np.float64)
+    np.arange(len(y), dtype=np.float64)
     pyramid = PeakPyramid()
     for end in (10, 5000, 100_000, 262_144, 300_000):
         pyramid.update(y, end)
     assert pyramid.bins == [64, 4096]
+    assert pyramid.count == [300_000 // 64, 300_000 // 4096]
     n = len(y)
-    xs, ys = pyramid.display(0, x, y, n, 0, n)
-    bins = -(-n // 64)
-    assert len(xs) == len(ys) == 2 * bins
-    padded = np.concatenate([y, np.full(bins * 64 - n, np.nan)]).reshape(-1, 64)
-    np.testing.assert_array_equal(ys[0::2], np.nanmin(padded, axis=1))
-    np.testing.assert_array_equal(ys[1::2], np.nanmax(padded, axis=1))
-    np.testing.assert_array_equal(xs[0::2], np.arange(bins) * 64)
-    xs, ys = pyramid.display(1, x, y, n, 0, n)
-    assert ys.max() == np.nanmax(y)
-    assert ys.min() == np.nanmin(y)
-    assert pyramid.pick(1000, 4000) == -1  # few enough: raw points
-    assert pyramid.pick(100_000, 4000) == 0
-    assert pyramid.pick(10**9, 4000) == 1
+    bins = n // 64
+    level0 = y[: bins * 64].reshape(-1, 64)
+    np.testing.assert_array_equal(pyramid.lo[0][:bins], np.nanmin(level0, axis=1))
+    np.testing.assert_array_equal(pyramid.hi[0][:bins], np.nanmax(level0, axis=1))
+    level1 = y[: (n // 4096) * 4096].reshape(-1, 4096)
+    np.testing.assert_array_equal(pyramid.hi[1][: n // 4096], np.nanmax(level1, axis=1))
+    # Columns: narrow ones from the raw points, wide ones from a level, edges on its bins.
+    narrow = np.arange(0, 5000, 100)
+    starts, lo, hi = pyramid.column_minmax(y, n, narrow, 5000)
+    np.testing.assert_array_equal(starts, narrow)
+    np.testing.assert_array_equal(lo, [np.nanmin(y[s : s + 100]) for s in narrow])
+    wide = np.linspace(0, n, 21)[:-1].astype(np.intp)  # 15,000 points a column: level 0
+    starts, lo, hi = pyramid.column_minmax(y, n, wide, n)
+    assert np.all(starts % 64 == 0)
+    assert np.all(np.abs(starts - wide) <= 32)
+    bounds = [*starts.tolist(), n]
+    np.testing.assert_array_equal(hi, [np.nanmax(y[a:b]) for a, b in itertools.pairwise(bounds)])
+    assert lo.min() == np.nanmin(y) and hi.max() == np.nanmax(y)
+    huge = np.array([0, 150_000])  # 37 bins of 4096 a column: level 1, tail from raw points
+    starts, lo, hi = pyramid.column_minmax(y, n, huge, n)
+    np.testing.assert_array_equal(hi, [np.nanmax(y[:147_456]), np.nanmax(y[147_456:])])
 
 
 def test_missing_steps_use_the_index_within_the_series() -> None:
@@ -196,17 +251,22 @@ def test_smoothing_shows_the_ema_with_the_raw_series_faint_behind(panel: Metrics
     assert panel.smoothing_slider.value() == 600
     panel.redraw()
     curve, raw = panel.curve(JOB, "algo-1", "loss"), panel.raw_curve(JOB, "algo-1", "loss")
-    np.testing.assert_allclose(curve.getOriginalDataset()[1], tensorboard_ema(values, 0.6))
+    np.testing.assert_allclose(curve.drawn_points()[1], tensorboard_ema(values, 0.6))
     assert raw.isVisible()
-    np.testing.assert_array_equal(raw.getOriginalDataset()[1], values)
-    assert raw.opts["pen"].color().alpha() < curve.opts["pen"].color().alpha()
+    np.testing.assert_array_equal(raw.drawn_points()[1], values)
+    # Faint: the colour blended into the background (painted opaque, which is cheaper).
+    background = panel.plot_widget("loss").backgroundBrush().color()
+    faint, full = raw.opts["pen"].color(), curve.opts["pen"].color()
+    assert abs(faint.lightness() - background.lightness()) < abs(
+        full.lightness() - background.lightness()
+    )
     # New points extend the smoothed series.
     panel.add_samples(JOB, [MetricSample("loss", 0.0, "algo-1", 1010.0, 5)])
     panel.redraw()
-    np.testing.assert_allclose(curve.getOriginalDataset()[1], tensorboard_ema([*values, 0.0], 0.6))
+    np.testing.assert_allclose(curve.drawn_points()[1], tensorboard_ema([*values, 0.0], 0.6))
     panel.smoothing_slider.setValue(0)  # off
     panel.redraw()
-    np.testing.assert_array_equal(curve.getOriginalDataset()[1], [*values, 0.0])
+    np.testing.assert_array_equal(curve.drawn_points()[1], [*values, 0.0])
     assert not raw.isVisible()
 
 
@@ -262,15 +322,21 @@ def test_log_scale_toggles_for_x_and_y(panel: MetricsPanel) -> None:
     panel.log_y_button.click()
     assert panel.log_mode == (False, True)
     assert item.ctrl.logYCheck.isChecked()
-    assert list(curve.opts["logMode"]) == [False, True]
+    assert curve.log_mode == (False, True)
+    panel.redraw()
+    _, y = curve.drawn_points()  # the data goes over again, in log10
+    np.testing.assert_allclose(y, np.log10(1.0 / (np.arange(1, 101) + 1)))
     panel.set_log_x(True)
     assert panel.log_x_button.isChecked()
-    assert list(curve.opts["logMode"]) == [True, True]
+    assert curve.log_mode == (True, True)
+    panel.redraw()
+    x, _ = curve.drawn_points()
+    np.testing.assert_allclose(x, np.log10(np.arange(1, 101)))
     panel.add_samples(JOB, samples(1, "accuracy", start=1))  # a new plot comes in log mode too
     assert panel.plot_widget("accuracy").getPlotItem().ctrl.logXCheck.isChecked()
     panel.log_y_button.click()
     panel.set_log_x(False)
-    assert list(curve.opts["logMode"]) == [False, False]
+    assert curve.log_mode == (False, False)
 
 
 def test_x_axis_modes_step_wall_and_relative(panel: MetricsPanel) -> None:
@@ -279,17 +345,17 @@ def test_x_axis_modes_step_wall_and_relative(panel: MetricsPanel) -> None:
     )
     panel.redraw()
     curve = panel.curve(JOB, "algo-1", "loss")
-    np.testing.assert_array_equal(curve.getOriginalDataset()[0], [0, 10, 20])
+    np.testing.assert_array_equal(curve.drawn_points()[0], [0, 10, 20])
     panel.set_x_mode("wall")
     panel.redraw()
-    np.testing.assert_array_equal(curve.getOriginalDataset()[0], [500, 501, 502])
+    np.testing.assert_array_equal(curve.drawn_points()[0], [500, 501, 502])
     assert (
         type(panel.plot_widget("loss").getPlotItem().getAxis("bottom")).__name__ == "DateAxisItem"
     )
     panel.x_combo.setCurrentIndex(panel.x_combo.findData("relative"))
     assert panel.x_mode == "relative"
     panel.redraw()
-    np.testing.assert_array_equal(curve.getOriginalDataset()[0], [0, 1, 2])
+    np.testing.assert_array_equal(curve.drawn_points()[0], [0, 1, 2])
     assert type(panel.plot_widget("loss").getPlotItem().getAxis("bottom")).__name__ == "AxisItem"
 
 
@@ -300,7 +366,7 @@ def test_hover_reads_out_the_nearest_point(panel: MetricsPanel) -> None:
     assert text.startswith("algo-1")
     assert "x = 3" in text
     assert "y = 0.25" in text
-    assert panel._plots["loss"].label.isVisible()
+    assert panel.plot("loss").label.isVisible()
 
 
 def test_png_export_per_plot_and_all(panel: MetricsPanel, tmp_path: Path) -> None:
@@ -316,11 +382,8 @@ def test_a_million_point_series_sets_and_draws(panel: MetricsPanel) -> None:
     n = 1_000_000
     walls = 1000.0 + np.arange(n) * 0.01
     values = np.sin(np.arange(n) / 1000.0) + np.random.default_rng(1).normal(0, 0.1, n)
-    series_samples = [
-        MetricSample("loss", float(v), "algo-1", float(t), i)
-        for i, (v, t) in enumerate(zip(values, walls, strict=True))
-    ]
-    panel.add_samples(JOB, series_samples)
+    steps = np.arange(n, dtype=np.float64)
+    panel.add_samples(JOB, MetricChunk({("algo-1", "loss"): (steps, walls, values)}))
     started = time.perf_counter()
     panel.redraw()
     image = panel.plot_widget("loss").grab()
@@ -328,12 +391,10 @@ def test_a_million_point_series_sets_and_draws(panel: MetricsPanel) -> None:
     assert not image.isNull()
     curve = panel.curve(JOB, "algo-1", "loss")
     assert panel.series(JOB, "algo-1", "loss").n == n  # every point kept
-    x, y = curve.getOriginalDataset()
-    assert len(x) == len(y) < n / 10  # handed over as per-bin min/max
+    x, y = curve.drawn_points()
+    assert len(x) == len(y) < n / 100  # per pixel column, its min and max
     assert y.max() == values.max()
     assert y.min() == values.min()
-    shown_x, _ = curve.getData()
-    assert 0 < len(shown_x) <= len(x)
     assert elapsed < 5.0  # generous: a smoke bound, the benchmark measures it properly
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 import traceback
 from pathlib import Path
@@ -22,6 +23,39 @@ APP_NAME = "Trainer GUI"
 ORG_NAME = "trainer-gui"
 _DARK_PROPERTY = "trainer_gui_dark_palette"
 _hook_busy = False
+
+
+# -- the Qt binding ------------------------------------------------------------------------------
+
+
+def binding_problem() -> str | None:
+    """Why the installed PySide6 cannot run the app, or None.
+
+    PySide6 6.12.0 returns `None` from methods that return nothing without the reference
+    CPython < 3.12 expects, so every such call (thousands per repaint) takes one reference
+    from None and the process dies within seconds with "Fatal Python error: none_dealloc".
+    pyproject.toml pins PySide6 below 6.12; this probe catches an environment that got the
+    broken version anyway and says so, instead of a crash that names nothing. (On 3.12+ None
+    is immortal and the bug is harmless; the probe is skipped.)
+    """
+    if sys.version_info >= (3, 12) or platform.python_implementation() != "CPython":
+        return None
+    from PySide6 import __version__ as pyside_version
+    from PySide6.QtCore import QPointF
+
+    calls = 64
+    probe = QPointF()
+    before = sys.getrefcount(None)
+    for _ in range(calls):
+        probe.setX(1.0)
+    if before - sys.getrefcount(None) < calls:
+        return None
+    python = ".".join(map(str, sys.version_info[:3]))
+    return (
+        f"PySide6 {pyside_version} does not work with Python {python}: it loses a reference "
+        "to None on every call and the app would crash. Install PySide6 below 6.12, e.g. "
+        "pip install 'PySide6-Essentials<6.12', or use Python 3.12 or newer."
+    )
 
 
 # -- looks -------------------------------------------------------------------------------------
@@ -175,6 +209,10 @@ def main(project: str | None = None) -> int:
     from trainer_gui.core.store import Store
     from trainer_gui.ui.main_window import MainWindow
 
+    problem = binding_problem()
+    if problem is not None:
+        print(f"trainer-gui: {problem}", file=sys.stderr)
+        return 2
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     setup_application(app)

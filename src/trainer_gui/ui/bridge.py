@@ -1,73 +1,40 @@
 """The Qt bridge: job events from runner threads, re-emitted as batched signals on the GUI thread.
 
 `JobService` calls its listeners on runner threads, many times a second (one `LogBatch` per
-poll, one `MetricBatch` per batch with metrics). The bridge's listener only appends the event to
-a lock-protected list; a `QTimer` on the GUI thread drains that list at a fixed rate and emits
-one signal per job and kind. Widgets connect to the signals on the GUI thread, so no widget is
-ever touched from another thread (style-anchors section 8).
+poll, one `MetricBatch` per batch with metrics). The bridge's listener turns lines and samples
+into columns right there (`LogChunk`, `MetricChunk`: the per-line work stays off the GUI
+thread) and appends them to a lock-protected list; the job host process delivers them already
+in columns (`LogData`, `MetricData`). A `QTimer` on the GUI thread drains that list at a fixed
+rate and emits one signal per job and kind. Widgets connect to the signals on the GUI thread,
+so no widget is ever touched from another thread (style-anchors section 8).
 """
 
 from __future__ import annotations
 
-import platform
-import sys
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from trainer_gui.core.runners.events import (
-    AnyEvent,
     ArtifactReady,
     LogBatch,
-    LogLine,
     MetricBatch,
     StatusChanged,
 )
+from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData
 
 if TYPE_CHECKING:
-    from trainer_gui.core.jobs import JobService
-    from trainer_gui.core.metrics.types import MetricSample
+    from trainer_gui.core.runners.events import AnyEvent
 
 T = TypeVar("T")
-_PIN = 1 << 61
-_pinned = False
 
 
-def pin_python_singletons() -> bool:
-    """Guard against a binding that returns None without a reference; True if it was needed.
+class EventSource(Protocol):
+    """What the bridge listens to: a `JobService`, or the job host's client."""
 
-    PySide6 6.12.0 (the abi3 wheels) returns `None` from void methods without the new reference
-    CPython < 3.12 expects (`p = QPointF(); p.setX(1)` drops one reference of None). On 3.12+
-    None, True and False are immortal and nothing happens; on 3.10 and 3.11 the count runs down
-    with every call (thousands per repaint) and the process dies within seconds of drawing with
-    "Fatal Python error: none_dealloc". When a probe sees that drift, this gives None, True,
-    False, NotImplemented and Ellipsis a huge reference count, as 3.12's immortal objects have,
-    so they can never reach zero. Idempotent; called when this module is imported.
-    """
-    global _pinned
-    if _pinned or sys.version_info >= (3, 12) or platform.python_implementation() != "CPython":
-        return False
-    from PySide6.QtCore import QPointF
-
-    probe = QPointF()
-    before = sys.getrefcount(None)
-    for _ in range(16):
-        probe.setX(1.0)
-    if before - sys.getrefcount(None) < 16:
-        return False
-    import ctypes
-
-    for obj in (None, True, False, NotImplemented, Ellipsis):
-        count = ctypes.c_ssize_t.from_address(id(obj))  # ob_refcnt: the object's first field
-        if count.value < _PIN:
-            count.value += _PIN
-    _pinned = True
-    return True
-
-
-pin_python_singletons()
+    def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
 
 
 class JobEventBridge(QObject):
@@ -84,20 +51,20 @@ class JobEventBridge(QObject):
     """(job_id, status value such as "Training", message): once per status change, in order."""
 
     sig_logs = Signal(str, object)
-    """(job_id, list[LogLine]): every line that arrived for the job since the last flush."""
+    """(job_id, LogChunk): every line that arrived for the job since the last flush."""
 
     sig_metrics = Signal(str, object)
-    """(job_id, list[MetricSample]): every sample parsed for the job since the last flush."""
+    """(job_id, MetricChunk): every sample parsed for the job since the last flush."""
 
     sig_artifact = Signal(str, str, str)
     """(job_id, kind "model" | "output", path): an artifact file is ready on disk."""
 
-    def __init__(self, service: JobService, parent: QObject | None = None, hz: float = 15.0):
+    def __init__(self, service: EventSource, parent: QObject | None = None, hz: float = 15.0):
         super().__init__(parent)
         if hz <= 0:
             raise ValueError(f"hz must be positive, got {hz}")
         self._lock = threading.Lock()
-        self._pending: list[AnyEvent] = []
+        self._pending: list[Any] = []
         self._timer = QTimer(self)
         self._timer.setInterval(max(1, round(1000.0 / hz)))
         self._timer.timeout.connect(self.flush)
@@ -106,10 +73,20 @@ class JobEventBridge(QObject):
 
     # -- runner threads ---------------------------------------------------------------------
 
-    def _on_event(self, event: AnyEvent) -> None:
-        """The service listener: runs on runner threads, so it only queues the event."""
+    def _on_event(self, event: AnyEvent | LogData | MetricData) -> None:
+        """The service listener: on a runner thread, so it puts lines and samples in columns
+        (the per-line work, here rather than on the GUI thread) and queues the event."""
+        queued: Any = event
+        if isinstance(event, LogBatch):
+            if not event.lines:
+                return
+            queued = LogData(event.job_id, LogChunk.from_lines(event.lines))
+        elif isinstance(event, MetricBatch):
+            if not event.samples:
+                return
+            queued = MetricData(event.job_id, MetricChunk.from_samples(event.samples))
         with self._lock:
-            self._pending.append(event)
+            self._pending.append(queued)
 
     # -- GUI thread -------------------------------------------------------------------------
 
@@ -125,24 +102,24 @@ class JobEventBridge(QObject):
             events, self._pending = self._pending, []
         if not events:
             return
-        logs: dict[str, list[LogLine]] = {}
-        metrics: dict[str, list[MetricSample]] = {}
+        logs: dict[str, list[LogChunk]] = {}
+        metrics: dict[str, list[MetricChunk]] = {}
 
         def emit_data(job_id: str) -> None:
-            lines = logs.pop(job_id, None)
-            if lines:
-                self.sig_logs.emit(job_id, lines)
-            samples = metrics.pop(job_id, None)
-            if samples:
-                self.sig_metrics.emit(job_id, samples)
+            chunks = logs.pop(job_id, None)
+            if chunks:
+                self.sig_logs.emit(job_id, LogChunk.merge(chunks))
+            parts = metrics.pop(job_id, None)
+            if parts:
+                self.sig_metrics.emit(job_id, MetricChunk.merge(parts))
 
         for event in events:
-            if isinstance(event, LogBatch):
-                if event.lines:
-                    logs.setdefault(event.job_id, []).extend(event.lines)
-            elif isinstance(event, MetricBatch):
-                if event.samples:
-                    metrics.setdefault(event.job_id, []).extend(event.samples)
+            if isinstance(event, LogData):
+                if event.chunk.rows:
+                    logs.setdefault(event.job_id, []).append(event.chunk)
+            elif isinstance(event, MetricData):
+                if event.chunk.columns:
+                    metrics.setdefault(event.job_id, []).append(event.chunk)
             elif isinstance(event, StatusChanged):
                 emit_data(event.job_id)
                 self.sig_status.emit(event.job_id, event.status.value, event.message)

@@ -22,12 +22,11 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui.core.errors import UserError
-from trainer_gui.core.metrics.types import MetricSample
-from trainer_gui.core.runners.events import LogLine
 from trainer_gui.core.spec import JobSpec, spec_from_text
 from trainer_gui.core.store import JobRecord, StatusEntry, Store
 from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import format_duration
+from trainer_gui.ui.live_data import LogChunk, MetricChunk
 from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.metrics_plot import MetricsPanel
 from trainer_gui.ui.status import run_task
@@ -203,11 +202,11 @@ class JobDetail(QWidget):
     # -- live data from the bridge -----------------------------------------------------------
 
     @Slot(str, object)
-    def on_logs(self, job_id: str, lines: list[LogLine]) -> None:
+    def on_logs(self, job_id: str, lines: LogChunk) -> None:
         self.log_view.append_lines(job_id, lines)
 
     @Slot(str, object)
-    def on_metrics(self, job_id: str, samples: list[MetricSample]) -> None:
+    def on_metrics(self, job_id: str, samples: MetricChunk) -> None:
         self.metrics.add_samples(job_id, samples)
 
     # -- rendering ---------------------------------------------------------------------------

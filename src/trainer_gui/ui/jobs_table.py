@@ -40,6 +40,7 @@ from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord
 from trainer_gui.ui.icons import status_color, status_icon
+from trainer_gui.ui.live_data import MetricChunk, as_metric_chunk
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -226,13 +227,12 @@ class JobsTableModel(QAbstractTableModel):
         self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
         return True
 
-    def update_metrics(self, job_id: str, samples: Iterable[MetricSample]) -> None:
+    def update_metrics(self, job_id: str, samples: MetricChunk | Iterable[MetricSample]) -> None:
+        """The newest value of each metric in `samples` goes to the job's row."""
         row = self._row_of.get(job_id)
         if row is None:
             return
-        last: dict[str, float] = {}
-        for sample in samples:
-            last[sample.name] = sample.value
+        last = as_metric_chunk(samples).last
         if not last:
             return
         self._add_metric_names(last)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -66,6 +66,7 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.jobs import JOB_LOG, parse_log_line
 from trainer_gui.core.runners.events import LogLine
 from trainer_gui.ui.bridge import drop_overlap
+from trainer_gui.ui.live_data import LogChunk, as_log_chunk
 
 DEFAULT_MAX_LINES = 100_000
 ALL_HOSTS = "All hosts"
@@ -120,9 +121,18 @@ def read_log_tail(path: str | os.PathLike[str], max_lines: int) -> list[LogLine]
     return out
 
 
-def _line_key(line: LogLine) -> tuple[str, str, str, float]:
-    # job.log keeps times to the millisecond; live lines carry full precision.
-    return (line.host, line.stream, line.text, round(line.time, 3))
+def _line_keys(chunk: LogChunk, count: int) -> list[tuple[str, str, str, float]]:
+    """Identity of the last `count` lines: job.log keeps times to the millisecond, live lines
+    carry full precision."""
+    start = max(0, len(chunk.rows) - count)
+    return [
+        (host, stream, text, round(t, 3))
+        for (host, stream, text), t in zip(chunk.rows[start:], chunk.times[start:], strict=True)
+    ]
+
+
+def _identity(item: tuple[str, str, str, float]) -> tuple[str, str, str, float]:
+    return item
 
 
 def _host_sort_key(host: str) -> tuple[str, int, str]:
@@ -132,7 +142,7 @@ def _host_sort_key(host: str) -> tuple[str, int, str]:
 
 class _TailSignals(QObject):
     sig_done = Signal(int, object)
-    """(generation, list[LogLine]): a tail read finished."""
+    """(generation, LogChunk): a tail read finished."""
 
 
 class _TailLoader(QRunnable):
@@ -146,11 +156,11 @@ class _TailLoader(QRunnable):
         self._max_lines = max_lines
 
     def run(self) -> None:
-        try:
-            lines = read_log_tail(self._path, self._max_lines)
+        try:  # the per-line work here, on the pool thread
+            chunk = LogChunk.from_lines(read_log_tail(self._path, self._max_lines))
         except Exception:  # a failed read shows an empty log, never a crash
-            lines = []
-        self._signals.sig_done.emit(self._generation, lines)
+            chunk = LogChunk()
+        self._signals.sig_done.emit(self._generation, chunk)
 
 
 class _LogModel(QAbstractTableModel):
@@ -278,7 +288,7 @@ class LogView(QWidget):
         self._programmatic_scroll = 0
         self._generation = 0
         self._loading = False
-        self._pending: list[LogLine] = []
+        self._pending: list[LogChunk] = []
         self._widest = 0  # characters in the longest shown line
         self.needle = ""  # the search text, lower case
         self.match_color = QColor(255, 200, 0, 110)
@@ -457,14 +467,15 @@ class LogView(QWidget):
         loader = _TailLoader(self._signals, self._generation, path, self._max_lines)
         QThreadPool.globalInstance().start(loader)
 
-    def append_lines(self, job_id: str, lines: list[LogLine]) -> None:
+    def append_lines(self, job_id: str, lines: LogChunk | Sequence[LogLine]) -> None:
         """Append live lines (one model insert per call); lines of other jobs are ignored."""
-        if job_id != self._job_id or not lines:
+        if job_id != self._job_id or not len(lines):
             return
+        chunk = as_log_chunk(lines)
         if self._loading:
-            self._pending.extend(lines)
+            self._pending.append(chunk)
             return
-        self._add(lines)
+        self._add(chunk)
 
     def set_host_filter(self, host: str | None) -> None:
         """Show only `host`'s lines, or every host's with None."""
@@ -527,22 +538,28 @@ class LogView(QWidget):
     # -- loading ----------------------------------------------------------------------------
 
     @Slot(int, object)
-    def _on_tail_loaded(self, generation: int, lines: list[LogLine]) -> None:
+    def _on_tail_loaded(self, generation: int, loaded: LogChunk) -> None:
         if generation != self._generation:
             return  # a later set_job superseded this read
         self._loading = False
-        pending = drop_overlap(lines, self._pending, _line_key)
+        pending = LogChunk.merge(self._pending)
         self._pending = []
-        self._add(lines + pending)
+        if len(pending) and len(loaded):
+            # The live lines that came in meanwhile, minus those the read already returned.
+            keys = _line_keys(pending, len(pending))
+            fresh = drop_overlap(_line_keys(loaded, len(pending)), keys, _identity)
+            pending = pending.tail(len(fresh))
+        self._add(LogChunk.merge([loaded, pending]))
         if self._job_id is not None:
             self.sig_loaded.emit(self._job_id)
 
     # -- rendering --------------------------------------------------------------------------
 
-    def _add(self, lines: list[LogLine]) -> None:
-        kept = [(ln.host, ln.stream, ln.text) for ln in lines]
-        self._lines.extend(kept)
-        new_hosts = {line[0] for line in kept}.difference(self._hosts)
+    def _add(self, chunk: LogChunk) -> None:
+        if not len(chunk):
+            return
+        self._lines.extend(chunk.rows)
+        new_hosts = set(chunk.hosts).difference(self._hosts)
         if new_hosts:
             self._hosts = sorted([*self._hosts, *new_hosts], key=_host_sort_key)
             self.host_combo.blockSignals(True)
@@ -556,20 +573,20 @@ class LogView(QWidget):
                 self._widest += 3 + max(len(h) for h in self._hosts)
                 self._update_width()
                 self.table.viewport().update()
-        self._insert(kept)
+        self._insert(chunk)
 
     def _visible(self, lines: list[_Kept]) -> list[_Kept]:
         host = self._host_filter
         return lines if host is None else [ln for ln in lines if ln[0] == host]
 
-    def _insert(self, lines: list[_Kept]) -> None:
+    def _insert(self, chunk: LogChunk) -> None:
         """Append at the end, dropping the oldest past `max_lines`: one model update a call."""
-        lines = self._visible(lines)[-self._max_lines :]
+        lines = chunk.rows_of(self._host_filter)[-self._max_lines :]
         if not lines:
             return
-        widest = max(len(text) for _, _, text in lines)
+        widest = chunk.widest  # of every host's lines: at worst a little wider than needed
         if self.model.prefix:
-            widest += 3 + max(len(host) for host, _, _ in lines)
+            widest += 3 + max(len(host) for host in chunk.hosts)
         self._programmatic_scroll += 1
         try:
             self.model.append(lines, self._max_lines)

@@ -53,6 +53,7 @@ from trainer_gui.ui.bridge import JobEventBridge
 from trainer_gui.ui.icons import app_icon
 from trainer_gui.ui.job_detail import JobDetail
 from trainer_gui.ui.jobs_table import JobsView
+from trainer_gui.ui.live_data import MetricChunk
 from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
 from trainer_gui.ui.settings import WindowSettings
 from trainer_gui.ui.spec_form import SpecEditorDialog, rebase_paths
@@ -545,7 +546,7 @@ class MainWindow(QMainWindow):
             self.notify_job_end(record.name if record else job_id, status, message)
 
     @Slot(str, object)
-    def _on_metrics(self, job_id: str, samples: list[Any]) -> None:
+    def _on_metrics(self, job_id: str, samples: MetricChunk) -> None:
         self.jobs.model.update_metrics(job_id, samples)
         self.detail.on_metrics(job_id, samples)
 

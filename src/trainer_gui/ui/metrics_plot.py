@@ -20,14 +20,26 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtCore import (
+    QLineF,
+    QObject,
+    QRect,
+    QRectF,
+    QRunnable,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QGraphicsObject,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -39,8 +51,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import wrapInstance
 
-from trainer_gui.ui.bridge import drop_overlap
+from trainer_gui.ui.live_data import MetricChunk, as_metric_chunk, overlap
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -76,15 +89,16 @@ PALETTE = (
     "#9c755f",
     "#bab0ac",
 )
-RAW_ALPHA = 70  # the raw series behind a smoothed one
-AUTO_DOWNSAMPLE_FACTOR = 1.0
-# Series longer than this are handed to pyqtgraph pre-decimated (see `PeakPyramid`).
-DECIMATE_ABOVE = 50_000
-LEVEL_FACTOR = 64  # raw points per bin on the first level, and bins per bin on the next
+RAW_ALPHA = 70  # the raw series behind a smoothed one (blended into the background once)
+GRID_ALPHA = 0.25
+LEVEL_FACTOR = 64  # raw points per bin on the first pyramid level, and bins per bin on the next
 LEVEL_MIN_BINS = 4096  # a coarser level is kept once it would have this many bins
-BINS_PER_PIXEL = 4  # resolution asked of a level: bins across the visible range per pixel
+LINE_POINTS_PER_PIXEL = 2  # up to this many points per pixel column a series is drawn as a line
+BINS_PER_COLUMN = 8  # a pyramid level serves pixel columns at least this many of its bins wide
+NICE_STEPS = 20  # auto-range snaps to 1/20 of the span, so axes change every ~5% of growth
 
 SeriesKey = tuple[str, str, str]  # (job_id, host, metric)
+T = TypeVar("T")
 
 
 def _pyqtgraph() -> ModuleType:
@@ -171,10 +185,9 @@ def ema_smooth(values: Sequence[float] | FloatArray, weight: float) -> FloatArra
 class PeakPyramid:
     """Min/max of every bin of a growing array, on levels of 64, 4096, ... points per bin.
 
-    The same picture as pyqtgraph's peak downsampling (each bin drawn as its min and max), kept
-    up to date incrementally as points arrive, so redrawing a million-point series hands
-    pyqtgraph a few thousand points instead of a million (its own bounds, clipping and
-    downsampling passes are O(points) on every `setData`). NaN is ignored inside a bin.
+    Kept up to date incrementally as points arrive, so the min/max of each pixel column of a
+    million-point series (peak downsampling: every spike stays visible) costs a few thousand
+    operations per redraw instead of a million. NaN is ignored inside a bin.
     """
 
     def __init__(self) -> None:
@@ -219,37 +232,40 @@ class PeakPyramid:
                 self.count[level] = total
             level += 1
 
-    def pick(self, visible: int, budget: int) -> int:
-        """The finest level whose bins across `visible` points fit `budget`; -1 for raw."""
-        if visible <= budget:
-            return -1
-        for level, size in enumerate(self.bins):
-            if visible / size <= budget:
-                return level
-        return len(self.bins) - 1
+    def column_minmax(
+        self, y: FloatArray, n: int, starts: np.ndarray, end: int
+    ) -> tuple[np.ndarray, FloatArray, FloatArray]:
+        """Min and max of `y` per column: column k is `y[starts[k]:starts[k + 1]]`, the last
+        one ends at `end`. Returns (the column starts used, mins, maxes); NaN is ignored.
 
-    def display(
-        self, level: int, x: FloatArray, y: FloatArray, n: int, i0: int, i1: int
-    ) -> tuple[FloatArray, FloatArray]:
-        """Points to draw for raw indices [i0, i1) at `level`: each bin as (x0, min), (x0, max)."""
-        if level < 0:
-            return x[i0:i1], y[i0:i1]
-        size = self.bins[level]
-        done = self.count[level]
-        b0, b1 = i0 // size, min(done, -(-i1 // size))
-        lo, hi = self.lo[level][b0:b1], self.hi[level][b0:b1]
-        starts = np.arange(b0, b1) * size
-        if i1 > done * size and n > done * size:  # the partial last bin, from the raw points
-            tail = y[done * size : n]
-            with np.errstate(invalid="ignore"):
-                lo = np.append(lo, np.fmin.reduce(tail))
-                hi = np.append(hi, np.fmax.reduce(tail))
-            starts = np.append(starts, done * size)
-        xs = np.repeat(x[starts], 2)
-        ys = np.empty(2 * len(lo))
-        ys[0::2] = lo
-        ys[1::2] = hi
-        return xs, ys
+        Columns many bins wide are reduced from the coarsest level that still has at least
+        `BINS_PER_COLUMN` bins per column, their edges moved to the nearest bin edge (under
+        1/16 of a column: less than a pixel), so the cost is O(columns + bins), not O(points).
+        """
+        self.update(y, n)
+        widths = np.diff(starts, append=end)
+        narrowest = int(widths.min()) if len(widths) else 0
+        level = -1
+        for index, size in enumerate(self.bins):
+            if narrowest >= BINS_PER_COLUMN * size and self.count[index] >= 2:
+                level = index
+        with np.errstate(invalid="ignore"):
+            if level >= 0:
+                size, done = self.bins[level], self.count[level]
+                edges = _strictly_increasing(
+                    np.clip((np.append(starts, end) + size // 2) // size, 0, done)
+                )
+                if len(edges) >= 2:
+                    first, last = edges[:-1], int(edges[-1])
+                    lo = np.fmin.reduceat(self.lo[level][:last], first)
+                    hi = np.fmax.reduceat(self.hi[level][:last], first)
+                    if end > done * size and last == done:  # the incomplete bins, from raw points
+                        tail = y[done * size : end]
+                        lo[-1] = np.fmin(lo[-1], np.fmin.reduce(tail))
+                        hi[-1] = np.fmax(hi[-1], np.fmax.reduce(tail))
+                    return first * size, lo, hi
+            segment = y[:end]
+            return starts, np.fmin.reduceat(segment, starts), np.fmax.reduceat(segment, starts)
 
 
 @dataclass
@@ -353,42 +369,7 @@ def samples_to_columns(
     samples: Iterable[MetricSample],
 ) -> dict[tuple[str, str], tuple[FloatArray, FloatArray, FloatArray]]:
     """Group samples by (host, metric) into (steps with NaN for none, wall times, values)."""
-    items = samples if isinstance(samples, list) else list(samples)
-    keys = {(s.host, s.name) for s in items}
-    groups: dict[tuple[str, str], list[MetricSample]]
-    if len(keys) == 1:  # the common case: one metric of one host per batch
-        groups = {keys.pop(): items}
-    else:
-        groups = {}
-        for s in items:
-            groups.setdefault((s.host, s.name), []).append(s)
-    nan = math.nan
-    out = {}
-    for key, group in groups.items():
-        n = len(group)
-        out[key] = (
-            np.fromiter((nan if s.step is None else s.step for s in group), np.float64, n),
-            np.fromiter((s.wall_time for s in group), np.float64, n),
-            np.fromiter((nan if s.value is None else s.value for s in group), np.float64, n),
-        )
-    return out
-
-
-def _point_key(step: float | None, wall: float, value: float | None) -> tuple[Any, ...]:
-    # The store keeps NaN values as NULL and a missing step as NULL: compare them as None.
-    return (
-        None if step is None or step != step else float(step),
-        float(wall),
-        None if value is None or value != value else float(value),
-    )
-
-
-def _identity(item: tuple[Any, ...]) -> tuple[Any, ...]:
-    return item
-
-
-def _sample_key(s: MetricSample) -> tuple[Any, ...]:
-    return _point_key(s.step, s.wall_time, s.value)
+    return as_metric_chunk(samples).columns
 
 
 def write_csv(path: str | os.PathLike[str], series: Iterable[Series]) -> int:
@@ -422,6 +403,86 @@ def _snapshot(s: Series) -> Series:
         wall=s.wall[:n].copy(),
         value=s.value[:n].copy(),
     )
+
+
+class PlotGrid(QGraphicsObject):
+    """Grid lines at the axes' major ticks, under the curves, as one-pixel filled rectangles.
+
+    pyqtgraph's own grid strokes translucent lines across the whole view from each axis, which
+    costs about as much to paint as a dense curve; whole-pixel rectangles in one opaque colour
+    (the translucent one, blended into the background) cost a tenth of that.
+    """
+
+    def __init__(self, plot_item: Any, color: QColor) -> None:
+        super().__init__()
+        self._item = plot_item
+        self._brush = QBrush(color)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setZValue(-1e6 + 1)  # above the view's background, below everything else
+        self.setParentItem(plot_item.vb)
+        plot_item.vb.sigRangeChanged.connect(self._on_range_changed)
+        plot_item.vb.sigResized.connect(self._on_resized)
+
+    def set_color(self, color: QColor) -> None:
+        self._brush = QBrush(color)
+        self.update()
+
+    @Slot(object, object, object)
+    def _on_range_changed(self, *_args: object) -> None:
+        self.update()
+
+    @Slot(object)
+    def _on_resized(self, *_args: object) -> None:
+        self.prepareGeometryChange()
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._item.vb.rect())
+
+    def lines(self) -> tuple[list[float], list[float]]:
+        """(x, y) of the grid lines in this item's pixels: the major ticks in view."""
+        vb = self._item.vb
+        rect = vb.rect()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        out: list[list[float]] = []
+        for side, lo, hi, length in (
+            ("bottom", x0, x1, rect.width()),
+            ("left", y0, y1, rect.height()),
+        ):
+            axis = self._item.getAxis(side)
+            if hi <= lo or length <= 0 or not axis.isVisible():
+                out.append([])
+                continue
+            levels = axis.tickValues(lo, hi, length)
+            ticks = levels[0][1] if levels else []
+            if side == "bottom":
+                out.append([(v - lo) / (hi - lo) * length for v in ticks if lo <= v <= hi])
+            else:
+                out.append([(hi - v) / (hi - lo) * length for v in ticks if lo <= v <= hi])
+        return out[0], out[1]
+
+    def paint(self, painter: QPainter, *_args: Any) -> None:
+        xs, ys = self.lines()
+        if not xs and not ys:
+            return
+        rect = self._item.vb.rect()
+        t = painter.transform()
+        if t.type().value > QTransform.TransformationType.TxScale.value:  # pragma: no cover
+            return
+        width, height = rect.width() * t.m11(), rect.height() * t.m22()
+        rows = [(float(math.floor(x * t.m11() + t.dx())), t.dy(), 0.0, height) for x in xs]
+        rows += [(t.dx(), float(math.floor(y * t.m22() + t.dy())), width, 0.0) for y in ys]
+        arr = np.array(rows, dtype=np.float64)
+        # QRect keeps inclusive corners: (x, y, x + w - 1, y + h - 1), at least one pixel.
+        arr[:, 2] = np.maximum(arr[:, 0] + np.maximum(arr[:, 2], 1.0) - 1.0, arr[:, 0])
+        arr[:, 3] = np.maximum(arr[:, 1] + np.maximum(arr[:, 3], 1.0) - 1.0, arr[:, 1])
+        ints = np.ascontiguousarray(np.clip(arr, -1e6, 1e6), dtype=np.int32)
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self._brush)
+        painter.drawRects(_qt_array(ints, QRect), len(ints))
+        painter.restore()
 
 
 # -- background work -------------------------------------------------------------------------
@@ -474,30 +535,251 @@ class _CsvWriter(QRunnable):
 # -- widgets ---------------------------------------------------------------------------------
 
 
+def _nice_step(span: float) -> float:
+    """The 1, 2 or 5 times a power of ten nearest above `span`."""
+    exponent = math.floor(math.log10(span))
+    for factor in (1.0, 2.0, 5.0, 10.0):
+        step = factor * 10.0**exponent
+        if step >= span:
+            return step
+    return 10.0 ** (exponent + 1)
+
+
+def snap_bounds(lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) widened to multiples of a round step of about 1/20 of the span.
+
+    Auto-range fits these instead of the exact extremes, so a growing series moves its axes
+    (new ticks, new labels, a repaint of both) once per ~5% of growth, not on every redraw.
+    """
+    span = hi - lo
+    if not (math.isfinite(lo) and math.isfinite(hi)) or span <= 0:
+        return lo, hi
+    step = _nice_step(span / NICE_STEPS)
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+
+def _qt_array(rows: np.ndarray, kind: type[T]) -> T:
+    """`rows` (C-contiguous, one row per item, the item's own memory layout) as a pointer to
+    its first `kind`, for QPainter's draw*(pointer, count) calls: no per-item objects."""
+    return cast(T, wrapInstance(rows.ctypes.data, kind))
+
+
+def _strictly_increasing(values: np.ndarray) -> np.ndarray:
+    """A sorted array without its repeats (np.unique without the sort)."""
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.greater(values[1:], values[:-1], out=keep[1:])
+    return values if keep.all() else values[keep]
+
+
+def _log10(values: FloatArray) -> FloatArray:
+    """log10 for a log axis: values <= 0 (and NaN) become NaN, which is not drawn."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log10(values)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _nan_bounds(values: FloatArray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)] if not np.isfinite(values).all() else values
+    if not len(finite):
+        return math.nan, math.nan
+    return float(finite.min()), float(finite.max())
+
+
+class SeriesCurve(QGraphicsObject):
+    """One series on a plot: a line where points are sparse, per-pixel-column bars where dense.
+
+    The panel hands over either points (`set_line`) or, for a series with more points than
+    pixels, each pixel column's min and max (`set_band`, extended to meet the neighbouring
+    columns, as a line through the points would). A column is painted as one filled rectangle
+    in device pixels, which the raster engine fills span by span, where the same picture drawn
+    as pyqtgraph's peak zig-zag costs a cosmetic-pen stroke per pixel of twice the length.
+    Coordinates are view coordinates (log10 already applied on a log axis).
+    """
+
+    def __init__(self, view_box: Any, color: QColor, name: str = "") -> None:
+        super().__init__()
+        pen = QPen(color)
+        pen.setWidth(1)
+        pen.setCosmetic(True)
+        # `opts` is what pyqtgraph's legend reads to draw the sample line.
+        self.opts: dict[str, Any] = {"pen": pen, "name": name, "symbol": None, "antialias": False}
+        self.log_mode = (False, False)
+        self._view_box = view_box
+        self._brush = QBrush(color)
+        self._segments = np.empty((0, 4))
+        self._band = False
+        self._edges = np.empty(0)
+        self._lo = np.empty(0)
+        self._hi = np.empty(0)
+        self._bounds = (math.nan, math.nan, math.nan, math.nan)
+        self._snapped: tuple[tuple[float, float], tuple[float, float]] | None = None
+        self._rect = QRectF()
+
+    # -- data -------------------------------------------------------------------------------
+
+    def name(self) -> str:
+        return str(self.opts["name"])
+
+    def set_color(self, color: QColor) -> None:
+        self.opts["pen"].setColor(color)
+        self._brush = QBrush(color)
+        self.update()
+
+    def set_line(self, x: FloatArray, y: FloatArray) -> None:
+        """Draw the points joined by straight lines; NaN breaks the line."""
+        m = len(x)
+        seg = np.empty((max(m - 1, 1 if m else 0), 4))
+        if m == 1:
+            seg[0] = (x[0], y[0], x[0], y[0])
+        elif m:
+            seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3] = x[:-1], y[:-1], x[1:], y[1:]
+        finite = np.isfinite(seg).all(axis=1)
+        self._segments = seg if finite.all() else np.ascontiguousarray(seg[finite])
+        self._band = False
+        self._edges = self._lo = self._hi = np.empty(0)
+        self._set_bounds(*_nan_bounds(x), *_nan_bounds(y))
+
+    def set_band(self, edges: FloatArray, lo: FloatArray, hi: FloatArray) -> None:
+        """Draw column k from x = edges[k] to edges[k + 1], y from lo[k] to hi[k]."""
+        self._band = True
+        self._segments = np.empty((0, 4))
+        self._edges, self._lo, self._hi = edges, lo, hi
+        ylo, _ = _nan_bounds(lo)
+        _, yhi = _nan_bounds(hi)
+        self._set_bounds(float(edges[0]), float(edges[-1]), ylo, yhi)
+
+    def clear(self) -> None:
+        self.set_line(np.empty(0), np.empty(0))
+
+    def drawn_points(self) -> tuple[FloatArray, FloatArray]:
+        """What is drawn, as points: the line's points, or each column's (x, min), (x, max)."""
+        seg = self._segments
+        if self._band:
+            return np.repeat(self._edges[:-1], 2), np.column_stack([self._lo, self._hi]).ravel()
+        if not len(seg):
+            return np.empty(0), np.empty(0)
+        return np.append(seg[:, 0], seg[-1, 2]), np.append(seg[:, 1], seg[-1, 3])
+
+    def _set_bounds(self, x0: float, x1: float, y0: float, y1: float) -> None:
+        bounds = (x0, x1, y0, y1)
+        if bounds == self._bounds:
+            self.update()
+            return
+        self.prepareGeometryChange()
+        self._bounds = bounds
+        if all(math.isfinite(v) for v in bounds):
+            # A little margin: a line is one pixel wide and a column at least one pixel tall.
+            pad_x = max((x1 - x0) * 0.01, abs(x0) * 1e-9, 1e-12)
+            pad_y = max((y1 - y0) * 0.01, abs(y0) * 1e-9, 1e-12)
+            self._rect = QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
+        else:
+            self._rect = QRectF()
+        snapped = None
+        if math.isfinite(x0) and math.isfinite(y0):
+            snapped = (snap_bounds(x0, x1), snap_bounds(y0, y1))
+        if snapped != self._snapped:
+            self._snapped = snapped
+            self._view_box.itemBoundsChanged(self)  # auto-range refits (lazily, before paint)
+        self.update()
+
+    # -- what pyqtgraph's ViewBox and PlotItem ask --------------------------------------------
+
+    def dataBounds(
+        self, ax: int, frac: float = 1.0, orthoRange: Any = None
+    ) -> tuple[float, float] | None:
+        """Auto-range fits the snapped bounds (see `snap_bounds`)."""
+        if self._snapped is None:
+            return None
+        return self._snapped[ax]
+
+    def pixelPadding(self) -> float:
+        return 1.0
+
+    def setLogMode(self, x: bool, y: bool) -> None:
+        """PlotItem calls this when its log mode changes; the panel re-sends the data."""
+        self.log_mode = (bool(x), bool(y))
+
+    # -- painting ---------------------------------------------------------------------------
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(self, painter: QPainter, *_args: Any) -> None:
+        if self._band:
+            self._paint_band(painter)
+            return
+        n = len(self._segments)
+        if not n:
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.setPen(self.opts["pen"])
+        painter.drawLines(_qt_array(self._segments, QLineF), n)
+
+    def _paint_band(self, painter: QPainter) -> None:
+        count = len(self._lo)
+        if not count:
+            return
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self._brush)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        t = painter.transform()
+        if t.type().value > QTransform.TransformationType.TxScale.value:  # never in a plot
+            rects = np.column_stack(
+                [self._edges[:-1], self._lo, np.diff(self._edges), self._hi - self._lo]
+            )
+            rects = np.ascontiguousarray(rects[np.isfinite(rects).all(axis=1)])
+            painter.drawRects(_qt_array(rects, QRectF), len(rects))
+            return
+        # Whole device pixels: integer rectangles take the raster engine's solid-fill path.
+        sx, sy, dx, dy = t.m11(), t.m22(), t.dx(), t.dy()
+        device = painter.device()
+        limit = 4.0 + (max(device.width(), device.height()) if device is not None else 1e6)
+        with np.errstate(invalid="ignore"):
+            xs = np.clip(np.floor(self._edges * sx + dx), -4.0, limit)
+            left = np.fmin(xs[:-1], xs[1:])
+            right = np.fmax(np.fmax(xs[:-1], xs[1:]) - 1.0, left)  # QRect: inclusive edges
+            ya, yb = self._lo * sy + dy, self._hi * sy + dy
+            top = np.clip(np.floor(np.fmin(ya, yb)), -4.0, limit)
+            bottom = np.clip(np.ceil(np.fmax(ya, yb)) - 1.0, top, limit)
+        rects = np.column_stack([left, top, right, bottom])
+        finite = np.isfinite(rects).all(axis=1)
+        if not finite.all():
+            rects = rects[finite]
+        ints = np.ascontiguousarray(rects, dtype=np.int32)
+        painter.save()
+        painter.resetTransform()
+        painter.drawRects(_qt_array(ints, QRect), len(ints))
+        painter.restore()
+
+
 class _MetricPlot(QObject):
     """One metric's plot: its curves (a shown one and a faint raw one per series) and hover."""
 
-    def __init__(self, panel: MetricsPanel, metric: str):
+    def __init__(self, panel: MetricsPanel, metric: str = ""):
         super().__init__(panel)
         pg = panel.pg
         self.panel = panel
         self.metric = metric
-        self.widget: Any = pg.PlotWidget(title=metric)
+        self.widget: Any = pg.PlotWidget(panel._grid_host, title=metric or None)
+        self.widget.hide()
         self.widget.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.item: Any = self.widget.getPlotItem()
-        self.item.showGrid(x=True, y=True, alpha=0.25)
         for side in ("left", "bottom"):
-            # Grid and ticks on major steps only: minor grid lines cost more paint time than
-            # the curves. Axes only ever widen, so changing tick labels do not re-layout the
-            # plot (and paint it again) on every redraw.
-            self.item.getAxis(side).setStyle(maxTickLevel=0, autoReduceTextSpace=False)
-        self.item.setClipToView(True)
-        self.item.setDownsampling(auto=True, mode="peak")
-        self.curves: dict[SeriesKey, Any] = {}
-        self.raw_curves: dict[SeriesKey, Any] = {}
+            self._style_axis(self.item.getAxis(side))
+        background = self.widget.backgroundBrush().color()
+        grid_color = _blend(self.item.getAxis("left").pen().color(), background, GRID_ALPHA)
+        self.grid = PlotGrid(self.item, grid_color)
+        self.curves: dict[SeriesKey, SeriesCurve] = {}
+        self.raw_curves: dict[SeriesKey, SeriesCurve] = {}
         self.windows: dict[SeriesKey, tuple[int, int, int]] = {}
         self.item.vb.sigXRangeChanged.connect(self._on_view_changed)
-        self.item.vb.sigStateChanged.connect(self._on_view_changed)
+        self.item.vb.sigResized.connect(self._on_view_changed)
+        self.item.ctrl.logXCheck.toggled.connect(self._on_log_changed)
+        self.item.ctrl.logYCheck.toggled.connect(self._on_log_changed)
         pen = pg.mkPen((128, 128, 128), width=1)
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
@@ -510,42 +792,46 @@ class _MetricPlot(QObject):
         self._proxy = pg.SignalProxy(self.widget.scene().sigMouseMoved, rateLimit=30)
         self._proxy.sigDelayed.connect(self._on_mouse_moved)
 
+    @staticmethod
+    def _style_axis(axis: Any) -> None:
+        # Grid and ticks on major steps only: minor grid lines cost more paint time than the
+        # curves. Axes only ever widen, so changing tick labels do not re-layout the plot (and
+        # paint it again). No automatic SI prefix: it re-renders the axis label (HTML) on
+        # every range change.
+        axis.setStyle(maxTickLevel=0, autoReduceTextSpace=False)
+        axis.enableAutoSIPrefix(False)
+
     def make_axis(self, date: bool) -> Any:
         pg = self.panel.pg
         axis = pg.DateAxisItem("bottom") if date else pg.AxisItem("bottom")
-        axis.setStyle(maxTickLevel=0, autoReduceTextSpace=False)
-        if self.item.getAxis("bottom").grid is not False:
-            axis.setGrid(self.item.getAxis("bottom").grid)
+        self._style_axis(axis)
         return axis
 
     @Slot(object)
     def _on_view_changed(self, *_args: object) -> None:
         self.panel._on_view_changed(self)
 
-    def _configure(self, curve: Any) -> None:
-        # After addItem, which copies the plot's own settings onto the curve.
-        curve.setClipToView(True)
-        curve.setDownsampling(auto=True, method="peak")
-        # Peak downsampling keeps each bin's min and max, so one bin per pixel column draws
-        # the same picture as pyqtgraph's default of five, with a fifth of the segments.
-        curve.opts["autoDownsampleFactor"] = AUTO_DOWNSAMPLE_FACTOR
-        # Separate segments: the raster engine's fast path for thin pens, no path stroking.
-        curve.curve.setSegmentedLineMode("on")
+    @Slot(bool)
+    def _on_log_changed(self, _on: bool) -> None:
+        # Also from pyqtgraph's own context menu: the data goes over again, log10 applied.
+        self.panel._dirty.update(self.curves)
+
+    def log_mode(self) -> tuple[bool, bool]:
+        return (self.item.ctrl.logXCheck.isChecked(), self.item.ctrl.logYCheck.isChecked())
 
     def ensure_curve(self, key: SeriesKey, name: str, color: str) -> None:
         if key in self.curves:
             return
-        pg = self.panel.pg
-        faint = QColor(color)
-        faint.setAlpha(RAW_ALPHA)
-        raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1))
+        vb = self.item.vb
+        # The raw series behind a smoothed one: its colour blended into the background once,
+        # so it paints opaque (blending every pixel of a dense band costs several times more).
+        faint = _blend(QColor(color), self.widget.backgroundBrush().color(), RAW_ALPHA / 255)
+        raw = SeriesCurve(vb, faint)
         raw.setZValue(-1)
-        self.item.addItem(raw)
-        self._configure(raw)
         raw.setVisible(False)
-        curve = pg.PlotDataItem(pen=pg.mkPen(color, width=1), name=name)
+        self.item.addItem(raw)
+        curve = SeriesCurve(vb, QColor(color), name)
         self.item.addItem(curve)
-        self._configure(curve)
         self.curves[key] = curve
         self.raw_curves[key] = raw
         if len(self.curves) == 2 and self.item.legend is None:
@@ -553,6 +839,8 @@ class _MetricPlot(QObject):
             legend = self.item.addLegend(offset=(-10, 10))
             for other in self.curves.values():
                 legend.addItem(other, other.name())
+        elif self.item.legend is not None:
+            self.item.legend.addItem(curve, name)
 
     def remove_curve(self, key: SeriesKey) -> None:
         self.windows.pop(key, None)
@@ -636,6 +924,16 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
+def _blend(color: QColor, background: QColor, alpha: float) -> QColor:
+    """`color` drawn at `alpha` over `background`, as one opaque colour."""
+    a, b = color, background
+    return QColor(
+        round(alpha * a.red() + (1.0 - alpha) * b.red()),
+        round(alpha * a.green() + (1.0 - alpha) * b.green()),
+        round(alpha * a.blue() + (1.0 - alpha) * b.blue()),
+    )
+
+
 class MetricsPanel(QWidget):
     """Every metric of one job (or several jobs overlaid), plotted live.
 
@@ -671,8 +969,10 @@ class MetricsPanel(QWidget):
         self._log_y = False
         self._load_generation: dict[str, int] = {}
         self._loading: set[str] = set()
-        self._pending: dict[str, list[MetricSample]] = {}
+        self._pending: dict[str, list[MetricChunk]] = {}
         self._generation = 0
+        self._spare: _MetricPlot | None = None
+        self._closing = False
 
         self._signals = _WorkerSignals(self)
         self._signals.sig_loaded.connect(self._on_loaded)
@@ -742,6 +1042,7 @@ class MetricsPanel(QWidget):
         self._timer.setInterval(max(1, round(1000.0 / redraw_hz)))
         self._timer.timeout.connect(self.redraw)
         self._timer.start()
+        QTimer.singleShot(0, self, self._prepare_spare)
 
     def _check_button(self, text: str, tip: str, slot: Any) -> QToolButton:
         button = QToolButton(self)
@@ -772,8 +1073,11 @@ class MetricsPanel(QWidget):
         self._colors = {k: c for k, c in self._colors.items() if k[0] in keep}
         self._jobs = keep
         for key in self._series:
-            self._plots[key[2]].rename_curve(key, self._series_name(key))
+            if key[2] in self._plots:
+                self._plots[key[2]].rename_curve(key, self._series_name(key))
         self._remove_empty_plots()
+        if self._spare is None:
+            QTimer.singleShot(0, self, self._prepare_spare)
 
     def clear(self) -> None:
         """Drop every series and plot (the job list stays)."""
@@ -785,14 +1089,15 @@ class MetricsPanel(QWidget):
         self._pending.clear()
         self._remove_empty_plots()
 
-    def add_samples(self, job_id: str, samples: list[MetricSample]) -> None:
+    def add_samples(self, job_id: str, samples: MetricChunk | Sequence[MetricSample]) -> None:
         """Append live samples; drawn at the next redraw tick. Other jobs' samples are ignored."""
-        if job_id not in self._jobs or not samples:
+        if job_id not in self._jobs or not len(samples):
             return
+        chunk = as_metric_chunk(samples)
         if job_id in self._loading:
-            self._pending.setdefault(job_id, []).extend(samples)
+            self._pending.setdefault(job_id, []).append(chunk)
             return
-        for (host, metric), cols in samples_to_columns(samples).items():
+        for (host, metric), cols in chunk.columns.items():
             self._extend(job_id, host, metric, *cols)
 
     def load_from_store(self, store: Store, job_id: str) -> None:
@@ -831,28 +1136,16 @@ class MetricsPanel(QWidget):
             self._extend(job_id, host, metric, *cols)
         # Live samples that came in meanwhile, minus those the read already returned: per
         # series, the longest head of the live ones that repeats the tail of the stored ones.
-        pending = self._pending.pop(job_id, [])
-        by_series: dict[tuple[str, str], list[MetricSample]] = {}
-        for sample in pending:
-            by_series.setdefault((sample.host, sample.name), []).append(sample)
-        fresh: list[MetricSample] = []
-        for (host, metric), items in by_series.items():
+        pending = MetricChunk.merge(self._pending.pop(job_id, []))
+        for (host, metric), cols in pending.columns.items():
             series = self._series.get((job_id, host, metric))
-            tail: list[tuple[Any, ...]] = []
             if series is not None:
-                start = max(0, series.n - len(items))
-                tail = [
-                    _point_key(st, wt, va)
-                    for st, wt, va in zip(
-                        series.step[start : series.n].tolist(),
-                        series.wall[start : series.n].tolist(),
-                        series.value[start : series.n].tolist(),
-                        strict=True,
-                    )
-                ]
-            fresh.extend(drop_overlap(tail, items, _sample_key, loaded_key=_identity))
-        if fresh:
-            self.add_samples(job_id, fresh)
+                n = series.n
+                stored = (series.step[:n], series.wall[:n], series.value[:n])
+                skip = overlap(stored, cols)
+                cols = (cols[0][skip:], cols[1][skip:], cols[2][skip:])
+            if len(cols[2]):
+                self._extend(job_id, host, metric, *cols)
         self.sig_loaded.emit(job_id)
 
     def _extend(
@@ -868,8 +1161,10 @@ class MetricsPanel(QWidget):
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = Series(job_id, host, metric)
-            plot = self._plots.get(metric) or self._add_plot(metric)
-            plot.ensure_curve(key, self._series_name(key), self._color(job_id, host))
+            self._color(job_id, host)
+            plot = self._plots.get(metric)
+            if plot is not None:
+                plot.ensure_curve(key, self._series_name(key), self._color(job_id, host))
         series.extend(steps, walls, values)
         if len(walls):
             low = float(np.nanmin(walls)) if np.isfinite(walls).any() else math.nan
@@ -905,19 +1200,26 @@ class MetricsPanel(QWidget):
 
     @property
     def metric_names(self) -> list[str]:
-        return sorted(self._plots)
+        """Every metric with data (its plot may still be waiting for a redraw tick)."""
+        return sorted({k[2] for k in self._series})
+
+    def plot(self, metric: str) -> _MetricPlot:
+        """The plot of `metric`, built now if the redraw tick has not got to it yet."""
+        if metric not in self._plots and any(k[2] == metric for k in self._series):
+            self._add_plot(metric)
+        return self._plots[metric]
 
     def plot_widget(self, metric: str) -> Any:
         """The pyqtgraph PlotWidget of `metric`."""
-        return self._plots[metric].widget
+        return self.plot(metric).widget
 
-    def curve(self, job_id: str, host: str, metric: str) -> Any:
+    def curve(self, job_id: str, host: str, metric: str) -> SeriesCurve:
         """The shown curve (smoothed when smoothing is on) of one series."""
-        return self._plots[metric].curves[(job_id, host, metric)]
+        return self.plot(metric).curves[(job_id, host, metric)]
 
-    def raw_curve(self, job_id: str, host: str, metric: str) -> Any:
+    def raw_curve(self, job_id: str, host: str, metric: str) -> SeriesCurve:
         """The faint raw curve behind a smoothed one (hidden while smoothing is off)."""
-        return self._plots[metric].raw_curves[(job_id, host, metric)]
+        return self.plot(metric).raw_curves[(job_id, host, metric)]
 
     def series(self, job_id: str, host: str, metric: str) -> Series:
         return self._series[(job_id, host, metric)]
@@ -935,14 +1237,40 @@ class MetricsPanel(QWidget):
         return self._plots[metric].hover_at(view_x, view_y)
 
     def _add_plot(self, metric: str) -> _MetricPlot:
-        plot = _MetricPlot(self, metric)
+        """The plot of `metric` with a curve per series: the spare one if ready (see
+        `_prepare_spare`), else built now."""
+        plot, self._spare = self._spare or _MetricPlot(self), None
+        plot.metric = metric
+        plot.item.setTitle(metric)
         plot.item.setLogMode(x=self._log_x, y=self._log_y)
         if self._x_mode == X_WALL:
             plot.item.setAxisItems({"bottom": plot.make_axis(date=True)})
         plot.item.setLabel("bottom", X_MODES[self._x_mode])
         self._plots[metric] = plot
+        plot.widget.show()
+        for key in self._series:
+            if key[2] == metric:
+                plot.ensure_curve(key, self._series_name(key), self._color(key[0], key[1]))
+                self._dirty.add(key)
         self._relayout()
         return plot
+
+    def _ensure_plots(self, budget: int | None = None) -> None:
+        """Build the plots of metrics that have series but no plot yet, at most `budget`.
+
+        Building one costs ~30 ms (pyqtgraph's PlotItem and its menus), so the redraw tick
+        builds one at a time: five new metrics show within half a second, and the GUI
+        thread never stalls for all five at once.
+        """
+        wanted = sorted({k[2] for k in self._series}.difference(self._plots))
+        for metric in wanted[:budget]:
+            self._add_plot(metric)
+
+    @Slot()
+    def _prepare_spare(self) -> None:
+        """Build a plot before any metric needs it, so a job's first metric shows at once."""
+        if self._spare is None and not self._closing:
+            self._spare = _MetricPlot(self)
 
     def _remove_empty_plots(self) -> None:
         used = {k[2] for k in self._series}
@@ -974,6 +1302,8 @@ class MetricsPanel(QWidget):
     @Slot()
     def redraw(self) -> None:
         """Push changed series to their curves; the timer calls this at `REDRAW_HZ`."""
+        if len(self._plots) < len({k[2] for k in self._series}):
+            self._ensure_plots(budget=1)
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
@@ -982,30 +1312,30 @@ class MetricsPanel(QWidget):
         for key in dirty:
             series = self._series.get(key)
             plot = self._plots.get(key[2])
-            if series is None or plot is None:
+            if series is None:
+                continue
+            if plot is None:  # built on a later tick
+                self._dirty.add(key)
                 continue
             n = series.n
             x = series.x_values(self._x_mode, self._t0.get(key[0], 0.0))
             raw = series.value[:n]
             curve, raw_curve = plot.curves[key], plot.raw_curves[key]
-            window = self._window(plot, series, x)
+            log = plot.log_mode()
+            x_sorted = series.is_sorted(self._x_mode)
+            window = self._window(plot, series, x, log[0])
             if smoothing > 0.0:
                 shown = series.smoothed_values(smoothing)
                 peaks = series.raw_peaks if series.constant else series.smooth_peaks
-                raw_curve.setData(
-                    *self._decimate(series.raw_peaks, x, raw, n, window),
-                    skipFiniteCheck=series.finite,
-                )
+                self._hand_over(raw_curve, series.raw_peaks, x, raw, n, window, log, x_sorted)
                 raw_curve.setVisible(True)
             else:
                 shown, peaks = raw, series.raw_peaks
                 if raw_curve.isVisible():
                     raw_curve.setVisible(False)
-                    raw_curve.setData([], [])
-            curve.setData(
-                *self._decimate(peaks, x, shown, n, window), skipFiniteCheck=series.finite
-            )
-            self._shown[key] = (x, shown, series.is_sorted(self._x_mode))
+                    raw_curve.clear()
+            self._hand_over(curve, peaks, x, shown, n, window, log, x_sorted)
+            self._shown[key] = (x, shown, x_sorted)
             plot.windows[key] = window
             touched.add(key[2])
         for metric in touched:
@@ -1013,54 +1343,109 @@ class MetricsPanel(QWidget):
             # during the paint and cost a second paint of the plot.
             self._plots[metric].widget.scene().prepareForPaint()
 
-    def _window(self, plot: _MetricPlot, series: Series, x: FloatArray) -> tuple[int, int, int]:
-        """(i0, i1, visible points): the raw index range to hand over for the current view.
+    def _window(
+        self, plot: _MetricPlot, series: Series, x: FloatArray, log_x: bool
+    ) -> tuple[int, int, int]:
+        """(i0, i1, pixel columns): the raw index range to hand over and its width on screen.
 
-        Small series go whole. A big one goes whole while the plot follows its data, and as
-        the visible x range plus one view width either side once the user zoomed in.
+        The whole series while the plot follows its data; once the user zoomed in, the visible
+        x range plus one view width either side (so a pan redraws only when it leaves that).
         """
         n = series.n
         vb = plot.item.vb
-        if n <= DECIMATE_ABOVE or vb.autoRangeEnabled()[0] or not series.is_sorted(self._x_mode):
-            return (0, n, n)
+        pixels = max(100, int(vb.width()))
+        if vb.autoRangeEnabled()[0] or not series.is_sorted(self._x_mode) or n < 2:
+            return (0, n, pixels)
         (v0, v1), _ = vb.viewRange()
-        if self._log_x:
-            v0, v1 = 10.0**v0, 10.0**v1
         span = v1 - v0
-        lo, a, b, hi = np.searchsorted(x, [v0 - span, v0, v1, v1 + span])
-        return (max(0, int(lo) - 1), min(n, int(hi) + 1), max(1, int(b - a)))
+        lo, hi = v0 - span, v1 + span
+        if log_x:
+            lo, hi = 10.0**lo, 10.0**hi
+        i0, i1 = (int(i) for i in np.searchsorted(x, [lo, hi]))
+        i0, i1 = max(0, i0 - 1), min(n, i1 + 1)
+        if i1 - i0 < 2:
+            return (i0, i1, pixels)
+        a, b = float(x[i0]), float(x[i1 - 1])
+        if log_x:
+            a, b = (math.log10(v) if v > 0 else v0 for v in (a, b))
+        return (i0, i1, max(1, min(4 * pixels, math.ceil(pixels * (b - a) / max(span, 1e-300)))))
 
-    def _decimate(
+    def _hand_over(
         self,
+        curve: SeriesCurve,
         peaks: PeakPyramid,
         x: FloatArray,
         y: FloatArray,
         n: int,
         window: tuple[int, int, int],
-    ) -> tuple[FloatArray, FloatArray]:
-        i0, i1, visible = window
-        if n <= DECIMATE_ABOVE:
-            return x[i0:i1], y[i0:i1]
-        peaks.update(y, n)
-        budget = BINS_PER_PIXEL * max(100, int(self.width()))
-        return peaks.display(peaks.pick(visible, budget), x, y, n, i0, i1)
+        log: tuple[bool, bool],
+        x_sorted: bool,
+    ) -> None:
+        """Give `curve` the points of `window`, or per pixel column their min and max."""
+        i0, i1, columns = window
+        log_x, log_y = log
+        sorted_x = x_sorted and bool(np.isfinite(x[[i0, i1 - 1]]).all()) if i1 > i0 else True
+        if log_x and sorted_x and i1 > i0 and x[i0] <= 0:  # no place for x <= 0 on a log axis
+            i0 = max(i0, int(np.searchsorted(x[:i1], 0.0, side="right")))
+        if i1 - i0 <= LINE_POINTS_PER_PIXEL * columns:
+            xs, ys = x[i0:i1], y[i0:i1]
+            curve.set_line(_log10(xs) if log_x else xs, _log10(ys) if log_y else ys)
+            return
+        if not sorted_x:
+            # x goes back and forth (a step counter that restarted, say): columns of equal
+            # point counts, drawn as the min/max zig-zag at each column's first x.
+            starts = _strictly_increasing(np.linspace(i0, i1, columns + 1)[:-1].astype(np.intp))
+            starts, lo, hi = peaks.column_minmax(y, n, starts, i1)
+            xs = np.repeat(x[starts], 2)
+            ys = np.column_stack([lo, hi]).ravel()
+            curve.set_line(_log10(xs) if log_x else xs, _log10(ys) if log_y else ys)
+            return
+        a, b = float(x[i0]), float(x[i1 - 1])
+        if log_x:
+            edges = 10.0 ** np.linspace(math.log10(a), math.log10(b), columns + 1)
+        else:
+            edges = np.linspace(a, b, columns + 1)
+        # Where each column starts; on a coarse sample of x when columns are wide (the
+        # pyramid moves column edges to its bin edges anyway).
+        stride = LEVEL_FACTOR if i1 - i0 >= BINS_PER_COLUMN * LEVEL_FACTOR * columns else 1
+        base = -(-i0 // stride) * stride
+        starts = np.searchsorted(x[base:i1:stride], edges[:-1], side="left") * stride + base
+        starts[0] = i0
+        starts = _strictly_increasing(np.minimum(starts, i1 - 1))
+        starts, lo, hi = peaks.column_minmax(y, n, starts, i1)
+        # Each column reaches its neighbour's range, as the line between them would.
+        with np.errstate(invalid="ignore"):
+            lo_j, hi_j = lo.copy(), hi.copy()
+            lo_j[1:] = np.fmin(lo[1:], hi[:-1])
+            hi_j[1:] = np.fmax(hi[1:], lo[:-1])
+            missing = np.isnan(lo)
+            lo_j[missing] = np.nan
+            hi_j[missing] = np.nan
+        xs = np.append(x[starts], b)
+        if log_x:
+            xs = _log10(xs)
+        if log_y:
+            hi_j = _log10(hi_j)
+            lo_j = _log10(lo_j)
+            lo_j = np.where(np.isnan(lo_j), hi_j, lo_j)
+        curve.set_band(xs, lo_j, hi_j)
 
     def _on_view_changed(self, plot: _MetricPlot) -> None:
-        """A pan or zoom: refresh the big series whose handed-over window no longer fits."""
-        budget = BINS_PER_PIXEL * max(100, int(self.width()))
-        for key in plot.curves:
+        """A pan, zoom or resize: redraw the series whose handed-over window no longer fits."""
+        vb = plot.item.vb
+        following = vb.autoRangeEnabled()[0]
+        pixels = max(100, int(vb.width()))
+        for key, old in plot.windows.items():
             series = self._series.get(key)
-            old = plot.windows.get(key)
-            if series is None or old is None or series.n <= DECIMATE_ABOVE or key in self._dirty:
+            if series is None or key in self._dirty:
+                continue
+            if following:
+                if old[2] != pixels or old[1] - old[0] != series.n:
+                    self._dirty.add(key)
                 continue
             x = series.x_values(self._x_mode, self._t0.get(key[0], 0.0))
-            new = self._window(plot, series, x)
-            peaks = series.raw_peaks
-            if (
-                new[0] < old[0]
-                or new[1] > old[1]
-                or peaks.pick(new[2], budget) != peaks.pick(old[2], budget)
-            ):
+            new = self._window(plot, series, x, plot.log_mode()[0])
+            if new[0] < old[0] or new[1] > old[1] or not 0.7 <= new[2] / max(old[2], 1) <= 1.4:
                 self._dirty.add(key)
 
     def _mark_all_dirty(self) -> None:
@@ -1155,9 +1540,11 @@ class MetricsPanel(QWidget):
 
     def export_png(self, path: str | os.PathLike[str], metric: str | None = None) -> None:
         """One plot (pyqtgraph's ImageExporter) or, with no metric, all plots in one image."""
+        self._ensure_plots()
+        self._grid.activate()  # plots built just now get their size
         self.redraw()
         if metric is not None:
-            exporter = self.pg.exporters.ImageExporter(self._plots[metric].item)
+            exporter = self.pg.exporters.ImageExporter(self.plot(metric).item)
             exporter.export(str(path))
             return
         if not self._grid_host.grab().save(str(path)):
@@ -1216,4 +1603,5 @@ class MetricsPanel(QWidget):
 
     def closeEvent(self, event: Any) -> None:
         self._timer.stop()
+        self._closing = True
         super().closeEvent(event)
