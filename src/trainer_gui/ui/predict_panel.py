@@ -1,0 +1,875 @@
+"""The Predict panel: try a served model the way SageMaker would be called.
+
+    from trainer_gui.core.serving.launcher import EndpointLauncher
+    from trainer_gui.ui.predict_panel import PredictPanel
+
+    launcher = EndpointLauncher()            # one per app
+    panel = PredictPanel(launcher, parent)   # a plain QWidget: put it in a dock or a tab
+    panel.serve_model(job_id_or_path)        # e.g. from a "Serve" action on a finished job
+    ...
+    panel.shutdown()                         # at exit: cancels a pending start, closes clients
+    launcher.shutdown_all()                  # then remove this app's endpoints (off the GUI thread)
+
+What it does:
+
+* an endpoint picker: the local endpoints (listed from Docker every few seconds while visible),
+  "URL…" for any http:// address, and "SageMaker endpoint…" (name and region, InvokeEndpoint
+  with the standard AWS credential chain);
+* "Serve model…": a model.tar.gz or a model folder (a dropped one too) starts a local endpoint,
+  with a progress bar and the container's log shown live in the Log tab; "Stop" removes the
+  selected endpoint;
+* a request editor for JSON and CSV with editable Content-Type and Accept; Ctrl+Enter sends;
+* dropping a file (.json, .csv, .npy, an image, anything) sends it with a content type taken from
+  its suffix (the Content-Type box overrides nothing: it is set to the file's type, and can be
+  changed for a re-send);
+* the response: status code, latency, content type, body pretty-printed (JSON indented, CSV as
+  text, NPY as the array), formatted off the GUI thread;
+* a history of requests (up to `HISTORY_LIMIT`): selecting one shows it, "Re-send" (or a double
+  click) sends it again to the endpoint it went to.
+
+Every Docker, HTTP and AWS call runs on `QThreadPool.globalInstance()`; results come back through
+signals of a QObject that lives on the GUI thread, connected here to bound methods (style-anchors
+section 8). `launcher` may be None: then only URLs and SageMaker endpoints can be used.
+
+Signals: `sig_endpoint_started(Endpoint)`, `sig_endpoints_changed(list[Endpoint])`,
+`sig_response(HistoryEntry)`, `sig_serve_failed(str)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtGui import (
+    QDragEnterEvent,
+    QDropEvent,
+    QFont,
+    QFontDatabase,
+    QKeyEvent,
+    QKeySequence,
+    QShortcut,
+)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.serving.client import (
+    SAGEMAKER_PREFIX,
+    InvokeResult,
+    client_for,
+    content_type_for,
+    format_body,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PySide6.QtCore import QMimeData
+
+    from trainer_gui.core.serving.launcher import Endpoint, EndpointLauncher, StartProgress
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HISTORY_LIMIT", "HistoryEntry", "PredictPanel"]
+
+HISTORY_LIMIT = 100
+REFRESH_MS = 5000
+LOG_LINES = 5000
+TEXT_SUFFIXES = (".json", ".jsonl", ".csv", ".txt", ".tsv")
+TEXT_MAX_BYTES = 1024 * 1024
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+CONTENT_TYPES = [
+    "application/json",
+    "text/csv",
+    "application/x-npy",
+    "application/jsonlines",
+    "text/plain",
+    "image/jpeg",
+    "image/png",
+    "application/octet-stream",
+]
+ACCEPTS = ["application/json", "text/csv", "application/x-npy", "*/*"]
+KIND_LOCAL, KIND_URL, KIND_SAGEMAKER = "local", "url", "sagemaker"
+
+
+@dataclass
+class HistoryEntry:
+    """One request sent and what came back (`result`) or why nothing did (`error`)."""
+
+    target: str  # what client_for takes: a URL, or sagemaker:NAME
+    label: str  # how the endpoint was shown (its name)
+    body: bytes
+    content_type: str
+    accept: str
+    source: str  # "editor" or the file's name
+    sent_at: float
+    region: str | None = None
+    result: InvokeResult | None = None
+    error: str | None = None
+    formatted: str = ""
+
+    def summary(self) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(self.sent_at))
+        if self.result is not None:
+            outcome = f"{self.result.status}  {self.result.latency_ms:7.1f} ms"
+        else:
+            outcome = "error" if self.error else "…"
+        return f"{when}  {outcome}  {self.content_type}  → {self.label}  ({self.source})"
+
+
+# -- off the GUI thread ---------------------------------------------------------------------------
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; workers emit, slots connected in PredictPanel run there."""
+
+    done = Signal(int, object)
+    failed = Signal(int, str)
+    progress = Signal(object)
+    log_line = Signal(str)
+
+
+class _Work(QRunnable):
+    def __init__(self, relay: _Relay, token: int, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self.relay = relay
+        self.token = token
+        self.fn = fn
+
+    def run(self) -> None:  # a pool thread
+        try:
+            result = self.fn()
+        except UserError as exc:
+            self._emit(self.relay.failed, self.token, str(exc))
+        except Exception as exc:
+            log.exception("predict panel task failed")
+            self._emit(self.relay.failed, self.token, f"{type(exc).__name__}: {exc}")
+        else:
+            self._emit(self.relay.done, self.token, result)
+
+    @staticmethod
+    def _emit(signal: Any, *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the panel was deleted meanwhile
+            signal.emit(*args)
+
+
+# -- widgets ------------------------------------------------------------------------------------
+
+
+def _local_files(mime: QMimeData) -> list[Path]:
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
+def _is_model(path: Path) -> bool:
+    return path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+class _RequestEditor(QPlainTextEdit):
+    """The request body; dropped files go to the panel instead of being inserted as text."""
+
+    def __init__(self, panel: PredictPanel) -> None:
+        super().__init__()
+        self._panel = panel
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        send_keys = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if event.key() in send_keys and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._panel.send()
+            return
+        super().keyPressEvent(event)
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return bool(_local_files(source)) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        files = _local_files(source)
+        if files:
+            self._panel.handle_files(files)
+            return
+        super().insertFromMimeData(source)
+
+
+class PredictPanel(QWidget):
+    """Send requests to local or SageMaker endpoints and read the answers (see the module doc)."""
+
+    sig_endpoint_started = Signal(object)
+    sig_endpoints_changed = Signal(object)
+    sig_response = Signal(object)
+    sig_serve_failed = Signal(str)
+
+    def __init__(self, launcher: EndpointLauncher | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PredictPanel")
+        self.launcher = launcher
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._on_done)
+        self._relay.failed.connect(self._on_failed)
+        self._relay.progress.connect(self._on_progress)
+        self._relay.log_line.connect(self._on_log_line)
+        self._tokens = itertools.count(1)
+        self._pending: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients_lock = threading.Lock()
+        self._endpoints: list[Endpoint] = []
+        self._history: list[HistoryEntry] = []
+        self._binary: tuple[str, bytes] | None = None
+        self._refreshing = False
+        self._first_refresh = True
+        self._serving_cancel: threading.Event | None = None
+        self._pending_select: str | None = None
+        self._auto_target = True  # nothing picked by hand yet: follow the local endpoints
+        self._build()
+        self.setAcceptDrops(True)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._auto_refresh)
+        self._timer.start()
+        QTimer.singleShot(0, self.refresh_endpoints)
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        root = QVBoxLayout(self)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Endpoint:"))
+        self.endpoint_combo = QComboBox()
+        self.endpoint_combo.setMinimumWidth(260)
+        self.endpoint_combo.currentIndexChanged.connect(self._on_target_picked)
+        top.addWidget(self.endpoint_combo, 1)
+        self.refresh_button = QToolButton()
+        self.refresh_button.setText("⟳")
+        self.refresh_button.setToolTip("List the local endpoints again")
+        self.refresh_button.clicked.connect(self.refresh_endpoints)
+        top.addWidget(self.refresh_button)
+        self.serve_button = QPushButton("Serve model…")
+        self.serve_button.setToolTip("Start a local endpoint on a model.tar.gz or a model folder")
+        self.serve_button.clicked.connect(self._choose_model)
+        top.addWidget(self.serve_button)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Remove the selected local endpoint's container")
+        self.stop_button.clicked.connect(self.stop_selected)
+        top.addWidget(self.stop_button)
+        root.addLayout(top)
+
+        self.target_row = QWidget()
+        target_form = QHBoxLayout(self.target_row)
+        target_form.setContentsMargins(0, 0, 0, 0)
+        self.url_edit = QLineEdit()
+        self.url_edit.setPlaceholderText("http://127.0.0.1:8080")
+        self.sagemaker_name = QLineEdit()
+        self.sagemaker_name.setPlaceholderText("SageMaker endpoint name")
+        self.sagemaker_region = QLineEdit()
+        self.sagemaker_region.setPlaceholderText("region (default: your AWS config)")
+        for widget in (self.url_edit, self.sagemaker_name, self.sagemaker_region):
+            target_form.addWidget(widget)
+        self.target_row.hide()
+        root.addWidget(self.target_row)
+
+        self.serve_row = QWidget()
+        serve_layout = QHBoxLayout(self.serve_row)
+        serve_layout.setContentsMargins(0, 0, 0, 0)
+        self.serve_progress = QProgressBar()
+        self.serve_progress.setRange(0, 1000)
+        self.serve_label = QLabel()
+        self.serve_cancel = QPushButton("Cancel")
+        self.serve_cancel.clicked.connect(self.cancel_serving)
+        serve_layout.addWidget(self.serve_label, 1)
+        serve_layout.addWidget(self.serve_progress, 1)
+        serve_layout.addWidget(self.serve_cancel)
+        self.serve_row.hide()
+        root.addWidget(self.serve_row)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        # Request side.
+        request = QWidget()
+        request_layout = QVBoxLayout(request)
+        request_layout.setContentsMargins(0, 0, 0, 0)
+        types = QFormLayout()
+        self.content_type_combo = QComboBox()
+        self.content_type_combo.setEditable(True)
+        self.content_type_combo.addItems(CONTENT_TYPES)
+        self.accept_combo = QComboBox()
+        self.accept_combo.setEditable(True)
+        self.accept_combo.addItems(ACCEPTS)
+        types.addRow("Content-Type:", self.content_type_combo)
+        types.addRow("Accept:", self.accept_combo)
+        request_layout.addLayout(types)
+        self.editor = _RequestEditor(self)
+        self.editor.setFont(mono)
+        self.editor.setPlaceholderText(
+            "Request body, e.g. [[0.5, -1.2, 0.1, 0.3]] (JSON) or 0.5,-1.2,0.1,0.3 (CSV).\n"
+            "Drop a file here (.json, .csv, .npy, an image, anything) to send it."
+        )
+        request_layout.addWidget(self.editor, 1)
+        buttons = QHBoxLayout()
+        self.send_button = QPushButton("Send")
+        self.send_button.setToolTip("Send the request (Ctrl+Enter)")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self.send)
+        self.open_button = QPushButton("Send file…")
+        self.open_button.clicked.connect(self._choose_file)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear_request)
+        for button in (self.send_button, self.open_button, self.clear_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        request_layout.addLayout(buttons)
+        splitter.addWidget(request)
+
+        # Response side: response, history, container log.
+        self.tabs = QTabWidget()
+        response = QWidget()
+        response_layout = QVBoxLayout(response)
+        response_layout.setContentsMargins(0, 0, 0, 0)
+        facts = QHBoxLayout()
+        self.status_label = QLabel("No request yet")
+        bold = QFont(self.status_label.font())
+        bold.setBold(True)
+        self.status_label.setFont(bold)
+        self.latency_label = QLabel("")
+        self.type_label = QLabel("")
+        facts.addWidget(self.status_label)
+        facts.addWidget(self.latency_label)
+        facts.addWidget(self.type_label, 1)
+        response_layout.addLayout(facts)
+        self.response_view = QPlainTextEdit()
+        self.response_view.setReadOnly(True)
+        self.response_view.setFont(mono)
+        response_layout.addWidget(self.response_view, 1)
+        self.tabs.addTab(response, "Response")
+
+        history = QWidget()
+        history_layout = QVBoxLayout(history)
+        history_layout.setContentsMargins(0, 0, 0, 0)
+        self.history_list = QListWidget()
+        self.history_list.setFont(mono)
+        self.history_list.currentRowChanged.connect(self._show_history)
+        self.history_list.itemDoubleClicked.connect(self._resend_item)
+        history_layout.addWidget(self.history_list, 1)
+        self.resend_button = QPushButton("Re-send")
+        self.resend_button.clicked.connect(self.resend_selected)
+        history_layout.addWidget(self.resend_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.tabs.addTab(history, "History")
+
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setFont(mono)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        self.tabs.addTab(self.log_view, "Container log")
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        root.addWidget(splitter, 1)
+
+        shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
+        shortcut.activated.connect(self.send)
+        self._fill_targets()
+
+    # -- background work -----------------------------------------------------------------------
+
+    def _run(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_failed: Callable[[str], None],
+    ) -> None:
+        token = next(self._tokens)
+        self._pending[token] = (on_done, on_failed)
+        QThreadPool.globalInstance().start(_Work(self._relay, token, fn))
+
+    @Slot(int, object)
+    def _on_done(self, token: int, result: object) -> None:
+        callbacks = self._pending.pop(token, None)
+        if callbacks is not None:
+            callbacks[0](result)
+
+    @Slot(int, str)
+    def _on_failed(self, token: int, message: str) -> None:
+        callbacks = self._pending.pop(token, None)
+        if callbacks is not None:
+            callbacks[1](message)
+
+    @property
+    def busy(self) -> bool:
+        """True while a request, a listing or a start is under way."""
+        return bool(self._pending)
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def endpoints(self) -> list[Endpoint]:
+        """The local endpoints as last listed."""
+        return list(self._endpoints)
+
+    @Slot()
+    def refresh_endpoints(self) -> None:
+        """List the local endpoints again (off the GUI thread); the first time, also remove
+        the endpoints a crashed session left behind."""
+        launcher = self.launcher
+        if launcher is None or self._refreshing:
+            return
+        self._refreshing = True
+        cleanup = self._first_refresh
+        self._first_refresh = False
+
+        def work() -> list[Endpoint]:
+            if cleanup:
+                launcher.cleanup_orphans()
+            return launcher.list_endpoints()
+
+        self._run(work, self._on_endpoints, self._on_endpoints_failed)
+
+    def _auto_refresh(self) -> None:
+        if self.isVisible():
+            self.refresh_endpoints()
+
+    def _on_endpoints(self, endpoints: list[Endpoint]) -> None:
+        self._refreshing = False
+        changed = [(e.name, e.url, e.state) for e in endpoints] != [
+            (e.name, e.url, e.state) for e in self._endpoints
+        ]
+        self._endpoints = list(endpoints)
+        if changed:
+            self._fill_targets()
+            self.sig_endpoints_changed.emit(list(endpoints))
+
+    def _on_endpoints_failed(self, message: str) -> None:
+        self._refreshing = False
+        self.endpoint_combo.setToolTip(f"Local endpoints unavailable: {message}")
+
+    def _fill_targets(self) -> None:
+        current = self.endpoint_combo.currentData()
+        wanted = self._pending_select
+        combo = self.endpoint_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for endpoint in self._endpoints:
+            state = "" if endpoint.state in ("", "running") else f" ({endpoint.state})"
+            combo.addItem(
+                f"{endpoint.name} — {endpoint.url or 'no port'}{state}", (KIND_LOCAL, endpoint.name)
+            )
+        combo.addItem("URL…", (KIND_URL, ""))
+        combo.addItem("SageMaker endpoint…", (KIND_SAGEMAKER, ""))
+        index = 0 if self._endpoints else combo.count() - 2  # else URL…: nothing local
+        keep = current is not None and not (self._auto_target and current[0] != KIND_LOCAL)
+        for i in range(combo.count()):
+            data = combo.itemData(i)
+            if wanted is not None and data == (KIND_LOCAL, wanted):
+                index = i
+                self._pending_select = None
+                break
+            if keep and data == current:
+                index = i
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+        self._on_target_changed()
+
+    @Slot(int)
+    def _on_target_picked(self, _index: int) -> None:
+        self._auto_target = False
+        self._on_target_changed()
+
+    def _on_target_changed(self) -> None:
+        kind, _ = self.endpoint_combo.currentData() or (KIND_URL, "")
+        self.target_row.setVisible(kind != KIND_LOCAL)
+        self.url_edit.setVisible(kind == KIND_URL)
+        self.sagemaker_name.setVisible(kind == KIND_SAGEMAKER)
+        self.sagemaker_region.setVisible(kind == KIND_SAGEMAKER)
+        self.stop_button.setEnabled(kind == KIND_LOCAL and self.launcher is not None)
+
+    def select_endpoint(self, name: str) -> bool:
+        """Pick a local endpoint by name (False if it is not listed)."""
+        for i in range(self.endpoint_combo.count()):
+            if self.endpoint_combo.itemData(i) == (KIND_LOCAL, name):
+                self.endpoint_combo.setCurrentIndex(i)
+                return True
+        return False
+
+    def select_sagemaker(self, name: str, region: str | None = None) -> None:
+        """Target a deployed SageMaker endpoint."""
+        self.endpoint_combo.setCurrentIndex(self.endpoint_combo.count() - 1)
+        self.sagemaker_name.setText(name)
+        self.sagemaker_region.setText(region or "")
+
+    def select_url(self, url: str) -> None:
+        """Target any endpoint by its http:// address."""
+        self.endpoint_combo.setCurrentIndex(self.endpoint_combo.count() - 2)
+        self.url_edit.setText(url)
+
+    def current_target(self) -> tuple[str, str, str | None]:
+        """(what client_for takes, a label, region) for the selection; UserError if incomplete."""
+        kind, name = self.endpoint_combo.currentData() or (KIND_URL, "")
+        if kind == KIND_LOCAL:
+            endpoint = next((e for e in self._endpoints if e.name == name), None)
+            if endpoint is None or not endpoint.url:
+                raise UserError(f"endpoint {name} has no address (is it running?)")
+            return endpoint.url, endpoint.name, None
+        if kind == KIND_SAGEMAKER:
+            sm_name = self.sagemaker_name.text().strip()
+            if not sm_name:
+                raise UserError("type the SageMaker endpoint's name")
+            region = self.sagemaker_region.text().strip() or None
+            return f"{SAGEMAKER_PREFIX}{sm_name}", sm_name, region
+        url = self.url_edit.text().strip()
+        if not url:
+            raise UserError("type the endpoint's URL, e.g. http://127.0.0.1:8080")
+        return url, url, None
+
+    # -- serving ----------------------------------------------------------------------------------
+
+    def _choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Serve a model", "", "Model archives (*.tar.gz *.tgz *.tar);;All files (*)"
+        )
+        if path:
+            self.serve_model(path)
+
+    def serve_model(self, model: str | Path, **options: Any) -> bool:
+        """Start a local endpoint on a job, model.tar.gz or folder; progress and log show here.
+
+        `options` go to `EndpointLauncher.start` (image, name, port, environment, ...).
+        Returns False when no launcher is set or a start is already under way.
+        """
+        launcher = self.launcher
+        if launcher is None or self._serving_cancel is not None:
+            return False
+        cancel = threading.Event()
+        self._serving_cancel = cancel
+        relay = self._relay
+        self.serve_row.show()
+        self.serve_progress.setValue(0)
+        self.serve_label.setText(f"Starting {Path(str(model)).name}…")
+        self.serve_button.setEnabled(False)
+        self.log_view.appendPlainText(f"== serving {model}")
+
+        def emit_progress(progress: StartProgress) -> None:
+            _Work._emit(relay.progress, progress)
+
+        def emit_log(line: str) -> None:
+            _Work._emit(relay.log_line, line)
+
+        def work() -> Endpoint:
+            return launcher.start(
+                model, on_progress=emit_progress, on_log=emit_log, cancel=cancel, **options
+            )
+
+        self._run(work, self._on_served, self._on_serve_failed)
+        return True
+
+    @Slot()
+    def cancel_serving(self) -> None:
+        if self._serving_cancel is not None:
+            self._serving_cancel.set()
+            self.serve_label.setText("Cancelling…")
+
+    @Slot(object)
+    def _on_progress(self, progress: StartProgress) -> None:
+        self.serve_progress.setValue(int(progress.fraction * 1000))
+        self.serve_label.setText(progress.message)
+
+    @Slot(str)
+    def _on_log_line(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
+
+    def _serving_over(self) -> None:
+        self._serving_cancel = None
+        self.serve_button.setEnabled(True)
+        self.serve_row.hide()
+
+    def _on_served(self, endpoint: Endpoint) -> None:
+        self._serving_over()
+        self._endpoints = [e for e in self._endpoints if e.name != endpoint.name] + [endpoint]
+        self._pending_select = endpoint.name
+        self._fill_targets()
+        self.status_label.setText(f"{endpoint.name} is ready at {endpoint.url}")
+        self.sig_endpoint_started.emit(endpoint)
+        self.sig_endpoints_changed.emit(list(self._endpoints))
+
+    def _on_serve_failed(self, message: str) -> None:
+        self._serving_over()
+        self.log_view.appendPlainText(message)
+        self.status_label.setText("Serving failed")
+        self.response_view.setPlainText(message)
+        self.tabs.setCurrentIndex(0)
+        self.sig_serve_failed.emit(message)
+
+    @Slot()
+    def stop_selected(self) -> None:
+        """Remove the selected local endpoint (off the GUI thread)."""
+        kind, name = self.endpoint_combo.currentData() or (KIND_URL, "")
+        launcher = self.launcher
+        if kind != KIND_LOCAL or launcher is None:
+            return
+        self.stop_button.setEnabled(False)
+
+        def stopped(_: object) -> None:
+            self._endpoints = [e for e in self._endpoints if e.name != name]
+            self._fill_targets()
+            self.status_label.setText(f"Stopped {name}")
+            self.sig_endpoints_changed.emit(list(self._endpoints))
+
+        def failed(message: str) -> None:
+            self._on_target_changed()
+            self.status_label.setText(f"Could not stop {name}: {message}")
+
+        self._run(lambda: launcher.stop(name), stopped, failed)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def set_request(
+        self, body: str | bytes, content_type: str | None = None, accept: str | None = None
+    ) -> None:
+        """Put a request in the editor (bytes that are not UTF-8 text become a binary payload)."""
+        self._binary = None
+        self.editor.setReadOnly(False)
+        if isinstance(body, bytes):
+            try:
+                text = body.decode("utf-8")
+                if "\x00" in text:
+                    raise UnicodeDecodeError("utf-8", body, 0, 1, "NUL")
+            except UnicodeDecodeError:
+                self._set_binary("payload", body, content_type or "application/octet-stream")
+                text = None
+        else:
+            text = body
+        if text is not None:
+            self.editor.setPlainText(text)
+        if content_type:
+            self.content_type_combo.setCurrentText(content_type)
+        if accept:
+            self.accept_combo.setCurrentText(accept)
+
+    def _set_binary(self, name: str, data: bytes, content_type: str) -> None:
+        self._binary = (name, data)
+        preview = ""
+        if len(data) <= TEXT_MAX_BYTES and content_type == "application/x-npy":
+            preview = "\n\n" + format_body(data, content_type, limit=4000)
+        self.editor.setPlainText(
+            f"<{name}: {len(data):,} bytes of {content_type}; Clear to type a request>{preview}"
+        )
+        self.editor.setReadOnly(True)
+
+    @Slot()
+    def clear_request(self) -> None:
+        self._binary = None
+        self.editor.setReadOnly(False)
+        self.editor.clear()
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Send a file", "", "All files (*)")
+        if path:
+            self.send_file(path)
+
+    def handle_files(self, files: list[Path]) -> None:
+        """Dropped files: a model archive or folder is served, anything else is sent."""
+        for path in files:
+            if _is_model(path):
+                self.serve_model(path)
+                return
+        if files:
+            self.send_file(files[0])
+
+    def send_file(self, path: str | Path) -> bool:
+        """Load a file as the request, with the content type of its suffix, and send it."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self.status_label.setText(f"Cannot read {path.name}: {exc.strerror or exc}")
+            return False
+        content_type = content_type_for(path)
+        self.content_type_combo.setCurrentText(content_type)
+        if path.suffix.lower() in TEXT_SUFFIXES and len(data) <= TEXT_MAX_BYTES:
+            try:
+                self.set_request(data.decode("utf-8"), content_type)
+            except UnicodeDecodeError:
+                self._set_binary(path.name, data, content_type)
+        else:
+            self._set_binary(path.name, data, content_type)
+        return self._send(data, content_type, path.name)
+
+    def _request_body(self) -> bytes:
+        if self._binary is not None:
+            return self._binary[1]
+        return self.editor.toPlainText().encode("utf-8")
+
+    @Slot()
+    def send(self) -> bool:
+        """Send what the editor holds to the selected endpoint; False if nothing was sent."""
+        source = self._binary[0] if self._binary is not None else "editor"
+        content_type = self.content_type_combo.currentText().strip() or "application/json"
+        return self._send(self._request_body(), content_type, source)
+
+    def _send(self, body: bytes, content_type: str, source: str) -> bool:
+        try:
+            target, label, region = self.current_target()
+        except UserError as exc:
+            self.status_label.setText(str(exc))
+            return False
+        entry = HistoryEntry(
+            target=target,
+            label=label,
+            body=body,
+            content_type=content_type,
+            accept=self.accept_combo.currentText().strip(),
+            source=source,
+            sent_at=time.time(),
+            region=region,
+        )
+        self._dispatch(entry)
+        return True
+
+    def _client(self, target: str, region: str | None) -> Any:
+        with self._clients_lock:
+            key = (target, region)
+            if key not in self._clients:
+                self._clients[key] = client_for(target, region=region)
+            return self._clients[key]
+
+    def _dispatch(self, entry: HistoryEntry) -> None:
+        self.status_label.setText(f"Sending to {entry.label}…")
+        self.latency_label.setText("")
+        self.type_label.setText("")
+        self.send_button.setEnabled(False)
+
+        def work() -> HistoryEntry:
+            client = self._client(entry.target, entry.region)
+            result = client.invoke(entry.body, entry.content_type, entry.accept or None)
+            entry.result = result
+            entry.formatted = format_body(result.body, result.content_type)
+            return entry
+
+        def failed(message: str) -> None:
+            entry.error = message
+            self._record(entry)
+
+        self._run(work, self._record, failed)
+
+    def _record(self, entry: HistoryEntry) -> None:
+        self.send_button.setEnabled(True)
+        self._history.append(entry)
+        item = QListWidgetItem(entry.summary())
+        self.history_list.addItem(item)
+        while len(self._history) > HISTORY_LIMIT:
+            self._history.pop(0)
+            self.history_list.takeItem(0)
+        self.history_list.blockSignals(True)
+        self.history_list.setCurrentRow(len(self._history) - 1)
+        self.history_list.blockSignals(False)
+        self._show(entry)
+        self.sig_response.emit(entry)
+
+    def _show(self, entry: HistoryEntry) -> None:
+        result = entry.result
+        if result is None:
+            self.status_label.setText("No answer")
+            self.status_label.setStyleSheet("color: #b00020;")
+            self.latency_label.setText("")
+            self.type_label.setText("")
+            self.response_view.setPlainText(entry.error or "")
+            return
+        from http import HTTPStatus
+
+        try:
+            phrase = HTTPStatus(result.status).phrase
+        except ValueError:
+            phrase = ""
+        self.status_label.setText(f"{result.status} {phrase}".strip())
+        self.status_label.setStyleSheet("color: #1b7f3b;" if result.ok else "color: #b00020;")
+        self.latency_label.setText(f"{result.latency_ms:.1f} ms")
+        self.type_label.setText(result.content_type)
+        self.response_view.setPlainText(entry.formatted)
+
+    def history(self) -> list[HistoryEntry]:
+        return list(self._history)
+
+    @Slot(int)
+    def _show_history(self, row: int) -> None:
+        if 0 <= row < len(self._history):
+            entry = self._history[row]
+            self._show(entry)
+            self.content_type_combo.setCurrentText(entry.content_type)
+            self.accept_combo.setCurrentText(entry.accept)
+            if entry.source == "editor":
+                self.set_request(entry.body, entry.content_type, entry.accept)
+            else:
+                self._set_binary(entry.source, entry.body, entry.content_type)
+
+    def resend(self, index: int) -> bool:
+        """Send history entry `index` again, to the endpoint it went to."""
+        if not 0 <= index < len(self._history):
+            return False
+        old = self._history[index]
+        entry = HistoryEntry(
+            target=old.target,
+            label=old.label,
+            body=old.body,
+            content_type=old.content_type,
+            accept=old.accept,
+            source=old.source,
+            sent_at=time.time(),
+            region=old.region,
+        )
+        self._dispatch(entry)
+        return True
+
+    @Slot()
+    def resend_selected(self) -> None:
+        self.resend(self.history_list.currentRow())
+
+    @Slot(QListWidgetItem)
+    def _resend_item(self, item: QListWidgetItem) -> None:
+        self.resend(self.history_list.row(item))
+
+    # -- drops and shutdown -----------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _local_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = _local_files(event.mimeData())
+        if not files:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.handle_files(files)
+
+    def shutdown(self) -> None:
+        """Stop refreshing, cancel a pending start, close the HTTP connections (keeps endpoints:
+        call `launcher.shutdown_all()` for that)."""
+        self._timer.stop()
+        if self._serving_cancel is not None:
+            self._serving_cancel.set()
+        with self._clients_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            try:
+                client.close()
+            except Exception:
+                log.debug("closing a client failed", exc_info=True)
