@@ -177,3 +177,41 @@ def test_a_network_loss_while_following_does_not_fail_the_job(aws: Any, project:
     aws.faults.drop("logs:GetLogEvents", times=5)
     record = _submit(service(), make_spec(project))
     assert record.status == "Completed", record.failure_reason
+
+
+def test_a_stop_during_the_upload_cancels_before_the_job_is_created(
+    aws: Any, project: Path, tmp_path: Path
+) -> None:
+    from sm_helpers import runner
+
+    from trainer_gui.core.runners.base import JobContext
+
+    ctx = JobContext("mnist-stopped", make_spec(project), tmp_path / "run")
+    ctx.request_stop()
+    events: list[Any] = []
+    handle = runner().submit(ctx, events.append)
+    assert handle.wait(30) is not None
+    assert handle.status is not None and handle.status.value == "Stopped"
+    assert aws.faults.count("sagemaker:CreateTrainingJob") == 0
+
+
+def test_credentials_expiring_while_following_stop_following_not_the_job(
+    aws: Any, project: Path
+) -> None:
+    from trainer_gui.core.jobs import JOB_LOG
+
+    aws.sim.script("mnist", Script(outcome="hang"))
+    aws.faults.error(
+        "sagemaker:DescribeTrainingJob",
+        400,
+        "ExpiredTokenException",
+        "The token is expired",
+        times=99,
+    )
+    svc = service()
+    handle = svc.submit(make_spec(project))
+    assert handle.wait(30) is not None
+    record = svc.get(handle.job_id)
+    assert record.status == "Starting"  # not Failed: the job runs on in the cloud
+    text = (Path(record.run_dir) / "logs" / JOB_LOG).read_text()
+    assert "credentials have expired" in text and "keeps running on SageMaker" in text

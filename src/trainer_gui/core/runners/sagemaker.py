@@ -360,6 +360,10 @@ class SageMakerRunner(Runner):
             with aws_errors(f"creating the training job {ctx.job_id}"):
                 out = session.client("sagemaker").create_training_job(**request)
         except UserError as exc:
+            if ctx.stop_requested():  # stopped while uploading: nothing runs in the cloud
+                emit_status(sink, ctx.job_id, JobStatus.STOPPED, ctx.stop_reason())
+                handle._finish(JobStatus.STOPPED)
+                return
             emit_status(sink, ctx.job_id, JobStatus.FAILED, str(exc))
             handle._finish(JobStatus.FAILED)
             return
