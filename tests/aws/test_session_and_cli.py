@@ -50,7 +50,7 @@ def test_endpoint_settings_are_botocores_not_ours(
 
 def test_execution_roles_are_listed_when_allowed(aws: Any) -> None:
     iam = aws.client("iam")
-    trust = {
+    trust: dict[str, Any] = {
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -211,9 +211,8 @@ def test_cli_import_writes_a_spec_that_reruns_locally(
     spec = load_spec(target)
     assert spec.name == "team-run-1"
     assert spec.source.entry_point == "train.py"
-    assert (
-        tmp_path / "specs" / spec.source.source_dir / "train.py"
-    ).read_text() == "print('loss=0.2')\n"
+    code = spec.resolve(spec.source.source_dir or "missing")
+    assert (code / "train.py").read_text() == "print('loss=0.2')\n"
     assert spec.hyperparameters == {"epochs": 5, "name": "resnet"}
     assert spec.distribution.kind == "torchrun"
     assert spec.compute.instance_count == 2 and spec.compute.instance_type == "ml.g5.xlarge"
