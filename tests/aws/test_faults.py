@@ -65,6 +65,21 @@ def test_missing_credentials_say_how_to_set_them_up(
         AwsSession("sso-dev").identity()  # an SSO profile never logged in
 
 
+def test_after_fixing_credentials_the_next_submit_works(
+    aws: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import FAKE_CREDENTIALS
+
+    svc = service()
+    for key in FAKE_CREDENTIALS:
+        monkeypatch.delenv(key)
+    with pytest.raises(AwsCredentialsError):
+        svc.submit(make_spec(project))
+    for key, value in FAKE_CREDENTIALS.items():  # the user logs in; the app keeps running
+        monkeypatch.setenv(key, value)
+    assert _submit(svc, make_spec(project)).status == "Completed"
+
+
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's real backoff and adaptive rate limiting, minus their seconds of sleeping."""

@@ -9,9 +9,13 @@ function imports them on first use. Public API for the GUI and the CLI:
 * `estimate_cost(spec, region=None)` -> `CostEstimate` (`.per_hour`, `.for_max_runtime`,
   `.summary()`, `.as_of`, `.region`), from the shipped price table `price_table()`;
 * `resolve_image(...)`, `pytorch_training_image(...)`;
-* `export_code(spec, fmt)` (v3 | v2 | request), `import_training_job(...)`,
-  `list_training_jobs(...)`;
+* `aws.export.export_code(spec, plan, fmt)` (v3 | v2 | request) with
+  `aws.remote_jobs.plan_for_export(spec, job_name)`; `aws.remote_jobs.list_training_jobs`,
+  `import_training_job`, `adopt_training_job` (follow an account job in the store);
 * errors: `AwsError` and its subclasses in `trainer_gui.core.aws.errors`.
+
+Upload/download progress of a job reaches JobService listeners as
+`trainer_gui.core.runners.sagemaker.TransferProgress` events.
 """
 
 from __future__ import annotations

@@ -35,10 +35,12 @@ def max_attempts() -> int:
 def client_config(**extra: Any) -> Any:
     from botocore.config import Config
 
+    options: dict[str, Any] = {"connect_timeout": 10, "read_timeout": 60}
+    options.update(extra)
     return Config(
         retries={"mode": "adaptive", "total_max_attempts": max_attempts()},
         user_agent_extra="trainer-gui",
-        **extra,
+        **options,
     )
 
 

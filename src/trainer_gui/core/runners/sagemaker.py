@@ -176,6 +176,11 @@ class SageMakerRunner(Runner):
                 self._sessions[key] = self._session_factory(*key)
             return self._sessions[key]
 
+    def forget_session(self, profile: str | None, region: str | None) -> None:
+        """Drop a cached session, so the next call reads the credentials afresh (after a login)."""
+        with self._lock:
+            self._sessions.pop((profile or None, region or None), None)
+
     def _session_for(self, ctx: JobContext) -> AwsSession:
         ids = ctx.backend_ids
         profile = ids.get("profile") if "profile" in ids else ctx.spec.sagemaker.profile
@@ -216,7 +221,11 @@ class SageMakerRunner(Runner):
             session.region,
             spec.compute.instance_type,
         )
-        session.identity()  # no, expired or unknown credentials: say so before anything starts
+        try:  # no, expired or unknown credentials: say so before anything starts
+            session.identity()
+        except AwsCredentialsError:
+            self.forget_session(spec.sagemaker.profile, spec.sagemaker.region)
+            raise
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -364,6 +373,8 @@ class SageMakerRunner(Runner):
                 emit_status(sink, ctx.job_id, JobStatus.STOPPED, ctx.stop_reason())
                 handle._finish(JobStatus.STOPPED)
                 return
+            if isinstance(exc, AwsCredentialsError):
+                self.forget_session(ctx.spec.sagemaker.profile, ctx.spec.sagemaker.region)
             emit_status(sink, ctx.job_id, JobStatus.FAILED, str(exc))
             handle._finish(JobStatus.FAILED)
             return
