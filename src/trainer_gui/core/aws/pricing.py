@@ -63,10 +63,11 @@ class CostEstimate:
                 f"{hosts} in {self.region}: no price in the table (list prices of {self.as_of}); "
                 "see the SageMaker pricing page"
             )
-        hours = self.max_runtime_seconds / 3600.0
+        seconds = self.max_runtime_seconds
+        runtime = f"{seconds / 60:.3g} min" if seconds < 3600 else f"{seconds / 3600:.4g} h"
         return (
             f"{hosts} in {self.region}: about {_money(self.per_hour)}/h, at most "
-            f"{_money(self.for_max_runtime)} for the max runtime of {hours:g} h "
+            f"{_money(self.for_max_runtime)} for the max runtime of {runtime} "
             f"(list prices of {self.as_of}, {self.currency}, storage and data transfer extra)"
         )
 
