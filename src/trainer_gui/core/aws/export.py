@@ -83,17 +83,27 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
     if spec.sagemaker.tags:
         tags = [{"Key": k, "Value": v} for k, v in spec.sagemaker.tags.items()]
         args.append(("tags", _py(tags)))
+    notes: list[str] = []
+    if src.requirements:
+        notes.append(
+            "# NOTE: V2 installs requirements.txt from the root of source_dir; put it there."
+        )
+    if src.command is not None:
+        notes.append("# NOTE: a command job; V2 runs entry_point as a script (arguments dropped).")
+    if spec.distribution.kind == "custom":
+        notes.append("# NOTE: the custom distribution driver has no V2 equivalent; not exported.")
     lines = [
         f'"""Job {spec.name!r} as SageMaker Python SDK V2 code (exported by trainer-gui).',
         "",
         "pip install 'sagemaker>=2,<3'; credentials come from your AWS profile as usual.",
         '"""',
         "",
+        *notes,
+        "import boto3",
         "import sagemaker",
         "from sagemaker.pytorch import PyTorch",
         "",
-        f"session = sagemaker.Session(boto_session=__import__('boto3').Session("
-        f"region_name={plan.region!r}))",
+        f"session = sagemaker.Session(boto_session=boto3.Session(region_name={plan.region!r}))",
         "",
         "estimator = PyTorch(",
         *[f"    {name}={value}," for name, value in args],
@@ -101,18 +111,6 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
         ")",
         "",
     ]
-    if spec.distribution.kind == "custom":
-        lines.insert(
-            5, "# NOTE: the custom distribution driver has no V2 equivalent; not exported."
-        )
-    if src.command is not None:
-        lines.insert(
-            5, "# NOTE: a command job; V2 runs entry_point as a script (arguments dropped)."
-        )
-    if src.requirements:
-        lines.insert(
-            5, "# NOTE: V2 installs requirements.txt from the root of source_dir; put it there."
-        )
     inputs: list[str] = []
     for name, source in _channels(spec, plan).items():
         if is_remote(source):
