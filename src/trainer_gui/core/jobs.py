@@ -70,14 +70,9 @@ def create_runner(backend: str) -> Runner:
 
         return DockerRunner()
     if backend == Backend.SAGEMAKER.value:
-        try:
-            from trainer_gui.core.runners.sagemaker import (  # type: ignore[import-not-found]
-                SageMakerRunner,
-            )
-        except ImportError:
-            raise UserError("the sagemaker backend is not available in this build yet") from None
-        runner: Runner = SageMakerRunner()
-        return runner
+        from trainer_gui.core.runners.sagemaker import SageMakerRunner
+
+        return SageMakerRunner()
     raise UserError(f"unknown backend {backend!r}; use local-process, docker or sagemaker")
 
 
