@@ -174,3 +174,35 @@ def test_nothing_to_serve_is_refused_before_docker(tmp_path: Path) -> None:
     (tmp_path / "model.pt").write_bytes(b"")
     launcher_mod._check_servable(tmp_path, MODE_RUNTIME, None, lambda s, m: progress.append(m))
     assert "default handlers serve model.pt" in progress[-1]
+
+
+class _NoContainers:
+    """A Docker client stand-in for what cleanup and naming ask of it: no containers at all."""
+
+    class api:
+        @staticmethod
+        def containers(**_: object) -> list[dict[str, object]]:
+            return []
+
+
+def test_cleanup_keeps_folders_another_start_is_preparing(tmp_path: Path) -> None:
+    from trainer_gui.core.locks import ProcessLock
+    from trainer_gui.core.serving.launcher import EndpointLauncher
+
+    launcher = EndpointLauncher(_NoContainers(), home=tmp_path)  # type: ignore[arg-type]
+    (tmp_path / "leftover" / "model").mkdir(parents=True)
+    (tmp_path / "starting" / "model").mkdir(parents=True)
+    busy = ProcessLock(tmp_path / ".locks" / "starting.lock")
+    assert busy.acquire()  # as another process's start would hold it
+    try:
+        assert launcher.cleanup_orphans() == []
+        assert not (tmp_path / "leftover").exists()
+        assert (tmp_path / "starting" / "model").is_dir()
+        # Naming skips a name being prepared, and refuses it when asked for explicitly.
+        name, lock = launcher._claim_name(None, "starting")
+        assert name == "starting-2"
+        lock.release()
+        with pytest.raises(UserError, match="already running"):
+            launcher._claim_name("starting", "x")
+    finally:
+        busy.release()

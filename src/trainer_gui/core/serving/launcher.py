@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer_gui.core.errors import BackendUnavailable, UserError
+from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.serving import archive as archive_mod
 from trainer_gui.core.serving.archive import DEFAULT_LIMITS, ArchiveLimits
 
@@ -495,7 +496,12 @@ class EndpointLauncher:
 
     # -- start ------------------------------------------------------------------------------
 
-    def _free_name(self, wanted: str | None, hint: str) -> str:
+    def _name_lock(self, name: str) -> ProcessLock:
+        """Held while an endpoint of that name is being prepared (any process of this app)."""
+        return ProcessLock(self.home / ".locks" / f"{name}.lock")
+
+    def _claim_name(self, wanted: str | None, hint: str) -> tuple[str, ProcessLock]:
+        """A name no endpoint has and no other start is preparing, and its lock, held."""
         taken = {e.name for e in self.list_endpoints()}
         with self._lock:
             taken |= set(self._live)
@@ -505,15 +511,19 @@ class EndpointLauncher:
                     f"endpoint name {wanted!r}: use lower-case letters, digits and '-' "
                     "(at most 63, starting with a letter or digit)"
                 )
-            if wanted in taken:
+            lock = self._name_lock(wanted)
+            if wanted in taken or not lock.acquire():
                 raise UserError(f"an endpoint named {wanted!r} is already running; stop it first")
-            return wanted
+            return wanted, lock
         base = sanitize_name(hint)
-        name, n = base, 1
-        while name in taken:
-            n += 1
-            name = f"{base}-{n}"
-        return name
+        for n in range(1, 10_000):
+            name = base if n == 1 else f"{base}-{n}"
+            if name in taken:
+                continue
+            lock = self._name_lock(name)
+            if lock.acquire():
+                return name, lock
+        raise UserError(f"too many endpoints named {base}-N")  # pragma: no cover
 
     def _image_env(self, image: str) -> list[str]:
         import docker.errors
@@ -592,7 +602,7 @@ class EndpointLauncher:
         image_env = self._image_env(image)
         chosen = detect_mode(image_env) if mode == "auto" else mode
         with self._lock:  # one name per endpoint, even when two starts race
-            name = self._free_name(name, source.name_hint)
+            name, name_lock = self._claim_name(name, source.name_hint)
             workdir = self.home / name
             shutil.rmtree(workdir, ignore_errors=True)  # a crashed endpoint's leftovers
             workdir.mkdir(parents=True)
@@ -647,6 +657,9 @@ class EndpointLauncher:
         except BaseException:
             self._remove(name, container.id if container is not None else None, workdir)
             raise
+        finally:
+            # Once the container exists its label claims the name; before, the lock did.
+            name_lock.release()
         progress("ready", f"{name} is ready at {endpoint.url}")
         return endpoint
 
@@ -852,8 +865,14 @@ class EndpointLauncher:
         with self._lock:
             live_names |= set(self._live)
         for folder in home.iterdir() if home.is_dir() else []:
-            if folder.is_dir() and folder.name not in live_names:
-                shutil.rmtree(folder, ignore_errors=True)
+            if folder.name.startswith(".") or not folder.is_dir() or folder.name in live_names:
+                continue
+            lock = self._name_lock(folder.name)
+            if lock.acquire():  # else another process is preparing that endpoint right now
+                try:
+                    shutil.rmtree(folder, ignore_errors=True)
+                finally:
+                    lock.release()
         return removed
 
 
