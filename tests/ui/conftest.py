@@ -42,6 +42,8 @@ def _no_dangling_pool_tasks() -> Iterator[None]:
     yield
     from PySide6.QtCore import QThreadPool
 
-    pool = QThreadPool.globalInstance()
-    if not pool.waitForDone(POOL_WAIT_MS):
-        pytest.fail(f"QThreadPool tasks still running {POOL_WAIT_MS} ms after the test")
+    from trainer_gui.ui.status import store_writes
+
+    for pool in (store_writes(), QThreadPool.globalInstance()):
+        if not pool.waitForDone(POOL_WAIT_MS):
+            pytest.fail(f"QThreadPool tasks still running {POOL_WAIT_MS} ms after the test")

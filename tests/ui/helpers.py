@@ -20,7 +20,7 @@ from trainer_gui.core.jobs import JobService
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord, Store
-from trainer_gui.ui.status import ProbeResult
+from trainer_gui.ui.status import ProbeResult, store_writes
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "resources" / "examples" / "quickstart"
@@ -119,10 +119,16 @@ def add_job(
 class WindowFactory:
     """Builds MainWindows on one store and service and tears them down in order."""
 
-    def __init__(self, qtbot: Any) -> None:
+    def __init__(self, qtbot: Any, hosted: bool = False) -> None:
         self.qtbot = qtbot
         self.store = Store()
-        self.service = JobService(self.store)
+        self.service: JobService
+        if hosted:  # as the app runs: jobs followed by the job host process
+            from trainer_gui.ui.job_host import JobHostClient
+
+            self.service = JobHostClient(self.store)
+        else:
+            self.service = JobService(self.store)
         self.windows: list[Any] = []
 
     def __call__(self, **kwargs: Any) -> Any:
@@ -148,13 +154,14 @@ class WindowFactory:
         for record in self.store.list_jobs(active_only=True):
             with contextlib.suppress(Exception):  # best effort: a failed test's job
                 self.service.stop(record.id, wait=15)
+        store_writes().waitForDone(10_000)
         QThreadPool.globalInstance().waitForDone(10_000)
         self.service.shutdown()
         self.store.close()
 
 
-def window_factory(qtbot: Any) -> Iterator[WindowFactory]:
+def window_factory(qtbot: Any, hosted: bool = False) -> Iterator[WindowFactory]:
     """Body of a `make_window` fixture: `yield from window_factory(qtbot)`."""
-    factory = WindowFactory(qtbot)
+    factory = WindowFactory(qtbot, hosted)
     yield factory
     factory.close()

@@ -131,6 +131,7 @@ def test_common_actions_have_keyboard_shortcuts(make_window: WindowFactory) -> N
     assert keys(window.delete_action) == "Del"
     assert keys(window.refresh_action) == "F5"
     assert keys(window.search_logs_action) == "Ctrl+F"
+    assert keys(window.save_spec_action) == QKeySequence(QKeySequence.StandardKey.Save).toString()
 
 
 def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory) -> None:
@@ -184,6 +185,30 @@ def test_new_job_from_the_example_copies_it_into_the_project(
     assert form.validate() is not None, form.problems
 
 
+def test_ctrl_s_opens_the_selected_spec_then_saves_the_form(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    project = window.projects.create_project(tmp_path / "proj", "proj")
+    spec = tmp_path / "proj" / "first.yaml"
+    spec.write_text("name: first\nsource:\n  command: [echo, hi]\n")
+    window.projects.refresh_specs()
+    window.projects.select_project(project.id)
+    qtbot.waitUntil(lambda: window.projects.select_spec(spec.resolve()), timeout=5000)
+
+    editor = window.save_spec()  # nothing open yet: the selected spec opens in the form
+
+    assert isinstance(editor, SpecEditorDialog) and editor.path == spec.resolve()
+    editor.form.editor("name").set_value("renamed")
+    saved: list[str] = []
+    editor.sig_saved.connect(saved.append)
+
+    assert window.save_spec() is editor  # now Ctrl+S saves that form
+    assert saved == [str(spec.resolve())]
+    assert "name: renamed" in spec.read_text()
+    assert len(window.editors) == 1
+
+
 def test_dropping_a_spec_yaml_on_the_window_opens_it(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
 ) -> None:
@@ -227,12 +252,13 @@ def test_a_file_that_is_not_yaml_gets_a_clear_message(
 
 
 def test_dropping_a_folder_on_the_window_opens_it_as_a_project(
-    make_window: WindowFactory, tmp_path: Path
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
 ) -> None:
     window = make_window()
 
     drop(window, mime_for([tmp_path]))
 
+    qtbot.waitUntil(lambda: window.current_project() is not None, timeout=5000)
     project = window.current_project()
     assert project is not None and Path(project.path) == tmp_path.resolve()
     assert window.windowTitle().startswith(tmp_path.name)
@@ -474,6 +500,27 @@ def test_start_re_attaches_to_running_jobs_off_the_gui_thread(
 
     qtbot.waitUntil(lambda: window.recovered == ["job-1"], timeout=5000)
     assert threads and threads[0] != threading.main_thread().name
+    assert "Re-attached to 1 running job" in window.statusBar().currentMessage()
+
+
+def test_jobs_left_unfollowed_are_picked_up_while_the_window_is_open(
+    qtbot: Any, make_window: WindowFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI run that was detached: nobody follows its job until the next re-attach pass."""
+    orphans: list[list[str]] = [[], [], ["detached-job"]]
+    threads: list[str] = []
+
+    def recover() -> list[str]:
+        threads.append(threading.current_thread().name)
+        return orphans.pop(0) if orphans else []
+
+    monkeypatch.setattr(make_window.service, "recover", recover)
+
+    window = make_window(recover=True, recover_every=0.05)
+
+    qtbot.waitUntil(lambda: window.recovered == ["detached-job"], timeout=5000)
+    assert len(threads) >= 3
+    assert threading.main_thread().name not in threads
     assert "Re-attached to 1 running job" in window.statusBar().currentMessage()
 
 

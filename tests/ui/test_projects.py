@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QTreeWidgetItem
+from PySide6.QtWidgets import QMessageBox, QTreeWidgetItem
+from pytestqt.qtbot import QtBot
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.store import Project, Store
@@ -153,13 +155,14 @@ def test_renaming_a_project(panel: ProjectsPanel, store: Store, tmp_path: Path) 
 
 
 def test_renaming_in_place_edits_the_store(
-    panel: ProjectsPanel, store: Store, tmp_path: Path
+    qtbot: Any, panel: ProjectsPanel, store: Store, tmp_path: Path
 ) -> None:
     project = panel.create_project(tmp_path / "p", "before")
     item = panel.item_for(project.id)
     assert item is not None
 
-    item.setText(0, "after")
+    with qtbot.waitSignal(panel.sig_changed, timeout=5000):
+        item.setText(0, "after")
 
     assert store.get_project(project.id).name == "after"  # type: ignore[union-attr]
 
@@ -215,3 +218,39 @@ def test_a_project_whose_folder_vanished_is_marked(panel: ProjectsPanel, tmp_pat
     item = panel.item_for(project.id)
     assert item is not None and item.data(0, KIND_ROLE) == PROJECT
     assert "missing" in item.toolTip(0)
+
+
+def test_changes_from_the_dialogs_write_to_the_store_off_the_gui_thread(
+    qtbot: QtBot, panel: ProjectsPanel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write waits for the store's lock, which the job host holds while it stores a batch
+    of lines: the dialogs' changes go through the pool, never the GUI thread."""
+    writers: list[str] = []
+    store = panel.store
+    for name in ("add_project", "rename_project", "remove_project", "update_project_settings"):
+        original = getattr(store, name)
+
+        def recorded(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            writers.append(threading.current_thread().name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, recorded)
+
+    with qtbot.waitSignal(panel.sig_changed, timeout=5000):
+        panel.create_project_later(tmp_path / "made", "made")
+    project = panel.current_project()
+    assert project is not None and project.name == "made"
+    with qtbot.waitSignal(panel.sig_changed, timeout=5000):
+        panel.change_settings_later(project.id, "renamed", sys.executable)
+    assert panel.projects()[0].name == "renamed"
+    assert project_python(panel.projects()[0]) == sys.executable
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text: warnings.append(text))
+    with qtbot.waitSignal(panel.sig_changed, timeout=5000):
+        panel.rename_project_later(project.id, "   ")  # refused, with the reason shown
+    assert warnings == ["a project name cannot be empty"]
+    with qtbot.waitSignal(panel.sig_changed, timeout=5000):
+        panel.remove_project_later(project.id)
+    assert panel.projects() == []
+    assert len(writers) == 4
+    assert threading.main_thread().name not in writers

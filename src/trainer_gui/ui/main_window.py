@@ -62,6 +62,7 @@ from trainer_gui.ui.status import BackendStatus, ProbeResult, run_task
 log = logging.getLogger(__name__)
 CRASH_LOG = "crash.log"
 ALL_PROJECTS = -1
+RECOVER_EVERY = 10.0  # seconds between re-attach passes
 
 
 def log_crash(text: str) -> Path:
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         probes: dict[str, Callable[[], ProbeResult]] | None = None,
         settings: WindowSettings | None = None,
         recover: bool = True,
+        recover_every: float = RECOVER_EVERY,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
         self._select_after_load: str | None = None
         self._known_marker: int | None = None
         self._polling = False
+        self._recovering = False
         self._closing = False
 
         self.setObjectName("main_window")
@@ -177,8 +180,16 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_actions()
         self.refresh_jobs()
+        # Re-attach to the jobs nobody follows: now, and every `recover_every` seconds, so a
+        # job whose follower went away while the window is open (a CLI run that was
+        # detached or killed) is picked up too.
+        self._recover_timer = QTimer(self)
+        self._recover_timer.setInterval(max(1, round(recover_every * 1000)))
+        self._recover_timer.timeout.connect(self.recover_jobs)
         if recover:
-            run_task(service.recover, self._on_recovered, self._failed("Cannot re-attach to jobs"))
+            self._recovering = True
+            run_task(service.recover, self._on_recovered, self._on_recover_failed)
+            self._recover_timer.start()
 
     # -- building ----------------------------------------------------------------------------
 
@@ -215,6 +226,12 @@ class MainWindow(QMainWindow):
         self.addAction(self.open_project_action)
         self.open_spec_action = self._action(
             "Open job spec…", self.ask_open_spec, "Ctrl+Shift+O", "Open a job spec YAML file"
+        )
+        self.save_spec_action = self._action(
+            "Save job spec",
+            self.save_spec,
+            QKeySequence.StandardKey.Save,
+            "Save the open job form, or open the selected spec or job in the form",
         )
         self.run_action = self._action(
             "Run",
@@ -269,6 +286,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.new_job_action)
         file_menu.addAction(self.new_example_action)
         file_menu.addAction(self.open_spec_action)
+        file_menu.addAction(self.save_spec_action)
         file_menu.addSeparator()
         file_menu.addAction(self.new_project_action)
         file_menu.addAction(self.open_project_action)
@@ -581,9 +599,27 @@ class MainWindow(QMainWindow):
         self.raise_()
         self.activateWindow()
 
+    @Slot()
+    def recover_jobs(self) -> None:
+        """Re-attach (off the GUI thread) to unfinished jobs that no process follows."""
+        if self._recovering or self._closing:
+            return
+        self._recovering = True
+        run_task(self.service.recover, self._on_recovered, self._on_recover_failed)
+
+    def _on_recover_failed(self, exc: BaseException, tb: str) -> None:
+        first = self.recovered is None
+        self._recovering = False
+        self.recovered = self.recovered or []
+        if first:
+            self._on_task_failed("Cannot re-attach to jobs", exc, tb)
+        else:  # the periodic one: tried again in a few seconds, no dialog
+            log.warning("re-attaching to jobs failed: %s\n%s", exc, tb)
+
     @Slot(object)
     def _on_recovered(self, job_ids: list[str]) -> None:
-        self.recovered = list(job_ids)
+        self._recovering = False
+        self.recovered = [*(self.recovered or []), *job_ids]
         if job_ids and not self._closing:
             count = len(job_ids)
             self.statusBar().showMessage(
@@ -700,12 +736,42 @@ class MainWindow(QMainWindow):
                 f"{path} is not a job spec (it should be a mapping with name:, source:, ...)",
             )
             return None
-        for editor in self.editors:
-            if editor.path is not None and editor.path.resolve() == path.resolve():
-                editor.raise_()
-                editor.activateWindow()
-                return editor
+        editor = self._editor_for(path)
+        if editor is not None:
+            editor.raise_()
+            editor.activateWindow()
+            return editor
         return self.open_editor(path.resolve().parent, path=path.resolve(), data=data)
+
+    @Slot()
+    def save_spec(self) -> SpecEditorDialog | None:
+        """Ctrl+S: save the job form the user worked in last; with none open, open the spec
+        selected in the sidebar (or the selected job's, as Clone and edit does) in the form,
+        where Ctrl+S saves it."""
+        spec_path = self.projects.current_spec_path()
+        editor = self._editor_for(spec_path) if spec_path is not None else None
+        if editor is None and self.editors:
+            editor = self.editors[-1]
+        if editor is not None:
+            editor.raise_()
+            editor.activateWindow()
+            editor.save()
+            return editor
+        if spec_path is not None:
+            return self.open_spec(spec_path)
+        if len(self.selected_records()) == 1:
+            return self.clone_selected()
+        self.statusBar().showMessage(
+            "Nothing to save: select a job spec on the left, or a job to save its spec", 6000
+        )
+        return None
+
+    def _editor_for(self, path: Path) -> SpecEditorDialog | None:
+        target = path.resolve()
+        for editor in self.editors:
+            if editor.path is not None and editor.path.resolve() == target:
+                return editor
+        return None
 
     @Slot(str)
     def _on_spec_saved(self, path: str) -> None:
@@ -927,10 +993,7 @@ class MainWindow(QMainWindow):
     def open_dropped(self, path: Path) -> None:
         """A spec YAML opens in the form; a folder opens as a project."""
         if path.is_dir():
-            try:
-                self.projects.open_folder(path)
-            except UserError as exc:
-                self.report_error("Cannot open the folder", exc)
+            self.projects.open_folder_later(path)
         else:
             self.open_spec(path)
 
@@ -942,6 +1005,7 @@ class MainWindow(QMainWindow):
             editor.close()
         self._marker_timer.stop()
         self._refresh_timer.stop()
+        self._recover_timer.stop()
         self.backend_status.stop()
         self.bridge.close()
         self.service.shutdown()

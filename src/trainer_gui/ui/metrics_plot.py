@@ -417,6 +417,8 @@ class PlotGrid(QGraphicsObject):
         super().__init__()
         self._item = plot_item
         self._brush = QBrush(color)
+        self._key: tuple[Any, ...] = ()
+        self._lines: tuple[list[float], list[float]] = ([], [])
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setZValue(-1e6 + 1)  # above the view's background, below everything else
         self.setParentItem(plot_item.vb)
@@ -444,6 +446,19 @@ class PlotGrid(QGraphicsObject):
         vb = self._item.vb
         rect = vb.rect()
         (x0, x1), (y0, y1) = vb.viewRange()
+        axes = (self._item.getAxis("bottom"), self._item.getAxis("left"))
+        key = (
+            x0,
+            x1,
+            y0,
+            y1,
+            rect.width(),
+            rect.height(),
+            *map(id, axes),
+            *(a.logMode for a in axes),
+        )
+        if key == self._key:
+            return self._lines
         out: list[list[float]] = []
         for side, lo, hi, length in (
             ("bottom", x0, x1, rect.width()),
@@ -459,7 +474,8 @@ class PlotGrid(QGraphicsObject):
                 out.append([(v - lo) / (hi - lo) * length for v in ticks if lo <= v <= hi])
             else:
                 out.append([(hi - v) / (hi - lo) * length for v in ticks if lo <= v <= hi])
-        return out[0], out[1]
+        self._key, self._lines = key, (out[0], out[1])
+        return self._lines
 
     def paint(self, painter: QPainter, *_args: Any) -> None:
         xs, ys = self.lines()

@@ -42,13 +42,13 @@ class BackgroundTask(QObject):
         super().__init__(parent)
         self._fn = fn
 
-    def start(self) -> BackgroundTask:
+    def start(self, pool: QThreadPool | None = None) -> BackgroundTask:
         # Connected last so the callers' slots run first: releasing the last reference deletes
         # this QObject, and Qt drops queued calls still addressed to a deleted object.
         self.sig_done.connect(self._release)
         self.sig_failed.connect(self._release)
         BackgroundTask._live.add(self)
-        QThreadPool.globalInstance().start(self._run)
+        (pool or QThreadPool.globalInstance()).start(self._run)
         return self
 
     def _run(self) -> None:  # worker thread
@@ -69,6 +69,7 @@ def run_task(
     fn: Callable[[], Any],
     on_done: Callable[[Any], None] | None = None,
     on_failed: Callable[[BaseException, str], None] | None = None,
+    pool: QThreadPool | None = None,
 ) -> BackgroundTask:
     """Run `fn` on the pool; `on_done(result)` / `on_failed(exc, tb)` run on the GUI thread.
 
@@ -81,7 +82,20 @@ def run_task(
         task.sig_failed.connect(on_failed)
     else:
         task.sig_failed.connect(_log_failure)
-    return task.start()
+    return task.start(pool)
+
+
+_writes: QThreadPool | None = None
+
+
+def store_writes() -> QThreadPool:
+    """A one-thread pool for the window's own writes to the store: they run in the order they
+    were asked for (the global pool runs tasks side by side, in any order)."""
+    global _writes
+    if _writes is None:
+        _writes = QThreadPool()
+        _writes.setMaxThreadCount(1)
+    return _writes
 
 
 def _log_failure(exc: BaseException, tb: str) -> None:
