@@ -147,7 +147,12 @@ def test_content_types_for_files() -> None:
 
 
 def test_format_body() -> None:
-    assert format_body(b'{"a":[1,2]}', "application/json") == '{\n  "a": [\n    1,\n    2\n  ]\n}'
+    assert format_body(b'{"a":[1,2]}', "application/json") == '{\n  "a": [1, 2]\n}'
+    nested = format_body(b'{"p": [[0.1, -2e-05], [1, 2]], "s": ["a,b", "c"]}', "application/json")
+    assert (
+        nested
+        == '{\n  "p": [\n    [0.1, -2e-05],\n    [1, 2]\n  ],\n  "s": [\n    "a,b",\n    "c"\n  ]\n}'
+    )
     assert format_body(b"1,2\n3,4\n", "text/csv") == "1,2\n3,4\n"
     buf = io.BytesIO()
     np.save(buf, np.arange(6, dtype=np.float32).reshape(2, 3))

@@ -18,6 +18,7 @@ import http.client
 import io
 import json
 import mimetypes
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -351,7 +352,7 @@ def format_body(body: bytes, content_type: str, limit: int = 200_000) -> str:
                     json.dumps(json.loads(line)) for line in decoded.splitlines() if line.strip()
                 )
             else:
-                text = json.dumps(json.loads(decoded), indent=2, ensure_ascii=False)
+                text = _pretty_json(json.loads(decoded))
         except ValueError:
             text = None
     if text is None:
@@ -368,6 +369,19 @@ def format_body(body: bytes, content_type: str, limit: int = 200_000) -> str:
     if len(text) > limit:
         text = text[:limit] + f"\n… ({len(text) - limit} more characters)"
     return text
+
+
+_FLAT_ARRAY = re.compile(
+    r"\[(\s*(?:-?[\d.eE+-]+|true|false|null)(?:,\s*(?:-?[\d.eE+-]+|true|false|null))*\s*)\]"
+)
+
+
+def _pretty_json(value: object) -> str:
+    """Indented JSON, but arrays of plain numbers stay on one line (rows of predictions)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return _FLAT_ARRAY.sub(
+        lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text
+    )
 
 
 def _format_npy(body: bytes) -> str:
