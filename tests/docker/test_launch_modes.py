@@ -396,3 +396,59 @@ def test_a_toolkit_job_stops_when_cancelled(
     record = service.get(handle.job_id)
     assert record.status == "Stopped" and record.failure_reason == "Stopped by the user"
     assert time.monotonic() - started < 60
+
+
+def test_orphan_cleanup_leaves_other_app_homes_jobs_alone(
+    docker_client: Any, docker_labels: dict[str, str], tmp_path: Path
+) -> None:
+    """Two app homes on one engine (two users, or test sessions side by side): each removes
+    only its own orphans, never the other's running jobs."""
+    from trainer_gui.core.paths import runs_home
+    from trainer_gui.core.runners.docker import LABEL_RUN_DIR
+
+    elsewhere = tmp_path / "other-home" / "runs" / "theirs-1"
+    elsewhere.mkdir(parents=True)
+    jobs = {
+        "theirs-1": str(elsewhere),  # another home's live job: left alone
+        "mine-gone": str(runs_home() / "mine-gone"),  # this home's, not followed: removed
+        "vanished-1": str(tmp_path / "deleted" / "runs" / "vanished-1"),  # folder gone: removed
+    }
+    for job, run_dir in jobs.items():
+        labels = {**docker_labels, LABEL_JOB: job, LABEL_RUN_DIR: run_dir}
+        docker_client.containers.create(CPU_IMAGE, ["true"], labels=labels)
+    runner = DockerRunner(client=docker_client)
+    removed = runner.cleanup_orphans(set())
+    assert {"mine-gone", "vanished-1"} <= set(removed) and "theirs-1" not in removed
+    left = {c.labels[LABEL_JOB] for c in docker_client.containers.list(all=True)
+            if c.labels.get(LABEL_JOB) in jobs}  # fmt: skip
+    assert left == {"theirs-1"}
+
+
+def test_an_image_with_only_python_falls_back_to_the_driver(
+    service: JobService, docker_client: Any, tmp_path: Path
+) -> None:
+    """The direct launch execs `python3`; an image that has only `python` on its PATH still
+    runs (through the driver, whose launcher tries both), and keeps every variable."""
+    import io
+
+    tag = f"trainer-gui/python-only:test-{os.getpid()}"
+    dockerfile = (
+        f"FROM {CPU_IMAGE}\n"
+        # No python3 on the PATH (the venv's python3 is relinked past /usr/bin/python3).
+        "RUN rm /usr/bin/python3 && ln -sf /usr/bin/python3.11 /opt/venv/bin/python3"
+        " && mkdir /opt/only && ln -s /opt/venv/bin/python /opt/only/python\n"
+        "ENV PATH=/opt/only:/usr/local/bin:/usr/bin:/bin\n"
+    )
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    try:
+        spec = _spec(tmp_path, tag, DUMP)
+        record = _run(service, spec)
+        assert record.status == "Completed", record.failure_reason
+        assert record.backend_ids["launch"] == "driver"
+        env = _seen(record, "algo-1")["env"]
+        assert env["SM_HP_BATCH-SIZE"] == "64" and env["SM_CURRENT_HOST"] == "algo-1"
+        direct = _run(service, _spec(tmp_path / "again", CPU_IMAGE, DUMP))
+        assert direct.backend_ids["launch"] == "direct"
+        assert _seen(direct, "algo-1")["env"]["SM_HP_BATCH-SIZE"] == "64"
+    finally:
+        docker_client.images.remove(tag, force=True)

@@ -6,8 +6,17 @@ and orphans are removed. Two launch modes, picked from the image:
 
 * images with the SageMaker training toolkit (`SAGEMAKER_TRAINING_MODULE` in their environment)
   run `train` and the toolkit does the rest, exactly as on SageMaker;
-* any other image with Python runs the project's stdlib driver (mounted read-only), which sets
-  the same SM_* environment and runs `python` or `torchrun` itself.
+* any other image with Python gets the same world from the project's contract code:
+  - "direct": a `.py` entry point on CPU hosts with no requirements.txt and no distribution
+    (the common case) runs as `python train.py <args>` with the SM_* environment computed here
+    by the same `build_environment` the driver uses, from the same config files, the image's
+    environment and the engine's CPU count; `/opt/ml/output/success` or `failure` (the
+    toolkit's text, from the exit code and the last stderr lines) is written when the
+    container exits. No second interpreter starts before the script: a plain `docker run`'s
+    cost, less than half the driver's on a busy 2-CPU machine;
+  - "driver": everything else (torchrun and its DNS wait, custom drivers, commands,
+    requirements.txt, GPUs, whose count only the container can tell) runs the stdlib driver,
+    mounted read-only, which sets the same environment and runs `python` or `torchrun` itself.
 
 Networking, as the contract needs it and no more:
 
@@ -28,7 +37,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import posixpath
 import queue
 import shutil
 import sys
@@ -66,12 +77,23 @@ LABEL_JOB = "trainer-gui.job"
 LABEL_HOST = "trainer-gui.host"
 LABEL_ROLE = "trainer-gui.role"
 LABEL_RUN_DIR = "trainer-gui.run-dir"
+LABEL_LAUNCH = "trainer-gui.launch"
+LAUNCH_TOOLKIT = "toolkit"
+LAUNCH_DRIVER = "driver"
+LAUNCH_DIRECT = "direct"
 ROLE_TRAIN = "train"
 ROLE_HOLDER = "network-holder"
 DRIVER_MOUNT = "/opt/trainer-gui/driver.py"
 CPU_IMAGE = "trainer-gui/train-cpu:latest"
 GPU_IMAGE = "trainer-gui/train-gpu:latest"
 POLL_SECONDS = 0.1
+#: The direct launch's interpreter. Exec'd by docker-init itself, not through a shell: sh drops
+#: variables whose names are not identifiers from the environment it passes on, and the
+#: toolkit exports `SM_HP_<KEY>` with hyphens kept (SM_HP_BATCH-SIZE). Whether the image has
+#: it on its PATH is looked up once per image in the first created container (a few stat
+#: requests); one without falls back to the driver (whose launcher also tries `python`).
+DIRECT_PYTHON = "python3"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BATCH_LINES = 2000
 TOOLKIT_ENV = "SAGEMAKER_TRAINING_MODULE"
 
@@ -228,6 +250,9 @@ class DockerRunner(Runner):
         self.grace = stop_grace_seconds() if grace is None else grace
         self._lock = threading.Lock()
         self._job_locks: dict[str, threading.Lock] = {}
+        self._ncpu: int | None = None
+        self._image_paths: dict[str, str] = {}
+        self._python3: dict[tuple[str, str], bool] = {}
 
     def _job_lock(self, job_id: str) -> threading.Lock:
         with self._lock:
@@ -282,9 +307,96 @@ class DockerRunner(Runner):
             if not spec.resolve(channel.source).exists():
                 raise UserError(f"channel {channel.name!r}: {channel.source} does not exist")
 
+    def _image_env(self, image: str) -> tuple[str, dict[str, str]]:
+        """(image id, its environment)."""
+        attrs = self.client.images.get(image).attrs
+        items = attrs.get("Config", {}).get("Env") or []
+        env = dict(str(item).partition("=")[::2] for item in items)
+        image_id = str(attrs.get("Id", image))
+        self._image_paths[image_id] = env.get("PATH") or DEFAULT_PATH
+        return image_id, env
+
     def _toolkit_image(self, image: str) -> bool:
-        env = self.client.images.get(image).attrs.get("Config", {}).get("Env") or []
-        return any(str(item).startswith(TOOLKIT_ENV + "=") for item in env)
+        return TOOLKIT_ENV in self._image_env(image)[1]
+
+    def _engine_cpus(self) -> int:
+        """What multiprocessing.cpu_count() says in a container: the engine's CPUs."""
+        if self._ncpu is None:
+            self._ncpu = int(self.client.info().get("NCPU") or 0) or contract.toolkit.cpu_count()
+        return self._ncpu
+
+    def _path(self, ctx: JobContext, image_id: str) -> str:
+        return ctx.spec.environment.get("PATH") or self._image_paths.get(image_id, DEFAULT_PATH)
+
+    def _has_python3(self, container_id: str, key: tuple[str, str]) -> bool:
+        """Whether DIRECT_PYTHON is an executable on the PATH, asked of a created container."""
+        if key not in self._python3:
+            found = False
+            with contextlib.suppress(Exception):
+                for folder in key[1].split(":"):
+                    stat = self._stat(container_id, posixpath.join(folder or "/", DIRECT_PYTHON))
+                    if stat and stat.get("linkTarget"):
+                        stat = self._stat(container_id, str(stat["linkTarget"]))
+                    mode = int(stat.get("mode", 0)) if stat else 0
+                    if mode & 0o111 and not mode & (1 << 31):  # executable, not a directory
+                        found = True
+                        break
+            self._python3[key] = found
+        return self._python3[key]
+
+    def _stat(self, container_id: str, path: str) -> dict[str, Any] | None:
+        import base64
+
+        api = self.client.api
+        url = api._url("/containers/{0}/archive", container_id)
+        response = api.head(url, params={"path": path})
+        header = response.headers.get("X-Docker-Container-Path-Stat")
+        if response.status_code != 200 or not header:
+            return None
+        stat: dict[str, Any] = json.loads(base64.b64decode(header))
+        return stat
+
+    def _launch(self, ctx: JobContext, toolkit: bool, image_id: str) -> str:
+        spec = ctx.spec
+        if toolkit and spec.distribution.kind != "custom" and spec.source.command is None:
+            return LAUNCH_TOOLKIT
+        direct = (
+            spec.source.command is None
+            and (spec.source.entry_point or "").endswith(".py")
+            and spec.distribution.kind == "none"
+            and not spec.uses_gpu
+            and not (ctx.run_dir / "code" / "requirements.txt").exists()
+            and self._python3.get((image_id, self._path(ctx, image_id)), True)
+        )
+        return LAUNCH_DIRECT if direct else LAUNCH_DRIVER
+
+    @staticmethod
+    def _direct_command(layout: HostLayout) -> list[str]:
+        """`plan_command` for the host: [python3, train.py, args...]."""
+        hps = json.loads((layout.config_dir / "hyperparameters.json").read_text("utf-8"))
+        return contract.toolkit.plan_command(contract.Paths(), hps, {}, 0, python=DIRECT_PYTHON)
+
+    def _direct_environment(
+        self, layout: HostLayout, image_env: dict[str, str], container_env: dict[str, str]
+    ) -> dict[str, str]:
+        """What the driver's `main` would put in the script's environment, from the same files."""
+        config = {
+            name: json.loads((layout.config_dir / f"{name}.json").read_text("utf-8"))
+            for name in ("hyperparameters", "resourceconfig", "inputdataconfig")
+        }
+        environ = {**image_env, **container_env}
+        env = contract.build_environment(
+            contract.Paths(),
+            config["hyperparameters"],
+            config["resourceconfig"],
+            config["inputdataconfig"],
+            num_gpus=0,
+            num_cpus=self._engine_cpus(),
+            environ=environ,
+        )
+        code_dir = contract.Paths().code_dir
+        env["PYTHONPATH"] = ":".join(p for p in [code_dir, environ.get("PYTHONPATH", "")] if p)
+        return {**container_env, **env}
 
     # -- start ------------------------------------------------------------------------------
 
@@ -319,7 +431,7 @@ class DockerRunner(Runner):
             layouts.append(layout)
         return layouts
 
-    def _mounts(self, ctx: JobContext, layout: HostLayout, toolkit: bool) -> list[Any]:
+    def _mounts(self, ctx: JobContext, layout: HostLayout, launch: str) -> list[Any]:
         from docker.types import Mount
 
         spec = ctx.spec
@@ -353,14 +465,16 @@ class DockerRunner(Runner):
             mounts.append(bind(persistent, "/opt/ml/checkpoints"))
         else:
             mounts.append(bind(layout.checkpoints_dir, "/opt/ml/checkpoints"))
-        if not toolkit:
+        if launch == LAUNCH_DRIVER:
             mounts.append(bind(contract.driver_path(), DRIVER_MOUNT, read_only=True))
         return mounts
 
-    def _command(self, spec: JobSpec, toolkit: bool) -> tuple[list[str] | None, list[str]]:
-        """(entrypoint, command) for one host."""
-        if toolkit and spec.distribution.kind != "custom" and spec.source.command is None:
+    def _command(self, spec: JobSpec, launch: str) -> tuple[list[str] | None, list[str]]:
+        """(entrypoint, command) for every host (a direct launch's command is per host)."""
+        if launch == LAUNCH_TOOLKIT:
             return None, ["train"]
+        if launch == LAUNCH_DIRECT:
+            return [], []  # per host: _direct_command
         args: list[str] = []
         if spec.distribution.kind == "custom" and spec.distribution.driver_script:
             args += [
@@ -381,21 +495,18 @@ class DockerRunner(Runner):
         spec = ctx.spec
         client = self.client
         image = default_image(spec)
-        toolkit = self._toolkit_image(image)
+        image_id, image_env = self._image_env(image)
+        toolkit = TOOLKIT_ENV in image_env
         layouts = self._prepare(ctx)
+        launch = self._launch(ctx, toolkit, image_id)
         labels = {
             LABEL_JOB: ctx.job_id,
             LABEL_ROLE: ROLE_TRAIN,
             LABEL_RUN_DIR: str(ctx.run_dir),
+            LABEL_LAUNCH: launch,
         }
-        network: str | None = None
-        info: dict[str, Any] = {"image": image, "toolkit": toolkit}
-        if uses_job_network(spec):
-            network = network_name(ctx.job_id)
-            client.api.create_network(network, driver="bridge", labels=labels)
-            info["network"] = network
-        sink(BackendInfo(ctx.job_id, info))
-        entrypoint, command = self._command(spec, toolkit)
+        network = network_name(ctx.job_id) if uses_job_network(spec) else None
+        entrypoint, command = self._command(spec, launch)
         environment = dict(spec.environment)
         environment.update({"TRAINING_JOB_NAME": ctx.job_id, "PYTHONUNBUFFERED": "1"})
         user = None
@@ -421,6 +532,11 @@ class DockerRunner(Runner):
 
         containers: list[Container] = []
         try:
+            info: dict[str, Any] = {"image": image, "toolkit": toolkit, "launch": launch}
+            if network is not None:
+                client.api.create_network(network, driver="bridge", labels=labels)
+                info["network"] = network
+            sink(BackendInfo(ctx.job_id, info))
             namespaces: dict[str, dict[str, Any]] = {}
             if uses_holders(spec):
                 holders = [
@@ -442,14 +558,19 @@ class DockerRunner(Runner):
                     for layout, holder in zip(layouts, holders, strict=True)
                 }
             for layout in layouts:
+                host_env, host_command = environment, command
+                if launch == LAUNCH_DIRECT:
+                    host_env = self._direct_environment(layout, image_env, environment)
+                    python, *host_command = self._direct_command(layout)
+                    entrypoint = [python]
                 container = client.containers.create(
                     image,
-                    command=command,
+                    command=host_command,
                     entrypoint=entrypoint,
                     name=container_name(ctx.job_id, layout.host),
                     labels={**labels, LABEL_HOST: layout.host},
-                    environment=environment,
-                    mounts=self._mounts(ctx, layout, toolkit),
+                    environment=host_env,
+                    mounts=self._mounts(ctx, layout, launch),
                     working_dir="/opt/ml/code",
                     user=user,
                     init=True,
@@ -459,6 +580,10 @@ class DockerRunner(Runner):
                     **(namespaces.get(layout.host) or on_network(layout.host)),
                 )
                 containers.append(container)
+                key = (image_id, self._path(ctx, image_id))
+                if launch == LAUNCH_DIRECT and not self._has_python3(container.id, key):
+                    self._remove(ctx.job_id)
+                    return self._start(ctx, sink)  # now through the driver's launcher
             _raise_first(_in_parallel([container.start for container in containers]))
         except docker.errors.APIError as exc:
             self._remove(ctx.job_id)
@@ -580,6 +705,12 @@ class DockerRunner(Runner):
             # One packer at a time: a job re-attached by a second service on this runner is
             # also still followed by the first one's thread until its containers end.
             with self._job_lock(ctx.job_id):
+                direct = {
+                    container.labels.get(LABEL_HOST, container.name): container
+                    for container in containers
+                    if container.labels.get(LABEL_LAUNCH) == LAUNCH_DIRECT
+                }
+                self._report_direct(ctx, direct, exit_codes, tails)
                 status = self._finalise(ctx, sink, exit_codes, first_failure, tails)
         except Exception as exc:
             emit_status(
@@ -613,6 +744,32 @@ class DockerRunner(Runner):
             if not batch:
                 return
             sink(LogBatch(ctx.job_id, batch, offsets))
+
+    @staticmethod
+    def _report_direct(
+        ctx: JobContext,
+        direct: dict[str, Container],
+        exit_codes: dict[str, int],
+        tails: dict[str, deque[str]],
+    ) -> None:
+        """For directly launched hosts, what the driver (and the toolkit) write at the end:
+        output/success, or output/failure unless the script wrote its own."""
+        for host, container in direct.items():
+            code = exit_codes.get(host)
+            if code is None:
+                continue
+            layout = HostLayout(host, ctx.run_dir / "hosts" / host)
+            paths = layout.paths
+            try:
+                if code == 0:
+                    contract.toolkit._write_once(paths.success_file, "")
+                else:
+                    config = container.attrs.get("Config", {})
+                    cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+                    text = contract.toolkit._failure_text(code, list(tails.get(host, [])), cmd)
+                    contract.toolkit._write_once(paths.failure_file, text)
+            except OSError:
+                pass
 
     def _finalise(
         self,
@@ -681,7 +838,20 @@ class DockerRunner(Runner):
             selector = {"label": f"{LABEL_JOB}={job_id}"}
             # Low-level calls: one request lists them all, and they are removed at once.
             ids = [c["Id"] for c in api.containers(all=True, filters=selector)]
-            _in_parallel([functools.partial(api.remove_container, cid, force=True) for cid in ids])
+            errors = _in_parallel(
+                [functools.partial(api.remove_container, cid, force=True) for cid in ids]
+            )
+            if any(errors):
+                # e.g. 409 "removal already in progress": another follower of this job (a
+                # re-attach) is removing it. Gone means gone, so wait for that to finish.
+                deadline = time.monotonic() + 30
+                while api.containers(all=True, filters=selector):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+                    for cid in ids:
+                        with contextlib.suppress(Exception):
+                            api.remove_container(cid, force=True)
             for network in api.networks(filters=selector):
                 with contextlib.suppress(Exception):
                     api.remove_network(network["Id"])
