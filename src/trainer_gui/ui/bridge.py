@@ -17,13 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from trainer_gui.core.runners.events import (
-    ArtifactReady,
-    LogBatch,
-    MetricBatch,
-    StatusChanged,
-)
-from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData
+from trainer_gui.core.runners.events import ArtifactReady, StatusChanged
+from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData, in_columns
 
 if TYPE_CHECKING:
     from trainer_gui.core.runners.events import AnyEvent
@@ -76,15 +71,9 @@ class JobEventBridge(QObject):
     def _on_event(self, event: AnyEvent | LogData | MetricData) -> None:
         """The service listener: on a runner thread, so it puts lines and samples in columns
         (the per-line work, here rather than on the GUI thread) and queues the event."""
-        queued: Any = event
-        if isinstance(event, LogBatch):
-            if not event.lines:
-                return
-            queued = LogData(event.job_id, LogChunk.from_lines(event.lines))
-        elif isinstance(event, MetricBatch):
-            if not event.samples:
-                return
-            queued = MetricData(event.job_id, MetricChunk.from_samples(event.samples))
+        queued = in_columns(event)
+        if queued is None:
+            return
         with self._lock:
             self._pending.append(queued)
 

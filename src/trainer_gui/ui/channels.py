@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import ValidationError
-from PySide6.QtCore import QMimeData, Qt, Signal, Slot
+from PySide6.QtCore import QMimeData, Qt, Slot
 from PySide6.QtGui import (
-    QBrush,
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
     QKeySequence,
-    QShortcut,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -39,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.spec.io import format_validation_error
 from trainer_gui.core.spec.model import CHANNEL_NAME_RE, MAX_CHANNELS, ChannelSpec
-from trainer_gui.ui.hyperparams import ERROR_BG
+from trainer_gui.ui.row_table import RowTable
 
 FIELDS = list(ChannelSpec.model_fields)  # name, source, content_type, input_mode
 _INVALID = re.compile(r"[^A-Za-z0-9.\-_]+")
@@ -144,17 +142,13 @@ class _DropTable(QTableWidget):
             event.ignore()
 
 
-class ChannelsTable(QWidget):
+class ChannelsTable(RowTable):
     """Input channels (list[ChannelSpec]) as an editable table with drag and drop."""
-
-    sig_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.base_dir: Path | None = None
-        self._loading = False
-        self._model_problems: dict[int, str] = {}
-        self.table = _DropTable(self)
+        self.set_table(_DropTable(self), checked_columns=len(FIELDS))
         header = self.table.horizontalHeader()
         for col, field in enumerate(FIELDS):
             info = ChannelSpec.model_fields[field]
@@ -165,15 +159,12 @@ class ChannelsTable(QWidget):
         self.table.setColumnWidth(FIELDS.index("name"), 130)
         self.table.setColumnWidth(FIELDS.index("content_type"), 110)
         self.table.setColumnWidth(FIELDS.index("input_mode"), 100)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setMinimumHeight(130)
         self.table.setToolTip(
             "Drop folders or files here (or s3:// URIs as text) to add channels; drag rows to "
             "reorder; double-click to edit."
         )
-        self.table.itemChanged.connect(self._on_item_changed)
         self.hint = QLabel("Drop data folders or files here, or s3:// URIs.", self)
         self.hint.setEnabled(False)
 
@@ -207,14 +198,8 @@ class ChannelsTable(QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.hint)
         layout.addLayout(buttons)
-        for keys, slot in (
-            (QKeySequence.StandardKey.Delete, self.remove_selected),
-            (QKeySequence("Alt+Up"), self.move_up),
-            (QKeySequence("Alt+Down"), self.move_down),
-        ):
-            shortcut = QShortcut(keys, self.table)
-            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(slot)
+        self.add_shortcut(QKeySequence("Alt+Up"), self.move_up)
+        self.add_shortcut(QKeySequence("Alt+Down"), self.move_down)
 
     # -- values ------------------------------------------------------------------------------
 
@@ -246,15 +231,12 @@ class ChannelsTable(QWidget):
         return [self._cell(row, "name") for row in range(self.table.rowCount())]
 
     def set_value(self, channels: list[Any] | None) -> None:
-        self._loading = True
-        try:
+        with self.quietly():
             self.table.setRowCount(0)
             for ch in channels or []:
                 data = ch.model_dump() if isinstance(ch, ChannelSpec) else dict(ch)
                 self._append(data)
-        finally:
-            self._loading = False
-        self._changed()
+        self.changed()
 
     def _append(self, data: dict[str, Any], row: int | None = None) -> int:
         row = self.table.rowCount() if row is None else row
@@ -279,12 +261,9 @@ class ChannelsTable(QWidget):
         source = self._display_path(source)
         base = sanitize_channel_name(name) if name else name_for_source(source)
         final = unique_name(base, set(self.names()))
-        self._loading = True
-        try:
+        with self.quietly():
             self._append({"name": final, "source": source})
-        finally:
-            self._loading = False
-        self._changed()
+        self.changed()
         return final
 
     def add_sources(self, sources: list[str]) -> list[str]:
@@ -314,14 +293,6 @@ class ChannelsTable(QWidget):
 
     # -- editing -----------------------------------------------------------------------------
 
-    @Slot()
-    def remove_selected(self) -> None:
-        row = self.table.currentRow()
-        if row < 0:
-            return
-        self.table.removeRow(row)
-        self._changed()
-
     def move_row(self, source: int, target: int) -> None:
         count = self.table.rowCount()
         if not (0 <= source < count) or not (0 <= target < count) or source == target:
@@ -344,7 +315,7 @@ class ChannelsTable(QWidget):
 
     # -- checks ------------------------------------------------------------------------------
 
-    def row_problems(self) -> dict[int, str]:
+    def check_rows(self) -> dict[int, str]:
         """Each row checked by ChannelSpec itself, plus names used twice."""
         problems: dict[int, str] = {}
         seen: dict[str, int] = {}
@@ -362,52 +333,15 @@ class ChannelsTable(QWidget):
                     f"channel name {name!r} is used twice (row {seen[name] + 1}); rename one"
                 )
             seen[name] = row
-        for row, msg in self._model_problems.items():
-            problems.setdefault(row, msg)
         return problems
 
-    def show_problems(self, problems: list[tuple[str, str]]) -> list[str]:
-        """Mark rows the model complained about (`[1].name: ...`); returns lines to show."""
-        self._model_problems = {}
-        general = []
-        for subpath, msg in problems:
-            match = re.match(r"^\[(\d+)\]", subpath)
-            if match:
-                self._model_problems[int(match.group(1))] = msg
-            else:
-                general.append(msg)
-        rows = self.row_problems()
-        self._mark_rows(rows)
-        return [f"row {row + 1}: {msg}" for row, msg in sorted(rows.items())] + general
-
-    def _mark_rows(self, problems: dict[int, str]) -> None:
-        self._loading = True
-        try:
-            for row in range(self.table.rowCount()):
-                for col in range(len(FIELDS)):
-                    item = self.table.item(row, col)
-                    if item is None:
-                        continue
-                    item.setBackground(QBrush(ERROR_BG) if row in problems else QBrush())
-                    item.setToolTip(problems.get(row, ""))
-        finally:
-            self._loading = False
-
-    def _changed(self) -> None:
-        self._model_problems = {}
-        self._mark_rows(self.row_problems())
+    def after_change(self) -> None:
         self.hint.setVisible(self.table.rowCount() == 0)
-        self.sig_changed.emit()
-
-    @Slot(QTableWidgetItem)
-    def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if not self._loading:
-            self._changed()
 
     @Slot(str)
     def _on_combo_changed(self, text: str) -> None:
         if not self._loading:
-            self._changed()
+            self.changed()
 
     # -- buttons -----------------------------------------------------------------------------
 

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -29,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.ui.row_table import RowTable
 
-ERROR_BG = QColor(214, 69, 69, 60)
 _NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
@@ -66,13 +64,11 @@ def format_value(value: Any) -> str:
     return json.dumps(value)
 
 
-class KeyValueTable(QWidget):
+class KeyValueTable(RowTable):
     """A two-column table of names and values with add/remove buttons.
 
     `typed=False` keeps every value a string (environment variables, tags).
     """
-
-    sig_changed = Signal()
 
     def __init__(
         self,
@@ -83,15 +79,12 @@ class KeyValueTable(QWidget):
     ) -> None:
         super().__init__(parent)
         self.typed = typed
-        self.table = QTableWidget(0, 2, self)
+        self.set_table(QTableWidget(0, 2, self), checked_columns=2)
         self.table.setHorizontalHeaderLabels([key_title, value_title])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setColumnWidth(0, 180)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setMinimumHeight(120)
-        self.table.itemChanged.connect(self._on_item_changed)
         self.add_button = QPushButton("Add", self)
         self.add_button.setToolTip("Add a row")
         self.add_button.clicked.connect(self._on_add_clicked)
@@ -106,10 +99,6 @@ class KeyValueTable(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
         layout.addLayout(self.buttons)
-        delete = QShortcut(QKeySequence.StandardKey.Delete, self.table)
-        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
-        delete.activated.connect(self.remove_selected)
-        self._loading = False
 
     # -- values ------------------------------------------------------------------------------
 
@@ -135,25 +124,17 @@ class KeyValueTable(QWidget):
         return out
 
     def set_value(self, mapping: dict[str, Any] | None) -> None:
-        self._loading = True
-        try:
+        with self.quietly():
             self.table.setRowCount(0)
             for key, value in (mapping or {}).items():
                 self._append(str(key), format_value(value) if self.typed else str(value))
-        finally:
-            self._loading = False
-        self._mark_rows()
-        self.sig_changed.emit()
+        self.changed()
 
     def add_row(self, key: str = "", value: Any = "") -> int:
         text = format_value(value) if self.typed and not isinstance(value, str) else str(value)
-        self._loading = True
-        try:
+        with self.quietly():
             row = self._append(key, text)
-        finally:
-            self._loading = False
-        self._mark_rows()
-        self.sig_changed.emit()
+        self.changed()
         return row
 
     def _append(self, key: str, text: str) -> int:
@@ -166,8 +147,7 @@ class KeyValueTable(QWidget):
     def merge(self, mapping: dict[str, Any]) -> None:
         """Set these names (replacing rows with the same name, adding the others)."""
         existing = {key: row for row, (key, _) in enumerate(self.rows()) if key}
-        self._loading = True
-        try:
+        with self.quietly():
             for key, value in mapping.items():
                 text = format_value(value) if self.typed else str(value)
                 if key in existing:
@@ -176,21 +156,7 @@ class KeyValueTable(QWidget):
                         item.setText(text)
                 else:
                     self._append(str(key), text)
-        finally:
-            self._loading = False
-        self._mark_rows()
-        self.sig_changed.emit()
-
-    @Slot()
-    def remove_selected(self) -> None:
-        rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
-        if not rows and self.table.currentRow() >= 0:
-            rows = [self.table.currentRow()]
-        for row in rows:
-            self.table.removeRow(row)
-        if rows:
-            self._mark_rows()
-            self.sig_changed.emit()
+        self.changed()
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -207,43 +173,12 @@ class KeyValueTable(QWidget):
                 seen[key] = row
         return problems
 
-    def _mark_rows(self) -> None:
-        problems = self.local_problems()
-        self._loading = True
-        try:
-            for row in range(self.table.rowCount()):
-                for col in range(2):
-                    item = self.table.item(row, col)
-                    if item is None:
-                        continue
-                    if row in problems:
-                        item.setBackground(QBrush(ERROR_BG))
-                        item.setToolTip(problems[row])
-                    else:
-                        item.setBackground(QBrush())
-                        item.setToolTip("")
-        finally:
-            self._loading = False
-
-    def show_problems(self, problems: list[tuple[str, str]]) -> list[str]:
-        """Model problems for this field; returns the lines to show under the table."""
-        local = [f"row {row + 1}: {msg}" for row, msg in sorted(self.local_problems().items())]
-        return local + [msg for _, msg in problems]
-
-    @Slot(QTableWidgetItem)
-    def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if self._loading:
-            return
-        self._mark_rows()
-        self.sig_changed.emit()
+    def check_rows(self) -> dict[int, str]:
+        return self.local_problems()
 
     @Slot()
     def _on_add_clicked(self) -> None:
-        row = self.add_row()
-        self.table.setCurrentCell(row, 0)
-        item = self.table.item(row, 0)
-        if item is not None:
-            self.table.editItem(item)
+        self.edit_row(self.add_row())
 
 
 class HyperparamsTable(KeyValueTable):

@@ -35,13 +35,8 @@ from typing import IO, TYPE_CHECKING, Any
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.base import JobHandle
-from trainer_gui.core.runners.events import (
-    BackendInfo,
-    JobStatus,
-    LogBatch,
-    MetricBatch,
-)
-from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch
+from trainer_gui.ui.live_data import in_columns
 
 if TYPE_CHECKING:
     from trainer_gui.core.spec.model import JobSpec
@@ -141,15 +136,11 @@ class _Outbox:
         """The service listener (runner threads): the per-line work happens here."""
         if isinstance(event, LogBatch):
             _lower_this_thread()
-            if not event.lines:
-                return
-            event = LogData(event.job_id, LogChunk.from_lines(event.lines))
-        elif isinstance(event, MetricBatch):
-            if not event.samples:
-                return
-            event = MetricData(event.job_id, MetricChunk.from_samples(event.samples))
-        elif isinstance(event, BackendInfo):
+        if isinstance(event, BackendInfo):
             return  # the store has it; the window does not show it
+        event = in_columns(event)
+        if event is None:
+            return
         with self._lock:
             self._events.append(event)
 

@@ -20,9 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from trainer_gui.core.runners.events import LogBatch, MetricBatch
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -227,6 +229,19 @@ def overlap(stored: Columns, fresh: Columns) -> int:
         if all(_nan_equal(t[j:], f[:k]) for t, f in zip(tails, fresh, strict=True)):
             return k
     return 0
+
+
+def in_columns(event: Any) -> Any | None:
+    """A runner's `LogBatch` or the service's `MetricBatch` as `LogData` / `MetricData` (the
+    per-line work, for the thread the event arrives on); None for an empty batch; any other
+    event as it is."""
+    if isinstance(event, LogBatch):
+        return LogData(event.job_id, LogChunk.from_lines(event.lines)) if event.lines else None
+    if isinstance(event, MetricBatch):
+        if not event.samples:
+            return None
+        return MetricData(event.job_id, MetricChunk.from_samples(event.samples))
+    return event
 
 
 @dataclass(frozen=True, slots=True)

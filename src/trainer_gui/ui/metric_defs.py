@@ -11,8 +11,7 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QBrush, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.metrics import MetricsParser, naive_parse
 from trainer_gui.core.spec.io import format_validation_error
 from trainer_gui.core.spec.model import MetricDefinition
-from trainer_gui.ui.hyperparams import ERROR_BG
+from trainer_gui.ui.row_table import RowTable
 
 SAMPLE_LINES = (
     "epoch=1 step=24 train_loss=0.9123 test_loss=0.8811 test_acc=0.6150\n"
@@ -45,16 +44,12 @@ def suggest_regex(name: str) -> str:
     return rf"{re.escape(name)}\s*[=:]\s*{NUMBER}"
 
 
-class MetricDefsEditor(QWidget):
+class MetricDefsEditor(RowTable):
     """list[MetricDefinition] as a table, plus sample lines and what each regex finds in them."""
-
-    sig_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._loading = False
-        self._model_problems: dict[int, str] = {}
-        self.table = QTableWidget(0, 3, self)
+        self.set_table(QTableWidget(0, 3, self), checked_columns=len(COLUMNS))
         for col, field in enumerate(COLUMNS):
             info = MetricDefinition.model_fields[field]
             item = QTableWidgetItem(info.title or field)
@@ -67,13 +62,10 @@ class MetricDefsEditor(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setColumnWidth(0, 140)
         self.table.setColumnWidth(2, 140)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setToolTip(
             "One capture group around the value, e.g. loss=([0-9.]+); SageMaker reads the same "
             "regexes from the job's logs."
         )
-        self.table.itemChanged.connect(self._on_item_changed)
 
         self.add_button = QPushButton("Add", self)
         self.add_button.clicked.connect(self._on_add_clicked)
@@ -126,9 +118,6 @@ class MetricDefsEditor(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
 
-        delete = QShortcut(QKeySequence.StandardKey.Delete, self.table)
-        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
-        delete.activated.connect(self.remove_selected)
         self._test_timer = QTimer(self)
         self._test_timer.setSingleShot(True)
         self._test_timer.setInterval(150)
@@ -152,23 +141,17 @@ class MetricDefsEditor(QWidget):
         return [r for r in self.rows() if r["name"] or r["regex"]]
 
     def set_value(self, definitions: list[Any] | None) -> None:
-        self._loading = True
-        try:
+        with self.quietly():
             self.table.setRowCount(0)
             for d in definitions or []:
                 data = d.model_dump() if isinstance(d, MetricDefinition) else dict(d)
                 self._append(str(data.get("name", "")), str(data.get("regex", "")))
-        finally:
-            self._loading = False
-        self._changed()
+        self.changed()
 
     def add_definition(self, name: str, regex: str) -> int:
-        self._loading = True
-        try:
+        with self.quietly():
             row = self._append(name, regex)
-        finally:
-            self._loading = False
-        self._changed()
+        self.changed()
         return row
 
     def _append(self, name: str, regex: str) -> int:
@@ -182,16 +165,6 @@ class MetricDefsEditor(QWidget):
         return row
 
     @Slot()
-    def remove_selected(self) -> None:
-        rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
-        if not rows and self.table.currentRow() >= 0:
-            rows = [self.table.currentRow()]
-        for row in rows:
-            self.table.removeRow(row)
-        if rows:
-            self._changed()
-
-    @Slot()
     def suggest_from_sample(self) -> list[str]:
         """Definitions for the name=value metrics auto-detection finds in the sample."""
         existing = {r["name"] for r in self.rows()}
@@ -202,19 +175,17 @@ class MetricDefsEditor(QWidget):
                 fresh = sample.name not in existing and sample.name not in names
                 if fresh and re.search(suggest_regex(sample.name), line):
                     names.append(sample.name)
-        self._loading = True
-        try:
+        with self.quietly():
             for name in names:
                 self._append(name, suggest_regex(name))
-        finally:
-            self._loading = False
         if names:
-            self._changed()
+            self.changed()
         return names
 
     # -- checks and the tester ---------------------------------------------------------------
 
-    def row_problems(self) -> dict[int, str]:
+    def check_rows(self) -> dict[int, str]:
+        """Each definition checked by MetricDefinition itself, plus names used twice."""
         problems: dict[int, str] = {}
         seen: dict[str, int] = {}
         for row, data in enumerate(self.rows()):
@@ -228,35 +199,7 @@ class MetricDefsEditor(QWidget):
             if data["name"] in seen:
                 problems[row] = f"metric name {data['name']!r} is defined twice; rename one"
             seen[data["name"]] = row
-        for row, msg in self._model_problems.items():
-            problems.setdefault(row, msg)
         return problems
-
-    def show_problems(self, problems: list[tuple[str, str]]) -> list[str]:
-        self._model_problems = {}
-        general = []
-        for subpath, msg in problems:
-            match = re.match(r"^\[(\d+)\]", subpath)
-            if match:
-                self._model_problems[int(match.group(1))] = msg
-            else:
-                general.append(msg)
-        rows = self.row_problems()
-        self._mark_rows(rows)
-        return [f"row {row + 1}: {msg}" for row, msg in sorted(rows.items())] + general
-
-    def _mark_rows(self, problems: dict[int, str]) -> None:
-        self._loading = True
-        try:
-            for row in range(self.table.rowCount()):
-                for col in range(2):
-                    item = self.table.item(row, col)
-                    if item is None:
-                        continue
-                    item.setBackground(QBrush(ERROR_BG) if row in problems else QBrush())
-                    item.setToolTip(problems.get(row, ""))
-        finally:
-            self._loading = False
 
     def test_results(self) -> list[tuple[int, str, float]]:
         """(line number from 1, metric, value) for every match of a valid definition."""
@@ -285,8 +228,7 @@ class MetricDefsEditor(QWidget):
             self.results.setItem(row, 2, QTableWidgetItem(f"{value:g}"))
             first.setdefault(name, value)
         problems = self.row_problems()
-        self._loading = True
-        try:
+        with self.quietly():
             for row, data in enumerate(self.rows()):
                 item = self.table.item(row, 2)
                 if item is None:
@@ -299,8 +241,6 @@ class MetricDefsEditor(QWidget):
                     item.setText("no match")
                 else:
                     item.setText("")
-        finally:
-            self._loading = False
         lines = len(self.sample.toPlainText().splitlines())
         matched = sorted(first)
         valid = sum(1 for r, d in enumerate(self.rows()) if r not in problems and d["name"])
@@ -312,25 +252,13 @@ class MetricDefsEditor(QWidget):
                 + (", ".join(matched) if matched else "nothing")
             )
 
-    def _changed(self) -> None:
-        self._model_problems = {}
-        self._mark_rows(self.row_problems())
+    def after_change(self) -> None:
         self._schedule_test()
-        self.sig_changed.emit()
 
     @Slot()
     def _schedule_test(self) -> None:
         self._test_timer.start()
 
-    @Slot(QTableWidgetItem)
-    def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if not self._loading and item.column() < 2:
-            self._changed()
-
     @Slot()
     def _on_add_clicked(self) -> None:
-        row = self.add_definition("", "")
-        self.table.setCurrentCell(row, 0)
-        item = self.table.item(row, 0)
-        if item is not None:
-            self.table.editItem(item)
+        self.edit_row(self.add_definition("", ""))
