@@ -99,10 +99,10 @@ def run(out: Path, theme: str) -> None:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
-    from trainer_gui.core.jobs import JobService
     from trainer_gui.core.runners.events import JobStatus
     from trainer_gui.core.store import Store
     from trainer_gui.ui.app import setup_application
+    from trainer_gui.ui.job_host import make_job_service
     from trainer_gui.ui.main_window import MainWindow
 
     setup_application(app)
@@ -115,7 +115,7 @@ def run(out: Path, theme: str) -> None:
     shutil.copy(EXAMPLE / "job.yaml", project_dir / "quickstart.yaml")
 
     store = Store()
-    service = JobService(store)
+    service = make_job_service(store)  # as the app does: jobs followed by the job host
     window = MainWindow(store, service)
     window.move(0, 0)
     window.resize(*SCREEN)
@@ -196,7 +196,7 @@ def run(out: Path, theme: str) -> None:
     save(window, out / "main-window.png")
 
     statuses = [window.jobs.status_text(j) for j in (first, second, third)]
-    window.close()
+    window.close()  # lets the job host go
     settle(app, 0.5)
     store.close()
     shutil.rmtree(home, ignore_errors=True)

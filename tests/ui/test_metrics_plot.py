@@ -443,3 +443,15 @@ def test_importing_the_module_does_not_import_pyqtgraph() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_export_menu_offers_png_of_all_or_one_plot_and_csv(panel: MetricsPanel) -> None:
+    panel.add_samples(JOB, samples(5) + samples(5, "accuracy"))
+    panel._fill_export_menu()
+    texts = [a.text() for a in panel._export_menu.actions() if not a.isSeparator()]
+    assert texts == [
+        "PNG of all plots…",
+        "PNG of accuracy…",
+        "PNG of loss…",
+        "CSV of every point…",
+    ]

@@ -39,6 +39,7 @@ from PySide6.QtGui import (
     QFontDatabase,
     QFontMetrics,
     QGuiApplication,
+    QIcon,
     QKeySequence,
     QPainter,
     QPaintEvent,
@@ -56,6 +57,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QMessageBox,
+    QStyle,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -356,6 +358,7 @@ class LogView(QWidget):
 
         self.search_edit = QLineEdit(self)
         self.search_edit.setPlaceholderText("Search (Ctrl+F)")
+        self.search_edit.setMinimumWidth(120)
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.textChanged.connect(self._on_search_changed)
         self.search_edit.returnPressed.connect(self.find_next)
@@ -381,10 +384,23 @@ class LogView(QWidget):
         self.save_action = QAction("Save as…", self)
         self.save_action.setToolTip("Save the shown lines to a text file")
         self.save_action.triggered.connect(self._save_dialog)
+        # Icons only on the bar (the tooltips and the context menu say what they do): the
+        # bar shares the width of a 1366-pixel window with the plots' controls.
+        style = self.style()
+        self.copy_all_action.setIcon(
+            QIcon.fromTheme("edit-copy", style.standardIcon(QStyle.StandardPixmap.SP_FileIcon))
+        )
+        self.save_action.setIcon(
+            QIcon.fromTheme(
+                "document-save-as", style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton)
+            )
+        )
         copy_button = QToolButton(self)
         copy_button.setDefaultAction(self.copy_all_action)
         save_button = QToolButton(self)
         save_button.setDefaultAction(self.save_action)
+        for button in (copy_button, save_button):
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from PySide6.QtCore import (
+    QEvent,
     QLineF,
     QObject,
     QRect,
@@ -35,7 +36,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QTransform
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QPen, QTransform
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -69,7 +70,7 @@ REDRAW_HZ = 10.0
 MAX_SMOOTHING = 0.999
 SLIDER_STEPS = 1000
 INITIAL_CAPACITY = 256
-PLOT_MIN_HEIGHT = 220
+PLOT_MIN_HEIGHT = 180  # two rows fit the metrics area of a 1366x768 window
 COLUMNS = 2
 X_STEP = "step"
 X_WALL = "wall"
@@ -780,15 +781,15 @@ class _MetricPlot(QObject):
         pg = panel.pg
         self.panel = panel
         self.metric = metric
-        self.widget: Any = pg.PlotWidget(panel._grid_host, title=metric or None)
+        self.widget: Any = pg.PlotWidget(panel._grid_host)
         self.widget.hide()
         self.widget.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.item: Any = self.widget.getPlotItem()
-        for side in ("left", "bottom"):
-            self._style_axis(self.item.getAxis(side))
-        background = self.widget.backgroundBrush().color()
-        grid_color = _blend(self.item.getAxis("left").pen().color(), background, GRID_ALPHA)
-        self.grid = PlotGrid(self.item, grid_color)
+        # The plot's colours follow the window's: its base colour behind, its text colour for
+        # the axes and the title (pyqtgraph's own default is black whatever the theme).
+        self.background = panel.palette().color(QPalette.ColorRole.Base)
+        self.foreground = panel.palette().color(QPalette.ColorRole.Text)
+        self.grid = PlotGrid(self.item, self.foreground)
         self.curves: dict[SeriesKey, SeriesCurve] = {}
         self.raw_curves: dict[SeriesKey, SeriesCurve] = {}
         self.windows: dict[SeriesKey, tuple[int, int, int]] = {}
@@ -807,15 +808,42 @@ class _MetricPlot(QObject):
         self.hover_text = ""
         self._proxy = pg.SignalProxy(self.widget.scene().sigMouseMoved, rateLimit=30)
         self._proxy.sigDelayed.connect(self._on_mouse_moved)
+        self.set_colors(self.background, self.foreground)
 
-    @staticmethod
-    def _style_axis(axis: Any) -> None:
+    def set_title(self, metric: str) -> None:
+        self.metric = metric
+        self.item.setTitle(metric, color=self.foreground.name())
+
+    def set_colors(self, background: QColor, foreground: QColor) -> None:
+        """Background, axes, title, grid and faint raw curves in these colours."""
+        self.background, self.foreground = QColor(background), QColor(foreground)
+        self.widget.setBackground(self.background)
+        for side in ("left", "bottom"):
+            self._style_axis(self.item.getAxis(side))
+        self.grid.set_color(_blend(self.foreground, self.background, GRID_ALPHA))
+        for key, raw in self.raw_curves.items():
+            shown = self.curves[key].opts["pen"].color()
+            raw.set_color(_blend(shown, self.background, RAW_ALPHA / 255))
+        if self.metric:
+            self.set_title(self.metric)
+        if self.item.legend is not None:
+            self._style_legend(self.item.legend)
+
+    def _style_legend(self, legend: Any) -> None:
+        legend.setLabelTextColor(self.foreground)
+        behind = QColor(self.background)
+        behind.setAlpha(200)
+        legend.setBrush(behind)
+
+    def _style_axis(self, axis: Any) -> None:
         # Grid and ticks on major steps only: minor grid lines cost more paint time than the
         # curves. Axes only ever widen, so changing tick labels do not re-layout the plot (and
         # paint it again). No automatic SI prefix: it re-renders the axis label (HTML) on
         # every range change.
         axis.setStyle(maxTickLevel=0, autoReduceTextSpace=False)
         axis.enableAutoSIPrefix(False)
+        axis.setPen(self.foreground)
+        axis.setTextPen(self.foreground)
 
     def make_axis(self, date: bool) -> Any:
         pg = self.panel.pg
@@ -841,7 +869,7 @@ class _MetricPlot(QObject):
         vb = self.item.vb
         # The raw series behind a smoothed one: its colour blended into the background once,
         # so it paints opaque (blending every pixel of a dense band costs several times more).
-        faint = _blend(QColor(color), self.widget.backgroundBrush().color(), RAW_ALPHA / 255)
+        faint = _blend(QColor(color), self.background, RAW_ALPHA / 255)
         raw = SeriesCurve(vb, faint)
         raw.setZValue(-1)
         raw.setVisible(False)
@@ -853,6 +881,7 @@ class _MetricPlot(QObject):
         if len(self.curves) == 2 and self.item.legend is None:
             # A legend only once there is something to tell apart (it costs paint time).
             legend = self.item.addLegend(offset=(-10, 10))
+            self._style_legend(legend)
             for other in self.curves.values():
                 legend.addItem(other, other.name())
         elif self.item.legend is not None:
@@ -996,6 +1025,7 @@ class MetricsPanel(QWidget):
 
         # Controls.
         self.smoothing_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.smoothing_slider.setMinimumWidth(90)
         self.smoothing_slider.setRange(0, int(MAX_SMOOTHING * SLIDER_STEPS))
         self.smoothing_slider.setToolTip(
             "Exponential moving average, as in TensorBoard (0 = off); the raw series stays "
@@ -1013,19 +1043,15 @@ class MetricsPanel(QWidget):
         reset.setText("Reset view")
         reset.setToolTip("Fit every plot to its data and follow new points again")
         reset.clicked.connect(self.reset_view)
-        self.png_button = QToolButton(self)
-        self.png_button.setText("Export PNG")
-        self.png_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self._png_menu = QMenu(self.png_button)
-        self._png_menu.aboutToShow.connect(self._fill_png_menu)
-        self.png_button.setMenu(self._png_menu)
-        csv_button = QToolButton(self)
-        csv_button.setText("Export CSV…")
-        csv_button.setToolTip(
-            "Every point of every series: job, host, metric, step, wall_time, value"
-        )
-        csv_button.clicked.connect(self._csv_dialog)
-
+        # One "Export" menu (PNG of all plots or of one, CSV of every point): the bar shares
+        # the width of a 1366-pixel window with the log's controls.
+        self.export_button = QToolButton(self)
+        self.export_button.setText("Export")
+        self.export_button.setToolTip("Save the plots as PNG, or every point as CSV")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self._export_menu = QMenu(self.export_button)
+        self._export_menu.aboutToShow.connect(self._fill_export_menu)
+        self.export_button.setMenu(self._export_menu)
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(QLabel("Smoothing", self))
@@ -1036,8 +1062,7 @@ class MetricsPanel(QWidget):
         bar.addWidget(self.log_x_button)
         bar.addWidget(self.log_y_button)
         bar.addWidget(reset)
-        bar.addWidget(self.png_button)
-        bar.addWidget(csv_button)
+        bar.addWidget(self.export_button)
 
         self._grid_host = QWidget(self)
         self._grid = QGridLayout(self._grid_host)
@@ -1256,8 +1281,7 @@ class MetricsPanel(QWidget):
         """The plot of `metric` with a curve per series: the spare one if ready (see
         `_prepare_spare`), else built now."""
         plot, self._spare = self._spare or _MetricPlot(self), None
-        plot.metric = metric
-        plot.item.setTitle(metric)
+        plot.set_title(metric)
         plot.item.setLogMode(x=self._log_x, y=self._log_y)
         if self._x_mode == X_WALL:
             plot.item.setAxisItems({"bottom": plot.make_axis(date=True)})
@@ -1312,6 +1336,8 @@ class MetricsPanel(QWidget):
         self.placeholder.hide()
         for i, metric in enumerate(sorted(self._plots)):
             self._grid.addWidget(self._plots[metric].widget, i // COLUMNS, i % COLUMNS)
+        for column in range(COLUMNS):  # equal widths, whatever each plot's size hint
+            self._grid.setColumnStretch(column, 1)
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -1571,16 +1597,19 @@ class MetricsPanel(QWidget):
         return write_csv(path, self.all_series())
 
     @Slot()
-    def _fill_png_menu(self) -> None:
-        self._png_menu.clear()
-        everything = self._png_menu.addAction("All plots…")
+    def _fill_export_menu(self) -> None:
+        menu = self._export_menu
+        menu.clear()
+        everything = menu.addAction("PNG of all plots…")
         everything.triggered.connect(self._png_all_dialog)
-        if self._plots:
-            self._png_menu.addSeparator()
-        for metric in sorted(self._plots):
-            action = self._png_menu.addAction(f"{metric}…")
+        for metric in self.metric_names:
+            action = menu.addAction(f"PNG of {metric}…")
             action.setData(metric)
             action.triggered.connect(self._png_one_dialog)
+        menu.addSeparator()
+        csv_action = menu.addAction("CSV of every point…")
+        csv_action.setToolTip("job, host, metric, step, wall_time, value")
+        csv_action.triggered.connect(self._csv_dialog)
 
     @Slot()
     def _png_all_dialog(self) -> None:
@@ -1616,6 +1645,15 @@ class MetricsPanel(QWidget):
         self.sig_csv_exported.emit(path, error)
         if error:
             QMessageBox.warning(self, "Export CSV", f"Could not export {path}: {error}")
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # light/dark switched
+            palette = self.palette()
+            base = palette.color(QPalette.ColorRole.Base)
+            text = palette.color(QPalette.ColorRole.Text)
+            for plot in [*self._plots.values(), *([self._spare] if self._spare else [])]:
+                plot.set_colors(base, text)
 
     def closeEvent(self, event: Any) -> None:
         self._timer.stop()
