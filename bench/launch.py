@@ -11,7 +11,8 @@ until the job's handle returns. "plain" is what a person would type: `docker run
 script; for two hosts a user network, two `docker run`s with aliases algo-1/algo-2 running the
 same torchrun command lines, started together and waited together, then `docker rm` and
 `docker network rm`. Repetitions are interleaved (ours, plain, plain, ours, ...) after one
-unmeasured warm-up of each, and the medians are compared.
+unmeasured warm-up of each, and the medians are compared ("ratio"; "paired" is the median of
+each repetition's ours/plain, which cancels slow drifts of a shared machine's load).
 
     .venv/bin/python bench/launch.py [--reps 7] [--reps-2x1 3] [--only single] [--json out.json]
 
@@ -212,12 +213,15 @@ def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
         name: round(statistics.median(r[name] for r in bench.phases[kind] if name in r), 3)
         for name in phase_names
     }
+    # Each repetition's two runs are back to back: their ratio cancels slow drifts of the load.
+    paired = statistics.median(o / p for o, p in zip(times["ours"], times["plain"], strict=True))
     return {
         "benchmark": kind,
         "reps": reps,
         "ours_median_s": round(ours, 3),
         "plain_median_s": round(plain, 3),
         "ratio": round(ours / plain, 3),
+        "paired_ratio_median": round(paired, 3),
         "target": TARGETS[kind],
         "ours_s": [round(t, 3) for t in times["ours"]],
         "plain_s": [round(t, 3) for t in times["plain"]],
@@ -247,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             bench.close()
             _sweep()
     print()
-    print(f"{'benchmark':<14} {'ours (s)':>9} {'plain (s)':>10} {'ratio':>6} {'target':>7}")
+    print(
+        f"{'benchmark':<14} {'ours (s)':>9} {'plain (s)':>10} {'ratio':>6} {'target':>7}"
+        f" {'paired':>7}"
+    )
     failed = False
     for row in results:
         ok = row["ratio"] <= row["target"]
@@ -255,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{row['benchmark']:<14} {row['ours_median_s']:>9.3f} {row['plain_median_s']:>10.3f}"
             f" {row['ratio']:>6.2f} {'<=' if ok else '>'}{row['target']:>5.2f}"
+            f" {row['paired_ratio_median']:>7.2f}"
         )
         print("  ours, median time from submit: " + textwrap.shorten(
             ", ".join(f"{k} {v:.3f}" for k, v in row["ours_phases_s"].items()), 200

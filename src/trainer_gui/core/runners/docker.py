@@ -8,12 +8,12 @@ and orphans are removed. Two launch modes, picked from the image:
   run `train` and the toolkit does the rest, exactly as on SageMaker;
 * any other image with Python gets the same world from the project's contract code:
   - "direct": a `.py` entry point on CPU hosts with no requirements.txt and no distribution
-    (the common case) runs as `python train.py <args>` with the SM_* environment computed here
-    by the same `build_environment` the driver uses, from the same config files, the image's
-    environment and the engine's CPU count; `/opt/ml/output/success` or `failure` (the
-    toolkit's text, from the exit code and the last stderr lines) is written when the
-    container exits. No second interpreter starts before the script: a plain `docker run`'s
-    cost, less than half the driver's on a busy 2-CPU machine;
+    (the common case) runs as `python3 train.py <args>` with the SM_* environment computed
+    here by the same `build_environment` the driver uses, from the same config files, the
+    image's environment and the engine's CPU count; `/opt/ml/output/success` or `failure`
+    (the toolkit's text, from the exit code and the last stderr lines) is written when the
+    container exits. No second interpreter starts before the script (the driver's costs
+    ~100 ms a job in a container on 2 CPUs; see bench/README.md);
   - "driver": everything else (torchrun and its DNS wait, custom drivers, commands,
     requirements.txt, GPUs, whose count only the container can tell) runs the stdlib driver,
     mounted read-only, which sets the same environment and runs `python` or `torchrun` itself.
