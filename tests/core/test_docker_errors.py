@@ -103,3 +103,44 @@ def test_offsets_round_trip_and_reject_garbage() -> None:
     assert parse_offset("1795315945.000000123:2") == ((1795315945, 123), 2)
     assert parse_offset("garbage") is None
     assert parse_offset(None) is None
+
+
+class _FakeContainer:
+    name = "c"
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def logs(self, **kwargs: Any) -> Any:
+        return iter([("\n".join(self.lines) + "\n").encode()])
+
+
+def _read(lines: list[str], resume: str | None) -> list[tuple[str, str]]:
+    import queue
+
+    from trainer_gui.core.runners.docker import _LogReader
+
+    out: queue.Queue[Any] = queue.Queue()
+    reader = _LogReader(_FakeContainer(lines), "algo-1", "stdout", out, resume)  # type: ignore[arg-type]
+    reader.run()
+    got = []
+    while not out.empty():
+        line, _key, offset = out.get()
+        got.append((line.text, offset))
+    return got
+
+
+def test_resuming_docker_logs_never_repeats_or_drops_a_line() -> None:
+    lines = [
+        "2026-11-22T10:00:01.5Z first",
+        "2026-11-22T10:00:02.25Z second",
+        "2026-11-22T10:00:02.25Z twin",
+        "2026-11-22T10:00:03Z third",
+    ]
+    everything = _read(lines, None)
+    assert [t for t, _ in everything] == ["first", "second", "twin", "third"]
+    for i, (_, offset) in enumerate(everything):
+        # Docker re-sends from the start of the offset's second; what follows must be exactly the rest.
+        second = parse_offset(offset)[0][0]  # type: ignore[index]
+        resent = [ln for ln in lines if parse_timestamp(ln.split()[0])[0] >= second]
+        assert [t for t, _ in _read(resent, offset)] == [t for t, _ in everything[i + 1 :]]

@@ -199,12 +199,15 @@ class _LogReader(threading.Thread):
             "follow": True,
             "timestamps": True,
         }
+        # Counting starts afresh: Docker re-sends the whole second the offset lies in, and the
+        # n lines already stored at the offset's timestamp are the first n it sends with it.
         last: tuple[int, int] | None = None
         same = 0
+        skip_until: tuple[int, int] | None = None
+        skip_same = 0
         if self.resume is not None:
-            last, same = self.resume
-            kwargs["since"] = last[0]  # whole seconds: the lines before the offset are skipped
-        skip_until, skip_same = last, same
+            skip_until, skip_same = self.resume
+            kwargs["since"] = skip_until[0]
         buffer = b""
         try:
             for chunk in self.container.logs(**kwargs):
