@@ -95,7 +95,7 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 INGEST_NICE = 10
-"""Niceness of the threads that read and parse a job's output (Linux, macOS): on a machine
+"""Niceness of the threads that read and parse a job's output (Linux): on a machine
 where every core is busy, the window and the jobs themselves come first, and the ingest
 catches up when a core is free (the job's output waits in its log files, nothing is lost)."""
 
@@ -110,7 +110,8 @@ def _lower_this_thread() -> None:
     sending) keep the normal priority.
     """
     tid = threading.get_native_id()
-    if tid in _lowered or not hasattr(os, "setpriority") or sys.platform == "win32":
+    # Linux only: there a thread's id is a task id that setpriority takes.
+    if tid in _lowered or not sys.platform.startswith("linux"):
         return
     _lowered.add(tid)
     nice = int(os.environ.get("TRAINER_GUI_INGEST_NICE", INGEST_NICE))
@@ -166,7 +167,12 @@ def child_main() -> int:
     from trainer_gui.core.store import Store
 
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt a frame
+    # A stray print must not corrupt a frame: what goes to stdout goes to stderr (or nowhere,
+    # under a window-only launcher that has no stderr).
+    try:
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.stdout = sys.stderr
     requests = sys.stdin.buffer
     lock = threading.Lock()
@@ -270,8 +276,15 @@ class JobHostClient(JobService):
     # -- the child process ----------------------------------------------------------------
 
     def _start(self) -> None:
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":  # no console window for the child
+            kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
         proc = subprocess.Popen(
-            self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(os.environ)
+            self._command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=dict(os.environ),
+            **kwargs,
         )
         self._proc = proc
         reader = threading.Thread(
