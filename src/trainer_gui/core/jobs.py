@@ -104,9 +104,7 @@ class _Follower:
         extra: AnyEvent | None = None
         if isinstance(event, LogBatch):
             with self._io:
-                samples = []
-                for line in event.lines:
-                    samples.extend(self.parser.parse_line(line.text, line.host, line.time))
+                samples = self.parser.parse_lines((ln.text, ln.host, ln.time) for ln in event.lines)
                 if event.lines:
                     with open(self.log_path, "a", encoding="utf-8") as fh:
                         fh.writelines(
