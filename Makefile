@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: app install install-test test lint bench clean
+.PHONY: app install install-test test lint bench clean package-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test: install-test lint
 
 bench: install-test
 	$(BIN)/python bench/metrics_parse.py
+
+# -- package-check: build the Linux bundle, .tar.gz and .deb and smoke-test them (install in a
+# clean Debian container, main window under Xvfb, example job, purge). Run before every release
+# commit; ~5-10 min. Needs Xvfb, xdotool and Docker (docs/packaging.md).
+package-check: install-test
+	$(BIN)/python -m pip install --quiet -e '.[test,package]'
+	bash scripts/ci/make-base-image.sh
+	bash scripts/package_check.sh
+# -- end package-check
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
