@@ -146,6 +146,7 @@ class _Outbox:
             self._events.append(event)
 
     def _run(self) -> None:
+        _lower_this_thread()  # sending is part of the ingest too
         while not self._stop.wait(SEND_INTERVAL):
             self.flush()
 
