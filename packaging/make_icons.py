@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare with the files")
     args = parser.parse_args(argv)
     wanted = {OUT_DIR / f"{NAME}.ico": ico_bytes(), OUT_DIR / f"{NAME}.icns": icns_bytes()}
-    stale = [path for path, data in wanted.items() if not path.is_file() or path.read_bytes() != data]
+    stale = [
+        path for path, data in wanted.items() if not path.is_file() or path.read_bytes() != data
+    ]
     if args.check:
         for path in stale:
             print(f"out of date: {path.relative_to(ROOT)} (run python packaging/make_icons.py)")

@@ -25,6 +25,7 @@ LAZY_LIBRARIES = (
     "docker.types",
     "docker.models.containers",
     "boto3",
+    "botocore",
     "botocore.config",
     "botocore.exceptions",
     "botocore.loaders",
@@ -52,7 +53,11 @@ def run() -> int:
 
     import trainer_gui
 
-    _check(problems, f"version unknown ({trainer_gui.__version__})", "unknown" not in trainer_gui.__version__)
+    _check(
+        problems,
+        f"version unknown ({trainer_gui.__version__})",
+        "unknown" not in trainer_gui.__version__,
+    )
 
     modules = [
         info.name
@@ -69,8 +74,15 @@ def run() -> int:
     from trainer_gui.core import contract, paths
     from trainer_gui.core.serving.launcher import runtime_path
 
-    for label, path in (("training driver", contract.driver_path()), ("serving runtime", runtime_path())):
-        _check(problems, f"{label} is not a .py file on disk: {path}", path.suffix == ".py" and path.is_file())
+    for label, path in (
+        ("training driver", contract.driver_path()),
+        ("serving runtime", runtime_path()),
+    ):
+        _check(
+            problems,
+            f"{label} is not a .py file on disk: {path}",
+            path.suffix == ".py" and path.is_file(),
+        )
     for parts in (
         ("examples", "quickstart", "job.yaml"),
         ("images", "train-cpu", "Dockerfile"),
@@ -80,7 +92,9 @@ def run() -> int:
         ("icons", "trainer-gui-256.png"),
         ("aws", "prices.json"),
     ):
-        _check(problems, f"resource missing: {'/'.join(parts)}", paths.resource_path(*parts).is_file())
+        _check(
+            problems, f"resource missing: {'/'.join(parts)}", paths.resource_path(*parts).is_file()
+        )
 
     import boto3
 

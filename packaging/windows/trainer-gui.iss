@@ -1,8 +1,8 @@
 ; Inno Setup script for Trainer GUI: a per-machine or per-user installer of the PyInstaller
 ; one-folder build (dist\pyinstaller\trainer-gui, from packaging\trainer_gui.spec).
 ;
-;   iscc /DAppVersion=0.1.0 packaging\windows\trainer-gui.iss
-;     -> dist\Trainer-GUI-0.1.0-windows-x64-setup.exe
+;   iscc /DAppVersion=X.Y.Z packaging\windows\trainer-gui.iss
+;     -> dist\Trainer-GUI-X.Y.Z-windows-x64-setup.exe
 ;
 ; The version is passed in, never written here: the release workflow reads it from the installed
 ; package (importlib.metadata), the same string `trainer-gui --version` prints.
