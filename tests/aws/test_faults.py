@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto_support import Script
 from sm_helpers import make_spec, service
 
-from conftest import Script
 from trainer_gui.core.aws.errors import (
     AwsAccessDenied,
     AwsCredentialsError,
@@ -68,7 +68,7 @@ def test_missing_credentials_say_how_to_set_them_up(
 def test_after_fixing_credentials_the_next_submit_works(
     aws: Any, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import FAKE_CREDENTIALS
+    from moto_support import FAKE_CREDENTIALS
 
     svc = service()
     for key in FAKE_CREDENTIALS:

@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from moto_support import Script
 from sm_helpers import make_spec, service, wait_for
 
-from conftest import Script
 from trainer_gui.core.jobs import JOB_LOG, JobService, parse_log_line
 from trainer_gui.core.runners.events import ArtifactReady
 from trainer_gui.core.store import Store

@@ -7,9 +7,9 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from moto_support import FAKE_CREDENTIALS
 from sm_helpers import make_spec, service
 
-from conftest import FAKE_CREDENTIALS
 from trainer_gui.cli.main import main
 from trainer_gui.core.store import DB_FILENAME
 

@@ -229,7 +229,7 @@ def test_cli_import_writes_a_spec_that_reruns_locally(
 
 
 def test_cli_attach_follows_any_account_job_into_the_store(aws: Any, capsys: Any) -> None:
-    from conftest import Script
+    from moto_support import Script
 
     aws.sim.script(
         "team-run-2", Script(lines=lambda h: [f"loss={0.5 / (i + 1):.3f}" for i in range(10)])

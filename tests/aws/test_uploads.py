@@ -126,7 +126,7 @@ def test_an_interrupted_multipart_upload_resumes_where_it_stopped(aws: Any, proj
     parts = {"n": 0}
 
     def flaky(request: Any) -> Any:
-        from conftest import _op_of
+        from moto_support import _op_of
 
         if _op_of(request) == "s3:UploadPart":
             parts["n"] += 1

@@ -356,7 +356,8 @@ def test_a_failing_script_fails_the_job_with_the_toolkits_reason(
     for text in (failure, record.failure_reason or ""):
         assert "ExecuteUserScriptError" in text
         assert "ExitCode 1" in text
-        assert "FloatingPointError: the loss went to nan" in text
+        # The toolkit words the traceback differently from run to run; both parts must be there.
+        assert "FloatingPointError" in text and "the loss went to nan" in text
 
 
 LONG = """
