@@ -327,6 +327,10 @@ class JobHostClient(JobService):
                 self._proc = None
         with contextlib.suppress(Exception):
             proc.wait(timeout=5)
+        for pipe in (proc.stdout, proc.stdin):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
         for future in calls.values():
             future.set_exception(UserError("the job host process stopped; try again"))
         if not self._closed:
