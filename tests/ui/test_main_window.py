@@ -13,7 +13,7 @@ import pytest
 from helpers import EXAMPLE, WindowFactory, add_job, drop, fake_probes, mime_for, window_factory
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.events import JobStatus
@@ -722,3 +722,21 @@ def test_the_summary_says_what_ran_where_and_with_what(
 
     for text in ("summary", "Failed", "train.py", "s3://bucket-a/train", "epochs=3", "Run folder"):
         assert text in html
+
+
+
+def test_the_predict_panel_and_about_dialog_are_reachable(
+    make_window: WindowFactory, messages: list[tuple[str, str, str]]
+) -> None:
+    window = make_window()
+    assert window.predict_dock.isHidden()
+    window.serve_selected()  # nothing selected: a message, no endpoint
+    assert messages and messages[-1][1] == "Serve model"
+    assert window.predict_dock.isHidden()
+    window.predict_dock.toggleViewAction().trigger()
+    assert not window.predict_dock.isHidden()
+    assert window.serve_action in window.jobs.table.actions()
+    window._about()
+    about = [w for w in window.findChildren(QWidget) if w.windowTitle().startswith("About")]
+    assert about and about[0].isVisible()
+    about[0].close()

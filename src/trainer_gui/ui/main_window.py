@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -46,14 +47,17 @@ from trainer_gui.core.errors import UserError
 from trainer_gui.core.jobs import JobService
 from trainer_gui.core.paths import data_home, example_project
 from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.serving.launcher import EndpointLauncher
 from trainer_gui.core.spec import JobSpec, spec_to_dict
 from trainer_gui.core.spec.model import JOB_NAME_RE
 from trainer_gui.core.store import JobRecord, Project, Store
+from trainer_gui.ui.about import show_about
 from trainer_gui.ui.bridge import JobEventBridge
 from trainer_gui.ui.icons import app_icon
 from trainer_gui.ui.job_detail import JobDetail
 from trainer_gui.ui.jobs_table import JobsView
 from trainer_gui.ui.live_data import MetricChunk
+from trainer_gui.ui.predict_panel import PredictPanel
 from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
 from trainer_gui.ui.settings import WindowSettings
 from trainer_gui.ui.spec_form import SpecEditorDialog, rebase_paths
@@ -133,6 +137,14 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.projects_dock)
+        # Local inference endpoints: the launcher talks to Docker only when first used.
+        self.launcher = EndpointLauncher()
+        self.predict = PredictPanel(self.launcher, self)
+        self.predict_dock = QDockWidget("Predict", self)
+        self.predict_dock.setObjectName("predict_dock")
+        self.predict_dock.setWidget(self.predict)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.predict_dock)
+        self.predict_dock.hide()
         self.jobs = JobsView(self)
         self.detail = JobDetail(store, self)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
@@ -269,12 +281,19 @@ class MainWindow(QMainWindow):
             "Search logs", self.search_logs, QKeySequence.StandardKey.Find, "Search the logs"
         )
         self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.serve_action = self._action(
+            "Serve model",
+            self.serve_selected,
+            tip="Start a local inference endpoint on the "
+            "selected job's model and open the Predict panel",
+        )
         for action in (
             self.run_action,
             self.stop_action,
             self.rerun_action,
             self.clone_action,
             self.open_run_folder_action,
+            self.serve_action,
         ):
             self.jobs.table.addAction(action)
         self.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
@@ -297,11 +316,13 @@ class MainWindow(QMainWindow):
         job_menu = bar.addMenu("&Job")
         for action in (self.run_action, self.stop_action, self.rerun_action, self.clone_action):
             job_menu.addAction(action)
+        job_menu.addAction(self.serve_action)
         job_menu.addSeparator()
         job_menu.addAction(self.open_run_folder_action)
         job_menu.addAction(self.delete_action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.projects_dock.toggleViewAction())
+        view_menu.addAction(self.predict_dock.toggleViewAction())
         view_menu.addAction(self.search_logs_action)
         view_menu.addAction(self.refresh_action)
         help_menu = bar.addMenu("&Help")
@@ -951,12 +972,17 @@ class MainWindow(QMainWindow):
         self.detail.log_view.focus_search()
 
     def _about(self) -> None:
-        self.show_message(
-            "info",
-            "About Trainer GUI",
-            f"Trainer GUI {__version__}\n\nTrain PyTorch models on this machine, in Docker, or "
-            "on Amazon SageMaker, from one job spec.",
-        )
+        show_about(self)
+
+    def serve_selected(self) -> None:
+        """Serve the selected finished job's model in a local container and show Predict."""
+        records = self.selected_records()
+        if len(records) != 1 or records[0].status != JobStatus.COMPLETED.value:
+            self.show_message("info", "Serve model", "Select one completed job to serve its model.")
+            return
+        self.predict_dock.show()
+        self.predict_dock.raise_()
+        self.predict.serve_model(records[0].id)
 
     # -- window events -----------------------------------------------------------------------
 
@@ -1009,6 +1035,11 @@ class MainWindow(QMainWindow):
         self.backend_status.stop()
         self.bridge.close()
         self.service.shutdown()
+        self.predict.shutdown()
+        # Endpoints go with the app (jobs do not); a non-daemon thread finishes the removal
+        # after the window is gone, and anything missed is removed at the next start.
+        if getattr(self.launcher, "_client_obj", None) is not None:  # only if Docker was used
+            threading.Thread(target=self.launcher.shutdown_all, name="endpoints-down").start()
         if self.tray is not None:
             self.tray.hide()
         event.accept()
