@@ -724,7 +724,6 @@ def test_the_summary_says_what_ran_where_and_with_what(
         assert text in html
 
 
-
 def test_the_predict_panel_and_about_dialog_are_reachable(
     make_window: WindowFactory, messages: list[tuple[str, str, str]]
 ) -> None:
