@@ -91,15 +91,20 @@ grep -q "^Job .*: Completed" "$OUT/bundle-run.log" || die "no metrics in the bun
 say "  example job from the bundled CLI (python3 from PATH): $(grep "^Final metrics" "$OUT/bundle-run.log")"
 
 # -- 3. the .deb in a clean container ---------------------------------------------------------------
+# A display number nobody uses, including X servers of other containers on this network
+# namespace (their abstract sockets show in /proc/net/unix, and clients would reach them first).
 display=
-for n in $(seq 90 130); do
-    [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ] || { display=$n; break; }
+for n in $(shuf -i 200-399 -n 40); do
+    [ -e "/tmp/.X$n-lock" ] || [ -e "/tmp/.X11-unix/X$n" ] && continue
+    grep -q "@/tmp/.X11-unix/X$n\$" /proc/net/unix 2>/dev/null && continue
+    display=$n; break
 done
 [ -n "$display" ] || die "no free X display number"
-Xvfb ":$display" -screen 0 1366x768x24 -nolisten tcp -dpi 96 >/dev/null 2>&1 &
+Xvfb ":$display" -screen 0 1366x768x24 -nolisten tcp -noreset -dpi 96 >/dev/null 2>&1 &
 xvfb_pid=$!
-for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$display" ] && break; sleep 0.1; done
 export DISPLAY=":$display"
+for _ in $(seq 100); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.05; done
+xdotool getdisplaygeometry >/dev/null 2>&1 || die "Xvfb on :$display does not answer"
 
 venv_real=$(cd "$(dirname "$JOB_PYTHON")/.." && pwd)
 py_base=$("$JOB_PYTHON" -c 'import sys; print(sys.base_prefix)')
