@@ -87,7 +87,7 @@ def build_about_dialog(parent: QWidget | None = None) -> QDialog:
     icon.setPixmap(app_icon().pixmap(QSize(64, 64)))
     icon.setAlignment(Qt.AlignmentFlag.AlignTop)
     title = QLabel(f"<h2 style='margin:0'>{APP_NAME}</h2>")
-    version = QLabel(info["Version"])
+    version = QLabel(f"Version {info['Version']}")
     version.setObjectName("aboutVersion")
     blurb = QLabel(DESCRIPTION)
     blurb.setWordWrap(True)
