@@ -32,7 +32,7 @@ bench: install-test
 
 # -- package-check: build the Linux bundle, .tar.gz and .deb and smoke-test them (install in a
 # clean Debian container, main window under Xvfb, example job, purge). Run before every release
-# commit; ~5-10 min. Needs Xvfb, xdotool and Docker (docs/packaging.md).
+# commit; 3-6 min. Needs Xvfb, xdotool and Docker (docs/packaging.md).
 package-check: install-test
 	$(BIN)/python -m pip install --quiet -e '.[test,package]'
 	bash scripts/ci/make-base-image.sh
