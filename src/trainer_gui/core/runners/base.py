@@ -102,6 +102,21 @@ class JobHandle:
             self._cancel_cb()
 
 
+def start_in_thread(
+    ctx: JobContext,
+    sink: EventSink,
+    work: Callable[[JobContext, EventSink, JobHandle], None],
+    stop: Callable[[JobContext], None],
+) -> JobHandle:
+    """Run `work` (start and follow a job) on a daemon thread; the handle cancels via `stop`."""
+    handle = JobHandle(ctx.job_id)
+    handle.on_cancel(lambda: stop(ctx))
+    threading.Thread(
+        target=work, args=(ctx, sink, handle), name=f"job-{ctx.job_id}", daemon=True
+    ).start()
+    return handle
+
+
 class Runner(abc.ABC):
     """One backend. `submit` starts a job; `attach` resumes following one started earlier."""
 

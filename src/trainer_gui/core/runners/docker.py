@@ -61,6 +61,7 @@ from trainer_gui.core.runners.base import (
     Runner,
     emit_status,
     max_runtime_reason,
+    start_in_thread,
     stop_grace_seconds,
 )
 from trainer_gui.core.runners.events import ArtifactReady, BackendInfo, JobStatus, LogBatch, LogLine
@@ -404,16 +405,7 @@ class DockerRunner(Runner):
     # -- start ------------------------------------------------------------------------------
 
     def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
-        handle = JobHandle(ctx.job_id)
-        handle.on_cancel(lambda: self.stop(ctx))
-        thread = threading.Thread(
-            target=self._start_and_follow,
-            args=(ctx, sink, handle),
-            name=f"job-{ctx.job_id}",
-            daemon=True,
-        )
-        thread.start()
-        return handle
+        return start_in_thread(ctx, sink, self._start_and_follow, self.stop)
 
     def _prepare(self, ctx: JobContext) -> list[HostLayout]:
         spec = ctx.spec

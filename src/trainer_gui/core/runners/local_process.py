@@ -28,6 +28,7 @@ from trainer_gui.core.runners.base import (
     Runner,
     emit_status,
     max_runtime_reason,
+    start_in_thread,
     stop_grace_seconds,
 )
 from trainer_gui.core.runners.events import (
@@ -186,16 +187,7 @@ class LocalProcessRunner(Runner):
         return str(venv_python)
 
     def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
-        handle = JobHandle(ctx.job_id)
-        thread = threading.Thread(
-            target=self._start_and_follow,
-            args=(ctx, sink, handle),
-            name=f"job-{ctx.job_id}",
-            daemon=True,
-        )
-        handle.on_cancel(lambda: self.stop(ctx))
-        thread.start()
-        return handle
+        return start_in_thread(ctx, sink, self._start_and_follow, self.stop)
 
     def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
         emit_status(sink, ctx.job_id, JobStatus.STARTING, "Preparing the run folder")

@@ -36,6 +36,7 @@ from trainer_gui.core.runners.base import (
     Runner,
     emit_status,
     max_runtime_reason,
+    start_in_thread,
 )
 from trainer_gui.core.runners.events import (
     ArtifactReady,
@@ -230,16 +231,7 @@ class SageMakerRunner(Runner):
     # -- submit -----------------------------------------------------------------------------
 
     def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
-        handle = JobHandle(ctx.job_id)
-        handle.on_cancel(lambda: self.stop(ctx))
-        thread = threading.Thread(
-            target=self._start_and_follow,
-            args=(ctx, sink, handle),
-            name=f"job-{ctx.job_id}",
-            daemon=True,
-        )
-        thread.start()
-        return handle
+        return start_in_thread(ctx, sink, self._start_and_follow, self.stop)
 
     def _progress(self, ctx: JobContext, sink: EventSink, what: str) -> Callable[[Progress], None]:
         def report(p: Progress) -> None:
