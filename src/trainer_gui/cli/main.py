@@ -19,6 +19,7 @@ from trainer_gui import __version__
 from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:
+    from trainer_gui.core.aws.session import AwsSession
     from trainer_gui.core.jobs import JobService
     from trainer_gui.core.runners.events import AnyEvent
     from trainer_gui.core.serving.launcher import EndpointLauncher, StartProgress
@@ -435,6 +436,16 @@ def _add_sagemaker_commands(sub: argparse._SubParsersAction) -> None:
     cost = sm_sub.add_parser("cost", help="estimated cost of a spec on SageMaker")
     cost.add_argument("spec")
     cost.add_argument("--region", help="price region (default: the spec's or the profile's)")
+    settings = sm_sub.add_parser(
+        "settings",
+        help="show or change the AWS settings (profile, region, role, S3 prefix) that SageMaker "
+        "jobs use where their spec is empty; the app's AWS settings page edits the same",
+    )
+    settings.add_argument("--profile", help="named profile ('' for boto3's default chain)")
+    settings.add_argument("--region", help="region ('' for the profile's)")
+    settings.add_argument("--role", dest="role_arn", help="execution role ARN")
+    settings.add_argument("--s3-prefix", help="s3://bucket/prefix ('' for the default bucket)")
+    settings.add_argument("--clear", action="store_true", help="forget every setting first")
 
 
 def cmd_sagemaker(args: argparse.Namespace) -> int:
@@ -444,18 +455,20 @@ def cmd_sagemaker(args: argparse.Namespace) -> int:
         "import": _sm_import,
         "export": _sm_export,
         "cost": _sm_cost,
+        "settings": _sm_settings,
     }
     handler = handlers.get(getattr(args, "sagemaker_command", None) or "")
     if handler is None:
-        raise UserError("use `trainer-gui sagemaker jobs|attach|import|export|cost` (see --help)")
+        raise UserError(
+            "use `trainer-gui sagemaker jobs|attach|import|export|cost|settings` (see --help)"
+        )
     return handler(args)
 
 
 def _sm_jobs(args: argparse.Namespace) -> int:
     from trainer_gui.core.aws.remote_jobs import list_training_jobs
-    from trainer_gui.core.aws.session import AwsSession
 
-    session = AwsSession(args.profile, args.region)
+    session = _aws_session(args)
     jobs = list_training_jobs(session, limit=args.limit)
     if not jobs:
         print(f"No training jobs in {session.region}.")
@@ -473,9 +486,8 @@ def _sm_jobs(args: argparse.Namespace) -> int:
 
 def _sm_attach(args: argparse.Namespace) -> int:
     from trainer_gui.core.aws.remote_jobs import adopt_training_job
-    from trainer_gui.core.aws.session import AwsSession
 
-    session = AwsSession(args.profile, args.region)
+    session = _aws_session(args)
     service = _service()
     out = sys.stdout
     printer = _Printer(args.name, out, args.quiet)
@@ -502,10 +514,9 @@ def _sm_attach(args: argparse.Namespace) -> int:
 
 def _sm_import(args: argparse.Namespace) -> int:
     from trainer_gui.core.aws.remote_jobs import import_training_job
-    from trainer_gui.core.aws.session import AwsSession
     from trainer_gui.core.spec import dump_spec
 
-    session = AwsSession(args.profile, args.region)
+    session = _aws_session(args)
     target = Path(args.output) if args.output else None
     spec = import_training_job(session, args.name, target, download_code=not args.no_code)
     if target is None:
@@ -516,12 +527,13 @@ def _sm_import(args: argparse.Namespace) -> int:
 
 
 def _sm_export(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.defaults import with_aws_defaults
     from trainer_gui.core.aws.export import export_code
     from trainer_gui.core.aws.remote_jobs import plan_for_export
     from trainer_gui.core.jobs import make_job_id
     from trainer_gui.core.spec import load_spec
 
-    spec = load_spec(args.spec)
+    spec = with_aws_defaults(load_spec(args.spec), any_backend=True)
     plan, notes = plan_for_export(spec, make_job_id(spec.name))
     text = export_code(spec, plan, args.format)
     for note in notes:
@@ -535,13 +547,55 @@ def _sm_export(args: argparse.Namespace) -> int:
 
 
 def _sm_cost(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.defaults import effective_region
     from trainer_gui.core.aws.pricing import estimate_cost
     from trainer_gui.core.spec import load_spec
 
     spec = load_spec(args.spec)
-    estimate = estimate_cost(spec, region=args.region)
+    estimate = estimate_cost(spec, region=args.region or effective_region(spec))
     print(estimate.summary())
     return EXIT_OK if estimate.known else EXIT_FAILED
+
+
+def _aws_session(args: argparse.Namespace) -> AwsSession:
+    """A session from --profile/--region, else the AWS settings, else boto3's chain."""
+    from trainer_gui.core.aws.defaults import load_aws_defaults
+    from trainer_gui.core.aws.session import AwsSession
+
+    saved = load_aws_defaults()
+    profile = args.profile if args.profile is not None else saved.profile
+    region = args.region or (saved.region if args.profile is None else None)
+    return AwsSession(profile, region)
+
+
+def _sm_settings(args: argparse.Namespace) -> int:
+    from trainer_gui.core.aws.defaults import (
+        KEYS,
+        AwsDefaults,
+        load_aws_defaults,
+        save_aws_defaults,
+        settings_path,
+    )
+
+    current = {} if args.clear else load_aws_defaults().as_dict()
+    changes = {k: getattr(args, k) for k in KEYS if getattr(args, k) is not None}
+    if changes or args.clear:
+        saved = AwsDefaults.from_mapping({**current, **changes})
+        save_aws_defaults(saved)
+        print(f"Saved {settings_path()}")
+    else:
+        saved = load_aws_defaults()
+    labels = {"profile": "profile", "region": "region", "role_arn": "role"}
+    labels["s3_prefix"] = "S3 prefix"
+    empty = {
+        "profile": "(boto3's default chain)",
+        "region": "(the profile's region)",
+        "role_arn": "(none: each spec must name sagemaker.role_arn)",
+        "s3_prefix": "(the default bucket sagemaker-<region>-<account>)",
+    }
+    for key in KEYS:
+        print(f"{labels[key] + ':':<11}{getattr(saved, key) or empty[key]}")
+    return EXIT_OK
 
 
 # -- serving: `serve` and `predict` ---------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainer_gui.core.aws.defaults import with_aws_defaults
 from trainer_gui.core.errors import JobNotFound, UserError
 from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.metrics import MetricsParser
@@ -207,7 +208,11 @@ class JobService:
         python: str | None = None,
         job_id: str | None = None,
     ) -> JobHandle:
-        """Check, record and start a job; returns at once with a handle to wait on."""
+        """Check, record and start a job; returns at once with a handle to wait on.
+
+        A SageMaker job's empty profile/region/role/S3 prefix come from the AWS settings here,
+        so the stored spec says where it ran and re-attaching needs no settings."""
+        spec = with_aws_defaults(spec)
         backend = spec.compute.backend.value
         runner = self.runner(backend)
         runner.check(spec, python)

@@ -106,13 +106,12 @@ def estimate(
 
 
 def estimate_cost(spec: JobSpec, region: str | None = None) -> CostEstimate:
-    """The estimate for a spec; region: given, else the spec's, else the AWS config's."""
+    """The estimate for a spec; region: given, else the spec's, the AWS settings', the AWS
+    config's, else us-east-1."""
     if region is None:
-        region = spec.sagemaker.region
-    if region is None:
-        from trainer_gui.core.aws.session import default_region
+        from trainer_gui.core.aws.defaults import effective_region
 
-        region = default_region(spec.sagemaker.profile) or "us-east-1"
+        region = effective_region(spec) or "us-east-1"
     return estimate(
         spec.compute.instance_type,
         spec.compute.instance_count,
