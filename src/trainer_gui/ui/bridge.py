@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from trainer_gui.core.runners.events import ArtifactReady, StatusChanged
+from trainer_gui.core.runners.sagemaker import TransferProgress
 from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData, in_columns
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ class JobEventBridge(QObject):
 
     sig_artifact = Signal(str, str, str)
     """(job_id, kind "model" | "output", path): an artifact file is ready on disk."""
+
+    sig_transfer = Signal(str, object)
+    """(job_id, TransferProgress): where an upload/download of a SageMaker job stands; only
+    the newest report per job, direction and item of each flush."""
 
     def __init__(self, service: EventSource, parent: QObject | None = None, hz: float = 15.0):
         super().__init__(parent)
@@ -93,6 +98,7 @@ class JobEventBridge(QObject):
             return
         logs: dict[str, list[LogChunk]] = {}
         metrics: dict[str, list[MetricChunk]] = {}
+        transfers: dict[tuple[str, str, str], TransferProgress] = {}
 
         def emit_data(job_id: str) -> None:
             chunks = logs.pop(job_id, None)
@@ -101,6 +107,8 @@ class JobEventBridge(QObject):
             parts = metrics.pop(job_id, None)
             if parts:
                 self.sig_metrics.emit(job_id, MetricChunk.merge(parts))
+            for key in [k for k in transfers if k[0] == job_id]:
+                self.sig_transfer.emit(job_id, transfers.pop(key))
 
         for event in events:
             if isinstance(event, LogData):
@@ -115,8 +123,10 @@ class JobEventBridge(QObject):
             elif isinstance(event, ArtifactReady):
                 emit_data(event.job_id)
                 self.sig_artifact.emit(event.job_id, event.kind, event.path)
+            elif isinstance(event, TransferProgress):
+                transfers[(event.job_id, event.direction, event.what)] = event
         # Whatever is left, job by job in the order the jobs first showed up.
-        for job_id in list(dict.fromkeys([*logs, *metrics])):
+        for job_id in list(dict.fromkeys([*logs, *metrics, *(k[0] for k in transfers)])):
             emit_data(job_id)
 
     def close(self) -> None:

@@ -59,3 +59,30 @@ def status_icon(status: str, size: int = 12) -> QIcon:
     painter.drawEllipse(1, 1, size - 3, size - 3)
     painter.end()
     return QIcon(pixmap)
+
+
+CLOUD_COLOR = "#ff9900"  # reads as "AWS" to most users, on light and dark palettes alike
+
+
+@functools.lru_cache(maxsize=4)
+def cloud_icon(size: int = 16) -> QIcon:
+    """The cloud badge of SageMaker jobs: three overlapping circles on a flat base."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QPainterPath
+
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    s = float(size)
+    path = QPainterPath()
+    path.addEllipse(QRectF(s * 0.08, s * 0.42, s * 0.36, s * 0.36))
+    path.addEllipse(QRectF(s * 0.26, s * 0.20, s * 0.46, s * 0.46))
+    path.addEllipse(QRectF(s * 0.54, s * 0.38, s * 0.38, s * 0.38))
+    path.addRoundedRect(QRectF(s * 0.18, s * 0.52, s * 0.64, s * 0.26), s * 0.1, s * 0.1)
+    path.setFillRule(Qt.FillRule.WindingFill)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(CLOUD_COLOR))
+    painter.drawPath(path.simplified())
+    painter.end()
+    return QIcon(pixmap)

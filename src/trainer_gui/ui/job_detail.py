@@ -30,6 +30,7 @@ from trainer_gui.ui.live_data import LogChunk, MetricChunk
 from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.metrics_plot import MetricsPanel
 from trainer_gui.ui.status import run_task
+from trainer_gui.ui.transfers import TransferProgressBar
 
 
 def _when(timestamp: float | None) -> str:
@@ -64,6 +65,8 @@ def summary_html(record: JobRecord, spec: JobSpec | None) -> str:
         _row("Ended", _when(record.ended_at)),
         _row("Duration", format_duration(record.duration) or "—"),
     ]
+    if record.backend == "sagemaker":
+        rows += sagemaker_rows(record)
     run_url = QUrl.fromLocalFile(record.run_dir).toString()
     rows.append(_row("Run folder", f"<a href='{_esc(run_url)}'>{_esc(record.run_dir)}</a>"))
     artifacts = record.backend_ids.get("artifacts") or {}
@@ -114,6 +117,31 @@ def summary_html(record: JobRecord, spec: JobSpec | None) -> str:
     return "<table cellspacing='2'>" + "".join(rows) + "</table>"
 
 
+def sagemaker_rows(record: JobRecord) -> list[str]:
+    """Where the cloud job lives: its name, region, ARN and a link to the AWS console."""
+    ids = record.backend_ids
+    rows = []
+    name = ids.get("training_job_name")
+    if name:
+        rows.append(_row("Training job", f"<code>{_esc(name)}</code>"))
+    if ids.get("region"):
+        rows.append(_row("Region", _esc(ids["region"])))
+    if ids.get("profile"):
+        rows.append(_row("AWS profile", _esc(ids["profile"])))
+    if ids.get("training_job_arn"):
+        rows.append(_row("ARN", f"<code>{_esc(ids['training_job_arn'])}</code>"))
+    url = ids.get("console_url")
+    if not url and name and ids.get("region"):
+        from trainer_gui.core.runners.sagemaker import console_url
+
+        url = console_url(str(ids["region"]), str(name))
+    if url:
+        rows.append(_row("AWS console", f"<a href='{_esc(url)}'>Open the job in the console</a>"))
+    if ids.get("adopted"):
+        rows.append(_row("Attached", "started outside this app; followed here"))
+    return rows
+
+
 class JobDetail(QWidget):
     """What the selected job(s) are doing: header, metrics and logs side by side, and more."""
 
@@ -127,6 +155,7 @@ class JobDetail(QWidget):
         self.header = QLabel("Select a job to see its logs and metrics.", self)
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.header.setWordWrap(True)
+        self.transfer = TransferProgressBar(per_job=True, parent=self)
         self.metrics = MetricsPanel(self)
         self.log_view = LogView(self)
         self.live = QSplitter(Qt.Orientation.Horizontal, self)
@@ -154,6 +183,7 @@ class JobDetail(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addWidget(self.header)
+        layout.addWidget(self.transfer)
         layout.addWidget(self.tabs, 1)
 
     # -- which jobs --------------------------------------------------------------------------
@@ -168,6 +198,7 @@ class JobDetail(QWidget):
             self.update_records(records)
             return
         self.records = list(records)
+        self.transfer.set_job(records[0].id if len(records) == 1 else None)
         self.log_view.setVisible(len(records) <= 1)  # several jobs: the plots get the room
         if len(records) == 1:
             record = records[0]

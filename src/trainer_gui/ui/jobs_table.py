@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord
-from trainer_gui.ui.icons import status_color, status_icon
+from trainer_gui.ui.icons import cloud_icon, status_color, status_icon
 from trainer_gui.ui.live_data import MetricChunk, as_metric_chunk
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -50,6 +50,7 @@ MAX_METRIC_COLUMNS = 6
 _STATUS_ORDER = {s.value: i for i, s in enumerate(JobStatus)}
 _KEY_WORDS = ("loss", "acc", "f1", "auc", "error", "score", "perplexity")
 ACTIVE_FILTER = "Active"
+CLOUD_BACKEND = "sagemaker"
 
 IndexLike = QModelIndex | QPersistentModelIndex
 
@@ -88,6 +89,21 @@ def format_metric(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.4g}"
+
+
+def cloud_tooltip(record: JobRecord) -> str:
+    """Where a SageMaker job runs: its training job name, region and whether it was attached."""
+    ids = record.backend_ids
+    name = ids.get("training_job_name") or record.id
+    lines = [f"Amazon SageMaker training job {name}"]
+    if ids.get("region"):
+        lines.append(f"Region: {ids['region']}")
+    if ids.get("profile"):
+        lines.append(f"AWS profile: {ids['profile']}")
+    if ids.get("adopted"):
+        lines.append("Attached from the account (started outside this app)")
+    lines.append("Runs in the cloud: it keeps running (and billing) when the app closes.")
+    return "\n".join(lines)
 
 
 class JobsTableModel(QAbstractTableModel):
@@ -153,6 +169,11 @@ class JobsTableModel(QAbstractTableModel):
         elif col == COL_BACKEND:
             if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
                 return record.backend
+            if record.backend == CLOUD_BACKEND:
+                if role == Qt.ItemDataRole.DecorationRole:
+                    return cloud_icon()
+                if role == Qt.ItemDataRole.ToolTipRole:
+                    return cloud_tooltip(record)
         elif col == COL_STARTED:
             started = record.started_at or record.created_at
             if role == Qt.ItemDataRole.DisplayRole:

@@ -33,6 +33,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
+    QDialog,
     QDockWidget,
     QMainWindow,
     QMessageBox,
@@ -49,7 +50,7 @@ from trainer_gui.core.paths import data_home, example_project
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.serving.launcher import EndpointLauncher
 from trainer_gui.core.spec import JobSpec, spec_to_dict
-from trainer_gui.core.spec.model import JOB_NAME_RE
+from trainer_gui.core.spec.model import JOB_NAME_RE, Backend
 from trainer_gui.core.store import JobRecord, Project, Store
 from trainer_gui.ui.about import show_about
 from trainer_gui.ui.bridge import JobEventBridge
@@ -62,6 +63,7 @@ from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
 from trainer_gui.ui.settings import WindowSettings
 from trainer_gui.ui.spec_form import SpecEditorDialog, rebase_paths
 from trainer_gui.ui.status import BackendStatus, ProbeResult, run_task
+from trainer_gui.ui.transfers import TransferProgressBar
 
 log = logging.getLogger(__name__)
 CRASH_LOG = "crash.log"
@@ -79,6 +81,20 @@ def log_crash(text: str) -> Path:
     except OSError:
         log.exception("cannot write %s", path)
     return path
+
+
+def console_link(record: JobRecord) -> str | None:
+    """The AWS console page of a SageMaker job, or None for other jobs."""
+    if record.backend != Backend.SAGEMAKER.value:
+        return None
+    ids = record.backend_ids
+    if ids.get("console_url"):
+        return str(ids["console_url"])
+    if ids.get("training_job_name") and ids.get("region"):
+        from trainer_gui.core.runners.sagemaker import console_url
+
+        return console_url(str(ids["region"]), str(ids["training_job_name"]))
+    return None
 
 
 def job_name_for(text: str) -> str:
@@ -109,6 +125,9 @@ class MainWindow(QMainWindow):
         self.service = service
         self.settings = settings or WindowSettings()
         self.editors: list[SpecEditorDialog] = []
+        self.aws_settings_dialog: QDialog | None = None
+        self.remote_jobs_dialog: QDialog | None = None
+        self.export_dialogs: list[QDialog] = []
         self.last_notification: tuple[str, str, str] | None = None
         self.recovered: list[str] | None = None
         self._jobs_generation = 0
@@ -156,6 +175,8 @@ class MainWindow(QMainWindow):
         self.splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self.splitter)
         self.backend_status = BackendStatus(probes, self)
+        self.transfers = TransferProgressBar(name_of=self._job_name, parent=self)
+        self.statusBar().addPermanentWidget(self.transfers)
         self.statusBar().addPermanentWidget(self.backend_status)
         self.tray: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
@@ -171,6 +192,8 @@ class MainWindow(QMainWindow):
         self.bridge.sig_logs.connect(self.detail.on_logs)
         self.bridge.sig_metrics.connect(self._on_metrics)
         self.bridge.sig_artifact.connect(self._on_artifact)
+        self.bridge.sig_transfer.connect(self.transfers.on_transfer)
+        self.bridge.sig_transfer.connect(self.detail.transfer.on_transfer)
         self.projects.sig_project_changed.connect(self._on_project_changed)
         self.projects.sig_spec_activated.connect(self.open_spec)
         self.projects.sig_new_job_requested.connect(self.new_job)
@@ -287,6 +310,27 @@ class MainWindow(QMainWindow):
             tip="Start a local inference endpoint on the "
             "selected job's model and open the Predict panel",
         )
+        self.aws_settings_action = self._action(
+            "AWS settings…",
+            self.show_aws_settings,
+            tip="Profile, region, execution role and S3 location of SageMaker jobs",
+        )
+        self.remote_jobs_action = self._action(
+            "SageMaker jobs…",
+            self.show_remote_jobs,
+            "Ctrl+Shift+J",
+            "List the account's training jobs: follow one here or import it as a spec",
+        )
+        self.export_action = self._action(
+            "Export for SageMaker…",
+            self.export_selected,
+            tip="The selected job's or spec's SageMaker SDK code (v3, v2) and request JSON",
+        )
+        self.console_action = self._action(
+            "Open in AWS console",
+            self.open_console,
+            tip="Open the selected SageMaker job in the AWS console (web browser)",
+        )
         for action in (
             self.run_action,
             self.stop_action,
@@ -294,6 +338,8 @@ class MainWindow(QMainWindow):
             self.clone_action,
             self.open_run_folder_action,
             self.serve_action,
+            self.export_action,
+            self.console_action,
         ):
             self.jobs.table.addAction(action)
         self.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
@@ -320,6 +366,12 @@ class MainWindow(QMainWindow):
         job_menu.addSeparator()
         job_menu.addAction(self.open_run_folder_action)
         job_menu.addAction(self.delete_action)
+        cloud_menu = bar.addMenu("&Cloud")
+        cloud_menu.addAction(self.remote_jobs_action)
+        cloud_menu.addAction(self.export_action)
+        cloud_menu.addAction(self.console_action)
+        cloud_menu.addSeparator()
+        cloud_menu.addAction(self.aws_settings_action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.projects_dock.toggleViewAction())
         view_menu.addAction(self.predict_dock.toggleViewAction())
@@ -566,6 +618,8 @@ class MainWindow(QMainWindow):
         self.clone_action.setEnabled(len(records) == 1)
         self.delete_action.setEnabled(bool(records))
         self.open_run_folder_action.setEnabled(len(records) == 1)
+        self.export_action.setEnabled(len(records) == 1 or spec is not None)
+        self.console_action.setEnabled(len(records) == 1 and console_link(records[0]) is not None)
 
     # -- bridge events -----------------------------------------------------------------------
 
@@ -581,6 +635,8 @@ class MainWindow(QMainWindow):
         except ValueError:
             terminal = False
         if terminal:
+            self.transfers.forget_job(job_id)
+            self.detail.transfer.forget_job(job_id)
             record = self.jobs.model.record_by_id(job_id)
             self.notify_job_end(record.name if record else job_id, status, message)
 
@@ -807,7 +863,46 @@ class MainWindow(QMainWindow):
     # -- run and control ---------------------------------------------------------------------
 
     def submit(self, spec: JobSpec, project: Project | None) -> None:
-        """Start a job off the GUI thread (checking the interpreter can take seconds)."""
+        """Start a job off the GUI thread (checking the interpreter can take seconds).
+
+        A SageMaker job costs money from the moment it starts, so it is confirmed first, with
+        the estimate for its region (the AWS settings and config are read off the GUI thread).
+        """
+        if spec.compute.backend == Backend.SAGEMAKER:
+            self.statusBar().showMessage(f"Estimating the cost of {spec.name} on SageMaker…")
+
+            def resolve() -> tuple[JobSpec, str | None]:
+                from trainer_gui.core.aws.defaults import effective_region, with_aws_defaults
+
+                filled = with_aws_defaults(spec)
+                return filled, effective_region(filled)
+
+            run_task(
+                resolve,
+                functools.partial(self._on_cloud_resolved, project),
+                self._failed(f"Cannot start {spec.name}"),
+            )
+            return
+        self._start(spec, project)
+
+    def _on_cloud_resolved(
+        self, project: Project | None, result: tuple[JobSpec, str | None]
+    ) -> None:
+        spec, region = result
+        if self._closing:
+            return
+        if not self.confirm_cloud_run(spec, region):
+            self.statusBar().showMessage(f"{spec.name} was not started", 5000)
+            return
+        self._start(spec, project)
+
+    def confirm_cloud_run(self, spec: JobSpec, region: str | None) -> bool:
+        """Ask before a SageMaker job starts (tests replace this)."""
+        from trainer_gui.ui.cost import confirm_cloud_run
+
+        return confirm_cloud_run(self, spec, region)
+
+    def _start(self, spec: JobSpec, project: Project | None) -> None:
         project_id = project.id if project else None
         python = project_python(project)
         service = self.service
@@ -856,15 +951,16 @@ class MainWindow(QMainWindow):
         store = self.store
         for record in records:
 
-            def again(record: JobRecord = record) -> str:
+            def load(record: JobRecord = record) -> tuple[JobSpec, Project | None]:
                 project = store.get_project(record.project_id) if record.project_id else None
-                spec = service.spec_of(record)
-                handle = service.submit(
-                    spec, project_id=project.id if project else None, python=project_python(project)
-                )
-                return handle.job_id
+                return service.spec_of(record), project
 
-            run_task(again, self._on_submitted, self._failed(f"Cannot re-run {record.name}"))
+            run_task(load, self._on_rerun_loaded, self._failed(f"Cannot re-run {record.name}"))
+
+    @Slot(object)
+    def _on_rerun_loaded(self, result: tuple[JobSpec, Project | None]) -> None:
+        if not self._closing:
+            self.submit(*result)
 
     @Slot()
     def stop_selected(self) -> None:
@@ -973,6 +1069,121 @@ class MainWindow(QMainWindow):
 
     def _about(self) -> None:
         show_about(self)
+
+    # -- the cloud ---------------------------------------------------------------------------
+
+    @Slot()
+    def show_aws_settings(self) -> QDialog:
+        """The AWS settings page (one at a time); saving re-checks the AWS status."""
+        from trainer_gui.ui.aws_settings import AwsSettingsDialog
+
+        if self.aws_settings_dialog is None:
+            dialog = AwsSettingsDialog(self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.sig_saved.connect(self._on_aws_settings_saved)
+            dialog.destroyed.connect(self._forget_aws_settings)
+            self.aws_settings_dialog = dialog
+        self.aws_settings_dialog.show()
+        self.aws_settings_dialog.raise_()
+        self.aws_settings_dialog.activateWindow()
+        return self.aws_settings_dialog
+
+    @Slot()
+    def _forget_aws_settings(self) -> None:
+        self.aws_settings_dialog = None
+
+    @Slot(object)
+    def _on_aws_settings_saved(self, _defaults: object) -> None:
+        self.statusBar().showMessage("AWS settings saved", 5000)
+        self.backend_status.probe()
+        for editor in self.editors:
+            refresh = getattr(getattr(editor, "cost_label", None), "refresh_settings", None)
+            if refresh is not None:
+                refresh()
+
+    @Slot()
+    def show_remote_jobs(self) -> QDialog:
+        """The account's training jobs: follow one here, or import one as a spec."""
+        from trainer_gui.ui.remote_jobs import RemoteJobsDialog
+
+        if self.remote_jobs_dialog is None:
+            project = self.current_project()
+            dialog = RemoteJobsDialog(
+                self.service,
+                Path(project.path) if project else None,
+                project.id if project else None,
+                self,
+            )
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.sig_followed.connect(self._on_remote_followed)
+            dialog.sig_imported.connect(self._on_remote_imported)
+            dialog.destroyed.connect(self._forget_remote_jobs)
+            self.remote_jobs_dialog = dialog
+        self.remote_jobs_dialog.show()
+        self.remote_jobs_dialog.raise_()
+        self.remote_jobs_dialog.activateWindow()
+        return self.remote_jobs_dialog
+
+    @Slot()
+    def _forget_remote_jobs(self) -> None:
+        self.remote_jobs_dialog = None
+
+    @Slot(str)
+    def _on_remote_followed(self, job_id: str) -> None:
+        self.statusBar().showMessage(f"Following the SageMaker job {job_id}", 6000)
+        self._select_after_load = job_id
+        self.refresh_jobs()
+
+    @Slot(str)
+    def _on_remote_imported(self, path: str) -> None:
+        self.projects.refresh_specs()
+        self.statusBar().showMessage(f"Imported {path}", 6000)
+        self.open_spec(path)
+
+    @Slot()
+    def export_selected(self) -> QDialog | None:
+        """Export the selected job's spec, else the spec file selected in the sidebar."""
+        from trainer_gui.core.spec import load_spec
+
+        records = self.selected_records()
+        spec_path = self.projects.current_spec_path()
+        try:
+            if len(records) == 1 and not (spec_path is not None and self.projects.tree.hasFocus()):
+                spec = self.service.spec_of(records[0])
+            elif spec_path is not None:
+                spec = load_spec(spec_path)
+            else:
+                self.statusBar().showMessage("Select a job or a job spec to export", 6000)
+                return None
+        except UserError as exc:
+            self.report_error("Cannot export", exc)
+            return None
+        return self.open_export(spec)
+
+    def open_export(self, spec: JobSpec) -> QDialog:
+        from trainer_gui.ui.export_dialog import ExportDialog
+
+        dialog = ExportDialog(spec, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.export_dialogs.append(dialog)
+        dialog.destroyed.connect(functools.partial(self._forget_export, dialog))
+        dialog.show()
+        return dialog
+
+    def _forget_export(self, dialog: QDialog, *_args: object) -> None:
+        if dialog in self.export_dialogs:
+            self.export_dialogs.remove(dialog)
+
+    @Slot()
+    def open_console(self) -> None:
+        records = self.selected_records()
+        url = console_link(records[0]) if len(records) == 1 else None
+        if url:
+            QDesktopServices.openUrl(QUrl(url))
+
+    def _job_name(self, job_id: str) -> str:
+        record = self.jobs.model.record_by_id(job_id)
+        return record.name if record else job_id
 
     def serve_selected(self) -> None:
         """Serve the selected finished job's model in a local container and show Predict."""
