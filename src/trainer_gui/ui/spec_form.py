@@ -49,6 +49,8 @@ from trainer_gui.core.errors import SpecError
 from trainer_gui.core.spec import JobSpec, save_spec, spec_from_dict, spec_to_dict
 from trainer_gui.core.spec.model import ChannelSpec, MetricDefinition, is_remote
 from trainer_gui.ui.channels import ChannelsTable
+from trainer_gui.ui.cost import CostLabel
+from trainer_gui.ui.export_dialog import ExportDialog
 from trainer_gui.ui.hyperparams import HyperparamsTable, KeyValueTable
 from trainer_gui.ui.icons import app_icon, status_icon
 from trainer_gui.ui.metric_defs import MetricDefsEditor
@@ -739,6 +741,8 @@ class SpecEditorDialog(QDialog):
         self.setWindowIcon(app_icon())
         self.setSizeGripEnabled(True)
         self.form = SpecForm(project_dir, self)
+        self.export_dialog: ExportDialog | None = None
+        self.cost_label = CostLabel(self)
         self.status = QLabel(self)
         self.status.setWordWrap(True)
         self.buttons = QDialogButtonBox(self)
@@ -753,13 +757,23 @@ class SpecEditorDialog(QDialog):
         )
         self.run_button.setShortcut(QKeySequence("Ctrl+R"))
         self.run_button.setToolTip("Save the spec and start the job (Ctrl+R)")
+        self.export_button: QPushButton = self.buttons.addButton(
+            "Export for SageMaker…", QDialogButtonBox.ButtonRole.ActionRole
+        )
+        self.export_button.setToolTip(
+            "Show the spec as SageMaker Python SDK code (V3 and V2) and as a CreateTrainingJob "
+            "request, to copy or save"
+        )
+        self.export_button.setEnabled(False)
         self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.export_button.clicked.connect(self._on_export_clicked)
         self.save_button.clicked.connect(self._on_save_clicked)
         self.save_as_button.clicked.connect(self._on_save_as_clicked)
         self.run_button.clicked.connect(self._on_run_clicked)
         self.close_button.clicked.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.form, 1)
+        layout.addWidget(self.cost_label)
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         self.form.sig_validated.connect(self._on_validated)
@@ -781,6 +795,8 @@ class SpecEditorDialog(QDialog):
 
     @Slot(bool)
     def _on_validated(self, valid: bool) -> None:
+        self.cost_label.set_spec(self.form.spec)
+        self.export_button.setEnabled(valid)
         if valid:
             self.status.setText("The spec is valid.")
             self.status.setStyleSheet("")
@@ -850,6 +866,22 @@ class SpecEditorDialog(QDialog):
                 target = target.with_suffix(".yaml")
             self.path = None  # a new file: ask before replacing it
             self.save(target)
+
+    @Slot()
+    def _on_export_clicked(self) -> None:
+        self.export()
+
+    def export(self) -> ExportDialog | None:
+        """Open the SageMaker export of the current spec (non-modal; replaces an open one)."""
+        spec = self._valid_spec("export")
+        if spec is None:
+            return None
+        if self.export_dialog is not None:
+            self.export_dialog.close()
+            self.export_dialog.deleteLater()
+        self.export_dialog = ExportDialog(spec, self)
+        self.export_dialog.show()
+        return self.export_dialog
 
     @Slot()
     def _on_run_clicked(self) -> None:

@@ -1,0 +1,231 @@
+"""Cost before launch: the estimate line under the job form, and the confirm dialog before a
+SageMaker job starts.
+
+Both read the price table that ships with the app (`core.aws.pricing`, dated, per region), never
+the network. Which region a spec would run in can take boto3's config lookup (its first import is
+slow), so `CostLabel` resolves it on the thread pool, once per (profile, region in the spec), and
+then computes the estimate on the GUI thread (a dictionary look-up). The main window resolves the
+region the same way (`resolve_region` on a worker) before it calls `confirm_cloud_run`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
+
+from trainer_gui.core.aws.pricing import CostEstimate, estimate_cost
+from trainer_gui.core.spec.model import Backend, JobSpec
+from trainer_gui.ui.status import run_task
+
+FALLBACK_REGION = "us-east-1"
+WARNING_COLOR = "#c77c02"
+_PER_HOUR_RE = re.compile(r"(\$[0-9.,]+/h)")
+
+RegionKey = tuple[str | None, str | None]
+
+
+def resolve_region(spec: JobSpec) -> str:
+    """The region a SageMaker run of the spec would use (spec, AWS settings, AWS config, else
+    us-east-1). May import boto3: call it on a worker thread, not the GUI thread."""
+    from trainer_gui.core.aws.defaults import effective_region
+
+    return effective_region(spec) or FALLBACK_REGION
+
+
+def _region_key(spec: JobSpec) -> RegionKey:
+    return spec.sagemaker.profile, spec.sagemaker.region
+
+
+def cost_tooltip(estimate: CostEstimate) -> str:
+    """Where the figures come from (rich text, so the tooltip wraps)."""
+    source = f" Source: {html.escape(estimate.source)}" if estimate.source else ""
+    return (
+        "<p>A list-price estimate from the price table that ships with the app, dated "
+        f"<b>{html.escape(estimate.as_of)}</b>, for {html.escape(estimate.region)} "
+        f"({html.escape(estimate.currency)} per instance-hour x instance count; On-Demand, no "
+        "Spot or Savings Plans; storage, data transfer and S3 are extra). The bill can differ: "
+        f"check the SageMaker pricing page.{source}</p>"
+    )
+
+
+def cost_html(estimate: CostEstimate) -> str:
+    """`estimate.summary()` as rich text with the per-hour figure in bold."""
+    return _PER_HOUR_RE.sub(r"<b>\1</b>", html.escape(estimate.summary()), count=1)
+
+
+class CostLabel(QLabel):
+    """The estimated cost of a SageMaker job (per hour and for its max runtime); hidden for the
+    local backends. `set_spec` after each validation; `refresh_settings` after the AWS settings
+    change (the region a spec without one uses may change with them)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.spec: JobSpec | None = None
+        self.estimate: CostEstimate | None = None
+        """The estimate shown now (None while hidden or while the region is resolved)."""
+        self._regions: dict[RegionKey, str] = {}
+        self._pending: set[RegionKey] = set()
+        self._generation = 0
+        self.hide()
+
+    def set_spec(self, spec: JobSpec | None) -> None:
+        self.spec = spec
+        if spec is None or spec.compute.backend != Backend.SAGEMAKER:
+            self.estimate = None
+            self.hide()
+            return
+        region = self.region_for(spec)
+        if region is None:
+            self.estimate = None
+            self._show("Estimating the cost…", "", "")
+            self._resolve(spec)
+            return
+        self._render(estimate_cost(spec, region))
+
+    def region_for(self, spec: JobSpec) -> str | None:
+        """The region the estimate uses, if known without blocking (the spec's own, or cached)."""
+        if spec.sagemaker.region:
+            return spec.sagemaker.region
+        return self._regions.get(_region_key(spec))
+
+    def refresh_settings(self) -> None:
+        """Forget the resolved regions (the AWS settings changed) and estimate again."""
+        self._generation += 1
+        self._regions.clear()
+        self._pending.clear()
+        self.set_spec(self.spec)
+
+    def is_pending(self) -> bool:
+        """Whether a region is being resolved on the thread pool."""
+        return bool(self._pending)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _resolve(self, spec: JobSpec) -> None:
+        key = _region_key(spec)
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        generation = self._generation
+
+        def work() -> tuple[int, RegionKey, str]:
+            # Never an error for the user: a region that cannot be found reads as the fallback.
+            try:
+                return generation, key, resolve_region(spec)
+            except Exception:
+                return generation, key, FALLBACK_REGION
+
+        # A bound slot: Qt drops the call if this label is gone by the time the result comes.
+        run_task(work, self._on_resolved)
+
+    @Slot(object)
+    def _on_resolved(self, result: tuple[int, RegionKey, str]) -> None:
+        generation, key, region = result
+        if generation != self._generation:
+            return
+        self._pending.discard(key)
+        self._regions[key] = region
+        if self.spec is not None and _region_key(self.spec) == key:
+            self.set_spec(self.spec)
+
+    def _render(self, estimate: CostEstimate) -> None:
+        self.estimate = estimate
+        color = "" if estimate.known else f"color: {WARNING_COLOR};"
+        self._show(cost_html(estimate), color, cost_tooltip(estimate))
+
+    def _show(self, text: str, style: str, tooltip: str) -> None:
+        self.setText(text)
+        self.setStyleSheet(style)
+        self.setToolTip(tooltip)
+        self.show()
+
+
+# -- the confirm dialog ------------------------------------------------------------------------
+
+
+def _runtime(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.4g} h"
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value >= 0.01 else f"${value:.4f}"
+
+
+def cloud_run_message(spec: JobSpec, region: str | None = None) -> tuple[str, str]:
+    """(title, text) of the confirm dialog. Pass the region resolved off the GUI thread; without
+    one it is resolved here (may import boto3)."""
+    estimate = estimate_cost(spec, region)
+    hosts = f"{estimate.instance_count} x {estimate.instance_type}"
+    runtime = _runtime(estimate.max_runtime_seconds)
+    if estimate.per_hour is not None and estimate.for_max_runtime is not None:
+        cost = (
+            f"Estimated cost: about {_money(estimate.per_hour)} per hour, at most "
+            f"{_money(estimate.for_max_runtime)} for the max runtime of {runtime}\n"
+            f"(list prices of {estimate.as_of} for {estimate.region}, {estimate.currency}; "
+            "storage, data transfer and S3 extra)"
+        )
+    else:
+        cost = (
+            f"Estimated cost: unknown, no price for {estimate.instance_type} in "
+            f"{estimate.region} in the price table (list prices of {estimate.as_of}); see the "
+            f"SageMaker pricing page. Max runtime: {runtime}."
+        )
+    title = f"Run {spec.name} on SageMaker?"
+    text = "\n".join(
+        [
+            title,
+            "",
+            f"Instances: {hosts}",
+            f"Region: {estimate.region}",
+            cost,
+            "",
+            "The job runs in your AWS account: it keeps running, and billing, when you close "
+            "this app, until it ends, reaches its max runtime or is stopped.",
+        ]
+    )
+    return title, text
+
+
+class CloudRunBox(QMessageBox):
+    """The confirm dialog; `run_button` is its "Run on SageMaker" button (the default)."""
+
+    def __init__(self, parent: QWidget | None, spec: JobSpec, region: str | None = None) -> None:
+        super().__init__(parent)
+        title, text = cloud_run_message(spec, region)
+        self.setIcon(QMessageBox.Icon.Question)
+        self.setWindowTitle(title)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setText(text)
+        self.run_button = self.addButton("Run on SageMaker", QMessageBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.addButton(QMessageBox.StandardButton.Cancel)
+        self.setDefaultButton(self.run_button)
+        self.setEscapeButton(self.cancel_button)
+
+    def confirmed(self) -> bool:
+        return self.clickedButton() is self.run_button
+
+
+def confirm_cloud_run(parent: QWidget | None, spec: JobSpec, region: str | None = None) -> bool:
+    """Ask before a SageMaker job starts (it costs money and outlives the app). True: run it."""
+    box = CloudRunBox(parent, spec, region)
+    box.exec()
+    return box.confirmed()
+
+
+__all__ = [
+    "CloudRunBox",
+    "CostLabel",
+    "cloud_run_message",
+    "confirm_cloud_run",
+    "cost_html",
+    "cost_tooltip",
+    "resolve_region",
+]
