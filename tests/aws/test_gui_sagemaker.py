@@ -1,0 +1,105 @@
+"""The window runs a job on SageMaker (a moto server with the job simulator): confirm with the
+cost, the AWS settings filling the spec's gaps, upload and download progress, live logs and
+metrics, the cloud badge and the console link."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto_support import Script
+from PySide6.QtCore import Qt, QThreadPool
+from pytestqt.qtbot import QtBot
+from sm_helpers import ROLE_ARN, make_spec, runner
+
+from trainer_gui.core.aws.defaults import AwsDefaults, save_aws_defaults
+from trainer_gui.core.jobs import JobService
+from trainer_gui.core.runners.sagemaker import TransferProgress
+from trainer_gui.core.spec import JobSpec, spec_from_text
+from trainer_gui.core.store import Store
+from trainer_gui.ui.jobs_table import COL_BACKEND
+from trainer_gui.ui.status import ProbeResult, store_writes
+
+
+def _probes() -> dict[str, Any]:
+    return {
+        "docker": lambda: ProbeResult("docker", "ok", "Docker", "fake"),
+        "aws": lambda: ProbeResult("aws", "ok", "AWS", "fake"),
+    }
+
+
+@pytest.fixture
+def window(qtbot: QtBot, aws: Any) -> Iterator[Any]:
+    from trainer_gui.ui.main_window import MainWindow
+
+    store = Store()
+    service = JobService(store, runners={"sagemaker": runner()})
+    win = MainWindow(store, service, probes=_probes(), recover=False)
+    qtbot.addWidget(win)
+    yield win
+    if not win._closing:
+        win.close()
+    store_writes().waitForDone(10_000)
+    QThreadPool.globalInstance().waitForDone(10_000)
+    service.shutdown()
+    store.close()
+
+
+def test_a_cloud_run_from_the_window_confirms_uploads_follows_and_brings_the_model_home(
+    window: Any, qtbot: QtBot, aws: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws.sim.script(
+        "mnist",
+        Script(lines=lambda host, n=20: [f"step={i} loss={1 / (i + 1):.3f}" for i in range(20)]),
+    )
+    save_aws_defaults(AwsDefaults(role_arn=ROLE_ARN, region="us-east-1"))
+    asked: list[tuple[JobSpec, str | None]] = []
+
+    def confirm(spec: JobSpec, region: str | None) -> bool:
+        asked.append((spec, region))
+        return True
+
+    monkeypatch.setattr(window, "confirm_cloud_run", confirm)
+    transfers: list[TransferProgress] = []
+    window.bridge.sig_transfer.connect(lambda job_id, p: transfers.append(p))
+    statuses: list[str] = []
+    window.bridge.sig_status.connect(lambda job_id, status, message: statuses.append(status))
+    # The spec names neither role nor region: the AWS settings fill them in.
+    spec = make_spec(
+        project,
+        sagemaker={"role_arn": None, "region": None},
+        metric_definitions=[{"name": "loss", "regex": r"loss=([0-9.]+)"}],
+    )
+    window.submit(spec, None)
+
+    qtbot.waitUntil(lambda: bool(asked), timeout=15_000)
+    confirmed, region = asked[0]
+    assert region == "us-east-1" and confirmed.sagemaker.role_arn == ROLE_ARN
+    qtbot.waitUntil(lambda: "Completed" in statuses, timeout=60_000)
+
+    uploads = {p.what for p in transfers if p.direction == "upload"}
+    assert {"code", "channel train"} <= uploads
+    downloads = [p for p in transfers if p.direction == "download"]
+    assert any(p.what == "model.tar.gz" and p.fraction == 1.0 for p in downloads)
+    assert window.transfers.isHidden()  # the job ended: nothing left to show
+
+    records = window.store.list_jobs()
+    assert len(records) == 1
+    record = records[0]
+    stored = spec_from_text(record.spec_yaml)
+    assert stored.sagemaker.role_arn == ROLE_ARN and stored.sagemaker.region == "us-east-1"
+    assert aws.requests[record.id]["RoleArn"] == ROLE_ARN
+
+    qtbot.waitUntil(lambda: window.jobs.model.rowCount() == 1, timeout=10_000)
+    assert window.jobs.select_job(record.id)
+    index = window.jobs.model.index(0, COL_BACKEND)
+    assert window.jobs.model.data(index, Qt.ItemDataRole.DecorationRole) is not None
+    qtbot.waitUntil(lambda: window.console_action.isEnabled(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: "console.aws.amazon.com" in window.detail.summary.toHtml(), timeout=5000
+    )
+    assert window.store.last_metrics(record.id)["loss"] == pytest.approx(0.05)
+    artifacts = record.backend_ids["artifacts"]
+    assert Path(artifacts["model"]).exists()
