@@ -223,3 +223,24 @@ def test_local_runs_are_not_asked_about(
     )
     window.submit(spec, None)
     qtbot.waitUntil(lambda: started == ["to-the-cloud"], timeout=10_000)
+
+
+def test_empty_sagemaker_fields_show_what_the_aws_settings_will_use(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from trainer_gui.core.aws.defaults import AwsDefaults, save_aws_defaults
+    from trainer_gui.ui.spec_form import SpecEditorDialog
+
+    role = "arn:aws:iam::123456789012:role/Trainer"
+    save_aws_defaults(AwsDefaults(region="eu-west-1", role_arn=role))
+    dialog = SpecEditorDialog(tmp_path, data={"name": "x"})
+    qtbot.addWidget(dialog)
+    role_edit = dialog.form.editor("sagemaker.role_arn").edit
+    assert role_edit.placeholderText() == f"{role} (from the AWS settings)"
+    assert dialog.form.editor("sagemaker.region").edit.placeholderText().startswith("eu-west-1")
+    assert (
+        "default credential chain" in dialog.form.editor("sagemaker.profile").edit.placeholderText()
+    )
+    dialog.show_aws_defaults(AwsDefaults())
+    assert "AWS settings" in role_edit.placeholderText() and role not in role_edit.placeholderText()
+    assert dialog.form.data()["sagemaker"]["role_arn"] is None  # a hint, not a value

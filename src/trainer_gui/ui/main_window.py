@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui import __version__
+from trainer_gui.core.aws.defaults import AwsDefaults
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.jobs import JobService
 from trainer_gui.core.paths import data_home, example_project
@@ -1093,13 +1094,13 @@ class MainWindow(QMainWindow):
         self.aws_settings_dialog = None
 
     @Slot(object)
-    def _on_aws_settings_saved(self, _defaults: object) -> None:
+    def _on_aws_settings_saved(self, defaults: AwsDefaults) -> None:
+        """Open forms show the new defaults and re-estimate the cost in the new region."""
         self.statusBar().showMessage("AWS settings saved", 5000)
         self.backend_status.probe()
         for editor in self.editors:
-            refresh = getattr(getattr(editor, "cost_label", None), "refresh_settings", None)
-            if refresh is not None:
-                refresh()
+            editor.show_aws_defaults(defaults)
+            editor.cost_label.refresh_settings()
 
     @Slot()
     def show_remote_jobs(self) -> QDialog:

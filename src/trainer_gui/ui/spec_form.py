@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from trainer_gui.core.aws.defaults import AwsDefaults, load_aws_defaults
 from trainer_gui.core.errors import SpecError
 from trainer_gui.core.spec import JobSpec, save_spec, spec_from_dict, spec_to_dict
 from trainer_gui.core.spec.model import ChannelSpec, MetricDefinition, is_remote
@@ -780,9 +781,26 @@ class SpecEditorDialog(QDialog):
         self.form.sig_changed.connect(self._on_changed)
         if data is not None:
             self.form.set_data(data)
+        self.show_aws_defaults()
         self._dirty = False
         self._update_title()
         self.resize(860, 640)
+
+    def show_aws_defaults(self, defaults: AwsDefaults | None = None) -> None:
+        """Empty SageMaker fields say what the AWS settings will put there at run time."""
+        defaults = load_aws_defaults() if defaults is None else defaults
+        empty = {
+            "profile": "(not set: boto3's default credential chain)",
+            "region": "(not set: the profile's region)",
+            "role_arn": "(not set: pick a role in Cloud > AWS settings)",
+            "s3_prefix": "(not set: s3://sagemaker-<region>-<account>)",
+        }
+        for key, fallback in empty.items():
+            row = self.form.rows.get(f"sagemaker.{key}")
+            edit = getattr(row.editor, "edit", None) if row is not None else None
+            if isinstance(edit, QLineEdit):
+                value = getattr(defaults, key)
+                edit.setPlaceholderText(f"{value} (from the AWS settings)" if value else fallback)
 
     def _update_title(self) -> None:
         where = self.path.name if self.path else "new job"
