@@ -103,3 +103,34 @@ def test_a_cloud_run_from_the_window_confirms_uploads_follows_and_brings_the_mod
     assert window.store.last_metrics(record.id)["loss"] == pytest.approx(0.05)
     artifacts = record.backend_ids["artifacts"]
     assert Path(artifacts["model"]).exists()
+
+
+def test_progress_reaches_the_window_from_the_job_host_process(
+    qtbot: QtBot, aws: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the app runs: jobs are followed in a child process, which forwards the progress."""
+    from trainer_gui.ui.job_host import JobHostClient
+    from trainer_gui.ui.main_window import MainWindow
+
+    store = Store()
+    service = JobHostClient(store)
+    win = MainWindow(store, service, probes=_probes(), recover=False)
+    qtbot.addWidget(win)
+    try:
+        monkeypatch.setattr(win, "confirm_cloud_run", lambda spec, region: True)
+        transfers: list[TransferProgress] = []
+        win.bridge.sig_transfer.connect(lambda job_id, p: transfers.append(p))
+        win.submit(make_spec(project), None)
+        qtbot.waitUntil(
+            lambda: any(p.what == "code" and p.fraction == 1.0 for p in transfers),
+            timeout=60_000,
+        )
+        job_id = transfers[0].job_id
+        assert {p.job_id for p in transfers} == {job_id}
+        qtbot.waitUntil(lambda: job_id in aws.requests, timeout=30_000)
+    finally:
+        win.close()
+        store_writes().waitForDone(10_000)
+        QThreadPool.globalInstance().waitForDone(10_000)
+        service.shutdown()
+        store.close()
