@@ -145,27 +145,40 @@ def probe_docker() -> ProbeResult:
 
 
 def probe_aws() -> ProbeResult:
-    """Are AWS credentials available (boto3's chain) and accepted? Never shows the secrets."""
+    """Are AWS credentials available (boto3's chain) and accepted? Never shows the secrets.
+
+    Checks the profile and region saved in the AWS settings (what SageMaker jobs use when their
+    spec leaves them empty); without saved ones, boto3's defaults.
+    """
     try:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         return ProbeResult("aws", "bad", "AWS: boto3 missing", "boto3 is not installed.")
+    from trainer_gui.core.aws.defaults import load_aws_defaults
+
+    saved = load_aws_defaults()
+    profile = saved.profile or None
+    where = f"the AWS profile {profile!r}" if profile else "boto3's default credential chain"
     try:
-        session = boto3.Session()
+        session = boto3.Session(profile_name=profile, region_name=saved.region or None)
         creds = session.get_credentials()
     except Exception as exc:
         return ProbeResult(
-            "aws", "bad", "AWS: config error", f"Cannot read the AWS configuration: {exc}"
+            "aws",
+            "bad",
+            "AWS: config error",
+            f"Cannot read the AWS configuration for {where}: {exc}",
         )
     if creds is None:
         return ProbeResult(
             "aws",
             "bad",
             "AWS: no credentials",
-            "No AWS credentials were found (environment, ~/.aws, SSO). The sagemaker backend needs "
-            "them; run `aws configure` or `aws sso login`.",
+            f"No AWS credentials were found for {where} (environment, ~/.aws, SSO). The sagemaker "
+            "backend needs them; run `aws configure` or `aws sso login`, or pick another profile "
+            "in the AWS settings.",
         )
     region = session.region_name or "us-east-1"
     try:
@@ -176,20 +189,23 @@ def probe_aws() -> ProbeResult:
         )
         ident = sts.get_caller_identity()
     except ClientError as exc:
-        return ProbeResult("aws", "bad", "AWS: credentials rejected", f"AWS refused them: {exc}")
+        return ProbeResult(
+            "aws", "bad", "AWS: credentials rejected", f"AWS refused them ({where}): {exc}"
+        )
     except BotoCoreError as exc:
         return ProbeResult(
             "aws",
             "warn",
             "AWS: credentials found",
-            f"Credentials were found but could not be checked ({exc}); are you offline?",
+            f"Credentials were found ({where}) but could not be checked ({exc}); are you offline?",
         )
     account = str(ident.get("Account", "?"))
+    named = f"profile {profile}, " if profile else ""
     return ProbeResult(
         "aws",
         "ok",
         f"AWS: {account} ({region})",
-        f"AWS credentials work: account {account}, region {region}.",
+        f"AWS credentials work: {named}account {account}, region {region}.",
     )
 
 
