@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +17,8 @@ from trainer_gui.core.store import Store
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 BUCKET = "sagemaker-us-east-1-123456789012"
+TEAM_BUCKET = "team-bucket"
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311"
 
 
 def make_spec(project: Path, **over: Any) -> JobSpec:
@@ -50,3 +55,50 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+def create_job(aws: Any, name: str, hosts: int = 1) -> None:
+    """A training job started outside the app (boto3 directly), its code in S3."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=TEAM_BUCKET)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"print('loss=0.2')\n"
+        info = tarfile.TarInfo("train.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    code = f"s3://{TEAM_BUCKET}/{name}/source/sourcedir.tar.gz"
+    s3.put_object(Bucket=TEAM_BUCKET, Key=f"{name}/source/sourcedir.tar.gz", Body=buf.getvalue())
+    aws.client("sagemaker").create_training_job(
+        TrainingJobName=name,
+        RoleArn=ROLE_ARN,
+        AlgorithmSpecification={
+            "TrainingImage": IMAGE,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "loss", "Regex": "loss=([0-9.]+)"}],
+        },
+        HyperParameters={
+            "epochs": "5",
+            "sagemaker_program": '"train.py"',
+            "sagemaker_submit_directory": json.dumps(code),
+        },
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{TEAM_BUCKET}/data/",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{TEAM_BUCKET}/out"},
+        ResourceConfig={
+            "InstanceType": "ml.m5.xlarge",
+            "InstanceCount": hosts,
+            "VolumeSizeInGB": 30,
+        },
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +11,7 @@ import pytest
 from moto_support import Script
 from PySide6.QtCore import QThreadPool
 from pytestqt.qtbot import QtBot
-from sm_helpers import ROLE_ARN, service
+from sm_helpers import TEAM_BUCKET, create_job, service
 
 from trainer_gui.core.aws.defaults import AwsDefaults, save_aws_defaults
 from trainer_gui.core.jobs import JobService
@@ -28,57 +25,8 @@ if _PROBLEM is not None:  # pragma: no cover - an environment with a broken PySi
 from trainer_gui.ui import remote_jobs as remote_jobs_mod  # noqa: E402
 from trainer_gui.ui.remote_jobs import FOLLOWING, RemoteJobsDialog  # noqa: E402
 
-IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311"
-BUCKET = "team-bucket"
 POOL_WAIT_MS = 10_000
 Factory = Callable[..., RemoteJobsDialog]
-
-
-def create_job(aws: Any, name: str, hosts: int = 1) -> None:
-    """A training job started outside the app (boto3 directly), its code in S3."""
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = b"print('loss=0.2')\n"
-        info = tarfile.TarInfo("train.py")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    code = f"s3://{BUCKET}/{name}/source/sourcedir.tar.gz"
-    s3.put_object(Bucket=BUCKET, Key=f"{name}/source/sourcedir.tar.gz", Body=buf.getvalue())
-    aws.client("sagemaker").create_training_job(
-        TrainingJobName=name,
-        RoleArn=ROLE_ARN,
-        AlgorithmSpecification={
-            "TrainingImage": IMAGE,
-            "TrainingInputMode": "File",
-            "MetricDefinitions": [{"Name": "loss", "Regex": "loss=([0-9.]+)"}],
-        },
-        HyperParameters={
-            "epochs": "5",
-            "sagemaker_program": '"train.py"',
-            "sagemaker_submit_directory": json.dumps(code),
-        },
-        InputDataConfig=[
-            {
-                "ChannelName": "train",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{BUCKET}/data/",
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-        ],
-        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/out"},
-        ResourceConfig={
-            "InstanceType": "ml.m5.xlarge",
-            "InstanceCount": hosts,
-            "VolumeSizeInGB": 30,
-        },
-        StoppingCondition={"MaxRuntimeInSeconds": 600},
-    )
 
 
 @pytest.fixture
@@ -237,7 +185,7 @@ def test_import_writes_a_spec_with_the_code(
     with qtbot.waitSignal(dialog.sig_imported, timeout=20_000):
         dialog.import_button.click()
     source_dir = load_spec(target).source.source_dir
-    assert source_dir == f"s3://{BUCKET}/team-import/source/sourcedir.tar.gz"
+    assert source_dir == f"s3://{TEAM_BUCKET}/team-import/source/sourcedir.tar.gz"
     dialog.ask_spec_path = lambda default: None  # type: ignore[method-assign]
     dialog.import_button.click()
     assert not dialog.is_busy()

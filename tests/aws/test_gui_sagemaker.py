@@ -134,3 +134,57 @@ def test_progress_reaches_the_window_from_the_job_host_process(
         QThreadPool.globalInstance().waitForDone(10_000)
         service.shutdown()
         store.close()
+
+
+def test_following_an_account_job_from_the_cloud_menu_selects_it_in_the_table(
+    window: Any, qtbot: QtBot, aws: Any
+) -> None:
+    from sm_helpers import create_job
+
+    aws.sim.script("outside", Script(lines=lambda host, n=5: [f"loss={i}" for i in range(5)]))
+    create_job(aws, "outside-job")
+    dialog = window.show_remote_jobs()
+    assert window.show_remote_jobs() is dialog  # one at a time
+    qtbot.waitUntil(lambda: dialog.select_job("outside-job"), timeout=15_000)
+    dialog.follow_selected()
+    qtbot.waitUntil(lambda: window.selected_records() != [], timeout=15_000)
+    record = window.selected_records()[0]
+    assert record.id == "outside-job" and record.backend == "sagemaker"
+    assert record.backend_ids.get("adopted") is True
+    qtbot.waitUntil(
+        lambda: (window.store.get_job("outside-job") or record).status == "Completed",
+        timeout=30_000,
+    )
+    dialog.close()
+    QThreadPool.globalInstance().waitForDone(10_000)
+
+
+def test_aws_settings_saved_from_the_cloud_menu_reach_open_forms(
+    window: Any, qtbot: QtBot, aws: Any, project: Path
+) -> None:
+    from trainer_gui.core.spec import spec_to_dict
+
+    spec = make_spec(project, sagemaker={"role_arn": None, "region": None})
+    form = window.open_editor(project, data=spec_to_dict(spec))
+    qtbot.waitUntil(lambda: "us-east-1" in form.cost_label.text(), timeout=15_000)
+    settings = window.show_aws_settings()
+    assert window.show_aws_settings() is settings
+    settings.role_combo.setEditText(ROLE_ARN)
+    settings.region_combo.setEditText("eu-west-1")
+    qtbot.waitUntil(settings.is_valid, timeout=5000)
+    settings.accept()
+    qtbot.waitUntil(lambda: window.aws_settings_dialog is None, timeout=5000)
+    role_edit = form.form.editor("sagemaker.role_arn").edit
+    assert role_edit.placeholderText() == f"{ROLE_ARN} (from the AWS settings)"
+    qtbot.waitUntil(lambda: "eu-west-1" in form.cost_label.text(), timeout=15_000)
+    QThreadPool.globalInstance().waitForDone(10_000)
+
+
+def test_export_of_the_selected_spec_opens_the_sdk_code(
+    window: Any, qtbot: QtBot, aws: Any, project: Path
+) -> None:
+    dialog = window.open_export(make_spec(project))
+    qtbot.waitUntil(lambda: dialog.ready, timeout=15_000)
+    assert "ModelTrainer" in dialog.text("v3") and '"RoleArn"' in dialog.text("request")
+    dialog.close()
+    QThreadPool.globalInstance().waitForDone(10_000)
