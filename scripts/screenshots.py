@@ -94,6 +94,17 @@ def run(out: Path, theme: str) -> None:
     os.environ["TRAINER_GUI_HOME"] = str(home / "data")
     os.environ["TRAINER_GUI_THEME"] = theme
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    # The AWS settings page lists profiles: show an example config, never the user's own, and
+    # never ask an instance-metadata endpoint for credentials.
+    aws_config = home / "aws-config"
+    aws_config.write_text(
+        "[default]\nregion = us-east-1\n\n[profile research]\nregion = eu-west-1\n"
+    )
+    os.environ["AWS_CONFIG_FILE"] = str(aws_config)
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "aws-credentials")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        os.environ.pop(key, None)
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
     from PySide6.QtWidgets import QApplication
@@ -195,6 +206,10 @@ def run(out: Path, theme: str) -> None:
     settle(app, 2.0)
     save(window, out / "main-window.png")
 
+    # 5. the SageMaker side, as far as it shows without an AWS account: the form with the cost
+    # line, the confirm box, the export and the AWS settings page
+    cloud_shots(app, window, project_dir, base, out)
+
     statuses = [window.jobs.status_text(j) for j in (first, second, third)]
     window.close()  # lets the job host go
     settle(app, 0.5)
@@ -202,6 +217,48 @@ def run(out: Path, theme: str) -> None:
     shutil.rmtree(home, ignore_errors=True)
     if any(s != JobStatus.COMPLETED.value for s in statuses):
         raise SystemExit(f"a job did not complete: {statuses}")
+
+
+def cloud_shots(app: Any, window: Any, project_dir: Path, base: dict[str, Any], out: Path) -> None:
+    from trainer_gui.ui.cost import CloudRunBox
+
+    data = dict(base, name="spirals-cloud")
+    data["compute"] = {"backend": "sagemaker", "instance_type": "ml.g5.xlarge", "instance_count": 2}
+    data["sagemaker"] = {
+        "region": "us-east-1",
+        "role_arn": "arn:aws:iam::123456789012:role/SageMakerExecution",
+        "s3_prefix": "s3://my-team-bucket/trainer",
+    }
+    editor = window.open_editor(project_dir, data=data)
+    editor.move(120, 40)
+    editor.resize(900, 680)
+    tabs = editor.form.tabs
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index("Compute"))
+    wait_until(app, lambda: "$" in editor.cost_label.text(), 30, "the cost estimate")
+    settle(app, 0.5)
+    save(editor, out / "job-form-sagemaker.png")
+    spec = editor.form.spec
+    editor.close()
+    if spec is None:
+        raise SystemExit("the SageMaker spec does not validate")
+
+    box = CloudRunBox(window, spec, "us-east-1")
+    box.show()
+    settle(app, 0.5)
+    save(box, out / "confirm-sagemaker.png")
+    box.close()
+
+    export = window.open_export(spec)
+    export.resize(900, 600)
+    wait_until(app, lambda: bool(export.ready), 60, "the export")
+    settle(app, 0.5)
+    save(export, out / "export-sagemaker.png")
+    export.close()
+
+    settings = window.show_aws_settings()
+    settle(app, 2.0)
+    save(settings, out / "aws-settings.png")
+    settings.close()
 
 
 def main() -> int:

@@ -244,3 +244,20 @@ def test_empty_sagemaker_fields_show_what_the_aws_settings_will_use(
     dialog.show_aws_defaults(AwsDefaults())
     assert "AWS settings" in role_edit.placeholderText() and role not in role_edit.placeholderText()
     assert dialog.form.data()["sagemaker"]["role_arn"] is None  # a hint, not a value
+
+
+def test_instance_type_suggests_the_types_the_price_table_knows(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from trainer_gui.ui.spec_form import SpecEditorDialog
+
+    dialog = SpecEditorDialog(tmp_path, data={"name": "x"})
+    qtbot.addWidget(dialog)
+    completer = dialog.form.editor("compute.instance_type").edit.completer()
+    assert completer is not None
+    completer.setCompletionPrefix("g5.x")
+    suggested = [
+        completer.completionModel().index(i, 0).data()
+        for i in range(completer.completionModel().rowCount())
+    ]
+    assert "ml.g5.xlarge" in suggested and all("g5.x" in name for name in suggested)

@@ -27,6 +27,7 @@ from PySide6.QtGui import QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -782,9 +783,28 @@ class SpecEditorDialog(QDialog):
         if data is not None:
             self.form.set_data(data)
         self.show_aws_defaults()
+        self._complete_instance_types()
         self._dirty = False
         self._update_title()
         self.resize(860, 640)
+
+    def _complete_instance_types(self) -> None:
+        """Suggest the instance types the price table knows while typing (any other is fine)."""
+        from trainer_gui.core.aws.pricing import price_table
+
+        row = self.form.rows.get("compute.instance_type")
+        edit = getattr(row.editor, "edit", None) if row is not None else None
+        if not isinstance(edit, QLineEdit):
+            return
+        try:
+            table = price_table()
+        except (OSError, ValueError, KeyError):  # a damaged table costs the hints, nothing else
+            return
+        names = sorted({t for region in table.regions for t in table.instance_types(region)})
+        completer = QCompleter(names, edit)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        edit.setCompleter(completer)
 
     def show_aws_defaults(self, defaults: AwsDefaults | None = None) -> None:
         """Empty SageMaker fields say what the AWS settings will put there at run time."""
