@@ -188,3 +188,44 @@ def test_export_of_the_selected_spec_opens_the_sdk_code(
     assert "ModelTrainer" in dialog.text("v3") and '"RoleArn"' in dialog.text("request")
     dialog.close()
     QThreadPool.globalInstance().waitForDone(10_000)
+
+
+def test_a_job_followed_from_the_account_is_ingested_by_the_job_host(
+    qtbot: QtBot, aws: Any
+) -> None:
+    """As the app runs: the dialog records the job, the child process follows it."""
+    from sm_helpers import create_job
+
+    from trainer_gui.ui.job_host import JobHostClient
+    from trainer_gui.ui.remote_jobs import RemoteJobsDialog
+
+    aws.sim.script("hosted", Script(lines=lambda host, n=5: [f"loss=0.{i}" for i in range(5)]))
+    create_job(aws, "hosted-job")
+    store = Store()
+    service = JobHostClient(store)
+    dialog = RemoteJobsDialog(service)
+    qtbot.addWidget(dialog)
+    try:
+        qtbot.waitUntil(lambda: dialog.select_job("hosted-job"), timeout=15_000)
+        followed: list[str] = []
+        dialog.sig_followed.connect(followed.append)
+        dialog.follow_selected()
+        qtbot.waitUntil(lambda: followed == ["hosted-job"], timeout=15_000)
+
+        def completed() -> bool:
+            record = store.get_job("hosted-job")
+            return record is not None and record.status == "Completed"
+
+        qtbot.waitUntil(completed, timeout=60_000)
+        assert [s.value for _, s in store.metric_samples("hosted-job", "loss")] == [
+            0.0,
+            0.1,
+            0.2,
+            0.3,
+            0.4,
+        ]
+    finally:
+        dialog.close()
+        QThreadPool.globalInstance().waitForDone(10_000)
+        service.shutdown()
+        store.close()
