@@ -130,6 +130,22 @@ def test_sagemaker_without_credentials_is_a_clear_error() -> None:
         client.invoke(b"x")
 
 
+def test_sagemaker_endpoints_use_the_aws_settings_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trainer_gui.core.aws.defaults import AwsDefaults, save_aws_defaults
+
+    for key in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    save_aws_defaults(AwsDefaults(region="eu-west-1"))
+    assert SageMakerEndpointClient("e")._runtime().meta.region_name == "eu-west-1"
+    told = SageMakerEndpointClient("e", region="ap-southeast-2")._runtime()
+    assert told.meta.region_name == "ap-southeast-2"
+
+
 def test_client_for_targets() -> None:
     assert isinstance(client_for("sagemaker:abc"), SageMakerEndpointClient)
     local = client_for("http://127.0.0.1:1234")

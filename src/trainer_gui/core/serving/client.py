@@ -223,13 +223,16 @@ class SageMakerEndpointClient:
         self._profile = profile
 
     def _runtime(self) -> Any:
+        """The runtime client of the profile/region given, else of the AWS settings (like the
+        training jobs), with the same adaptive retries and endpoint settings."""
         if self._client is None:
-            try:
-                import boto3
-            except ImportError as exc:  # pragma: no cover - boto3 is a dependency
-                raise UserError("SageMaker endpoints need boto3 (`pip install boto3`)") from exc
-            session = boto3.Session(profile_name=self._profile, region_name=self._region)
-            self._client = session.client("sagemaker-runtime")
+            from trainer_gui.core.aws.defaults import load_aws_defaults
+            from trainer_gui.core.aws.session import AwsSession
+
+            saved = load_aws_defaults()
+            profile = self._profile if self._profile is not None else saved.profile
+            region = self._region or (saved.region if self._profile is None else None)
+            self._client = AwsSession(profile, region).client("sagemaker-runtime")
         return self._client
 
     def invoke(
