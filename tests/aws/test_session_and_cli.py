@@ -255,3 +255,12 @@ def test_boto3_is_not_imported_until_aws_is_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_named_profile_without_keys_says_the_environment_is_not_used(aws: Any) -> None:
+    from trainer_gui.core.aws.errors import AwsCredentialsError
+    from trainer_gui.core.aws.session import AwsSession
+
+    with pytest.raises(AwsCredentialsError, match="keys in the environment are only used"):
+        AwsSession("research", "eu-west-1").identity()
+    assert AwsSession(None, "us-east-1").identity().account == "123456789012"

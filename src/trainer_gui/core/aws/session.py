@@ -15,7 +15,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainer_gui.core.aws.errors import AwsAccessDenied, AwsError, aws_errors, translate
+from trainer_gui.core.aws.errors import (
+    AwsAccessDenied,
+    AwsCredentialsError,
+    AwsError,
+    aws_errors,
+    translate,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -115,8 +121,18 @@ class AwsSession:
     def identity(self) -> Identity:
         """Who the credentials belong to; the cheapest call that proves they work."""
         if self._identity is None:
-            with aws_errors("checking your AWS credentials"):
-                out = self.client("sts").get_caller_identity()
+            try:
+                with aws_errors("checking your AWS credentials"):
+                    out = self.client("sts").get_caller_identity()
+            except AwsCredentialsError as exc:
+                if self.profile and "no AWS credentials" in str(exc):
+                    # boto3 reads no environment keys once a profile is named: say so.
+                    raise AwsCredentialsError(
+                        f"{exc} (the profile {self.profile!r} has no credentials of its own; "
+                        "keys in the environment are only used with the default credential "
+                        "chain)"
+                    ) from exc
+                raise
             self._identity = Identity(out["Account"], out["Arn"], out["UserId"])
         return self._identity
 
