@@ -261,3 +261,21 @@ def test_instance_type_suggests_the_types_the_price_table_knows(
         for i in range(completer.completionModel().rowCount())
     ]
     assert "ml.g5.xlarge" in suggested and all("g5.x" in name for name in suggested)
+
+
+def test_clicking_the_aws_status_opens_the_aws_settings(
+    make_window: WindowFactory, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtCore import QThreadPool
+
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    window = make_window()
+    label = window.backend_status.labels["aws"]
+    qtbot.mouseClick(label, Qt.MouseButton.LeftButton)
+    assert window.aws_settings_dialog is not None and window.aws_settings_dialog.isVisible()
+    qtbot.mouseClick(label, Qt.MouseButton.LeftButton)  # the same dialog, raised
+    settings = window.aws_settings_dialog
+    QThreadPool.globalInstance().waitForDone(10_000)
+    settings.close()
+    qtbot.waitUntil(lambda: window.aws_settings_dialog is None, timeout=5000)

@@ -179,6 +179,10 @@ class MainWindow(QMainWindow):
         self.transfers = TransferProgressBar(name_of=self._job_name, parent=self)
         self.statusBar().addPermanentWidget(self.transfers)
         self.statusBar().addPermanentWidget(self.backend_status)
+        aws_label = self.backend_status.labels.get("aws")
+        if aws_label is not None:  # the AWS status opens the AWS settings
+            aws_label.setCursor(Qt.CursorShape.PointingHandCursor)
+            aws_label.sig_clicked.connect(self.show_aws_settings)
         self.tray: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QSystemTrayIcon(app_icon(), self)

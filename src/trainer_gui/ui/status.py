@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,11 @@ _DOT = {"ok": "#2e9d4f", "warn": "#e8912d", "bad": "#d64545", "unknown": "#8a8f9
 
 
 class ProbeLabel(QLabel):
-    """A coloured dot and a short text; the tooltip says what was found and what to do."""
+    """A coloured dot and a short text; the tooltip says what was found and what to do.
+    A click emits `sig_clicked`, so the window can open the matching settings."""
+
+    sig_clicked = Signal(str)
+    """The probe's name."""
 
     def __init__(self, name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -228,6 +233,13 @@ class ProbeLabel(QLabel):
         color = _DOT.get(result.state, _DOT["unknown"])
         self.setText(f'<span style="color:{color}">●</span> {result.text}')
         self.setToolTip(result.detail or result.text)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(
+            event.position().toPoint()
+        ):
+            self.sig_clicked.emit(self.name)
+        super().mouseReleaseEvent(event)
 
 
 class BackendStatus(QWidget):
