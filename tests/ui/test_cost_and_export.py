@@ -101,7 +101,7 @@ def test_a_spec_without_a_region_is_resolved_off_thread_once(
         calls.append(spec.sagemaker.profile)
         return "eu-west-1"
 
-    monkeypatch.setattr(cost_module, "resolve_region", resolve)
+    monkeypatch.setattr(cost_module, "pricing_region", resolve)
     label = CostLabel()
     qtbot.addWidget(label)
     spec = make_spec(project, sagemaker={"region": None})

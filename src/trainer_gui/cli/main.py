@@ -527,15 +527,11 @@ def _sm_import(args: argparse.Namespace) -> int:
 
 
 def _sm_export(args: argparse.Namespace) -> int:
-    from trainer_gui.core.aws.defaults import with_aws_defaults
-    from trainer_gui.core.aws.export import export_code
-    from trainer_gui.core.aws.remote_jobs import plan_for_export
-    from trainer_gui.core.jobs import make_job_id
+    from trainer_gui.core.aws.export import export_spec
     from trainer_gui.core.spec import load_spec
 
-    spec = with_aws_defaults(load_spec(args.spec), any_backend=True)
-    plan, notes = plan_for_export(spec, make_job_id(spec.name))
-    text = export_code(spec, plan, args.format)
+    texts, notes = export_spec(load_spec(args.spec), (args.format,))
+    text = texts[args.format]
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if args.output:

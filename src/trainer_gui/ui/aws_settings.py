@@ -17,11 +17,10 @@ changed what it was asked for (another profile, another region) is dropped.
 
 from __future__ import annotations
 
+import html
 import itertools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui.core.aws.defaults import AwsDefaults, load_aws_defaults, save_aws_defaults
+from trainer_gui.core.aws.s3 import S3Uri
 from trainer_gui.core.aws.session import (
     AwsSession,
     default_region,
@@ -47,7 +47,8 @@ from trainer_gui.core.aws.session import (
     list_regions,
 )
 from trainer_gui.core.errors import SpecError, UserError
-from trainer_gui.ui.status import run_task
+from trainer_gui.ui.icons import ERROR_COLOR, MUTED_COLOR, OK_COLOR
+from trainer_gui.ui.status import Outcome, run_tagged
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,6 @@ CREDENTIALS_NOTE = (
 )
 S3_PLACEHOLDER = "default: s3://sagemaker-<region>-<account>"
 
-GOOD = "#2e9d4f"
-BAD = "#d64545"
-MUTED = "#8a8f98"
-
 # Problem lines from `AwsDefaults.from_mapping` start with the key; the page names its fields.
 FIELD_TITLES = {
     "profile": "Profile",
@@ -74,18 +71,6 @@ FIELD_TITLES = {
     "role_arn": "Execution role",
     "s3_prefix": "S3 bucket/prefix",
 }
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What a background call returned or raised, tagged with the token it was started with.
-
-    The worker catches everything itself, so one bound slot receives both cases (a bound method
-    of the dialog, which Qt disconnects if the dialog goes away first)."""
-
-    token: int
-    value: Any = None
-    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -97,38 +82,36 @@ class _TestResult:
     bucket_error: str | None
 
 
-def _tagged(token: int, fn: Callable[[], Any]) -> Callable[[], _Outcome]:
-    def run() -> _Outcome:
-        try:
-            return _Outcome(token, value=fn())
-        except Exception as exc:
-            return _Outcome(token, error=exc)
-
-    return run
-
-
-def error_text(exc: BaseException) -> str:
-    """A user error's own sentence; anything else a short line, never a traceback."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    first = (str(exc).strip().splitlines() or [""])[0]
-    if len(first) > 200:
-        first = first[:199] + "…"
-    return f"Unexpected error ({type(exc).__name__}){': ' + first if first else ''}"
+def new_profile_combo(saved: str | None, parent: QWidget | None = None) -> QComboBox:
+    """A profile picker: item data is the profile name, None for boto3's default chain."""
+    combo = QComboBox(parent)
+    combo.addItem(DEFAULT_CHAIN, None)
+    if saved:
+        combo.addItem(saved, saved)
+        combo.setCurrentIndex(1)
+    return combo
 
 
-def _bucket_of(prefix: str | None) -> str | None:
-    if not prefix or not prefix.startswith("s3://"):
-        return None
-    return prefix[5:].partition("/")[0] or None
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def fill_profiles(combo: QComboBox, names: list[str]) -> None:
+    """The AWS config's profiles after the default chain, keeping the choice (a chosen profile
+    no longer in the config stays, marked), without emitting change signals."""
+    current = combo.currentData()
+    combo.blockSignals(True)
+    try:
+        combo.clear()
+        combo.addItem(DEFAULT_CHAIN, None)
+        for name in names:
+            combo.addItem(name, name)
+        if current and current not in names:
+            combo.addItem(f"{current} (not in your AWS config)", current)
+        index = combo.findData(current) if current else 0
+        combo.setCurrentIndex(max(index, 0))
+    finally:
+        combo.blockSignals(False)
 
 
 def _colored(text: str, color: str) -> str:
-    return f'<span style="color:{color}">{_escape(text)}</span>'
+    return f'<span style="color:{color}">{html.escape(text)}</span>'
 
 
 class AwsSettingsDialog(QDialog):
@@ -161,11 +144,7 @@ class AwsSettingsDialog(QDialog):
             return widget
 
         # Profile
-        self.profile_combo = QComboBox()
-        self.profile_combo.addItem(DEFAULT_CHAIN, None)
-        if saved.profile:
-            self.profile_combo.addItem(saved.profile, saved.profile)
-            self.profile_combo.setCurrentIndex(1)
+        self.profile_combo = new_profile_combo(saved.profile)
         self.profile_combo.setToolTip(
             "Named profile from your AWS config (~/.aws/config, ~/.aws/credentials), SSO profiles "
             "included. The default chain uses AWS_PROFILE, environment variables, the [default] "
@@ -174,7 +153,7 @@ class AwsSettingsDialog(QDialog):
         self.profile_note = QLabel(LOADING)
         self.profile_note.setWordWrap(True)
         self.profile_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.profile_note.setStyleSheet(f"color:{MUTED}")
+        self.profile_note.setStyleSheet(f"color:{MUTED_COLOR}")
         profile_row = QHBoxLayout()
         profile_row.addWidget(self.profile_combo, 1)
         profile_row.addWidget(self.profile_note)
@@ -258,13 +237,13 @@ class AwsSettingsDialog(QDialog):
 
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
-        self.problems_label.setStyleSheet(f"color:{BAD}")
+        self.problems_label.setStyleSheet(f"color:{ERROR_COLOR}")
         self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problems_label.hide()
 
         self.note_label = QLabel(CREDENTIALS_NOTE)
         self.note_label.setWordWrap(True)
-        self.note_label.setStyleSheet(f"color:{MUTED}")
+        self.note_label.setStyleSheet(f"color:{MUTED_COLOR}")
 
         self.button_box = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
@@ -354,14 +333,10 @@ class AwsSettingsDialog(QDialog):
         }
 
     def _check(self) -> tuple[AwsDefaults | None, list[str]]:
-        values = self.values()
         try:
-            defaults = AwsDefaults.from_mapping(dict(values))
+            return AwsDefaults.from_mapping(dict(self.values())), []
         except SpecError as exc:
             return None, list(exc.problems)
-        if values["s3_prefix"] and not _bucket_of(values["s3_prefix"]):
-            return None, [f"s3_prefix: {values['s3_prefix']!r} has no bucket name (s3://bucket/…)"]
-        return defaults, []
 
     @Slot()
     def _validate(self) -> None:
@@ -381,7 +356,7 @@ class AwsSettingsDialog(QDialog):
         self.problems_label.setVisible(bool(shown))
         self._fit_height()
         for key, widget in self.field_labels.items():
-            widget.setStyleSheet(f"color:{BAD}" if key in bad_keys else "")
+            widget.setStyleSheet(f"color:{ERROR_COLOR}" if key in bad_keys else "")
         self.save_button.setEnabled(not shown)
 
     def is_valid(self) -> bool:
@@ -393,42 +368,29 @@ class AwsSettingsDialog(QDialog):
         self._tokens[kind] += 1
         return self._tokens[kind]
 
-    def _current(self, outcome: _Outcome, kind: str) -> bool:
-        return outcome.token == self._tokens[kind]
+    def _current(self, outcome: Outcome, kind: str) -> bool:
+        return bool(outcome.tag == self._tokens[kind])
 
     def _start_loading(self) -> None:
-        run_task(_tagged(0, list_profiles), self._on_profiles, self._on_task_failed)
-        run_task(_tagged(0, list_regions), self._on_regions, self._on_task_failed)
+        run_tagged(0, list_profiles, self._on_profiles)
+        run_tagged(0, list_regions, self._on_regions)
         self._refresh_default_region()
 
     @Slot(object)
-    def _on_profiles(self, outcome: _Outcome) -> None:
+    def _on_profiles(self, outcome: Outcome) -> None:
         if outcome.error is not None:
-            self.profile_note.setStyleSheet(f"color:{BAD}")
-            self.profile_note.setText(error_text(outcome.error))
+            self.profile_note.setStyleSheet(f"color:{ERROR_COLOR}")
+            self.profile_note.setText(outcome.message)
             self._fit_height()
             return
-        names: list[str] = list(outcome.value or [])
-        current = self.profile()
-        self.profile_combo.blockSignals(True)
-        try:
-            self.profile_combo.clear()
-            self.profile_combo.addItem(DEFAULT_CHAIN, None)
-            for name in names:
-                self.profile_combo.addItem(name, name)
-            if current and current not in names:
-                self.profile_combo.addItem(f"{current} (not in your AWS config)", current)
-            index = self.profile_combo.findData(current) if current else 0
-            self.profile_combo.setCurrentIndex(max(index, 0))
-        finally:
-            self.profile_combo.blockSignals(False)
+        fill_profiles(self.profile_combo, list(outcome.value or []))
         self.profile_note.setText("")
         self.profile_note.hide()
 
     @Slot(object)
-    def _on_regions(self, outcome: _Outcome) -> None:
+    def _on_regions(self, outcome: Outcome) -> None:
         if outcome.error is not None:  # typing a region still works
-            log.info("could not list AWS regions: %s", error_text(outcome.error))
+            log.info("could not list AWS regions: %s", outcome.message)
             return
         current = self.region_combo.currentText()
         self.region_combo.blockSignals(True)
@@ -443,14 +405,10 @@ class AwsSettingsDialog(QDialog):
     def _refresh_default_region(self) -> None:
         token = self._next("region")
         profile = self.profile()
-        run_task(
-            _tagged(token, lambda: default_region(profile)),
-            self._on_default_region,
-            self._on_task_failed,
-        )
+        run_tagged(token, lambda: default_region(profile), self._on_default_region)
 
     @Slot(object)
-    def _on_default_region(self, outcome: _Outcome) -> None:
+    def _on_default_region(self, outcome: Outcome) -> None:
         if self._current(outcome, "region"):
             self._set_region_placeholder(outcome.value if outcome.error is None else None)
 
@@ -491,11 +449,7 @@ class AwsSettingsDialog(QDialog):
         self.list_roles_button.setEnabled(False)
         self.list_roles_button.setText("Listing…")
         self.role_hint.hide()
-        run_task(
-            _tagged(token, lambda: list_execution_roles(profile, region)),
-            self._on_roles,
-            self._on_task_failed,
-        )
+        run_tagged(token, lambda: list_execution_roles(profile, region), self._on_roles)
 
     def _reset_roles_button(self) -> None:
         self.list_roles_button.setText("List roles")
@@ -508,15 +462,15 @@ class AwsSettingsDialog(QDialog):
         self._fit_height()
 
     @Slot(object)
-    def _on_roles(self, outcome: _Outcome) -> None:
+    def _on_roles(self, outcome: Outcome) -> None:
         if not self._current(outcome, "roles"):
             return
         self._reset_roles_button()
         if outcome.error is not None:
-            self._show_role_hint(error_text(outcome.error), BAD)
+            self._show_role_hint(outcome.message, ERROR_COLOR)
             return
         if outcome.value is None:
-            self._show_role_hint(ROLES_DENIED_HINT, MUTED)
+            self._show_role_hint(ROLES_DENIED_HINT, MUTED_COLOR)
             return
         roles: list[str] = list(outcome.value)
         current = self.role_combo.currentText()
@@ -534,9 +488,9 @@ class AwsSettingsDialog(QDialog):
         self._validate()
         if roles:
             count = f"{len(roles)} role{'s' if len(roles) != 1 else ''} SageMaker may assume"
-            self._show_role_hint(f"{count}: pick one from the list", MUTED)
+            self._show_role_hint(f"{count}: pick one from the list", MUTED_COLOR)
         else:
-            self._show_role_hint(NO_ROLES_HINT, MUTED)
+            self._show_role_hint(NO_ROLES_HINT, MUTED_COLOR)
 
     # -- test connection ---------------------------------------------------------------------
 
@@ -546,10 +500,11 @@ class AwsSettingsDialog(QDialog):
         token = self._next("test")
         profile, region = self.profile(), self.region()
         defaults, _ = self._check()
-        bucket = _bucket_of(defaults.s3_prefix) if defaults is not None else None
+        prefix = defaults.s3_prefix if defaults is not None else None
+        bucket = S3Uri.parse(prefix).bucket if prefix else None
         self.test_button.setEnabled(False)
         self.test_button.setText("Testing…")
-        self.test_result.setText(_colored("Contacting AWS…", MUTED))
+        self.test_result.setText(_colored("Contacting AWS…", MUTED_COLOR))
 
         def work() -> _TestResult:
             session = AwsSession(profile, region)
@@ -564,37 +519,30 @@ class AwsSettingsDialog(QDialog):
                 ident.arn, ident.account, session.region, session.default_bucket(), bucket_error
             )
 
-        run_task(_tagged(token, work), self._on_tested, self._on_task_failed)
+        run_tagged(token, work, self._on_tested)
 
     def _reset_test_button(self) -> None:
         self.test_button.setText("Test connection")
         self.test_button.setEnabled(True)
 
     @Slot(object)
-    def _on_tested(self, outcome: _Outcome) -> None:
+    def _on_tested(self, outcome: Outcome) -> None:
         if not self._current(outcome, "test"):
             return
         self._reset_test_button()
         if outcome.error is not None:
-            if not isinstance(outcome.error, UserError):
-                log.warning("AWS connection test failed: %s", error_text(outcome.error))
-            self.test_result.setText(_colored(error_text(outcome.error), BAD))
+            self.test_result.setText(_colored(outcome.message, ERROR_COLOR))
             self._fit_height()
             return
         result: _TestResult = outcome.value
         text = _colored(
-            f"Connected as {result.arn} (account {result.account}) in {result.region}", GOOD
+            f"Connected as {result.arn} (account {result.account}) in {result.region}", OK_COLOR
         )
         if result.bucket_error:
-            text += "<br>" + _colored(result.bucket_error, BAD)
+            text += "<br>" + _colored(result.bucket_error, ERROR_COLOR)
         self.test_result.setText(text)
         self._fit_height()
         self.s3_edit.setPlaceholderText(f"default: s3://{result.default_bucket}")
-
-    @Slot(object, str)
-    def _on_task_failed(self, exc: BaseException, tb: str) -> None:
-        # Not reached: every task here catches its own errors (`_tagged`); kept as a safety net.
-        log.error("AWS settings task failed: %s\n%s", exc, tb)
 
     # -- save / cancel -----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Both read the price table that ships with the app (`core.aws.pricing`, dated, pe
 the network. Which region a spec would run in can take boto3's config lookup (its first import is
 slow), so `CostLabel` resolves it on the thread pool, once per (profile, region in the spec), and
 then computes the estimate on the GUI thread (a dictionary look-up). The main window resolves the
-region the same way (`resolve_region` on a worker) before it calls `confirm_cloud_run`.
+job's region on a worker before it calls `confirm_cloud_run`.
 """
 
 from __future__ import annotations
@@ -16,23 +16,21 @@ import re
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
-from trainer_gui.core.aws.pricing import CostEstimate, estimate_cost
+from trainer_gui.core.aws.pricing import (
+    FALLBACK_REGION,
+    CostEstimate,
+    estimate_cost,
+    money,
+    pricing_region,
+    runtime_text,
+)
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.ui.status import run_task
 
-FALLBACK_REGION = "us-east-1"
 WARNING_COLOR = "#c77c02"
 _PER_HOUR_RE = re.compile(r"(\$[0-9.,]+/h)")
 
 RegionKey = tuple[str | None, str | None]
-
-
-def resolve_region(spec: JobSpec) -> str:
-    """The region a SageMaker run of the spec would use (spec, AWS settings, AWS config, else
-    us-east-1). May import boto3: call it on a worker thread, not the GUI thread."""
-    from trainer_gui.core.aws.defaults import effective_region
-
-    return effective_region(spec) or FALLBACK_REGION
 
 
 def _region_key(spec: JobSpec) -> RegionKey:
@@ -117,7 +115,7 @@ class CostLabel(QLabel):
         def work() -> tuple[int, RegionKey, str]:
             # Never an error for the user: a region that cannot be found reads as the fallback.
             try:
-                return generation, key, resolve_region(spec)
+                return generation, key, pricing_region(spec)
             except Exception:
                 return generation, key, FALLBACK_REGION
 
@@ -149,26 +147,16 @@ class CostLabel(QLabel):
 # -- the confirm dialog ------------------------------------------------------------------------
 
 
-def _runtime(seconds: int) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.4g} h"
-
-
-def _money(value: float) -> str:
-    return f"${value:,.2f}" if value >= 0.01 else f"${value:.4f}"
-
-
 def cloud_run_message(spec: JobSpec, region: str | None = None) -> tuple[str, str]:
     """(title, text) of the confirm dialog. Pass the region resolved off the GUI thread; without
     one it is resolved here (may import boto3)."""
     estimate = estimate_cost(spec, region)
     hosts = f"{estimate.instance_count} x {estimate.instance_type}"
-    runtime = _runtime(estimate.max_runtime_seconds)
+    runtime = runtime_text(estimate.max_runtime_seconds)
     if estimate.per_hour is not None and estimate.for_max_runtime is not None:
         cost = (
-            f"Estimated cost: about {_money(estimate.per_hour)} per hour, at most "
-            f"{_money(estimate.for_max_runtime)} for the max runtime of {runtime}\n"
+            f"Estimated cost: about {money(estimate.per_hour)} per hour, at most "
+            f"{money(estimate.for_max_runtime)} for the max runtime of {runtime}\n"
             f"(list prices of {estimate.as_of} for {estimate.region}, {estimate.currency}; "
             "storage, data transfer and S3 extra)"
         )
@@ -227,5 +215,4 @@ __all__ = [
     "confirm_cloud_run",
     "cost_html",
     "cost_tooltip",
-    "resolve_region",
 ]

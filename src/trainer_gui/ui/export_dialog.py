@@ -26,14 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec.model import JobSpec
-from trainer_gui.ui.icons import app_icon
-from trainer_gui.ui.status import run_task
+from trainer_gui.ui.icons import ERROR_COLOR, app_icon
+from trainer_gui.ui.status import error_text, run_task
 
 log = logging.getLogger(__name__)
 
-ERROR_COLOR = "#d64545"
 # (format, tab title, file name suffix, file dialog filter)
 FORMATS: list[tuple[str, str, str, str]] = [
     ("v3", "SageMaker SDK v3 (ModelTrainer)", "_sagemaker_v3.py", "Python (*.py)"),
@@ -43,16 +41,10 @@ FORMATS: list[tuple[str, str, str, str]] = [
 
 
 def export_texts(spec: JobSpec) -> tuple[dict[str, str], list[str]]:
-    """Every export format of the spec, and the notes about placeholders. Blocking (may call
-    STS for the default bucket): run it on a worker thread."""
-    from trainer_gui.core.aws.defaults import with_aws_defaults
-    from trainer_gui.core.aws.export import export_code
-    from trainer_gui.core.aws.remote_jobs import plan_for_export
-    from trainer_gui.core.jobs import make_job_id
+    """Every format the dialog shows, and the notes (blocking: run it on a worker thread)."""
+    from trainer_gui.core.aws.export import export_spec
 
-    filled = with_aws_defaults(spec, any_backend=True)
-    plan, notes = plan_for_export(filled, make_job_id(filled.name))
-    return {fmt: export_code(filled, plan, fmt) for fmt, _, _, _ in FORMATS}, notes
+    return export_spec(spec, tuple(fmt for fmt, _, _, _ in FORMATS))
 
 
 class ExportDialog(QDialog):
@@ -144,8 +136,7 @@ class ExportDialog(QDialog):
     @Slot(object, str)
     def _on_failed(self, exc: BaseException, tb: str) -> None:
         log.debug("export failed: %s\n%s", exc, tb)
-        message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        self.show_error(f"Cannot export the spec: {message}")
+        self.show_error(f"Cannot export the spec: {error_text(exc)}")
         self.status_label.hide()
         for editor in self.editors.values():
             editor.setPlaceholderText("")

@@ -14,14 +14,18 @@ ICON_NAME = "trainer-gui"
 PNG_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 # Mid-tone colours: readable as text on both light and dark palettes.
+OK_COLOR = "#2e9d4f"
+WARN_COLOR = "#e8912d"
+ERROR_COLOR = "#d64545"
+MUTED_COLOR = "#8a8f98"
 STATUS_COLORS: dict[str, str] = {
-    JobStatus.PENDING.value: "#8a8f98",
+    JobStatus.PENDING.value: MUTED_COLOR,
     JobStatus.STARTING.value: "#4a90d9",
     JobStatus.TRAINING.value: "#2f80ed",
     JobStatus.UPLOADING.value: "#13a3a1",
-    JobStatus.STOPPING.value: "#e8912d",
-    JobStatus.COMPLETED.value: "#2e9d4f",
-    JobStatus.FAILED.value: "#d64545",
+    JobStatus.STOPPING.value: WARN_COLOR,
+    JobStatus.COMPLETED.value: OK_COLOR,
+    JobStatus.FAILED.value: ERROR_COLOR,
     JobStatus.STOPPED.value: "#a0785a",
 }
 
@@ -41,7 +45,7 @@ def app_icon() -> QIcon:
 
 
 def status_color(status: str) -> QColor:
-    return QColor(STATUS_COLORS.get(status, "#8a8f98"))
+    return QColor(STATUS_COLORS.get(status, MUTED_COLOR))
 
 
 @functools.lru_cache(maxsize=32)

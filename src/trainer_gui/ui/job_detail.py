@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec import JobSpec, spec_from_text
+from trainer_gui.core.spec.model import Backend
 from trainer_gui.core.store import JobRecord, StatusEntry, Store
 from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import format_duration
@@ -65,7 +66,7 @@ def summary_html(record: JobRecord, spec: JobSpec | None) -> str:
         _row("Ended", _when(record.ended_at)),
         _row("Duration", format_duration(record.duration) or "—"),
     ]
-    if record.backend == "sagemaker":
+    if record.backend == Backend.SAGEMAKER.value:
         rows += sagemaker_rows(record)
     run_url = QUrl.fromLocalFile(record.run_dir).toString()
     rows.append(_row("Run folder", f"<a href='{_esc(run_url)}'>{_esc(record.run_dir)}</a>"))
@@ -117,6 +118,20 @@ def summary_html(record: JobRecord, spec: JobSpec | None) -> str:
     return "<table cellspacing='2'>" + "".join(rows) + "</table>"
 
 
+def console_link(record: JobRecord) -> str | None:
+    """The AWS console page of a SageMaker job, or None for other jobs."""
+    if record.backend != Backend.SAGEMAKER.value:
+        return None
+    ids = record.backend_ids
+    if ids.get("console_url"):
+        return str(ids["console_url"])
+    if ids.get("training_job_name") and ids.get("region"):
+        from trainer_gui.core.runners.sagemaker import console_url
+
+        return console_url(str(ids["region"]), str(ids["training_job_name"]))
+    return None
+
+
 def sagemaker_rows(record: JobRecord) -> list[str]:
     """Where the cloud job lives: its name, region, ARN and a link to the AWS console."""
     ids = record.backend_ids
@@ -130,11 +145,7 @@ def sagemaker_rows(record: JobRecord) -> list[str]:
         rows.append(_row("AWS profile", _esc(ids["profile"])))
     if ids.get("training_job_arn"):
         rows.append(_row("ARN", f"<code>{_esc(ids['training_job_arn'])}</code>"))
-    url = ids.get("console_url")
-    if not url and name and ids.get("region"):
-        from trainer_gui.core.runners.sagemaker import console_url
-
-        url = console_url(str(ids["region"]), str(name))
+    url = console_link(record)
     if url:
         rows.append(_row("AWS console", f"<a href='{_esc(url)}'>Open the job in the console</a>"))
     if ids.get("adopted"):

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.spec.model import Backend
 from trainer_gui.core.store import JobRecord
 from trainer_gui.ui.icons import cloud_icon, status_color, status_icon
 from trainer_gui.ui.live_data import MetricChunk, as_metric_chunk
@@ -50,7 +51,7 @@ MAX_METRIC_COLUMNS = 6
 _STATUS_ORDER = {s.value: i for i, s in enumerate(JobStatus)}
 _KEY_WORDS = ("loss", "acc", "f1", "auc", "error", "score", "perplexity")
 ACTIVE_FILTER = "Active"
-CLOUD_BACKEND = "sagemaker"
+CLOUD_BACKEND = Backend.SAGEMAKER.value
 
 IndexLike = QModelIndex | QPersistentModelIndex
 

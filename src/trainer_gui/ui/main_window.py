@@ -56,7 +56,7 @@ from trainer_gui.core.store import JobRecord, Project, Store
 from trainer_gui.ui.about import show_about
 from trainer_gui.ui.bridge import JobEventBridge
 from trainer_gui.ui.icons import app_icon
-from trainer_gui.ui.job_detail import JobDetail
+from trainer_gui.ui.job_detail import JobDetail, console_link
 from trainer_gui.ui.jobs_table import JobsView
 from trainer_gui.ui.live_data import MetricChunk
 from trainer_gui.ui.predict_panel import PredictPanel
@@ -82,20 +82,6 @@ def log_crash(text: str) -> Path:
     except OSError:
         log.exception("cannot write %s", path)
     return path
-
-
-def console_link(record: JobRecord) -> str | None:
-    """The AWS console page of a SageMaker job, or None for other jobs."""
-    if record.backend != Backend.SAGEMAKER.value:
-        return None
-    ids = record.backend_ids
-    if ids.get("console_url"):
-        return str(ids["console_url"])
-    if ids.get("training_job_name") and ids.get("region"):
-        from trainer_gui.core.runners.sagemaker import console_url
-
-        return console_url(str(ids["region"]), str(ids["training_job_name"]))
-    return None
 
 
 def job_name_for(text: str) -> str:
@@ -876,11 +862,13 @@ class MainWindow(QMainWindow):
         if spec.compute.backend == Backend.SAGEMAKER:
             self.statusBar().showMessage(f"Estimating the cost of {spec.name} on SageMaker…")
 
-            def resolve() -> tuple[JobSpec, str | None]:
-                from trainer_gui.core.aws.defaults import effective_region, with_aws_defaults
+            def resolve() -> tuple[JobSpec, str]:
+                from trainer_gui.core.aws.defaults import with_aws_defaults
+                from trainer_gui.core.aws.session import AwsSession
 
                 filled = with_aws_defaults(spec)
-                return filled, effective_region(filled)
+                # No region anywhere: the session's own error, before the user is asked.
+                return filled, AwsSession(filled.sagemaker.profile, filled.sagemaker.region).region
 
             run_task(
                 resolve,
@@ -890,9 +878,7 @@ class MainWindow(QMainWindow):
             return
         self._start(spec, project)
 
-    def _on_cloud_resolved(
-        self, project: Project | None, result: tuple[JobSpec, str | None]
-    ) -> None:
+    def _on_cloud_resolved(self, project: Project | None, result: tuple[JobSpec, str]) -> None:
         spec, region = result
         if self._closing:
             return

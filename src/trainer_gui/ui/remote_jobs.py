@@ -70,11 +70,11 @@ from trainer_gui.core.aws.remote_jobs import (
     list_training_jobs,
 )
 from trainer_gui.core.aws.session import AwsSession, list_profiles, list_regions
-from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.ui.aws_settings import fill_profiles, new_profile_combo
 from trainer_gui.ui.icons import status_color, status_icon
 from trainer_gui.ui.jobs_table import format_duration, format_started
-from trainer_gui.ui.status import run_task
+from trainer_gui.ui.status import Outcome, run_tagged
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer_gui.core.jobs import JobService
@@ -85,7 +85,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LIMITS", "RemoteJobsDialog", "RemoteJobsModel"]
 
-DEFAULT_PROFILE_LABEL = "(default credential chain)"
 LIMITS = (20, 50, 100)
 COLUMNS = ("Name", "Status", "Created", "Duration", "Here")
 COL_NAME, COL_STATUS, COL_CREATED, COL_DURATION, COL_HERE = range(len(COLUMNS))
@@ -238,36 +237,11 @@ class RemoteJobsModel(QAbstractTableModel):
 
 
 @dataclass(frozen=True)
-class _Outcome:
-    """What a background task came back with: its value, or the message of its UserError."""
-
-    kind: str
-    token: int
-    value: Any = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class _Listing:
     session: AwsSession
     region: str
     jobs: list[RemoteJob]
     followed: frozenset[str]
-
-
-def _attempt(kind: str, token: int, fn: Callable[[], Any]) -> Callable[[], _Outcome]:
-    """`fn` wrapped so that it never raises: the dialog shows the error instead of a traceback."""
-
-    def run() -> _Outcome:
-        try:
-            return _Outcome(kind, token, fn())
-        except UserError as exc:
-            return _Outcome(kind, token, error=str(exc))
-        except Exception as exc:
-            log.exception("SageMaker jobs dialog: %s failed", kind)
-            return _Outcome(kind, token, error=f"{type(exc).__name__}: {exc}")
-
-    return run
 
 
 def _list_jobs(session: AwsSession, limit: int, store: Store) -> _Listing:
@@ -316,16 +290,12 @@ class RemoteJobsDialog(QDialog):
         self._build(saved.profile, saved.region)
         self._update_buttons()
         self.refresh()
-        run_task(_attempt("config", 0, _aws_config), self._on_outcome)
+        run_tagged(("config", 0), _aws_config, self._on_outcome)
 
     # -- layout ------------------------------------------------------------------------------
 
     def _build(self, profile: str | None, region: str | None) -> None:
-        self.profile_combo = QComboBox(self)
-        self.profile_combo.addItem(DEFAULT_PROFILE_LABEL, None)
-        if profile:
-            self.profile_combo.addItem(profile, profile)
-            self.profile_combo.setCurrentIndex(1)
+        self.profile_combo = new_profile_combo(profile, self)
         self.profile_combo.setToolTip("The AWS profile whose credentials list the jobs")
         self.profile_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.region_combo = QComboBox(self)
@@ -472,9 +442,8 @@ class RemoteJobsDialog(QDialog):
         self._show_info(f"Loading training jobs in {where}…")
         self._update_buttons()
         store = self.service.store
-        run_task(
-            _attempt("list", self._list_token, lambda: _list_jobs(session, limit, store)),
-            self._on_outcome,
+        run_tagged(
+            ("list", self._list_token), lambda: _list_jobs(session, limit, store), self._on_outcome
         )
 
     @Slot()
@@ -482,15 +451,15 @@ class RemoteJobsDialog(QDialog):
         if (self.profile(), self.region(), self.limit()) != self._requested:
             self.refresh()
 
-    def _on_listed(self, outcome: _Outcome) -> None:
-        if outcome.token != self._list_token:
+    def _on_listed(self, outcome: Outcome) -> None:
+        if outcome.tag[1] != self._list_token:
             return  # an older request answered after a newer one was made
         self._loading = False
         if outcome.error is not None:
             self._listed = None
             self._session = None  # fresh credentials next time (after `aws sso login`, say)
             self.model.clear()
-            self._show_error(outcome.error)
+            self._show_error(outcome.message)
             self._update_buttons()
             return
         listing: _Listing = outcome.value
@@ -507,31 +476,20 @@ class RemoteJobsDialog(QDialog):
             self._show_info(f"No training jobs in {listing.region}.")
         self._update_buttons()
 
-    def _on_config(self, outcome: _Outcome) -> None:
+    def _on_config(self, outcome: Outcome) -> None:
         if outcome.error is not None:
             if not self._loading:  # a listing error says more; keep it
-                self._show_error(outcome.error)
+                self._show_error(outcome.message)
             return
         profiles, regions = outcome.value
-        current = self.profile()
+        fill_profiles(self.profile_combo, list(profiles))
         region_text = self.region_combo.currentText()
-        self.profile_combo.blockSignals(True)
         self.region_combo.blockSignals(True)
         try:
-            self.profile_combo.clear()
-            self.profile_combo.addItem(DEFAULT_PROFILE_LABEL, None)
-            names = list(profiles)
-            if current and current not in names:
-                names.append(current)  # a saved profile no longer in the config: keep showing it
-            for name in names:
-                self.profile_combo.addItem(name, name)
-            index = self.profile_combo.findData(current) if current else 0
-            self.profile_combo.setCurrentIndex(max(index, 0))
             self.region_combo.clear()
             self.region_combo.addItems(list(regions))
             self.region_combo.setEditText(region_text)
         finally:
-            self.profile_combo.blockSignals(False)
             self.region_combo.blockSignals(False)
 
     # -- selection ---------------------------------------------------------------------------
@@ -635,24 +593,24 @@ class RemoteJobsDialog(QDialog):
         self._action = kind
         self._show_info(message)
         self._update_buttons()
-        run_task(_attempt(kind, next(self._tokens), fn), self._on_outcome)
+        run_tagged((kind, next(self._tokens)), fn, self._on_outcome)
 
-    def _on_followed(self, outcome: _Outcome) -> None:
+    def _on_followed(self, outcome: Outcome) -> None:
         self._action = None
         self._update_buttons()
         if outcome.error is not None:
-            self._show_error(outcome.error)
+            self._show_error(outcome.message)
             return
         job_id = str(outcome.value)
         self.model.mark_followed(job_id)
         self._show_info(f"Following {job_id} here: its status, logs and metrics are in the jobs.")
         self.sig_followed.emit(job_id)
 
-    def _on_imported(self, outcome: _Outcome) -> None:
+    def _on_imported(self, outcome: Outcome) -> None:
         self._action = None
         self._update_buttons()
         if outcome.error is not None:
-            self._show_error(outcome.error)
+            self._show_error(outcome.message)
             return
         path, spec = outcome.value
         source_dir = spec.source.source_dir
@@ -666,14 +624,14 @@ class RemoteJobsDialog(QDialog):
     # -- results -----------------------------------------------------------------------------
 
     @Slot(object)
-    def _on_outcome(self, outcome: _Outcome) -> None:
-        handlers: dict[str, Callable[[_Outcome], None]] = {
+    def _on_outcome(self, outcome: Outcome) -> None:
+        handlers: dict[str, Callable[[Outcome], None]] = {
             "list": self._on_listed,
             "config": self._on_config,
             "follow": self._on_followed,
             "import": self._on_imported,
         }
-        handlers[outcome.kind](outcome)
+        handlers[outcome.tag[0]](outcome)
 
     def _show_info(self, text: str) -> None:
         self.status_label.setStyleSheet("")

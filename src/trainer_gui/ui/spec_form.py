@@ -54,7 +54,7 @@ from trainer_gui.ui.channels import ChannelsTable
 from trainer_gui.ui.cost import CostLabel
 from trainer_gui.ui.export_dialog import ExportDialog
 from trainer_gui.ui.hyperparams import HyperparamsTable, KeyValueTable
-from trainer_gui.ui.icons import app_icon, status_icon
+from trainer_gui.ui.icons import ERROR_COLOR, app_icon, status_icon
 from trainer_gui.ui.metric_defs import MetricDefsEditor
 
 # Which top-level spec fields go on which tab. Sub-models are expanded field by field; any field
@@ -69,7 +69,6 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Output", ["output_path", "checkpoint_dir", "checkpoint_s3_uri"]),
     ("SageMaker", ["sagemaker"]),
 ]
-ERROR_COLOR = "#d64545"
 VALIDATE_DELAY_MS = 300
 _PROBLEM_RE = re.compile(
     r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*): (.*)$", re.S

@@ -22,6 +22,8 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
+from trainer_gui.ui.icons import ERROR_COLOR, MUTED_COLOR, OK_COLOR, WARN_COLOR
+
 log = logging.getLogger(__name__)
 
 
@@ -101,6 +103,50 @@ def store_writes() -> QThreadPool:
 
 def _log_failure(exc: BaseException, tb: str) -> None:
     log.error("background task failed: %s\n%s", exc, tb)
+
+
+def error_text(exc: BaseException) -> str:
+    """What a dialog shows for an error: a user error's own sentence; anything else one short
+    line naming its type, never a traceback."""
+    from trainer_gui.core.errors import UserError
+
+    if isinstance(exc, UserError):
+        return str(exc)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if len(first) > 200:
+        first = first[:199] + "…"
+    return f"Unexpected error ({type(exc).__name__}){': ' + first if first else ''}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a tagged background call returned or raised. The tag says which request it answers,
+    so a dialog drops answers to questions it has asked again since."""
+
+    tag: Any
+    value: Any = None
+    error: BaseException | None = None
+
+    @property
+    def message(self) -> str:
+        return "" if self.error is None else error_text(self.error)
+
+
+def run_tagged(tag: Any, fn: Callable[[], Any], on_outcome: Callable[[Outcome], None]) -> None:
+    """`run_task` for dialogs: value and error reach one slot (a bound method, which Qt drops
+    if the dialog is gone first) as an `Outcome`; unexpected errors are logged with their
+    traceback."""
+    from trainer_gui.core.errors import UserError
+
+    def run() -> Outcome:
+        try:
+            return Outcome(tag, value=fn())
+        except Exception as exc:
+            if not isinstance(exc, UserError):
+                log.exception("background task %r failed", tag)
+            return Outcome(tag, error=exc)
+
+    run_task(run, on_outcome)
 
 
 # -- probes ------------------------------------------------------------------------------------
@@ -212,7 +258,7 @@ def probe_aws() -> ProbeResult:
 
 DEFAULT_PROBES: dict[str, Callable[[], ProbeResult]] = {"docker": probe_docker, "aws": probe_aws}
 
-_DOT = {"ok": "#2e9d4f", "warn": "#e8912d", "bad": "#d64545", "unknown": "#8a8f98"}
+_DOT = {"ok": OK_COLOR, "warn": WARN_COLOR, "bad": ERROR_COLOR, "unknown": MUTED_COLOR}
 
 
 class ProbeLabel(QLabel):

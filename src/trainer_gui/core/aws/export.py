@@ -218,3 +218,18 @@ def export_code(spec: JobSpec, plan: Plan, fmt: str) -> str:
     if fmt == "request":
         return export_request(spec, plan)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def export_spec(
+    spec: JobSpec, formats: tuple[str, ...] = FORMATS
+) -> tuple[dict[str, str], list[str]]:
+    """What `sagemaker export` and the export dialog show: the spec with the AWS settings filled
+    in, planned under an example job name, in each format, plus notes about placeholders.
+    Blocking (may call STS for the default bucket): run it off the GUI thread."""
+    from trainer_gui.core.aws.defaults import with_aws_defaults
+    from trainer_gui.core.aws.remote_jobs import plan_for_export
+    from trainer_gui.core.jobs import make_job_id
+
+    filled = with_aws_defaults(spec, any_backend=True)
+    plan, notes = plan_for_export(filled, make_job_id(filled.name))
+    return {fmt: export_code(filled, plan, fmt) for fmt in formats}, notes

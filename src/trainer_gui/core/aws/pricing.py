@@ -14,6 +14,8 @@ from typing import Any
 
 from trainer_gui.core.spec.model import JobSpec
 
+FALLBACK_REGION = "us-east-1"
+
 
 @dataclass(frozen=True)
 class PriceTable:
@@ -63,17 +65,28 @@ class CostEstimate:
                 f"{hosts} in {self.region}: no price in the table (list prices of {self.as_of}); "
                 "see the SageMaker pricing page"
             )
-        seconds = self.max_runtime_seconds
-        runtime = f"{seconds / 60:.3g} min" if seconds < 3600 else f"{seconds / 3600:.4g} h"
         return (
-            f"{hosts} in {self.region}: about {_money(self.per_hour)}/h, at most "
-            f"{_money(self.for_max_runtime)} for the max runtime of {runtime} "
+            f"{hosts} in {self.region}: about {money(self.per_hour)}/h, at most "
+            f"{money(self.for_max_runtime)} for the max runtime of "
+            f"{runtime_text(self.max_runtime_seconds)} "
             f"(list prices of {self.as_of}, {self.currency}, storage and data transfer extra)"
         )
 
 
-def _money(value: float) -> str:
+def money(value: float) -> str:
     return f"${value:,.2f}" if value >= 0.01 else f"${value:.4f}"
+
+
+def runtime_text(seconds: int) -> str:
+    return f"{seconds / 60:.3g} min" if seconds < 3600 else f"{seconds / 3600:.4g} h"
+
+
+def pricing_region(spec: JobSpec) -> str:
+    """The region an estimate for the spec uses: the spec's, the AWS settings', the AWS
+    config's, else us-east-1. May import boto3 (slow the first time)."""
+    from trainer_gui.core.aws.defaults import effective_region
+
+    return effective_region(spec) or FALLBACK_REGION
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,9 +122,7 @@ def estimate_cost(spec: JobSpec, region: str | None = None) -> CostEstimate:
     """The estimate for a spec; region: given, else the spec's, the AWS settings', the AWS
     config's, else us-east-1."""
     if region is None:
-        from trainer_gui.core.aws.defaults import effective_region
-
-        region = effective_region(spec) or "us-east-1"
+        region = pricing_region(spec)
     return estimate(
         spec.compute.instance_type,
         spec.compute.instance_count,

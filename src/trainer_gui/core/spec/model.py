@@ -361,6 +361,8 @@ class SageMakerSettings(_Model):
     def _s3_prefix(cls, v: str | None) -> str | None:
         if v and not v.startswith("s3://"):
             raise ValueError(f"{v!r} must start with s3://")
+        if v and not v[5:].partition("/")[0]:
+            raise ValueError(f"{v!r} has no bucket name (s3://bucket/prefix)")
         return v
 
 
