@@ -279,3 +279,22 @@ def test_clicking_the_aws_status_opens_the_aws_settings(
     QThreadPool.globalInstance().waitForDone(10_000)
     settings.close()
     qtbot.waitUntil(lambda: window.aws_settings_dialog is None, timeout=5000)
+
+
+def test_a_cloud_run_with_no_region_anywhere_says_so_before_asking(
+    make_window: WindowFactory, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    window = make_window()
+    monkeypatch.setattr(window, "confirm_cloud_run", lambda *a: pytest.fail("asked"))
+    shown: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(window, "show_message", lambda *args: shown.append(args))
+    spec = sagemaker_spec(tmp_path)
+    spec = spec.model_copy(update={"sagemaker": spec.sagemaker.model_copy(update={"region": None})})
+    window.submit(spec, None)
+    qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    level, title, text = shown[0]
+    assert level == "warning"
+    assert title == "Cannot start to-the-cloud" and "no AWS region" in text
