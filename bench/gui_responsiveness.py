@@ -1,7 +1,7 @@
 """Benchmark: does the window stay responsive while a job floods it with metric lines?
 
 A real job (host-process backend, followed the way the app follows jobs: by the job host
-process, `trainer_gui.ui.job_host`) prints `--rate` metric lines per second for `--seconds`; a
+process, `trainer_gui.services.job_host`) prints `--rate` metric lines per second for `--seconds`; a
 window with a `LogView` and a `MetricsPanel`, fed through a `JobEventBridge`, shows them live.
 The process is set up as the app sets itself up once its window is shown
 (`tune_for_responsiveness`: gc.freeze, GC thresholds, 1 ms switch interval). A 1 ms `QTimer`
@@ -43,9 +43,9 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QApplication, QSplitter
 
 from trainer_gui.core.runners.events import JobStatus, StatusChanged
+from trainer_gui.services.live_data import LogChunk, LogData, MetricChunk, MetricData
 from trainer_gui.ui.app import tune_for_responsiveness
 from trainer_gui.ui.bridge import JobEventBridge
-from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData
 from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.metrics_plot import MetricsPanel
 
@@ -235,10 +235,10 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
     service: Any
     store = None
     if args.source == "job":
-        from trainer_gui.core.jobs import JobService
         from trainer_gui.core.runners.local_process import LocalProcessRunner
         from trainer_gui.core.store import Store
-        from trainer_gui.ui.job_host import JobHostClient
+        from trainer_gui.services.job_host import JobHostClient
+        from trainer_gui.services.jobs import JobService
 
         store = Store()
         if args.service == "host":

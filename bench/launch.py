@@ -66,9 +66,9 @@ class Bench:
     def __init__(self, work: Path) -> None:
         os.environ["TRAINER_GUI_HOME"] = str(work / "home")
         # Imported after TRAINER_GUI_HOME is set: runs go under the temporary folder.
-        from trainer_gui.core.jobs import JobService
         from trainer_gui.core.runners.docker import DockerRunner
         from trainer_gui.core.store import Store
+        from trainer_gui.services.jobs import JobService
 
         self.work = work
         self.runner = DockerRunner(grace=5)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PNG_DIR = ROOT / "resources" / "icons"
+PNG_DIR = ROOT / "src" / "trainer_gui" / "resources" / "icons"
 OUT_DIR = ROOT / "packaging" / "icons"
 NAME = "trainer-gui"
 ICO_SIZES = (16, 24, 32, 48, 64, 128, 256)  # 256 is the largest an .ico holds

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ICONS = ROOT / "resources" / "icons"
+ICONS = ROOT / "src" / "trainer_gui" / "resources" / "icons"
 SVG = ICONS / "trainer-gui.svg"
 SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "resources" / "examples" / "quickstart"
+EXAMPLE = ROOT / "src" / "trainer_gui" / "resources" / "examples" / "quickstart"
 SCREEN = (1366, 768)
 
 
@@ -113,7 +113,7 @@ def run(out: Path, theme: str) -> None:
     from trainer_gui.core.runners.events import JobStatus
     from trainer_gui.core.store import Store
     from trainer_gui.ui.app import setup_application
-    from trainer_gui.ui.job_host import make_job_service
+    from trainer_gui.services.job_host import make_job_service
     from trainer_gui.ui.main_window import MainWindow
 
     setup_application(app)

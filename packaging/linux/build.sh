@@ -76,11 +76,11 @@ find "$stage/opt/trainer-gui" -type f -exec chmod 644 {} +
 chmod 755 "$stage/opt/trainer-gui/trainer-gui"
 ln -s /opt/trainer-gui/trainer-gui "$stage/usr/bin/trainer-gui"
 install -m 644 packaging/linux/trainer-gui.desktop "$stage/usr/share/applications/"
-for png in resources/icons/trainer-gui-*.png; do
+for png in src/trainer_gui/resources/icons/trainer-gui-*.png; do
     size=${png##*-}; size=${size%.png}
     install -D -m 644 "$png" "$stage/usr/share/icons/hicolor/${size}x${size}/apps/trainer-gui.png"
 done
-install -D -m 644 resources/icons/trainer-gui.svg \
+install -D -m 644 src/trainer_gui/resources/icons/trainer-gui.svg \
     "$stage/usr/share/icons/hicolor/scalable/apps/trainer-gui.svg"
 install -m 644 packaging/linux/deb/copyright "$stage/usr/share/doc/trainer-gui/copyright"
 install -m 755 packaging/linux/deb/prerm "$stage/DEBIAN/prerm"

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.sagemaker import SageMakerRunner
 from trainer_gui.core.spec import JobSpec, spec_from_dict
 from trainer_gui.core.store import Store
+from trainer_gui.services.jobs import JobService
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 BUCKET = "sagemaker-us-east-1-123456789012"

@@ -213,7 +213,7 @@ def test_a_stop_during_the_upload_cancels_before_the_job_is_created(
 def test_credentials_expiring_while_following_stop_following_not_the_job(
     aws: Any, project: Path
 ) -> None:
-    from trainer_gui.core.jobs import JOB_LOG
+    from trainer_gui.core.joblog import JOB_LOG
 
     aws.sim.script("mnist", Script(outcome="hang"))
     aws.faults.error(

@@ -9,9 +9,10 @@ from typing import Any
 from moto_support import Script
 from sm_helpers import make_spec, service, wait_for
 
-from trainer_gui.core.jobs import JOB_LOG, JobService, parse_log_line
+from trainer_gui.core.joblog import JOB_LOG, parse_log_line
 from trainer_gui.core.runners.events import ArtifactReady
 from trainer_gui.core.store import Store
+from trainer_gui.services.jobs import JobService
 
 
 def _lines(host: int, n: int = 30) -> list[str]:

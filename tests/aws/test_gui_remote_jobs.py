@@ -14,8 +14,8 @@ from pytestqt.qtbot import QtBot
 from sm_helpers import TEAM_BUCKET, create_job, service
 
 from trainer_gui.core.aws.defaults import AwsDefaults, save_aws_defaults
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.spec import load_spec
+from trainer_gui.services.jobs import JobService
 from trainer_gui.ui.app import binding_problem
 
 _PROBLEM = binding_problem()

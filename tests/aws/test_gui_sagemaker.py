@@ -15,10 +15,10 @@ from pytestqt.qtbot import QtBot
 from sm_helpers import ROLE_ARN, make_spec, runner
 
 from trainer_gui.core.aws.defaults import AwsDefaults, save_aws_defaults
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.sagemaker import TransferProgress
 from trainer_gui.core.spec import JobSpec, spec_from_text
 from trainer_gui.core.store import Store
+from trainer_gui.services.jobs import JobService
 from trainer_gui.ui.jobs_table import COL_BACKEND
 from trainer_gui.ui.status import ProbeResult, store_writes
 
@@ -109,7 +109,7 @@ def test_progress_reaches_the_window_from_the_job_host_process(
     qtbot: QtBot, aws: Any, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As the app runs: jobs are followed in a child process, which forwards the progress."""
-    from trainer_gui.ui.job_host import JobHostClient
+    from trainer_gui.services.job_host import JobHostClient
     from trainer_gui.ui.main_window import MainWindow
 
     store = Store()
@@ -196,7 +196,7 @@ def test_a_job_followed_from_the_account_is_ingested_by_the_job_host(
     """As the app runs: the dialog records the job, the child process follows it."""
     from sm_helpers import create_job
 
-    from trainer_gui.ui.job_host import JobHostClient
+    from trainer_gui.services.job_host import JobHostClient
     from trainer_gui.ui.remote_jobs import RemoteJobsDialog
 
     aws.sim.script("hosted", Script(lines=lambda host, n=5: [f"loss=0.{i}" for i in range(5)]))

@@ -249,7 +249,7 @@ def test_boto3_is_not_imported_until_aws_is_used() -> None:
         "import sys\n"
         "import trainer_gui.core.aws, trainer_gui.core.aws.export, trainer_gui.core.aws.remote_jobs\n"
         "import trainer_gui.core.runners.sagemaker, trainer_gui.cli.main\n"
-        "from trainer_gui.core.jobs import create_runner\n"
+        "from trainer_gui.services.jobs import create_runner\n"
         "create_runner('sagemaker')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
     )

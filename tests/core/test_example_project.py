@@ -18,7 +18,14 @@ import pytest
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 
-PROJECT = Path(__file__).resolve().parents[2] / "resources" / "examples" / "quickstart"
+PROJECT = (
+    Path(__file__).resolve().parents[2]
+    / "src"
+    / "trainer_gui"
+    / "resources"
+    / "examples"
+    / "quickstart"
+)
 CODE = PROJECT / "code"
 METRIC_LINE = re.compile(
     r"^epoch=(\d+) step=(\d+) train_loss=([0-9.]+) test_loss=([0-9.]+) test_acc=([0-9.]+)$",

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from trainer_gui.core.errors import BackendUnavailable
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.spec import JobSpec
 from trainer_gui.core.store import Store
+from trainer_gui.services.jobs import JobService
 
 SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)
 WaitUntil = Callable[..., None]  # the wait_until fixture

@@ -17,11 +17,11 @@ import pytest
 
 from trainer_gui.core import contract
 from trainer_gui.core.errors import BackendUnavailable, UserError
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.paths import example_project
 from trainer_gui.core.runners.docker import LABEL_JOB, DockerRunner
 from trainer_gui.core.spec import JobSpec, apply_overrides, load_spec
 from trainer_gui.core.store import Store
+from trainer_gui.services.jobs import JobService
 
 TIMEOUT = 300
 SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)

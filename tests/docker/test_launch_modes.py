@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from trainer_gui.core import contract
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.docker import CPU_IMAGE, LABEL_JOB, DockerRunner
 from trainer_gui.core.spec import JobSpec, spec_from_dict
 from trainer_gui.core.store import JobRecord, Store
+from trainer_gui.services.jobs import JobService
 
 TOOLKIT_IMAGE = "trainer-gui/toolkit-test:latest"
 TIMEOUT = 420

@@ -9,7 +9,7 @@ import sys
 import pytest
 from packaging_helpers import PACKAGING, ROOT
 
-ICONS = ROOT / "resources" / "icons"
+ICONS = ROOT / "src" / "trainer_gui" / "resources" / "icons"
 HICOLOR_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 

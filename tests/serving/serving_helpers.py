@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "resources" / "examples" / "quickstart"
+QUICKSTART = REPO / "src" / "trainer_gui" / "resources" / "examples" / "quickstart"
 ROWS = [[0.5, -1.2, 0.1, 0.3], [1.6, 0.4, -0.7, -0.9], [-0.3, 0.2, 2.0, 0.0]]
 
 

@@ -16,14 +16,14 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QThreadPool, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord, Store
+from trainer_gui.services.jobs import JobService
 from trainer_gui.ui.status import ProbeResult, store_writes
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "resources" / "examples" / "quickstart"
+EXAMPLE = REPO / "src" / "trainer_gui" / "resources" / "examples" / "quickstart"
 
 
 def mime_for(paths: list[Path] | None = None, text: str | None = None) -> QMimeData:
@@ -124,7 +124,7 @@ class WindowFactory:
         self.store = Store()
         self.service: JobService
         if hosted:  # as the app runs: jobs followed by the job host process
-            from trainer_gui.ui.job_host import JobHostClient
+            from trainer_gui.services.job_host import JobHostClient
 
             self.service = JobHostClient(self.store)
         else:

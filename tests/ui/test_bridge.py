@@ -19,8 +19,8 @@ from trainer_gui.core.runners.events import (
     MetricBatch,
     StatusChanged,
 )
+from trainer_gui.services.live_data import LogChunk, LogData, MetricChunk, MetricData, overlap
 from trainer_gui.ui.bridge import JobEventBridge, drop_overlap
-from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData, overlap
 
 
 class FakeService:

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from trainer_gui.core.errors import JobNotFound
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.events import JobStatus, StatusChanged
 from trainer_gui.core.spec import spec_from_dict
 from trainer_gui.core.store import Store
+from trainer_gui.services.job_host import JobHostClient, make_job_service
+from trainer_gui.services.jobs import JobService
+from trainer_gui.services.live_data import LogData, MetricData
 from trainer_gui.ui import job_host
-from trainer_gui.ui.job_host import JobHostClient, make_job_service
-from trainer_gui.ui.live_data import LogData, MetricData
 
 SCRIPT = """
 import sys, time

@@ -8,7 +8,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from pytestqt.qtbot import QtBot
 
-from trainer_gui.core.jobs import JOB_LOG, format_log_line
+from trainer_gui.core.joblog import JOB_LOG, format_log_line
 from trainer_gui.core.runners.events import LogLine
 from trainer_gui.ui.log_view import LogView, read_log_tail
 

@@ -14,8 +14,8 @@ from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from trainer_gui.core.metrics.types import MetricSample
+from trainer_gui.services.live_data import MetricChunk
 from trainer_gui.ui import metrics_plot
-from trainer_gui.ui.live_data import MetricChunk
 from trainer_gui.ui.metrics_plot import (
     CSV_HEADER,
     EmaState,

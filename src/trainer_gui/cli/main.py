@@ -20,10 +20,10 @@ from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:
     from trainer_gui.core.aws.session import AwsSession
-    from trainer_gui.core.jobs import JobService
     from trainer_gui.core.runners.events import AnyEvent
     from trainer_gui.core.serving.launcher import EndpointLauncher, StartProgress
     from trainer_gui.core.store import JobRecord
+    from trainer_gui.services.jobs import JobService
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _service() -> JobService:
-    from trainer_gui.core.jobs import JobService
     from trainer_gui.core.store import Store
+    from trainer_gui.services.jobs import JobService
 
     return JobService(Store())
 
@@ -238,7 +238,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print("No running jobs.")
         return EXIT_OK
     if not records:
-        print("No jobs yet. Start one with: trainer-gui run resources/examples/quickstart/job.yaml")
+        print("No jobs yet. Open the example with: trainer-gui gui --example")
         return EXIT_OK
     rows = [("JOB", "BACKEND", "STATUS", "STARTED", "DURATION", "METRICS")]
     for r in records:
@@ -262,7 +262,7 @@ def _settle(service: JobService, timeout: float = 3.0) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from trainer_gui.core.jobs import JOB_LOG, parse_log_line
+    from trainer_gui.core.joblog import JOB_LOG, parse_log_line
     from trainer_gui.core.runners.events import JobStatus
 
     service = _service()

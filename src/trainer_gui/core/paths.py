@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 APP_NAME = "trainer-gui"
@@ -29,15 +28,9 @@ def runs_home() -> Path:
 
 
 def resources_root() -> Path:
-    """The `resources/` folder, found the same way from source, a wheel or a frozen bundle."""
-    frozen_root = getattr(sys, "_MEIPASS", None)
-    if frozen_root:
-        return Path(frozen_root) / "resources"
-    packaged = Path(__file__).resolve().parent.parent / "resources"
-    if packaged.is_dir():
-        return packaged
-    # Editable install / source checkout: <repo>/src/trainer_gui/core/paths.py -> <repo>/resources
-    return Path(__file__).resolve().parents[3] / "resources"
+    """The package's `resources/` folder: package data in a wheel, an editable checkout and a
+    frozen bundle alike (PyInstaller keeps the package layout under `sys._MEIPASS`)."""
+    return Path(__file__).resolve().parent.parent / "resources"
 
 
 def resource_path(*parts: str) -> Path:

@@ -238,7 +238,7 @@ def main(project: str | None = None) -> int:
 
     from trainer_gui.core.errors import UserError
     from trainer_gui.core.store import Store
-    from trainer_gui.ui.job_host import make_job_service
+    from trainer_gui.services.job_host import make_job_service
     from trainer_gui.ui.main_window import MainWindow
     from trainer_gui.ui.status import store_writes
 

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from trainer_gui.core.runners.events import ArtifactReady, StatusChanged
 from trainer_gui.core.runners.sagemaker import TransferProgress
-from trainer_gui.ui.live_data import LogChunk, LogData, MetricChunk, MetricData, in_columns
+from trainer_gui.services.live_data import LogChunk, LogData, MetricChunk, MetricData, in_columns
 
 if TYPE_CHECKING:
     from trainer_gui.core.runners.events import AnyEvent

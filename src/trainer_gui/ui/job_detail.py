@@ -25,9 +25,9 @@ from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec import JobSpec, spec_from_text
 from trainer_gui.core.spec.model import Backend
 from trainer_gui.core.store import JobRecord, StatusEntry, Store
+from trainer_gui.services.live_data import LogChunk, MetricChunk
 from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import format_duration
-from trainer_gui.ui.live_data import LogChunk, MetricChunk
 from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.metrics_plot import MetricsPanel
 from trainer_gui.ui.status import run_task

@@ -40,8 +40,8 @@ from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.spec.model import Backend
 from trainer_gui.core.store import JobRecord
+from trainer_gui.services.live_data import MetricChunk, as_metric_chunk
 from trainer_gui.ui.icons import cloud_icon, status_color, status_icon
-from trainer_gui.ui.live_data import MetricChunk, as_metric_chunk
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole + 2

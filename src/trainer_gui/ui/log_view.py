@@ -64,10 +64,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trainer_gui.core.jobs import JOB_LOG, parse_log_line
+from trainer_gui.core.joblog import JOB_LOG, parse_log_line
 from trainer_gui.core.runners.events import LogLine
+from trainer_gui.services.live_data import LogChunk, as_log_chunk
 from trainer_gui.ui.bridge import drop_overlap
-from trainer_gui.ui.live_data import LogChunk, as_log_chunk
 
 DEFAULT_MAX_LINES = 100_000
 ALL_HOSTS = "All hosts"

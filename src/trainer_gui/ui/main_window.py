@@ -46,19 +46,19 @@ from PySide6.QtWidgets import (
 from trainer_gui import __version__
 from trainer_gui.core.aws.defaults import AwsDefaults
 from trainer_gui.core.errors import UserError
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.paths import data_home, example_project
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.serving.launcher import EndpointLauncher
 from trainer_gui.core.spec import JobSpec, spec_to_dict
 from trainer_gui.core.spec.model import JOB_NAME_RE, Backend
 from trainer_gui.core.store import JobRecord, Project, Store
+from trainer_gui.services.jobs import JobService
+from trainer_gui.services.live_data import MetricChunk
 from trainer_gui.ui.about import show_about
 from trainer_gui.ui.bridge import JobEventBridge
 from trainer_gui.ui.icons import app_icon
 from trainer_gui.ui.job_detail import JobDetail, console_link
 from trainer_gui.ui.jobs_table import JobsView
-from trainer_gui.ui.live_data import MetricChunk
 from trainer_gui.ui.predict_panel import PredictPanel
 from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
 from trainer_gui.ui.settings import WindowSettings

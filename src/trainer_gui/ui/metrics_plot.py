@@ -54,7 +54,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import wrapInstance
 
-from trainer_gui.ui.live_data import MetricChunk, as_metric_chunk, overlap
+from trainer_gui.services.live_data import MetricChunk, as_metric_chunk, overlap
 
 if TYPE_CHECKING:
     from types import ModuleType

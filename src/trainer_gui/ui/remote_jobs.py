@@ -77,9 +77,9 @@ from trainer_gui.ui.jobs_table import format_duration, format_started
 from trainer_gui.ui.status import Outcome, run_tagged
 
 if TYPE_CHECKING:  # pragma: no cover
-    from trainer_gui.core.jobs import JobService
     from trainer_gui.core.spec.model import JobSpec
     from trainer_gui.core.store import Store
+    from trainer_gui.services.jobs import JobService
 
 log = logging.getLogger(__name__)
 

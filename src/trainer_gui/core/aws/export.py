@@ -228,7 +228,7 @@ def export_spec(
     Blocking (may call STS for the default bucket): run it off the GUI thread."""
     from trainer_gui.core.aws.defaults import with_aws_defaults
     from trainer_gui.core.aws.remote_jobs import plan_for_export
-    from trainer_gui.core.jobs import make_job_id
+    from trainer_gui.core.joblog import make_job_id
 
     filled = with_aws_defaults(spec, any_backend=True)
     plan, notes = plan_for_export(filled, make_job_id(filled.name))

@@ -40,7 +40,7 @@ from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec.model import JobSpec, MetricDefinition
 
 if TYPE_CHECKING:
-    from trainer_gui.core.jobs import JobService
+    from trainer_gui.services.jobs import JobService
 
 SUFFIX_RE = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
 

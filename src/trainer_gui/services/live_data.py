@@ -4,7 +4,7 @@ Runners deliver one `LogLine` per line and the job service one `MetricSample` pe
 20,000 lines a second, touching each of them on the GUI thread costs it tens of milliseconds a
 second, and every Python step it takes there competes for the GIL with the threads that read
 and parse the logs. So the per-line work happens where the lines arrive (a runner thread, or
-the job host process, see `trainer_gui.ui.job_host`): a `LogChunk` holds the rows as the log
+the job host process, see `trainer_gui.services.job_host`): a `LogChunk` holds the rows as the log
 view keeps them, and a `MetricChunk` holds each (host, metric) series as numpy columns. The GUI
 thread only merges chunks and hands them over: C-level list and array operations, no Python
 loop over lines.

@@ -8,7 +8,6 @@ take over a job whose follower went away, resuming from the stored offsets.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 from trainer_gui.core.aws.defaults import with_aws_defaults
 from trainer_gui.core.errors import JobNotFound, UserError
+from trainer_gui.core.joblog import JOB_LOG, format_log_line, make_job_id
 from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.metrics import MetricsParser
 from trainer_gui.core.paths import runs_home
@@ -37,27 +37,6 @@ from trainer_gui.core.store import JobRecord, Store
 
 log = logging.getLogger(__name__)
 Listener = Callable[[AnyEvent], None]
-JOB_LOG = "job.log"
-
-
-def make_job_id(name: str) -> str:
-    """`<name>-<yyyymmdd-hhmmss>-<4 hex>`: unique, sortable, and a valid SageMaker job name."""
-    suffix = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-    return f"{name[: 63 - len(suffix) - 1].rstrip('-')}-{suffix}"
-
-
-def format_log_line(t: float, host: str, stream: str, text: str) -> str:
-    return f"{t:.3f}\t{host}\t{stream}\t{text}\n"
-
-
-def parse_log_line(line: str) -> tuple[float, str, str, str] | None:
-    parts = line.rstrip("\n").split("\t", 3)
-    if len(parts) != 4:
-        return None
-    try:
-        return float(parts[0]), parts[1], parts[2], parts[3]
-    except ValueError:
-        return None
 
 
 def create_runner(backend: str) -> Runner:

@@ -5,7 +5,7 @@ samples and offsets to SQLite. At 20,000 lines a second that is most of a core o
 in the window's process every bit of it holds the GIL: each time the GUI thread enters Python
 (a slot, a `paint`, a `boundingRect`: hundreds per repaint) it waits for the GIL for up to the
 switch interval, and a repaint that takes 10 ms alone takes 100-250 ms. So the app runs its
-`JobService` in a child process (`python -m trainer_gui.ui.job_host`), which sends the window
+`JobService` in a child process (`python -m trainer_gui.services.job_host`), which sends the window
 what the runners report, lines and samples already in columns (`LogData`, `MetricData`), about
 20 batches a second; the window asks it to submit, stop, re-attach and delete jobs over the
 same pipe. The window's process keeps the GUI thread and a reader thread that mostly sleeps.
@@ -33,10 +33,10 @@ from concurrent.futures import Future
 from typing import IO, TYPE_CHECKING, Any
 
 from trainer_gui.core.errors import UserError
-from trainer_gui.core.jobs import JobService
 from trainer_gui.core.runners.base import JobHandle
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch
-from trainer_gui.ui.live_data import in_columns
+from trainer_gui.services.jobs import JobService
+from trainer_gui.services.live_data import in_columns
 
 if TYPE_CHECKING:
     from trainer_gui.core.spec.model import JobSpec
@@ -264,7 +264,7 @@ class JobHostClient(JobService):
 
     def __init__(self, store: Store, command: list[str] | None = None) -> None:
         super().__init__(store)
-        self._command = command or [sys.executable, "-m", "trainer_gui.ui.job_host"]
+        self._command = command or [sys.executable, "-m", "trainer_gui.services.job_host"]
         self._host_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._calls: dict[int, Future[Any]] = {}
