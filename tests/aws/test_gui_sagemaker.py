@@ -20,7 +20,8 @@ from trainer_gui.core.spec import JobSpec, spec_from_text
 from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 from trainer_gui.ui.jobs_table import COL_BACKEND
-from trainer_gui.ui.status import ProbeResult, store_writes
+from trainer_gui.ui.status import ProbeResult
+from trainer_gui.ui.tasks import store_writes
 
 
 def _probes() -> dict[str, Any]:

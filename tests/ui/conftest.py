@@ -42,7 +42,7 @@ def _no_dangling_pool_tasks() -> Iterator[None]:
     yield
     from PySide6.QtCore import QThreadPool
 
-    from trainer_gui.ui.status import store_writes
+    from trainer_gui.ui.tasks import store_writes
 
     for pool in (store_writes(), QThreadPool.globalInstance()):
         if not pool.waitForDone(POOL_WAIT_MS):

@@ -20,7 +20,8 @@ from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord, Store
 from trainer_gui.services.jobs import JobService
-from trainer_gui.ui.status import ProbeResult, store_writes
+from trainer_gui.ui.status import ProbeResult
+from trainer_gui.ui.tasks import store_writes
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "src" / "trainer_gui" / "resources" / "examples" / "quickstart"

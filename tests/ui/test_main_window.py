@@ -673,7 +673,7 @@ def test_window_settings_round_trip_and_reset_on_an_unknown_schema(
 
 
 def test_background_tasks_report_results_and_errors_on_the_gui_thread(qtbot: Any) -> None:
-    from trainer_gui.ui.status import run_task
+    from trainer_gui.ui.tasks import run_task
 
     seen: list[tuple[str, Any, str]] = []
 

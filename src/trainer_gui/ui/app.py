@@ -240,7 +240,7 @@ def main(project: str | None = None) -> int:
     from trainer_gui.core.store import Store
     from trainer_gui.services.job_host import make_job_service
     from trainer_gui.ui.main_window import MainWindow
-    from trainer_gui.ui.status import store_writes
+    from trainer_gui.ui.tasks import store_writes
 
     problem = binding_problem()
     if problem is not None:

@@ -48,7 +48,7 @@ from trainer_gui.core.aws.session import (
 )
 from trainer_gui.core.errors import SpecError, UserError
 from trainer_gui.ui.icons import ERROR_COLOR, MUTED_COLOR, OK_COLOR
-from trainer_gui.ui.status import Outcome, run_tagged
+from trainer_gui.ui.tasks import Outcome, run_tagged
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from trainer_gui.core.aws.pricing import (
     runtime_text,
 )
 from trainer_gui.core.spec.model import Backend, JobSpec
-from trainer_gui.ui.status import run_task
+from trainer_gui.ui.tasks import run_task
 
 WARNING_COLOR = "#c77c02"
 _PER_HOUR_RE = re.compile(r"(\$[0-9.,]+/h)")

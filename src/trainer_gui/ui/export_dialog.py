@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.spec.model import JobSpec
 from trainer_gui.ui.icons import ERROR_COLOR, app_icon
-from trainer_gui.ui.status import error_text, run_task
+from trainer_gui.ui.tasks import error_text, run_task
 
 log = logging.getLogger(__name__)
 

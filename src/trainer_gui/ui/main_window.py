@@ -63,7 +63,8 @@ from trainer_gui.ui.predict_panel import PredictPanel
 from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
 from trainer_gui.ui.settings import WindowSettings
 from trainer_gui.ui.spec_form import SpecEditorDialog, rebase_paths
-from trainer_gui.ui.status import BackendStatus, ProbeResult, run_task
+from trainer_gui.ui.status import BackendStatus, ProbeResult
+from trainer_gui.ui.tasks import run_task
 from trainer_gui.ui.transfers import TransferProgressBar
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.store import Project, Store
-from trainer_gui.ui.status import run_task, store_writes
+from trainer_gui.ui.tasks import run_task, store_writes
 
 log = logging.getLogger(__name__)
 

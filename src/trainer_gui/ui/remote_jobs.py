@@ -74,7 +74,7 @@ from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.ui.aws_settings import fill_profiles, new_profile_combo
 from trainer_gui.ui.icons import status_color, status_icon
 from trainer_gui.ui.jobs_table import format_duration, format_started
-from trainer_gui.ui.status import Outcome, run_tagged
+from trainer_gui.ui.tasks import Outcome, run_tagged
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer_gui.core.spec.model import JobSpec
