@@ -21,7 +21,7 @@ from trainer_gui.core.store import Store
 from trainer_gui.services.job_host import JobHostClient, make_job_service
 from trainer_gui.services.jobs import JobService
 from trainer_gui.services.live_data import LogData, MetricData
-from trainer_gui.ui import job_host
+from trainer_gui.services import job_host
 
 SCRIPT = """
 import sys, time
