@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -205,9 +206,9 @@ def test_follow_turns_off_when_scrolled_up_and_on_at_the_bottom(
         bar.setValue(10)  # the user scrolls up
     assert blocker.args == [False]
     assert not view.follow_button.isChecked()
+    before = bar.maximum()
     view.append_lines(JOB, lines(100, start=500))
-    qtbot.waitUntil(lambda: view.model.rowCount() == 600)
-    qtbot.wait(20)
+    qtbot.waitUntil(lambda: view.model.rowCount() == 600 and bar.maximum() > before)
     assert bar.value() == 10  # stays where the user is reading
     bar.setValue(bar.maximum())  # back to the bottom
     assert view.follow
@@ -288,3 +289,64 @@ def test_copy_all_and_copy_selected_lines(view: LogView, qtbot: QtBot) -> None:
     view.table.setFocus()
     qtbot.keyClick(view.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     assert QGuiApplication.clipboard().text() == "algo-1 line 1\nalgo-1 line 3"
+
+
+def test_closing_the_view_cancels_a_pending_tail_read(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer_gui.ui import log_view as log_view_mod
+
+    run_dir = tmp_path / "run"
+    write_job_log(run_dir, lines(10))
+    release, started = threading.Event(), threading.Event()
+    real = log_view_mod.read_log_tail
+
+    def slow_read(path: Path, max_lines: int) -> list[LogLine]:
+        started.set()
+        assert release.wait(10)
+        return real(path, max_lines)
+
+    monkeypatch.setattr(log_view_mod, "read_log_tail", slow_read)
+    view = LogView()
+    qtbot.addWidget(view)
+    loaded: list[str] = []
+    view.sig_loaded.connect(loaded.append)
+    view.set_job(JOB, str(run_dir))
+    task = view._tail_task
+    assert task is not None and started.wait(5)
+    view.close()
+    release.set()
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    assert task.cancelled
+    assert loaded == []
+    assert view.shown_lines() == []
+    assert not view.loading
+
+
+def test_a_newer_job_cancels_the_read_of_the_older_one(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer_gui.ui import log_view as log_view_mod
+
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    write_job_log(old_dir, lines(10, host="algo-9"))
+    write_job_log(new_dir, lines(3))
+    release = threading.Event()
+    real = log_view_mod.read_log_tail
+
+    def read(path: Path, max_lines: int) -> list[LogLine]:
+        if "old" in str(path):
+            assert release.wait(10)
+        return real(path, max_lines)
+
+    monkeypatch.setattr(log_view_mod, "read_log_tail", read)
+    view = LogView()
+    qtbot.addWidget(view)
+    view.set_job("old", str(old_dir))
+    old_task = view._tail_task
+    with qtbot.waitSignal(view.sig_loaded, timeout=10_000):
+        view.set_job("new", str(new_dir))
+    assert old_task is not None and old_task.cancelled
+    release.set()
+    qtbot.waitUntil(lambda: old_task.finished, timeout=5000)
+    assert view.shown_text().splitlines() == [f"algo-1 line {i}" for i in range(3)]

@@ -379,3 +379,34 @@ def test_ctrl_enter_sends(qtbot: QtBot, panel: tuple[PredictPanel, FakeLauncher]
     widget.editor.setFocus()
     qtbot.keyClick(widget.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     wait_history(qtbot, widget, 1)
+
+
+class BlockingLauncher(FakeLauncher):
+    """Lists its endpoints only when the test lets it."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.listing = threading.Event()
+        self.release = threading.Event()
+
+    def list_endpoints(self) -> list[Endpoint]:
+        self.listing.set()
+        assert self.release.wait(10)
+        return super().list_endpoints()
+
+
+def test_closing_the_panel_cancels_pending_work(qtbot: QtBot) -> None:
+    launcher = BlockingLauncher("http://127.0.0.1:9")
+    widget = PredictPanel(launcher)  # type: ignore[arg-type]
+    qtbot.addWidget(widget)
+    changed: list[Any] = []
+    widget.sig_endpoints_changed.connect(changed.append)
+    qtbot.waitUntil(launcher.listing.is_set, timeout=5000)
+    assert widget.busy
+    tasks = list(widget._tasks._callbacks)
+    widget.close()
+    assert not widget.busy
+    launcher.release.set()
+    qtbot.waitUntil(lambda: all(task.finished for task in tasks), timeout=5000)
+    assert changed == []
+    assert widget.endpoints() == []

@@ -12,6 +12,7 @@ the same at 100 lines as at 100,000, where a `QPlainTextEdit` lays out every ins
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections import deque
@@ -27,14 +28,13 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QPointF,
     QRect,
-    QRunnable,
     Qt,
-    QThreadPool,
     Signal,
     Slot,
 )
 from PySide6.QtGui import (
     QAction,
+    QCloseEvent,
     QColor,
     QFontDatabase,
     QFontMetrics,
@@ -68,7 +68,9 @@ from trainer_gui.core.joblog import JOB_LOG, parse_log_line
 from trainer_gui.core.runners.events import LogLine
 from trainer_gui.services.live_data import LogChunk, as_log_chunk
 from trainer_gui.ui.bridge import drop_overlap
+from trainer_gui.ui.tasks import BackgroundTask, run_task
 
+log = logging.getLogger(__name__)
 DEFAULT_MAX_LINES = 100_000
 ALL_HOSTS = "All hosts"
 _READ_BLOCK = 1 << 20
@@ -144,27 +146,13 @@ def _host_sort_key(host: str) -> tuple[str, int, str]:
     return (m.group(1), int(m.group(2)), host) if m else (host, -1, host)
 
 
-class _TailSignals(QObject):
-    sig_done = Signal(int, object)
-    """(generation, LogChunk): a tail read finished."""
-
-
-class _TailLoader(QRunnable):
-    """Reads the tail of a job.log on a pool thread and hands the lines back by signal."""
-
-    def __init__(self, signals: _TailSignals, generation: int, path: Path, max_lines: int):
-        super().__init__()
-        self._signals = signals
-        self._generation = generation
-        self._path = path
-        self._max_lines = max_lines
-
-    def run(self) -> None:
-        try:  # the per-line work here, on the pool thread
-            chunk = LogChunk.from_lines(read_log_tail(self._path, self._max_lines))
-        except Exception:  # a failed read shows an empty log, never a crash
-            chunk = LogChunk()
-        self._signals.sig_done.emit(self._generation, chunk)
+def _load_tail(path: Path, max_lines: int) -> LogChunk:
+    """The tail of a job.log as a chunk (the per-line work, on a pool thread)."""
+    try:
+        return LogChunk.from_lines(read_log_tail(path, max_lines))
+    except Exception:  # a failed read shows an empty log, never a crash
+        log.warning("cannot read the log %s", path, exc_info=True)
+        return LogChunk()
 
 
 class _LogModel(QAbstractTableModel):
@@ -323,15 +311,12 @@ class LogView(QWidget):
         self._host_filter: str | None = None
         self._follow = True
         self._programmatic_scroll = 0
-        self._generation = 0
+        self._tail_task: BackgroundTask | None = None
         self._loading = False
         self._pending: list[LogChunk] = []
         self._widest = 0  # characters in the longest shown line
         self.needle = ""  # the search text, lower case
         self.match_color = QColor(255, 200, 0, 110)
-
-        self._signals = _TailSignals(self)
-        self._signals.sig_done.connect(self._on_tail_loaded)
 
         self.model = _LogModel(self)
         self.table = _LogTable(self)
@@ -495,7 +480,7 @@ class LogView(QWidget):
 
     def set_job(self, job_id: str | None, run_dir: str | None) -> None:
         """Show another job: clear, then read the tail of its job.log on a worker thread."""
-        self._generation += 1
+        self._cancel_load()  # a read for the job shown before is of no use now
         self._job_id = job_id
         self._run_dir = run_dir
         self._lines.clear()
@@ -514,8 +499,8 @@ class LogView(QWidget):
             return
         path = Path(run_dir) / "logs" / JOB_LOG
         self._loading = True
-        loader = _TailLoader(self._signals, self._generation, path, self._max_lines)
-        QThreadPool.globalInstance().start(loader)
+        max_lines = self._max_lines
+        self._tail_task = run_task(lambda: _load_tail(path, max_lines), self._on_tail_loaded)
 
     def append_lines(self, job_id: str, lines: LogChunk | Sequence[LogLine]) -> None:
         """Append live lines (one model insert per call); lines of other jobs are ignored."""
@@ -587,10 +572,19 @@ class LogView(QWidget):
 
     # -- loading ----------------------------------------------------------------------------
 
-    @Slot(int, object)
-    def _on_tail_loaded(self, generation: int, loaded: LogChunk) -> None:
-        if generation != self._generation:
-            return  # a later set_job superseded this read
+    def _cancel_load(self) -> None:
+        if self._tail_task is not None:
+            self._tail_task.cancel()
+            self._tail_task = None
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._cancel_load()
+        self._loading = False
+        super().closeEvent(event)
+
+    @Slot(object)
+    def _on_tail_loaded(self, loaded: LogChunk) -> None:
+        self._tail_task = None
         self._loading = False
         pending = LogChunk.merge(self._pending)
         self._pending = []

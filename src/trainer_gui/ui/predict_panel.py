@@ -27,9 +27,11 @@ What it does:
 * a history of requests (up to `HISTORY_LIMIT`): selecting one shows it, "Re-send" (or a double
   click) sends it again to the endpoint it went to.
 
-Every Docker, HTTP and AWS call runs on `QThreadPool.globalInstance()`; results come back through
-signals of a QObject that lives on the GUI thread, connected here to bound methods (style-anchors
-section 8). `launcher` may be None: then only URLs and SageMaker endpoints can be used.
+Every Docker, HTTP and AWS call runs on the thread pool through the panel's `TaskGroup`
+(`ui.tasks`); results come back on the GUI thread, and `shutdown()` cancels what is still pending,
+so no result reaches a closed panel. Serving progress and log lines come back through signals of a
+QObject that lives on the GUI thread (style-anchors section 8). `launcher` may be None: then only
+URLs and SageMaker endpoints can be used.
 
 Signals: `sig_endpoint_started(Endpoint)`, `sig_endpoints_changed(list[Endpoint])`,
 `sig_response(HistoryEntry)`, `sig_serve_failed(str)`.
@@ -37,8 +39,6 @@ Signals: `sig_endpoint_started(Endpoint)`, `sig_endpoints_changed(list[Endpoint]
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
 import threading
 import time
@@ -47,8 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
+    QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
     QFont,
@@ -84,6 +85,7 @@ from trainer_gui.core.serving.client import (
     content_type_for,
     format_body,
 )
+from trainer_gui.ui.tasks import BackgroundTask, TaskGroup
 
 if TYPE_CHECKING:  # pragma: no cover
     from PySide6.QtCore import QMimeData
@@ -143,36 +145,24 @@ class HistoryEntry:
 
 
 class _Relay(QObject):
-    """Lives on the GUI thread; workers emit, slots connected in PredictPanel run there."""
+    """Lives on the GUI thread; a serving start emits its progress and log lines here."""
 
-    done = Signal(int, object)
-    failed = Signal(int, str)
     progress = Signal(object)
     log_line = Signal(str)
 
-
-class _Work(QRunnable):
-    def __init__(self, relay: _Relay, token: int, fn: Callable[[], Any]) -> None:
-        super().__init__()
-        self.relay = relay
-        self.token = token
-        self.fn = fn
-
-    def run(self) -> None:  # a pool thread
+    def emit_safely(self, signal: Any, *args: Any) -> None:  # a pool thread
         try:
-            result = self.fn()
-        except UserError as exc:
-            self._emit(self.relay.failed, self.token, str(exc))
-        except Exception as exc:
-            log.exception("predict panel task failed")
-            self._emit(self.relay.failed, self.token, f"{type(exc).__name__}: {exc}")
-        else:
-            self._emit(self.relay.done, self.token, result)
-
-    @staticmethod
-    def _emit(signal: Any, *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the panel was deleted meanwhile
             signal.emit(*args)
+        except RuntimeError:  # the panel was deleted meanwhile
+            log.debug("the predict panel is gone; dropped %r", args)
+
+
+def _message(exc: BaseException, tb: str) -> str:
+    """A failure as the panel shows it: a user error's own sentence, else its type and text."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    log.error("predict panel task failed: %s\n%s", exc, tb)
+    return f"{type(exc).__name__}: {exc}"
 
 
 # -- widgets ------------------------------------------------------------------------------------
@@ -224,12 +214,9 @@ class PredictPanel(QWidget):
         self.setObjectName("PredictPanel")
         self.launcher = launcher
         self._relay = _Relay(self)
-        self._relay.done.connect(self._on_done)
-        self._relay.failed.connect(self._on_failed)
         self._relay.progress.connect(self._on_progress)
         self._relay.log_line.connect(self._on_log_line)
-        self._tokens = itertools.count(1)
-        self._pending: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        self._tasks = TaskGroup(self)
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._clients_lock = threading.Lock()
         self._endpoints: list[Endpoint] = []
@@ -396,27 +383,19 @@ class PredictPanel(QWidget):
         fn: Callable[[], Any],
         on_done: Callable[[Any], None],
         on_failed: Callable[[str], None],
-    ) -> None:
-        token = next(self._tokens)
-        self._pending[token] = (on_done, on_failed)
-        QThreadPool.globalInstance().start(_Work(self._relay, token, fn))
-
-    @Slot(int, object)
-    def _on_done(self, token: int, result: object) -> None:
-        callbacks = self._pending.pop(token, None)
-        if callbacks is not None:
-            callbacks[0](result)
-
-    @Slot(int, str)
-    def _on_failed(self, token: int, message: str) -> None:
-        callbacks = self._pending.pop(token, None)
-        if callbacks is not None:
-            callbacks[1](message)
+        cancel_event: threading.Event | None = None,
+    ) -> BackgroundTask:
+        return self._tasks.run(
+            fn,
+            on_done,
+            lambda exc, tb: on_failed(_message(exc, tb)),
+            cancel_event=cancel_event,
+        )
 
     @property
     def busy(self) -> bool:
         """True while a request, a listing or a start is under way."""
-        return bool(self._pending)
+        return self._tasks.pending > 0
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -566,16 +545,18 @@ class PredictPanel(QWidget):
         self.log_view.appendPlainText(f"== serving {model}")
 
         def emit_progress(progress: StartProgress) -> None:
-            _Work._emit(relay.progress, progress)
+            relay.emit_safely(relay.progress, progress)
 
         def emit_log(line: str) -> None:
-            _Work._emit(relay.log_line, line)
+            relay.emit_safely(relay.log_line, line)
 
         def work() -> Endpoint:
             return launcher.start(
                 model, on_progress=emit_progress, on_log=emit_log, cancel=cancel, **options
             )
 
+        # The Cancel button sets `cancel` and waits for the start to give up (its error slot
+        # resets the row); `shutdown()` cancels the task itself, and no slot runs.
         self._run(work, self._on_served, self._on_serve_failed)
         return True
 
@@ -860,10 +841,16 @@ class PredictPanel(QWidget):
         event.acceptProposedAction()
         self.handle_files(files)
 
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
     def shutdown(self) -> None:
-        """Stop refreshing, cancel a pending start, close the HTTP connections (keeps endpoints:
-        call `launcher.shutdown_all()` for that)."""
+        """Stop refreshing, cancel pending work (a start included: none of their results is
+        shown), close the HTTP connections (keeps endpoints: call `launcher.shutdown_all()`
+        for that)."""
         self._timer.stop()
+        self._tasks.cancel_all()
         if self._serving_cancel is not None:
             self._serving_cancel.set()
         with self._clients_lock:
