@@ -155,15 +155,12 @@ def _channel(name: str, uri: str, content_type: str | None = None, mode: str | N
 
 
 def driver_arguments(spec: JobSpec) -> list[str]:
-    """ContainerArguments for launch mode (b): what the driver gets after the bootstrap."""
-    args: list[str] = []
-    if spec.distribution.kind == "custom" and spec.distribution.driver_script:
-        args += [
-            "--custom-driver",
-            f"{CONTAINER_DATA}/{CUSTOM_DRIVER_CHANNEL}/{spec.distribution.driver_script}",
-        ]
-    if spec.source.command is not None:
-        args += ["--", *spec.source.command]
+    """ContainerArguments for launch mode (b): what the driver gets after the bootstrap.
+
+    The local backends build the same list (`contract.driver_arguments`); SageMaker adds its
+    limits on the items.
+    """
+    args = contract.driver_arguments(spec)
     for arg in args:
         if not arg or len(arg) > 256:
             raise UserError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 from trainer_gui.core.contract import toolkit
@@ -31,6 +31,7 @@ __all__ = [
     "Paths",
     "build_environment",
     "decode_hyperparameters",
+    "driver_arguments",
     "driver_path",
     "encode_hyperparameters",
     "host_names",
@@ -90,6 +91,22 @@ def input_data_config(spec: JobSpec) -> dict[str, dict[str, str]]:
 
 
 DRIVERS_CHANNEL = "sm_drivers"
+#: Where a custom distribution driver folder is seen inside a container.
+CONTAINER_DRIVERS_DIR = PurePosixPath(DEFAULT_BASE_DIR, "input", "data", DRIVERS_CHANNEL)
+
+
+def driver_arguments(spec: JobSpec, drivers_dir: PurePath = CONTAINER_DRIVERS_DIR) -> list[str]:
+    """The driver's arguments after its own options: `--custom-driver` and `-- command...`.
+
+    `drivers_dir` is where the job sees the custom driver folder: the container path, or the
+    host folder for a job that runs on this machine.
+    """
+    args: list[str] = []
+    if spec.distribution.kind == "custom" and spec.distribution.driver_script:
+        args += ["--custom-driver", str(drivers_dir / spec.distribution.driver_script)]
+    if spec.source.command is not None:
+        args += ["--", *spec.source.command]
+    return args
 
 
 def sm_environment(

@@ -8,6 +8,8 @@ app; any later process re-attaches by tailing those files from the stored offset
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -20,40 +22,25 @@ from trainer_gui.core import contract
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.runners import proc
-from trainer_gui.core.runners.artifacts import pack_job
 from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
     JobHandle,
     Runner,
     emit_status,
-    max_runtime_reason,
     start_in_thread,
     stop_grace_seconds,
 )
-from trainer_gui.core.runners.events import (
-    ArtifactReady,
-    BackendInfo,
-    JobStatus,
-    LogBatch,
-    LogLine,
-)
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine
+from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish
+from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.runners.tail import FileTail
 from trainer_gui.core.spec.model import Backend, JobSpec
 
+log = logging.getLogger(__name__)
+
 HOST = "algo-1"
-POLL_SECONDS = 0.1
 BATCH_LINES = 2000
-COPY_IGNORE = shutil.ignore_patterns(
-    ".git",
-    "__pycache__",
-    "*.pyc",
-    ".venv",
-    "venv",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ipynb_checkpoints",
-)
 
 
 def default_python() -> str:
@@ -121,20 +108,7 @@ class LocalProcessRunner(Runner):
         spec = ctx.spec
         root = ctx.run_dir / "hosts" / HOST
         layout = contract.materialise_host(spec, ctx.job_id, HOST, root, seen_as=str(root))
-        if spec.source.source_dir and spec.source.command is None:
-            shutil.copytree(
-                spec.resolve(spec.source.source_dir),
-                layout.code_dir,
-                ignore=COPY_IGNORE,
-                dirs_exist_ok=True,
-            )
-        for dep in spec.source.dependencies:
-            src = spec.resolve(dep)
-            shutil.copytree(src, layout.code_dir / src.name, ignore=COPY_IGNORE, dirs_exist_ok=True)
-        if spec.source.requirements:
-            shutil.copyfile(
-                spec.resolve(spec.source.requirements), layout.code_dir / "requirements.txt"
-            )
+        stage_code(spec, layout.code_dir)
         for channel in spec.channels:
             _link(spec.resolve(channel.source), layout.channel_dir(channel.name))
         if spec.distribution.kind == "custom" and spec.distribution.driver_dir:
@@ -210,7 +184,7 @@ class LocalProcessRunner(Runner):
         ctx.backend_ids.update(pid=popen.pid, pgid=popen.pid, start_marker=marker)
         handle.mark_started()
         emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
-        self._follow(ctx, sink, handle, layout, popen)
+        self._follow(ctx, sink, handle, popen)
 
     def _spawn(self, ctx: JobContext, layout: HostLayout, python: str) -> subprocess.Popen[bytes]:
         spec = ctx.spec
@@ -221,14 +195,8 @@ class LocalProcessRunner(Runner):
             str(layout.root),
             "--host-mode",
             "--skip-requirements",
+            *contract.driver_arguments(spec, layout.channel_dir(contract.DRIVERS_CHANNEL)),
         ]
-        if spec.distribution.kind == "custom" and spec.distribution.driver_script:
-            cmd += [
-                "--custom-driver",
-                str(layout.channel_dir(contract.DRIVERS_CHANNEL) / spec.distribution.driver_script),
-            ]
-        if spec.source.command is not None:
-            cmd += ["--", *spec.source.command]
         env = dict(os.environ)
         env.update(spec.environment)
         env["TRAINING_JOB_NAME"] = ctx.job_id
@@ -255,100 +223,24 @@ class LocalProcessRunner(Runner):
     def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
         handle = JobHandle(ctx.job_id)
         handle.on_cancel(lambda: self.stop(ctx))
-        layout = self._layout(ctx)
         handle.mark_started()
         thread = threading.Thread(
             target=self._follow,
-            args=(ctx, sink, handle, layout, None),
+            args=(ctx, sink, handle, None),
             name=f"job-{ctx.job_id}",
             daemon=True,
         )
         thread.start()
         return handle
 
-    def _alive(self, ctx: JobContext, popen: subprocess.Popen[bytes] | None) -> bool:
-        if popen is not None:
-            return popen.poll() is None
-        pid = int(ctx.backend_ids.get("pid") or 0)
-        marker = ctx.backend_ids.get("start_marker")
-        return proc.pid_alive(pid, str(marker) if marker else None)
-
     def _follow(
         self,
         ctx: JobContext,
         sink: EventSink,
         handle: JobHandle,
-        layout: HostLayout,
         popen: subprocess.Popen[bytes] | None,
     ) -> None:
-        logs = ctx.run_dir / "logs"
-        tails = [
-            FileTail(logs / f"{HOST}.setup", HOST, "system", _offset(ctx, "system")),
-            FileTail(logs / f"{HOST}.stdout", HOST, "stdout", _offset(ctx, "stdout")),
-            FileTail(logs / f"{HOST}.stderr", HOST, "stderr", _offset(ctx, "stderr")),
-        ]
-        started = ctx.started_at or time.time()
-        deadline = started + ctx.spec.max_runtime_seconds
-        timed_out = False
-        try:
-            while self._alive(ctx, popen):
-                self._drain(ctx, sink, tails, final=False)
-                if time.time() > deadline and not timed_out:
-                    timed_out = True
-                    ctx.request_stop(max_runtime_reason(ctx.spec))
-                    threading.Thread(target=self.stop, args=(ctx,), daemon=True).start()
-                time.sleep(POLL_SECONDS)
-            exit_code = popen.wait() if popen is not None else None
-            self._drain(ctx, sink, tails, final=True)
-            status = self._finalise(ctx, sink, layout, exit_code)
-        except Exception as exc:
-            emit_status(
-                sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}"
-            )
-            status = JobStatus.FAILED
-        handle._finish(status)
-
-    def _drain(self, ctx: JobContext, sink: EventSink, tails: list[FileTail], final: bool) -> None:
-        while True:
-            lines: list[LogLine] = []
-            for tail in tails:
-                lines.extend(tail.read(final=final))
-            if not lines:
-                return
-            lines.sort(key=lambda line: line.time)
-            offsets = {tail.key: str(tail.offset) for tail in tails}
-            for start in range(0, len(lines), BATCH_LINES):
-                chunk = lines[start : start + BATCH_LINES]
-                last = start + BATCH_LINES >= len(lines)
-                sink(LogBatch(ctx.job_id, chunk, offsets if last else {}))
-
-    def _finalise(
-        self, ctx: JobContext, sink: EventSink, layout: HostLayout, exit_code: int | None
-    ) -> JobStatus:
-        emit_status(sink, ctx.job_id, JobStatus.UPLOADING, "Packing model.tar.gz and output.tar.gz")
-        try:
-            model, output = pack_job([layout.root], ctx.artifacts_dir)
-            sink(ArtifactReady(ctx.job_id, "model", str(model)))
-            sink(ArtifactReady(ctx.job_id, "output", str(output)))
-            _copy_to_output_path(ctx, model, output)
-        except OSError as exc:
-            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Packing artifacts failed: {exc}")
-            return JobStatus.FAILED
-        if ctx.stop_requested():
-            status, message = JobStatus.STOPPED, ctx.stop_reason()
-        elif layout.succeeded() and (exit_code in (None, 0)):
-            status, message = JobStatus.COMPLETED, "Training job completed"
-        else:
-            reason = layout.failure_reason()
-            if not reason:
-                reason = (
-                    f"the job exited with code {exit_code}"
-                    if exit_code is not None
-                    else "the job process ended without writing /opt/ml/output/success"
-                )
-            status, message = JobStatus.FAILED, reason
-        emit_status(sink, ctx.job_id, status, message)
-        return status
+        follow_and_finish(ctx, sink, handle, _ProcessWatch(ctx, sink, popen), self.stop)
 
     # -- stop -------------------------------------------------------------------------------
 
@@ -359,7 +251,51 @@ class LocalProcessRunner(Runner):
         pgid = int(ctx.backend_ids.get("pgid") or pid)
         marker = ctx.backend_ids.get("start_marker")
         if pid and proc.pid_alive(pid, str(marker) if marker else None):
-            proc.terminate_group(pgid, pid, self.grace, str(marker) if marker else None)
+            proc.terminate_tree(pid, self.grace, str(marker) if marker else None, pgid=pgid)
+
+
+class _ProcessWatch(Watch):
+    """The job's driver process (ours, or found again by pid) and its three log files."""
+
+    def __init__(
+        self, ctx: JobContext, sink: EventSink, popen: subprocess.Popen[bytes] | None
+    ) -> None:
+        self.ctx = ctx
+        self.sink = sink
+        self.popen = popen
+        logs = ctx.run_dir / "logs"
+        self.tails = [
+            FileTail(logs / f"{HOST}.setup", HOST, "system", _offset(ctx, "system")),
+            FileTail(logs / f"{HOST}.stdout", HOST, "stdout", _offset(ctx, "stdout")),
+            FileTail(logs / f"{HOST}.stderr", HOST, "stderr", _offset(ctx, "stderr")),
+        ]
+
+    def running(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        pid = int(self.ctx.backend_ids.get("pid") or 0)
+        marker = self.ctx.backend_ids.get("start_marker")
+        return proc.pid_alive(pid, str(marker) if marker else None)
+
+    def pump(self, final: bool) -> None:
+        while True:
+            lines: list[LogLine] = []
+            for tail in self.tails:
+                lines.extend(tail.read(final=final))
+            if not lines:
+                return
+            lines.sort(key=lambda line: line.time)
+            offsets = {tail.key: str(tail.offset) for tail in self.tails}
+            for start in range(0, len(lines), BATCH_LINES):
+                chunk = lines[start : start + BATCH_LINES]
+                last = start + BATCH_LINES >= len(lines)
+                self.sink(LogBatch(self.ctx.job_id, chunk, offsets if last else {}))
+
+    def settle(self) -> Ending:
+        if self.popen is None:  # re-attached: the files the driver wrote tell how it ended
+            return Ending()
+        code = self.popen.wait()
+        return Ending({HOST: code}, first_failure=HOST if code else None)
 
 
 def _inherit_site_packages(parent: str, venv_python: Path) -> None:
@@ -372,8 +308,6 @@ def _inherit_site_packages(parent: str, venv_python: Path) -> None:
     child_paths = subprocess.run(
         [str(venv_python), "-c", query], capture_output=True, text=True, check=True
     )
-    import json
-
     mine = json.loads(child_paths.stdout)
     extra = [p for p in dict.fromkeys(json.loads(parent_paths.stdout)) if p not in mine]
     if extra:
@@ -407,14 +341,3 @@ def _link(source: Path, target: Path) -> None:
             shutil.copytree(source, target)
         else:
             shutil.copy2(source, target)
-
-
-def _copy_to_output_path(ctx: JobContext, model: Path, output: Path) -> None:
-    """A local output_path gets SageMaker's `<path>/<job>/output/*.tar.gz` layout."""
-    target = ctx.spec.output_path
-    if not target or target.startswith("s3://"):
-        return
-    dest = ctx.spec.resolve(target) / ctx.job_id / "output"
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(model, dest / model.name)
-    shutil.copy2(output, dest / output.name)

@@ -1,79 +1,157 @@
-"""Process bookkeeping that survives the app: is a pid still our job, and how to stop it."""
+"""Process bookkeeping that survives the app: is a pid still our job, and how to stop it.
+
+psutil on every OS: a pid's creation time tells a reused pid apart (Linux, macOS, Windows
+alike), and stop ends the whole process tree, not just the driver. Windows has no process
+groups, and the driver starts the user's script in a session of its own, so signalling the
+group alone would leave the script running.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import time
-from pathlib import Path
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+#: Creation times are floats with platform-dependent precision; two processes on one pid are
+#: always further apart than this.
+_MARKER_TOLERANCE = 0.01
 
 
 def start_marker(pid: int) -> str | None:
-    """Something that changes when a pid is reused: the kernel start time on Linux."""
+    """Something that changes when a pid is reused: the process's creation time."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return repr(psutil.Process(pid).create_time())
+    except (psutil.Error, ValueError):
         return None
-    # Field 22, after the command name in parentheses (which may contain spaces).
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+
+
+def _marker_value(marker: str | None) -> float | None:
+    """A stored marker as a creation time; None for none, and for an older store's format
+    (Linux clock ticks since boot, not comparable), which is then ignored rather than trusted
+    to say the pid was reused."""
+    if not marker:
+        return None
+    try:
+        value = float(marker)
+    except ValueError:
+        return None
+    # Clock ticks since boot (the format before psutil) are small integers; creation times are
+    # seconds since the epoch with a fraction.
+    if "." not in marker and "e" not in marker.lower():
+        return None
+    return value
+
+
+def _same_process(process: psutil.Process, marker: str | None) -> bool:
+    expected = _marker_value(marker)
+    if expected is None:
+        return True
+    try:
+        return abs(process.create_time() - expected) <= _MARKER_TOLERANCE
+    except psutil.Error:
+        return False
+
+
+def _running(process: psutil.Process) -> bool:
+    """Running and not a zombie (finished, not yet reaped by whoever started it)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.ZombieProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # someone else's process: it exists
+    except psutil.Error:
+        return False
 
 
 def pid_alive(pid: int, marker: str | None = None) -> bool:
+    """Whether `pid` runs and is still the process `marker` was taken from."""
     if pid <= 0:
         return False
-    if sys.platform == "win32":
-        import ctypes
-
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined]
-        if not handle:
-            return False
-        ctypes.windll.kernel32.CloseHandle(handle)  # type: ignore[attr-defined]
-        return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        process = psutil.Process(pid)
+    except psutil.AccessDenied:
         return True
-    state = _proc_state(pid)
-    if state == "Z":  # finished, not yet reaped by whoever started it
+    except psutil.Error:
         return False
-    return marker is None or start_marker(pid) in (None, marker)
+    return _running(process) and _same_process(process, marker)
 
 
-def _proc_state(pid: int) -> str | None:
+def _tree(pid: int, marker: str | None) -> list[psutil.Process]:
+    """The job's process and every descendant, gathered before anything is signalled (once
+    the driver is gone its children are re-parented and can no longer be found from it)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = stat[stat.rfind(")") + 2 :].split()
-    return rest[0] if rest else None
+        root = psutil.Process(pid)
+    except psutil.Error:
+        return []
+    if not _same_process(root, marker):
+        return []
+    procs = [root]
+    try:
+        procs += root.children(recursive=True)
+    except psutil.Error as exc:
+        log.debug("listing the children of %d: %s", pid, exc)
+    return procs
 
 
-def signal_group(pgid: int, sig: int) -> bool:
-    if sys.platform == "win32":
-        try:
-            os.kill(pgid, signal.SIGTERM if sig != signal.SIGINT else signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
+def _signal(process: psutil.Process, kill: bool) -> None:
+    try:
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.Error as exc:
+        log.warning("could not %s process %d: %s", "kill" if kill else "stop", process.pid, exc)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    """POSIX only: the whole process group, including members that are no descendants."""
+    if sys.platform == "win32" or pgid <= 0:
+        return
     try:
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    except ProcessLookupError:
+        pass
+    except OSError as exc:
+        log.debug("signalling process group %d: %s", pgid, exc)
 
 
-def terminate_group(pgid: int, pid: int, grace: float, marker: str | None = None) -> None:
-    """SIGTERM the whole group, SIGKILL it after `grace` seconds if the leader lives on."""
-    if not signal_group(pgid, signal.SIGTERM):
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not pid_alive(pid, marker):
-            return
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Those of `procs` still running after `timeout` seconds; zombies count as gone.
+
+    Not `psutil.wait_procs`: it reaps processes that are this process's own children, which
+    would take the exit code away from the `subprocess.Popen` the job's follower waits on.
+    """
+    deadline = time.monotonic() + max(timeout, 0.0)
+    while True:
+        alive = [p for p in procs if _running(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
         time.sleep(0.05)
-    kill = getattr(signal, "SIGKILL", signal.SIGTERM)
-    signal_group(pgid, kill)
+
+
+def terminate_tree(pid: int, grace: float, marker: str | None = None, pgid: int = 0) -> None:
+    """SIGTERM the job's process group and every descendant of `pid`, SIGKILL survivors after
+    `grace` seconds. A pid that is no longer the job (`marker` differs) is left alone."""
+    procs = _tree(pid, marker)
+    if not procs:
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    for process in procs:
+        _signal(process, kill=False)
+    survivors = _wait_gone(procs, grace)
+    if not survivors:
+        return
+    log.info("process %d: %d process(es) outlived the grace period; killing", pid, len(survivors))
+    _signal_group(pgid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    for process in survivors:
+        _signal(process, kill=True)
+    _wait_gone(survivors, 5.0)

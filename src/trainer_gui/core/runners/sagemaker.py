@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from trainer_gui.core import contract
@@ -46,7 +45,7 @@ from trainer_gui.core.runners.events import (
     LogLine,
     StatusChanged,
 )
-from trainer_gui.core.runners.local_process import COPY_IGNORE
+from trainer_gui.core.runners.staging import code_entries as source_entries
 from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
 
 log = logging.getLogger(__name__)
@@ -112,37 +111,6 @@ def console_url(region: str, job_name: str) -> str:
     return (
         f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_name}"
     )
-
-
-def source_entries(spec: JobSpec) -> list[tuple[Path, str]]:
-    """(file, name in sourcedir.tar.gz): the source folder, dependencies, requirements.txt.
-
-    The same tree the local backends copy into /opt/ml/code.
-    """
-    import os
-
-    entries: dict[str, Path] = {}
-
-    def add_tree(root: Path, prefix: str) -> None:
-        for dirpath, dirnames, filenames in os.walk(root):
-            skipped = COPY_IGNORE(dirpath, dirnames + filenames)
-            dirnames[:] = sorted(d for d in dirnames if d not in skipped)
-            for name in sorted(filenames):
-                if name in skipped:
-                    continue
-                path = Path(dirpath) / name
-                rel = path.relative_to(root).as_posix()
-                entries[f"{prefix}{rel}"] = path
-
-    source = spec.source
-    if source.source_dir and not is_remote(source.source_dir):
-        add_tree(spec.resolve(source.source_dir), "")
-    for dep in source.dependencies:
-        folder = spec.resolve(dep)
-        add_tree(folder, f"{folder.name}/")
-    if source.requirements:
-        entries["requirements.txt"] = spec.resolve(source.requirements)
-    return sorted(((path, name) for name, path in entries.items()), key=lambda e: e[1])
 
 
 class SageMakerRunner(Runner):
