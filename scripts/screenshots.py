@@ -220,7 +220,7 @@ def run(out: Path, theme: str) -> None:
 
 
 def cloud_shots(app: Any, window: Any, project_dir: Path, base: dict[str, Any], out: Path) -> None:
-    from trainer_gui.ui.cost import CloudRunBox
+    from trainer_gui.ui.form.cost import CloudRunBox
 
     data = dict(base, name="spirals-cloud")
     data["compute"] = {"backend": "sagemaker", "instance_type": "ml.g5.xlarge", "instance_count": 2}

@@ -11,7 +11,7 @@ from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QGuiApplication
 from sm_helpers import BUCKET, ROLE_ARN, make_spec
 
-from trainer_gui.ui.export_dialog import ExportDialog
+from trainer_gui.ui.form.export_dialog import ExportDialog
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from helpers import drop, mime_for
 from PySide6.QtWidgets import QTableWidgetItem
 
-from trainer_gui.ui.channels import (
+from trainer_gui.ui.form.channels import (
     ChannelsTable,
     name_for_source,
     sanitize_channel_name,

@@ -229,7 +229,7 @@ def test_empty_sagemaker_fields_show_what_the_aws_settings_will_use(
     qtbot: QtBot, tmp_path: Path
 ) -> None:
     from trainer_gui.core.aws.defaults import AwsDefaults, save_aws_defaults
-    from trainer_gui.ui.spec_form import SpecEditorDialog
+    from trainer_gui.ui.form.spec_form import SpecEditorDialog
 
     role = "arn:aws:iam::123456789012:role/Trainer"
     save_aws_defaults(AwsDefaults(region="eu-west-1", role_arn=role))
@@ -249,7 +249,7 @@ def test_empty_sagemaker_fields_show_what_the_aws_settings_will_use(
 def test_instance_type_suggests_the_types_the_price_table_knows(
     qtbot: QtBot, tmp_path: Path
 ) -> None:
-    from trainer_gui.ui.spec_form import SpecEditorDialog
+    from trainer_gui.ui.form.spec_form import SpecEditorDialog
 
     dialog = SpecEditorDialog(tmp_path, data={"name": "x"})
     qtbot.addWidget(dialog)

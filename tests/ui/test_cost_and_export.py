@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QMessageBox
 from trainer_gui.core.aws.errors import AwsError
 from trainer_gui.core.aws.pricing import price_table
 from trainer_gui.core.spec import JobSpec, spec_from_dict
-from trainer_gui.ui import cost as cost_module
-from trainer_gui.ui import export_dialog as export_module
-from trainer_gui.ui.cost import WARNING_COLOR, CloudRunBox, CostLabel, cloud_run_message
-from trainer_gui.ui.export_dialog import ExportDialog
-from trainer_gui.ui.spec_form import SpecEditorDialog
+from trainer_gui.ui.form import cost as cost_module
+from trainer_gui.ui.form import export_dialog as export_module
+from trainer_gui.ui.form.cost import WARNING_COLOR, CloudRunBox, CostLabel, cloud_run_message
+from trainer_gui.ui.form.export_dialog import ExportDialog
+from trainer_gui.ui.form.spec_form import SpecEditorDialog
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 

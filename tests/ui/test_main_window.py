@@ -19,7 +19,7 @@ from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord, Project
 from trainer_gui.ui.job_detail import JobDetail
-from trainer_gui.ui.spec_form import SpecEditorDialog
+from trainer_gui.ui.form.spec_form import SpecEditorDialog
 
 
 @pytest.fixture

@@ -20,10 +20,15 @@ from trainer_gui.core.spec.model import (
     MetricDefinition,
     SourceSpec,
 )
-from trainer_gui.ui.channels import ChannelsTable
-from trainer_gui.ui.hyperparams import HyperparamsTable, KeyValueTable, format_value, parse_value
-from trainer_gui.ui.metric_defs import MetricDefsEditor
-from trainer_gui.ui.spec_form import (
+from trainer_gui.ui.form.channels import ChannelsTable
+from trainer_gui.ui.form.hyperparams import (
+    HyperparamsTable,
+    KeyValueTable,
+    format_value,
+    parse_value,
+)
+from trainer_gui.ui.form.metric_defs import MetricDefsEditor
+from trainer_gui.ui.form.spec_form import (
     GROUPS,
     ComboField,
     SpecEditorDialog,

@@ -3,7 +3,7 @@
 Everything slow (submitting, which checks the interpreter; stopping; deleting run folders;
 re-attaching; reading job lists and metric values) runs on the thread pool via `run_task`; the
 bridge delivers runner events on the GUI thread in batches. Jobs outlive the window: closing it
-lets go of them (`JobService.shutdown`), and the next start re-attaches (`JobService.recover`).
+lets go of them (`Jobs.shutdown`), and the next start re-attaches (`Jobs.recover`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from trainer_gui.core.serving.launcher import EndpointLauncher
 from trainer_gui.core.spec import JobSpec, spec_to_dict
 from trainer_gui.core.spec.model import JOB_NAME_RE, Backend
 from trainer_gui.core.store import JobRecord, Project, Store
-from trainer_gui.services.jobs import JobService
+from trainer_gui.services.api import Jobs
 from trainer_gui.services.live_data import MetricChunk
 from trainer_gui.ui.about import show_about
 from trainer_gui.ui.bridge import JobEventBridge
@@ -62,7 +62,7 @@ from trainer_gui.ui.jobs_table import JobsView
 from trainer_gui.ui.predict_panel import PredictPanel
 from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
 from trainer_gui.ui.settings import WindowSettings
-from trainer_gui.ui.spec_form import SpecEditorDialog, rebase_paths
+from trainer_gui.ui.form.spec_form import SpecEditorDialog, rebase_paths
 from trainer_gui.ui.status import BackendStatus, ProbeResult
 from trainer_gui.ui.tasks import run_task
 from trainer_gui.ui.transfers import TransferProgressBar
@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         store: Store,
-        service: JobService,
+        service: Jobs,
         *,
         probes: dict[str, Callable[[], ProbeResult]] | None = None,
         settings: WindowSettings | None = None,
@@ -890,7 +890,7 @@ class MainWindow(QMainWindow):
 
     def confirm_cloud_run(self, spec: JobSpec, region: str | None) -> bool:
         """Ask before a SageMaker job starts (tests replace this)."""
-        from trainer_gui.ui.cost import confirm_cloud_run
+        from trainer_gui.ui.form.cost import confirm_cloud_run
 
         return confirm_cloud_run(self, spec, region)
 
@@ -1153,7 +1153,7 @@ class MainWindow(QMainWindow):
         return self.open_export(spec)
 
     def open_export(self, spec: JobSpec) -> QDialog:
-        from trainer_gui.ui.export_dialog import ExportDialog
+        from trainer_gui.ui.form.export_dialog import ExportDialog
 
         dialog = ExportDialog(spec, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

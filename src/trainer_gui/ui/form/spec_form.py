@@ -50,12 +50,12 @@ from trainer_gui.core.aws.defaults import AwsDefaults, load_aws_defaults
 from trainer_gui.core.errors import SpecError
 from trainer_gui.core.spec import JobSpec, save_spec, spec_from_dict, spec_to_dict
 from trainer_gui.core.spec.model import ChannelSpec, MetricDefinition, is_remote
-from trainer_gui.ui.channels import ChannelsTable
-from trainer_gui.ui.cost import CostLabel
-from trainer_gui.ui.export_dialog import ExportDialog
-from trainer_gui.ui.hyperparams import HyperparamsTable, KeyValueTable
+from trainer_gui.ui.form.channels import ChannelsTable
+from trainer_gui.ui.form.cost import CostLabel
+from trainer_gui.ui.form.export_dialog import ExportDialog
+from trainer_gui.ui.form.hyperparams import HyperparamsTable, KeyValueTable
+from trainer_gui.ui.form.metric_defs import MetricDefsEditor
 from trainer_gui.ui.icons import ERROR_COLOR, app_icon, status_icon
-from trainer_gui.ui.metric_defs import MetricDefsEditor
 
 # Which top-level spec fields go on which tab. Sub-models are expanded field by field; any field
 # added to the spec later and not listed here still shows up, on an "Other" tab.
