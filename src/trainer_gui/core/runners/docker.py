@@ -38,10 +38,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import posixpath
 import queue
-import shutil
 import sys
 import threading
 import time
@@ -53,19 +53,18 @@ from typing import TYPE_CHECKING, Any
 from trainer_gui.core import contract
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
-from trainer_gui.core.runners.artifacts import pack_job
 from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
     JobHandle,
     Runner,
     emit_status,
-    max_runtime_reason,
     start_in_thread,
     stop_grace_seconds,
 )
-from trainer_gui.core.runners.events import ArtifactReady, BackendInfo, JobStatus, LogBatch, LogLine
-from trainer_gui.core.runners.local_process import COPY_IGNORE
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine
+from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish
+from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.runners.tail import decode
 from trainer_gui.core.spec.model import Backend, JobSpec
 
@@ -73,6 +72,8 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
     from docker import DockerClient
+
+log = logging.getLogger(__name__)
 
 LABEL_JOB = "trainer-gui.job"
 LABEL_HOST = "trainer-gui.host"
@@ -87,7 +88,6 @@ ROLE_HOLDER = "network-holder"
 DRIVER_MOUNT = "/opt/trainer-gui/driver.py"
 CPU_IMAGE = "trainer-gui/train-cpu:latest"
 GPU_IMAGE = "trainer-gui/train-gpu:latest"
-POLL_SECONDS = 0.1
 #: The direct launch's interpreter. Exec'd by docker-init itself, not through a shell: sh drops
 #: variables whose names are not identifiers from the environment it passes on, and the
 #: toolkit exports `SM_HP_<KEY>` with hyphens kept (SM_HP_BATCH-SIZE). Whether the image has
@@ -253,14 +253,9 @@ class DockerRunner(Runner):
         self._client_obj = client
         self.grace = stop_grace_seconds() if grace is None else grace
         self._lock = threading.Lock()
-        self._job_locks: dict[str, threading.Lock] = {}
         self._ncpu: int | None = None
         self._image_paths: dict[str, str] = {}
         self._python3: dict[tuple[str, str], bool] = {}
-
-    def _job_lock(self, job_id: str) -> threading.Lock:
-        with self._lock:
-            return self._job_locks.setdefault(job_id, threading.Lock())
 
     @property
     def client(self) -> DockerClient:
@@ -336,7 +331,7 @@ class DockerRunner(Runner):
         """Whether DIRECT_PYTHON is an executable on the PATH, asked of a created container."""
         if key not in self._python3:
             found = False
-            with contextlib.suppress(Exception):
+            try:
                 for folder in key[1].split(":"):
                     stat = self._stat(container_id, posixpath.join(folder or "/", DIRECT_PYTHON))
                     if stat and stat.get("linkTarget"):
@@ -345,6 +340,8 @@ class DockerRunner(Runner):
                     if mode & 0o111 and not mode & (1 << 31):  # executable, not a directory
                         found = True
                         break
+            except Exception as exc:  # the driver's launcher works either way
+                log.debug("looking up %s in %s: %s", DIRECT_PYTHON, container_id, exc)
             self._python3[key] = found
         return self._python3[key]
 
@@ -409,17 +406,7 @@ class DockerRunner(Runner):
 
     def _prepare(self, ctx: JobContext) -> list[HostLayout]:
         spec = ctx.spec
-        code = ctx.run_dir / "code"
-        code.mkdir(parents=True, exist_ok=True)
-        if spec.source.source_dir and spec.source.command is None:
-            shutil.copytree(
-                spec.resolve(spec.source.source_dir), code, ignore=COPY_IGNORE, dirs_exist_ok=True
-            )
-        for dep in spec.source.dependencies:
-            src = spec.resolve(dep)
-            shutil.copytree(src, code / src.name, ignore=COPY_IGNORE, dirs_exist_ok=True)
-        if spec.source.requirements:
-            shutil.copyfile(spec.resolve(spec.source.requirements), code / "requirements.txt")
+        stage_code(spec, ctx.run_dir / "code")  # one copy, mounted by every host
         layouts = []
         for host in contract.host_names(spec):
             layout = contract.materialise_host(spec, ctx.job_id, host, ctx.run_dir / "hosts" / host)
@@ -470,14 +457,7 @@ class DockerRunner(Runner):
             return None, ["train"]
         if launch == LAUNCH_DIRECT:
             return [], []  # per host: _direct_command
-        args: list[str] = []
-        if spec.distribution.kind == "custom" and spec.distribution.driver_script:
-            args += [
-                "--custom-driver",
-                f"/opt/ml/input/data/{contract.DRIVERS_CHANNEL}/{spec.distribution.driver_script}",
-            ]
-        if spec.source.command is not None:
-            args += ["--", *spec.source.command]
+        args = contract.driver_arguments(spec, contract.CONTAINER_DRIVERS_DIR)
         # -S: the driver needs only the standard library, so it skips site (~10 ms); the
         # script it starts runs on the same interpreter with site as usual.
         launcher = 'exec "$(command -v python3 || command -v python)" -S ' + DRIVER_MOUNT + ' "$@"'
@@ -640,105 +620,9 @@ class DockerRunner(Runner):
     def _follow(
         self, ctx: JobContext, sink: EventSink, handle: JobHandle, containers: list[Container]
     ) -> None:
-        lines: queue.Queue[tuple[LogLine, tuple[str, str], str]] = queue.Queue()
-        readers = []
-        exit_codes: dict[str, int] = {}
-        first_failure: list[str] = []
-        tails: dict[str, deque[str]] = {}
-        for container in containers:
-            host = container.labels.get(LABEL_HOST, container.name)
-            tails[host] = deque(maxlen=20)
-            for stream in ("stdout", "stderr"):
-                reader = _LogReader(container, host, stream, lines, ctx.offsets.get((host, stream)))
-                reader.start()
-                readers.append(reader)
-
-        exited = threading.Event()
-
-        def waiter(container: Container) -> None:
-            host = container.labels.get(LABEL_HOST, container.name)
-            try:
-                code = int(container.wait().get("StatusCode", 1))
-            except Exception:
-                code = 137
-            exit_codes[host] = code
-            exited.set()
-            if code != 0 and not first_failure:
-                first_failure.append(host)
-                if len(containers) > 1 and not ctx.stop_requested():
-                    # One host failed: SageMaker ends the job, so stop the others now.
-                    threading.Thread(
-                        target=self._stop_containers, args=(containers, 5.0), daemon=True
-                    ).start()
-
-        waiters = [threading.Thread(target=waiter, args=(c,), daemon=True) for c in containers]
-        for thread in waiters:
-            thread.start()
-        started = ctx.started_at or time.time()
-        deadline = started + ctx.spec.max_runtime_seconds
-        timed_out = False
-        remover: threading.Thread | None = None
-        try:
-            while any(t.is_alive() for t in waiters):
-                self._drain(ctx, sink, lines, tails)
-                if time.time() > deadline and not timed_out:
-                    timed_out = True
-                    ctx.request_stop(max_runtime_reason(ctx.spec))
-                    threading.Thread(target=self.stop, args=(ctx,), daemon=True).start()
-                # Woken at once when a container exits: no polling delay at the end of a job.
-                exited.wait(POLL_SECONDS)
-                exited.clear()
-            for reader in readers:
-                reader.join(timeout=10)
-            self._drain(ctx, sink, lines, tails)
-            # Every host has exited and its logs are read: the containers can go while the
-            # artifacts are packed from the run folder.
-            remover = threading.Thread(
-                target=self._remove, args=(ctx.job_id,), name=f"remove-{ctx.job_id}", daemon=True
-            )
-            remover.start()
-            # One packer at a time: a job re-attached by a second service on this runner is
-            # also still followed by the first one's thread until its containers end.
-            with self._job_lock(ctx.job_id):
-                direct = {
-                    container.labels.get(LABEL_HOST, container.name): container
-                    for container in containers
-                    if container.labels.get(LABEL_LAUNCH) == LAUNCH_DIRECT
-                }
-                self._report_direct(ctx, direct, exit_codes, tails)
-                status = self._finalise(ctx, sink, exit_codes, first_failure, tails)
-        except Exception as exc:
-            emit_status(
-                sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}"
-            )
-            status = JobStatus.FAILED
-        finally:
-            if remover is not None:
-                remover.join()
-            else:
-                self._remove(ctx.job_id)
-        handle._finish(status)
-
-    def _drain(
-        self,
-        ctx: JobContext,
-        sink: EventSink,
-        lines: queue.Queue[tuple[LogLine, tuple[str, str], str]],
-        tails: dict[str, deque[str]],
-    ) -> None:
-        while True:
-            batch: list[LogLine] = []
-            offsets: dict[tuple[str, str], str] = {}
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < BATCH_LINES:
-                    line, key, offset = lines.get_nowait()
-                    batch.append(line)
-                    offsets[key] = offset
-                    if line.stream == "stderr" and line.host in tails:
-                        tails[line.host].append(line.text)
-            if not batch:
-                return
-            sink(LogBatch(ctx.job_id, batch, offsets))
+        follow_and_finish(
+            ctx, sink, handle, _ContainerWatch(self, ctx, sink, containers), self.stop
+        )
 
     @staticmethod
     def _report_direct(
@@ -763,52 +647,10 @@ class DockerRunner(Runner):
                     cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
                     text = contract.toolkit._failure_text(code, list(tails.get(host, [])), cmd)
                     contract.toolkit._write_once(paths.failure_file, text)
-            except OSError:
-                pass
-
-    def _finalise(
-        self,
-        ctx: JobContext,
-        sink: EventSink,
-        exit_codes: dict[str, int],
-        first_failure: list[str],
-        tails: dict[str, deque[str]],
-    ) -> JobStatus:
-        emit_status(sink, ctx.job_id, JobStatus.UPLOADING, "Packing model.tar.gz and output.tar.gz")
-        hosts = contract.host_names(ctx.spec)
-        roots = [ctx.run_dir / "hosts" / host for host in hosts]
-        try:
-            model, output = pack_job(roots, ctx.artifacts_dir)
-            sink(ArtifactReady(ctx.job_id, "model", str(model)))
-            sink(ArtifactReady(ctx.job_id, "output", str(output)))
-        except OSError as exc:
-            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Packing artifacts failed: {exc}")
-            return JobStatus.FAILED
-        layouts = {host: HostLayout(host, root) for host, root in zip(hosts, roots, strict=True)}
-        if ctx.stop_requested():
-            status, message = JobStatus.STOPPED, ctx.stop_reason()
-        elif (exit_codes and all(code == 0 for code in exit_codes.values())) or (
-            not exit_codes and all(layout.succeeded() for layout in layouts.values())
-        ):
-            status, message = JobStatus.COMPLETED, "Training job completed"
-        else:
-            host = (
-                first_failure[0]
-                if first_failure
-                else next((h for h, layout in layouts.items() if not layout.succeeded()), hosts[0])
-            )
-            reason = layouts[host].failure_reason() if host in layouts else None
-            if not reason:
-                code = exit_codes.get(host)
-                last = "\n".join(tails.get(host, []))
-                reason = f"{host} exited with code {code}" if code is not None else f"{host} ended"
-                if last:
-                    reason += f"; last lines:\n{last}"
-            elif len(hosts) > 1:
-                reason = f"{host}: {reason}"
-            status, message = JobStatus.FAILED, reason
-        emit_status(sink, ctx.job_id, status, message)
-        return status
+            except OSError as exc:  # the exit code still decides the status
+                log.warning(
+                    "writing the end-of-job file of %s/%s failed: %s", ctx.job_id, host, exc
+                )
 
     # -- stop and clean up ------------------------------------------------------------------
 
@@ -845,13 +687,15 @@ class DockerRunner(Runner):
                         break
                     time.sleep(0.05)
                     for cid in ids:
-                        with contextlib.suppress(Exception):
+                        with contextlib.suppress(Exception):  # being removed: checked above
                             api.remove_container(cid, force=True)
             for network in api.networks(filters=selector):
-                with contextlib.suppress(Exception):
+                try:
                     api.remove_network(network["Id"])
-        except Exception:
-            pass
+                except Exception as exc:
+                    log.warning("removing network %s of %s: %s", network.get("Name"), job_id, exc)
+        except Exception as exc:
+            log.warning("removing the containers of %s failed: %s", job_id, exc)
 
     def cleanup_orphans(self, active_job_ids: set[str]) -> list[str]:
         """Remove the containers and networks of jobs this app no longer follows.
@@ -866,7 +710,8 @@ class DockerRunner(Runner):
             client = self.client
             labelled = client.api.containers(all=True, filters={"label": LABEL_JOB})
             networks = client.api.networks(filters={"label": LABEL_JOB})
-        except Exception:
+        except Exception as exc:
+            log.info("orphan clean-up skipped: %s", exc)
             return []
         home = runs_home().resolve()
         jobs: set[str] = set()
@@ -897,8 +742,11 @@ def _raise_first(errors: list[BaseException | None]) -> None:
 
 
 def _quiet_stop(container: Container, grace: float) -> None:
-    with contextlib.suppress(Exception):
+    """Stop one container; one already gone or removed is fine, anything else is logged."""
+    try:
         container.stop(timeout=max(1, int(grace)))
+    except Exception as exc:
+        log.debug("stopping container %s: %s", getattr(container, "name", "?"), exc)
 
 
 def _host_index(host: str) -> int:
@@ -924,3 +772,106 @@ def _explain_api_error(exc: Any) -> str:
             "Docker cannot give this job GPUs (no NVIDIA Container Toolkit); set compute.gpus to 0"
         )
     return f"Docker refused to start the job: {text}"
+
+
+class _ContainerWatch(Watch):
+    """One job's containers: a log reader per stream, a waiter per container."""
+
+    def __init__(
+        self, runner: DockerRunner, ctx: JobContext, sink: EventSink, containers: list[Container]
+    ) -> None:
+        self.runner = runner
+        self.ctx = ctx
+        self.sink = sink
+        self.containers = containers
+        self.lines: queue.Queue[tuple[LogLine, tuple[str, str], str]] = queue.Queue()
+        self.readers: list[_LogReader] = []
+        self.exit_codes: dict[str, int] = {}
+        self.first_failure: list[str] = []
+        self.tails: dict[str, deque[str]] = {}
+        self.exited = threading.Event()
+        self.remover: threading.Thread | None = None
+        for container in containers:
+            host = container.labels.get(LABEL_HOST, container.name)
+            self.tails[host] = deque(maxlen=20)
+            for stream in ("stdout", "stderr"):
+                reader = _LogReader(
+                    container, host, stream, self.lines, ctx.offsets.get((host, stream))
+                )
+                reader.start()
+                self.readers.append(reader)
+        self.waiters = [
+            threading.Thread(target=self._wait, args=(c,), daemon=True) for c in containers
+        ]
+        for thread in self.waiters:
+            thread.start()
+
+    def _wait(self, container: Container) -> None:
+        host = container.labels.get(LABEL_HOST, container.name)
+        try:
+            code = int(container.wait().get("StatusCode", 1))
+        except Exception as exc:
+            log.info("waiting for %s failed (%s); counting it as killed", container.name, exc)
+            code = 137
+        self.exit_codes[host] = code
+        self.exited.set()
+        if code != 0 and not self.first_failure:
+            self.first_failure.append(host)
+            if len(self.containers) > 1 and not self.ctx.stop_requested():
+                # One host failed: SageMaker ends the job, so stop the others now.
+                threading.Thread(
+                    target=self.runner._stop_containers, args=(self.containers, 5.0), daemon=True
+                ).start()
+
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self.waiters)
+
+    def pause(self, seconds: float) -> None:
+        # Woken at once when a container exits: no polling delay at the end of a job.
+        self.exited.wait(seconds)
+        self.exited.clear()
+
+    def pump(self, final: bool) -> None:
+        if final:
+            for reader in self.readers:
+                reader.join(timeout=10)
+        while True:
+            batch: list[LogLine] = []
+            offsets: dict[tuple[str, str], str] = {}
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < BATCH_LINES:
+                    line, key, offset = self.lines.get_nowait()
+                    batch.append(line)
+                    offsets[key] = offset
+                    if line.stream == "stderr" and line.host in self.tails:
+                        self.tails[line.host].append(line.text)
+            if not batch:
+                return
+            self.sink(LogBatch(self.ctx.job_id, batch, offsets))
+
+    def settle(self) -> Ending:
+        # Every host has exited and its logs are read: the containers can go while the
+        # artifacts are packed from the run folder.
+        job_id = self.ctx.job_id
+        self.remover = threading.Thread(
+            target=self.runner._remove, args=(job_id,), name=f"remove-{job_id}", daemon=True
+        )
+        self.remover.start()
+        direct = {
+            container.labels.get(LABEL_HOST, container.name): container
+            for container in self.containers
+            if container.labels.get(LABEL_LAUNCH) == LAUNCH_DIRECT
+        }
+        self.runner._report_direct(self.ctx, direct, self.exit_codes, self.tails)
+        return Ending(
+            dict(self.exit_codes),
+            self.first_failure[0] if self.first_failure else None,
+            {host: list(lines) for host, lines in self.tails.items()},
+        )
+
+    def release(self) -> None:
+        """Containers and the network go on every path: success, failure, stop, recovery."""
+        if self.remover is not None:
+            self.remover.join()
+        else:
+            self.runner._remove(self.ctx.job_id)
