@@ -485,15 +485,13 @@ def _sm_jobs(args: argparse.Namespace) -> int:
 
 
 def _sm_attach(args: argparse.Namespace) -> int:
-    from trainer_gui.core.aws.remote_jobs import adopt_training_job
-
     session = _aws_session(args)
     service = _service()
     out = sys.stdout
     printer = _Printer(args.name, out, args.quiet)
     if not args.detach:
         service.subscribe(printer)
-    job_id = adopt_training_job(service, session, args.name)
+    job_id = service.adopt(args.name, session.profile, session.region)
     out.write(f"Following {job_id} ({session.region}); Ctrl-C detaches, the job runs on\n")
     out.flush()
     if args.detach:
@@ -810,10 +808,15 @@ def _setup_logging() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["_job-host"]:  # hidden: the window's job host (services/job_host.py)
+        from trainer_gui.services.job_host import child_main
+
+        return child_main()
     _setup_logging()
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_in)
         command = args.command or "gui"
         if command == "gui" and not hasattr(args, "example"):
             args = parser.parse_args(["gui"])

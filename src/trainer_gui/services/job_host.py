@@ -5,24 +5,32 @@ samples and offsets to SQLite. At 20,000 lines a second that is most of a core o
 in the window's process every bit of it holds the GIL: each time the GUI thread enters Python
 (a slot, a `paint`, a `boundingRect`: hundreds per repaint) it waits for the GIL for up to the
 switch interval, and a repaint that takes 10 ms alone takes 100-250 ms. So the app runs its
-`JobService` in a child process (`python -m trainer_gui.services.job_host`), which sends the window
-what the runners report, lines and samples already in columns (`LogData`, `MetricData`), about
-20 batches a second; the window asks it to submit, stop, re-attach and delete jobs over the
-same pipe. The window's process keeps the GUI thread and a reader thread that mostly sleeps.
+`JobService` in a child process (`job_host_command()`: `python -m trainer_gui.services.job_host`,
+or `trainer-gui _job-host` in a frozen bundle), which sends the window what the runners report,
+lines and samples already in columns (`LogData`, `MetricData`), about 20 batches a second; the
+window asks it to submit, stop, re-attach, adopt and delete jobs over the same connection. The
+window's process keeps the GUI thread and a reader thread that mostly sleeps.
 
-`JobHostClient` is that window side: a `JobService` whose jobs are followed in the child. The
-child has no Qt. When the window closes the pipe (or dies), the child lets go of its jobs, as
-the window's own exit used to: they keep running, and the next window re-attaches to them.
-If the child dies, the next call starts a new one (and `recover` picks the jobs up again).
+The connection is a `multiprocessing.connection` one: the window listens (a Unix socket, a named
+pipe on Windows) with a random key, and hands the child the address and the key on its stdin
+(never on the command line or on disk); the child connects and authenticates with the key.
+Calls, replies and event batches are pickled messages on it, so the child's stdout is free for
+whatever a library prints.
+
+`JobHostClient` is that window side: the `Jobs` interface (services/api.py) whose jobs are
+followed in the child. The child has no Qt. When the window closes the connection (or dies),
+the child lets go of its jobs, as the window's own exit used to: they keep running, and the next
+window re-attaches to them. If the child dies, the next call starts a new one (and `recover`
+picks the jobs up again).
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
 import os
 import pickle
-import struct
+import secrets
 import subprocess
 import sys
 import threading
@@ -30,11 +38,14 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import IO, TYPE_CHECKING, Any
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection, Listener
+from typing import TYPE_CHECKING, Any
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.base import JobHandle
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch
+from trainer_gui.services.api import EventListener, JobBoard, Jobs
 from trainer_gui.services.jobs import JobService
 from trainer_gui.services.live_data import in_columns
 
@@ -45,40 +56,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SEND_INTERVAL = 0.05  # seconds between the child's event batches
 CALL_TIMEOUT = 600.0  # a stop may wait for the job's grace period, a submit for a venv check
+CONNECT_TIMEOUT = 120.0  # a frozen bundle's first start (unpacking, virus scan) can be slow
 STARTING_GRACE = 900.0  # how long a closing job host waits for jobs it is still starting
-_HEADER = struct.Struct(">I")
-_METHODS = frozenset({"submit", "stop", "recover", "delete", "ping"})
+JOB_HOST_COMMAND = "_job-host"
+"""The hidden `trainer-gui` subcommand that runs `child_main` (how a frozen bundle starts its
+job host: it has no `python -m`)."""
+# The bundle's entry script would run its self-check instead of the job host.
+_NOT_INHERITED = ("TRAINER_GUI_SELFCHECK",)
+_METHODS = frozenset({"submit", "stop", "recover", "delete", "adopt", "ping"})
 
 
-# -- framing -----------------------------------------------------------------------------------
-
-
-def _write_frame(stream: IO[bytes], lock: threading.Lock, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    with lock:
-        stream.write(_HEADER.pack(len(data)))
-        stream.write(data)
-        stream.flush()
-
-
-def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
-    chunks = []
-    while size:
-        data = stream.read(size)
-        if not data:
-            return None
-        chunks.append(data)
-        size -= len(data)
-    return b"".join(chunks)
-
-
-def _read_frame(stream: IO[bytes]) -> Any:
-    """The next message, or None at the end of the stream."""
-    header = _read_exactly(stream, _HEADER.size)
-    if header is None:
-        return None
-    data = _read_exactly(stream, _HEADER.unpack(header)[0])
-    return None if data is None else pickle.loads(data)
+def job_host_command() -> list[str]:
+    """How to start the job host: the bundle's own executable when frozen, else this Python."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, JOB_HOST_COMMAND]
+    return [sys.executable, "-m", "trainer_gui.services.job_host"]
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -115,9 +107,11 @@ def _lower_this_thread() -> None:
         return
     _lowered.add(tid)
     nice = int(os.environ.get("TRAINER_GUI_INGEST_NICE", INGEST_NICE))
-    with contextlib.suppress(OSError):
+    try:
         current = os.getpriority(os.PRIO_PROCESS, tid)
         os.setpriority(os.PRIO_PROCESS, tid, max(current, nice))
+    except OSError as exc:
+        log.debug("cannot lower the ingest thread's priority: %s", exc)
 
 
 class _Outbox:
@@ -163,19 +157,20 @@ class _Outbox:
         self.flush()
 
 
+def _connect_to_window() -> Connection:
+    """Read the window's address and key from stdin (one JSON line) and connect."""
+    hello = json.loads(sys.stdin.buffer.readline() or b"{}")
+    if "address" not in hello or "authkey" not in hello:
+        raise SystemExit("the job host is started by the window (it reads its address on stdin)")
+    return Client(hello["address"], authkey=bytes.fromhex(hello["authkey"]))
+
+
 def child_main() -> int:
-    """The job host: serve calls from stdin, send events and replies on the original stdout."""
+    """The job host: serve the window's calls, send it events and replies, on one connection."""
     from trainer_gui.core.store import Store
 
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    # A stray print must not corrupt a frame: what goes to stdout goes to stderr (or nowhere,
-    # under a window-only launcher that has no stderr).
-    try:
-        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    except (AttributeError, OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.stdout = sys.stderr
-    requests = sys.stdin.buffer
+    logging.basicConfig(level=logging.WARNING, format="job host: %(levelname)s %(message)s")
+    conn = _connect_to_window()
     lock = threading.Lock()
     broken = threading.Event()
 
@@ -183,11 +178,12 @@ def child_main() -> int:
         if broken.is_set():
             return
         try:
-            _write_frame(out, lock, message)
-        except (OSError, ValueError):  # the window went away
+            with lock:
+                conn.send(message)
+        except (OSError, ValueError) as exc:  # the window went away
+            log.info("the window is gone (%s); letting go of the jobs", exc)
             broken.set()
 
-    logging.basicConfig(level=logging.WARNING, format="job host: %(levelname)s %(message)s")
     store = Store()
     service = JobService(store)
     outbox = _Outbox(send)
@@ -215,8 +211,11 @@ def child_main() -> int:
 
     try:
         while not broken.is_set():
-            message = _read_frame(requests)
-            if message is None or message[0] == "close":
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the window closed the connection or died
+                break
+            if message[0] == "close":
                 break
             _, call_id, method, args, kwargs = message
             threading.Thread(
@@ -231,12 +230,93 @@ def child_main() -> int:
         service.shutdown()
         outbox.close()
         store.close()
-        with contextlib.suppress(OSError):
-            out.close()
+        conn.close()
     return 0
 
 
 # -- the window side ---------------------------------------------------------------------------
+
+
+class _Child:
+    """One job host process: its connection (once it connected) and the calls waiting on it."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.key = secrets.token_bytes(32)
+        self.listener = Listener(authkey=self.key)  # AF_UNIX, or a named pipe on Windows
+        self.conn: Connection | None = None
+        self.connected = threading.Event()  # set when connected, and when that failed
+        self.calls: dict[int, Future[Any]] = {}
+        self.pid: int | None = None
+        self._send_lock = threading.Lock()
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":  # no console window for the child
+            kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
+        env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+        try:
+            self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, **kwargs)
+        except OSError as exc:
+            self.listener.close()
+            raise UserError(f"cannot start the job host ({command[0]}): {exc}") from exc
+        hello = {"address": self.listener.address, "authkey": self.key.hex()}
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(hello).encode() + b"\n")
+            self.proc.stdin.close()
+        except OSError as exc:  # it died at once; the reader notices and reports it
+            log.warning("the job host did not take its address: %s", exc)
+
+    def accept(self, timeout: float) -> Connection | None:
+        """Wait for the child to connect; None if it exited or took longer than `timeout`."""
+        accepted: list[Connection] = []
+        giving_up = threading.Event()
+
+        def run() -> None:
+            while not giving_up.is_set():
+                try:
+                    accepted.append(self.listener.accept())
+                    return
+                except AuthenticationError:
+                    log.warning("job host: refused a connection with the wrong key")
+                except OSError as exc:
+                    log.warning("job host: cannot accept its connection: %s", exc)
+                    return
+
+        thread = threading.Thread(target=run, name="job-host-accept", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while thread.is_alive():
+            thread.join(0.05)
+            if thread.is_alive() and (self.proc.poll() is not None or time.monotonic() > deadline):
+                # Unblock the accept by connecting ourselves, then drop that connection.
+                giving_up.set()
+                try:
+                    Client(self.listener.address, authkey=self.key).close()
+                except (OSError, EOFError, AuthenticationError) as exc:
+                    log.warning("job host: could not stop waiting for the child: %s", exc)
+                thread.join(5)
+                for conn in accepted:
+                    conn.close()
+                return None
+        return accepted[0] if accepted else None
+
+    def send(self, message: Any, timeout: float = CONNECT_TIMEOUT) -> None:
+        if not self.connected.wait(timeout) or self.conn is None:
+            raise UserError("the job host process did not start; try again")
+        with self._send_lock:
+            self.conn.send(message)
+
+    def close(self) -> None:
+        """After the reader stopped: close the connection, the listener, and reap the child."""
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+        if self.proc.poll() is None and self.conn is None:
+            log.warning("the job host never connected; ending it")
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.info("the job host is still letting go of its jobs")
 
 
 class RemoteHandle(JobHandle):
@@ -253,64 +333,65 @@ class RemoteHandle(JobHandle):
         return status if status.is_terminal else None
 
 
-class JobHostClient(JobService):
-    """A `JobService` whose jobs are followed by the job host process (see the module notes).
+class JobHostClient:
+    """The `Jobs` interface with the jobs followed by the job host process (module notes).
 
-    Reads (`get`, `spec_of`, `wait`) go to the store here; `submit`, `stop`, `recover` and
-    `delete` run in the child; listeners get the child's events on a reader thread, lines and
-    samples already in columns. Calls block until the child answers: run them off the GUI
-    thread (the window does, with `run_task`).
+    Reads (`get`, `spec_of`, `wait`) go to the store here; `submit`, `stop`, `recover`,
+    `adopt` and `delete` run in the child; listeners get the child's events on a reader
+    thread, lines and samples already in columns. Calls block until the child answers: run
+    them off the GUI thread (the window does, with `run_task`).
     """
 
     def __init__(self, store: Store, command: list[str] | None = None) -> None:
-        super().__init__(store)
-        self._command = command or [sys.executable, "-m", "trainer_gui.services.job_host"]
+        self._board = JobBoard(store)
+        self._command = command or job_host_command()
         self._host_lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._calls: dict[int, Future[Any]] = {}
         self._next_id = 0
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: _Child | None = None
         self._closed = False
-        self.pid: int | None = None
         self._start()
+
+    @property
+    def store(self) -> Store:
+        return self._board.store
+
+    @property
+    def pid(self) -> int | None:
+        """The job host's pid, once it connected (None before, and after it ended)."""
+        child = self._child
+        return child.pid if child is not None else None
 
     # -- the child process ----------------------------------------------------------------
 
-    def _start(self) -> None:
-        kwargs: dict[str, Any] = {}
-        if sys.platform == "win32":  # no console window for the child
-            kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
-        proc = subprocess.Popen(
-            self._command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=dict(os.environ),
-            **kwargs,
-        )
-        self._proc = proc
+    def _start(self) -> _Child:
+        child = _Child(self._command)
+        self._child = child
         reader = threading.Thread(
-            target=self._read, args=(proc,), name="job-host-reader", daemon=True
+            target=self._read, args=(child,), name="job-host-reader", daemon=True
         )
         reader.start()
+        return child
 
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        while True:
+    def _read(self, child: _Child) -> None:
+        conn = child.accept(CONNECT_TIMEOUT)
+        child.conn = conn
+        child.connected.set()
+        while conn is not None:
             try:
-                message = _read_frame(proc.stdout)
-            except Exception:  # a torn frame: the child is gone or broken
+                message = conn.recv()
+            except (EOFError, OSError):  # the child is gone
+                break
+            except Exception:  # a message that does not unpickle: the child is broken
                 log.exception("job host: unreadable message")
-                message = None
-            if message is None:
                 break
             kind = message[0]
             if kind == "events":
                 for event in message[1]:
-                    self._notify(event)
+                    self._board.notify(event)
             elif kind == "reply":
                 _, call_id, ok, value, tb = message
                 with self._host_lock:
-                    future = self._calls.pop(call_id, None)
+                    future = child.calls.pop(call_id, None)
                 if future is not None:
                     if ok:
                         future.set_result(value)
@@ -319,40 +400,34 @@ class JobHostClient(JobService):
                             log.error("job host call failed:\n%s", tb)
                         future.set_exception(value)
             elif kind == "ready":
-                self.pid = message[1]
+                child.pid = message[1]
         # The child is gone: fail what waits on it; the next call starts a new one.
         with self._host_lock:
-            calls, self._calls = self._calls, {}
-            if self._proc is proc:
-                self._proc = None
-        with contextlib.suppress(Exception):
-            proc.wait(timeout=5)
-        for pipe in (proc.stdout, proc.stdin):
-            with contextlib.suppress(OSError):
-                if pipe is not None:
-                    pipe.close()
+            calls, child.calls = child.calls, {}
+            if self._child is child:
+                self._child = None
+        child.close()
         for future in calls.values():
             future.set_exception(UserError("the job host process stopped; try again"))
         if not self._closed:
-            log.warning("job host process exited (code %s)", proc.returncode)
+            log.warning("job host process exited (code %s)", child.proc.returncode)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         future: Future[Any] = Future()
         with self._host_lock:
             if self._closed:
                 raise UserError("the job host is closed")
-            if self._proc is None or self._proc.poll() is not None:
-                self._start()
-            proc = self._proc
+            child = self._child
+            if child is None or child.proc.poll() is not None:
+                child = self._start()
             self._next_id += 1
             call_id = self._next_id
-            self._calls[call_id] = future
-        assert proc is not None and proc.stdin is not None
+            child.calls[call_id] = future
         try:
-            _write_frame(proc.stdin, self._send_lock, ("call", call_id, method, args, kwargs))
-        except OSError as exc:
+            child.send(("call", call_id, method, args, kwargs))
+        except (OSError, ValueError, UserError) as exc:
             with self._host_lock:
-                self._calls.pop(call_id, None)
+                child.calls.pop(call_id, None)
             raise UserError(f"the job host process is not answering: {exc}") from exc
         return future.result(timeout=CALL_TIMEOUT)
 
@@ -360,7 +435,24 @@ class JobHostClient(JobService):
         """The child's pid, once it answers (for tests and the benchmark)."""
         return int(self._call("ping"))
 
-    # -- JobService, followed in the child ------------------------------------------------
+    # -- reads, here ----------------------------------------------------------------------
+
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
+        return self._board.subscribe(listener)
+
+    def get(self, key: str) -> JobRecord:
+        return self._board.get(key)
+
+    def spec_of(self, record: JobRecord) -> JobSpec:
+        return self._board.spec_of(record)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        return self._board.wait(job_id, timeout)
+
+    def is_followed_here(self, job_id: str) -> bool:
+        return False
+
+    # -- commands, in the child -----------------------------------------------------------
 
     def submit(
         self,
@@ -382,11 +474,17 @@ class JobHostClient(JobService):
     def delete(self, key: str, remove_files: bool = True) -> None:
         self._call("delete", key, remove_files=remove_files)
 
-    def is_followed_here(self, job_id: str) -> bool:
-        return False
+    def adopt(
+        self,
+        name: str,
+        profile: str | None = None,
+        region: str | None = None,
+        project_id: int | None = None,
+    ) -> str:
+        return str(self._call("adopt", name, profile=profile, region=region, project_id=project_id))
 
     def shutdown(self, wait: float = 10.0) -> None:
-        """Close the pipe: the child lets go of its jobs (they keep running) and exits.
+        """Say goodbye: the child lets go of its jobs (they keep running) and exits.
 
         A job it is still starting (copying its code, installing its requirements) is
         started first; the window does not wait more than `wait` seconds for that, the
@@ -394,26 +492,26 @@ class JobHostClient(JobService):
         """
         with self._host_lock:
             self._closed = True
-            proc = self._proc
-        if proc is None:
+            child = self._child
+        if child is None:
             return
-        try:
-            assert proc.stdin is not None
-            _write_frame(proc.stdin, self._send_lock, ("close",))
-            proc.stdin.close()
-        except OSError:
-            pass
         deadline = time.monotonic() + wait
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if proc.poll() is None:
+        try:
+            child.send(("close",), timeout=wait)
+        except (OSError, ValueError, UserError) as exc:
+            log.info("the job host did not take the goodbye (%s)", exc)
+            if child.conn is None:
+                child.proc.kill()  # it never connected, so it follows nothing
+        try:
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             log.info("the job host is still starting jobs; it exits once they run")
 
 
-def make_job_service(store: Store) -> JobService:
-    """What the window follows its jobs with: the job host, or this process where a child
-    cannot be started the same way (a frozen build) or `TRAINER_GUI_JOB_HOST=0` says so."""
-    if getattr(sys, "frozen", False) or os.environ.get("TRAINER_GUI_JOB_HOST", "1") == "0":
+def make_job_service(store: Store) -> Jobs:
+    """What the window follows its jobs with: the job host (from a frozen bundle too), or this
+    process when `TRAINER_GUI_JOB_HOST=0` says so."""
+    if os.environ.get("TRAINER_GUI_JOB_HOST", "1") == "0":
         return JobService(store)
     return JobHostClient(store)
 

@@ -1,21 +1,22 @@
 """The job service: starts jobs on a backend and turns runner events into stored state.
 
-CLI and GUI both go through it. Exactly one process ingests a given job at a time (a lock that
-the OS drops when the holder dies), so logs and metrics are stored once, and any process can
-take over a job whose follower went away, resuming from the stored offsets.
+The in-process implementation of the jobs interface (`services.api.Jobs`): the CLI uses it, and
+so does the job host, the child process that follows the window's jobs. Exactly one process
+ingests a given job at a time (a lock that the OS drops when the holder dies), so logs and
+metrics are stored once, and any process can take over a job whose follower went away,
+resuming from the stored offsets.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer_gui.core.aws.defaults import with_aws_defaults
-from trainer_gui.core.errors import JobNotFound, UserError
+from trainer_gui.core.errors import UserError
 from trainer_gui.core.joblog import JOB_LOG, format_log_line, make_job_id
 from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.metrics import MetricsParser
@@ -31,12 +32,15 @@ from trainer_gui.core.runners.events import (
     MetricBatch,
     StatusChanged,
 )
-from trainer_gui.core.spec import dump_spec, spec_from_text
+from trainer_gui.core.spec import dump_spec
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.core.store import JobRecord, Store
+from trainer_gui.services.api import EventListener, JobBoard
+
+if TYPE_CHECKING:
+    from trainer_gui.core.aws.session import AwsSession
 
 log = logging.getLogger(__name__)
-Listener = Callable[[AnyEvent], None]
 
 
 def create_runner(backend: str) -> Runner:
@@ -111,13 +115,18 @@ class _Follower:
 
 
 class JobService:
+    """The `Jobs` interface with the jobs followed in this process (the CLI, the job host)."""
+
     def __init__(self, store: Store, runners: dict[str, Runner] | None = None) -> None:
-        self.store = store
+        self._board = JobBoard(store)
         self._runners: dict[str, Runner] = dict(runners or {})
-        self._listeners: list[Listener] = []
         self._followers: dict[str, _Follower] = {}
         self._handles: dict[str, JobHandle] = {}
         self._lock = threading.RLock()
+
+    @property
+    def store(self) -> Store:
+        return self._board.store
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -127,26 +136,12 @@ class JobService:
                 self._runners[backend] = create_runner(backend)
             return self._runners[backend]
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
         """Listeners run on runner threads; the UI bridge batches them onto the GUI thread."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._board.subscribe(listener)
 
     def _notify(self, event: AnyEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("job event listener failed")
+        self._board.notify(event)
 
     def _release(self, job_id: str) -> None:
         with self._lock:
@@ -159,15 +154,10 @@ class JobService:
     # -- jobs -------------------------------------------------------------------------------
 
     def get(self, key: str) -> JobRecord:
-        record = self.store.get_job(key)
-        if record is None:
-            raise JobNotFound(f"no job {key!r}; `trainer-gui jobs` lists them")
-        return record
+        return self._board.get(key)
 
     def spec_of(self, record: JobRecord) -> JobSpec:
-        spec = spec_from_text(record.spec_yaml, source=f"job {record.id}")
-        base = record.backend_ids.get("spec_base_dir")
-        return spec.with_base_dir(Path(str(base)) if base else None)
+        return self._board.spec_of(record)
 
     def context(self, record: JobRecord) -> JobContext:
         return JobContext(
@@ -289,14 +279,49 @@ class JobService:
         if handle is not None:
             handle.wait(timeout)
             return self.get(job_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            record = self.get(job_id)
-            if JobStatus(record.status).is_terminal:
-                return record
-            if deadline is not None and time.monotonic() > deadline:
-                return record
-            time.sleep(0.2)
+        return self._board.wait(job_id, timeout)
+
+    def adopt(
+        self,
+        name: str,
+        profile: str | None = None,
+        region: str | None = None,
+        project_id: int | None = None,
+    ) -> str:
+        """Record a training job of the account (once) and follow it; the store id is the
+        training job name, and following resumes after restarts like any job."""
+        existing = self.store.get_job(name)
+        if existing is None or existing.id != name:
+            from trainer_gui.core.aws.remote_jobs import adoption
+
+            found = adoption(self._aws_session(profile, region), name)
+            text = dump_spec(found.spec)
+            run_dir = runs_home() / found.name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "job.yaml").write_text(text, encoding="utf-8")
+            self.store.create_job(
+                found.name,
+                found.spec.name,
+                Backend.SAGEMAKER.value,
+                text,
+                str(run_dir),
+                project_id,
+                created_at=found.created_at,
+            )
+            self.store.update_backend_ids(found.name, found.backend_ids)
+        self.recover([name])
+        return name
+
+    def _aws_session(self, profile: str | None, region: str | None) -> AwsSession:
+        """The SageMaker runner's session for the profile and region (one client cache)."""
+        from trainer_gui.core.runners.sagemaker import SageMakerRunner
+
+        runner = self.runner(Backend.SAGEMAKER.value)
+        if isinstance(runner, SageMakerRunner):
+            return runner.session(profile, region)
+        from trainer_gui.core.aws.session import AwsSession
+
+        return AwsSession(profile, region)
 
     def delete(self, key: str, remove_files: bool = True) -> None:
         import shutil

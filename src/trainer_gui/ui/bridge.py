@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from trainer_gui.core.runners.events import ArtifactReady, StatusChanged
-from trainer_gui.core.runners.sagemaker import TransferProgress
+from trainer_gui.core.runners.events import ArtifactReady, StatusChanged, TransferProgress
 from trainer_gui.services.live_data import LogChunk, LogData, MetricChunk, MetricData, in_columns
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ What it does:
 * a sortable, filterable table of the most recent training jobs (newest first); jobs already in
   this app's store say "following" in the Here column;
 * "Follow here" (or a double click) records the job in the store and follows it like one started
-  here (`adopt_training_job`); for a job already there it just re-attaches;
+  here (the jobs service's `adopt`, in the job host); for a job already there it re-attaches;
 * "Import as spec…" asks where to save and writes a spec that re-creates the job
   (`import_training_job`), with the job's code unpacked next to it when "Download the code" is
   checked, so it also runs locally.
@@ -65,7 +65,6 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.aws.defaults import load_aws_defaults
 from trainer_gui.core.aws.remote_jobs import (
     RemoteJob,
-    adopt_training_job,
     import_training_job,
     list_training_jobs,
 )
@@ -79,7 +78,7 @@ from trainer_gui.ui.tasks import Outcome, run_tagged
 if TYPE_CHECKING:  # pragma: no cover
     from trainer_gui.core.spec.model import JobSpec
     from trainer_gui.core.store import Store
-    from trainer_gui.services.jobs import JobService
+    from trainer_gui.services.api import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +266,7 @@ class RemoteJobsDialog(QDialog):
 
     def __init__(
         self,
-        service: JobService,
+        service: Jobs,
         project_dir: Path | None = None,
         project_id: int | None = None,
         parent: QWidget | None = None,
@@ -552,7 +551,7 @@ class RemoteJobsDialog(QDialog):
         )
         self._start_action(
             "follow",
-            lambda: adopt_training_job(service, session, name, project_id),
+            lambda: service.adopt(name, session.profile, session.region, project_id),
             f"Attaching to {name}…",
         )
 

@@ -1,4 +1,4 @@
-"""Training jobs already in the account: list them, import one as a spec, follow one here.
+"""Training jobs already in the account: list them, import one as a spec, describe one to follow.
 
 `spec_from_description` reverses the request mapping (request.py): sagemaker_program and
 sagemaker_submit_directory give the source, the torch_distributed flag the distribution, the
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainer_gui.core.aws.errors import AwsError, aws_errors
 from trainer_gui.core.aws.images import versions_from_image
@@ -38,9 +38,6 @@ from trainer_gui.core.contract.toolkit import (
 )
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec.model import JobSpec, MetricDefinition
-
-if TYPE_CHECKING:
-    from trainer_gui.services.jobs import JobService
 
 SUFFIX_RE = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
 
@@ -228,42 +225,36 @@ def import_training_job(
     return spec
 
 
-def adopt_training_job(
-    service: JobService,
-    session: AwsSession,
-    name: str,
-    project_id: int | None = None,
-) -> str:
-    """Follow any training job of the account in the store, like one started here.
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
-    The store id is the training job name; following resumes after restarts like any job.
-    """
-    from trainer_gui.core.paths import runs_home
-    from trainer_gui.core.spec import dump_spec, spec_from_dict
 
-    existing = service.store.get_job(name)
-    if existing is not None and existing.id == name:
-        service.recover([name])
-        return name
+@dataclass(frozen=True)
+class Adoption:
+    """What the store needs to follow an account's training job like one started here.
+
+    The job service records it (services/jobs.py `adopt`); this module only asks AWS."""
+
+    name: str
+    spec: JobSpec
+    created_at: float
+    backend_ids: dict[str, Any]
+
+
+def adoption(session: AwsSession, name: str) -> Adoption:
+    """The spec and backend ids of the account's training job `name` (one describe call)."""
+    from trainer_gui.core.spec import spec_from_dict
+
+    if not JOB_NAME_RE.match(name):
+        raise UserError(f"{name!r} is not a SageMaker training job name")
     desc = describe(session, name)
     data = spec_from_description(desc, session.region)
     spec = spec_from_dict(data, source=f"training job {name}")
-    run_dir = runs_home() / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "job.yaml").write_text(dump_spec(spec), encoding="utf-8")
     created = desc.get("CreationTime")
-    service.store.create_job(
-        name,
-        spec.name,
-        "sagemaker",
-        dump_spec(spec),
-        str(run_dir),
-        project_id,
+    return Adoption(
+        name=name,
+        spec=spec,
         created_at=created.timestamp() if isinstance(created, datetime) else time.time(),
-    )
-    service.store.update_backend_ids(
-        name,
-        {
+        backend_ids={
             "training_job_name": name,
             "training_job_arn": desc.get("TrainingJobArn"),
             "region": session.region,
@@ -271,8 +262,6 @@ def adopt_training_job(
             "adopted": True,
         },
     )
-    service.recover([name])
-    return name
 
 
 def plan_for_export(

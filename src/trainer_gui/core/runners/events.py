@@ -66,7 +66,27 @@ class BackendInfo:
     data: dict[str, object]
 
 
-JobEvent = StatusChanged | LogBatch | ArtifactReady | BackendInfo
+@dataclass(frozen=True)
+class TransferProgress:
+    """Upload/download progress of a SageMaker job (not stored; for progress bars).
+
+    Emitted through the job service's listeners like the other events, at most ~10 per second.
+    """
+
+    job_id: str
+    direction: str  # "upload" | "download"
+    what: str  # "code", "channel train", "model.tar.gz", ...
+    done_bytes: int
+    total_bytes: int
+    skipped_bytes: int
+    current: str
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total_bytes <= 0 else min(1.0, self.done_bytes / self.total_bytes)
+
+
+JobEvent = StatusChanged | LogBatch | ArtifactReady | BackendInfo | TransferProgress
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The job host: jobs followed in a child process, events back in columns, calls over a pipe."""
+"""The job host: jobs followed in a child process, events back in columns, calls over a
+`multiprocessing.connection`, and the frozen bundle starting its own job host."""
 
 from __future__ import annotations
 
@@ -8,21 +9,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from trainer_gui.core.errors import JobNotFound
+from trainer_gui.core.errors import JobNotFound, UserError
 from trainer_gui.core.runners.events import JobStatus, StatusChanged
 from trainer_gui.core.spec import spec_from_dict
 from trainer_gui.core.store import Store
-from trainer_gui.services.job_host import JobHostClient, make_job_service
+from trainer_gui.services import job_host
+from trainer_gui.services.api import Jobs
+from trainer_gui.services.job_host import JobHostClient, job_host_command, make_job_service
 from trainer_gui.services.jobs import JobService
 from trainer_gui.services.live_data import LogData, MetricData
-from trainer_gui.services import job_host
 
+WaitUntil = Callable[..., None]  # the wait_until fixture
+CONSOLE_SCRIPT = Path(sys.executable).parent / "trainer-gui"
 SCRIPT = """
 import sys, time
 for i in range(int(sys.argv[1])):
@@ -33,15 +38,20 @@ print("oops", file=sys.stderr, flush=True)
 
 
 @pytest.fixture
-def client(trainer_home: Path) -> Iterator[JobHostClient]:
-    store = Store()
+def store(app_home: Path) -> Iterator[Store]:
+    db = Store()
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[JobHostClient]:
     host = JobHostClient(store)
     yield host
     for record in store.list_jobs(active_only=True):
         with contextlib.suppress(Exception):  # best effort: a failed test's job
             host.stop(record.id, wait=15)
     host.shutdown()
-    store.close()
 
 
 def spec_for(tmp_path: Path, lines: int, pause: float = 0.0) -> Any:
@@ -52,7 +62,7 @@ def spec_for(tmp_path: Path, lines: int, pause: float = 0.0) -> Any:
 
 
 def test_a_job_runs_in_the_child_and_its_output_arrives_in_columns(
-    client: JobHostClient, tmp_path: Path
+    client: JobHostClient, tmp_path: Path, wait_until: WaitUntil
 ) -> None:
     events: list[Any] = []
     threads: set[str] = set()
@@ -67,11 +77,12 @@ def test_a_job_runs_in_the_child_and_its_output_arrives_in_columns(
     handle = client.submit(spec_for(tmp_path, 50))
 
     assert handle.wait(60) == JobStatus.COMPLETED
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not any(
-        isinstance(e, StatusChanged) and e.status == JobStatus.COMPLETED for e in events
-    ):
-        time.sleep(0.05)
+    wait_until(
+        lambda: any(
+            isinstance(e, StatusChanged) and e.status == JobStatus.COMPLETED for e in events
+        ),
+        timeout=5,
+    )
     statuses = [e.status for e in events if isinstance(e, StatusChanged)]
     assert statuses[-1] == JobStatus.COMPLETED
     texts = [row[2] for e in events if isinstance(e, LogData) for row in e.chunk.rows]
@@ -92,11 +103,11 @@ def test_a_job_runs_in_the_child_and_its_output_arrives_in_columns(
     assert len(client.store.metric_samples(handle.job_id)) == 50
 
 
-def test_stop_and_errors_go_through_the_child(client: JobHostClient, tmp_path: Path) -> None:
+def test_stop_and_errors_go_through_the_child(
+    client: JobHostClient, tmp_path: Path, wait_until: WaitUntil
+) -> None:
     handle = client.submit(spec_for(tmp_path, 10_000, pause=0.05))
-    deadline = time.monotonic() + 30
-    while client.get(handle.job_id).status != "Training" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: client.get(handle.job_id).status == "Training", timeout=30)
 
     client.stop(handle.job_id, wait=30)
 
@@ -106,58 +117,109 @@ def test_stop_and_errors_go_through_the_child(client: JobHostClient, tmp_path: P
 
 
 def test_a_child_that_died_is_replaced_and_the_job_picked_up_again(
-    client: JobHostClient, tmp_path: Path
+    client: JobHostClient, tmp_path: Path, wait_until: WaitUntil
 ) -> None:
     handle = client.submit(spec_for(tmp_path, 60, pause=0.05))
     first = client.ping()
-    deadline = time.monotonic() + 30
-    while client.get(handle.job_id).status != "Training" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: client.get(handle.job_id).status == "Training", timeout=30)
 
     os.kill(first, signal.SIGKILL)
 
-    deadline = time.monotonic() + 10
-    while client._proc is not None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: client.pid is None, timeout=10)
     second = client.ping()  # a new child
     assert second != first
     assert client.recover() == [handle.job_id]  # the job ran on; the new child follows it
     assert handle.wait(60) == JobStatus.COMPLETED
 
 
-def test_closing_lets_go_of_the_jobs_which_keep_running(trainer_home: Path, tmp_path: Path) -> None:
-    store = Store()
+def test_closing_lets_go_of_the_jobs_which_keep_running(store: Store, tmp_path: Path) -> None:
     client = JobHostClient(store)
     handle = client.submit(spec_for(tmp_path, 40, pause=0.05))
     child = client.ping()
 
     client.shutdown()
 
-    with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)
+    assert not psutil.pid_exists(child)
     assert store.get_job(handle.job_id).status in ("Starting", "Training")  # type: ignore[union-attr]
     # Another process takes it over and records the end.
     service = JobService(store)
     assert service.recover() == [handle.job_id]
     assert service.wait(handle.job_id, timeout=60).status == "Completed"
     service.shutdown()
-    store.close()
+
+
+def test_both_services_are_the_jobs_interface_by_composition(client: JobHostClient) -> None:
+    service = JobService(client.store)
+    assert isinstance(client, Jobs) and isinstance(service, Jobs)
+    assert not isinstance(client, JobService)
 
 
 def test_the_app_uses_the_job_host_unless_told_not_to(
-    trainer_home: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store()
     monkeypatch.setenv("TRAINER_GUI_JOB_HOST", "0")
     assert type(make_job_service(store)) is JobService
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.delenv("TRAINER_GUI_JOB_HOST")
-    assert type(make_job_service(store)) is JobService
-    monkeypatch.setattr(sys, "frozen", False)
-    service = make_job_service(store)
-    assert isinstance(service, JobHostClient)
-    service.shutdown()
-    store.close()
+    for frozen in (False, True):  # an installed bundle too (issue 11, defect 3)
+        monkeypatch.setattr(sys, "frozen", frozen, raising=False)
+        service = make_job_service(store)
+        assert isinstance(service, JobHostClient)
+        service.shutdown()
+
+
+def test_a_frozen_bundle_starts_its_job_host_with_its_own_executable(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bundle has no `python -m`: it runs itself with the hidden `_job-host` command.
+
+    The console script stands in for the bundle's executable (same `cli.main:main`)."""
+    assert job_host_command() == [sys.executable, "-m", "trainer_gui.services.job_host"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(CONSOLE_SCRIPT))
+    assert job_host_command() == [str(CONSOLE_SCRIPT), "_job-host"]
+
+    client = make_job_service(store)
+
+    assert isinstance(client, JobHostClient)
+    try:
+        pid = client.ping()
+        assert pid != os.getpid() and client.pid == pid
+        cmdline = psutil.Process(pid).cmdline()
+        assert cmdline[-1] == "_job-host" and "trainer-gui" in " ".join(cmdline)
+        key = client._child.key.hex() if client._child else "?"
+        assert all(key not in arg for arg in cmdline)  # the key goes on stdin, not argv
+    finally:
+        client.shutdown()
+
+
+def test_the_hidden_job_host_command_is_not_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from trainer_gui.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "_job-host" not in capsys.readouterr().out
+
+
+def test_stray_prints_in_the_child_do_not_disturb_the_connection(store: Store) -> None:
+    noisy = (
+        "import sys; print('noise before'); from trainer_gui.services.job_host import child_main;"
+        " print('noise after', flush=True); sys.exit(child_main())"
+    )
+    client = JobHostClient(store, command=[sys.executable, "-c", noisy])
+    try:
+        assert client.ping() != os.getpid()
+        assert client.recover() == []
+    finally:
+        client.shutdown()
+
+
+def test_a_child_that_never_connects_fails_the_call_at_once(store: Store) -> None:
+    client = JobHostClient(store, command=[sys.executable, "-c", "raise SystemExit(3)"])
+    started = time.monotonic()
+    with pytest.raises(UserError, match="job host"):
+        client.ping()
+    assert time.monotonic() - started < 20  # not the full CONNECT_TIMEOUT
+    client.shutdown()
 
 
 def test_an_exception_that_does_not_pickle_comes_back_as_its_message() -> None:
