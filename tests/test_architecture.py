@@ -12,6 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "trainer_gui"
 FORBIDDEN_IN_CORE = ("PySide6", "shiboken6", "pyqtgraph", "trainer_gui.ui", "trainer_gui.cli")
+FORBIDDEN_IN_SERVICES = FORBIDDEN_IN_CORE
 LAZY_ONLY = ("boto3", "botocore", "docker", "pyqtgraph", "torch")
 
 
@@ -27,13 +28,35 @@ def _imports(path: Path, top_level_only: bool) -> list[str]:
     return names
 
 
-def test_core_never_imports_qt_the_ui_or_the_cli() -> None:
+def _offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
     offenders = []
-    for path in (SRC / "core").rglob("*.py"):
+    for path in (SRC / package).rglob("*.py"):
         for name in _imports(path, top_level_only=False):
-            if name.startswith(FORBIDDEN_IN_CORE):
+            if name.startswith(forbidden):
                 offenders.append(f"{path.relative_to(SRC)}: {name}")
-    assert offenders == []
+    return offenders
+
+
+def test_core_never_imports_qt_the_ui_or_the_cli() -> None:
+    assert _offenders("core", FORBIDDEN_IN_CORE) == []
+
+
+def test_services_never_import_qt_the_ui_or_the_cli() -> None:
+    """The application layer runs in the job host process, which has no Qt."""
+    assert _offenders("services", FORBIDDEN_IN_SERVICES) == []
+
+
+def test_services_import_no_qt_when_loaded_in_a_fresh_interpreter() -> None:
+    """What the job host imports (indirect imports too) pulls in no Qt."""
+    code = (
+        "import sys, trainer_gui.services.job_host, trainer_gui.services.api;"
+        " print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken6',"
+        " 'pyqtgraph', 'trainer_gui.ui', 'trainer_gui.cli'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_heavy_libraries_are_imported_lazily() -> None:

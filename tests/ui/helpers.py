@@ -5,7 +5,7 @@ Import with `from helpers import ...` (pytest puts this folder on sys.path).
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +19,13 @@ from PySide6.QtWidgets import QApplication, QWidget
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord, Store
+from trainer_gui.services.api import Jobs
+from trainer_gui.services.job_host import JobHostClient
 from trainer_gui.services.jobs import JobService
 from trainer_gui.ui.status import ProbeResult
 from trainer_gui.ui.tasks import store_writes
 
+log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "src" / "trainer_gui" / "resources" / "examples" / "quickstart"
 
@@ -118,18 +121,17 @@ def add_job(
 
 
 class WindowFactory:
-    """Builds MainWindows on one store and service and tears them down in order."""
+    """Builds MainWindows on one store and service and tears them down in order.
 
-    def __init__(self, qtbot: Any, hosted: bool = False) -> None:
+    The service is the job host's client by default, as the app runs (jobs followed in a child
+    process). `in_process=True` follows them in the test's own process instead: only for a test
+    that must reach into the following side (fake runners, the ingest's threads).
+    """
+
+    def __init__(self, qtbot: Any, in_process: bool = False) -> None:
         self.qtbot = qtbot
         self.store = Store()
-        self.service: JobService
-        if hosted:  # as the app runs: jobs followed by the job host process
-            from trainer_gui.services.job_host import JobHostClient
-
-            self.service = JobHostClient(self.store)
-        else:
-            self.service = JobService(self.store)
+        self.service: Jobs = JobService(self.store) if in_process else JobHostClient(self.store)
         self.windows: list[Any] = []
 
     def __call__(self, **kwargs: Any) -> Any:
@@ -153,16 +155,18 @@ class WindowFactory:
             if not window._closing:
                 window.close()
         for record in self.store.list_jobs(active_only=True):
-            with contextlib.suppress(Exception):  # best effort: a failed test's job
+            try:
                 self.service.stop(record.id, wait=15)
+            except Exception as exc:  # best effort: a failed test's job
+                log.warning("could not stop %s after the test: %s", record.id, exc)
         store_writes().waitForDone(10_000)
         QThreadPool.globalInstance().waitForDone(10_000)
         self.service.shutdown()
         self.store.close()
 
 
-def window_factory(qtbot: Any, hosted: bool = False) -> Iterator[WindowFactory]:
+def window_factory(qtbot: Any, in_process: bool = False) -> Iterator[WindowFactory]:
     """Body of a `make_window` fixture: `yield from window_factory(qtbot)`."""
-    factory = WindowFactory(qtbot, hosted)
+    factory = WindowFactory(qtbot, in_process)
     yield factory
     factory.close()

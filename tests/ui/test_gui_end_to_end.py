@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def make_window(qtbot: Any) -> Iterator[WindowFactory]:
-    yield from window_factory(qtbot, hosted=True)  # the job followed as the app does it
+    yield from window_factory(qtbot)  # the job host follows the job, as the app does it
 
 
 def curve_points(panel: Any, job_id: str, metric: str) -> int:
