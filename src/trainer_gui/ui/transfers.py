@@ -14,7 +14,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from trainer_gui.core.runners.sagemaker import TransferProgress
+from trainer_gui.core.runners.events import TransferProgress
 
 HIDE_AFTER_MS = 4000
 _SCALE = 1000
