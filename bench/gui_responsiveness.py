@@ -47,7 +47,7 @@ from trainer_gui.services.live_data import LogChunk, LogData, MetricChunk, Metri
 from trainer_gui.ui.app import tune_for_responsiveness
 from trainer_gui.ui.bridge import JobEventBridge
 from trainer_gui.ui.log_view import LogView
-from trainer_gui.ui.metrics_plot import MetricsPanel
+from trainer_gui.ui.plots import MetricsPanel
 
 STALL_TARGET_MS = 50.0
 REDRAW_TARGET_MS = 16.0

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
-import math
 import subprocess
 import sys
 import time
@@ -10,21 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QAction, QImage
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 from pytestqt.qtbot import QtBot
 
+from trainer_gui.core.metrics.series import CSV_HEADER
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.services.live_data import MetricChunk
-from trainer_gui.ui import metrics_plot
-from trainer_gui.ui.metrics_plot import (
-    CSV_HEADER,
-    EmaState,
-    MetricsPanel,
-    PeakPyramid,
-    Series,
-    ema_extend,
-    ema_smooth,
-)
+from trainer_gui.ui.plots import MetricsPanel
+from trainer_gui.ui.plots.curve import SeriesCurve
 
 JOB = "job-1"
 
@@ -71,7 +64,7 @@ def test_one_plot_per_metric_and_one_curve_per_host(panel: MetricsPanel) -> None
     panel.redraw()
     assert panel.curve(JOB, "algo-1", "loss") is curve
     items = panel.plot("loss").item.vb.addedItems
-    assert sum(isinstance(i, metrics_plot.SeriesCurve) for i in items) == 4  # shown + faint raw
+    assert sum(isinstance(i, SeriesCurve) for i in items) == 4  # shown + faint raw
     assert [c.name() for c in panel.plot("loss").curves.values()] == ["algo-1", "algo-2"]
     assert panel.plot("loss").item.legend is not None  # two hosts to tell apart
 
@@ -118,13 +111,6 @@ def test_a_dense_series_is_drawn_as_pixel_columns_of_its_min_and_max(
     assert not image.isNull()
 
 
-def test_snap_bounds_moves_auto_range_in_round_steps() -> None:
-    assert metrics_plot.snap_bounds(0.0, 990_000.0) == (0.0, 1_000_000.0)
-    assert metrics_plot.snap_bounds(0.0, 960_000.0) == (0.0, 1_000_000.0)  # the same range
-    assert metrics_plot.snap_bounds(-0.37, 1.42) == (-0.4, 1.5)
-    assert metrics_plot.snap_bounds(2.0, 2.0) == (2.0, 2.0)
-
-
 def test_samples_of_jobs_not_shown_are_ignored(panel: MetricsPanel) -> None:
     panel.add_samples("other", samples(10))
     assert panel.metric_names == []
@@ -166,80 +152,6 @@ def test_zooming_into_a_big_series_draws_its_raw_points(panel: MetricsPanel, qtb
     x, _ = panel.curve(JOB, "algo-1", "loss").drawn_points()
     assert x.min() == 0
     assert x.max() >= 195_000
-
-
-def test_peak_pyramid_matches_brute_force_min_max_incrementally(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(metrics_plot, "LEVEL_MIN_BINS", 16)  # a second level at 65,536 points
-    rng = np.random.default_rng(3)
-    y = rng.normal(size=300_000)
-    y[1000:1010] = np.nan
-    np.arange(len(y), dtype=np.float64)
-    pyramid = PeakPyramid()
-    for end in (10, 5000, 100_000, 262_144, 300_000):
-        pyramid.update(y, end)
-    assert pyramid.bins == [64, 4096]
-    assert pyramid.count == [300_000 // 64, 300_000 // 4096]
-    n = len(y)
-    bins = n // 64
-    level0 = y[: bins * 64].reshape(-1, 64)
-    np.testing.assert_array_equal(pyramid.lo[0][:bins], np.nanmin(level0, axis=1))
-    np.testing.assert_array_equal(pyramid.hi[0][:bins], np.nanmax(level0, axis=1))
-    level1 = y[: (n // 4096) * 4096].reshape(-1, 4096)
-    np.testing.assert_array_equal(pyramid.hi[1][: n // 4096], np.nanmax(level1, axis=1))
-    # Columns: narrow ones from the raw points, wide ones from a level, edges on its bins.
-    narrow = np.arange(0, 5000, 100)
-    starts, lo, hi = pyramid.column_minmax(y, n, narrow, 5000)
-    np.testing.assert_array_equal(starts, narrow)
-    np.testing.assert_array_equal(lo, [np.nanmin(y[s : s + 100]) for s in narrow])
-    wide = np.linspace(0, n, 21)[:-1].astype(np.intp)  # 15,000 points a column: level 0
-    starts, lo, hi = pyramid.column_minmax(y, n, wide, n)
-    assert np.all(starts % 64 == 0)
-    assert np.all(np.abs(starts - wide) <= 32)
-    bounds = [*starts.tolist(), n]
-    np.testing.assert_array_equal(hi, [np.nanmax(y[a:b]) for a, b in itertools.pairwise(bounds)])
-    assert lo.min() == np.nanmin(y) and hi.max() == np.nanmax(y)
-    huge = np.array([0, 150_000])  # 37 bins of 4096 a column: level 1, tail from raw points
-    starts, lo, hi = pyramid.column_minmax(y, n, huge, n)
-    np.testing.assert_array_equal(hi, [np.nanmax(y[:147_456]), np.nanmax(y[147_456:])])
-
-
-def test_missing_steps_use_the_index_within_the_series() -> None:
-    s = Series(JOB, "algo-1", "loss")
-    s.extend(np.array([np.nan, np.nan]), np.array([1.0, 2.0]), np.array([3.0, 4.0]))
-    s.extend(np.array([10.0, np.nan]), np.array([3.0, 4.0]), np.array([5.0, 6.0]))
-    np.testing.assert_array_equal(s.x_step[: s.n], [0, 1, 10, 3])
-    assert not s.x_sorted
-
-
-def test_ema_matches_a_hand_computed_example() -> None:
-    # w = 0.5, values 1, 2, 3:
-    #   last = 0.5           debias 1 - 0.5    = 0.5   -> 1.0
-    #   last = 1.25          debias 1 - 0.25   = 0.75  -> 1.666...
-    #   last = 2.125         debias 1 - 0.125  = 0.875 -> 2.428571...
-    np.testing.assert_allclose(ema_smooth([1.0, 2.0, 3.0], 0.5), [1.0, 5 / 3, 17 / 7])
-    np.testing.assert_array_equal(ema_smooth([1.0, 2.0, 3.0], 0.0), [1.0, 2.0, 3.0])  # off
-    np.testing.assert_array_equal(ema_smooth([2.0, 2.0, 2.0], 0.9), [2.0, 2.0, 2.0])  # constant
-
-
-def test_ema_matches_tensorboards_loop_across_blocks_and_increments() -> None:
-    rng = np.random.default_rng(7)
-    values = rng.normal(size=5000).cumsum()
-    for w in (0.6, 0.9, 0.99, 0.999):
-        expected = tensorboard_ema(values.tolist(), w)
-        np.testing.assert_allclose(ema_smooth(values, w), expected, rtol=1e-9, atol=1e-9)
-        state = EmaState()
-        pieces = [ema_extend(values[a:b], w, state) for a, b in ((0, 7), (7, 3000), (3000, 5000))]
-        np.testing.assert_allclose(np.concatenate(pieces), expected, rtol=1e-9, atol=1e-9)
-
-
-def test_ema_passes_non_finite_values_through() -> None:
-    out = ema_smooth([1.0, math.nan, 3.0], 0.5)
-    assert math.isnan(out[1])
-    np.testing.assert_allclose(out[[0, 2]], tensorboard_ema([1.0, 3.0], 0.5))
-    with pytest.raises(ValueError):
-        ema_smooth([1.0, 2.0], 1.0)
 
 
 def test_smoothing_shows_the_ema_with_the_raw_series_faint_behind(panel: MetricsPanel) -> None:
@@ -359,14 +271,36 @@ def test_x_axis_modes_step_wall_and_relative(panel: MetricsPanel) -> None:
     assert type(panel.plot_widget("loss").getPlotItem().getAxis("bottom")).__name__ == "AxisItem"
 
 
-def test_hover_reads_out_the_nearest_point(panel: MetricsPanel) -> None:
-    panel.add_samples(JOB, samples(10) + samples(10, host="algo-2"))
+def hover_text(panel: MetricsPanel, metric: str) -> str:
+    """What the read-out label on `metric`'s plot says ("" while it is hidden)."""
+    label = panel.plot(metric).label
+    return label.textItem.toPlainText() if label.isVisible() else ""
+
+
+def move_mouse_to(qtbot: QtBot, panel: MetricsPanel, metric: str, x: float, y: float) -> None:
+    """A real mouse move over `metric`'s plot, to the pixel of view point (x, y)."""
+    view = panel.plot_widget(metric)
+    scene = panel.plot(metric).item.vb.mapViewToScene(QPointF(x, y))
+    qtbot.mouseMove(view.viewport(), view.mapFromScene(scene))
+
+
+def test_hover_reads_out_the_point_nearest_the_mouse(panel: MetricsPanel, qtbot: QtBot) -> None:
+    above = [MetricSample("loss", 5.0 + 1.0 / (i + 1), "algo-2", 1000.0 + i, i) for i in range(10)]
+    panel.add_samples(JOB, samples(10) + above)  # algo-2 well above algo-1
     panel.redraw()
-    text = panel.hover_at("loss", 3.1, 0.25)
-    assert text.startswith("algo-1")
+    qtbot.waitUntil(lambda: panel.plot("loss").item.vb.width() > 100)
+    panel.redraw()  # the curves, for the plot's real size
+    move_mouse_to(qtbot, panel, "loss", 3.1, 0.25)
+    qtbot.waitUntil(lambda: hover_text(panel, "loss").startswith("algo-1"), timeout=3000)
+    text = hover_text(panel, "loss")
     assert "x = 3" in text
     assert "y = 0.25" in text
-    assert panel.plot("loss").label.isVisible()
+    assert panel.plot("loss").vline.isVisible()
+    move_mouse_to(qtbot, panel, "loss", 6.1, 5.0 + 1 / 7)
+    qtbot.waitUntil(lambda: hover_text(panel, "loss").startswith("algo-2"), timeout=3000)
+    assert "x = 6\ny = 5.14286" in hover_text(panel, "loss")
+    panel.log_y_button.click()  # the crosshair's place means nothing on a new scale
+    assert hover_text(panel, "loss") == ""
 
 
 def test_png_export_per_plot_and_all(panel: MetricsPanel, tmp_path: Path) -> None:
@@ -434,9 +368,9 @@ def test_clear_and_set_jobs_drop_plots(panel: MetricsPanel) -> None:
     assert panel.placeholder.isVisible()
 
 
-def test_importing_the_module_does_not_import_pyqtgraph() -> None:
+def test_importing_the_plots_does_not_import_pyqtgraph() -> None:
     code = (
-        "import sys, trainer_gui.ui.metrics_plot, trainer_gui.ui.log_view, "
+        "import sys, trainer_gui.ui.plots, trainer_gui.ui.log_view, "
         "trainer_gui.ui.bridge; print('pyqtgraph' in sys.modules)"
     )
     out = subprocess.run(
@@ -447,11 +381,100 @@ def test_importing_the_module_does_not_import_pyqtgraph() -> None:
 
 def test_the_export_menu_offers_png_of_all_or_one_plot_and_csv(panel: MetricsPanel) -> None:
     panel.add_samples(JOB, samples(5) + samples(5, "accuracy"))
-    panel._fill_export_menu()
-    texts = [a.text() for a in panel._export_menu.actions() if not a.isSeparator()]
+    menu = panel.export_button.menu()
+    menu.aboutToShow.emit()  # what opening it does
+    texts = [a.text() for a in menu.actions() if not a.isSeparator()]
     assert texts == [
         "PNG of all plots…",
         "PNG of accuracy…",
         "PNG of loss…",
         "CSV of every point…",
     ]
+
+
+def export_action(panel: MetricsPanel, text: str) -> QAction:
+    menu = panel.export_button.menu()
+    menu.aboutToShow.emit()
+    return next(a for a in menu.actions() if a.text() == text)
+
+
+def test_csv_from_the_menu_is_written_in_the_background_and_reported(
+    panel: MetricsPanel, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panel.add_samples(JOB, samples(3) + samples(2, "accuracy"))
+    out = tmp_path / "chosen.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    with qtbot.waitSignal(panel.sig_csv_exported, timeout=10_000) as blocker:
+        export_action(panel, "CSV of every point…").trigger()
+    assert blocker.args == [str(out), ""]
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert len(rows) == 1 + 5
+    assert {r[2] for r in rows[1:]} == {"loss", "accuracy"}
+
+
+def test_a_csv_that_cannot_be_written_is_reported_not_raised(
+    panel: MetricsPanel, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panel.add_samples(JOB, samples(3))
+    out = tmp_path / "no-such-folder" / "x.csv"
+    warnings: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text: warnings.append(text))
+    with qtbot.waitSignal(panel.sig_csv_exported, timeout=10_000) as blocker:
+        export_action(panel, "CSV of every point…").trigger()
+    path, error = blocker.args
+    assert path == str(out) and error
+    assert warnings and warnings[0].startswith(f"Could not export {out}")
+
+
+def test_png_of_one_plot_from_the_menu(
+    panel: MetricsPanel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panel.add_samples(JOB, samples(20) + samples(20, "accuracy"))
+    out = tmp_path / "loss.png"
+    offered: list[str] = []
+
+    def choose(_parent: object, _title: str, default: str, _filter: str) -> tuple[str, str]:
+        offered.append(default)
+        return str(out), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", choose)
+    export_action(panel, "PNG of loss…").trigger()
+    assert offered == [f"{JOB}-loss.png"]
+    assert QImage(str(out)).width() > 100
+
+
+def test_a_failed_store_read_still_shows_live_samples(
+    panel: MetricsPanel, qtbot: QtBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenStore:
+        def metric_samples(self, job_id: str) -> list[object]:
+            raise OSError("disk gone")
+
+    with qtbot.waitSignal(panel.sig_loaded, timeout=10_000):
+        panel.load_from_store(BrokenStore(), JOB)  # type: ignore[arg-type]
+        panel.add_samples(JOB, samples(4))
+    assert panel.series(JOB, "algo-1", "loss").n == 4
+    assert "could not read the stored metrics" in caplog.text
+
+
+def test_a_stale_store_read_is_dropped(
+    panel: MetricsPanel, qtbot: QtBot, trainer_home: Path
+) -> None:
+    from trainer_gui.core.store import Store
+
+    store = Store()
+    store.create_job(JOB, "demo", "local-process", "name: demo\n", str(trainer_home / "run"))
+    store.record_batch(JOB, {}, samples(30))
+    loaded: list[str] = []
+    panel.sig_loaded.connect(loaded.append)
+    panel.load_from_store(store, JOB)
+    panel.set_jobs(["other"])  # the job went away before its read came back
+    panel.set_jobs([JOB])
+    with qtbot.waitSignal(panel.sig_loaded, timeout=10_000):
+        panel.load_from_store(store, JOB)
+    qtbot.waitUntil(lambda: not panel.is_loading())
+    assert loaded == [JOB]  # once: the first read's answer was not applied
+    assert panel.series(JOB, "algo-1", "loss").n == 30
+    store.close()

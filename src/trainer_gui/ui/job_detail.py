@@ -29,7 +29,7 @@ from trainer_gui.services.live_data import LogChunk, MetricChunk
 from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import format_duration
 from trainer_gui.ui.log_view import LogView
-from trainer_gui.ui.metrics_plot import MetricsPanel
+from trainer_gui.ui.plots import MetricsPanel
 from trainer_gui.ui.tasks import run_task
 from trainer_gui.ui.transfers import TransferProgressBar
 

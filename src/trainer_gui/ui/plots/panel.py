@@ -1,0 +1,606 @@
+"""Live metric plots: one plot per metric, one series per host (and per job overlaid).
+
+Samples go into growable numpy buffers (`trainer_gui.core.metrics.series.Series`, every point
+kept), and nothing is drawn when samples arrive: a `QTimer` at `REDRAW_HZ` hands the curves
+whose series changed since the last tick what to draw (`peak_downsample`: the points, or per
+pixel column their min and max), so a million-point series redraws in a few milliseconds.
+
+Views are kept: a plot follows its data (auto-range) only until the user pans or zooms it, and
+"Reset view" hands it back to auto-range.
+
+pyqtgraph is imported when the first panel is built, not when this module is imported, so the
+main window can import this module and still open fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer_gui.core.metrics.series import (
+    X_RELATIVE,
+    X_STEP,
+    X_WALL,
+    Series,
+    SeriesKey,
+    write_csv,
+)
+from trainer_gui.services.live_data import MetricChunk, as_metric_chunk, overlap
+from trainer_gui.ui.plots.curve import SeriesCurve
+from trainer_gui.ui.plots.export import ExportMenu
+from trainer_gui.ui.plots.widget import MetricPlot, load_pyqtgraph
+from trainer_gui.ui.tasks import run_task
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from trainer_gui.core.metrics.types import MetricSample
+    from trainer_gui.core.store import Store
+
+    FloatArray = NDArray[np.float64]
+    StoreColumns = dict[tuple[str, str], tuple[FloatArray, FloatArray, FloatArray]]
+
+log = logging.getLogger(__name__)
+
+REDRAW_HZ = 10.0
+MAX_SMOOTHING = 0.999
+SLIDER_STEPS = 1000
+COLUMNS = 2
+X_MODES = {X_STEP: "Step", X_WALL: "Wall time", X_RELATIVE: "Relative time (s)"}
+# Tableau 10: distinct on light and dark backgrounds.
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
+
+
+class MetricsPanel(QWidget):
+    """Every metric of one job (or several jobs overlaid), plotted live.
+
+    Typical wiring::
+
+        panel.set_jobs([job_id])
+        panel.load_from_store(store, job_id)            # history, read on a worker thread
+        bridge.sig_metrics.connect(panel.add_samples)   # live samples
+
+    Samples of jobs not in `set_jobs` are ignored.
+    """
+
+    sig_loaded = Signal(str)
+    """(job_id): stored samples of the job are loaded and shown."""
+
+    sig_csv_exported = Signal(str, str)
+    """(path, error message or "") after a CSV export started from the button."""
+
+    def __init__(self, parent: QWidget | None = None, redraw_hz: float = REDRAW_HZ):
+        super().__init__(parent)
+        self.pg = load_pyqtgraph()
+        self._jobs: list[str] = []
+        self._labels: dict[str, str] = {}
+        self._series: dict[SeriesKey, Series] = {}
+        self._plots: dict[str, MetricPlot] = {}
+        self._colors: dict[tuple[str, str], str] = {}
+        self._t0: dict[str, float] = {}
+        self._dirty: set[SeriesKey] = set()
+        self._smoothing = 0.0
+        self._x_mode = X_STEP
+        self._log_x = False
+        self._log_y = False
+        self._load_generation: dict[str, int] = {}
+        self._loading: set[str] = set()
+        self._pending: dict[str, list[MetricChunk]] = {}
+        self._generation = 0
+        self._spare: MetricPlot | None = None
+        self._closing = False
+
+        # Controls.
+        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.smoothing_slider.setMinimumWidth(90)
+        self.smoothing_slider.setRange(0, int(MAX_SMOOTHING * SLIDER_STEPS))
+        self.smoothing_slider.setToolTip(
+            "Exponential moving average, as in TensorBoard (0 = off); the raw series stays "
+            "faint behind the smoothed one"
+        )
+        self.smoothing_slider.valueChanged.connect(self._on_slider)
+        self.smoothing_label = QLabel("0.000", self)
+        self.x_combo = QComboBox(self)
+        for mode, text in X_MODES.items():
+            self.x_combo.addItem(text, mode)
+        self.x_combo.currentIndexChanged.connect(self._on_x_combo)
+        self.log_x_button = self._check_button("Log X", "Logarithmic x axis", self.set_log_x)
+        self.log_y_button = self._check_button("Log Y", "Logarithmic y axis", self.set_log_y)
+        reset = QToolButton(self)
+        reset.setText("Reset view")
+        reset.setToolTip("Fit every plot to its data and follow new points again")
+        reset.clicked.connect(self.reset_view)
+        # One "Export" menu (PNG of all plots or of one, CSV of every point): the bar shares
+        # the width of a 1366-pixel window with the log's controls.
+        self.export_button = QToolButton(self)
+        self.export_button.setText("Export")
+        self.export_button.setToolTip("Save the plots as PNG, or every point as CSV")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_menu = ExportMenu(self, self.export_button)
+        self.export_menu.sig_csv_exported.connect(self.sig_csv_exported)
+        self.export_button.setMenu(self.export_menu)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(QLabel("Smoothing", self))
+        bar.addWidget(self.smoothing_slider, 1)
+        bar.addWidget(self.smoothing_label)
+        bar.addWidget(QLabel("X axis", self))
+        bar.addWidget(self.x_combo)
+        bar.addWidget(self.log_x_button)
+        bar.addWidget(self.log_y_button)
+        bar.addWidget(reset)
+        bar.addWidget(self.export_button)
+
+        self._grid_host = QWidget(self)
+        self._grid = QGridLayout(self._grid_host)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self.placeholder = QLabel("No metrics yet", self._grid_host)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._grid.addWidget(self.placeholder, 0, 0)
+        self.scroll_area = QScrollArea(self)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setWidget(self._grid_host)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.scroll_area, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(max(1, round(1000.0 / redraw_hz)))
+        self._timer.timeout.connect(self.redraw)
+        self._timer.start()
+        QTimer.singleShot(0, self, self._prepare_spare)
+
+    def _check_button(self, text: str, tip: str, slot: Any) -> QToolButton:
+        button = QToolButton(self)
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setCheckable(True)
+        button.toggled.connect(slot)
+        return button
+
+    # -- jobs and data ----------------------------------------------------------------------
+
+    @property
+    def jobs(self) -> list[str]:
+        """The jobs shown; the first is the primary one."""
+        return list(self._jobs)
+
+    def set_jobs(self, job_ids: list[str], labels: dict[str, str] | None = None) -> None:
+        """Show these jobs (the first is primary); data of jobs no longer listed is dropped."""
+        keep = list(dict.fromkeys(job_ids))
+        self._labels = {j: (labels or {}).get(j, self._labels.get(j, j)) for j in keep}
+        for key in [k for k in self._series if k[0] not in keep]:
+            self._drop_series(key)
+        for job in [j for j in self._t0 if j not in keep]:
+            del self._t0[job]
+        for job in [j for j in self._loading if j not in keep]:
+            self._loading.discard(job)
+            self._pending.pop(job, None)
+        self._colors = {k: c for k, c in self._colors.items() if k[0] in keep}
+        self._jobs = keep
+        for key in self._series:
+            if key[2] in self._plots:
+                self._plots[key[2]].rename_curve(key, self._series_name(key))
+        self._remove_empty_plots()
+        if self._spare is None:
+            QTimer.singleShot(0, self, self._prepare_spare)
+
+    def clear(self) -> None:
+        """Drop every series and plot (the job list stays)."""
+        for key in list(self._series):
+            self._drop_series(key)
+        self._t0.clear()
+        self._colors.clear()
+        self._loading.clear()
+        self._pending.clear()
+        self._remove_empty_plots()
+
+    def add_samples(self, job_id: str, samples: MetricChunk | Sequence[MetricSample]) -> None:
+        """Append live samples; drawn at the next redraw tick. Other jobs' samples are ignored."""
+        if job_id not in self._jobs or not len(samples):
+            return
+        chunk = as_metric_chunk(samples)
+        if job_id in self._loading:
+            self._pending.setdefault(job_id, []).append(chunk)
+            return
+        for (host, metric), cols in chunk.columns.items():
+            self._extend(job_id, host, metric, *cols)
+
+    def load_from_store(self, store: Store, job_id: str) -> None:
+        """Replace the job's series with its stored samples, read on a worker thread.
+
+        Live samples that arrive meanwhile are held and appended after the stored ones, minus
+        any the read already returned.
+        """
+        if job_id not in self._jobs:
+            self.set_jobs([*self._jobs, job_id])
+        for key in [k for k in self._series if k[0] == job_id]:
+            self._drop_series(key)
+        self._remove_empty_plots()
+        self._t0.pop(job_id, None)
+        self._generation += 1
+        self._load_generation[job_id] = self._generation
+        self._loading.add(job_id)
+        self._pending[job_id] = []
+        generation = self._generation
+
+        def read() -> tuple[int, str, StoreColumns]:  # worker thread
+            try:
+                rows = store.metric_samples(job_id)
+                columns = as_metric_chunk([s for _, s in rows]).columns
+            except Exception:
+                log.warning("could not read the stored metrics of %s", job_id, exc_info=True)
+                columns = {}  # a failed read shows live samples only
+            return generation, job_id, columns
+
+        run_task(read, self._on_loaded)
+
+    def is_loading(self, job_id: str | None = None) -> bool:
+        return bool(self._loading) if job_id is None else job_id in self._loading
+
+    @Slot(object)
+    def _on_loaded(self, result: tuple[int, str, StoreColumns]) -> None:
+        generation, job_id, columns = result
+        if self._load_generation.get(job_id) != generation or job_id not in self._loading:
+            return
+        self._loading.discard(job_id)
+        for (host, metric), cols in sorted(columns.items()):
+            self._extend(job_id, host, metric, *cols)
+        # Live samples that came in meanwhile, minus those the read already returned: per
+        # series, the longest head of the live ones that repeats the tail of the stored ones.
+        pending = MetricChunk.merge(self._pending.pop(job_id, []))
+        for (host, metric), cols in pending.columns.items():
+            series = self._series.get((job_id, host, metric))
+            if series is not None:
+                n = series.n
+                stored = (series.step[:n], series.wall[:n], series.value[:n])
+                skip = overlap(stored, cols)
+                cols = (cols[0][skip:], cols[1][skip:], cols[2][skip:])
+            if len(cols[2]):
+                self._extend(job_id, host, metric, *cols)
+        self.sig_loaded.emit(job_id)
+
+    def _extend(
+        self,
+        job_id: str,
+        host: str,
+        metric: str,
+        steps: FloatArray,
+        walls: FloatArray,
+        values: FloatArray,
+    ) -> None:
+        key = (job_id, host, metric)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = Series(job_id, host, metric)
+            self._color(job_id, host)
+            plot = self._plots.get(metric)
+            if plot is not None:
+                plot.ensure_curve(key, self._series_name(key), self._color(job_id, host))
+        series.extend(steps, walls, values)
+        if len(walls):
+            low = float(np.nanmin(walls)) if np.isfinite(walls).any() else math.nan
+            old = self._t0.get(job_id)
+            if math.isfinite(low) and (old is None or low < old):
+                self._t0[job_id] = low
+                if old is not None and self._x_mode == X_RELATIVE:
+                    self._dirty.update(k for k in self._series if k[0] == job_id)
+        self._dirty.add(key)
+
+    def _drop_series(self, key: SeriesKey) -> None:
+        self._series.pop(key, None)
+        self._dirty.discard(key)
+        plot = self._plots.get(key[2])
+        if plot is not None:
+            plot.remove_curve(key)
+
+    def _series_name(self, key: SeriesKey) -> str:
+        job_id, host, _ = key
+        if len(self._jobs) > 1:
+            return f"{self._labels.get(job_id, job_id)} · {host}"
+        return host
+
+    def _color(self, job_id: str, host: str) -> str:
+        color = self._colors.get((job_id, host))
+        if color is None:
+            color = PALETTE[len(self._colors) % len(PALETTE)]
+            self._colors[(job_id, host)] = color
+        return color
+
+    # -- plots ------------------------------------------------------------------------------
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric with data (its plot may still be waiting for a redraw tick)."""
+        return sorted({k[2] for k in self._series})
+
+    def plot(self, metric: str) -> MetricPlot:
+        """The plot of `metric`, built now if the redraw tick has not got to it yet."""
+        if metric not in self._plots and any(k[2] == metric for k in self._series):
+            self._add_plot(metric)
+        return self._plots[metric]
+
+    def plot_widget(self, metric: str) -> Any:
+        """The pyqtgraph PlotWidget of `metric`."""
+        return self.plot(metric).widget
+
+    def curve(self, job_id: str, host: str, metric: str) -> SeriesCurve:
+        """The shown curve (smoothed when smoothing is on) of one series."""
+        return self.plot(metric).curves[(job_id, host, metric)]
+
+    def raw_curve(self, job_id: str, host: str, metric: str) -> SeriesCurve:
+        """The faint raw curve behind a smoothed one (hidden while smoothing is off)."""
+        return self.plot(metric).raw_curves[(job_id, host, metric)]
+
+    def series(self, job_id: str, host: str, metric: str) -> Series:
+        return self._series[(job_id, host, metric)]
+
+    def all_series(self) -> list[Series]:
+        """Every series: jobs in `jobs` order, then host and metric."""
+        order = {job: i for i, job in enumerate(self._jobs)}
+        return [
+            self._series[k]
+            for k in sorted(self._series, key=lambda k: (order.get(k[0], len(order)), k[1], k[2]))
+        ]
+
+    def _new_plot(self) -> MetricPlot:
+        plot = MetricPlot(self.pg, self._grid_host, self)
+        plot.sig_view_changed.connect(self._on_view_changed)
+        plot.sig_log_changed.connect(self._on_log_changed)
+        return plot
+
+    def _add_plot(self, metric: str) -> MetricPlot:
+        """The plot of `metric` with a curve per series: the spare one if ready (see
+        `_prepare_spare`), else built now."""
+        plot, self._spare = self._spare or self._new_plot(), None
+        plot.set_title(metric)
+        plot.item.setLogMode(x=self._log_x, y=self._log_y)
+        plot.set_x_axis(X_MODES[self._x_mode], date=self._x_mode == X_WALL)
+        self._plots[metric] = plot
+        plot.widget.show()
+        for key in self._series:
+            if key[2] == metric:
+                plot.ensure_curve(key, self._series_name(key), self._color(key[0], key[1]))
+                self._dirty.add(key)
+        self._relayout()
+        return plot
+
+    def _ensure_plots(self, budget: int | None = None) -> None:
+        """Build the plots of metrics that have series but no plot yet, at most `budget`.
+
+        Building one costs ~30 ms (pyqtgraph's PlotItem and its menus), so the redraw tick
+        builds one at a time: five new metrics show within half a second, and the GUI
+        thread never stalls for all five at once.
+        """
+        wanted = sorted({k[2] for k in self._series}.difference(self._plots))
+        for metric in wanted[:budget]:
+            self._add_plot(metric)
+
+    @Slot()
+    def _prepare_spare(self) -> None:
+        """Build a plot before any metric needs it, so a job's first metric shows at once."""
+        if self._spare is None and not self._closing:
+            self._spare = self._new_plot()
+
+    def _remove_empty_plots(self) -> None:
+        used = {k[2] for k in self._series}
+        removed = False
+        for metric in [m for m in self._plots if m not in used]:
+            plot = self._plots.pop(metric)
+            self._grid.removeWidget(plot.widget)
+            plot.widget.setParent(None)
+            plot.widget.deleteLater()
+            plot.deleteLater()
+            removed = True
+        if removed:
+            self._relayout()
+
+    def _relayout(self) -> None:
+        for plot in self._plots.values():
+            self._grid.removeWidget(plot.widget)
+        self._grid.removeWidget(self.placeholder)
+        if not self._plots:
+            self._grid.addWidget(self.placeholder, 0, 0)
+            self.placeholder.show()
+            return
+        self.placeholder.hide()
+        for i, metric in enumerate(sorted(self._plots)):
+            self._grid.addWidget(self._plots[metric].widget, i // COLUMNS, i % COLUMNS)
+        for column in range(COLUMNS):  # equal widths, whatever each plot's size hint
+            self._grid.setColumnStretch(column, 1)
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    @Slot()
+    def redraw(self) -> None:
+        """Push changed series to their curves; the timer calls this at `REDRAW_HZ`."""
+        if len(self._plots) < len({k[2] for k in self._series}):
+            self._ensure_plots(budget=1)
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        smoothing = self._smoothing
+        touched: set[str] = set()
+        for key in dirty:
+            series = self._series.get(key)
+            plot = self._plots.get(key[2])
+            if series is None:
+                continue
+            if plot is None:  # built on a later tick
+                self._dirty.add(key)
+                continue
+            x = series.x_values(self._x_mode, self._t0.get(key[0], 0.0))
+            plot.draw_series(key, series, x, series.is_sorted(self._x_mode), smoothing)
+            touched.add(key[2])
+        for metric in touched:
+            # Settle auto-range and axes now: left to the paint itself, they change the view
+            # during the paint and cost a second paint of the plot.
+            self._plots[metric].widget.scene().prepareForPaint()
+
+    @Slot(object)
+    def _on_view_changed(self, plot: MetricPlot) -> None:
+        """A pan, zoom or resize: redraw the series whose handed-over window no longer fits."""
+        following = plot.following()
+        pixels = plot.pixels()
+        for key, old in plot.windows.items():
+            series = self._series.get(key)
+            if series is None or key in self._dirty:
+                continue
+            if following:
+                if old[2] != pixels or old[1] - old[0] != series.n:
+                    self._dirty.add(key)
+                continue
+            x = series.x_values(self._x_mode, self._t0.get(key[0], 0.0))
+            new = plot.window(x, series.n, series.is_sorted(self._x_mode))
+            if new[0] < old[0] or new[1] > old[1] or not 0.7 <= new[2] / max(old[2], 1) <= 1.4:
+                self._dirty.add(key)
+
+    @Slot(object)
+    def _on_log_changed(self, plot: MetricPlot) -> None:
+        self._dirty.update(plot.curves)
+
+    def _mark_all_dirty(self) -> None:
+        self._dirty.update(self._series)
+
+    # -- controls ---------------------------------------------------------------------------
+
+    @property
+    def smoothing(self) -> float:
+        return self._smoothing
+
+    def set_smoothing(self, weight: float) -> None:
+        """EMA weight in [0, 0.999]; 0 turns smoothing off."""
+        weight = min(max(float(weight), 0.0), MAX_SMOOTHING)
+        position = round(weight * SLIDER_STEPS)
+        if self.smoothing_slider.value() != position:
+            self.smoothing_slider.blockSignals(True)
+            self.smoothing_slider.setValue(position)
+            self.smoothing_slider.blockSignals(False)
+        self._apply_smoothing(weight)
+
+    @Slot(int)
+    def _on_slider(self, position: int) -> None:
+        self._apply_smoothing(position / SLIDER_STEPS)
+
+    def _apply_smoothing(self, weight: float) -> None:
+        self.smoothing_label.setText(f"{weight:.3f}")
+        if weight != self._smoothing:
+            self._smoothing = weight
+            self._mark_all_dirty()
+
+    @property
+    def x_mode(self) -> str:
+        return self._x_mode
+
+    def set_x_mode(self, mode: str) -> None:
+        """ "step" (index when a sample has no step), "wall" (clock time) or "relative" (s)."""
+        if mode not in X_MODES:
+            raise ValueError(f"x mode must be one of {sorted(X_MODES)}, got {mode!r}")
+        index = self.x_combo.findData(mode)
+        if self.x_combo.currentIndex() != index:
+            self.x_combo.setCurrentIndex(index)  # calls back into _on_x_combo
+            return
+        if mode == self._x_mode:
+            return
+        self._x_mode = mode
+        for plot in self._plots.values():
+            plot.set_x_axis(X_MODES[mode], date=mode == X_WALL)
+            plot.item.vb.enableAutoRange()  # a new x quantity: the old view means nothing
+        self._mark_all_dirty()
+
+    @Slot(int)
+    def _on_x_combo(self, index: int) -> None:
+        self.set_x_mode(str(self.x_combo.itemData(index)))
+
+    @Slot(bool)
+    def set_log_x(self, on: bool) -> None:
+        self._set_log(on, self._log_y)
+
+    @Slot(bool)
+    def set_log_y(self, on: bool) -> None:
+        self._set_log(self._log_x, on)
+
+    def _set_log(self, log_x: bool, log_y: bool) -> None:
+        self._log_x, self._log_y = log_x, log_y
+        for button, on in ((self.log_x_button, log_x), (self.log_y_button, log_y)):
+            if button.isChecked() != on:
+                button.blockSignals(True)
+                button.setChecked(on)
+                button.blockSignals(False)
+        for plot in self._plots.values():
+            plot.item.setLogMode(x=log_x, y=log_y)
+            plot.hide_hover()
+
+    @property
+    def log_mode(self) -> tuple[bool, bool]:
+        return (self._log_x, self._log_y)
+
+    @Slot()
+    def reset_view(self) -> None:
+        """Fit every plot to its data and follow new points again."""
+        for plot in self._plots.values():
+            plot.item.vb.enableAutoRange()
+        self._mark_all_dirty()
+
+    # -- export -----------------------------------------------------------------------------
+
+    def export_png(self, path: str | os.PathLike[str], metric: str | None = None) -> None:
+        """One plot (pyqtgraph's ImageExporter) or, with no metric, all plots in one image."""
+        self._ensure_plots()
+        self._grid.activate()  # plots built just now get their size
+        self.redraw()
+        if metric is not None:
+            exporter = self.pg.exporters.ImageExporter(self.plot(metric).item)
+            exporter.export(str(path))
+            return
+        if not self._grid_host.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+
+    def export_csv(self, path: str | os.PathLike[str]) -> int:
+        """Write all points of all series (job, host, metric, step, wall_time, value)."""
+        return write_csv(path, self.all_series())
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # light/dark switched
+            palette = self.palette()
+            base = palette.color(QPalette.ColorRole.Base)
+            text = palette.color(QPalette.ColorRole.Text)
+            for plot in [*self._plots.values(), *([self._spare] if self._spare else [])]:
+                plot.set_colors(base, text)
+
+    def closeEvent(self, event: Any) -> None:
+        self._timer.stop()
+        self._closing = True
+        super().closeEvent(event)
