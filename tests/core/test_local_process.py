@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -11,9 +11,11 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from trainer_gui.core.errors import BackendUnavailable
+from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.spec import JobSpec
 from trainer_gui.core.store import Store
@@ -143,12 +145,11 @@ def _child_pid(service: JobService, job_id: str, wait_until: WaitUntil) -> int:
 
 
 def _gone(pid: int) -> bool:
+    """Ended (a zombie waiting for its parent counts): psutil, so it holds on every OS."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return True
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().split(") ")[1].startswith("Z")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups")
@@ -163,6 +164,32 @@ def test_cancel_stops_the_whole_process_group(
     assert record.status == "Stopped"
     assert record.failure_reason == "Stopped by the user"
     wait_until(lambda: _gone(child), timeout=10)
+
+
+ESCAPING = """
+    import os, subprocess, sys, time
+    # A grandchild in a session of its own: no signal to the job's process group reaches it.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    open(os.path.join(os.environ["SM_MODEL_DIR"], "child.pid"), "w").write(str(child.pid))
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def test_cancel_ends_a_grandchild_in_a_session_of_its_own(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
+) -> None:
+    handle = service.submit(job_spec(ESCAPING))
+    child = _child_pid(service, handle.job_id, wait_until)
+    try:
+        handle.cancel()
+        assert handle.wait(TIMEOUT) is JobStatus.STOPPED
+        wait_until(lambda: _gone(child), timeout=10)
+    finally:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(child).kill()
 
 
 def test_max_runtime_stops_the_job(
