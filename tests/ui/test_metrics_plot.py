@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -459,22 +460,38 @@ def test_a_failed_store_read_still_shows_live_samples(
     assert "could not read the stored metrics" in caplog.text
 
 
-def test_a_stale_store_read_is_dropped(
-    panel: MetricsPanel, qtbot: QtBot, trainer_home: Path
+def test_an_answer_to_an_earlier_store_read_is_dropped(
+    panel: MetricsPanel, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trainer_gui.core.store import Store
+    class Store:
+        """The first read answers 5 samples at once; the second 30, once released."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.first_read = threading.Event()
+            self.release = threading.Event()
+
+        def metric_samples(self, job_id: str) -> list[tuple[int, MetricSample]]:
+            self.calls += 1
+            first = self.calls == 1
+            if first:
+                self.first_read.set()
+            else:
+                assert self.release.wait(10)
+            return list(enumerate(samples(5 if first else 30)))
 
     store = Store()
-    store.create_job(JOB, "demo", "local-process", "name: demo\n", str(trainer_home / "run"))
-    store.record_batch(JOB, {}, samples(30))
+    answers: list[object] = []
+    on_loaded = panel._on_loaded
+    monkeypatch.setattr(panel, "_on_loaded", lambda r: (answers.append(r), on_loaded(r)))
     loaded: list[str] = []
     panel.sig_loaded.connect(loaded.append)
-    panel.load_from_store(store, JOB)
-    panel.set_jobs(["other"])  # the job went away before its read came back
-    panel.set_jobs([JOB])
+    panel.load_from_store(store, JOB)  # type: ignore[arg-type]
+    assert store.first_read.wait(10)
+    panel.load_from_store(store, JOB)  # asked again before the first answer came
+    qtbot.waitUntil(lambda: len(answers) == 1)  # the first answer: dropped
+    assert panel.is_loading(JOB) and panel.metric_names == []
     with qtbot.waitSignal(panel.sig_loaded, timeout=10_000):
-        panel.load_from_store(store, JOB)
-    qtbot.waitUntil(lambda: not panel.is_loading())
-    assert loaded == [JOB]  # once: the first read's answer was not applied
+        store.release.set()
+    assert loaded == [JOB]
     assert panel.series(JOB, "algo-1", "loss").n == 30
-    store.close()

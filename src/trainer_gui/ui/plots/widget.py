@@ -57,7 +57,8 @@ class MetricPlot(QObject):
     sig_log_changed = Signal(object)
     """(this plot): log x or log y was switched."""
 
-    def __init__(self, pg: ModuleType, host: QWidget, parent: QObject | None = None):
+    def __init__(self, pg: ModuleType, host: QWidget, parent: QWidget):
+        """The plot widget goes into `host`; colours come from `parent`'s palette."""
         super().__init__(parent)
         self.pg = pg
         self.metric = ""
@@ -68,8 +69,8 @@ class MetricPlot(QObject):
         self.item: Any = self.widget.getPlotItem()
         # The plot's colours follow the window's: its base colour behind, its text colour for
         # the axes and the title (pyqtgraph's own default is black whatever the theme).
-        self.background = host.palette().color(QPalette.ColorRole.Base)
-        self.foreground = host.palette().color(QPalette.ColorRole.Text)
+        self.background = parent.palette().color(QPalette.ColorRole.Base)
+        self.foreground = parent.palette().color(QPalette.ColorRole.Text)
         self.grid = PlotGrid(self.item, self.foreground)
         self.curves: dict[SeriesKey, SeriesCurve] = {}
         self.raw_curves: dict[SeriesKey, SeriesCurve] = {}
