@@ -73,7 +73,7 @@ def test_a_cloud_run_from_the_window_confirms_uploads_follows_and_brings_the_mod
         sagemaker={"role_arn": None, "region": None},
         metric_definitions=[{"name": "loss", "regex": r"loss=([0-9.]+)"}],
     )
-    window.submit(spec, None)
+    window.commands.submit(spec, None)
 
     qtbot.waitUntil(lambda: bool(asked), timeout=15_000)
     confirmed, region = asked[0]
@@ -97,7 +97,7 @@ def test_a_cloud_run_from_the_window_confirms_uploads_follows_and_brings_the_mod
     assert window.jobs.select_job(record.id)
     index = window.jobs.model.index(0, COL_BACKEND)
     assert window.jobs.model.data(index, Qt.ItemDataRole.DecorationRole) is not None
-    qtbot.waitUntil(lambda: window.console_action.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: window.window_actions.console_action.isEnabled(), timeout=5000)
     qtbot.waitUntil(
         lambda: "console.aws.amazon.com" in window.detail.summary.toHtml(), timeout=5000
     )
@@ -121,7 +121,7 @@ def test_progress_reaches_the_window_from_the_job_host_process(
         monkeypatch.setattr(win, "confirm_cloud_run", lambda spec, region: True)
         transfers: list[TransferProgress] = []
         win.bridge.sig_transfer.connect(lambda job_id, p: transfers.append(p))
-        win.submit(make_spec(project), None)
+        win.commands.submit(make_spec(project), None)
         qtbot.waitUntil(
             lambda: any(p.what == "code" and p.fraction == 1.0 for p in transfers),
             timeout=60_000,

@@ -18,9 +18,8 @@ from trainer_gui.core.runners.sagemaker import TransferProgress
 from trainer_gui.core.spec import JobSpec, spec_from_dict
 from trainer_gui.core.store import JobRecord, Store
 from trainer_gui.ui.bridge import JobEventBridge
-from trainer_gui.ui.job_detail import summary_html
+from trainer_gui.ui.job_detail import console_link, summary_html
 from trainer_gui.ui.jobs_table import COL_BACKEND, JobsTableModel
-from trainer_gui.ui.main_window import console_link
 from trainer_gui.ui.transfers import TransferProgressBar, describe, format_bytes
 
 MB = 1024 * 1024
@@ -200,7 +199,7 @@ def test_a_declined_cloud_run_starts_nothing(
     monkeypatch.setattr(window, "confirm_cloud_run", decline)
     submitted: list[Any] = []
     monkeypatch.setattr(make_window.service, "submit", lambda *a, **k: submitted.append(a))
-    window.submit(sagemaker_spec(tmp_path), None)
+    window.commands.submit(sagemaker_spec(tmp_path), None)
     qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
     assert asked == [("to-the-cloud", "us-east-1")]
     assert "not started" in window.statusBar().currentMessage()
@@ -221,7 +220,7 @@ def test_local_runs_are_not_asked_about(
         "submit",
         lambda spec, **kwargs: started.append(spec.name) or type("H", (), {"job_id": "x"})(),
     )
-    window.submit(spec, None)
+    window.commands.submit(spec, None)
     qtbot.waitUntil(lambda: started == ["to-the-cloud"], timeout=10_000)
 
 
@@ -293,7 +292,7 @@ def test_a_cloud_run_with_no_region_anywhere_says_so_before_asking(
     monkeypatch.setattr(window, "show_message", lambda *args: shown.append(args))
     spec = sagemaker_spec(tmp_path)
     spec = spec.model_copy(update={"sagemaker": spec.sagemaker.model_copy(update={"region": None})})
-    window.submit(spec, None)
+    window.commands.submit(spec, None)
     qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
     level, title, text = shown[0]
     assert level == "warning"

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.store import JobRecord, Project
-from trainer_gui.ui.job_detail import JobDetail
 from trainer_gui.ui.form.spec_form import SpecEditorDialog
+from trainer_gui.ui.job_detail import JobDetail
 
 
 @pytest.fixture
@@ -122,16 +122,23 @@ def test_common_actions_have_keyboard_shortcuts(make_window: WindowFactory) -> N
     def keys(action: Any) -> str:
         return action.shortcut().toString()
 
-    assert keys(window.new_job_action) == QKeySequence(QKeySequence.StandardKey.New).toString()
     assert (
-        keys(window.open_project_action) == QKeySequence(QKeySequence.StandardKey.Open).toString()
+        keys(window.window_actions.new_job_action)
+        == QKeySequence(QKeySequence.StandardKey.New).toString()
     )
-    assert keys(window.run_action) == "Ctrl+R"
-    assert keys(window.stop_action) == "Ctrl+."
-    assert keys(window.delete_action) == "Del"
-    assert keys(window.refresh_action) == "F5"
-    assert keys(window.search_logs_action) == "Ctrl+F"
-    assert keys(window.save_spec_action) == QKeySequence(QKeySequence.StandardKey.Save).toString()
+    assert (
+        keys(window.window_actions.open_project_action)
+        == QKeySequence(QKeySequence.StandardKey.Open).toString()
+    )
+    assert keys(window.window_actions.run_action) == "Ctrl+R"
+    assert keys(window.window_actions.stop_action) == "Ctrl+."
+    assert keys(window.window_actions.delete_action) == "Del"
+    assert keys(window.window_actions.refresh_action) == "F5"
+    assert keys(window.window_actions.search_logs_action) == "Ctrl+F"
+    assert (
+        keys(window.window_actions.save_spec_action)
+        == QKeySequence(QKeySequence.StandardKey.Save).toString()
+    )
 
 
 def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory) -> None:
@@ -139,7 +146,7 @@ def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory) -
     window.show()
     window.activateWindow()
 
-    window.search_logs_action.trigger()
+    window.window_actions.search_logs_action.trigger()
 
     qtbot.waitUntil(lambda: window.detail.log_view.search_edit.hasFocus(), timeout=2000)
 
@@ -175,7 +182,7 @@ def test_new_job_from_the_example_copies_it_into_the_project(
     folder = tmp_path / "proj"
     window.projects.create_project(folder, "proj")
 
-    window.new_job_from_example()
+    window.commands.new_job_from_example()
 
     qtbot.waitUntil(lambda: bool(window.editors), timeout=5000)
     form = window.editors[0].form
@@ -313,8 +320,11 @@ def test_selecting_a_job_shows_its_detail(
     assert detail.job_ids == [records[0].id]
     assert "only" in detail.header.text() and "Completed" in detail.header.text()
     assert "command" in detail.spec_text.toPlainText()
-    assert window.clone_action.isEnabled() and window.delete_action.isEnabled()
-    assert not window.stop_action.isEnabled()
+    assert (
+        window.window_actions.clone_action.isEnabled()
+        and window.window_actions.delete_action.isEnabled()
+    )
+    assert not window.window_actions.stop_action.isEnabled()
     qtbot.waitUntil(lambda: "Training" in detail.history.toPlainText(), timeout=3000)
 
 
@@ -346,7 +356,7 @@ def test_delete_asks_and_keeps_artifacts_when_told(
 
     monkeypatch.setattr(window, "ask_delete", ask)
 
-    window.delete_action.trigger()
+    window.window_actions.delete_action.trigger()
 
     wait_rows(qtbot, window, 0)
     assert asked == [[records[0].id]]
@@ -362,7 +372,7 @@ def test_delete_can_remove_the_run_folder(
     window.jobs.select_job(records[0].id)
     monkeypatch.setattr(window, "ask_delete", lambda recs: True)
 
-    window.delete_selected()
+    window.commands.delete_selected()
 
     wait_rows(qtbot, window, 0)
     assert not Path(records[0].run_dir).exists()
@@ -376,7 +386,7 @@ def test_cancelling_delete_keeps_the_job(
     window.jobs.select_job(records[0].id)
     monkeypatch.setattr(window, "ask_delete", lambda recs: None)
 
-    window.delete_selected()
+    window.commands.delete_selected()
 
     assert make_window.store.get_job(records[0].id) is not None
 
@@ -405,9 +415,9 @@ def test_a_running_job_cannot_be_deleted(
     window, _, records = project_with_jobs(make_window, tmp_path, ("busy", JobStatus.TRAINING))
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
-    assert window.stop_action.isEnabled()
+    assert window.window_actions.stop_action.isEnabled()
 
-    window.delete_selected()
+    window.commands.delete_selected()
 
     assert messages and messages[0][1] == "Stop the jobs first"
     assert make_window.store.get_job(records[0].id) is not None
@@ -420,7 +430,7 @@ def test_clone_and_edit_opens_the_jobs_spec(
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
 
-    dialog = window.clone_selected()
+    dialog = window.commands.clone_selected()
 
     assert dialog is not None and dialog.path is None
     assert dialog.form.editor("name").value() == "orig"
@@ -535,7 +545,7 @@ def test_a_failing_start_shows_the_reason(
     make_window.store.update_project_settings(project.id, {"python": str(tmp_path / "nope")})
     window.projects.refresh()
 
-    window.run_spec_file(spec_file)
+    window.commands.run_spec_file(spec_file)
 
     qtbot.waitUntil(lambda: bool(messages), timeout=10_000)
     assert messages[0][0] == "warning"
@@ -600,9 +610,9 @@ def test_ctrl_r_runs_the_selected_spec_and_rerun_runs_the_job_again(
     path = spec_file(folder, "hello", "print('step=1 loss=0.5')")
     window.projects.refresh_specs()
     assert window.projects.select_spec(path)
-    assert window.run_action.isEnabled()
+    assert window.window_actions.run_action.isEnabled()
 
-    window.run_action.trigger()
+    window.window_actions.run_action.trigger()
 
     wait_rows(qtbot, window, 1)
     first = window.jobs.model.job_ids()[0]
@@ -614,8 +624,8 @@ def test_ctrl_r_runs_the_selected_spec_and_rerun_runs_the_job_again(
     assert project is not None
     window.projects.select_project(project.id)  # the project, not its spec: Ctrl+R re-runs
     window.jobs.select_job(first)
-    assert window.rerun_action.isEnabled()
-    window.run_action.trigger()
+    assert window.window_actions.rerun_action.isEnabled()
+    window.window_actions.run_action.trigger()
 
     wait_rows(qtbot, window, 2)
     second = next(j for j in window.jobs.model.job_ids() if j != first)
@@ -630,18 +640,18 @@ def test_stop_stops_a_running_job(qtbot: Any, make_window: WindowFactory, tmp_pa
     window.projects.create_project(folder, "proj")
     path = spec_file(folder, "sleepy", "import time; print('started'); time.sleep(120)")
 
-    window.run_spec_file(path)
+    window.commands.run_spec_file(path)
 
     wait_rows(qtbot, window, 1)
     job_id = window.jobs.model.job_ids()[0]
     qtbot.waitUntil(lambda: window.jobs.status_text(job_id) == "Training", timeout=30_000)
     window.jobs.select_job(job_id)
-    assert window.stop_action.isEnabled()
+    assert window.window_actions.stop_action.isEnabled()
 
-    window.stop_action.trigger()
+    window.window_actions.stop_action.trigger()
 
     qtbot.waitUntil(lambda: window.jobs.status_text(job_id) == "Stopped", timeout=30_000)
-    assert not window.stop_action.isEnabled()
+    assert not window.window_actions.stop_action.isEnabled()
 
 
 # -- smaller pieces: settings, background tasks, the summary ---------------------------------------
@@ -729,12 +739,12 @@ def test_the_predict_panel_and_about_dialog_are_reachable(
 ) -> None:
     window = make_window()
     assert window.predict_dock.isHidden()
-    window.serve_selected()  # nothing selected: a message, no endpoint
+    window.commands.serve_selected()  # nothing selected: a message, no endpoint
     assert messages and messages[-1][1] == "Serve model"
     assert window.predict_dock.isHidden()
     window.predict_dock.toggleViewAction().trigger()
     assert not window.predict_dock.isHidden()
-    assert window.serve_action in window.jobs.table.actions()
+    assert window.window_actions.serve_action in window.jobs.table.actions()
     window._about()
     about = [w for w in window.findChildren(QWidget) if w.windowTitle().startswith("About")]
     assert about and about[0].isVisible()

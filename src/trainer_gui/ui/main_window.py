@@ -1,7 +1,10 @@
 """The main window: projects on the left, the project's jobs on top, the selected job below.
 
-Everything slow (submitting, which checks the interpreter; stopping; deleting run folders;
-re-attaching; reading job lists and metric values) runs on the thread pool via `run_task`; the
+The window keeps the layout and the wiring: its actions, menus and toolbar are built by
+`WindowActions` (ui/actions.py), and what acts on jobs (run, stop, re-run, clone, delete, ...) is
+`JobCommands` (ui/job_commands.py). Everything slow (submitting, which checks the interpreter;
+stopping; deleting run folders; re-attaching; reading job lists and metric values) runs on the
+thread pool through `ui.tasks`, and closing the window cancels what is still pending; the
 bridge delivers runner events on the GUI thread in batches. Jobs outlive the window: closing it
 lets go of them (`Jobs.shutdown`), and the next start re-attaches (`Jobs.recover`).
 """
@@ -10,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
 import threading
 import time
 import traceback
@@ -19,15 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Slot
+from PySide6.QtCore import Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import (
-    QAction,
     QCloseEvent,
-    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
-    QIcon,
-    QKeySequence,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
@@ -38,7 +36,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QSplitter,
-    QStyle,
     QSystemTrayIcon,
     QWidget,
 )
@@ -46,25 +43,27 @@ from PySide6.QtWidgets import (
 from trainer_gui import __version__
 from trainer_gui.core.aws.defaults import AwsDefaults
 from trainer_gui.core.errors import UserError
-from trainer_gui.core.paths import data_home, example_project
+from trainer_gui.core.paths import data_home
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.serving.launcher import EndpointLauncher
-from trainer_gui.core.spec import JobSpec, spec_to_dict
-from trainer_gui.core.spec.model import JOB_NAME_RE, Backend
+from trainer_gui.core.spec import JobSpec
+from trainer_gui.core.spec.model import JOB_NAME_RE
 from trainer_gui.core.store import JobRecord, Project, Store
 from trainer_gui.services.api import Jobs
 from trainer_gui.services.live_data import MetricChunk
 from trainer_gui.ui.about import show_about
+from trainer_gui.ui.actions import WindowActions
 from trainer_gui.ui.bridge import JobEventBridge
+from trainer_gui.ui.form.spec_form import SpecEditorDialog
 from trainer_gui.ui.icons import app_icon
-from trainer_gui.ui.job_detail import JobDetail, console_link
+from trainer_gui.ui.job_commands import JobCommands
+from trainer_gui.ui.job_detail import JobDetail
 from trainer_gui.ui.jobs_table import JobsView
 from trainer_gui.ui.predict_panel import PredictPanel
-from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel, project_python
+from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel
 from trainer_gui.ui.settings import WindowSettings
-from trainer_gui.ui.form.spec_form import SpecEditorDialog, rebase_paths
 from trainer_gui.ui.status import BackendStatus, ProbeResult
-from trainer_gui.ui.tasks import run_task
+from trainer_gui.ui.tasks import TaskGroup
 from trainer_gui.ui.transfers import TransferProgressBar
 
 log = logging.getLogger(__name__)
@@ -126,6 +125,7 @@ class MainWindow(QMainWindow):
         self._polling = False
         self._recovering = False
         self._closing = False
+        self._tasks = TaskGroup(self)
 
         self.setObjectName("main_window")
         self.setWindowIcon(app_icon())
@@ -177,8 +177,8 @@ class MainWindow(QMainWindow):
             self.tray.activated.connect(self._on_tray_activated)
             self.tray.show()
 
-        self._make_actions()
-        self._make_menus()
+        self.commands = JobCommands(self)
+        self.window_actions = WindowActions(self, self.commands)
 
         self.bridge.sig_status.connect(self._on_status)
         self.bridge.sig_logs.connect(self.detail.on_logs)
@@ -215,188 +215,10 @@ class MainWindow(QMainWindow):
         self._recover_timer.timeout.connect(self.recover_jobs)
         if recover:
             self._recovering = True
-            run_task(service.recover, self._on_recovered, self._on_recover_failed)
+            self._tasks.run(service.recover, self._on_recovered, self._on_recover_failed)
             self._recover_timer.start()
 
     # -- building ----------------------------------------------------------------------------
-
-    def _action(
-        self,
-        text: str,
-        slot: Callable[[], Any],
-        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
-        tip: str = "",
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            action.setToolTip(f"{tip} ({keys})" if keys else tip)
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _make_actions(self) -> None:
-        self.new_job_action = self._action(
-            "New job…", self.new_job, QKeySequence.StandardKey.New, "Open a new job form"
-        )
-        self.new_example_action = self._action(
-            "New job from the example…",
-            self.new_job_from_example,
-            tip="Copy the quickstart example into the project and open its spec",
-        )
-        self.new_project_action = self.projects.new_action
-        self.open_project_action = self.projects.open_action
-        self.open_project_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Open))
-        self.addAction(self.open_project_action)
-        self.open_spec_action = self._action(
-            "Open job spec…", self.ask_open_spec, "Ctrl+Shift+O", "Open a job spec YAML file"
-        )
-        self.save_spec_action = self._action(
-            "Save job spec",
-            self.save_spec,
-            QKeySequence.StandardKey.Save,
-            "Save the open job form, or open the selected spec or job in the form",
-        )
-        self.run_action = self._action(
-            "Run",
-            self.run_selected,
-            "Ctrl+R",
-            "Run the selected spec file, or run the selected job again",
-        )
-        self.stop_action = self._action(
-            "Stop", self.stop_selected, "Ctrl+.", "Stop the selected jobs"
-        )
-        self.rerun_action = self._action(
-            "Re-run", self.rerun_selected, "Ctrl+Shift+R", "Run the selected jobs again"
-        )
-        self.clone_action = self._action(
-            "Clone and edit…",
-            self.clone_selected,
-            "Ctrl+E",
-            "Open the selected job's spec in a new form",
-        )
-        self.delete_action = QAction("Delete…", self)
-        self.delete_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
-        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.delete_action.setToolTip("Delete the selected jobs (Del)")
-        self.delete_action.triggered.connect(self.delete_selected)
-        self.jobs.table.addAction(self.delete_action)
-        self.open_run_folder_action = self._action(
-            "Open run folder", self.open_run_folder, tip="Show the job's files"
-        )
-        self.refresh_action = self._action(
-            "Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh, "Reload everything"
-        )
-        if self.refresh_action.shortcut().isEmpty():
-            self.refresh_action.setShortcut(QKeySequence("F5"))
-        self.search_logs_action = self._action(
-            "Search logs", self.search_logs, QKeySequence.StandardKey.Find, "Search the logs"
-        )
-        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.serve_action = self._action(
-            "Serve model",
-            self.serve_selected,
-            tip="Start a local inference endpoint on the "
-            "selected job's model and open the Predict panel",
-        )
-        self.aws_settings_action = self._action(
-            "AWS settings…",
-            self.show_aws_settings,
-            tip="Profile, region, execution role and S3 location of SageMaker jobs",
-        )
-        self.remote_jobs_action = self._action(
-            "SageMaker jobs…",
-            self.show_remote_jobs,
-            "Ctrl+Shift+J",
-            "List the account's training jobs: follow one here or import it as a spec",
-        )
-        self.export_action = self._action(
-            "Export for SageMaker…",
-            self.export_selected,
-            tip="The selected job's or spec's SageMaker SDK code (v3, v2) and request JSON",
-        )
-        self.console_action = self._action(
-            "Open in AWS console",
-            self.open_console,
-            tip="Open the selected SageMaker job in the AWS console (web browser)",
-        )
-        for action in (
-            self.run_action,
-            self.stop_action,
-            self.rerun_action,
-            self.clone_action,
-            self.open_run_folder_action,
-            self.serve_action,
-            self.export_action,
-            self.console_action,
-        ):
-            self.jobs.table.addAction(action)
-        self.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
-        self.jobs.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-
-    def _make_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addAction(self.new_job_action)
-        file_menu.addAction(self.new_example_action)
-        file_menu.addAction(self.open_spec_action)
-        file_menu.addAction(self.save_spec_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.new_project_action)
-        file_menu.addAction(self.open_project_action)
-        self.recent_menu = file_menu.addMenu("Recent projects")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        job_menu = bar.addMenu("&Job")
-        for action in (self.run_action, self.stop_action, self.rerun_action, self.clone_action):
-            job_menu.addAction(action)
-        job_menu.addAction(self.serve_action)
-        job_menu.addSeparator()
-        job_menu.addAction(self.open_run_folder_action)
-        job_menu.addAction(self.delete_action)
-        cloud_menu = bar.addMenu("&Cloud")
-        cloud_menu.addAction(self.remote_jobs_action)
-        cloud_menu.addAction(self.export_action)
-        cloud_menu.addAction(self.console_action)
-        cloud_menu.addSeparator()
-        cloud_menu.addAction(self.aws_settings_action)
-        view_menu = bar.addMenu("&View")
-        view_menu.addAction(self.projects_dock.toggleViewAction())
-        view_menu.addAction(self.predict_dock.toggleViewAction())
-        view_menu.addAction(self.search_logs_action)
-        view_menu.addAction(self.refresh_action)
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction("About Trainer GUI", self._about)
-
-        pixmaps = QStyle.StandardPixmap
-        for action, theme_name, fallback in (
-            (self.new_job_action, "document-new", pixmaps.SP_FileIcon),
-            (self.run_action, "media-playback-start", pixmaps.SP_MediaPlay),
-            (self.stop_action, "media-playback-stop", pixmaps.SP_MediaStop),
-            (self.rerun_action, "view-refresh", pixmaps.SP_MediaSeekForward),
-            (self.clone_action, "edit-copy", pixmaps.SP_FileDialogContentsView),
-            (self.delete_action, "edit-delete", pixmaps.SP_TrashIcon),
-            (self.open_run_folder_action, "folder-open", pixmaps.SP_DirOpenIcon),
-            (self.refresh_action, "view-refresh", pixmaps.SP_BrowserReload),
-        ):
-            action.setIcon(QIcon.fromTheme(theme_name, self.style().standardIcon(fallback)))
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("main_toolbar")
-        toolbar.setMovable(False)
-        toolbar.setIconSize(QSize(16, 16))
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.new_job_action, self.run_action, self.stop_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        for action in (self.rerun_action, self.clone_action, self.delete_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        toolbar.addAction(self.open_run_folder_action)
-        toolbar.addAction(self.refresh_action)
 
     def _size_for_screen(self) -> None:
         """A comfortable default that still fits a 1366x768 laptop screen."""
@@ -473,10 +295,13 @@ class MainWindow(QMainWindow):
             f"The details were written to {path}.",
         )
 
-    def _failed(self, title: str) -> Callable[[BaseException, str], None]:
-        return functools.partial(self._on_task_failed, title)
+    @property
+    def closing(self) -> bool:
+        """The window is closing: results that come back now are not shown."""
+        return self._closing
 
-    def _on_task_failed(self, title: str, exc: BaseException, tb: str) -> None:
+    def report_task_failure(self, title: str, exc: BaseException, tb: str) -> None:
+        """A background command failed: a line in the status bar and the error's dialog."""
         if self._closing:
             return
         self.statusBar().showMessage(f"{title}: {exc}", 8000)
@@ -510,15 +335,6 @@ class MainWindow(QMainWindow):
         where = project.name if project else "All jobs"
         self.setWindowTitle(f"{where} — Trainer GUI")
 
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        projects = self.store.list_projects()[:10]
-        if not projects:
-            self.recent_menu.addAction("(none yet)").setEnabled(False)
-        for project in projects:
-            action = self.recent_menu.addAction(f"{project.name} — {project.path}")
-            action.triggered.connect(functools.partial(self.projects.select_project, project.id))
-
     # -- the jobs list -----------------------------------------------------------------------
 
     @Slot()
@@ -538,7 +354,7 @@ class MainWindow(QMainWindow):
             records = store.list_jobs(project_id=project_id)
             return generation, project_id, [(r, store.last_metrics(r.id)) for r in records]
 
-        run_task(load, self._on_jobs_loaded, self._on_jobs_failed)
+        self._tasks.run(load, self._on_jobs_loaded, self._on_jobs_failed)
 
     @Slot(object)
     def _on_jobs_loaded(
@@ -572,7 +388,7 @@ class MainWindow(QMainWindow):
         if self._polling or self._closing:
             return
         self._polling = True
-        run_task(self.store.change_marker, self._on_marker, self._on_marker_failed)
+        self._tasks.run(self.store.change_marker, self._on_marker, self._on_marker_failed)
 
     @Slot(object)
     def _on_marker(self, marker: tuple[int, int]) -> None:
@@ -600,18 +416,20 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _update_actions(self, *_args: Any) -> None:
-        records = self.selected_records()
-        has_project = self.current_project() is not None
-        spec = self.projects.current_spec_path()
-        self.new_example_action.setEnabled(has_project)
-        self.run_action.setEnabled(spec is not None or bool(records))
-        self.stop_action.setEnabled(any(r.is_active for r in records))
-        self.rerun_action.setEnabled(bool(records))
-        self.clone_action.setEnabled(len(records) == 1)
-        self.delete_action.setEnabled(bool(records))
-        self.open_run_folder_action.setEnabled(len(records) == 1)
-        self.export_action.setEnabled(len(records) == 1 or spec is not None)
-        self.console_action.setEnabled(len(records) == 1 and console_link(records[0]) is not None)
+        self.window_actions.update_enabled(
+            self.selected_records(),
+            self.current_project() is not None,
+            self.projects.current_spec_path(),
+        )
+
+    def refresh_soon(self) -> None:
+        """Reload the jobs list shortly (many changes in a row make one reload)."""
+        self._refresh_timer.start()
+
+    def select_when_loaded(self, job_id: str) -> None:
+        """Reload the jobs list and select `job_id` once it is in it."""
+        self._select_after_load = job_id
+        self.refresh_jobs()
 
     # -- bridge events -----------------------------------------------------------------------
 
@@ -674,14 +492,14 @@ class MainWindow(QMainWindow):
         if self._recovering or self._closing:
             return
         self._recovering = True
-        run_task(self.service.recover, self._on_recovered, self._on_recover_failed)
+        self._tasks.run(self.service.recover, self._on_recovered, self._on_recover_failed)
 
     def _on_recover_failed(self, exc: BaseException, tb: str) -> None:
         first = self.recovered is None
         self._recovering = False
         self.recovered = self.recovered or []
         if first:
-            self._on_task_failed("Cannot re-attach to jobs", exc, tb)
+            self.report_task_failure("Cannot re-attach to jobs", exc, tb)
         else:  # the periodic one: tried again in a few seconds, no dialog
             log.warning("re-attaching to jobs failed: %s\n%s", exc, tb)
 
@@ -698,7 +516,8 @@ class MainWindow(QMainWindow):
 
     # -- job specs ---------------------------------------------------------------------------
 
-    def _require_project(self) -> Project | None:
+    def require_project(self) -> Project | None:
+        """The current project, or None after telling the user to pick one."""
         project = self.current_project()
         if project is None:
             self.show_message(
@@ -730,7 +549,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def new_job(self) -> SpecEditorDialog | None:
-        project = self._require_project()
+        project = self.require_project()
         if project is None:
             return None
         folder = Path(project.path)
@@ -740,37 +559,6 @@ class MainWindow(QMainWindow):
             if (folder / "code" / "train.py").is_file():
                 data["source"]["entry_point"] = "train.py"
         return self.open_editor(folder, data=data)
-
-    @Slot()
-    def new_job_from_example(self) -> None:
-        """Copy the example's code and data into the project (if absent) and open its spec."""
-        project = self._require_project()
-        if project is None:
-            return
-        folder = Path(project.path)
-        example = example_project()
-
-        def copy() -> dict[str, Any]:
-            for sub in ("code", "data"):
-                source, target = example / sub, folder / sub
-                if source.is_dir() and not target.exists():
-                    shutil.copytree(
-                        source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-                    )
-            data = yaml.safe_load((example / "job.yaml").read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise UserError(f"the example spec {example / 'job.yaml'} is not a mapping")
-            return data
-
-        run_task(
-            copy,
-            functools.partial(self._open_example, folder),
-            self._failed("Cannot copy the example"),
-        )
-
-    def _open_example(self, folder: Path, data: dict[str, Any]) -> None:
-        self.projects.refresh_specs()
-        self.open_editor(folder, data=data)
 
     @Slot()
     def ask_open_spec(self) -> None:
@@ -829,7 +617,7 @@ class MainWindow(QMainWindow):
         if spec_path is not None:
             return self.open_spec(spec_path)
         if len(self.selected_records()) == 1:
-            return self.clone_selected()
+            return self.commands.clone_selected()
         self.statusBar().showMessage(
             "Nothing to save: select a job spec on the left, or a job to save its spec", 6000
         )
@@ -850,144 +638,15 @@ class MainWindow(QMainWindow):
     @Slot(object, str)
     def _on_editor_run(self, spec: JobSpec, path: str) -> None:
         project = self.project_for_folder(Path(path).parent)
-        self.submit(spec, project)
+        self.commands.submit(spec, project)
 
     # -- run and control ---------------------------------------------------------------------
-
-    def submit(self, spec: JobSpec, project: Project | None) -> None:
-        """Start a job off the GUI thread (checking the interpreter can take seconds).
-
-        A SageMaker job costs money from the moment it starts, so it is confirmed first, with
-        the estimate for its region (the AWS settings and config are read off the GUI thread).
-        """
-        if spec.compute.backend == Backend.SAGEMAKER:
-            self.statusBar().showMessage(f"Estimating the cost of {spec.name} on SageMaker…")
-
-            def resolve() -> tuple[JobSpec, str]:
-                from trainer_gui.core.aws.defaults import with_aws_defaults
-                from trainer_gui.core.aws.session import AwsSession
-
-                filled = with_aws_defaults(spec)
-                # No region anywhere: the session's own error, before the user is asked.
-                return filled, AwsSession(filled.sagemaker.profile, filled.sagemaker.region).region
-
-            run_task(
-                resolve,
-                functools.partial(self._on_cloud_resolved, project),
-                self._failed(f"Cannot start {spec.name}"),
-            )
-            return
-        self._start(spec, project)
-
-    def _on_cloud_resolved(self, project: Project | None, result: tuple[JobSpec, str]) -> None:
-        spec, region = result
-        if self._closing:
-            return
-        if not self.confirm_cloud_run(spec, region):
-            self.statusBar().showMessage(f"{spec.name} was not started", 5000)
-            return
-        self._start(spec, project)
 
     def confirm_cloud_run(self, spec: JobSpec, region: str | None) -> bool:
         """Ask before a SageMaker job starts (tests replace this)."""
         from trainer_gui.ui.form.cost import confirm_cloud_run
 
         return confirm_cloud_run(self, spec, region)
-
-    def _start(self, spec: JobSpec, project: Project | None) -> None:
-        project_id = project.id if project else None
-        python = project_python(project)
-        service = self.service
-        self.statusBar().showMessage(f"Starting {spec.name}…")
-
-        def start() -> str:
-            return service.submit(spec, project_id=project_id, python=python).job_id
-
-        run_task(start, self._on_submitted, self._failed(f"Cannot start {spec.name}"))
-
-    @Slot(object)
-    def _on_submitted(self, job_id: str) -> None:
-        self.statusBar().showMessage(f"Started {job_id}", 6000)
-        self._select_after_load = job_id
-        self.refresh_jobs()
-
-    @Slot()
-    def run_selected(self) -> None:
-        """Ctrl+R: run the spec file selected in the sidebar, else re-run the selected jobs."""
-        spec_path = self.projects.current_spec_path()
-        if spec_path is not None and (self.projects.tree.hasFocus() or not self.selected_records()):
-            self.run_spec_file(spec_path)
-        elif self.selected_records():
-            self.rerun_selected()
-        elif spec_path is not None:
-            self.run_spec_file(spec_path)
-
-    def run_spec_file(self, path: Path) -> None:
-        from trainer_gui.core.spec import load_spec
-
-        try:
-            spec = load_spec(path)
-        except UserError as exc:
-            self.show_message(
-                "warning",
-                f"Cannot run {path.name}",
-                f"{exc}\n\nOpen it (double-click) to fix it in the form.",
-            )
-            return
-        self.submit(spec, self.project_for_folder(path.parent))
-
-    @Slot()
-    def rerun_selected(self) -> None:
-        records = self.selected_records()
-        service = self.service
-        store = self.store
-        for record in records:
-
-            def load(record: JobRecord = record) -> tuple[JobSpec, Project | None]:
-                project = store.get_project(record.project_id) if record.project_id else None
-                return service.spec_of(record), project
-
-            run_task(load, self._on_rerun_loaded, self._failed(f"Cannot re-run {record.name}"))
-
-    @Slot(object)
-    def _on_rerun_loaded(self, result: tuple[JobSpec, Project | None]) -> None:
-        if not self._closing:
-            self.submit(*result)
-
-    @Slot()
-    def stop_selected(self) -> None:
-        records = [r for r in self.selected_records() if r.is_active]
-        service = self.service
-        for record in records:
-            self.statusBar().showMessage(f"Stopping {record.name}…", 5000)
-            run_task(
-                functools.partial(service.stop, record.id, 0),
-                self._on_stop_requested,
-                self._failed(f"Cannot stop {record.name}"),
-            )
-
-    @Slot(object)
-    def _on_stop_requested(self, record: JobRecord) -> None:
-        self._refresh_timer.start()
-
-    @Slot()
-    def clone_selected(self) -> SpecEditorDialog | None:
-        records = self.selected_records()
-        if len(records) != 1:
-            return None
-        record = records[0]
-        try:
-            spec = self.service.spec_of(record)
-        except UserError as exc:
-            self.report_error("Cannot clone the job", exc)
-            return None
-        project = self.store.get_project(record.project_id) if record.project_id else None
-        project = project or self.current_project()
-        folder = Path(project.path) if project else spec.base_dir or Path.home()
-        data = spec_to_dict(spec)
-        if spec.base_dir is not None:
-            data = rebase_paths(data, spec.base_dir, folder)
-        return self.open_editor(folder, data=data)
 
     def ask_delete(self, records: list[JobRecord]) -> bool | None:
         """Confirm; returns whether to remove the run folders too, or None to cancel."""
@@ -1008,45 +667,6 @@ class MainWindow(QMainWindow):
         if box.exec() != QMessageBox.StandardButton.Yes:
             return None
         return remove.isChecked()
-
-    @Slot()
-    def delete_selected(self) -> None:
-        records = self.selected_records()
-        if not records:
-            return
-        active = [r for r in records if r.is_active]
-        if active:
-            self.show_message(
-                "warning",
-                "Stop the jobs first",
-                "These jobs are still running; stop them (Ctrl+.) before deleting:\n"
-                + "\n".join(f"• {r.name} ({r.status})" for r in active),
-            )
-            return
-        remove_files = self.ask_delete(records)
-        if remove_files is None:
-            return
-        service = self.service
-        ids = [r.id for r in records]
-
-        def delete() -> int:
-            for job_id in ids:
-                service.delete(job_id, remove_files=remove_files)
-            return len(ids)
-
-        self.detail.show_jobs([])
-        run_task(delete, self._on_deleted, self._failed("Cannot delete the jobs"))
-
-    @Slot(object)
-    def _on_deleted(self, count: int) -> None:
-        self.statusBar().showMessage(f"Deleted {count} job{'s' if count != 1 else ''}", 5000)
-        self.refresh_jobs()
-
-    @Slot()
-    def open_run_folder(self) -> None:
-        records = self.selected_records()
-        if records:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(records[0].run_dir))
 
     @Slot()
     def refresh_all(self) -> None:
@@ -1123,34 +743,13 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_remote_followed(self, job_id: str) -> None:
         self.statusBar().showMessage(f"Following the SageMaker job {job_id}", 6000)
-        self._select_after_load = job_id
-        self.refresh_jobs()
+        self.select_when_loaded(job_id)
 
     @Slot(str)
     def _on_remote_imported(self, path: str) -> None:
         self.projects.refresh_specs()
         self.statusBar().showMessage(f"Imported {path}", 6000)
         self.open_spec(path)
-
-    @Slot()
-    def export_selected(self) -> QDialog | None:
-        """Export the selected job's spec, else the spec file selected in the sidebar."""
-        from trainer_gui.core.spec import load_spec
-
-        records = self.selected_records()
-        spec_path = self.projects.current_spec_path()
-        try:
-            if len(records) == 1 and not (spec_path is not None and self.projects.tree.hasFocus()):
-                spec = self.service.spec_of(records[0])
-            elif spec_path is not None:
-                spec = load_spec(spec_path)
-            else:
-                self.statusBar().showMessage("Select a job or a job spec to export", 6000)
-                return None
-        except UserError as exc:
-            self.report_error("Cannot export", exc)
-            return None
-        return self.open_export(spec)
 
     def open_export(self, spec: JobSpec) -> QDialog:
         from trainer_gui.ui.form.export_dialog import ExportDialog
@@ -1166,26 +765,9 @@ class MainWindow(QMainWindow):
         if dialog in self.export_dialogs:
             self.export_dialogs.remove(dialog)
 
-    @Slot()
-    def open_console(self) -> None:
-        records = self.selected_records()
-        url = console_link(records[0]) if len(records) == 1 else None
-        if url:
-            QDesktopServices.openUrl(QUrl(url))
-
     def _job_name(self, job_id: str) -> str:
         record = self.jobs.model.record_by_id(job_id)
         return record.name if record else job_id
-
-    def serve_selected(self) -> None:
-        """Serve the selected finished job's model in a local container and show Predict."""
-        records = self.selected_records()
-        if len(records) != 1 or records[0].status != JobStatus.COMPLETED.value:
-            self.show_message("info", "Serve model", "Select one completed job to serve its model.")
-            return
-        self.predict_dock.show()
-        self.predict_dock.raise_()
-        self.predict.serve_model(records[0].id)
 
     # -- window events -----------------------------------------------------------------------
 
@@ -1235,6 +817,8 @@ class MainWindow(QMainWindow):
         self._marker_timer.stop()
         self._refresh_timer.stop()
         self._recover_timer.stop()
+        self._tasks.cancel_all()  # no pending load, poll or command reports to a closed window
+        self.commands.cancel_pending()
         self.backend_status.stop()
         self.bridge.close()
         self.service.shutdown()

@@ -1,0 +1,241 @@
+"""The main window's actions: their texts, shortcuts and tips, the menus, the toolbar, the jobs
+table's context menu, and which of them are enabled for the selection.
+
+The slots are the window's own (forms, dialogs, views) and its `JobCommands` (what acts on jobs);
+the actions are children of the window, so their shortcuts work wherever its focus is.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QSize, Qt
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import QStyle
+
+from trainer_gui.core.store import JobRecord
+from trainer_gui.ui.job_detail import console_link
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trainer_gui.ui.job_commands import JobCommands
+    from trainer_gui.ui.main_window import MainWindow
+
+
+class WindowActions(QObject):
+    """Builds the window's QActions, menus and toolbar; `update_enabled` follows the selection."""
+
+    def __init__(self, window: MainWindow, commands: JobCommands) -> None:
+        super().__init__(window)
+        self.window = window
+        self.commands = commands
+        self._make_actions()
+        self._make_menus()
+
+    def _action(
+        self,
+        text: str,
+        slot: Callable[[], Any],
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self.window)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            action.setToolTip(f"{tip} ({keys})" if keys else tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.window.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        self.new_job_action = self._action(
+            "New job…", self.window.new_job, QKeySequence.StandardKey.New, "Open a new job form"
+        )
+        self.new_example_action = self._action(
+            "New job from the example…",
+            self.commands.new_job_from_example,
+            tip="Copy the quickstart example into the project and open its spec",
+        )
+        self.new_project_action = self.window.projects.new_action
+        self.open_project_action = self.window.projects.open_action
+        self.open_project_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Open))
+        self.window.addAction(self.open_project_action)
+        self.open_spec_action = self._action(
+            "Open job spec…", self.window.ask_open_spec, "Ctrl+Shift+O", "Open a job spec YAML file"
+        )
+        self.save_spec_action = self._action(
+            "Save job spec",
+            self.window.save_spec,
+            QKeySequence.StandardKey.Save,
+            "Save the open job form, or open the selected spec or job in the form",
+        )
+        self.run_action = self._action(
+            "Run",
+            self.commands.run_selected,
+            "Ctrl+R",
+            "Run the selected spec file, or run the selected job again",
+        )
+        self.stop_action = self._action(
+            "Stop", self.commands.stop_selected, "Ctrl+.", "Stop the selected jobs"
+        )
+        self.rerun_action = self._action(
+            "Re-run", self.commands.rerun_selected, "Ctrl+Shift+R", "Run the selected jobs again"
+        )
+        self.clone_action = self._action(
+            "Clone and edit…",
+            self.commands.clone_selected,
+            "Ctrl+E",
+            "Open the selected job's spec in a new form",
+        )
+        self.delete_action = QAction("Delete…", self.window)
+        self.delete_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.delete_action.setToolTip("Delete the selected jobs (Del)")
+        self.delete_action.triggered.connect(self.commands.delete_selected)
+        self.window.jobs.table.addAction(self.delete_action)
+        self.open_run_folder_action = self._action(
+            "Open run folder", self.commands.open_run_folder, tip="Show the job's files"
+        )
+        self.refresh_action = self._action(
+            "Refresh",
+            self.window.refresh_all,
+            QKeySequence.StandardKey.Refresh,
+            "Reload everything",
+        )
+        if self.refresh_action.shortcut().isEmpty():
+            self.refresh_action.setShortcut(QKeySequence("F5"))
+        self.search_logs_action = self._action(
+            "Search logs", self.window.search_logs, QKeySequence.StandardKey.Find, "Search the logs"
+        )
+        self.quit_action = self._action("Quit", self.window.close, QKeySequence.StandardKey.Quit)
+        self.serve_action = self._action(
+            "Serve model",
+            self.commands.serve_selected,
+            tip="Start a local inference endpoint on the "
+            "selected job's model and open the Predict panel",
+        )
+        self.aws_settings_action = self._action(
+            "AWS settings…",
+            self.window.show_aws_settings,
+            tip="Profile, region, execution role and S3 location of SageMaker jobs",
+        )
+        self.remote_jobs_action = self._action(
+            "SageMaker jobs…",
+            self.window.show_remote_jobs,
+            "Ctrl+Shift+J",
+            "List the account's training jobs: follow one here or import it as a spec",
+        )
+        self.export_action = self._action(
+            "Export for SageMaker…",
+            self.commands.export_selected,
+            tip="The selected job's or spec's SageMaker SDK code (v3, v2) and request JSON",
+        )
+        self.console_action = self._action(
+            "Open in AWS console",
+            self.commands.open_console,
+            tip="Open the selected SageMaker job in the AWS console (web browser)",
+        )
+        for action in (
+            self.run_action,
+            self.stop_action,
+            self.rerun_action,
+            self.clone_action,
+            self.open_run_folder_action,
+            self.serve_action,
+            self.export_action,
+            self.console_action,
+        ):
+            self.window.jobs.table.addAction(action)
+        self.window.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
+        self.window.jobs.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+    def _make_menus(self) -> None:
+        bar = self.window.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.new_job_action)
+        file_menu.addAction(self.new_example_action)
+        file_menu.addAction(self.open_spec_action)
+        file_menu.addAction(self.save_spec_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.new_project_action)
+        file_menu.addAction(self.open_project_action)
+        self.recent_menu = file_menu.addMenu("Recent projects")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        job_menu = bar.addMenu("&Job")
+        for action in (self.run_action, self.stop_action, self.rerun_action, self.clone_action):
+            job_menu.addAction(action)
+        job_menu.addAction(self.serve_action)
+        job_menu.addSeparator()
+        job_menu.addAction(self.open_run_folder_action)
+        job_menu.addAction(self.delete_action)
+        cloud_menu = bar.addMenu("&Cloud")
+        cloud_menu.addAction(self.remote_jobs_action)
+        cloud_menu.addAction(self.export_action)
+        cloud_menu.addAction(self.console_action)
+        cloud_menu.addSeparator()
+        cloud_menu.addAction(self.aws_settings_action)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.window.projects_dock.toggleViewAction())
+        view_menu.addAction(self.window.predict_dock.toggleViewAction())
+        view_menu.addAction(self.search_logs_action)
+        view_menu.addAction(self.refresh_action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("About Trainer GUI", self.window._about)
+
+        pixmaps = QStyle.StandardPixmap
+        for action, theme_name, fallback in (
+            (self.new_job_action, "document-new", pixmaps.SP_FileIcon),
+            (self.run_action, "media-playback-start", pixmaps.SP_MediaPlay),
+            (self.stop_action, "media-playback-stop", pixmaps.SP_MediaStop),
+            (self.rerun_action, "view-refresh", pixmaps.SP_MediaSeekForward),
+            (self.clone_action, "edit-copy", pixmaps.SP_FileDialogContentsView),
+            (self.delete_action, "edit-delete", pixmaps.SP_TrashIcon),
+            (self.open_run_folder_action, "folder-open", pixmaps.SP_DirOpenIcon),
+            (self.refresh_action, "view-refresh", pixmaps.SP_BrowserReload),
+        ):
+            action.setIcon(QIcon.fromTheme(theme_name, self.window.style().standardIcon(fallback)))
+        toolbar = self.window.addToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        toolbar.setIconSize(QSize(16, 16))
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.new_job_action, self.run_action, self.stop_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        for action in (self.rerun_action, self.clone_action, self.delete_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.open_run_folder_action)
+        toolbar.addAction(self.refresh_action)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        projects = self.window.store.list_projects()[:10]
+        if not projects:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        for project in projects:
+            action = self.recent_menu.addAction(f"{project.name} — {project.path}")
+            action.triggered.connect(
+                functools.partial(self.window.projects.select_project, project.id)
+            )
+
+    def update_enabled(
+        self, records: list[JobRecord], has_project: bool, spec: Path | None
+    ) -> None:
+        """Enable what applies to the selected jobs, the current project and the selected spec."""
+        self.new_example_action.setEnabled(has_project)
+        self.run_action.setEnabled(spec is not None or bool(records))
+        self.stop_action.setEnabled(any(r.is_active for r in records))
+        self.rerun_action.setEnabled(bool(records))
+        self.clone_action.setEnabled(len(records) == 1)
+        self.delete_action.setEnabled(bool(records))
+        self.open_run_folder_action.setEnabled(len(records) == 1)
+        self.export_action.setEnabled(len(records) == 1 or spec is not None)
+        self.console_action.setEnabled(len(records) == 1 and console_link(records[0]) is not None)

@@ -1,0 +1,296 @@
+"""What the window does to jobs: run, re-run, stop, clone, delete, serve, export, open their
+folder or console page, and start one from the example.
+
+Everything slow runs off the GUI thread through a `TaskGroup` (cancelled when the window closes,
+so no result reaches a closed window). Dialogs and messages stay the window's (`show_message`,
+`ask_delete`, `confirm_cloud_run`: tests replace them there).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from PySide6.QtCore import QObject, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QDialog
+
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.paths import example_project
+from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.spec import JobSpec, spec_to_dict
+from trainer_gui.core.spec.model import Backend
+from trainer_gui.core.store import JobRecord, Project
+from trainer_gui.ui.form.spec_form import SpecEditorDialog, rebase_paths
+from trainer_gui.ui.job_detail import console_link
+from trainer_gui.ui.projects import project_python
+from trainer_gui.ui.tasks import TaskGroup
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trainer_gui.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+class JobCommands(QObject):
+    """The job commands of one window (its menus, toolbar and context menu call these)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self._tasks = TaskGroup(self)
+
+    def cancel_pending(self) -> None:
+        """The window closes: no pending command reports back (the work itself goes on)."""
+        self._tasks.cancel_all()
+
+    def _failed(self, title: str) -> Callable[[BaseException, str], None]:
+        return functools.partial(self.window.report_task_failure, title)
+
+    @Slot()
+    def new_job_from_example(self) -> None:
+        """Copy the example's code and data into the project (if absent) and open its spec."""
+        project = self.window.require_project()
+        if project is None:
+            return
+        folder = Path(project.path)
+        example = example_project()
+
+        def copy() -> dict[str, Any]:
+            for sub in ("code", "data"):
+                source, target = example / sub, folder / sub
+                if source.is_dir() and not target.exists():
+                    shutil.copytree(
+                        source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                    )
+            data = yaml.safe_load((example / "job.yaml").read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise UserError(f"the example spec {example / 'job.yaml'} is not a mapping")
+            return data
+
+        self._tasks.run(
+            copy,
+            functools.partial(self._open_example, folder),
+            self._failed("Cannot copy the example"),
+        )
+
+    def _open_example(self, folder: Path, data: dict[str, Any]) -> None:
+        self.window.projects.refresh_specs()
+        self.window.open_editor(folder, data=data)
+
+    def submit(self, spec: JobSpec, project: Project | None) -> None:
+        """Start a job off the GUI thread (checking the interpreter can take seconds).
+
+        A SageMaker job costs money from the moment it starts, so it is confirmed first, with
+        the estimate for its region (the AWS settings and config are read off the GUI thread).
+        """
+        if spec.compute.backend == Backend.SAGEMAKER:
+            self.window.statusBar().showMessage(f"Estimating the cost of {spec.name} on SageMaker…")
+
+            def resolve() -> tuple[JobSpec, str]:
+                from trainer_gui.core.aws.defaults import with_aws_defaults
+                from trainer_gui.core.aws.session import AwsSession
+
+                filled = with_aws_defaults(spec)
+                # No region anywhere: the session's own error, before the user is asked.
+                return filled, AwsSession(filled.sagemaker.profile, filled.sagemaker.region).region
+
+            self._tasks.run(
+                resolve,
+                functools.partial(self._on_cloud_resolved, project),
+                self._failed(f"Cannot start {spec.name}"),
+            )
+            return
+        self._start(spec, project)
+
+    def _on_cloud_resolved(self, project: Project | None, result: tuple[JobSpec, str]) -> None:
+        spec, region = result
+        if self.window.closing:
+            return
+        if not self.window.confirm_cloud_run(spec, region):
+            self.window.statusBar().showMessage(f"{spec.name} was not started", 5000)
+            return
+        self._start(spec, project)
+
+    def _start(self, spec: JobSpec, project: Project | None) -> None:
+        project_id = project.id if project else None
+        python = project_python(project)
+        service = self.window.service
+        self.window.statusBar().showMessage(f"Starting {spec.name}…")
+
+        def start() -> str:
+            return service.submit(spec, project_id=project_id, python=python).job_id
+
+        self._tasks.run(start, self._on_submitted, self._failed(f"Cannot start {spec.name}"))
+
+    @Slot(object)
+    def _on_submitted(self, job_id: str) -> None:
+        self.window.statusBar().showMessage(f"Started {job_id}", 6000)
+        self.window.select_when_loaded(job_id)
+
+    @Slot()
+    def run_selected(self) -> None:
+        """Ctrl+R: run the spec file selected in the sidebar, else re-run the selected jobs."""
+        spec_path = self.window.projects.current_spec_path()
+        if spec_path is not None and (
+            self.window.projects.tree.hasFocus() or not self.window.selected_records()
+        ):
+            self.run_spec_file(spec_path)
+        elif self.window.selected_records():
+            self.rerun_selected()
+        elif spec_path is not None:
+            self.run_spec_file(spec_path)
+
+    def run_spec_file(self, path: Path) -> None:
+        from trainer_gui.core.spec import load_spec
+
+        try:
+            spec = load_spec(path)
+        except UserError as exc:
+            self.window.show_message(
+                "warning",
+                f"Cannot run {path.name}",
+                f"{exc}\n\nOpen it (double-click) to fix it in the form.",
+            )
+            return
+        self.submit(spec, self.window.project_for_folder(path.parent))
+
+    @Slot()
+    def rerun_selected(self) -> None:
+        records = self.window.selected_records()
+        service = self.window.service
+        store = self.window.store
+        for record in records:
+
+            def load(record: JobRecord = record) -> tuple[JobSpec, Project | None]:
+                project = store.get_project(record.project_id) if record.project_id else None
+                return service.spec_of(record), project
+
+            self._tasks.run(
+                load, self._on_rerun_loaded, self._failed(f"Cannot re-run {record.name}")
+            )
+
+    @Slot(object)
+    def _on_rerun_loaded(self, result: tuple[JobSpec, Project | None]) -> None:
+        if not self.window.closing:
+            self.submit(*result)
+
+    @Slot()
+    def stop_selected(self) -> None:
+        records = [r for r in self.window.selected_records() if r.is_active]
+        service = self.window.service
+        for record in records:
+            self.window.statusBar().showMessage(f"Stopping {record.name}…", 5000)
+            self._tasks.run(
+                functools.partial(service.stop, record.id, 0),
+                self._on_stop_requested,
+                self._failed(f"Cannot stop {record.name}"),
+            )
+
+    @Slot(object)
+    def _on_stop_requested(self, record: JobRecord) -> None:
+        self.window.refresh_soon()
+
+    @Slot()
+    def clone_selected(self) -> SpecEditorDialog | None:
+        records = self.window.selected_records()
+        if len(records) != 1:
+            return None
+        record = records[0]
+        try:
+            spec = self.window.service.spec_of(record)
+        except UserError as exc:
+            self.window.report_error("Cannot clone the job", exc)
+            return None
+        project = self.window.store.get_project(record.project_id) if record.project_id else None
+        project = project or self.window.current_project()
+        folder = Path(project.path) if project else spec.base_dir or Path.home()
+        data = spec_to_dict(spec)
+        if spec.base_dir is not None:
+            data = rebase_paths(data, spec.base_dir, folder)
+        return self.window.open_editor(folder, data=data)
+
+    @Slot()
+    def delete_selected(self) -> None:
+        records = self.window.selected_records()
+        if not records:
+            return
+        active = [r for r in records if r.is_active]
+        if active:
+            self.window.show_message(
+                "warning",
+                "Stop the jobs first",
+                "These jobs are still running; stop them (Ctrl+.) before deleting:\n"
+                + "\n".join(f"• {r.name} ({r.status})" for r in active),
+            )
+            return
+        remove_files = self.window.ask_delete(records)
+        if remove_files is None:
+            return
+        service = self.window.service
+        ids = [r.id for r in records]
+
+        def delete() -> int:
+            for job_id in ids:
+                service.delete(job_id, remove_files=remove_files)
+            return len(ids)
+
+        self.window.detail.show_jobs([])
+        self._tasks.run(delete, self._on_deleted, self._failed("Cannot delete the jobs"))
+
+    @Slot(object)
+    def _on_deleted(self, count: int) -> None:
+        self.window.statusBar().showMessage(f"Deleted {count} job{'s' if count != 1 else ''}", 5000)
+        self.window.refresh_jobs()
+
+    @Slot()
+    def open_run_folder(self) -> None:
+        records = self.window.selected_records()
+        if records:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(records[0].run_dir))
+
+    @Slot()
+    def export_selected(self) -> QDialog | None:
+        """Export the selected job's spec, else the spec file selected in the sidebar."""
+        from trainer_gui.core.spec import load_spec
+
+        records = self.window.selected_records()
+        spec_path = self.window.projects.current_spec_path()
+        try:
+            if len(records) == 1 and not (
+                spec_path is not None and self.window.projects.tree.hasFocus()
+            ):
+                spec = self.window.service.spec_of(records[0])
+            elif spec_path is not None:
+                spec = load_spec(spec_path)
+            else:
+                self.window.statusBar().showMessage("Select a job or a job spec to export", 6000)
+                return None
+        except UserError as exc:
+            self.window.report_error("Cannot export", exc)
+            return None
+        return self.window.open_export(spec)
+
+    @Slot()
+    def open_console(self) -> None:
+        records = self.window.selected_records()
+        url = console_link(records[0]) if len(records) == 1 else None
+        if url:
+            QDesktopServices.openUrl(QUrl(url))
+
+    def serve_selected(self) -> None:
+        """Serve the selected finished job's model in a local container and show Predict."""
+        records = self.window.selected_records()
+        if len(records) != 1 or records[0].status != JobStatus.COMPLETED.value:
+            self.window.show_message(
+                "info", "Serve model", "Select one completed job to serve its model."
+            )
+            return
+        self.window.predict_dock.show()
+        self.window.predict_dock.raise_()
+        self.window.predict.serve_model(records[0].id)
