@@ -16,6 +16,7 @@ import importlib
 import os
 import pkgutil
 import sys
+from pathlib import Path
 
 # Also listed as AWS_SERVICES in packaging/trainer_gui.spec (tests/packaging checks they match).
 AWS_SERVICES = ("s3", "sagemaker", "sagemaker-runtime", "logs", "sts", "iam", "sso", "sso-oidc")
@@ -83,8 +84,14 @@ def run() -> int:
             f"{label} is not a .py file on disk: {path}",
             path.suffix == ".py" and path.is_file(),
         )
+    root = paths.resources_root()
+    frozen_home = getattr(sys, "_MEIPASS", None)
+    if frozen_home is not None:  # where the spec puts them: _internal/trainer_gui/resources
+        expected = Path(frozen_home) / "trainer_gui" / "resources"
+        _check(problems, f"resources at {root}, not {expected}", root == expected)
     for parts in (
         ("examples", "quickstart", "job.yaml"),
+        ("examples", "quickstart", ".gitignore"),  # dotfiles too
         ("images", "train-cpu", "Dockerfile"),
         ("images", "train-gpu", "Dockerfile"),
         ("images", "inference", "Dockerfile"),

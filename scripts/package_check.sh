@@ -19,6 +19,16 @@
 #    read-only at the same path); then `dpkg --purge` must leave the file system exactly as it was
 #    before the install (apart from dpkg's own records, logs, /tmp and the user's data folder).
 #
+#    Also from the bundle: `trainer-gui gui --example` under packaging/gui_smoke.py
+#    (TRAINER_GUI_SMOKE=1, Qt's offscreen platform) opens the main window on the example, runs
+#    it from the sidebar to Completed, and the job's training process must be a child of the
+#    job host, itself a child of the window's process (dist/package-check/bundle-gui-smoke.json).
+#
+# Under `set -o pipefail` no pipeline here ends in a reader that may stop early (`head`,
+# `grep -q`, `awk '{...; exit}'`): the writer then dies of SIGPIPE (exit 141) or not, depending
+# on timing, and the check's answer with it. Read files or variables instead; the test
+# tests/packaging/test_shell_pipes.py keeps it so.
+#
 # Results (screenshots, logs) go to dist/package-check/. Needs: Xvfb, xdotool, Docker with the
 # base image, and Pillow for the screenshot (the `package` extra). Exit code 0 only if all passed.
 set -euo pipefail
@@ -36,7 +46,7 @@ build=1
 for arg in "$@"; do
     case $arg in
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '/^set -euo/q; 2,$p' "$0"; exit 0 ;;
         *) die "unknown argument $arg" ;;
     esac
 done
@@ -53,8 +63,15 @@ if [ "$build" = 1 ]; then
     packaging/linux/build.sh
 fi
 version=$("$PYTHON" -c 'from importlib.metadata import version; print(version("trainer-gui"))')
-tarball=$(ls -t dist/trainer-gui-"$version"-linux-*.tar.gz 2>/dev/null | head -1)
-deb=$(ls -t dist/trainer-gui_*.deb 2>/dev/null | head -1)
+newest() {  # the newest existing file among the arguments (not `ls -t | head`: see the top)
+    local best= f
+    for f in "$@"; do
+        [ -f "$f" ] && { [ -z "$best" ] || [ "$f" -nt "$best" ]; } && best=$f
+    done
+    printf '%s' "$best"
+}
+tarball=$(newest dist/trainer-gui-"$version"-linux-*.tar.gz)
+deb=$(newest dist/trainer-gui_*.deb)
 [ -n "$tarball" ] && [ -n "$deb" ] || die "no .tar.gz/.deb for $version in dist/"
 rm -rf "$OUT" && mkdir -p "$OUT"
 tmp=$(mktemp -d)
@@ -71,9 +88,10 @@ say "portable bundle: $tarball"
 tar -C "$tmp" -xzf "$tarball"
 app=$tmp/trainer-gui-$version
 [ "$("$app/trainer-gui" --version)" = "trainer-gui $version" ] || die "--version of the bundle"
+res=_internal/trainer_gui/resources  # the package's data, where a wheel has it too
 for f in _internal/trainer_gui/core/contract/toolkit.py _internal/trainer_gui/core/serving/runtime.py \
-         _internal/resources/examples/quickstart/job.yaml _internal/resources/images/train-cpu/Dockerfile \
-         _internal/resources/icons/trainer-gui.svg _internal/resources/aws/prices.json; do
+         $res/examples/quickstart/job.yaml $res/examples/quickstart/.gitignore \
+         $res/images/train-cpu/Dockerfile $res/icons/trainer-gui.svg $res/aws/prices.json; do
     [ -f "$app/$f" ] || die "the bundle lacks $f"
 done
 TRAINER_GUI_SELFCHECK=1 TRAINER_GUI_HOME=$tmp/selfcheck-home "$app/trainer-gui" >"$OUT/selfcheck.log" 2>&1 \
@@ -82,13 +100,27 @@ say "  version, driver, runtime and resources: ok; $(tail -1 "$OUT/selfcheck.log
 
 run_example() {  # $1: trainer-gui command, $2: log file; the job's Python comes from PATH
     local project=$tmp/project-$RANDOM
-    cp -r "$app/_internal/resources/examples/quickstart" "$project"
+    cp -r "$app/$res/examples/quickstart" "$project"
     TRAINER_GUI_HOME=$tmp/home-$RANDOM PATH="$(dirname "$JOB_PYTHON"):$PATH" \
         timeout 600 "$1" run "$project/job.yaml" >"$2" 2>&1
 }
 run_example "$app/trainer-gui" "$OUT/bundle-run.log" || { tail -20 "$OUT/bundle-run.log"; die "example job from the bundle"; }
 grep -q "^Job .*: Completed" "$OUT/bundle-run.log" || die "no metrics in the bundle's job output"
 say "  example job from the bundled CLI (python3 from PATH): $(grep "^Final metrics" "$OUT/bundle-run.log")"
+
+smoke=$OUT/bundle-gui-smoke.json
+TRAINER_GUI_SMOKE=1 TRAINER_GUI_SMOKE_REPORT=$smoke QT_QPA_PLATFORM=offscreen \
+    TRAINER_GUI_HOME=$tmp/gui-home PATH="$(dirname "$JOB_PYTHON"):$PATH" \
+    timeout 600 "$app/trainer-gui" gui --example >"$OUT/bundle-gui-smoke.log" 2>&1 \
+    || { tail -30 "$OUT/bundle-gui-smoke.log"; die "the bundle's window did not run the example in a job-host process ($smoke)"; }
+say "  window on the example, run from the sidebar: $("$PYTHON" - "$smoke" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+host = r["processes"]["job_host"]
+print(f"{r['status']}, followed by the job host (pid {host['pid']}: {' '.join(host['cmdline'])}),"
+      f" not the window (pid {r['window_pid']})")
+EOF
+)"
 
 # -- 3. the .deb in a clean container ---------------------------------------------------------------
 # A display number nobody uses, including X servers of other containers on this network
@@ -136,7 +168,8 @@ in_box 'mkdir -p /tmp/user-home && chown 1000:1000 /tmp/user-home'
 in_box 'cd /tmp/user-home && nohup setpriv --reuid=1000 --regid=1000 --clear-groups env HOME=/tmp/user-home /usr/bin/trainer-gui >/tmp/gui.log 2>&1 & echo $! >/tmp/gui.pid'
 window=
 for _ in $(seq 300); do
-    window=$(xdotool search --onlyvisible --name 'Trainer GUI' 2>/dev/null | head -1 || true)
+    window=$(xdotool search --onlyvisible --name 'Trainer GUI' 2>/dev/null || true)
+    window=${window%%$'\n'*}  # the first id
     [ -n "$window" ] && break
     sleep 0.1
 done
@@ -154,7 +187,7 @@ in_box 'kill $(cat /tmp/gui.pid); for i in $(seq 100); do kill -0 $(cat /tmp/gui
 in_box 'cat /tmp/gui.log' > "$OUT/deb-gui.log"
 
 # The installed CLI, run as root (as a worst case for stray files), Python from PATH.
-in_box "cp -r /opt/trainer-gui/_internal/resources/examples/quickstart /tmp/project && \
+in_box "cp -r /opt/trainer-gui/$res/examples/quickstart /tmp/project && \
     TRAINER_GUI_HOME=/tmp/home PATH=$(dirname "$JOB_PYTHON"):\$PATH \
     timeout 600 /usr/bin/trainer-gui run /tmp/project/job.yaml" > "$OUT/deb-run.log" 2>&1 \
     || { tail -20 "$OUT/deb-run.log"; die "example job from the installed app"; }

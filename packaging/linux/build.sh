@@ -27,7 +27,7 @@ build_bundle=1
 for arg in "$@"; do
     case $arg in
         --no-bundle) build_bundle=0 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '/^set -euo/q; 2,$p' "$0"; exit 0 ;;
         *) die "unknown argument $arg" ;;
     esac
 done
@@ -99,9 +99,13 @@ mapfile -t elves < <(find "$stage/opt/trainer-gui" -type f \( -name '*.so*' -o -
 needed=$(for f in "${elves[@]}"; do readelf -d "$f" 2>/dev/null; done \
     | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort -u)
 bundled=$(find "$stage/opt/trainer-gui" -name '*.so*' -printf '%f\n' | sort -u)
+# The library cache read once into a file: `ldconfig -p | awk '... exit'` stopped reading at the
+# first match, and under pipefail ldconfig's SIGPIPE (exit 141) failed the build at random.
+ldcache=$WORK/ldconfig.txt
+ldconfig -p > "$ldcache"
 packages=()
 for lib in $(comm -23 <(printf '%s\n' "$needed") <(printf '%s\n' "$bundled")); do
-    path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
+    path=$(awk -v l="$lib" '$1 == l { print $NF; exit }' "$ldcache")
     [ -n "$path" ] || die "$lib is needed by the bundle but not installed here"
     owner=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null \
         || dpkg -S "/usr$path" 2>/dev/null || true)

@@ -83,10 +83,13 @@ context=$(mktemp -d)
 trap 'rm -rf "$context"; rm -f "${constraints:-}"' EXIT
 cp "$recipe_dir/Dockerfile" "$recipe_dir/start_with_right_hostname.sh" "$context/"
 mkdir "$context/wheels"
-# Only what the base image lacks goes into the build context (and so into a layer).
+# Only what the base image lacks goes into the build context (and so into a layer). The pinned
+# names are normalised once; `grep -qx` reads a here-string, not a pipe (an early exit there
+# SIGPIPEs the writer, and pipefail turns that into a random "not pinned").
+pinned=$(printf '%s\n' "$pins" | cut -d= -f1 | tr 'A-Z_.' 'a-z--')
 for whl in "$wheelhouse"/*.whl; do
     name=$(basename "$whl" | cut -d- -f1 | tr 'A-Z_.' 'a-z--')
-    if echo "$pins" | cut -d= -f1 | tr 'A-Z_.' 'a-z--' | grep -qx "$name"; then continue; fi
+    if grep -qx -- "$name" <<<"$pinned"; then continue; fi
     ln "$whl" "$context/wheels/" 2>/dev/null || cp "$whl" "$context/wheels/"
 done
 say "docker build $image FROM $base ($(du -shL "$context/wheels" | cut -f1) of wheels)"

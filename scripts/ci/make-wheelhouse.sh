@@ -45,8 +45,9 @@ say "downloading $torch_spec $numpy_spec into $out"
     "${find_links[@]}" \
     "$torch_spec" "$numpy_spec"
 
-torch_whl=$(compgen -G "$out/torch-*.whl" | head -n 1 || true)
-[ -n "$torch_whl" ] || { say "ERROR: no torch wheel in $out"; exit 1; }
+torch_wheels=("$out"/torch-*.whl)
+torch_whl=${torch_wheels[0]}
+[ -f "$torch_whl" ] || { say "ERROR: no torch wheel in $out"; exit 1; }
 case "$torch_whl" in
     *+cpu*) ;;
     *) say "WARNING: $(basename "$torch_whl") is not a +cpu build: the image will be large" ;;

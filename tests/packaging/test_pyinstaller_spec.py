@@ -7,6 +7,7 @@ itself is checked by `make package-check` (packaging/selfcheck.py inside the bun
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import subprocess
@@ -113,21 +114,61 @@ def test_files_other_interpreters_run_are_collected_as_source() -> None:
             assert any(m.endswith("." + name) for m in modes), f"{path.name}: {name}.__file__"
 
 
-def test_every_resource_the_source_names_is_bundled() -> None:
-    """resource_path("a", "b") literals point at git-tracked files (the spec bundles those)."""
-    tracked = subprocess.run(
-        ["git", "ls-files", "resources"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.split()
-    if not tracked:
+def _tracked_resources() -> list[str]:
+    """Git-tracked files of the package's resources, relative to src/ (trainer_gui/resources/...)."""
+    done = subprocess.run(
+        ["git", "ls-files", "-z", "--", "src/trainer_gui/resources"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
         pytest.skip("not a git checkout")
-    tracked_set = {Path(p) for p in tracked}
+    files = [name.removeprefix("src/") for name in done.stdout.split("\0") if name]
+    assert files, "git tracks no file under src/trainer_gui/resources"
+    return files
+
+
+def _spec_datas() -> list[tuple[str, str]]:
+    """The spec's resource `datas`, computed by the spec's own code (no PyInstaller needed)."""
+    wanted = {"RESOURCES", "IGNORED_PARTS", "IGNORED_SUFFIXES", "resource_files", "datas"}
+    body = []
+    for node in spec_tree().body:
+        names = {t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)}
+        if getattr(node, "name", None) in wanted or names & wanted:
+            body.append(node)
+            if "datas" in names:
+                break
+    namespace: dict[str, object] = {"ROOT": ROOT, "Path": Path, "subprocess": subprocess}
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(SPEC), "exec"), namespace)
+    datas = namespace["datas"]
+    assert isinstance(datas, list)
+    return datas
+
+
+def test_the_bundle_holds_every_tracked_resource_where_the_package_looks() -> None:
+    """The spec puts src/trainer_gui/resources/a/b at _internal/trainer_gui/resources/a/b, and
+    resources_root() is the `resources` folder next to the package's modules (as in a wheel)."""
+    from trainer_gui.core import paths
+
+    bundled = sorted((Path(dest) / Path(source).name).as_posix() for source, dest in _spec_datas())
+    assert bundled == sorted(_tracked_resources())
+    package = Path(paths.__file__).resolve().parents[1]
+    assert paths.resources_root() == package / "resources"
+    assert all(name.startswith("trainer_gui/resources/") for name in bundled)
+
+
+def test_every_resource_the_source_names_is_tracked() -> None:
+    """resource_path("a", "b") literals point at git-tracked files (the spec bundles those)."""
+    tracked_set = {Path(p) for p in _tracked_resources()}
     tracked_dirs = {parent for p in tracked_set for parent in p.parents}
     pattern = re.compile(r"resource_path\(((?:\s*\"[^\"]+\",?)+)\s*\)")
     named = []
     for path in SRC.rglob("*.py"):
         for args in pattern.findall(path.read_text()):
             parts = re.findall(r"\"([^\"]+)\"", args)
-            named.append(Path("resources", *parts))
+            named.append(Path("trainer_gui", "resources", *parts))
     assert named, "found no resource_path() calls: the pattern is wrong"
     for target in named:
         assert target in tracked_set or target in tracked_dirs, target
@@ -137,6 +178,7 @@ def test_the_entry_script_runs_the_cli_main() -> None:
     text = (PACKAGING / "entry.py").read_text()
     assert "from trainer_gui.cli.main import main" in text
     assert "TRAINER_GUI_SELFCHECK" in text
+    assert "TRAINER_GUI_SMOKE" in text
 
 
 def test_selfcheck_passes_from_source() -> None:
