@@ -71,3 +71,33 @@ def _op_of(request: Any) -> str:
     if method == "GET":
         return "s3:GetObject" if has_key else "s3:ListObjects"
     return f"s3:{method}"
+
+
+# -- what the product code sent ------------------------------------------------------------------
+
+
+def capture_requests(aws: Any, monkeypatch: Any) -> list[Any]:
+    """Every request botocore sends to the moto server, as sent (signed)."""
+    seen: list[Any] = []
+    original = aws.faults.intercept
+
+    def intercept(request: Any) -> Any:
+        seen.append(request)
+        return original(request)
+
+    monkeypatch.setattr(aws.faults, "intercept", intercept)
+    return seen
+
+
+def signed_for(request: Any) -> tuple[str, str, str]:
+    """(access key, region, service) of a SigV4 request's credential scope."""
+    auth = request.headers["Authorization"]
+    auth = auth.decode() if isinstance(auth, bytes) else auth
+    found = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request", auth)
+    assert found, auth
+    return found.group(1), found.group(2), found.group(3)
+
+
+def user_agent(request: Any) -> str:
+    agent = request.headers.get("User-Agent", b"")
+    return agent.decode() if isinstance(agent, bytes) else str(agent)

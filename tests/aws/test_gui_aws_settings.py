@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto_support import FAKE_CREDENTIALS
+from moto_support import FAKE_CREDENTIALS, capture_requests, signed_for, user_agent
 from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QMessageBox
 
@@ -291,3 +291,24 @@ def test_probe_aws_uses_the_saved_profile_and_region(aws: Any) -> None:
     assert result.text == f"AWS: {ACCOUNT} (us-east-1)"  # AWS_DEFAULT_REGION beats the config
     for secret in FAKE_CREDENTIALS.values():
         assert secret not in result.detail and secret not in result.text
+
+
+def test_probe_aws_talks_through_the_app_session(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's one STS call is signed with the saved profile's key for the saved region and
+    carries the app session's client config (user agent), with one quick attempt, no retries."""
+    (aws.home / "credentials").write_text(
+        "[research]\naws_access_key_id = AKIARESEARCHPROFILE1\n"
+        "aws_secret_access_key = researchSecretKeyForTheTests0000000000000\n"
+    )
+    save_aws_defaults(AwsDefaults(profile="research", region="eu-west-2"))
+    sent = capture_requests(aws, monkeypatch)
+    result = probe_aws()
+    assert result.state == "ok" and result.text == f"AWS: {ACCOUNT} (eu-west-2)"
+    assert len(sent) == 1
+    assert signed_for(sent[0]) == ("AKIARESEARCHPROFILE1", "eu-west-2", "sts")
+    assert "trainer-gui" in user_agent(sent[0])
+
+    aws.faults.drop("sts:GetCallerIdentity", times=5)
+    result = probe_aws()
+    assert result.state == "warn" and "are you offline?" in result.detail
+    assert aws.faults.count("sts:GetCallerIdentity") == 2  # the first call, then one more only

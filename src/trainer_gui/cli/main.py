@@ -553,13 +553,9 @@ def _sm_cost(args: argparse.Namespace) -> int:
 
 def _aws_session(args: argparse.Namespace) -> AwsSession:
     """A session from --profile/--region, else the AWS settings, else boto3's chain."""
-    from trainer_gui.core.aws.defaults import load_aws_defaults
     from trainer_gui.core.aws.session import AwsSession
 
-    saved = load_aws_defaults()
-    profile = args.profile if args.profile is not None else saved.profile
-    region = args.region or (saved.region if args.profile is None else None)
-    return AwsSession(profile, region)
+    return AwsSession.from_settings(args.profile, args.region)
 
 
 def _sm_settings(args: argparse.Namespace) -> int:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "trainer-gui"
 
@@ -43,9 +48,30 @@ def example_project() -> Path:
 
 def example_workspace() -> Path:
     """A writable copy of the example project, made once, so edits never touch the install."""
-    import shutil
-
     target = data_home() / "projects" / "quickstart"
     if not target.exists():
         shutil.copytree(example_project(), target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+def remove_tree(folder: Path, what: str = "") -> bool:
+    """Delete a folder on a cleanup path: what cannot go is logged, never raised, never lost.
+
+    A link is unlinked, not followed. True when nothing is left.
+    """
+    label = what or str(folder)
+
+    def report(_fn: object, path: str, exc: object) -> None:
+        log.warning("could not remove %s (cleaning up %s): %s", path, label, exc)
+
+    if folder.is_symlink():
+        try:
+            folder.unlink()
+        except OSError as exc:
+            report(None, str(folder), exc)
+    elif folder.exists():
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(folder, onexc=report)
+        else:  # pragma: no cover - depends on the Python
+            shutil.rmtree(folder, onerror=report)
+    return not folder.exists() and not folder.is_symlink()

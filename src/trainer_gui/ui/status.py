@@ -67,22 +67,22 @@ def probe_aws() -> ProbeResult:
     """Are AWS credentials available (boto3's chain) and accepted? Never shows the secrets.
 
     Checks the profile and region saved in the AWS settings (what SageMaker jobs use when their
-    spec leaves them empty); without saved ones, boto3's defaults.
+    spec leaves them empty) through the app's own session, as every AWS call does; one quick
+    attempt with short timeouts, so an offline machine answers in seconds.
     """
     try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError
+        import boto3  # noqa: F401 - only to say so when it is missing
     except ImportError:
         return ProbeResult("aws", "bad", "AWS: boto3 missing", "boto3 is not installed.")
-    from trainer_gui.core.aws.defaults import load_aws_defaults
+    from trainer_gui.core.aws.errors import AwsError, AwsNetworkError
+    from trainer_gui.core.aws.session import AwsSession
 
-    saved = load_aws_defaults()
-    profile = saved.profile or None
+    session = AwsSession.from_settings(attempts=1, connect_timeout=4, read_timeout=6)
+    profile = session.profile
     where = f"the AWS profile {profile!r}" if profile else "boto3's default credential chain"
     try:
-        session = boto3.Session(profile_name=profile, region_name=saved.region or None)
-        creds = session.get_credentials()
+        boto = session.boto
+        creds = boto.get_credentials()
     except Exception as exc:
         return ProbeResult(
             "aws",
@@ -99,32 +99,28 @@ def probe_aws() -> ProbeResult:
             "backend needs them; run `aws configure` or `aws sso login`, or pick another profile "
             "in the AWS settings.",
         )
-    region = session.region_name or "us-east-1"
+    if not boto.region_name:  # STS answers in any region; the check needs one
+        session = AwsSession(profile, "us-east-1", attempts=1, connect_timeout=4, read_timeout=6)
+    region = session.region
     try:
-        sts = session.client(
-            "sts",
-            region_name=region,
-            config=Config(connect_timeout=4, read_timeout=6, retries={"max_attempts": 1}),
-        )
-        ident = sts.get_caller_identity()
-    except ClientError as exc:
-        return ProbeResult(
-            "aws", "bad", "AWS: credentials rejected", f"AWS refused them ({where}): {exc}"
-        )
-    except BotoCoreError as exc:
+        ident = session.identity()
+    except AwsNetworkError as exc:
         return ProbeResult(
             "aws",
             "warn",
             "AWS: credentials found",
             f"Credentials were found ({where}) but could not be checked ({exc}); are you offline?",
         )
-    account = str(ident.get("Account", "?"))
+    except AwsError as exc:
+        return ProbeResult(
+            "aws", "bad", "AWS: credentials rejected", f"AWS refused them ({where}): {exc}"
+        )
     named = f"profile {profile}, " if profile else ""
     return ProbeResult(
         "aws",
         "ok",
-        f"AWS: {account} ({region})",
-        f"AWS credentials work: {named}account {account}, region {region}.",
+        f"AWS: {ident.account} ({region})",
+        f"AWS credentials work: {named}account {ident.account}, region {region}.",
     )
 
 

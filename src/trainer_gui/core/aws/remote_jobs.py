@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trainer_gui.core.archives import extract_archive
 from trainer_gui.core.aws.errors import AwsError, aws_errors
 from trainer_gui.core.aws.images import versions_from_image
 from trainer_gui.core.aws.request import (
@@ -28,7 +29,7 @@ from trainer_gui.core.aws.request import (
     Plan,
     plan_locations,
 )
-from trainer_gui.core.aws.s3 import S3Uri, download, safe_extract
+from trainer_gui.core.aws.s3 import S3Uri, download
 from trainer_gui.core.aws.session import AwsSession, default_region
 from trainer_gui.core.contract import decode_hyperparameters
 from trainer_gui.core.contract.toolkit import (
@@ -216,8 +217,10 @@ def import_training_job(
         archive = base / f".{data['name']}-{SOURCE_ARCHIVE}"
         if download(session.client("s3"), S3Uri.parse(source_dir), archive) is None:
             raise UserError(f"the job's code {source_dir} is no longer in S3")
-        safe_extract(archive, folder)
-        archive.unlink(missing_ok=True)
+        try:
+            extract_archive(archive, folder)
+        finally:
+            archive.unlink(missing_ok=True)
         data["source"]["source_dir"] = folder.name
     spec = spec_from_dict(data, base_dir=base, source=f"training job {name}")
     if spec_path is not None:

@@ -7,7 +7,7 @@
   the app's data folder, so an upload cut off by a network loss resumes where it stopped, in the
   same submit (a few retries with backoff) or the next one, instead of starting over.
 * Progress is reported through a callback (bytes done of bytes total), at most every 0.1 s.
-* Archives are unpacked safely: no absolute paths, no `..`, no links out, no devices.
+* Downloaded archives are unpacked by `trainer_gui.core.archives`, the app's one extractor.
 """
 
 from __future__ import annotations
@@ -566,75 +566,14 @@ def pack_tree(entries: Iterable[tuple[Path, str]], target: Path) -> Path:
     return target
 
 
-class UnsafeArchive(UserError):
-    """An archive member would land outside the target folder, or is a device."""
-
-
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Unpack a tar(.gz) into `dest`, refusing anything that could escape it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_member(member, root, archive)
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(root, members=members, filter="data")
-        else:  # pragma: no cover - Python without PEP 706
-            tar.extractall(root, members=members)
-    return dest
-
-
-def _check_member(member: tarfile.TarInfo, root: Path, archive: Path) -> None:
-    name = member.name
-    target = (root / name).resolve()
-    bad = (
-        name.startswith(("/", "\\"))
-        or (len(name) > 1 and name[1] == ":")
-        or ".." in Path(name).parts
-        or not _inside(target, root)
-    )
-    if member.issym() or member.islnk():
-        link = member.linkname
-        base = target.parent if member.issym() else root
-        resolved = (base / link).resolve()
-        bad = bad or link.startswith(("/", "\\")) or not _inside(resolved, root)
-    if member.isdev() or member.isfifo():
-        bad = True
-    if bad:
-        raise UnsafeArchive(
-            f"{archive.name}: refusing {name!r}: it would be written outside {root} "
-            "(or is a device); the archive was not unpacked"
-        )
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-        return True
-    except ValueError:
-        return False
-
-
-def read_member(archive: Path, name: str) -> bytes | None:
-    with tarfile.open(archive, "r:*") as tar:
-        try:
-            fh = tar.extractfile(name)
-        except KeyError:
-            return None
-        return None if fh is None else fh.read()
-
-
 __all__ = [
     "Journal",
     "Progress",
     "ProgressFn",
     "S3Uri",
-    "UnsafeArchive",
     "UploadSummary",
     "Uploader",
     "default_journal",
     "download",
     "pack_tree",
-    "safe_extract",
 ]

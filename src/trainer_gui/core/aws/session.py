@@ -10,6 +10,7 @@ limiting on throttling errors).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from trainer_gui.core.aws.errors import (
 if TYPE_CHECKING:
     import boto3
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_ATTEMPTS = 10
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 
@@ -38,13 +41,14 @@ def max_attempts() -> int:
         return DEFAULT_MAX_ATTEMPTS
 
 
-def client_config(**extra: Any) -> Any:
+def client_config(attempts: int | None = None, **extra: Any) -> Any:
+    """Adaptive retries (`attempts` per call, default `max_attempts()`) and our timeouts."""
     from botocore.config import Config
 
     options: dict[str, Any] = {"connect_timeout": 10, "read_timeout": 60}
     options.update(extra)
     return Config(
-        retries={"mode": "adaptive", "total_max_attempts": max_attempts()},
+        retries={"mode": "adaptive", "total_max_attempts": attempts or max_attempts()},
         user_agent_extra="trainer-gui",
         **options,
     )
@@ -74,15 +78,48 @@ class Identity:
 
 
 class AwsSession:
-    """One profile + region. Thread-safe: clients are created once under a lock and shared."""
+    """One profile + region. Thread-safe: clients are created once under a lock and shared.
 
-    def __init__(self, profile: str | None = None, region: str | None = None) -> None:
+    Everything in the app that talks to AWS gets its clients here. `attempts` and the timeouts
+    are for quick checks (the status bar's probe) that must answer soon rather than retry long.
+    """
+
+    def __init__(
+        self,
+        profile: str | None = None,
+        region: str | None = None,
+        *,
+        attempts: int | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> None:
         self.profile = profile or None
         self._region = region or None
+        self._config: dict[str, Any] = {"attempts": attempts}
+        if connect_timeout is not None:
+            self._config["connect_timeout"] = connect_timeout
+        if read_timeout is not None:
+            self._config["read_timeout"] = read_timeout
         self._lock = threading.Lock()
         self._session: boto3.Session | None = None
         self._clients: dict[str, Any] = {}
         self._identity: Identity | None = None
+
+    @classmethod
+    def from_settings(
+        cls, profile: str | None = None, region: str | None = None, **options: Any
+    ) -> AwsSession:
+        """The app's session: the profile and region given, else those of the AWS settings.
+
+        A profile given without a region takes that profile's own region (from the AWS config),
+        not the settings' one, which belongs to the settings' profile.
+        """
+        from trainer_gui.core.aws.defaults import load_aws_defaults
+
+        saved = load_aws_defaults()
+        chosen_profile = profile if profile is not None else saved.profile
+        chosen_region = region or (saved.region if profile is None else None)
+        return cls(chosen_profile, chosen_region, **options)
 
     @property
     def boto(self) -> boto3.Session:
@@ -114,7 +151,7 @@ class AwsSession:
             if service not in self._clients:
                 with aws_errors(f"creating the {service} client"):
                     self._clients[service] = session.client(
-                        service, region_name=region, config=client_config()
+                        service, region_name=region, config=client_config(**self._config)
                     )
             return self._clients[service]
 
@@ -236,7 +273,8 @@ def default_region(profile: str | None = None) -> str | None:
 
     try:
         return boto3.Session(profile_name=profile).region_name
-    except Exception:
+    except Exception as exc:  # an unknown profile or a broken config: no region to offer
+        log.debug("no default region for the profile %s: %s", profile, exc)
         return None
 
 

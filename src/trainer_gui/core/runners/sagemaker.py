@@ -20,12 +20,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from trainer_gui.core import contract
+from trainer_gui.core.archives import extract_archive
 from trainer_gui.core.aws.errors import AwsCredentialsError, AwsError, aws_errors, translate
-from trainer_gui.core.aws.s3 import Progress, S3Uri, Uploader, download, pack_tree, safe_extract
+from trainer_gui.core.aws.s3 import Progress, S3Uri, Uploader, download, pack_tree
 from trainer_gui.core.aws.session import AwsSession
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.base import (
@@ -44,6 +44,7 @@ from trainer_gui.core.runners.events import (
     LogBatch,
     LogLine,
     StatusChanged,
+    TransferProgress,
 )
 from trainer_gui.core.runners.staging import code_entries as source_entries
 from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
@@ -69,26 +70,6 @@ _PRIMARY = {
     "Failed": JobStatus.FAILED,
     "Stopped": JobStatus.STOPPED,
 }
-
-
-@dataclass(frozen=True)
-class TransferProgress:
-    """Upload/download progress of a SageMaker job (not stored; for progress bars).
-
-    Emitted through the job service's listeners like the other events, at most ~10 per second.
-    """
-
-    job_id: str
-    direction: str  # "upload" | "download"
-    what: str  # "code", "channel train", "model.tar.gz", ...
-    done_bytes: int
-    total_bytes: int
-    skipped_bytes: int
-    current: str
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.total_bytes <= 0 else min(1.0, self.done_bytes / self.total_bytes)
 
 
 ProgressListener = Callable[[TransferProgress], None]
@@ -212,7 +193,7 @@ class SageMakerRunner(Runner):
                 p.skipped_bytes,
                 p.current,
             )
-            sink(cast(Any, event))
+            sink(event)
             if self.on_progress is not None:
                 self.on_progress(event)
 
@@ -528,7 +509,7 @@ class SageMakerRunner(Runner):
                 path = download(s3, uri, target, self._progress(ctx, sink, f"{kind}.tar.gz"))
                 if path is None:
                     continue
-                safe_extract(path, ctx.artifacts_dir / kind)
+                extract_archive(path, ctx.artifacts_dir / kind, replace=True)
             except UserError as exc:
                 line = LogLine("app", "system", f"{kind}.tar.gz: {exc}", time.time())
                 sink(LogBatch(ctx.job_id, [line], {}))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import logging
 import mimetypes
 import re
 import threading
@@ -30,6 +31,8 @@ from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer_gui.core.serving.launcher import EndpointLauncher
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SAGEMAKER_PREFIX",
@@ -150,7 +153,11 @@ class LocalEndpointClient:
             ) as exc:
                 conn.close()
                 if attempt == 0 and reused:
-                    continue  # the server closed an idle keep-alive connection: once more
+                    # the server closed an idle keep-alive connection: once more
+                    log.debug(
+                        "%s dropped a kept-alive connection (%s); sending again", self.url, exc
+                    )
+                    continue
                 raise EndpointUnreachable(f"{self.url} closed the connection ({exc})") from exc
             except OSError as exc:
                 conn.close()
@@ -226,13 +233,10 @@ class SageMakerEndpointClient:
         """The runtime client of the profile/region given, else of the AWS settings (like the
         training jobs), with the same adaptive retries and endpoint settings."""
         if self._client is None:
-            from trainer_gui.core.aws.defaults import load_aws_defaults
             from trainer_gui.core.aws.session import AwsSession
 
-            saved = load_aws_defaults()
-            profile = self._profile if self._profile is not None else saved.profile
-            region = self._region or (saved.region if self._profile is None else None)
-            self._client = AwsSession(profile, region).client("sagemaker-runtime")
+            session = AwsSession.from_settings(self._profile, self._region)
+            self._client = session.client("sagemaker-runtime")
         return self._client
 
     def invoke(

@@ -27,9 +27,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import http.client
+import logging
 import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -39,15 +39,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer_gui.core.archives import DEFAULT_LIMITS, ArchiveLimits, extract_archive
 from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.locks import ProcessLock
+from trainer_gui.core.paths import remove_tree
 from trainer_gui.core.serving import archive as archive_mod
-from trainer_gui.core.serving.archive import DEFAULT_LIMITS, ArchiveLimits
 
 if TYPE_CHECKING:  # pragma: no cover
     from docker.models.containers import Container
 
     from docker import DockerClient
+    from trainer_gui.core.aws.session import AwsSession
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CONTAINER_PORT",
@@ -399,7 +403,8 @@ class EndpointLauncher:
     """Starts, lists and stops local inference endpoints (thread-safe).
 
     `labels` are added to every container (tests label theirs); `home` is where archives are
-    unpacked (default: `<data folder>/endpoints`).
+    unpacked (default: `<data folder>/endpoints`); `aws` is the session that downloads s3://
+    models (default: the profile and region of the AWS settings, as for training jobs).
     """
 
     def __init__(
@@ -408,8 +413,10 @@ class EndpointLauncher:
         *,
         labels: Mapping[str, str] | None = None,
         home: Path | None = None,
+        aws: AwsSession | None = None,
     ) -> None:
         self._client_obj = client
+        self._aws = aws
         self._labels = dict(labels or {})
         self._home = home
         self._lock = threading.RLock()
@@ -441,7 +448,7 @@ class EndpointLauncher:
         """Let go of the Docker client (endpoints keep running; see `shutdown_all`)."""
         with self._lock:
             if self._client_obj is not None:
-                with contextlib.suppress(Exception):
+                with _logged("closing the Docker client"):
                     self._client_obj.close()
                 self._client_obj = None
 
@@ -542,24 +549,35 @@ class EndpointLauncher:
         env: list[str] = (attrs.get("Config") or {}).get("Env") or []
         return env
 
-    def _prepare_model(
+    def aws_session(self) -> AwsSession:
+        """The session for s3:// models: the one given, else the AWS settings' (made once)."""
+        with self._lock:
+            if self._aws is None:
+                from trainer_gui.core.aws.session import AwsSession
+
+                self._aws = AwsSession.from_settings()
+            return self._aws
+
+    def prepare_model(
         self,
         source: ModelSource,
         workdir: Path,
-        limits: ArchiveLimits,
-        progress: Callable[[str, str], None],
+        limits: ArchiveLimits = DEFAULT_LIMITS,
+        progress: Callable[[str, str], None] | None = None,
     ) -> tuple[Path, bool]:
-        """(host folder to mount at /opt/ml/model, read-only?)."""
+        """(host folder to mount at /opt/ml/model, read-only?): a folder as it is; an archive
+        (downloaded first for s3://) unpacked into `workdir/model` by the app's one extractor."""
+        report = progress or (lambda _stage, _message: None)
         if source.kind == "folder":
-            progress("preparing", f"Serving the folder {source.location} (mounted read-only)")
+            report("preparing", f"Serving the folder {source.location} (mounted read-only)")
             return Path(source.location), True
         archive = Path(source.location)
         if source.kind == "s3":
             archive = workdir / "model.tar.gz"
-            progress("preparing", f"Downloading {source.location}")
-            _download_s3(source.location, archive)
-        progress("unpacking", f"Unpacking {archive.name}")
-        model_dir = archive_mod.extract_model(archive, workdir / "model", limits)
+            report("preparing", f"Downloading {source.location}")
+            _download_s3(self.aws_session(), source.location, archive)
+        report("unpacking", f"Unpacking {archive.name}")
+        model_dir = extract_archive(archive, workdir / "model", limits=limits)
         if source.kind == "s3":
             archive.unlink(missing_ok=True)
         return model_dir, False
@@ -604,13 +622,13 @@ class EndpointLauncher:
         with self._lock:  # one name per endpoint, even when two starts race
             name, name_lock = self._claim_name(name, source.name_hint)
             workdir = self.home / name
-            shutil.rmtree(workdir, ignore_errors=True)  # a crashed endpoint's leftovers
+            remove_tree(workdir)  # a crashed endpoint's leftovers
             workdir.mkdir(parents=True)
             reserved = Endpoint(name, "", 0, "", image, chosen, source.description, "", "")
             self._live[name] = _Live(reserved)
         container: Container | None = None
         try:
-            model_dir, read_only = self._prepare_model(source, workdir, limits, progress)
+            model_dir, read_only = self.prepare_model(source, workdir, limits, progress)
             _check_servable(model_dir, chosen, environment, progress)
             labels = {
                 **self._labels,
@@ -673,7 +691,7 @@ class EndpointLauncher:
         try:
             container.start()
         except docker.errors.APIError as exc:
-            with contextlib.suppress(Exception):
+            with _logged(f"removing the container {container.id} that did not start"):
                 container.remove(force=True)
             raise EndpointError(_explain(exc)) from None
         return container
@@ -689,8 +707,8 @@ class EndpointLauncher:
                     self._log_line(raw, live, on_log)
             if buffer:
                 self._log_line(buffer, live, on_log)
-        except Exception:
-            pass
+        except Exception as exc:  # the container went, or Docker did: the follower ends
+            log.debug("following the endpoint %s's log ended: %s", live.endpoint.name, exc)
         finally:
             live.exited.set()
 
@@ -699,8 +717,10 @@ class EndpointLauncher:
         line = raw.decode("utf-8", "replace").rstrip("\r")
         live.tail.append(line)
         if on_log is not None:
-            with contextlib.suppress(Exception):
+            try:
                 on_log(line)
+            except Exception:  # a listener's bug must not stop the log follower
+                log.debug("an endpoint log listener failed", exc_info=True)
 
     def _wait_ready(
         self,
@@ -749,7 +769,8 @@ class EndpointLauncher:
     def _exit_code(self, container_id: str) -> int | None:
         try:
             state = self.client.api.inspect_container(container_id).get("State") or {}
-        except Exception:
+        except Exception as exc:
+            log.debug("cannot inspect the container %s: %s", container_id, exc)
             return None
         if state.get("Running"):
             return None
@@ -796,13 +817,13 @@ class EndpointLauncher:
         with self._lock:
             self._live.pop(name, None)
         ids = [container_id] if container_id else []
-        with contextlib.suppress(Exception):
+        with _logged(f"listing the containers of the endpoint {name}"):
             ids += [c["Id"] for c in self._containers(name) if c["Id"] not in ids]
         for cid in ids:
-            with contextlib.suppress(Exception):
+            with _logged(f"removing the container {cid} of the endpoint {name}"):
                 self.client.api.remove_container(cid, force=True, v=True)
         if workdir is not None and _inside(workdir, self.home):
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree(workdir)
 
     def stop(self, name: str) -> bool:
         """Remove the endpoint's container and its unpacked model; False if there was none."""
@@ -870,7 +891,7 @@ class EndpointLauncher:
             lock = self._name_lock(folder.name)
             if lock.acquire():  # else another process is preparing that endpoint right now
                 try:
-                    shutil.rmtree(folder, ignore_errors=True)
+                    remove_tree(folder)
                 finally:
                     lock.release()
         return removed
@@ -911,19 +932,24 @@ def _check_servable(
     )
 
 
-def _download_s3(uri: str, dest: Path) -> None:
+def _download_s3(session: AwsSession, uri: str, dest: Path) -> None:
+    """Through the app's session (profile, region, adaptive retries) and S3 download path."""
+    from trainer_gui.core.aws.s3 import S3Uri, download
+
+    where = S3Uri.parse(uri)
+    if not where.key or where.key.endswith("/"):
+        raise UserError(f"{uri} is not an s3://bucket/key URI of a model archive")
+    if download(session.client("s3"), where, dest) is None:
+        raise UserError(f"{uri} does not exist (no such object in S3)")
+
+
+@contextlib.contextmanager
+def _logged(what: str) -> Iterator[None]:
+    """Best-effort cleanup: a failure does not stop the caller, and is logged, not lost."""
     try:
-        import boto3
-    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
-        raise UserError("downloading from S3 needs boto3 (`pip install boto3`)") from exc
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise UserError(f"{uri} is not an s3://bucket/key URI")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        boto3.client("s3").download_file(bucket, key, str(dest))
+        yield
     except Exception as exc:
-        raise UserError(f"downloading {uri} failed: {exc}") from exc
+        log.debug("%s failed: %s", what, exc)
 
 
 def _explain(exc: Any) -> str:
