@@ -36,6 +36,8 @@ def window(qtbot: QtBot, aws: Any) -> Iterator[Any]:
     from trainer_gui.ui.main_window import MainWindow
 
     store = Store()
+    # In-process: the fast-polling runner (test timing) cannot be handed to a job host child;
+    # the two tests below run the job host as the app does.
     service = JobService(store, runners={"sagemaker": runner()})
     win = MainWindow(store, service, probes=_probes(), recover=False)
     qtbot.addWidget(win)

@@ -61,8 +61,8 @@ STARTING_GRACE = 900.0  # how long a closing job host waits for jobs it is still
 JOB_HOST_COMMAND = "_job-host"
 """The hidden `trainer-gui` subcommand that runs `child_main` (how a frozen bundle starts its
 job host: it has no `python -m`)."""
-# The bundle's entry script would run its self-check instead of the job host.
-_NOT_INHERITED = ("TRAINER_GUI_SELFCHECK",)
+# The bundle's entry script would run its self-check or GUI smoke instead of the job host.
+_NOT_INHERITED = ("TRAINER_GUI_SELFCHECK", "TRAINER_GUI_SMOKE")
 _METHODS = frozenset({"submit", "stop", "recover", "delete", "adopt", "ping"})
 
 
