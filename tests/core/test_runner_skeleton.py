@@ -11,6 +11,7 @@ import pytest
 
 from trainer_gui.core import contract
 from trainer_gui.core.aws.request import driver_arguments as sagemaker_arguments
+from trainer_gui.core.aws.request import plan_locations
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.runners.base import JobContext, JobHandle
 from trainer_gui.core.runners.events import ArtifactReady, JobEvent, JobStatus, StatusChanged
@@ -239,3 +240,20 @@ def test_a_local_job_copies_its_archives_to_a_local_output_path(
     with tarfile.open(dest / "model.tar.gz") as tar:
         assert tar.getnames() == ["weights.bin"]
     assert (dest / "output.tar.gz").is_file()
+
+
+def test_sagemaker_uploads_code_whenever_the_local_backends_stage_some(
+    tmp_path: Path, job_spec: SpecFactory
+) -> None:
+    _project(tmp_path)
+    spec = job_spec(
+        "", source={"command": ["python", "-m", "shared.util"], "dependencies": ["shared"]}
+    )
+    assert [name for _, name in code_entries(spec)] == ["shared/util.py"]
+    plan = plan_locations(spec, "job-1", "eu-west-1", "arn:role", "img", False, "s3://b/p")
+    assert plan.code_uri == "s3://b/p/job-1/source/sourcedir.tar.gz"
+    bare = job_spec("", source={"command": ["python", "-c", "print(1)"]})
+    assert (
+        plan_locations(bare, "job-2", "eu-west-1", "arn:role", "img", False, "s3://b/p").code_uri
+        is None
+    )

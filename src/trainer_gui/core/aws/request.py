@@ -22,6 +22,7 @@ from typing import Any
 from trainer_gui.core import contract
 from trainer_gui.core.aws.s3 import S3Uri
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.runners.staging import has_local_code
 from trainer_gui.core.spec.model import JobSpec, is_remote
 
 CODE_CHANNEL = "code"
@@ -83,11 +84,10 @@ def plan_locations(
     driver = uses_driver(spec, toolkit_image)
     code_uri: str | None = None
     source = spec.source
-    if source.command is None or source.source_dir:
-        if source.source_dir and is_remote(source.source_dir):
-            code_uri = source.source_dir  # an imported job's code, already in S3
-        elif source.source_dir:
-            code_uri = str(base.join(job_name, "source", SOURCE_ARCHIVE))
+    if source.source_dir and is_remote(source.source_dir):
+        code_uri = source.source_dir  # an imported job's code, already in S3
+    elif has_local_code(spec):  # what the local backends stage into /opt/ml/code
+        code_uri = str(base.join(job_name, "source", SOURCE_ARCHIVE))
     channel_uris: dict[str, str] = {}
     local_channels: dict[str, str] = {}
     for channel in spec.channels:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def pack_dirs(sources: Iterable[Path], target: Path) -> Path:
@@ -29,8 +32,8 @@ def pack_dirs(sources: Iterable[Path], target: Path) -> Path:
                     seen.add(arcname)
                     try:
                         tar.add(path, arcname=arcname, recursive=False)
-                    except OSError:
-                        continue  # a file the job removed while we packed
+                    except OSError as exc:  # a file the job removed while we packed
+                        log.debug("not packed into %s: %s", target.name, exc)
     tmp.replace(target)
     return target
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import logging
 import os
 import threading
 import time
@@ -13,6 +14,8 @@ from typing import Any, ClassVar
 
 from trainer_gui.core.runners.events import JobEvent, JobStatus, StatusChanged
 from trainer_gui.core.spec.model import JobSpec
+
+log = logging.getLogger(__name__)
 
 EventSink = Callable[[JobEvent], None]
 
@@ -56,7 +59,8 @@ class JobContext:
     def stop_reason(self) -> str:
         try:
             return self.stop_marker.read_text(encoding="utf-8").strip() or "Stopped by the user"
-        except OSError:
+        except OSError as exc:
+            log.debug("reading %s: %s", self.stop_marker, exc)
             return "Stopped by the user"
 
 

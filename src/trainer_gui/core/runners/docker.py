@@ -684,6 +684,7 @@ class DockerRunner(Runner):
                 deadline = time.monotonic() + 30
                 while api.containers(all=True, filters=selector):
                     if time.monotonic() > deadline:
+                        log.warning("the containers of %s outlived 30 s of removal", job_id)
                         break
                     time.sleep(0.05)
                     for cid in ids:
@@ -692,8 +693,8 @@ class DockerRunner(Runner):
             for network in api.networks(filters=selector):
                 try:
                     api.remove_network(network["Id"])
-                except Exception as exc:
-                    log.warning("removing network %s of %s: %s", network.get("Name"), job_id, exc)
+                except Exception as exc:  # often: a second follower removed it first
+                    log.info("removing network %s of %s: %s", network.get("Name"), job_id, exc)
         except Exception as exc:
             log.warning("removing the containers of %s failed: %s", job_id, exc)
 

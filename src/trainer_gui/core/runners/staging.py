@@ -41,6 +41,13 @@ def _tree_entries(root: Path, prefix: str, entries: dict[str, Path]) -> None:
             entries[f"{prefix}{path.relative_to(root).as_posix()}"] = path
 
 
+def has_local_code(spec: JobSpec) -> bool:
+    """Whether /opt/ml/code gets anything from this machine (decided without reading files)."""
+    source = spec.source
+    local_dir = bool(source.source_dir) and not is_remote(source.source_dir or "")
+    return local_dir or bool(source.dependencies) or bool(source.requirements)
+
+
 def code_entries(spec: JobSpec) -> list[tuple[Path, str]]:
     """(file, path under /opt/ml/code), sorted by path; a later entry wins on a clash.
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
 from trainer_gui.core.runners.events import LogLine
+
+log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
 READ_CHUNK = 4 * 1024 * 1024
@@ -46,6 +49,7 @@ class FileTail:
         except OSError:
             return []
         if size < self.offset:  # truncated or replaced: start again rather than read garbage
+            log.info("%s shrank below offset %d; reading it from the start", self.path, self.offset)
             self.offset = 0
         if size == self.offset:
             return []
