@@ -11,11 +11,11 @@ function imports them on first use. Public API for the GUI and the CLI:
 * `resolve_image(...)`, `pytorch_training_image(...)`;
 * `aws.export.export_code(spec, plan, fmt)` (v3 | v2 | request) with
   `aws.remote_jobs.plan_for_export(spec, job_name)`; `aws.remote_jobs.list_training_jobs`,
-  `import_training_job`, `adopt_training_job` (follow an account job in the store);
+  `import_training_job`, `adoption` (what the jobs service's `adopt` records and follows);
 * errors: `AwsError` and its subclasses in `trainer_gui.core.aws.errors`.
 
-Upload/download progress of a job reaches JobService listeners as
-`trainer_gui.core.runners.sagemaker.TransferProgress` events.
+Upload/download progress of a job reaches the jobs service's listeners as
+`trainer_gui.core.runners.events.TransferProgress` events.
 """
 
 from __future__ import annotations
