@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.spec import spec_from_dict
 from trainer_gui.core.store import JobRecord, Project
 from trainer_gui.ui.form.spec_form import SpecEditorDialog
 from trainer_gui.ui.job_detail import JobDetail
@@ -493,6 +494,36 @@ def test_closing_the_window_lets_go_of_jobs_without_stopping_them(
     window.close()
 
     assert calls == ["shutdown"]
+
+
+def test_a_submit_that_returns_after_the_window_closed_reports_nothing(
+    qtbot: Any, make_window: WindowFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    window = make_window()
+    release, started = threading.Event(), threading.Event()
+
+    class Submitted:
+        job_id = "late-job"
+
+    def submit(*args: Any, **kwargs: Any) -> Submitted:
+        started.set()
+        assert release.wait(10)
+        return Submitted()
+
+    monkeypatch.setattr(make_window.service, "submit", submit)
+    monkeypatch.setattr(make_window.service, "shutdown", lambda: None)
+    spec = spec_from_dict(
+        {"name": "late", "source": {"command": ["python", "-c", "1"]}}, base_dir=tmp_path
+    )
+    window.commands.submit(spec, None)
+    assert started.wait(5)
+    pending = list(window.commands._tasks._callbacks)
+    window.close()
+    release.set()
+    qtbot.waitUntil(lambda: all(task.finished for task in pending), timeout=5000)
+    assert all(task.cancelled for task in pending)
+    assert "Started" not in window.statusBar().currentMessage()
+    assert window._select_after_load is None
 
 
 def test_start_re_attaches_to_running_jobs_off_the_gui_thread(

@@ -9,6 +9,7 @@ puts them on the clipboard as text.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QDialog, QWidget
 
+
+log = logging.getLogger(__name__)
 APP_NAME = "Trainer GUI"
 LICENSE = "Apache-2.0"
 DESCRIPTION = (

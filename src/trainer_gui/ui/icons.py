@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
 from trainer_gui.core.paths import resource_path
 from trainer_gui.core.runners.events import JobStatus
+
+log = logging.getLogger(__name__)
 
 ICON_NAME = "trainer-gui"
 PNG_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)

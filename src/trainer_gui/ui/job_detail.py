@@ -6,6 +6,7 @@ One job selected: everything about it. Several selected: their metrics overlaid 
 from __future__ import annotations
 
 import html
+import logging
 import time
 from typing import Any
 
@@ -32,6 +33,8 @@ from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.plots import MetricsPanel
 from trainer_gui.ui.tasks import run_task
 from trainer_gui.ui.transfers import TransferProgressBar
+
+log = logging.getLogger(__name__)
 
 
 def _when(timestamp: float | None) -> str:

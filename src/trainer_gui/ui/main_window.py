@@ -84,6 +84,13 @@ def log_crash(text: str) -> Path:
     return path
 
 
+def _remove_endpoints(launcher: EndpointLauncher) -> None:
+    try:
+        launcher.shutdown_all()
+    except Exception:  # at exit: logged, and the next start removes what is left
+        log.exception("removing the local endpoints failed")
+
+
 def job_name_for(text: str) -> str:
     """A valid job name made from any text (a project name, say)."""
     import re
@@ -316,6 +323,7 @@ class MainWindow(QMainWindow):
         try:
             folder = folder.resolve()
         except OSError:
+            log.debug("cannot resolve %s", folder, exc_info=True)
             return None
         for project in self.projects.projects():
             if Path(project.path) == folder:
@@ -824,9 +832,13 @@ class MainWindow(QMainWindow):
         self.service.shutdown()
         self.predict.shutdown()
         # Endpoints go with the app (jobs do not); a non-daemon thread finishes the removal
-        # after the window is gone, and anything missed is removed at the next start.
+        # after the window is gone, and anything missed is removed at the next start. Not a
+        # `ui.tasks` task: nothing comes back to the GUI, and it must outlive the window and
+        # the app's wait for the thread pool at exit.
         if getattr(self.launcher, "_client_obj", None) is not None:  # only if Docker was used
-            threading.Thread(target=self.launcher.shutdown_all, name="endpoints-down").start()
+            threading.Thread(
+                target=_remove_endpoints, args=(self.launcher,), name="endpoints-down"
+            ).start()
         if self.tray is not None:
             self.tray.hide()
         event.accept()

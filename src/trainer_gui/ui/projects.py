@@ -54,6 +54,7 @@ def spec_files(folder: str | Path) -> list[Path]:
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
+        log.debug("cannot list %s", folder, exc_info=True)
         return []
     return sorted(
         (p for p in entries if p.suffix.lower() in SPEC_SUFFIXES and p.is_file()),

@@ -6,11 +6,14 @@ store), through QSettings, which handles the binary state blobs Qt produces.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
 from trainer_gui.core.paths import data_home
+
+log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "gui-settings.ini"
 SCHEMA = 1

@@ -7,6 +7,7 @@ row is checked with the model itself, so the messages are the ones `trainer-gui 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -38,6 +39,8 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.spec.io import format_validation_error
 from trainer_gui.core.spec.model import CHANNEL_NAME_RE, MAX_CHANNELS, ChannelSpec
 from trainer_gui.ui.row_table import RowTable
+
+log = logging.getLogger(__name__)
 
 FIELDS = list(ChannelSpec.model_fields)  # name, source, content_type, input_mode
 _INVALID = re.compile(r"[^A-Za-z0-9.\-_]+")

@@ -11,6 +11,7 @@ job's region on a worker before it calls `confirm_cloud_run`.
 from __future__ import annotations
 
 import html
+import logging
 import re
 
 from PySide6.QtCore import Qt, Slot
@@ -26,6 +27,8 @@ from trainer_gui.core.aws.pricing import (
 )
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.ui.tasks import run_task
+
+log = logging.getLogger(__name__)
 
 WARNING_COLOR = "#c77c02"
 _PER_HOUR_RE = re.compile(r"(\$[0-9.,]+/h)")
@@ -117,6 +120,7 @@ class CostLabel(QLabel):
             try:
                 return generation, key, pricing_region(spec)
             except Exception:
+                log.debug("no pricing region for %s; using %s", key, FALLBACK_REGION, exc_info=True)
                 return generation, key, FALLBACK_REGION
 
         # A bound slot: Qt drops the call if this label is gone by the time the result comes.

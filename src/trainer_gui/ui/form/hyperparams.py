@@ -8,6 +8,7 @@ and `[1, 2]` a list, exactly what the same text in job.yaml would give.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.ui.row_table import RowTable
+
+log = logging.getLogger(__name__)
 
 _NUMBER_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 

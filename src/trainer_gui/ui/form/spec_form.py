@@ -10,6 +10,7 @@ validated by the model itself (`spec_from_dict`), debounced as the user types, a
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
 import shlex
@@ -56,6 +57,8 @@ from trainer_gui.ui.form.export_dialog import ExportDialog
 from trainer_gui.ui.form.hyperparams import HyperparamsTable, KeyValueTable
 from trainer_gui.ui.form.metric_defs import MetricDefsEditor
 from trainer_gui.ui.icons import ERROR_COLOR, app_icon, status_icon
+
+log = logging.getLogger(__name__)
 
 # Which top-level spec fields go on which tab. Sub-models are expanded field by field; any field
 # added to the spec later and not listed here still shows up, on an "Other" tab.
@@ -798,6 +801,7 @@ class SpecEditorDialog(QDialog):
         try:
             table = price_table()
         except (OSError, ValueError, KeyError):  # a damaged table costs the hints, nothing else
+            log.warning("cannot read the price table for instance hints", exc_info=True)
             return
         names = sorted({t for region in table.regions for t in table.instance_types(region)})
         completer = QCompleter(names, edit)
