@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -145,6 +146,39 @@ def test_closing_lets_go_of_the_jobs_which_keep_running(store: Store, tmp_path: 
     service = JobService(store)
     assert service.recover() == [handle.job_id]
     assert service.wait(handle.job_id, timeout=60).status == "Completed"
+    service.shutdown()
+
+
+def test_a_window_that_dies_leaves_its_jobs_to_the_next_one(
+    store: Store, tmp_path: Path, wait_until: WaitUntil
+) -> None:
+    spec = spec_for(tmp_path, 40, pause=0.05)
+    window = (
+        "import os, sys\n"
+        "from trainer_gui.core.spec import spec_from_dict\n"
+        "from trainer_gui.core.store import Store\n"
+        "from trainer_gui.services.job_host import JobHostClient\n"
+        "client = JobHostClient(Store())\n"
+        f"handle = client.submit(spec_from_dict({{'name': 'orphan', 'source': "
+        f"{{'command': {spec.source.command!r}}}}}))\n"
+        "print(handle.job_id, client.ping(), flush=True)\n"
+        "os._exit(0)  # no goodbye: as if the window crashed\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", window], capture_output=True, text=True, timeout=120, check=True
+    )
+    job_id, host = out.stdout.split()
+
+    def host_gone() -> bool:
+        try:
+            return psutil.Process(int(host)).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(host_gone, timeout=30)
+    service = JobService(store)  # the next window takes the job over
+    assert service.recover() == [job_id]
+    assert service.wait(job_id, timeout=60).status == "Completed"
     service.shutdown()
 
 
