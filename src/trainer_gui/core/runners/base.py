@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainer_gui.core.runners.events import JobEvent, JobStatus, StatusChanged
+from trainer_gui.core.runners.events import JobEvent, JobStatus, LogBatch, LogLine, StatusChanged
 from trainer_gui.core.spec.model import JobSpec
 
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[JobEvent], None]
+
+#: The most lines in one LogBatch: the service stores and parses a batch in one go.
+BATCH_LINES = 2000
 
 
 def stop_grace_seconds() -> float:
@@ -153,3 +156,13 @@ def max_runtime_reason(spec: JobSpec) -> str:
 
 def emit_status(sink: EventSink, job_id: str, status: JobStatus, message: str = "") -> None:
     sink(StatusChanged(job_id, status, message, time.time()))
+
+
+def emit_logs(
+    sink: EventSink, job_id: str, lines: list[LogLine], offsets: dict[tuple[str, str], str]
+) -> None:
+    """`lines` in batches of at most BATCH_LINES; the offsets ride on the last batch only, so
+    a process that resumes from stored offsets never skips a line it did not store."""
+    for start in range(0, max(len(lines), 1), BATCH_LINES):
+        last = start + BATCH_LINES >= len(lines)
+        sink(LogBatch(job_id, lines[start : start + BATCH_LINES], offsets if last else {}))

@@ -54,6 +54,7 @@ from trainer_gui.core import contract
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.runners.base import (
+    BATCH_LINES,
     EventSink,
     JobContext,
     JobHandle,
@@ -95,7 +96,6 @@ GPU_IMAGE = "trainer-gui/train-gpu:latest"
 #: requests); one without falls back to the driver (whose launcher also tries `python`).
 DIRECT_PYTHON = "python3"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BATCH_LINES = 2000
 TOOLKIT_ENV = "SAGEMAKER_TRAINING_MODULE"
 
 

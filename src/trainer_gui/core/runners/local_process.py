@@ -27,11 +27,12 @@ from trainer_gui.core.runners.base import (
     JobContext,
     JobHandle,
     Runner,
+    emit_logs,
     emit_status,
     start_in_thread,
     stop_grace_seconds,
 )
-from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine
 from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish
 from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.runners.tail import FileTail
@@ -40,7 +41,6 @@ from trainer_gui.core.spec.model import Backend, JobSpec
 log = logging.getLogger(__name__)
 
 HOST = "algo-1"
-BATCH_LINES = 2000
 
 
 def default_python() -> str:
@@ -286,10 +286,7 @@ class _ProcessWatch(Watch):
                 return
             lines.sort(key=lambda line: line.time)
             offsets = {tail.key: str(tail.offset) for tail in self.tails}
-            for start in range(0, len(lines), BATCH_LINES):
-                chunk = lines[start : start + BATCH_LINES]
-                last = start + BATCH_LINES >= len(lines)
-                self.sink(LogBatch(self.ctx.job_id, chunk, offsets if last else {}))
+            emit_logs(self.sink, self.ctx.job_id, lines, offsets)
 
     def settle(self) -> Ending:
         if self.popen is None:  # re-attached: the files the driver wrote tell how it ended

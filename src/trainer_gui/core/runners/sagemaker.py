@@ -33,6 +33,7 @@ from trainer_gui.core.runners.base import (
     JobContext,
     JobHandle,
     Runner,
+    emit_logs,
     emit_status,
     max_runtime_reason,
     start_in_thread,
@@ -51,7 +52,6 @@ from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
 
 log = logging.getLogger(__name__)
 
-BATCH_LINES = 2000
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 REQUEST_FILE = "create-training-job.json"
 
@@ -444,10 +444,7 @@ class SageMakerRunner(Runner):
         lines, offsets = tail.read()
         if not lines and not offsets:
             return False
-        for start in range(0, max(len(lines), 1), BATCH_LINES):
-            chunk = lines[start : start + BATCH_LINES]
-            last = start + BATCH_LINES >= len(lines)
-            sink(LogBatch(ctx.job_id, chunk, offsets if last else {}))
+        emit_logs(sink, ctx.job_id, lines, offsets)
         return bool(lines)
 
     def _drain_quietly(self, ctx: JobContext, sink: EventSink, tail: Any) -> None:
