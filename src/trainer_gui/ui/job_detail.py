@@ -31,7 +31,7 @@ from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import format_duration
 from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.plots import MetricsPanel
-from trainer_gui.ui.tasks import run_task
+from trainer_gui.ui.tasks import BackgroundTask, run_task
 from trainer_gui.ui.transfers import TransferProgressBar
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class JobDetail(QWidget):
         self.store = store
         self.records: list[JobRecord] = []
         self._spec_cache: dict[str, JobSpec | None] = {}
-        self._history_generation = 0
+        self._history_task: BackgroundTask | None = None
 
         self.header = QLabel("Select a job to see its logs and metrics.", self)
         self.header.setTextFormat(Qt.TextFormat.RichText)
@@ -305,24 +305,19 @@ class JobDetail(QWidget):
             self._render_header(self.records[0])
 
     def _load_history(self) -> None:
+        if self._history_task is not None:  # the history of a job no longer shown
+            self._history_task.cancel()
+            self._history_task = None
         if len(self.records) != 1:
             self.history.setHtml("")
             return
-        self._history_generation += 1
-        generation = self._history_generation
         job_id = self.records[0].id
         store = self.store
-
-        def load() -> tuple[int, list[StatusEntry]]:
-            return generation, store.status_history(job_id)
-
-        run_task(load, self._on_history)
+        self._history_task = run_task(lambda: store.status_history(job_id), self._on_history)
 
     @Slot(object)
-    def _on_history(self, result: tuple[int, list[StatusEntry]]) -> None:
-        generation, entries = result
-        if generation != self._history_generation:
-            return
+    def _on_history(self, entries: list[StatusEntry]) -> None:
+        self._history_task = None
         rows = "".join(
             f"<tr><td style='padding-right:12px'>{_when(e.at)}</td>"
             f"<td style='padding-right:12px; color:{STATUS_COLORS.get(e.status, 'gray')}'>"

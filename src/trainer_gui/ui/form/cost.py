@@ -26,7 +26,7 @@ from trainer_gui.core.aws.pricing import (
     runtime_text,
 )
 from trainer_gui.core.spec.model import Backend, JobSpec
-from trainer_gui.ui.tasks import run_task
+from trainer_gui.ui.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class CostLabel(QLabel):
         """The estimate shown now (None while hidden or while the region is resolved)."""
         self._regions: dict[RegionKey, str] = {}
         self._pending: set[RegionKey] = set()
-        self._generation = 0
+        self._tasks = TaskGroup(self)
         self.hide()
 
     def set_spec(self, spec: JobSpec | None) -> None:
@@ -97,7 +97,7 @@ class CostLabel(QLabel):
 
     def refresh_settings(self) -> None:
         """Forget the resolved regions (the AWS settings changed) and estimate again."""
-        self._generation += 1
+        self._tasks.cancel_all()  # answers for the old settings
         self._regions.clear()
         self._pending.clear()
         self.set_spec(self.spec)
@@ -113,24 +113,21 @@ class CostLabel(QLabel):
         if key in self._pending:
             return
         self._pending.add(key)
-        generation = self._generation
 
-        def work() -> tuple[int, RegionKey, str]:
+        def work() -> tuple[RegionKey, str]:
             # Never an error for the user: a region that cannot be found reads as the fallback.
             try:
-                return generation, key, pricing_region(spec)
+                return key, pricing_region(spec)
             except Exception:
                 log.debug("no pricing region for %s; using %s", key, FALLBACK_REGION, exc_info=True)
-                return generation, key, FALLBACK_REGION
+                return key, FALLBACK_REGION
 
-        # A bound slot: Qt drops the call if this label is gone by the time the result comes.
-        run_task(work, self._on_resolved)
+        # The group is this label's child: the result is dropped if the label is gone first.
+        self._tasks.run(work, self._on_resolved)
 
     @Slot(object)
-    def _on_resolved(self, result: tuple[int, RegionKey, str]) -> None:
-        generation, key, region = result
-        if generation != self._generation:
-            return
+    def _on_resolved(self, result: tuple[RegionKey, str]) -> None:
+        key, region = result
         self._pending.discard(key)
         self._regions[key] = region
         if self.spec is not None and _region_key(self.spec) == key:
