@@ -159,7 +159,9 @@ class _Outbox:
 
 def _connect_to_window() -> Connection:
     """Read the window's address and key from stdin (one JSON line) and connect."""
-    hello = json.loads(sys.stdin.buffer.readline() or b"{}")
+    # A windowed bundle may have no sys.stdin object even with a pipe on its descriptor 0.
+    stdin = sys.stdin.buffer if sys.stdin is not None else os.fdopen(0, "rb")
+    hello = json.loads(stdin.readline() or b"{}")
     if "address" not in hello or "authkey" not in hello:
         raise SystemExit("the job host is started by the window (it reads its address on stdin)")
     return Client(hello["address"], authkey=bytes.fromhex(hello["authkey"]))

@@ -1,12 +1,13 @@
 """The Qt bridge: job events from runner threads, re-emitted as batched signals on the GUI thread.
 
-`JobService` calls its listeners on runner threads, many times a second (one `LogBatch` per
-poll, one `MetricBatch` per batch with metrics). The bridge's listener turns lines and samples
-into columns right there (`LogChunk`, `MetricChunk`: the per-line work stays off the GUI
-thread) and appends them to a lock-protected list; the job host process delivers them already
-in columns (`LogData`, `MetricData`). A `QTimer` on the GUI thread drains that list at a fixed
-rate and emits one signal per job and kind. Widgets connect to the signals on the GUI thread,
-so no widget is ever touched from another thread (style-anchors section 8).
+The jobs service (`services.api.Jobs`) calls its listeners on runner threads, many times a
+second (one `LogBatch` per poll, one `MetricBatch` per batch with metrics). The bridge's
+listener turns lines and samples into columns right there (`LogChunk`, `MetricChunk`: the
+per-line work stays off the GUI thread) and appends them to a lock-protected list; the job
+host process delivers them already in columns (`LogData`, `MetricData`). A `QTimer` on the GUI
+thread drains that list at a fixed rate and emits one signal per job and kind. Widgets connect
+to the signals on the GUI thread, so no widget is ever touched from another thread
+(style-anchors section 8).
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ T = TypeVar("T")
 
 
 class EventSource(Protocol):
-    """What the bridge listens to: a `JobService`, or the job host's client."""
+    """What the bridge listens to: the subscribe half of `services.api.Jobs`."""
 
     def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
 
 
 class JobEventBridge(QObject):
-    """Batches a `JobService`'s events onto the GUI thread at `hz` flushes per second.
+    """Batches a jobs service's events onto the GUI thread at `hz` flushes per second.
 
     Per flush and per job, log lines and metric samples are coalesced into one `sig_logs` and
     one `sig_metrics` emission. Order is kept where it matters: every status change and artifact
