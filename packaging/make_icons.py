@@ -1,4 +1,4 @@
-"""Build the Windows .ico and macOS .icns from the PNGs in resources/icons.
+"""Build the Windows .ico and macOS .icns from the PNGs in src/trainer_gui/resources/icons.
 
     python packaging/make_icons.py            # writes packaging/icons/trainer-gui.{ico,icns}
     python packaging/make_icons.py --check    # exit 1 if the committed files are out of date
