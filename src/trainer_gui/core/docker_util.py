@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -23,6 +24,8 @@ from trainer_gui.core.errors import BackendUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from docker import DockerClient
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "NOT_RUNNING_HINT",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import logging
 import re
 import sys
 import tarfile
@@ -34,6 +35,8 @@ from trainer_gui.core.paths import resource_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from docker import DockerClient
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGE_KINDS",

@@ -5,10 +5,13 @@ Used so only one process (GUI or CLI) ingests a job's logs and metrics at a time
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
 
 
 class ProcessLock:

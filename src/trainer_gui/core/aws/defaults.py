@@ -10,6 +10,7 @@ applies it at submit, so the job's stored spec says exactly where the job ran.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -22,6 +23,8 @@ from trainer_gui.core.errors import SpecError
 from trainer_gui.core.paths import data_home
 from trainer_gui.core.spec.io import format_validation_error
 from trainer_gui.core.spec.model import Backend, JobSpec, SageMakerSettings
+
+log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "aws-settings.json"
 KEYS = ("profile", "region", "role_arn", "s3_prefix")
@@ -57,15 +60,21 @@ def settings_path() -> Path:
 
 def load_aws_defaults() -> AwsDefaults:
     """The saved settings; a missing or damaged file reads as no settings (never an error)."""
+    path = settings_path()
     try:
-        data = json.loads(settings_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return AwsDefaults()
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the AWS settings in %s: %s", path, exc)
         return AwsDefaults()
     if not isinstance(data, dict):
+        log.warning("ignoring the AWS settings in %s: not a JSON object", path)
         return AwsDefaults()
     try:
         return AwsDefaults.from_mapping(data)
-    except SpecError:
+    except SpecError as exc:
+        log.warning("ignoring the AWS settings in %s: %s", path, exc)
         return AwsDefaults()
 
 

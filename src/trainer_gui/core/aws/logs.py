@@ -9,11 +9,14 @@ process resumes every stream exactly there: no gap, no line twice.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from trainer_gui.core.runners.events import LogLine
+
+log = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 STREAM_RE = re.compile(r"^(?P<job>.+)/(?P<host>algo-\d+)-(?P<ts>\d+)$")

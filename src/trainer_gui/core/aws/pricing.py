@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from trainer_gui.core.spec.model import JobSpec
+
+log = logging.getLogger(__name__)
 
 FALLBACK_REGION = "us-east-1"
 

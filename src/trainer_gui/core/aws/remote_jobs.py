@@ -11,6 +11,7 @@ URI that the SageMaker backend reuses without uploading anything.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from trainer_gui.core.contract.toolkit import (
 )
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec.model import JobSpec, MetricDefinition
+
+log = logging.getLogger(__name__)
 
 SUFFIX_RE = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{4}$")
 
@@ -87,7 +90,8 @@ def job_tags(session: AwsSession, arn: str) -> dict[str, str]:
     try:
         with aws_errors("reading the job's tags"):
             out = session.client("sagemaker").list_tags(ResourceArn=arn)
-    except AwsError:
+    except AwsError as exc:  # tags are extras: a job without them still imports
+        log.info("the tags of %s could not be read: %s", arn, exc)
         return {}
     return {
         t["Key"]: t.get("Value", "")

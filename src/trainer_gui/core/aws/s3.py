@@ -16,6 +16,7 @@ import base64
 import gzip
 import hashlib
 import json
+import logging
 import math
 import os
 import tarfile
@@ -33,6 +34,8 @@ from trainer_gui.core.aws.errors import (
     translate,
 )
 from trainer_gui.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB  # S3's smallest part (all but the last)
@@ -164,7 +167,10 @@ class Journal:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # a damaged journal: uploads start over, not fail
+            log.warning("ignoring the upload journal %s: %s", self.path, exc)
             return {}
 
     def _save(self, data: dict[str, Any]) -> None:
@@ -277,7 +283,8 @@ class Uploader:
 
         try:  # SSE-KMS ETags are not MD5s; our uploads carry the MD5 as metadata
             head = self.s3.head_object(Bucket=bucket, Key=key)
-        except ClientError:
+        except ClientError as exc:  # cannot tell: upload it again
+            log.debug("cannot read s3://%s/%s's metadata: %s", bucket, key, exc)
             return False
         return str(head.get("Metadata", {}).get("md5", "")) == hashes.md5
 

@@ -858,7 +858,8 @@ class EndpointLauncher:
                 if (c.get("Labels") or {}).get(LABEL_LAUNCHER) == self.launcher_id
                 and (c.get("Labels") or {}).get(LABEL_OWNER) != DETACHED
             ]
-        except UserError:
+        except UserError as exc:  # no Docker: there is nothing of ours to stop
+            log.debug("shutting down the endpoints: %s", exc)
             return []
         return self._stop_many(mine)
 
@@ -870,7 +871,8 @@ class EndpointLauncher:
         """
         try:
             containers = self._containers()
-        except UserError:
+        except UserError as exc:  # no Docker: the next start looks again
+            log.debug("looking for orphaned endpoints: %s", exc)
             return []
         home = self.home.resolve()
         orphans = []

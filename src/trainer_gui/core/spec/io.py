@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from pydantic import ValidationError
 
 from trainer_gui.core.errors import SpecError
 from trainer_gui.core.spec.model import JobSpec
+
+log = logging.getLogger(__name__)
 
 
 def _loc_to_path(loc: tuple[int | str, ...]) -> str:

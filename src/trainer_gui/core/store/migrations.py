@@ -7,11 +7,14 @@ version is simply the last step's number.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainer_gui.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def migrate(
         if current > SCHEMA_VERSION:
             raise newer_schema_error(current, where)
         for step in MIGRATIONS[current:goal]:
+            log.info("%s: schema v%d -> v%d", where, current, step.version)
             step.apply(conn)
             conn.execute(f"PRAGMA user_version = {int(step.version)}")
         conn.execute("COMMIT")
