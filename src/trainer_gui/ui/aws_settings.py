@@ -20,7 +20,9 @@ from __future__ import annotations
 import html
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -48,7 +50,7 @@ from trainer_gui.core.aws.session import (
 )
 from trainer_gui.core.errors import SpecError, UserError
 from trainer_gui.ui.icons import ERROR_COLOR, MUTED_COLOR, OK_COLOR
-from trainer_gui.ui.tasks import Outcome, run_tagged
+from trainer_gui.ui.tasks import BackgroundTask, Outcome, TaskGroup, run_tagged
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class AwsSettingsDialog(QDialog):
         self.setWindowTitle("AWS settings")
         self._loaded = load_aws_defaults()
         self._tokens: dict[str, int] = {"region": 0, "roles": 0, "test": 0}
+        self._tasks = TaskGroup(self)
+        self._running: dict[str, BackgroundTask] = {}  # the latest call of each kind
         self.problems: list[str] = []
         self._build()
         self._validate()
@@ -371,9 +375,22 @@ class AwsSettingsDialog(QDialog):
     def _current(self, outcome: Outcome, kind: str) -> bool:
         return bool(outcome.tag == self._tokens[kind])
 
+    def _run(self, kind: str, fn: Callable[[], Any], slot: Callable[[Outcome], None]) -> None:
+        """A new call of `kind` off the GUI thread; the one it supersedes is cancelled."""
+        token = self._next(kind) if kind in self._tokens else 0
+        previous = self._running.pop(kind, None)
+        if previous is not None:
+            previous.cancel()
+        self._running[kind] = run_tagged(token, fn, slot, group=self._tasks)
+
+    def done(self, result: int) -> None:
+        self._tasks.cancel_all()  # nothing pending reports to a closed dialog
+        self._running.clear()
+        super().done(result)
+
     def _start_loading(self) -> None:
-        run_tagged(0, list_profiles, self._on_profiles)
-        run_tagged(0, list_regions, self._on_regions)
+        self._run("profiles", list_profiles, self._on_profiles)
+        self._run("regions", list_regions, self._on_regions)
         self._refresh_default_region()
 
     @Slot(object)
@@ -403,9 +420,8 @@ class AwsSettingsDialog(QDialog):
             self.region_combo.blockSignals(False)
 
     def _refresh_default_region(self) -> None:
-        token = self._next("region")
         profile = self.profile()
-        run_tagged(token, lambda: default_region(profile), self._on_default_region)
+        self._run("region", lambda: default_region(profile), self._on_default_region)
 
     @Slot(object)
     def _on_default_region(self, outcome: Outcome) -> None:
@@ -444,12 +460,11 @@ class AwsSettingsDialog(QDialog):
     @Slot()
     def list_roles(self) -> None:
         """List the roles SageMaker may assume, off the GUI thread."""
-        token = self._next("roles")
         profile, region = self.profile(), self.region()
         self.list_roles_button.setEnabled(False)
         self.list_roles_button.setText("Listing…")
         self.role_hint.hide()
-        run_tagged(token, lambda: list_execution_roles(profile, region), self._on_roles)
+        self._run("roles", lambda: list_execution_roles(profile, region), self._on_roles)
 
     def _reset_roles_button(self) -> None:
         self.list_roles_button.setText("List roles")
@@ -497,7 +512,6 @@ class AwsSettingsDialog(QDialog):
     @Slot()
     def test_connection(self) -> None:
         """Check the credentials (and the S3 prefix's bucket) off the GUI thread."""
-        token = self._next("test")
         profile, region = self.profile(), self.region()
         defaults, _ = self._check()
         prefix = defaults.s3_prefix if defaults is not None else None
@@ -519,7 +533,7 @@ class AwsSettingsDialog(QDialog):
                 ident.arn, ident.account, session.region, session.default_bucket(), bucket_error
             )
 
-        run_tagged(token, work, self._on_tested)
+        self._run("test", work, self._on_tested)
 
     def _reset_test_button(self) -> None:
         self.test_button.setText("Test connection")

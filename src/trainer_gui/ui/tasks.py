@@ -222,10 +222,15 @@ class Outcome:
         return "" if self.error is None else error_text(self.error)
 
 
-def run_tagged(tag: Any, fn: Callable[[], Any], on_outcome: Callable[[Outcome], None]) -> None:
+def run_tagged(
+    tag: Any,
+    fn: Callable[[], Any],
+    on_outcome: Callable[[Outcome], None],
+    group: TaskGroup | None = None,
+) -> BackgroundTask:
     """`run_task` for dialogs: value and error reach one slot (a bound method, which Qt drops
     if the dialog is gone first) as an `Outcome`; unexpected errors are logged with their
-    traceback."""
+    traceback. With a `group`, the task is one of the dialog's (cancelled with them)."""
     from trainer_gui.core.errors import UserError
 
     def run() -> Outcome:
@@ -236,4 +241,6 @@ def run_tagged(tag: Any, fn: Callable[[], Any], on_outcome: Callable[[Outcome], 
                 log.exception("background task %r failed", tag)
             return Outcome(tag, error=exc)
 
-    run_task(run, on_outcome)
+    if group is not None:
+        return group.run(run, on_outcome)
+    return run_task(run, on_outcome)
