@@ -252,27 +252,23 @@ def _trusts_sagemaker(doc: dict[str, Any]) -> bool:
 
 def list_profiles() -> list[str]:
     """Named profiles in the user's AWS config and credentials files (names only)."""
-    import boto3
-
     try:
-        return sorted(boto3.Session().available_profiles)
+        return sorted(AwsSession().boto.available_profiles)
+    except AwsError:
+        raise
     except Exception as exc:  # a broken config file
         raise translate(exc, "reading your AWS config") from exc
 
 
 def list_regions() -> list[str]:
     """Regions where SageMaker is offered (from botocore's bundled endpoint data, no network)."""
-    import boto3
-
-    return sorted(boto3.Session().get_available_regions("sagemaker"))
+    return sorted(AwsSession().boto.get_available_regions("sagemaker"))
 
 
 def default_region(profile: str | None = None) -> str | None:
     """The region boto3 would pick for a profile (AWS_REGION, AWS_DEFAULT_REGION, config)."""
-    import boto3
-
     try:
-        return boto3.Session(profile_name=profile).region_name
+        return AwsSession(profile).boto.region_name
     except Exception as exc:  # an unknown profile or a broken config: no region to offer
         log.debug("no default region for the profile %s: %s", profile, exc)
         return None
