@@ -39,7 +39,7 @@ from trainer_gui.core.contract.toolkit import (
     TORCH_DISTRIBUTED_KEY,
 )
 from trainer_gui.core.errors import UserError
-from trainer_gui.core.spec.model import JobSpec, MetricDefinition
+from trainer_gui.core.spec.model import JOB_NAME_RE, JobSpec, MetricDefinition
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +230,6 @@ def import_training_job(
     if spec_path is not None:
         save_spec(spec, spec_path)
     return spec
-
-
-JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 @dataclass(frozen=True)
