@@ -113,14 +113,17 @@ TRAINER_GUI_SMOKE=1 TRAINER_GUI_SMOKE_REPORT=$smoke QT_QPA_PLATFORM=offscreen \
     TRAINER_GUI_HOME=$tmp/gui-home PATH="$(dirname "$JOB_PYTHON"):$PATH" \
     timeout 600 "$app/trainer-gui" gui --example >"$OUT/bundle-gui-smoke.log" 2>&1 \
     || { tail -30 "$OUT/bundle-gui-smoke.log"; die "the bundle's window did not run the example in a job-host process ($smoke)"; }
-say "  window on the example, run from the sidebar: $("$PYTHON" - "$smoke" <<'EOF'
+summary=$("$PYTHON" - "$smoke" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-host = r["processes"]["job_host"]
+host = r["processes"]["job_host"] or {"pid": "?", "cmdline": []}
+if r["status"] != "Completed" or not r["followed_in_job_host"] or "_job-host" not in host["cmdline"]:
+    sys.exit(f"followed by {host}, window pid {r['window_pid']}, status {r['status']}")
 print(f"{r['status']}, followed by the job host (pid {host['pid']}: {' '.join(host['cmdline'])}),"
       f" not the window (pid {r['window_pid']})")
 EOF
-)"
+) || die "the job was not followed by the bundle's own job host (\`trainer-gui _job-host\`): $smoke"
+say "  window on the example, run from the sidebar: $summary"
 
 # -- 3. the .deb in a clean container ---------------------------------------------------------------
 # A display number nobody uses, including X servers of other containers on this network
