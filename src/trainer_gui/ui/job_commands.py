@@ -52,6 +52,9 @@ class JobCommands(QObject):
     def _failed(self, title: str) -> Callable[[BaseException, str], None]:
         return functools.partial(self.window.report_task_failure, title)
 
+    def _say(self, text: str, timeout_ms: int = 0) -> None:
+        self.window.statusBar().showMessage(text, timeout_ms)
+
     @Slot()
     def new_job_from_example(self) -> None:
         """Copy the example's code and data into the project (if absent) and open its spec."""
@@ -90,7 +93,7 @@ class JobCommands(QObject):
         the estimate for its region (the AWS settings and config are read off the GUI thread).
         """
         if spec.compute.backend == Backend.SAGEMAKER:
-            self.window.statusBar().showMessage(f"Estimating the cost of {spec.name} on SageMaker…")
+            self._say(f"Estimating the cost of {spec.name} on SageMaker…")
 
             def resolve() -> tuple[JobSpec, str]:
                 from trainer_gui.core.aws.defaults import with_aws_defaults
@@ -113,7 +116,7 @@ class JobCommands(QObject):
         if self.window.closing:
             return
         if not self.window.confirm_cloud_run(spec, region):
-            self.window.statusBar().showMessage(f"{spec.name} was not started", 5000)
+            self._say(f"{spec.name} was not started", 5000)
             return
         self._start(spec, project)
 
@@ -121,7 +124,7 @@ class JobCommands(QObject):
         project_id = project.id if project else None
         python = project_python(project)
         service = self.window.service
-        self.window.statusBar().showMessage(f"Starting {spec.name}…")
+        self._say(f"Starting {spec.name}…")
 
         def start() -> str:
             return service.submit(spec, project_id=project_id, python=python).job_id
@@ -130,7 +133,7 @@ class JobCommands(QObject):
 
     @Slot(object)
     def _on_submitted(self, job_id: str) -> None:
-        self.window.statusBar().showMessage(f"Started {job_id}", 6000)
+        self._say(f"Started {job_id}", 6000)
         self.window.select_when_loaded(job_id)
 
     @Slot()
@@ -185,7 +188,7 @@ class JobCommands(QObject):
         records = [r for r in self.window.selected_records() if r.is_active]
         service = self.window.service
         for record in records:
-            self.window.statusBar().showMessage(f"Stopping {record.name}…", 5000)
+            self._say(f"Stopping {record.name}…", 5000)
             self._tasks.run(
                 functools.partial(service.stop, record.id, 0),
                 self._on_stop_requested,
@@ -245,7 +248,7 @@ class JobCommands(QObject):
 
     @Slot(object)
     def _on_deleted(self, count: int) -> None:
-        self.window.statusBar().showMessage(f"Deleted {count} job{'s' if count != 1 else ''}", 5000)
+        self._say(f"Deleted {count} job{'s' if count != 1 else ''}", 5000)
         self.window.refresh_jobs()
 
     @Slot()
@@ -269,7 +272,7 @@ class JobCommands(QObject):
             elif spec_path is not None:
                 spec = load_spec(spec_path)
             else:
-                self.window.statusBar().showMessage("Select a job or a job spec to export", 6000)
+                self._say("Select a job or a job spec to export", 6000)
                 return None
         except UserError as exc:
             self.window.report_error("Cannot export", exc)
