@@ -144,3 +144,31 @@ def _alive(obj: Any) -> bool:
     from shiboken6 import isValid
 
     return bool(isValid(obj))
+
+
+def test_the_ui_has_one_background_task_helper() -> None:
+    """No home-made workers next to `ui.tasks`: no QRunnable or QThread, no direct pool starts.
+    The one plain thread is the window's endpoint removal at exit (it outlives the window)."""
+    import re
+    from pathlib import Path
+
+    import trainer_gui.ui
+
+    root = Path(trainer_gui.ui.__file__).parent
+    pattern = re.compile(r"\bQRunnable\b|\bQThread\b|\.globalInstance\(\)\.start\(|Thread\(")
+    found = {
+        f"{path.relative_to(root)}:{number}"
+        for path in root.rglob("*.py")
+        if path.name != "tasks.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    }
+    allowed = {
+        f"main_window.py:{number}"
+        for number, line in enumerate(
+            (root / "main_window.py").read_text(encoding="utf-8").splitlines(), 1
+        )
+        if "threading.Thread(" in line
+    }
+    assert len(allowed) == 1
+    assert found == allowed
