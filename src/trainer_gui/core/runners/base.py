@@ -124,6 +124,22 @@ def start_in_thread(
     return handle
 
 
+def follow_in_thread(
+    ctx: JobContext,
+    sink: EventSink,
+    follow: Callable[[JobContext, EventSink, JobHandle], None],
+    stop: Callable[[JobContext], None],
+) -> JobHandle:
+    """Re-attach: `follow` a job that already runs on its own, on a daemon thread."""
+    handle = JobHandle(ctx.job_id)
+    handle.on_cancel(lambda: stop(ctx))
+    handle.mark_started()
+    threading.Thread(
+        target=follow, args=(ctx, sink, handle), name=f"job-{ctx.job_id}", daemon=True
+    ).start()
+    return handle
+
+
 class Runner(abc.ABC):
     """One backend. `submit` starts a job; `attach` resumes following one started earlier."""
 

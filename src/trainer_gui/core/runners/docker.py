@@ -60,11 +60,12 @@ from trainer_gui.core.runners.base import (
     JobHandle,
     Runner,
     emit_status,
+    follow_in_thread,
     start_in_thread,
     stop_grace_seconds,
 )
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine
-from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish
+from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish, start_and_follow
 from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.runners.tail import decode
 from trainer_gui.core.spec.model import Backend, JobSpec
@@ -572,22 +573,15 @@ class DockerRunner(Runner):
         return containers
 
     def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
-        emit_status(sink, ctx.job_id, JobStatus.STARTING, "Creating containers")
-        try:
-            containers = self._start(ctx, sink)
-        except (UserError, OSError) as exc:
-            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not start the job: {exc}")
-            handle._finish(JobStatus.FAILED)
-            return
-        except Exception as exc:
-            self._remove(ctx.job_id)
-            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not start the job: {exc}")
-            handle._finish(JobStatus.FAILED)
-            return
-        ctx.started_at = time.time()
-        handle.mark_started()
-        emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
-        self._follow(ctx, sink, handle, containers)
+        start_and_follow(
+            ctx,
+            sink,
+            handle,
+            preparing="Creating containers",
+            start=lambda: _ContainerWatch(self, ctx, sink, self._start(ctx, sink)),
+            stop=self.stop,
+            undo=lambda: self._remove(ctx.job_id),  # nothing half-created stays behind
+        )
 
     # -- follow -----------------------------------------------------------------------------
 
@@ -599,30 +593,18 @@ class DockerRunner(Runner):
         return sorted(found, key=lambda c: _host_index(c.labels.get(LABEL_HOST, "")))
 
     def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
-        handle = JobHandle(ctx.job_id)
-        handle.on_cancel(lambda: self.stop(ctx))
-        handle.mark_started()
-
-        def run() -> None:
+        def follow(ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
             try:
                 containers = self._job_containers(ctx.job_id)
-            except (UserError, Exception) as exc:
-                emit_status(
-                    sink, ctx.job_id, JobStatus.FAILED, f"Cannot reach Docker to re-attach: {exc}"
-                )
+            except Exception as exc:
+                reason = f"Cannot reach Docker to re-attach: {exc}"
+                emit_status(sink, ctx.job_id, JobStatus.FAILED, reason)
                 handle._finish(JobStatus.FAILED)
                 return
-            self._follow(ctx, sink, handle, containers)
+            watch = _ContainerWatch(self, ctx, sink, containers)
+            follow_and_finish(ctx, sink, handle, watch, self.stop)
 
-        threading.Thread(target=run, name=f"job-{ctx.job_id}", daemon=True).start()
-        return handle
-
-    def _follow(
-        self, ctx: JobContext, sink: EventSink, handle: JobHandle, containers: list[Container]
-    ) -> None:
-        follow_and_finish(
-            ctx, sink, handle, _ContainerWatch(self, ctx, sink, containers), self.stop
-        )
+        return follow_in_thread(ctx, sink, follow, self.stop)
 
     @staticmethod
     def _report_direct(

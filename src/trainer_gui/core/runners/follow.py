@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import logging
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from trainer_gui.core import contract
 from trainer_gui.core.contract import HostLayout
+from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.artifacts import pack_job
 from trainer_gui.core.runners.base import (
     EventSink,
@@ -77,6 +79,40 @@ class Watch(abc.ABC):
 
     def release(self) -> None:  # noqa: B027
         """Called last on every path: free what the job held (containers)."""
+
+
+def start_and_follow(
+    ctx: JobContext,
+    sink: EventSink,
+    handle: JobHandle,
+    *,
+    preparing: str,
+    start: Callable[[], Watch],
+    stop: Callable[[JobContext], None],
+    undo: Callable[[], None] | None = None,
+) -> None:
+    """Start the job (`start` stages, spawns and says how to watch it), then follow it.
+
+    A job that cannot start fails with the reason; `undo` removes what a failed start left.
+    """
+    emit_status(sink, ctx.job_id, JobStatus.STARTING, preparing)
+    try:
+        watch = start()
+    except Exception as exc:
+        if not isinstance(exc, (UserError, OSError, subprocess.SubprocessError)):
+            log.exception("starting %s failed", ctx.job_id)
+        if undo is not None:
+            try:
+                undo()
+            except Exception:
+                log.warning("cleaning up after the failed start of %s", ctx.job_id, exc_info=True)
+        emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not start the job: {exc}")
+        handle._finish(JobStatus.FAILED)
+        return
+    ctx.started_at = time.time()
+    handle.mark_started()
+    emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
+    follow_and_finish(ctx, sink, handle, watch, stop)
 
 
 def follow_and_finish(
@@ -198,4 +234,5 @@ __all__ = [
     "finish",
     "follow_and_finish",
     "job_lock",
+    "start_and_follow",
 ]

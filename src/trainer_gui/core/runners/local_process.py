@@ -14,8 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from trainer_gui.core import contract
@@ -29,11 +27,12 @@ from trainer_gui.core.runners.base import (
     Runner,
     emit_logs,
     emit_status,
+    follow_in_thread,
     start_in_thread,
     stop_grace_seconds,
 )
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine
-from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish
+from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish, start_and_follow
 from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.runners.tail import FileTail
 from trainer_gui.core.spec.model import Backend, JobSpec
@@ -164,27 +163,19 @@ class LocalProcessRunner(Runner):
         return start_in_thread(ctx, sink, self._start_and_follow, self.stop)
 
     def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
-        emit_status(sink, ctx.job_id, JobStatus.STARTING, "Preparing the run folder")
-        try:
+        def start() -> Watch:
             layout = self._prepare(ctx, sink)
             python = self._python_for(ctx, layout, sink)
             popen = self._spawn(ctx, layout, python)
-        except (OSError, UserError, subprocess.SubprocessError) as exc:
-            emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Could not start the job: {exc}")
-            handle._finish(JobStatus.FAILED)
-            return
-        marker = proc.start_marker(popen.pid)
-        ctx.started_at = time.time()
-        sink(
-            BackendInfo(
-                ctx.job_id,
-                {"pid": popen.pid, "pgid": popen.pid, "start_marker": marker, "python": python},
-            )
+            marker = proc.start_marker(popen.pid)
+            ids = {"pid": popen.pid, "pgid": popen.pid, "start_marker": marker}
+            sink(BackendInfo(ctx.job_id, {**ids, "python": python}))
+            ctx.backend_ids.update(ids)
+            return _ProcessWatch(ctx, sink, popen)
+
+        start_and_follow(
+            ctx, sink, handle, preparing="Preparing the run folder", start=start, stop=self.stop
         )
-        ctx.backend_ids.update(pid=popen.pid, pgid=popen.pid, start_marker=marker)
-        handle.mark_started()
-        emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
-        self._follow(ctx, sink, handle, popen)
 
     def _spawn(self, ctx: JobContext, layout: HostLayout, python: str) -> subprocess.Popen[bytes]:
         spec = ctx.spec
@@ -221,26 +212,10 @@ class LocalProcessRunner(Runner):
     # -- follow -----------------------------------------------------------------------------
 
     def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
-        handle = JobHandle(ctx.job_id)
-        handle.on_cancel(lambda: self.stop(ctx))
-        handle.mark_started()
-        thread = threading.Thread(
-            target=self._follow,
-            args=(ctx, sink, handle, None),
-            name=f"job-{ctx.job_id}",
-            daemon=True,
-        )
-        thread.start()
-        return handle
+        def follow(ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
+            follow_and_finish(ctx, sink, handle, _ProcessWatch(ctx, sink, None), self.stop)
 
-    def _follow(
-        self,
-        ctx: JobContext,
-        sink: EventSink,
-        handle: JobHandle,
-        popen: subprocess.Popen[bytes] | None,
-    ) -> None:
-        follow_and_finish(ctx, sink, handle, _ProcessWatch(ctx, sink, popen), self.stop)
+        return follow_in_thread(ctx, sink, follow, self.stop)
 
     # -- stop -------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from trainer_gui.core.runners.base import (
     Runner,
     emit_logs,
     emit_status,
+    follow_in_thread,
     max_runtime_reason,
     start_in_thread,
 )
@@ -337,14 +338,7 @@ class SageMakerRunner(Runner):
     # -- follow -----------------------------------------------------------------------------
 
     def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
-        handle = JobHandle(ctx.job_id)
-        handle.on_cancel(lambda: self.stop(ctx))
-        handle.mark_started()
-        thread = threading.Thread(
-            target=self._follow, args=(ctx, sink, handle), name=f"job-{ctx.job_id}", daemon=True
-        )
-        thread.start()
-        return handle
+        return follow_in_thread(ctx, sink, self._follow, self.stop)
 
     def _job_name(self, ctx: JobContext) -> str:
         return str(ctx.backend_ids.get("training_job_name") or ctx.job_id)
