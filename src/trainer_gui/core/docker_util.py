@@ -83,6 +83,7 @@ def docker_client(*, timeout: int = 300, base_url: str | None = None) -> DockerC
             client.ping()
             return client
         except Exception as exc:
+            log.debug("no Docker engine at %s: %s", candidate or "DOCKER_HOST/default", exc)
             if client is not None:
                 client.close()
             if first_error is None:
@@ -198,6 +199,9 @@ def _context_host() -> str | None:
             (config_dir / "contexts" / "meta" / digest / "meta.json").read_text("utf-8")
         )
         host = meta.get("Endpoints", {}).get("docker", {}).get("Host")
-    except (OSError, ValueError, AttributeError):
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as exc:  # a damaged CLI config: use the default
+        log.debug("ignoring the Docker CLI context %s: %s", name, exc)
         return None
     return host if isinstance(host, str) and host else None
