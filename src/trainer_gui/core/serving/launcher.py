@@ -336,39 +336,29 @@ def _hint_from_parts(parts: list[str], filename: str) -> str:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), to tell reused pids apart."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            text = fh.read()
-        return text.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def owner_token(pid: int | None = None) -> str:
+    """`host:pid:creation time`: names a process so that a reused pid is not taken for it."""
+    from trainer_gui.core.runners.proc import start_marker
+
     pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+    return f"{socket.gethostname()}:{pid}:{start_marker(pid) or ''}"
 
 
 def _owner_alive(token: str) -> bool:
-    """Whether the process named by an owner token still runs (other machines: assume so)."""
+    """Whether the process named by an owner token still runs (other machines: assume so).
+
+    psutil's liveness and creation time, as for jobs, so it works on every OS; a token from an
+    older version (clock ticks, not a creation time) only has its pid checked.
+    """
+    from trainer_gui.core.runners.proc import pid_alive
+
     if token == DETACHED or not token:
         return True
     host, _, rest = token.partition(":")
     pid_text, _, started = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return True
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    except OSError:
-        return True
-    return not started or _process_start(pid) in ("", started)
+    return pid_alive(int(pid_text), started or None)
 
 
 def _ping(url: str, timeout: float = PING_TIMEOUT) -> int | None:
