@@ -438,7 +438,7 @@ class DockerRunner(Runner):
             mounts.append(
                 bind(
                     spec.resolve(spec.distribution.driver_dir).resolve(),
-                    f"/opt/ml/input/data/{contract.DRIVERS_CHANNEL}",
+                    str(contract.CONTAINER_DRIVERS_DIR),
                     read_only=True,
                 )
             )

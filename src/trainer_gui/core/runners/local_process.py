@@ -100,9 +100,6 @@ class LocalProcessRunner(Runner):
 
     # -- start ------------------------------------------------------------------------------
 
-    def _layout(self, ctx: JobContext) -> HostLayout:
-        return HostLayout(HOST, ctx.run_dir / "hosts" / HOST)
-
     def _prepare(self, ctx: JobContext, sink: EventSink) -> HostLayout:
         spec = ctx.spec
         root = ctx.run_dir / "hosts" / HOST
@@ -135,7 +132,7 @@ class LocalProcessRunner(Runner):
         bindir = "Scripts" if os.name == "nt" else "bin"
         venv_python = venv / bindir / ("python.exe" if os.name == "nt" else "python")
         log_path = ctx.run_dir / "logs" / f"{HOST}.setup"
-        with open(log_path, "ab") as log:
+        with open(log_path, "ab") as setup_log:
             steps = [
                 [python, "-m", "venv", "--system-site-packages", str(venv)],
                 [
@@ -150,7 +147,7 @@ class LocalProcessRunner(Runner):
             ]
             for i, step in enumerate(steps):
                 code = subprocess.run(
-                    step, stdout=log, stderr=subprocess.STDOUT, check=False
+                    step, stdout=setup_log, stderr=subprocess.STDOUT, check=False
                 ).returncode
                 if i == 0 and code == 0:
                     _inherit_site_packages(python, venv_python)
