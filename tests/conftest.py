@@ -26,6 +26,22 @@ def app_home(
     yield home
 
 
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread() -> Iterator[None]:
+    """The window's policy (ui/gcguard.py): no automatic cyclic GC, which would free Qt objects
+    on whatever worker thread allocates; the main thread collects what is due after the test."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    yield
+    from trainer_gui.ui.gcguard import collect_due
+
+    collect_due()
+    if enabled:
+        gc.enable()
+
+
 WaitUntil = Callable[..., None]
 SpecFactory = Callable[..., JobSpec]
 

@@ -239,6 +239,7 @@ def main(project: str | None = None) -> int:
     from trainer_gui.core.errors import UserError
     from trainer_gui.core.store import Store
     from trainer_gui.services.job_host import make_job_service
+    from trainer_gui.ui.gcguard import GuiThreadCollector
     from trainer_gui.ui.main_window import MainWindow
     from trainer_gui.ui.tasks import store_writes
 
@@ -250,6 +251,7 @@ def main(project: str | None = None) -> int:
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     setup_application(app)
     install_excepthook()
+    collector = GuiThreadCollector(app)  # cyclic GC on this thread only (ui/gcguard.py)
     try:
         store = Store()
     except UserError as exc:
@@ -275,5 +277,6 @@ def main(project: str | None = None) -> int:
         service.shutdown()  # the job host lets go of the jobs: they keep running
         store_writes().waitForDone(5000)
         QThreadPool.globalInstance().waitForDone(5000)
+        collector.stop()
         store.close()
     return code
