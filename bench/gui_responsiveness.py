@@ -46,6 +46,7 @@ from trainer_gui.core.runners.events import JobStatus, StatusChanged
 from trainer_gui.services.live_data import LogChunk, LogData, MetricChunk, MetricData
 from trainer_gui.ui.app import tune_for_responsiveness
 from trainer_gui.ui.bridge import JobEventBridge
+from trainer_gui.ui.gcguard import GuiThreadCollector
 from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.plots import MetricsPanel
 
@@ -257,8 +258,10 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
 
     # Idle: the same window, nothing arriving.
     run_loop(lambda: False, 0.5)
+    collector = None
     if not args.no_tuning:
         tune_for_responsiveness()  # what the app does once its window is up
+        collector = GuiThreadCollector(app)  # and cyclic GC on the GUI thread only
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     heartbeat.start()
@@ -328,6 +331,8 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
         "wall": shown - started,
     }
     bridge.close()
+    if collector is not None:
+        collector.stop()
     if store is not None:
         service.shutdown()
         store.close()
