@@ -230,3 +230,10 @@ def test_credentials_expiring_while_following_stop_following_not_the_job(
     assert record.status == "Starting"  # not Failed: the job runs on in the cloud
     text = (Path(record.run_dir) / "logs" / JOB_LOG).read_text()
     assert "credentials have expired" in text and "keeps running on SageMaker" in text
+    # Let go of the job, so a later recover here (or another process) can follow it again.
+    assert not svc.is_followed_here(handle.job_id)
+    from trainer_gui.core.locks import ProcessLock
+
+    lock = ProcessLock(Path(record.run_dir) / ".follower.lock")
+    assert lock.acquire()
+    lock.release()

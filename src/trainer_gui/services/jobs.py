@@ -201,9 +201,15 @@ class JobService:
         ctx = self.context(record)
         ctx.spec = spec
         handle = runner.submit(ctx, follower)
-        with self._lock:
-            self._handles[job_id] = handle
+        self._keep(handle)
         return handle
+
+    def _keep(self, handle: JobHandle) -> None:
+        """Remember the handle; when following ends without a final status (credentials gone,
+        Docker unreachable), let go of the job so a later `recover` can take it again."""
+        with self._lock:
+            self._handles[handle.job_id] = handle
+        handle.on_done(lambda done: self._release(done.job_id))
 
     def _take(self, record: JobRecord, spec: JobSpec) -> _Follower | None:
         with self._lock:
@@ -246,8 +252,7 @@ class JobService:
                 self._release(record.id)
                 continue
             handle = runner.attach(self.context(record), follower)
-            with self._lock:
-                self._handles[record.id] = handle
+            self._keep(handle)
             taken.append(record.id)
         for backend, runner in list(self._runners.items()):
             try:

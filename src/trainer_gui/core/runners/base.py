@@ -76,11 +76,25 @@ class JobHandle:
         self._started = threading.Event()
         self._status: JobStatus | None = None
         self._cancel_cb: Callable[[], None] | None = None
+        self._done_lock = threading.Lock()
+        self._done_cbs: list[Callable[[JobHandle], None]] = []
 
     def _finish(self, status: JobStatus) -> None:
         self._status = status
         self._started.set()
-        self._done.set()
+        with self._done_lock:
+            self._done.set()
+            callbacks, self._done_cbs = self._done_cbs, []
+        for callback in callbacks:
+            callback(self)
+
+    def on_done(self, callback: Callable[[JobHandle], None]) -> None:
+        """Call `callback(handle)` once following ends, whatever the status (at once if it has)."""
+        with self._done_lock:
+            if not self._done.is_set():
+                self._done_cbs.append(callback)
+                return
+        callback(self)
 
     def mark_started(self) -> None:
         """The job now runs on its own: this process may exit without harming it."""
