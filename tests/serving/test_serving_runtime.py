@@ -203,8 +203,9 @@ def test_quickstart_user_input_fn_errors_are_500_with_its_message(quickstart: An
     assert status == 500 and ctype.startswith("text/plain")
     text = body.decode()
     assert text.startswith("ValueError: application/json: body is not valid JSON")
-    # The traceback shows where the user's code failed, not the server's own frames.
-    assert "inference.py" in text and "runtime.py" not in text
+    # The type and message only: the traceback (file names, lines, code) stays in the log.
+    assert "Traceback" not in text and "inference.py" not in text
+    assert "TRAINER_GUI_SERVING_DEBUG" in text
 
     status, body, _ = post(url, "[[1, 2, 3]]", "application/json")
     assert status == 500 and "expected rows of 4 features" in body.decode()
@@ -584,3 +585,56 @@ def test_handlers_run_one_at_a_time_unless_configured(
             thread.join(10)
         (_, a1), (b0, _) = sorted(spans)
         assert (b0 < a1) is overlap
+
+
+# -- error bodies: the message for the client, the traceback for the log ------------------------
+
+FAILING_HANDLER = """
+    def model_fn(model_dir):
+        return "model"
+
+    def input_fn(data, content_type):
+        return data
+
+    def _lookup(table, key):
+        return table[key]
+
+    def predict_fn(data, model):
+        return _lookup({}, "missing-" + data.decode())
+    """
+
+
+def test_error_bodies_carry_no_traceback_but_the_log_does(
+    tmp_path: Path, fresh_modules: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = write_code(tmp_path, FAILING_HANDLER)
+    with serving_in_thread(model_dir) as (url, service):
+        assert service.state == "ready", service.error
+        status, body, ctype = post(url, b"key", "application/octet-stream")
+    text = body.decode()
+    assert status == 500 and ctype.startswith("text/plain")
+    assert text.splitlines()[0] == "KeyError: 'missing-key'"
+    for leak in ("Traceback", "inference.py", "_lookup", str(tmp_path), "line "):
+        assert leak not in text, text
+    logged = capfd.readouterr().err
+    assert "POST /invocations -> 500: KeyError: 'missing-key'" in logged
+    assert "Traceback (most recent call last)" in logged
+    assert "inference.py" in logged and "in _lookup" in logged
+
+
+def test_debug_setting_puts_the_users_traceback_in_the_body(
+    tmp_path: Path, fresh_modules: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_dir = write_code(tmp_path, FAILING_HANDLER)
+    monkeypatch.setenv("TRAINER_GUI_SERVING_DEBUG", "1")
+    assert ModelService.from_environ(str(model_dir)).debug_errors is True
+    monkeypatch.setenv("TRAINER_GUI_SERVING_DEBUG", "0")
+    assert ModelService.from_environ(str(model_dir)).debug_errors is False
+    with serving_in_thread(model_dir, debug_errors=True) as (url, service):
+        assert service.state == "ready", service.error
+        status, body, _ = post(url, b"key", "application/octet-stream")
+    text = body.decode()
+    assert status == 500 and text.startswith("KeyError: 'missing-key'")
+    assert "Traceback (most recent call last)" in text and "in _lookup" in text
+    # Where the user's code failed, not the server's own frames.
+    assert "inference.py" in text and "runtime.py" not in text

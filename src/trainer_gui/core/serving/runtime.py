@@ -28,6 +28,9 @@ Where it deliberately does better than the toolkit (documented in docs/serving.m
   content type it has no decoder for, 406 for an Accept it cannot produce. The toolkit answers
   500 to all of them. Errors raised by user handlers stay 500 with the message (what SageMaker
   answers), unless the exception carries an int `status_code` as the toolkit's own errors do.
+  The body names the exception's type and message only: its traceback goes to the container
+  log, and into the body too only with `TRAINER_GUI_SERVING_DEBUG=1` (a traceback shows the
+  server's paths and code to whoever can send a request).
 * NPY bodies are loaded with `allow_pickle=False` (the toolkit allows pickles: code execution
   by request).
 
@@ -69,8 +72,14 @@ MODEL_EXTENSIONS = (".pt", ".pth")
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_PORT = 8080
 SERVER_NAME = "trainer-gui-serving/1"
+#: Set to 1/true/yes: error bodies carry the handler's traceback (it is always in the log).
+DEBUG_ENV = "TRAINER_GUI_SERVING_DEBUG"
 
 LOADING, READY, FAILED = "loading", "ready", "failed"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def log(message: str) -> None:
@@ -414,8 +423,10 @@ class ModelService:
         default_accept: str | None = None,
         concurrency: int = 1,
         max_payload_bytes: int = 6 * 1024 * 1024,
+        debug_errors: bool = False,
     ) -> None:
         self.model_dir = model_dir
+        self.debug_errors = debug_errors
         self.code_dir = os.path.join(model_dir, "code")
         self.program = program or "inference.py"
         self.default_accept = default_accept or JSON
@@ -448,6 +459,7 @@ class ModelService:
             default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None,
             concurrency=concurrency,
             max_payload_bytes=int(megabytes * 1024 * 1024),
+            debug_errors=_truthy(env.get(DEBUG_ENV)),
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -680,7 +692,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
             trace = _user_traceback(exc)
             log(f"POST /invocations -> {status}: {type(exc).__name__}: {message}\n{trace}")
-            self._error(status, f"{type(exc).__name__}: {message}\n\n{trace}")
+            self._error(status, error_body(exc, message, trace, self.service.debug_errors))
             return
         self._send(200, payload, content_type)
 
@@ -728,6 +740,18 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def error_body(exc: BaseException, message: str, trace: str, debug: bool) -> str:
+    """What a client sees of a handler's exception: its type and message.
+
+    The traceback names files and lines of the model's code and the server's paths; it goes to
+    the container log (the Predict panel shows it) and into the body only with `DEBUG_ENV` set.
+    """
+    head = f"{type(exc).__name__}: {message}"
+    if debug:
+        return f"{head}\n\n{trace}"
+    return f"{head}\n\n(the traceback is in the endpoint's log; {DEBUG_ENV}=1 sends it here too)"
+
+
 def _user_traceback(exc: BaseException) -> str:
     """The traceback without this file's frames: where the user's code failed."""
     here = os.path.abspath(__file__)
@@ -749,7 +773,7 @@ class Server(ThreadingHTTPServer):
 
 def make_server(service: ModelService, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> Server:
     """An HTTP server for `service`, bound (port 0 picks a free one), not yet serving."""
-    access = os.environ.get("TRAINER_GUI_SERVING_ACCESS_LOG", "") in ("1", "true", "yes")
+    access = _truthy(os.environ.get("TRAINER_GUI_SERVING_ACCESS_LOG"))
     handler = type("BoundHandler", (RequestHandler,), {"service": service, "access_log": access})
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server_class = type("BoundServer", (Server,), {"address_family": family})
