@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PySide6.QtCore import Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import (
     QCloseEvent,
@@ -47,6 +46,7 @@ from trainer_gui.core.paths import data_home
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.serving.launcher import EndpointLauncher
 from trainer_gui.core.spec import JobSpec
+from trainer_gui.core.spec.io import read_spec_data
 from trainer_gui.core.spec.model import JOB_NAME_RE
 from trainer_gui.core.store import JobRecord, Project, Store
 from trainer_gui.services.api import Jobs
@@ -584,15 +584,10 @@ class MainWindow(QMainWindow):
     def open_spec(self, path: str | Path) -> SpecEditorDialog | None:
         """Open a spec file in the form; problems in it are shown inline, not refused."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            self.show_message("warning", "Cannot open the spec", f"Cannot read {path}: {exc}")
-            return None
-        except yaml.YAMLError as exc:
-            self.show_message(
-                "warning", "Cannot open the spec", f"{path} is not valid YAML:\n{exc}"
-            )
+        try:  # bounded: a hostile file (alias bomb, deep nesting) is refused, not expanded
+            data = read_spec_data(path)
+        except UserError as exc:
+            self.show_message("warning", "Cannot open the spec", str(exc))
             return None
         if not isinstance(data, dict):
             self.show_message(
