@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import re
-from pathlib import Path
-from typing import Any, Literal
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -37,6 +38,16 @@ MAX_RUNTIME_LIMIT = 28 * 24 * 3600
 RESERVED_HP_PREFIX = "sagemaker_"
 
 HyperValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+def _not_bool(value: Any) -> Any:
+    """pydantic takes `true` for 1; in a count or a limit that is a mistake, not a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number; give a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
 
 
 class Backend(str, enum.Enum):
@@ -68,12 +79,57 @@ def _check_exists(value: str | None, info: ValidationInfo, what: str, want_dir: 
     if base is None:
         return
     path = resolve_path(base, value)
-    if not path.exists():
+    kind = _path_kind(path, what, value)
+    if kind is None:
         raise ValueError(f"{what} {value!r} does not exist (looked at {path}); fix the path")
-    if want_dir and not path.is_dir():
+    if want_dir and kind != "dir":
         raise ValueError(f"{what} {value!r} is a file; give a folder")
-    if not want_dir and path.is_dir():
+    if not want_dir and kind == "dir":
         raise ValueError(f"{what} {value!r} is a folder; give a file")
+
+
+def _path_kind(path: Path, what: str, value: str) -> Literal["dir", "file"] | None:
+    """'dir', 'file' (or anything else there), or None when nothing is there.
+
+    A path the OS cannot even look up (too long, a NUL byte) is a ValueError naming it, so the
+    spec gets a clear problem line instead of an OSError from deep inside validation.
+    """
+    try:
+        if path.is_dir():
+            return "dir"
+        return "file" if path.exists() else None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ValueError(f"{what} {shown!r} cannot be looked up: {reason}") from None
+
+
+def check_script_path(value: str | None, what: str, folder: str) -> str | None:
+    """A script named relative to its folder must stay inside it: not absolute, no `..`.
+
+    Checked the way both POSIX and Windows read it, since the spec may be written on one and
+    run on the other (`/bin/sh`, `C:\\x`, `..\\..\\etc` are all refused).
+    """
+    if value is None:
+        return value
+    if not value.strip():
+        raise ValueError(f"{what} is empty; name a script inside the {folder}")
+    for pure in (PurePosixPath(value), PureWindowsPath(value)):
+        if pure.anchor or ".." in pure.parts:
+            raise ValueError(f"{what} {value!r} must be a path inside the {folder}, e.g. train.py")
+    return value
+
+
+def _check_script_in_folder(
+    info: ValidationInfo, folder: str, script: str, what: str, folder_word: str
+) -> None:
+    """With a base folder known, the script must be a file inside the (local) folder."""
+    base = _base_dir(info)
+    if base is None or is_remote(folder):
+        return
+    path = resolve_path(base, folder) / script
+    if _path_kind(path, what, script) != "file":
+        raise ValueError(f"{what} {script!r} is not in the {folder_word} ({path} does not exist)")
 
 
 def is_remote(value: str) -> bool:
@@ -81,7 +137,10 @@ def is_remote(value: str) -> bool:
 
 
 def resolve_path(base: Path | None, value: str) -> Path:
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not know
+        raise ValueError(f"{value!r}: no home folder for {value.split('/')[0]!r}") from None
     if not path.is_absolute() and base is not None:
         path = base / path
     return path
@@ -143,29 +202,16 @@ class SourceSpec(_Model):
     @field_validator("entry_point")
     @classmethod
     def _entry_point_relative(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not v.strip():
-            raise ValueError("entry script is empty; name a script inside the source folder")
-        if Path(v).is_absolute() or ".." in Path(v).parts:
-            raise ValueError(
-                f"entry script {v!r} must be a path inside the source folder, e.g. train.py"
-            )
-        return v
+        return check_script_path(v, "entry script", "source folder")
 
     @model_validator(mode="after")
     def _script_or_command(self, info: ValidationInfo) -> SourceSpec:
         if self.command is None:
             if not self.source_dir or not self.entry_point:
                 raise ValueError("give source_dir and entry_point (a script to run), or a command")
-            base = _base_dir(info)
-            if base is not None and not is_remote(self.source_dir):
-                script = resolve_path(base, self.source_dir) / self.entry_point
-                if not script.is_file():
-                    raise ValueError(
-                        f"entry script {self.entry_point!r} is not in the source folder "
-                        f"({script} does not exist)"
-                    )
+            _check_script_in_folder(
+                info, self.source_dir, self.entry_point, "entry script", "source folder"
+            )
         return self
 
 
@@ -184,15 +230,15 @@ class ComputeSpec(_Model):
         "SM_CURRENT_INSTANCE_TYPE.",
         pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local|local_gpu)$",
     )
-    instance_count: int = Field(
+    instance_count: WholeNumber = Field(
         1, ge=1, le=100, title="Instance count", description="Hosts algo-1..N."
     )
-    gpus: int | Literal["all"] = Field(
+    gpus: Annotated[int | Literal["all"], BeforeValidator(_not_bool)] = Field(
         0,
         title="GPUs per host",
         description="Local backends: GPUs to give each host (a count, or 'all'); 0 for CPU.",
     )
-    volume_size_gb: int = Field(
+    volume_size_gb: WholeNumber = Field(
         30, ge=1, le=16384, title="Volume size (GB)", description="SageMaker storage per instance."
     )
 
@@ -213,7 +259,7 @@ class DistributionSpec(_Model):
         description="none: one process per host; torchrun: torch.distributed across all hosts; "
         "custom: run your own driver script.",
     )
-    processes_per_host: int | None = Field(
+    processes_per_host: WholeNumber | None = Field(
         None,
         ge=1,
         le=128,
@@ -233,13 +279,22 @@ class DistributionSpec(_Model):
         _check_exists(v, info, "driver folder", want_dir=True)
         return v
 
+    @field_validator("driver_script")
+    @classmethod
+    def _driver_script_relative(cls, v: str | None) -> str | None:
+        return check_script_path(v, "driver script", "driver folder")
+
     @model_validator(mode="after")
-    def _custom_needs_driver(self) -> DistributionSpec:
+    def _custom_needs_driver(self, info: ValidationInfo) -> DistributionSpec:
         if self.kind == "custom" and not (self.driver_dir and self.driver_script):
             raise ValueError("a custom distribution needs driver_dir and driver_script")
         if self.kind != "custom" and (self.driver_dir or self.driver_script):
             raise ValueError(
                 "driver_dir and driver_script only apply to kind: custom; set kind or remove them"
+            )
+        if self.driver_dir and self.driver_script:
+            _check_script_in_folder(
+                info, self.driver_dir, self.driver_script, "driver script", "driver folder"
             )
         return self
 
@@ -280,7 +335,7 @@ class ChannelSpec(_Model):
         if "://" in v:
             raise ValueError(f"{v!r}: only local paths and s3:// URIs are supported")
         base = _base_dir(info)
-        if base is not None and not resolve_path(base, v).exists():
+        if base is not None and _path_kind(resolve_path(base, v), "data path", v) is None:
             raise ValueError(
                 f"data path {v!r} does not exist (looked at {resolve_path(base, v)}); fix the path"
             )
@@ -395,7 +450,7 @@ class JobSpec(_Model):
         description="JSON or YAML file with more hyperparameters; values above win.",
     )
     environment: dict[str, str] = Field(default_factory=dict, title="Environment variables")
-    max_runtime_seconds: int = Field(
+    max_runtime_seconds: WholeNumber = Field(
         86400,
         ge=1,
         le=MAX_RUNTIME_LIMIT,
