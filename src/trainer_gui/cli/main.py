@@ -262,6 +262,11 @@ def _settle(service: JobService, timeout: float = 3.0) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    """Print job.log; with --follow, until the job ends and its log is read to the end.
+
+    Only the bytes the store accounts for are printed, so lines of a batch whose follower died
+    before committing (and which the next follower writes again) never show twice. While the
+    job runs and no process ingests it (the one that did died), this command takes over."""
     from trainer_gui.core.joblog import JOB_LOG, parse_log_line
     from trainer_gui.core.runners.events import JobStatus
 
@@ -272,14 +277,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = Path(record.run_dir) / "logs" / JOB_LOG
     position = 0
     out = sys.stdout
+    next_take_over = time.monotonic() + _TAKE_OVER_EVERY
     try:
         while True:
-            if path.exists():
-                with open(path, encoding="utf-8", errors="replace") as fh:
+            available = _committed_log_size(service, record.id, path)
+            if available > position:
+                with open(path, "rb") as fh:
                     fh.seek(position)
-                    chunk = fh.read()
-                    position = fh.tell()
-                for line in chunk.splitlines():
+                    chunk = fh.read(available - position)
+                chunk = chunk[: chunk.rfind(b"\n") + 1]  # whole lines only
+                position += len(chunk)
+                for line in chunk.decode("utf-8", "replace").splitlines():
                     parsed = parse_log_line(line)
                     if parsed is None:
                         continue
@@ -291,14 +299,34 @@ def cmd_logs(args: argparse.Namespace) -> int:
             if not args.follow:
                 return EXIT_OK
             record = service.get(record.id)
-            drained = path.exists() and path.stat().st_size == position
-            if JobStatus(record.status).is_terminal and drained:
-                out.write(f"==> {record.status}\n")
-                return _exit_code(record.status)
+            if JobStatus(record.status).is_terminal:
+                if _committed_log_size(service, record.id, path) <= position:
+                    out.write(f"==> {record.status}\n")
+                    return _exit_code(record.status)
+                continue  # the last lines landed before the final status: read them first
+            if time.monotonic() >= next_take_over:
+                next_take_over = time.monotonic() + _TAKE_OVER_EVERY
+                if not service.is_followed_here(record.id):
+                    service.recover([record.id])  # a no-op while another process holds it
             time.sleep(0.2)
     except KeyboardInterrupt:
         service.shutdown()
         return EXIT_DETACHED
+
+
+#: How often `logs --follow` checks that some process still ingests the job it shows.
+_TAKE_OVER_EVERY = 2.0
+
+
+def _committed_log_size(service: JobService, job_id: str, path: Path) -> int:
+    """The length of job.log that the store accounts for; the whole file for a job ingested
+    before the store recorded it (no length stored)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    committed = service.store.log_size(job_id)
+    return size if committed is None else min(size, committed)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

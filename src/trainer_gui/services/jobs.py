@@ -20,6 +20,7 @@ from trainer_gui.core.errors import UserError
 from trainer_gui.core.joblog import JOB_LOG, format_log_line, make_job_id
 from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.metrics import MetricsParser
+from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.paths import runs_home
 from trainer_gui.core.runners.base import JobContext, JobHandle, Runner
 from trainer_gui.core.runners.events import (
@@ -29,9 +30,11 @@ from trainer_gui.core.runners.events import (
     JobEvent,
     JobStatus,
     LogBatch,
+    LogLine,
     MetricBatch,
     StatusChanged,
 )
+from trainer_gui.core.runners.follow import disk_full
 from trainer_gui.core.spec import dump_spec
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.core.store import JobRecord, Store
@@ -61,7 +64,12 @@ def create_runner(backend: str) -> Runner:
 
 
 class _Follower:
-    """Per-job ingest state: the parser, the text log and the lock that makes us the writer."""
+    """Per-job ingest state: the parser, the text log and the lock that makes us the writer.
+
+    Exactly once: a LogBatch's job.log lines, metric samples and offsets commit together (the
+    store records job.log's length with the offsets), and a follower that takes over first cuts
+    job.log back to that length, so a process that died anywhere in a batch leaves nothing
+    that the next follower writes again."""
 
     def __init__(self, service: JobService, record: JobRecord, spec: JobSpec, lock: ProcessLock):
         self.service = service
@@ -74,30 +82,76 @@ class _Follower:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._io = threading.Lock()
         self.closed = False
+        self._cut_log_to_store()
+
+    def _cut_log_to_store(self) -> None:
+        """Drop job.log bytes a previous follower wrote but never committed (it died between
+        writing and committing): they come again from the stored offsets."""
+        store = self.service.store
+        committed = store.log_size(self.job_id)
+        if committed is None:
+            if store.get_offsets(self.job_id):
+                return  # ingested by a version that did not record the length: keep it all
+            committed = 0  # nothing committed yet, so nothing in job.log counts
+        try:
+            size = self.log_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size > committed:
+            log.info(
+                "job %s: cutting %s from %d to %d bytes (lines of a batch that never committed)",
+                self.job_id,
+                self.log_path,
+                size,
+                committed,
+            )
+            with open(self.log_path, "r+b") as fh:
+                fh.truncate(committed)
 
     def __call__(self, event: JobEvent) -> None:
         if self.closed:  # this process let go; whoever takes over resumes from stored offsets
             return
         try:
             self._handle(event)
-        except Exception:
+        except Exception as exc:
+            full = disk_full(exc, self.log_path if isinstance(exc, OSError) else self.db_path)
+            if full is not None:  # the runner stops the job and records why (no traceback)
+                raise full from None
             log.exception("failed to record %r for job %s", type(event).__name__, self.job_id)
 
-    def _handle(self, event: JobEvent) -> None:
+    @property
+    def db_path(self) -> Path:
+        return Path(getattr(self.service.store, "path", self.log_path))
+
+    def _append(self, lines: list[LogLine]) -> tuple[int, int]:
+        """Append to job.log; the length before and after (both the file's real length)."""
+        data = "".join(format_log_line(ln.time, ln.host, ln.stream, ln.text) for ln in lines)
+        with open(self.log_path, "ab") as fh:
+            before = fh.seek(0, 2)
+            try:
+                fh.write(data.encode("utf-8", "replace"))
+                fh.flush()
+            except BaseException:
+                fh.truncate(before)
+                raise
+            return before, fh.tell()
+
+    def _store(self, event: JobEvent) -> list[MetricSample]:
+        """Write what `event` says to the store (and job.log); the samples a log batch held."""
         store = self.service.store
-        extra: AnyEvent | None = None
+        samples: list[MetricSample] = []
         if isinstance(event, LogBatch):
-            with self._io:
-                samples = self.parser.parse_lines((ln.text, ln.host, ln.time) for ln in event.lines)
-                if event.lines:
-                    with open(self.log_path, "a", encoding="utf-8") as fh:
-                        fh.writelines(
-                            format_log_line(ln.time, ln.host, ln.stream, ln.text)
-                            for ln in event.lines
-                        )
+            samples = self.parser.parse_lines((ln.text, ln.host, ln.time) for ln in event.lines)
+            if not event.lines:
                 store.record_batch(self.job_id, event.offsets, samples)
-            if samples:
-                extra = MetricBatch(self.job_id, samples)
+                return samples
+            before, after = self._append(event.lines)
+            try:
+                store.record_batch(self.job_id, event.offsets, samples, log_size=after)
+            except BaseException:
+                with open(self.log_path, "r+b") as fh:  # job.log holds what the store holds
+                    fh.truncate(before)
+                raise
         elif isinstance(event, StatusChanged):
             store.set_status(self.job_id, event.status.value, event.message, event.time)
         elif isinstance(event, BackendInfo):
@@ -107,9 +161,18 @@ class _Follower:
             artifacts = dict((record.backend_ids.get("artifacts") or {}) if record else {})
             artifacts[event.kind] = event.path
             store.update_backend_ids(self.job_id, {"artifacts": artifacts})
+        return samples
+
+    def _handle(self, event: JobEvent) -> None:
+        with self._io:
+            # Checked again under the lock: once _release has let go, another process may
+            # already resume from the stored offsets, and this batch must not land as well.
+            if self.closed:
+                return
+            samples = self._store(event)
         self.service._notify(event)
-        if extra is not None:
-            self.service._notify(extra)
+        if samples:
+            self.service._notify(MetricBatch(self.job_id, samples))
         if isinstance(event, StatusChanged) and event.status.is_terminal:
             self.service._release(self.job_id)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
+from trainer_gui.core import safety
 from trainer_gui.core.contract import toolkit
 from trainer_gui.core.contract.toolkit import (
     DEFAULT_BASE_DIR,
@@ -142,7 +143,8 @@ class HostLayout:
         return Paths(str(self.root))
 
     def channel_dir(self, name: str) -> Path:
-        return self.root / "input" / "data" / name
+        """Refuses a name that is not one plain folder (`.` would be input/data itself)."""
+        return self.root / "input" / "data" / safety.path_component(name, "channel name")
 
     @property
     def config_dir(self) -> Path:
@@ -181,12 +183,15 @@ def materialise_host(
     root: Path,
     region: str | None = None,
     seen_as: str = DEFAULT_BASE_DIR,
+    run_dir: Path | None = None,
 ) -> HostLayout:
     """Create `root` as host's /opt/ml: the folders and the three config JSON files.
 
     `seen_as` is where the job sees this tree: /opt/ml in a container, `root` itself on the host.
+    Nothing is written outside `run_dir` (the job's run folder; `root` itself if not given).
     """
-    layout = HostLayout(host, root)
+    run_dir = root if run_dir is None else run_dir
+    layout = HostLayout(safety.path_component(host, "host name"), root)
     for sub in (
         layout.config_dir,
         root / "input" / "data",
@@ -196,7 +201,7 @@ def materialise_host(
         layout.code_dir,
         layout.checkpoints_dir,
     ):
-        sub.mkdir(parents=True, exist_ok=True)
+        safety.make_dirs(run_dir, sub)
     files = {
         "hyperparameters.json": sagemaker_hyperparameters(
             spec, job_name, submit_directory=toolkit.Paths(seen_as).code_dir, region=region
@@ -205,8 +210,9 @@ def materialise_host(
         "inputdataconfig.json": input_data_config(spec),
     }
     for name, content in files.items():
-        target = layout.config_dir / name
-        target.write_text(json.dumps(content, indent=2, sort_keys=False), encoding="utf-8")
+        target = safety.write_text(
+            run_dir, layout.config_dir / name, json.dumps(content, indent=2, sort_keys=False)
+        )
         if os.name != "nt":
             target.chmod(0o644)
     return layout

@@ -189,10 +189,33 @@ def emit_status(sink: EventSink, job_id: str, status: JobStatus, message: str = 
 
 
 def emit_logs(
-    sink: EventSink, job_id: str, lines: list[LogLine], offsets: dict[tuple[str, str], str]
+    sink: EventSink,
+    job_id: str,
+    lines: list[LogLine],
+    offsets: dict[tuple[str, str], str],
+    marks: list[str] | None = None,
 ) -> None:
-    """`lines` in batches of at most BATCH_LINES; the offsets ride on the last batch only, so
-    a process that resumes from stored offsets never skips a line it did not store."""
-    for start in range(0, max(len(lines), 1), BATCH_LINES):
-        last = start + BATCH_LINES >= len(lines)
-        sink(LogBatch(job_id, lines[start : start + BATCH_LINES], offsets if last else {}))
+    """Send `lines` so that every batch carries the offsets of exactly the lines in it.
+
+    `marks[i]` is where line i's own (host, stream) can resume just past it; with marks, lines
+    go out in batches of at most BATCH_LINES, each with the marks of its last line per stream
+    (the last batch also with `offsets`, which may reach past trailing blank lines). The
+    service commits a batch's lines, samples and offsets in one transaction, so a process that
+    dies between batches leaves offsets that match what was stored: the next follower neither
+    skips nor repeats a line. A source without per-line marks can only resume at the end of a
+    read, so its read goes out as one batch."""
+    if marks is None:
+        sink(LogBatch(job_id, lines, offsets))
+        return
+    if len(marks) != len(lines):
+        raise ValueError(f"{len(lines)} lines but {len(marks)} offsets")
+    total = len(lines)
+    for start in range(0, max(total, 1), BATCH_LINES):
+        stop = min(start + BATCH_LINES, total)
+        batch = lines[start:stop]
+        covered = {
+            (ln.host, ln.stream): mark for ln, mark in zip(batch, marks[start:stop], strict=True)
+        }
+        if stop >= total:
+            covered.update(offsets)
+        sink(LogBatch(job_id, batch, covered))

@@ -50,7 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer_gui.core import contract
+from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.runners.base import (
@@ -405,12 +405,19 @@ class DockerRunner(Runner):
     def submit(self, ctx: JobContext, sink: EventSink) -> JobHandle:
         return start_in_thread(ctx, sink, self._start_and_follow, self.stop)
 
-    def _prepare(self, ctx: JobContext) -> list[HostLayout]:
+    def _prepare(self, ctx: JobContext, sink: EventSink | None = None) -> list[HostLayout]:
         spec = ctx.spec
-        stage_code(spec, ctx.run_dir / "code")  # one copy, mounted by every host
+
+        def warn(message: str) -> None:
+            if sink is not None:
+                emit_status(sink, ctx.job_id, JobStatus.STARTING, message)
+
+        # one copy, mounted by every host
+        stage_code(spec, ctx.run_dir / "code", run_dir=ctx.run_dir, warn=warn)
         layouts = []
         for host in contract.host_names(spec):
-            layout = contract.materialise_host(spec, ctx.job_id, host, ctx.run_dir / "hosts" / host)
+            root = ctx.run_dir / "hosts" / host
+            layout = contract.materialise_host(spec, ctx.job_id, host, root, run_dir=ctx.run_dir)
             layouts.append(layout)
         return layouts
 
@@ -419,7 +426,12 @@ class DockerRunner(Runner):
 
         spec = ctx.spec
 
-        def bind(source: Path, target: str, read_only: bool = False) -> Mount:
+        def bind(
+            source: Path, target: str, read_only: bool = False, users_folder: bool = False
+        ) -> Mount:
+            """A writable bind is the run folder's, or the user's checkpoint_dir (by design)."""
+            if not read_only and not users_folder:
+                source = safety.inside_run(ctx.run_dir, source)
             return Mount(target=target, source=str(source), type="bind", read_only=read_only)
 
         mounts = [
@@ -430,7 +442,7 @@ class DockerRunner(Runner):
         ]
         for channel in spec.channels:
             source = spec.resolve(channel.source).resolve()
-            target = f"/opt/ml/input/data/{channel.name}"
+            target = f"/opt/ml/input/data/{safety.path_component(channel.name, 'channel name')}"
             if source.is_file():
                 target = f"{target}/{source.name}"
             mounts.append(bind(source, target, read_only=True))
@@ -445,7 +457,7 @@ class DockerRunner(Runner):
         if spec.checkpoint_dir and not spec.checkpoint_dir.startswith("s3://"):
             persistent = spec.resolve(spec.checkpoint_dir).resolve()
             persistent.mkdir(parents=True, exist_ok=True)
-            mounts.append(bind(persistent, "/opt/ml/checkpoints"))
+            mounts.append(bind(persistent, "/opt/ml/checkpoints", users_folder=True))
         else:
             mounts.append(bind(layout.checkpoints_dir, "/opt/ml/checkpoints"))
         if launch == LAUNCH_DRIVER:
@@ -473,7 +485,7 @@ class DockerRunner(Runner):
         image = default_image(spec)
         image_id, image_env = self._image_env(image)
         toolkit = TOOLKIT_ENV in image_env
-        layouts = self._prepare(ctx)
+        layouts = self._prepare(ctx, sink)
         launch = self._launch(ctx, toolkit, image_id)
         labels = {
             LABEL_JOB: ctx.job_id,

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from trainer_gui.core import contract
+from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.runners import proc
@@ -103,22 +103,28 @@ class LocalProcessRunner(Runner):
     def _prepare(self, ctx: JobContext, sink: EventSink) -> HostLayout:
         spec = ctx.spec
         root = ctx.run_dir / "hosts" / HOST
-        layout = contract.materialise_host(spec, ctx.job_id, HOST, root, seen_as=str(root))
-        stage_code(spec, layout.code_dir)
+        run_dir = ctx.run_dir
+        layout = contract.materialise_host(
+            spec, ctx.job_id, HOST, root, seen_as=str(root), run_dir=run_dir
+        )
+
+        def warn(message: str) -> None:
+            emit_status(sink, ctx.job_id, JobStatus.STARTING, message)
+
+        stage_code(spec, layout.code_dir, run_dir=run_dir, warn=warn)
         for channel in spec.channels:
-            _link(spec.resolve(channel.source), layout.channel_dir(channel.name))
+            _link(run_dir, spec.resolve(channel.source), layout.channel_dir(channel.name))
         if spec.distribution.kind == "custom" and spec.distribution.driver_dir:
             _link(
+                run_dir,
                 spec.resolve(spec.distribution.driver_dir),
                 layout.channel_dir(contract.DRIVERS_CHANNEL),
             )
         if spec.checkpoint_dir and not spec.checkpoint_dir.startswith("s3://"):
             persistent = spec.resolve(spec.checkpoint_dir)
-            persistent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(layout.checkpoints_dir, ignore_errors=True)
-            _link(persistent, layout.checkpoints_dir)
-        (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        del sink
+            persistent.mkdir(parents=True, exist_ok=True)  # the user's own folder, by design
+            _link(run_dir, persistent, layout.checkpoints_dir)
+        safety.make_dirs(run_dir, run_dir / "logs")
         return layout
 
     def _python_for(self, ctx: JobContext, layout: HostLayout, sink: EventSink) -> str:
@@ -251,14 +257,15 @@ class _ProcessWatch(Watch):
 
     def pump(self, final: bool) -> None:
         while True:
-            lines: list[LogLine] = []
+            marked: list[tuple[LogLine, int]] = []
             for tail in self.tails:
-                lines.extend(tail.read(final=final))
-            if not lines:
+                marked.extend(tail.read_marked(final=final))
+            if not marked:
                 return
-            lines.sort(key=lambda line: line.time)
+            marked.sort(key=lambda pair: pair[0].time)  # stable: each stream keeps its order
             offsets = {tail.key: str(tail.offset) for tail in self.tails}
-            emit_logs(self.sink, self.ctx.job_id, lines, offsets)
+            lines = [line for line, _ in marked]
+            emit_logs(self.sink, self.ctx.job_id, lines, offsets, [str(end) for _, end in marked])
 
     def settle(self) -> Ending:
         if self.popen is None:  # re-attached: the files the driver wrote tell how it ended
@@ -292,21 +299,12 @@ def _offset(ctx: JobContext, stream: str) -> int:
         return 0
 
 
-def _link(source: Path, target: Path) -> None:
-    """Expose a host folder inside the tree; a copy where symlinks are not allowed (Windows)."""
-    if target.is_symlink() or target.exists():
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        else:
-            shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _link(run_dir: Path, source: Path, target: Path) -> None:
+    """Expose a host folder inside the tree; a copy where symlinks are not allowed (Windows).
+
+    Only `target` inside `run_dir` is replaced (`safety.link` refuses anything else).
+    """
     if source.is_file():  # a channel is always a folder; a single file goes inside it
-        target.mkdir()
-        target = target / source.name
-    try:
-        target.symlink_to(source, target_is_directory=source.is_dir())
-    except OSError:
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copy2(source, target)
+        safety.remove(run_dir, target)
+        target = safety.make_dirs(run_dir, target) / source.name
+    safety.link(run_dir, source, target)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+from trainer_gui.core import safety
 from trainer_gui.core.spec.model import JobSpec, is_remote
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ IGNORED_NAMES = (
 )
 COPY_IGNORE = shutil.ignore_patterns(*IGNORED_NAMES)
 REQUIREMENTS = "requirements.txt"
+#: Code bigger than this (apparent size) gets a warning: it is usually data in the wrong place.
+LARGE_CODE_BYTES = 100 * 1000 * 1000
 
 
 def _tree_entries(root: Path, prefix: str, entries: dict[str, Path]) -> None:
@@ -66,13 +70,49 @@ def code_entries(spec: JobSpec) -> list[tuple[Path, str]]:
     return sorted(((path, name) for name, path in entries.items()), key=lambda e: e[1])
 
 
-def stage_code(spec: JobSpec, code_dir: Path) -> Path:
-    """Copy the job's code into `code_dir` (created if missing); returns `code_dir`."""
-    code_dir.mkdir(parents=True, exist_ok=True)
+def stage_code(
+    spec: JobSpec,
+    code_dir: Path,
+    *,
+    run_dir: Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Path:
+    """Copy the job's code into `code_dir` (created if missing); returns `code_dir`.
+
+    Nothing lands outside `code_dir` (which itself must be inside `run_dir`, its parent if not
+    given); sparse files stay sparse. A copy over `LARGE_CODE_BYTES` is reported through `warn`
+    (the runner's status line), naming the biggest files, since it is copied again every run.
+    """
+    run_dir = code_dir.parent if run_dir is None else run_dir
+    safety.make_dirs(run_dir, code_dir)
     entries = code_entries(spec)
     for path, name in entries:
         target = code_dir.joinpath(*name.split("/"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        if target.parent != code_dir:
+            safety.make_dirs(code_dir, target.parent)
+        safety.copy_file(code_dir, path, target)
     log.debug("staged %d file(s) into %s", len(entries), code_dir)
+    message = large_code_message(entries)
+    if message:
+        log.warning("%s", message)
+        if warn is not None:
+            warn(message)
     return code_dir
+
+
+def large_code_message(entries: list[tuple[Path, str]]) -> str | None:
+    """A warning when the code to copy is over `LARGE_CODE_BYTES`, else None."""
+    sizes = [(path.stat().st_size, name) for path, name in entries]
+    total = sum(size for size, _ in sizes)
+    if total <= LARGE_CODE_BYTES:
+        return None
+    biggest = ", ".join(f"{name} ({_mb(size)})" for size, name in sorted(sizes, reverse=True)[:3])
+    return (
+        f"The job's code is {_mb(total)} and is copied for every run; largest: {biggest}. "
+        "Move data out of the source folder into a channel (or delete it); the copy skips only "
+        f"{', '.join(IGNORED_NAMES)}."
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.0f} MB"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -15,13 +16,23 @@ MAX_LINE = 64 * 1024
 READ_CHUNK = 4 * 1024 * 1024
 
 
-def split_lines(data: bytes) -> tuple[list[bytes], int]:
-    """Complete lines in `data` and how many bytes they span; '\\r' ends a line too (tqdm)."""
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def split_lines(data: bytes) -> tuple[list[tuple[bytes, int]], int]:
+    """Complete non-blank lines in `data`, each with the byte count that ends it, and how many
+    bytes they span; '\\r' ends a line too (tqdm)."""
     end = max(data.rfind(b"\n"), data.rfind(b"\r"))
     if end < 0:
         return [], 0
-    body = data[: end + 1].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return [line for line in body.split(b"\n") if line.strip()], end + 1
+    found: list[tuple[bytes, int]] = []
+    start = 0
+    for match in _EOL.finditer(data, 0, end + 1):
+        raw = data[start : match.start()]
+        start = match.end()
+        if raw.strip():
+            found.append((raw, start))
+    return found, end + 1
 
 
 def decode(raw: bytes) -> str:
@@ -44,6 +55,11 @@ class FileTail:
 
     def read(self, final: bool = False) -> list[LogLine]:
         """New complete lines; with `final`, a trailing partial line counts as complete."""
+        return [line for line, _ in self.read_marked(final)]
+
+    def read_marked(self, final: bool = False) -> list[tuple[LogLine, int]]:
+        """New lines, each with the file offset just past it: a batch that ends at a line can
+        store exactly the offset that resumes after it."""
         try:
             size = os.path.getsize(self.path)
         except OSError:
@@ -60,8 +76,11 @@ class FileTail:
         if final and used < len(data) and len(data) < READ_CHUNK:
             tail = data[used:]
             if tail.strip():
-                raws.append(tail)
+                raws.append((tail, len(data)))
             used = len(data)
+        base = self.offset
         self.offset += used
         now = time.time()
-        return [LogLine(self.host, self.stream, decode(r), now) for r in raws]
+        return [
+            (LogLine(self.host, self.stream, decode(raw), now), base + end) for raw, end in raws
+        ]

@@ -317,9 +317,14 @@ class ChannelSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name_pattern(cls, v: str) -> str:
-        if not v or len(v) > 64 or not CHANNEL_NAME_RE.match(v):
+        # SageMaker's ChannelName: [A-Za-z0-9\.\-_]+, 1-64 characters (fullmatch: no "\n").
+        if not v or len(v) > 64 or not CHANNEL_NAME_RE.fullmatch(v):
             raise ValueError(
                 f"channel name {v!r} must be 1-64 letters, digits, '.', '-' or '_' (e.g. train)"
+            )
+        if v in (".", ".."):  # SageMaker's pattern allows them; as a folder they are not one
+            raise ValueError(
+                f"channel name {v!r} is not a folder name; use letters or digits (e.g. train)"
             )
         return v
 

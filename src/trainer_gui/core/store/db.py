@@ -44,6 +44,9 @@ BUSY_TIMEOUT_S = 10.0
 # Bump applied by touch_project so the project opened last sorts first even on coarse clocks.
 _RECENT_EPSILON_S = 0.001
 
+# The log_offsets row that holds job.log's committed length (no host or stream is empty).
+_LOG_SIZE_KEY = ("", "job.log")
+
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 
 
@@ -534,19 +537,46 @@ class Store:
         rows = self._query(
             'SELECT host, stream, "offset" FROM log_offsets WHERE job_id = ?', (job_id,)
         )
-        return {(r["host"], r["stream"]): r["offset"] for r in rows}
+        return {
+            (r["host"], r["stream"]): r["offset"]
+            for r in rows
+            if (r["host"], r["stream"]) != _LOG_SIZE_KEY
+        }
+
+    def log_size(self, job_id: str) -> int | None:
+        """How many bytes of the run folder's job.log the stored batches account for (None
+        before the first batch): a follower that takes over cuts job.log back to this, so lines
+        written by a process that died before its commit are not there twice."""
+        row = self._query_one(
+            'SELECT "offset" FROM log_offsets WHERE job_id = ? AND host = ? AND stream = ?',
+            (job_id, *_LOG_SIZE_KEY),
+        )
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except ValueError:
+            log.warning("job %s: stored job.log size %r is not a number", job_id, row[0])
+            return None
 
     def record_batch(
         self,
         job_id: str,
         offsets: Mapping[tuple[str, str], str],
         samples: Sequence[MetricSample],
+        log_size: int | None = None,
     ) -> None:
-        """Store new offsets and the samples parsed up to them in ONE transaction.
+        """Store new offsets, the samples parsed up to them and the length of job.log with
+        their lines in it, in ONE transaction.
 
-        Either both land or neither does, so a crash or bad sample never leaves offsets pointing
-        past samples that were lost (gaps) or samples whose offsets were not saved (duplicates).
+        Either all land or none does, so a crash or bad sample never leaves offsets pointing
+        past samples that were lost (gaps) or samples whose offsets were not saved (duplicates);
+        `log_size` lets the next follower drop job.log lines of a batch that never committed.
         """
+        if log_size is not None:
+            if type(log_size) is not int or log_size < 0:
+                raise TypeError(f"log_size must be a non-negative int, got {log_size!r}")
+            offsets = {**offsets, _LOG_SIZE_KEY: str(log_size)}
         if not offsets and not samples:
             return
         now = time.time()
