@@ -412,12 +412,45 @@ def _read_json(path: str, default: Any) -> Any:
         return default
 
 
-def _failure_text(code: int, tail: Sequence[str], cmd: Sequence[str]) -> str:
-    message = "\n".join(line.rstrip() for line in tail).strip()
-    return (
-        "AlgorithmError: ExecuteUserScriptError:\n"
-        'ExitCode %d\nErrorMessage "%s"\nCommand "%s"' % (code, message, " ".join(cmd))
+#: The stderr lines the failure file quotes, and how far back the script's own error is looked
+#: for behind a launcher's traceback (torchrun's ChildFailedError block is ~20 lines long).
+FAILURE_LINES = 20
+FAILURE_SCAN_LINES = 400
+
+_LAUNCHER_MARKS = ("ChildFailedError", "torch.distributed.elastic")
+
+
+def script_error(lines: Sequence[str]) -> str | None:
+    """The script's own last error line (`ValueError: bad lr`) from stderr that ends in a
+    launcher's traceback (torchrun's), whose lines say only that a child failed; None when no
+    launcher failed or no such line is found. A `[rank1]:` prefix is kept: it names the rank."""
+    if not any(mark in line for line in lines for mark in _LAUNCHER_MARKS):
+        return None
+    import re  # only on a failure: the driver keeps its start-up imports minimal
+
+    error = re.compile(
+        r"^\s*(?:\[(?:rank|default)\d+\]:\s*)?"
+        r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)(?::\s.*)?$"
     )
+    found = None
+    for line in lines:
+        text = line.rstrip()
+        if error.match(text) and not any(mark in text for mark in _LAUNCHER_MARKS):
+            found = text.strip()
+    return found
+
+
+def _failure_text(code: int, tail: Sequence[str], cmd: Sequence[str]) -> str:
+    """The toolkit's failure text; behind a launcher's traceback (which names no cause), the
+    script's own last error line comes first, so a reason's first line says what failed."""
+    lines = list(tail)
+    message = "\n".join(line.rstrip() for line in lines[-FAILURE_LINES:]).strip()
+    command = " ".join(cmd)
+    text = "AlgorithmError: ExecuteUserScriptError:\n" + (
+        'ExitCode %d\nErrorMessage "%s"\nCommand "%s"' % (code, message, command)
+    )
+    lead = script_error(lines)
+    return lead + "\n" + text if lead else text
 
 
 def _write_once(path: str, text: str) -> None:
@@ -480,6 +513,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--custom-driver", default=None)
     parser.add_argument("--host-mode", action="store_true", help="running on the host, not Docker")
     parser.add_argument("--skip-requirements", action="store_true")
+    parser.add_argument("--pid-file", default=None, help="write this process's pid here first")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     return parser
 
@@ -495,12 +529,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace | types.SimpleNamespac
         custom_driver=None,
         host_mode=False,
         skip_requirements=False,
+        pid_file=None,
         command=[],
     )
     index = 0
     while index < len(argv):
         arg = argv[index]
-        if arg in ("--base-dir", "--custom-driver") and index + 1 < len(argv):
+        if arg in ("--base-dir", "--custom-driver", "--pid-file") and index + 1 < len(argv):
             setattr(opts, arg[2:].replace("-", "_"), argv[index + 1])
             index += 2
         elif arg in ("--host-mode", "--skip-requirements"):
@@ -514,8 +549,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace | types.SimpleNamespac
     return opts
 
 
+def write_pid_file(path: str) -> None:
+    """The driver's pid, first thing, atomically (temp file + rename): a runner that died
+    before it stored the pid it started finds the job again from this file."""
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    with open(temp, "w", encoding="utf-8") as fh:
+        fh.write(str(os.getpid()))
+    os.replace(temp, path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.pid_file:
+        write_pid_file(opts.pid_file)
     command = [c for c in opts.command if c != "--"] if opts.command else []
 
     paths = Paths(opts.base_dir)
@@ -623,7 +669,7 @@ def _run(cmd: list[str], paths: Paths, env: dict[str, str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
 
-    tail: collections.deque[str] = collections.deque(maxlen=20)
+    tail: collections.deque[str] = collections.deque(maxlen=FAILURE_SCAN_LINES)
 
     def pump() -> None:
         assert child.stderr is not None

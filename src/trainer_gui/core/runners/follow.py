@@ -9,12 +9,16 @@ the final status (Completed, Stopped or Failed with a reason).
 from __future__ import annotations
 
 import abc
+import errno
+import json
 import logging
+import os
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +39,13 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
 
+#: What a runner started, written into the run folder before the job can run on its own, so a
+#: process that dies at any point of the start leaves enough to find the job again.
+START_MARKER = "started.json"
+
+#: The reason a job gets when the process starting it died before it ran.
+STARTING_DIED = "the app stopped while the job was starting; nothing of it runs, start it again"
+
 _locks_guard = threading.Lock()
 _job_locks: dict[str, threading.Lock] = {}
 
@@ -44,6 +55,52 @@ def job_lock(job_id: str) -> threading.Lock:
     still followed by the first one's thread until it ends, and only one may pack it."""
     with _locks_guard:
         return _job_locks.setdefault(job_id, threading.Lock())
+
+
+class DiskFull(UserError):
+    """A write failed because the disk is full: named, so the job fails with a reason a user
+    can act on instead of a traceback."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        super().__init__(f"the disk holding {self.path} is full (no space left on device)")
+
+
+def disk_full(exc: BaseException, path: str | Path) -> DiskFull | None:
+    """`exc` as a DiskFull when it says the disk is full (ENOSPC, SQLite's SQLITE_FULL); `path`
+    names the disk when the error itself does not."""
+    if isinstance(exc, DiskFull):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return DiskFull(exc.filename or path)
+    if isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    ):
+        return DiskFull(path)
+    return None
+
+
+def write_start_marker(run_dir: Path, data: Mapping[str, object]) -> None:
+    """Atomically (temp file + rename): a reader sees the whole marker or none."""
+    target = run_dir / START_MARKER
+    temp = run_dir / f".{START_MARKER}.{os.getpid()}.tmp"
+    with open(temp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, target)
+
+
+def read_start_marker(run_dir: Path) -> dict[str, object] | None:
+    """The marker `write_start_marker` left, or None when the start never got that far."""
+    try:
+        data = json.loads((run_dir / START_MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("reading the start marker of %s: %s", run_dir, exc)
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @dataclass
@@ -111,8 +168,37 @@ def start_and_follow(
         return
     ctx.started_at = time.time()
     handle.mark_started()
-    emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
+    if ctx.stop_requested():  # asked for while starting, before anything could be signalled
+        threading.Thread(target=stop, args=(ctx,), name=f"stop-{ctx.job_id}", daemon=True).start()
+    try:
+        emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
+    except DiskFull as exc:
+        handle._finish(stop_for_disk_full(ctx, sink, stop, exc))
+        watch.release()
+        return
     follow_and_finish(ctx, sink, handle, watch, stop)
+
+
+def stop_for_disk_full(
+    ctx: JobContext, sink: EventSink, stop: Callable[[JobContext], None], exc: DiskFull
+) -> JobStatus:
+    """The job's logs or artifacts cannot be stored: stop it (it would only fill the disk
+    further) and record Failed with the reason, if the store can still take it."""
+    reason = f"{exc}; the job was stopped"
+    log.error("job %s: %s", ctx.job_id, reason)
+    try:
+        ctx.request_stop(reason)
+    except OSError as again:
+        log.warning("writing the stop marker of %s: %s", ctx.job_id, again)
+    try:
+        stop(ctx)
+    except Exception as again:
+        log.warning("stopping %s after the disk filled up: %s", ctx.job_id, again)
+    try:
+        emit_status(sink, ctx.job_id, JobStatus.FAILED, reason)
+    except Exception as again:
+        log.error("job %s: could not record its failure either: %s", ctx.job_id, again)
+    return JobStatus.FAILED
 
 
 def follow_and_finish(
@@ -124,21 +210,27 @@ def follow_and_finish(
 ) -> None:
     """Follow until the job ends, stopping it at its max runtime, then finish it."""
     deadline = (ctx.started_at or time.time()) + ctx.spec.max_runtime_seconds
-    timed_out = False
+    stopper: threading.Thread | None = None
     status = JobStatus.FAILED
     try:
         while watch.running():
             watch.pump(final=False)
-            if not timed_out and time.time() > deadline:
-                timed_out = True
+            if stopper is None and time.time() > deadline:
                 ctx.request_stop(max_runtime_reason(ctx.spec))
-                threading.Thread(
+                stopper = threading.Thread(
                     target=stop, args=(ctx,), name=f"stop-{ctx.job_id}", daemon=True
-                ).start()
+                )
+                stopper.start()
             watch.pause(POLL_SECONDS)
+        if stopper is not None:
+            # The driver may end before the script it started (one that ignores SIGTERM):
+            # the stop runs to its end (the grace, then SIGKILL) before the job counts as over.
+            stopper.join()
         watch.pump(final=True)
         with job_lock(ctx.job_id):
             status = finish(ctx, sink, watch.settle())
+    except DiskFull as exc:
+        status = stop_for_disk_full(ctx, sink, stop, exc)
     except Exception as exc:
         log.exception("following %s failed", ctx.job_id)
         emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}")
@@ -160,18 +252,23 @@ def finish(ctx: JobContext, sink: EventSink, ending: Ending) -> JobStatus:
     try:
         model, output = pack_job([layout.root for layout in layouts], ctx.artifacts_dir)
     except OSError as exc:
-        emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Packing artifacts failed: {exc}")
+        full = disk_full(exc, ctx.artifacts_dir)
+        if full is not None:
+            log.error("packing %s: %s", ctx.job_id, full)
+        reason = f"Packing artifacts failed: {full or exc}"
+        emit_status(sink, ctx.job_id, JobStatus.FAILED, reason)
         return JobStatus.FAILED
     sink(ArtifactReady(ctx.job_id, "model", str(model)))
     sink(ArtifactReady(ctx.job_id, "output", str(output)))
     try:
         copy_to_output_path(ctx, model, output)
     except OSError as exc:
+        full = disk_full(exc, ctx.spec.output_path or ctx.artifacts_dir)
         emit_status(
             sink,
             ctx.job_id,
             JobStatus.FAILED,
-            f"Copying the artifacts to output_path failed: {exc}",
+            f"Copying the artifacts to output_path failed: {full or exc}",
         )
         return JobStatus.FAILED
     status, message = final_status(ctx, layouts, ending)
@@ -227,12 +324,19 @@ def copy_to_output_path(ctx: JobContext, model: Path, output: Path) -> Path | No
 
 __all__ = [
     "POLL_SECONDS",
+    "STARTING_DIED",
+    "START_MARKER",
+    "DiskFull",
     "Ending",
     "Watch",
     "copy_to_output_path",
+    "disk_full",
     "final_status",
     "finish",
     "follow_and_finish",
     "job_lock",
+    "read_start_marker",
     "start_and_follow",
+    "stop_for_disk_full",
+    "write_start_marker",
 ]

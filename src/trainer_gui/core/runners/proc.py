@@ -124,14 +124,49 @@ def _signal_group(pgid: int, sig: int) -> None:
         log.debug("signalling process group %d: %s", pgid, exc)
 
 
-def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+def _descendants(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Every live descendant of `procs` not in `procs` yet: children a survivor started after
+    the tree was first listed (a script that forks while it ignores SIGTERM)."""
+    known = {(p.pid, _create_time(p)) for p in procs}
+    found: list[psutil.Process] = []
+    for process in procs:
+        if not _running(process):
+            continue
+        try:
+            children = process.children(recursive=True)
+        except psutil.Error:
+            continue
+        for child in children:
+            key = (child.pid, _create_time(child))
+            if key not in known:
+                known.add(key)
+                found.append(child)
+    return found
+
+
+def _create_time(process: psutil.Process) -> float | None:
+    try:
+        return process.create_time()
+    except psutil.Error:
+        return None
+
+
+def _wait_gone(
+    procs: list[psutil.Process], timeout: float, kill_new: bool | None = None
+) -> list[psutil.Process]:
     """Those of `procs` still running after `timeout` seconds; zombies count as gone.
 
+    With `kill_new` set, children the survivors start meanwhile join `procs` and get the same
+    signal (False: SIGTERM, True: SIGKILL), so nothing started during the grace escapes.
     Not `psutil.wait_procs`: it reaps processes that are this process's own children, which
     would take the exit code away from the `subprocess.Popen` the job's follower waits on.
     """
     deadline = time.monotonic() + max(timeout, 0.0)
     while True:
+        if kill_new is not None:
+            for child in _descendants(procs):
+                _signal(child, kill=kill_new)
+                procs.append(child)
         alive = [p for p in procs if _running(p)]
         if not alive or time.monotonic() >= deadline:
             return alive
@@ -140,18 +175,27 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
 
 def terminate_tree(pid: int, grace: float, marker: str | None = None, pgid: int = 0) -> None:
     """SIGTERM the job's process group and every descendant of `pid`, SIGKILL survivors after
-    `grace` seconds. A pid that is no longer the job (`marker` differs) is left alone."""
+    `grace` seconds. A pid that is no longer the job (`marker` differs) is left alone.
+
+    The tree is listed before the first signal (once the driver is gone its children are
+    re-parented and cannot be found from it) and again while waiting and before the kill, so
+    a process a survivor starts in between is ended too."""
     procs = _tree(pid, marker)
     if not procs:
         return
     _signal_group(pgid, signal.SIGTERM)
     for process in procs:
         _signal(process, kill=False)
-    survivors = _wait_gone(procs, grace)
+    survivors = _wait_gone(procs, grace, kill_new=False)
     if not survivors:
         return
     log.info("process %d: %d process(es) outlived the grace period; killing", pid, len(survivors))
     _signal_group(pgid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    survivors += _descendants(survivors)
     for process in survivors:
         _signal(process, kill=True)
-    _wait_gone(survivors, 5.0)
+    left = _wait_gone(survivors, 5.0, kill_new=True)
+    if left:
+        log.warning(
+            "process %d: %s still running after SIGKILL", pid, ", ".join(str(p.pid) for p in left)
+        )
