@@ -8,6 +8,7 @@ while they are in use, and a later session removes them if this one died.
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import os
 import re
@@ -46,6 +47,7 @@ from trainer_gui.core.serving.launcher import (
     LABEL_ENDPOINT,
     LABEL_HOME,
     LABEL_LAUNCHER,
+    LABEL_NETWORK,
     LABEL_OWNER,
     MODE_SAGEMAKER,
     Endpoint,
@@ -92,11 +94,11 @@ def launcher(_docker_session: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     launcher = EndpointLauncher(_docker_session, labels=MODULE_LABELS, home=home)
     yield launcher
     launcher.shutdown_all()
-    left = _docker_session.containers.list(
-        all=True,
-        filters={"label": f"trainer-gui.test-session={MODULE_LABELS['trainer-gui.test-session']}"},
-    )
+    selector = {"label": f"trainer-gui.test-session={MODULE_LABELS['trainer-gui.test-session']}"}
+    left = _docker_session.containers.list(all=True, filters=selector)
     assert left == [], [c.name for c in left]
+    networks = _docker_session.networks.list(filters=selector)
+    assert networks == [], [n.name for n in networks]
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +267,69 @@ def test_port_is_published_on_loopback_only(
     print(f"checked {len(others)} non-loopback addresses: {sorted(others)}")
 
 
+def _endpoint_networks(client: Any, name: str) -> list[str]:
+    found = client.api.networks(filters={"label": [LABEL_NETWORK, f"{LABEL_ENDPOINT}={name}"]})
+    return [n["Name"] for n in found]
+
+
+def _reachable(client: Any, labels: dict[str, str], host: str, port: int, network: str) -> bool:
+    """Whether a container on `network` (what a training job would be) opens host:port."""
+    probe = (
+        "import socket, sys\n"
+        "try:\n"
+        "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
+        "except OSError as exc:\n"
+        "    print(exc)\n"
+        "    sys.exit(1)\n"
+    )
+    container = client.containers.run(
+        DEFAULT_IMAGE,
+        ["python", "-c", probe, host, str(port)],
+        detach=True,
+        network=network,
+        labels=labels,
+    )
+    try:
+        code = container.wait(timeout=60)["StatusCode"]
+        print(f"{network} -> {host}:{port}: exit {code} {container.logs().decode().strip()}")
+        return bool(code == 0)
+    finally:
+        container.remove(force=True)
+
+
+def test_an_endpoint_is_reachable_from_the_host_only_and_its_network_goes_with_it(
+    launcher: EndpointLauncher,
+    trained: dict[str, Path],
+    docker_client: Any,
+    docker_labels: dict[str, str],
+) -> None:
+    model = torchscript_model(trained["tmp"] / "isolated")
+    endpoint = launcher.start(model, name="isolated-test")
+    try:
+        networks = docker_client.api.inspect_container(endpoint.container_id)["NetworkSettings"][
+            "Networks"
+        ]
+        assert list(networks) == _endpoint_networks(docker_client, "isolated-test"), networks
+        (own,) = networks
+        assert own.startswith("tg-endpoint-isolated-test-")
+        labels = docker_client.api.inspect_network(own)["Labels"]
+        assert labels[LABEL_OWNER] == owner_token() and labels["trainer-gui.test"] == "1"
+        address = networks[own]["IPAddress"]
+        # The host: through the published port on 127.0.0.1.
+        assert post(endpoint.url, json.dumps([[1, 2, 3, 4]]), "application/json")[0] == 200
+        # The probe works: a container on the endpoint's own network connects ...
+        assert _reachable(docker_client, docker_labels, address, 8080, own)
+        # ... one on the default bridge, where single-host training jobs run, does not:
+        # neither to the container itself nor to the published port through the bridge gateway.
+        assert not _reachable(docker_client, docker_labels, address, 8080, "bridge")
+        ipam = docker_client.api.inspect_network("bridge")["IPAM"]["Config"][0]
+        gateway = ipam.get("Gateway") or str(ipaddress.ip_network(ipam["Subnet"])[1])
+        assert not _reachable(docker_client, docker_labels, gateway, endpoint.host_port, "bridge")
+    finally:
+        launcher.stop("isolated-test")
+    assert _endpoint_networks(docker_client, "isolated-test") == []
+
+
 # -- several endpoints, stop, failures, cleanup ---------------------------------------------------
 
 
@@ -304,6 +369,7 @@ def test_a_model_that_fails_to_load_is_reported_and_removed(
     assert any("weights are corrupt" in line for line in info.value.log_tail), info.value.log_tail
     assert time.monotonic() - started < 120
     assert "broken-test" not in {e.name for e in launcher.list_endpoints()}
+    assert _endpoint_networks(_docker_session, "broken-test") == []
     assert not (launcher.home / "broken-test").exists()
 
 
@@ -318,6 +384,7 @@ def test_readiness_timeout_removes_the_container(
     with pytest.raises(EndpointError, match="did not answer 200 within 2 s"):
         launcher.start(tmp_path / "slow", name="slow-test", timeout=2)
     assert "slow-test" not in {e.name for e in launcher.list_endpoints()}
+    assert _endpoint_networks(launcher.client, "slow-test") == []
 
 
 def _fake_endpoint(
@@ -347,6 +414,23 @@ def _fake_endpoint(
     )
 
 
+def _fake_network(
+    client: Any, launcher: EndpointLauncher, name: str, owner: str, labels: dict[str, str]
+) -> Any:
+    """A network labelled as the launcher labels an endpoint's own."""
+    return client.networks.create(
+        f"tg-endpoint-{name}-{os.getpid()}",
+        driver="bridge",
+        labels={
+            **labels,
+            LABEL_ENDPOINT: name,
+            LABEL_NETWORK: "1",
+            LABEL_OWNER: owner,
+            LABEL_HOME: str(launcher.home.resolve()),
+        },
+    )
+
+
 def test_orphans_of_a_crashed_process_are_removed_at_next_start(
     docker_client: Any, docker_labels: dict[str, str], tmp_path: Path
 ) -> None:
@@ -358,10 +442,27 @@ def test_orphans_of_a_crashed_process_are_removed_at_next_start(
     _fake_endpoint(docker_client, launcher, "detached-test", DETACHED, docker_labels)
     _fake_endpoint(docker_client, launcher, "alive-test", owner_token(os.getppid()), docker_labels)
     (launcher.home / "stale-folder").mkdir()
+    # Endpoint networks: the orphan's (attached), one a crashed start left bare, one a live
+    # process is starting, and a detached endpoint's (its creator exited, it still serves).
+    nets = {
+        name: _fake_network(docker_client, launcher, name, owner, docker_labels)
+        for name, owner in [
+            ("orphan-test", dead_owner),
+            ("crashed-start-test", dead_owner),
+            ("starting-test", owner_token(os.getppid())),
+            ("detached-test", dead_owner),
+        ]
+    }
+    nets["orphan-test"].connect("tg-endpoint-orphan-test")
+    nets["detached-test"].connect("tg-endpoint-detached-test")
 
     assert launcher.cleanup_orphans() == ["orphan-test"]
     names = {e.name for e in launcher.list_endpoints()}
     assert {"detached-test", "alive-test"} <= names and "orphan-test" not in names
+    assert _endpoint_networks(docker_client, "orphan-test") == []
+    assert _endpoint_networks(docker_client, "crashed-start-test") == []
+    assert _endpoint_networks(docker_client, "starting-test") == [nets["starting-test"].name]
+    assert _endpoint_networks(docker_client, "detached-test") == [nets["detached-test"].name]
     assert not (launcher.home / "orphan-test").exists()
     assert not (launcher.home / "stale-folder").exists()  # unpacked model with no container
     assert (launcher.home / "detached-test").exists()

@@ -20,6 +20,14 @@ Either way the model folder is `/opt/ml/model` (with `code/inference.py`), the c
 on 8080, and that port is published on 127.0.0.1 only, on a free port Docker picks (no race
 between choosing and binding). Every container carries `trainer-gui.endpoint=<name>` and the
 owner process; stop, `shutdown_all` and `cleanup_orphans` find them by those labels.
+
+Each endpoint sits alone on a bridge network of its own, not on Docker's default bridge: every
+single-host training job runs there, and any of them could otherwise call the model server (or
+read its error bodies). Docker isolates bridge networks from each other, so only the host reaches
+the endpoint, through the published port. The network carries the same labels (and
+`trainer-gui.endpoint.network`) and goes with the container on every path: stop, a failed
+start, `shutdown_all`, and `cleanup_orphans` (which also removes a network a crash left without
+its container).
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ __all__ = [
     "CONTAINER_PORT",
     "DEFAULT_IMAGE",
     "LABEL_ENDPOINT",
+    "LABEL_NETWORK",
     "MODE_RUNTIME",
     "MODE_SAGEMAKER",
     "Endpoint",
@@ -93,6 +102,8 @@ LABEL_DIR = "trainer-gui.endpoint.dir"
 LABEL_MODEL = "trainer-gui.endpoint.model"
 LABEL_HOME = "trainer-gui.endpoint.home"
 LABEL_LAUNCHER = "trainer-gui.endpoint.launcher"
+#: On an endpoint's own network (value "1"); containers never carry it.
+LABEL_NETWORK = "trainer-gui.endpoint.network"
 
 _NAME_OK = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -212,10 +223,12 @@ def container_config(
     labels: Mapping[str, str] | None = None,
     uid_gid: tuple[int, int] | None = None,
     gpus: int = 0,
+    network: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.create` (no Docker needed to build them).
 
     `port` None lets Docker pick a free host port; the binding is always on 127.0.0.1.
+    `network`: the endpoint's own network (None: Docker's default bridge).
     """
     from docker.types import DeviceRequest, Mount
 
@@ -240,6 +253,8 @@ def container_config(
         "init": True,
         "detach": True,
     }
+    if network is not None:
+        config["network"] = network
     if mode == MODE_SAGEMAKER:
         # The image's entrypoint (the DLC's torchserve-entrypoint.py) gets `serve`, as in the
         # cloud. It writes TorchServe's config under /etc and /.sagemaker: it runs as root.
@@ -632,6 +647,7 @@ class EndpointLauncher:
                 LABEL_HOME: str(self.home.resolve()),
             }
             uid_gid = (os.getuid(), os.getgid()) if hasattr(os, "getuid") else None
+            network = self._create_network(name)
             config = container_config(
                 name=name,
                 image=image,
@@ -643,6 +659,7 @@ class EndpointLauncher:
                 labels=labels,
                 uid_gid=uid_gid if chosen == MODE_RUNTIME else None,
                 gpus=gpus,
+                network=network,
             )
             progress("creating", f"Starting {image} ({chosen} mode)")
             container = self._create_and_start(config)
@@ -670,6 +687,50 @@ class EndpointLauncher:
             name_lock.release()
         progress("ready", f"{name} is ready at {endpoint.url}")
         return endpoint
+
+    def _create_network(self, name: str) -> str:
+        """A bridge network for this endpoint alone; its name.
+
+        Labelled with the creating process (never `detached`): a network whose container is gone
+        and whose creator is gone is an orphan, whatever the endpoint was.
+        """
+        import docker.errors
+
+        network = f"{container_name(name)}-{uuid.uuid4().hex[:8]}"
+        labels = {
+            **self._labels,
+            LABEL_ENDPOINT: name,
+            LABEL_NETWORK: "1",
+            LABEL_OWNER: self._owner,
+            LABEL_LAUNCHER: self.launcher_id,
+            LABEL_HOME: str(self.home.resolve()),
+        }
+        try:
+            self.client.networks.create(network, driver="bridge", labels=labels)
+        except docker.errors.APIError as exc:
+            text = str(getattr(exc, "explanation", None) or exc)
+            hint = (
+                "; Docker has no address range left for another network: stop some endpoints "
+                "or remove unused networks (docker network prune)"
+                if "address pool" in text or "non-overlapping" in text
+                else ""
+            )
+            raise EndpointError(
+                f"Docker could not create the endpoint's own network {network}: {text}{hint}"
+            ) from None
+        return network
+
+    def _networks(self, name: str | None = None) -> list[dict[str, Any]]:
+        selector = [LABEL_NETWORK] + ([f"{LABEL_ENDPOINT}={name}"] if name else [])
+        found: list[dict[str, Any]] = self.client.api.networks(filters={"label": selector})
+        return found
+
+    def _remove_networks(self, name: str) -> None:
+        """The endpoint's networks (its containers are gone by now)."""
+        with _logged(f"listing the networks of the endpoint {name}"):
+            for network in self._networks(name):
+                with _logged(f"removing the network {network.get('Name')} of the endpoint {name}"):
+                    self.client.api.remove_network(network["Id"])
 
     def _create_and_start(self, config: dict[str, Any]) -> Container:
         import docker.errors
@@ -812,6 +873,7 @@ class EndpointLauncher:
         for cid in ids:
             with _logged(f"removing the container {cid} of the endpoint {name}"):
                 self.client.api.remove_container(cid, force=True, v=True)
+        self._remove_networks(name)
         if workdir is not None and _inside(workdir, self.home):
             remove_tree(workdir)
 
@@ -869,11 +931,11 @@ class EndpointLauncher:
         for summary in containers:
             labels = summary.get("Labels") or {}
             owner = labels.get(LABEL_OWNER, "")
-            their_home = labels.get(LABEL_HOME, "")
-            ours = not their_home or Path(their_home) == home or not Path(their_home).exists()
-            if ours and owner != DETACHED and not _owner_alive(owner):
+            if _ours(labels, home) and owner != DETACHED and not _owner_alive(owner):
                 orphans.append(summary)
         removed = self._stop_many(orphans)
+        with _logged("removing the networks of crashed endpoint starts"):
+            self._remove_orphan_networks(home)
         live_names = {(c.get("Labels") or {}).get(LABEL_ENDPOINT) for c in containers}
         with self._lock:
             live_names |= set(self._live)
@@ -887,6 +949,27 @@ class EndpointLauncher:
                 finally:
                     lock.release()
         return removed
+
+    def _remove_orphan_networks(self, home: Path) -> None:
+        """Endpoint networks with no container whose creating process is gone (it crashed
+        between creating the network and its container, or while removing them)."""
+        for summary in self._networks():
+            labels = summary.get("Labels") or {}
+            if not _ours(labels, home) or _owner_alive(labels.get(LABEL_OWNER, "")):
+                continue
+            what = f"the orphaned network {summary.get('Name')}"
+            with _logged(f"removing {what}"):
+                details = self.client.api.inspect_network(summary["Id"])
+                if details.get("Containers"):
+                    continue  # a detached endpoint's, still serving
+                self.client.api.remove_network(summary["Id"])
+                log.info("removed %s", what)
+
+
+def _ours(labels: Mapping[str, str], home: Path) -> bool:
+    """Made by this app's data folder, or by one that no longer exists."""
+    their_home = labels.get(LABEL_HOME, "")
+    return not their_home or Path(their_home) == home or not Path(their_home).exists()
 
 
 def _inside(path: Path, root: Path) -> bool:
