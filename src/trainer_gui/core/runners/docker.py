@@ -65,7 +65,15 @@ from trainer_gui.core.runners.base import (
     stop_grace_seconds,
 )
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine
-from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish, start_and_follow
+from trainer_gui.core.runners.follow import (
+    STARTING_DIED,
+    Ending,
+    Watch,
+    follow_and_finish,
+    read_start_marker,
+    start_and_follow,
+    write_start_marker,
+)
 from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.runners.tail import decode
 from trainer_gui.core.spec.model import Backend, JobSpec
@@ -572,16 +580,15 @@ class DockerRunner(Runner):
                 if launch == LAUNCH_DIRECT and not self._has_python3(container.id, key):
                     self._remove(ctx.job_id)
                     return self._start(ctx, sink)  # now through the driver's launcher
+            # Recorded before they start: a process that dies from here on leaves containers
+            # that a re-attach recognises as created, whether or not they got started.
+            ids: dict[str, object] = {"containers": {c.name: c.id for c in containers}}
+            write_start_marker(ctx.run_dir, ids)
+            sink(BackendInfo(ctx.job_id, ids))
             _raise_first(_in_parallel([container.start for container in containers]))
         except docker.errors.APIError as exc:
             self._remove(ctx.job_id)
             raise UserError(_explain_api_error(exc)) from None
-        sink(
-            BackendInfo(
-                ctx.job_id,
-                {"containers": {c.name: c.id for c in containers}},
-            )
-        )
         return containers
 
     def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
@@ -613,10 +620,40 @@ class DockerRunner(Runner):
                 emit_status(sink, ctx.job_id, JobStatus.FAILED, reason)
                 handle._finish(JobStatus.FAILED)
                 return
+            unstarted = self._never_started(ctx, containers)
+            if unstarted:
+                # `wait()` on a container that never started answers 0 at once: it must not
+                # count as a finished job. Its hosts cannot meet any more: end it.
+                self._remove(ctx.job_id)
+                stopped = ctx.stop_requested()
+                status = JobStatus.STOPPED if stopped else JobStatus.FAILED
+                reason = ctx.stop_reason() if stopped else f"{STARTING_DIED} ({unstarted})"
+                emit_status(sink, ctx.job_id, status, reason)
+                handle._finish(status)
+                return
             watch = _ContainerWatch(self, ctx, sink, containers)
             follow_and_finish(ctx, sink, handle, watch, self.stop)
 
         return follow_in_thread(ctx, sink, follow, self.stop)
+
+    @staticmethod
+    def _never_started(ctx: JobContext, containers: list[Container]) -> str | None:
+        """Why the job found on re-attach never ran, or None: a container still in state
+        "created", or fewer containers than hosts while the start marker (written once all
+        were created) is missing and no host wrote how it ended."""
+        created = [
+            c.name for c in containers if c.attrs.get("State", {}).get("Status") == "created"
+        ]
+        if created:
+            return f"{', '.join(created)} created but never started"
+        hosts = contract.host_names(ctx.spec)
+        if len(containers) >= len(hosts) or read_start_marker(ctx.run_dir) is not None:
+            return None
+        for host in hosts:
+            layout = HostLayout(host, ctx.run_dir / "hosts" / host)
+            if layout.succeeded() or layout.failure_reason():
+                return None
+        return f"{len(containers)} of {len(hosts)} containers were created"
 
     @staticmethod
     def _report_direct(

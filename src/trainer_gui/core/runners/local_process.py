@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
@@ -32,7 +34,17 @@ from trainer_gui.core.runners.base import (
     stop_grace_seconds,
 )
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine
-from trainer_gui.core.runners.follow import Ending, Watch, follow_and_finish, start_and_follow
+from trainer_gui.core.runners.follow import (
+    STARTING_DIED,
+    DiskFull,
+    Ending,
+    Watch,
+    follow_and_finish,
+    read_start_marker,
+    start_and_follow,
+    stop_for_disk_full,
+    write_start_marker,
+)
 from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.runners.tail import FileTail
 from trainer_gui.core.spec.model import Backend, JobSpec
@@ -40,6 +52,10 @@ from trainer_gui.core.spec.model import Backend, JobSpec
 log = logging.getLogger(__name__)
 
 HOST = "algo-1"
+#: The driver writes its pid here first thing (see `toolkit.write_pid_file`).
+DRIVER_PID = "driver.pid"
+#: How long a re-attach waits for that file when the process before it died while spawning.
+DRIVER_PID_WAIT = 3.0
 
 
 def default_python() -> str:
@@ -170,10 +186,19 @@ class LocalProcessRunner(Runner):
             layout = self._prepare(ctx, sink)
             python = self._python_for(ctx, layout, sink)
             popen = self._spawn(ctx, layout, python)
-            marker = proc.start_marker(popen.pid)
-            ids = {"pid": popen.pid, "pgid": popen.pid, "start_marker": marker}
-            sink(BackendInfo(ctx.job_id, {**ids, "python": python}))
-            ctx.backend_ids.update(ids)
+            try:
+                # The marker first: a process that dies after this line leaves the job
+                # findable (and the driver's own pid file covers a death inside Popen).
+                marker = proc.start_marker(popen.pid)
+                ids = {"pid": popen.pid, "pgid": popen.pid, "start_marker": marker}
+                ctx.backend_ids.update(ids)
+                write_start_marker(ctx.run_dir, ids)
+                sink(BackendInfo(ctx.job_id, {**ids, "python": python}))
+            except BaseException:
+                # Not recorded anywhere: no other process could ever stop it, so it must not run.
+                proc.terminate_tree(popen.pid, 0, proc.start_marker(popen.pid), pgid=popen.pid)
+                popen.wait()
+                raise
             return _ProcessWatch(ctx, sink, popen)
 
         start_and_follow(
@@ -189,6 +214,8 @@ class LocalProcessRunner(Runner):
             str(layout.root),
             "--host-mode",
             "--skip-requirements",
+            "--pid-file",
+            str(ctx.run_dir / DRIVER_PID),
             *contract.driver_arguments(spec, layout.channel_dir(contract.DRIVERS_CHANNEL)),
         ]
         env = dict(os.environ)
@@ -216,6 +243,22 @@ class LocalProcessRunner(Runner):
 
     def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
         def follow(ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
+            found = _recover_ids(ctx, wait=DRIVER_PID_WAIT)
+            try:
+                if found:
+                    sink(BackendInfo(ctx.job_id, found))  # `stop` from any process reaches it
+                if not ctx.backend_ids.get("started") and not ctx.backend_ids.get("pid"):
+                    layout = HostLayout(HOST, ctx.run_dir / "hosts" / HOST)
+                    if not (layout.succeeded() or layout.failure_reason()):
+                        stopped = ctx.stop_requested()
+                        status = JobStatus.STOPPED if stopped else JobStatus.FAILED
+                        reason = ctx.stop_reason() if stopped else STARTING_DIED
+                        emit_status(sink, ctx.job_id, status, reason)
+                        handle._finish(status)
+                        return
+            except DiskFull as exc:
+                handle._finish(stop_for_disk_full(ctx, sink, self.stop, exc))
+                return
             follow_and_finish(ctx, sink, handle, _ProcessWatch(ctx, sink, None), self.stop)
 
         return follow_in_thread(ctx, sink, follow, self.stop)
@@ -225,6 +268,7 @@ class LocalProcessRunner(Runner):
     def stop(self, ctx: JobContext) -> None:
         if not ctx.stop_requested():
             ctx.request_stop()
+        _recover_ids(ctx)  # after the stop marker: a start that stores its pid now sees it
         pid = int(ctx.backend_ids.get("pid") or 0)
         pgid = int(ctx.backend_ids.get("pgid") or pid)
         marker = ctx.backend_ids.get("start_marker")
@@ -290,6 +334,44 @@ def _inherit_site_packages(parent: str, venv_python: Path) -> None:
         Path(mine[0], "_trainer_gui_parent.pth").write_text(
             "\n".join(extra) + "\n", encoding="utf-8"
         )
+
+
+def _recover_ids(ctx: JobContext, wait: float = 0.0) -> dict[str, Any]:
+    """The driver's pid when the store lacks it (the process that started the job died before
+    it stored it), from the start marker or the driver's own pid file; also put in
+    `ctx.backend_ids`. Returns what was found, empty when nothing new."""
+    if ctx.backend_ids.get("pid"):
+        return {}
+    data = read_start_marker(ctx.run_dir) or {}
+    pid = data.get("pid")
+    if isinstance(pid, int) and pid > 0:
+        marker = data.get("start_marker")
+        ids: dict[str, Any] = {
+            "pid": pid,
+            "pgid": data.get("pgid") or pid,
+            "start_marker": marker if isinstance(marker, str) else None,
+        }
+        ctx.backend_ids.update(ids)
+        return ids
+    pid_file = ctx.run_dir / DRIVER_PID
+    if not pid_file.exists() and (ctx.run_dir / "logs" / f"{HOST}.stdout").exists():
+        # Spawning had begun: the driver may still be on its way to writing the file.
+        deadline = time.monotonic() + wait
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip() or 0)
+        written = pid_file.stat().st_mtime
+    except (OSError, ValueError):
+        return {}
+    # A process created after the file was written is another one on a reused pid.
+    marker = proc.start_marker(pid) if pid > 0 else None
+    if marker is None or float(marker) > written + 1.0:
+        ids = {"started": True}  # the driver ran and is gone: its files tell how it ended
+    else:
+        ids = {"pid": pid, "pgid": pid, "start_marker": marker, "started": True}
+    ctx.backend_ids.update(ids)
+    return ids
 
 
 def _offset(ctx: JobContext, stream: str) -> int:
