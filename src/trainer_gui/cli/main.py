@@ -357,7 +357,9 @@ def cmd_spec_validate(args: argparse.Namespace) -> int:
     from trainer_gui.core.spec import load_spec
 
     spec = load_spec(args.spec)
-    print(f"{args.spec}: OK ({spec.name}, {spec.compute.backend.value})")
+    # a file name that is not UTF-8 arrives with surrogates (PEP 383); print it escaped
+    shown = args.spec.encode("utf-8", "backslashreplace").decode("utf-8")
+    print(f"{shown}: OK ({spec.name}, {spec.compute.backend.value})")
     return EXIT_OK
 
 

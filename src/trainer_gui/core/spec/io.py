@@ -147,7 +147,10 @@ class _SpecLoader(yaml.SafeLoader):
                 "it as text)",
                 node.start_mark,
             )
-        return super().construct_yaml_int(node)
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # !!int abc
+            raise _Refused(f"{_short(node.value)} is not a whole number", node.start_mark) from None
 
     def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
         try:
