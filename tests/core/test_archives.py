@@ -10,10 +10,12 @@ import gzip
 import io
 import os
 import re
+import shutil
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import pytest
 
@@ -247,3 +249,121 @@ def test_a_file_in_the_way_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="exists and is not a folder"):
         extract_archive(good, tmp_path / "out")
     assert (tmp_path / "out").read_text() == "keep"
+
+
+# -- expansion ratio and free space, judged from the headers before anything is written ------
+
+
+class Usage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+def zeros_archive(path: Path, size: int) -> Path:
+    """A real gzip bomb: `size` bytes of zeros in one member, compressed (about 1000x)."""
+    info = tarfile.TarInfo("weights.pt")
+    info.size = size
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    return path
+
+
+def declared_only(path: Path, sizes: dict[str, int]) -> Path:
+    """A plain tar whose headers declare `sizes` but hold only a few bytes of data each:
+    reading any member's data would fail, so a refusal proves it came from the headers."""
+    blob = b""
+    for name, size in sizes.items():
+        info = tarfile.TarInfo(name)
+        info.size = size
+        blob += info.tobuf(format=tarfile.GNU_FORMAT) + b"\x01" * 512
+    path.write_bytes(blob)
+    return path
+
+
+def test_a_zeros_bomb_is_refused_by_its_expansion_ratio(tmp_path: Path) -> None:
+    bomb = zeros_archive(tmp_path / "bomb.tar.gz", 96 * 1024**2)  # ~100 KiB on disk
+    ratio = 96 * 1024**2 / bomb.stat().st_size
+    assert ratio > 200
+    with pytest.raises(UnsafeArchive) as info:
+        extract_archive(bomb, tmp_path / "out")
+    message = str(info.value)
+    assert message.startswith("bomb.tar.gz (")
+    assert f"unpacks to at least 96.0 MiB ({96 * 1024**2} bytes), {ratio:.0f} times its size" in (
+        message
+    )
+    assert "more than the limit of 200x for archives that unpack to over 64.0 MiB" in message
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bomb.tar.gz"]  # no staging folder left
+
+
+def test_small_or_incompressible_archives_are_not_held_to_the_ratio(tmp_path: Path) -> None:
+    """Under the exempt size any ratio goes; above it, real data (ratio ~1) unpacks."""
+    limits = ArchiveLimits(ratio_exempt_bytes=1024**2, max_ratio=200)
+    small = zeros_archive(tmp_path / "small.tar.gz", 1024**2)
+    assert extract_archive(small, tmp_path / "a", limits=limits) == tmp_path / "a"
+    assert (tmp_path / "a" / "weights.pt").stat().st_size == 1024**2
+    weights = make(tmp_path / "real.tar.gz", regular("model.pt", os.urandom(3 * 1024**2)))
+    extract_archive(weights, tmp_path / "b", limits=limits)
+    assert (tmp_path / "b" / "model.pt").stat().st_size == 3 * 1024**2
+    few_mb = zeros_archive(tmp_path / "few.tar.gz", 3 * 1024**2)
+    with pytest.raises(UnsafeArchive, match=re.escape("limit of 200x")):
+        extract_archive(few_mb, tmp_path / "c", limits=limits)
+    assert not (tmp_path / "c").exists()
+
+
+def test_huge_declared_sizes_are_refused_from_the_headers(tmp_path: Path) -> None:
+    """20 GiB declared (under the per-file limit) in a 1 KiB archive: refused at the header."""
+    archive = declared_only(tmp_path / "declared.tar", {"a.pt": 20 * 1024**3})
+    with pytest.raises(UnsafeArchive, match=r"declared\.tar \(1\.0 KiB\) unpacks to at least 20"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_total_is_checked_against_free_space_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = 5 * 1024**2
+
+    def disk_usage(path: str | os.PathLike[str]) -> Usage:
+        return Usage(100 * 1024**3, 100 * 1024**3 - free, free)
+
+    monkeypatch.setattr(archives.shutil, "disk_usage", disk_usage)
+    # The header alone crosses the free space; its data (missing) is never read.
+    archive = declared_only(tmp_path / "big.tar", {"a.pt": 8 * 1024**2})
+    no_ratio = ArchiveLimits(max_ratio=1e12)
+    with pytest.raises(UserError) as info:
+        extract_archive(archive, tmp_path / "out", limits=no_ratio)
+    assert str(info.value) == (
+        f"big.tar unpacks to at least 8.0 MiB ({8 * 1024**2} bytes) but only 5.0 MiB "
+        f"({free} bytes) are free in {tmp_path}; nothing was unpacked"
+    )
+    assert not isinstance(info.value, UnsafeArchive)
+    assert [p.name for p in tmp_path.iterdir()] == ["big.tar"]
+    # Real data that fits is written.
+    fits = make(tmp_path / "fits.tar.gz", regular("model.pt", os.urandom(4 * 1024**2)))
+    extract_archive(fits, tmp_path / "fits", limits=no_ratio)
+    assert (tmp_path / "fits" / "model.pt").stat().st_size == 4 * 1024**2
+
+
+@pytest.mark.skipif(
+    not (
+        shutil.which("tar")
+        and "GNU"
+        in subprocess.run(["tar", "--version"], capture_output=True, text=True, check=False).stdout
+    ),
+    reason="needs GNU tar to write a sparse archive",
+)
+def test_a_gnu_sparse_member_counts_at_its_full_size(tmp_path: Path) -> None:
+    """3 GiB of holes pack into ~150 bytes with `tar -S`; the size unpacked is 3 GiB."""
+    holes = tmp_path / "src" / "holes.bin"
+    holes.parent.mkdir()
+    with open(holes, "wb") as f:
+        f.truncate(3 * 1024**3)
+        f.seek(1_000_000)
+        f.write(b"abc")
+    archive = tmp_path / "sparse.tar.gz"
+    subprocess.run(["tar", "-cSzf", str(archive), "-C", str(holes.parent), "holes.bin"], check=True)
+    with pytest.raises(UnsafeArchive, match=r"unpacks to at least 3\.0 GiB \(3221225472 bytes\)"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -4,7 +4,10 @@ S3 downloads (a job's model.tar.gz and output.tar.gz, an imported job's code), s
 dropped files all come through `extract_archive`. Every archive is read as hostile:
 
 * headers are read one by one first, so a bomb (a member claiming terabytes, millions of
-  members) is refused at its first header past a limit, before any data is read or written;
+  members) is refused at its first header past a limit, before any data is read or written:
+  the sizes the headers declare add up to the total, which must stay under the size limits,
+  under the free space where it unpacks, and within `max_ratio` times the archive's own size
+  (a small archive that unpacks to gigabytes is a decompression bomb, not a model);
 * every member is checked before anything is written: no absolute names, no `..`, no links that
   leave the folder, hard links only to an earlier file, no devices, FIFOs or other special files,
   nothing written through a link, no member that is both a file and a folder;
@@ -47,6 +50,7 @@ __all__ = [
     "is_archive_name",
 ]
 
+MiB = 1024**2
 GiB = 1024**3
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
@@ -65,6 +69,11 @@ class ArchiveLimits:
     max_member_bytes: int = 32 * GiB
     max_total_bytes: int = 64 * GiB
     max_members: int = 100_000
+    #: Unpacked / archive size above which it is a bomb: weights compress to ~1-2x, text and
+    #: code ~10x, zeros ~1000x (gzip's ceiling) ...
+    max_ratio: float = 200.0
+    #: ... unless it unpacks to less than this in all (a small archive of text or empty files).
+    ratio_exempt_bytes: int = 64 * MiB
 
 
 DEFAULT_LIMITS = ArchiveLimits()
@@ -124,11 +133,12 @@ def _unpack(archive: Path, root: Path, limits: ArchiveLimits) -> None:
         (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
     )
     try:
+        compressed = archive.stat().st_size
+        free = shutil.disk_usage(root).free
         with tarfile.open(archive, mode="r:*") as tar:
             tar.errorlevel = 2  # every problem raises; none is only logged by tarfile
-            members = _read_headers(tar, archive, limits)
+            members = _read_headers(tar, archive, limits, compressed, free, root.parent)
             wanted = _check_members(members, archive)
-            _check_space(wanted, archive, root)
             _write(tar, wanted, root)
     except UserError:
         raise
@@ -143,11 +153,29 @@ def _unpack(archive: Path, root: Path, limits: ArchiveLimits) -> None:
     _check_links_resolve(wanted, archive, root)
 
 
+def _size(count: float) -> str:
+    for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if count >= factor:
+            return f"{count / factor:.1f} {unit}"
+    return f"{count:.0f} bytes"
+
+
 def _read_headers(
-    tar: tarfile.TarFile, archive: Path, limits: ArchiveLimits
+    tar: tarfile.TarFile,
+    archive: Path,
+    limits: ArchiveLimits,
+    compressed: int,
+    free: int,
+    where: Path,
 ) -> list[tarfile.TarInfo]:
+    """All headers (no data is inflated past them), refused at the first one past a limit.
+
+    Sizes are the ones the headers declare (for sparse files: the size with the holes filled,
+    as extraction writes them), so a header claiming terabytes is caught before its data.
+    """
     members: list[tarfile.TarInfo] = []
     total = 0
+    ratio_bound = max(limits.ratio_exempt_bytes, limits.max_ratio * max(compressed, 1))
     while (member := tar.next()) is not None:
         members.append(member)
         if len(members) > limits.max_members:
@@ -166,6 +194,19 @@ def _read_headers(
                 raise UnsafeArchive(
                     f"{archive.name} unpacks to more than {limits.max_total_bytes} bytes "
                     "(the limit); it was not unpacked"
+                )
+            if total > ratio_bound:
+                raise UnsafeArchive(
+                    f"{archive.name} ({_size(compressed)}) unpacks to at least {_size(total)} "
+                    f"({total} bytes), {total / max(compressed, 1):.0f} times its size: more "
+                    f"than the limit of {limits.max_ratio:.0f}x for archives that unpack to over "
+                    f"{_size(limits.ratio_exempt_bytes)} (a decompression bomb); "
+                    "it was not unpacked"
+                )
+            if total > free:
+                raise UserError(
+                    f"{archive.name} unpacks to at least {_size(total)} ({total} bytes) but only "
+                    f"{_size(free)} ({free} bytes) are free in {where}; nothing was unpacked"
                 )
     return members
 
@@ -255,15 +296,6 @@ def _check_members(
 def _parents(name: str) -> list[str]:
     parts = name.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def _check_space(wanted: list[tuple[tarfile.TarInfo, str]], archive: Path, root: Path) -> None:
-    needed = sum(m.size for m, _ in wanted if m.isfile())
-    free = shutil.disk_usage(root).free
-    if needed > free:
-        raise UserError(
-            f"{archive.name} unpacks to {needed} bytes but only {free} are free in {root.parent}"
-        )
 
 
 # -- writing ----------------------------------------------------------------------------------
