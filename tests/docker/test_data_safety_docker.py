@@ -75,7 +75,7 @@ def test_a_dot_channel_never_becomes_a_mount(
     run = app_home / "runs" / "t-1"
     layout = HostLayout("algo-1", run / "hosts" / "algo-1")
     with pytest.raises(safety.OutsideRunFolder, match="not a plain folder name"):
-        DockerRunner(client=object())._mounts(JobContext("t-1", bad, run), layout, LAUNCH_DRIVER)  # type: ignore[arg-type]
+        DockerRunner(client=object())._mounts(JobContext("t-1", bad, run), layout, LAUNCH_DRIVER)
 
 
 def test_a_writable_mount_outside_the_run_folder_is_refused(
@@ -85,4 +85,4 @@ def test_a_writable_mount_outside_the_run_folder_is_refused(
     run = app_home / "runs" / "t-1"
     layout = HostLayout("algo-1", tmp_path / "data")  # model/output would be the user's folder
     with pytest.raises(safety.OutsideRunFolder, match="not inside the run folder"):
-        DockerRunner(client=object())._mounts(JobContext("t-1", spec, run), layout, LAUNCH_DRIVER)  # type: ignore[arg-type]
+        DockerRunner(client=object())._mounts(JobContext("t-1", spec, run), layout, LAUNCH_DRIVER)
