@@ -40,3 +40,17 @@ def test_a_sagemaker_job_leaves_the_project_as_it_was(
     assert record.status == outcome, record.failure_reason
     assert snapshot(project) == before
     assert Path(record.run_dir).resolve().is_relative_to(app_home.resolve())
+
+
+def test_large_code_is_reported_before_the_upload(aws: Any, project: Path) -> None:
+    """Item 11: a sparse 512 MB file in the source folder is named on the status line."""
+    with open(project / "code" / "big.bin", "wb") as f:
+        f.truncate(512 * 1024 * 1024)
+    aws.sim.script("mnist", Script(model_files={"model.pt": b"W"}))
+    svc = service()
+    handle = svc.submit(make_spec(project))
+    handle.wait(60)
+    record = svc.get(handle.job_id)
+    assert record.status == "Completed", record.failure_reason
+    messages = [e.message for e in svc.store.status_history(record.id) if e.status == "Starting"]
+    assert any("big.bin (537 MB)" in m for m in messages), messages

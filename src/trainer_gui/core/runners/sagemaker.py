@@ -49,6 +49,7 @@ from trainer_gui.core.runners.events import (
     TransferProgress,
 )
 from trainer_gui.core.runners.staging import code_entries as source_entries
+from trainer_gui.core.runners.staging import large_code_message
 from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
 
 log = logging.getLogger(__name__)
@@ -262,7 +263,11 @@ class SageMakerRunner(Runner):
             emit_status(
                 sink, ctx.job_id, JobStatus.STARTING, f"Uploading the code to {plan.code_uri}"
             )
-            archive = pack_tree(source_entries(spec), ctx.run_dir / SOURCE_ARCHIVE)
+            entries = source_entries(spec)
+            large = large_code_message(entries)
+            if large:
+                emit_status(sink, ctx.job_id, JobStatus.STARTING, large)
+            archive = pack_tree(entries, ctx.run_dir / SOURCE_ARCHIVE)
             uploader.upload_file(
                 archive, S3Uri.parse(plan.code_uri), self._progress(ctx, sink, "code")
             )
