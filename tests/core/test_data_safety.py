@@ -7,6 +7,7 @@ around the paths it touches as it was; a sparse file in the source folder stays 
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import hashlib
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trainer_gui.core import safety
 from trainer_gui.core.errors import SpecError
@@ -39,6 +42,7 @@ TIMEOUT = 120
 # -- channel names ---------------------------------------------------------------------------
 
 
+@functools.cache
 def _botocore_channel_name() -> dict[str, Any]:
     import botocore
 
@@ -80,7 +84,7 @@ NAMES = [
 ]
 
 
-def _accepted(name: str, base: Path) -> bool:
+def _accepted(name: str, base: Path | None) -> bool:
     spec = {
         "name": "t",
         "source": {"command": ["true"]},
@@ -103,6 +107,17 @@ def test_channel_names_follow_sagemakers_rule_except_dot_and_dot_dot(tmp_path: P
             and re.fullmatch(shape["pattern"], name) is not None
         )
         assert _accepted(name, tmp_path) == (sagemaker and name not in (".", "..")), name
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.text(alphabet="aZ09.-_/\\ \n:é*", max_size=70))
+def test_channel_names_agree_with_sagemaker_on_generated_names(name: str) -> None:
+    shape = _botocore_channel_name()
+    sagemaker = (
+        shape["min"] <= len(name) <= shape["max"]
+        and re.fullmatch(shape["pattern"], name) is not None
+    )
+    assert _accepted(name, None) == (sagemaker and name not in (".", "..")), name
 
 
 @pytest.mark.parametrize("name", [".", ".."])
