@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -367,3 +368,58 @@ def test_a_gnu_sparse_member_counts_at_its_full_size(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArchive, match=r"unpacks to at least 3\.0 GiB \(3221225472 bytes\)"):
         extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def metadata_bomb(path: Path, kind: bytes, size: int, count: int = 1) -> Path:
+    """`count` GNU long names or pax headers of `size` bytes each (tarfile reads one whole,
+    into memory, before any member check sees it), gzip-compressed as they are written."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    out = bytearray()
+    for _ in range(count):
+        info = tarfile.TarInfo("././@LongLink")
+        info.type = kind
+        info.size = size
+        out += packer.compress(info.tobuf(format=tarfile.GNU_FORMAT))
+        chunk = b"a" * (1024 * 1024)
+        for _ in range(size // len(chunk)):
+            out += packer.compress(chunk)
+    path.write_bytes(bytes(out + packer.flush()))
+    return path
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE], ids=["long", "pax"])
+def test_a_header_bomb_is_refused_before_tarfile_reads_it_into_memory(
+    tmp_path: Path, kind: bytes
+) -> None:
+    bomb = metadata_bomb(tmp_path / "names.tar.gz", kind, 40 * 1024**2)
+    with pytest.raises(UnsafeArchive) as info:
+        extract_archive(bomb, tmp_path / "out")
+    assert str(info.value) == (
+        f"names.tar.gz has a header of 40.0 MiB ({40 * 1024**2} bytes; a pax header or a "
+        "long name), more than the limit of 16.0 MiB; it was not unpacked"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_inflated_stream_is_bounded_by_the_ratio(tmp_path: Path) -> None:
+    """Headers each under the one-read limit, together far past what the archive may inflate to."""
+    bomb = metadata_bomb(tmp_path / "chain.tar.gz", tarfile.GNUTYPE_LONGNAME, 8 * 1024**2, 5)
+    limits = ArchiveLimits(ratio_exempt_bytes=1024**2, max_members=10)
+    with pytest.raises(UnsafeArchive, match=r"^chain\.tar\.gz \(.*\) inflates to more than"):
+        extract_archive(bomb, tmp_path / "out", limits=limits)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz", "w"])
+def test_long_names_and_every_compression_unpack(tmp_path: Path, mode: str) -> None:
+    long_name = "code/" + "n" * 200 + ".py"
+    archive = tmp_path / "model.tar"
+    with tarfile.open(archive, mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for add in (
+            regular(long_name, b"print(1)\n"),
+            regular("model.pt", os.urandom(3 * 1024**2)),
+        ):
+            add(tar)
+    out = extract_archive(archive, tmp_path / "out")
+    assert (out / long_name).read_bytes() == b"print(1)\n"
+    assert (out / "model.pt").stat().st_size == 3 * 1024**2

@@ -14,6 +14,8 @@ dropped files all come through `extract_archive`. Every archive is read as hosti
 * Python's own `data` extraction filter (PEP 706) does the writing where the running Python has
   it (3.10.12+, 3.11.4+, 3.12+); older ones get the same rules from the checks above plus the
   filter's permission rules applied here;
+* tarfile reads a pax header or a GNU long name whole into memory, and inflates whatever it
+  skips: the inflated stream it reads is bounded (`_Inflated`), so neither can be a bomb;
 * links may point through each other, so once everything exists each one is resolved for real;
 * the archive is unpacked into a hidden sibling folder and moved into place only when complete,
   so a refused or broken archive leaves nothing at the destination.
@@ -23,9 +25,13 @@ dropped files all come through `extract_archive`. Every archive is read as hosti
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import copy
 import gzip
+import io
 import logging
+import lzma
 import os
 import posixpath
 import shutil
@@ -35,6 +41,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.paths import remove_tree
@@ -56,6 +63,10 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 #: Whether this Python's tarfile has PEP 706's extraction filters (tests switch it off).
 HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+#: How much of a member's data tarfile reads at once (set on every TarFile opened here) ...
+COPY_CHUNK = 1024 * 1024
+#: ... so a single read bigger than this is a header read whole (see `_Inflated`).
+MAX_HEADER_READ = 16 * 1024 * 1024
 
 
 class UnsafeArchive(UserError):
@@ -135,22 +146,95 @@ def _unpack(archive: Path, root: Path, limits: ArchiveLimits) -> None:
     try:
         compressed = archive.stat().st_size
         free = shutil.disk_usage(root).free
-        with tarfile.open(archive, mode="r:*") as tar:
+        ratio_bound = int(max(limits.ratio_exempt_bytes, limits.max_ratio * max(compressed, 1)))
+        # Headers and padding: at most ~2 KiB a member, plus room for small archives.
+        slack = limits.ratio_exempt_bytes + 2048 * limits.max_members
+        with contextlib.ExitStack() as stack:
+            stream = _Inflated(
+                stack.enter_context(_decompressed(archive)),
+                min(limits.max_total_bytes, ratio_bound) + slack,
+                archive,
+            )
+            # The file-like protocol tarfile uses: read, seek, tell.
+            tar = stack.enter_context(tarfile.open(fileobj=cast("IO[bytes]", stream), mode="r:"))
             tar.errorlevel = 2  # every problem raises; none is only logged by tarfile
-            members = _read_headers(tar, archive, limits, compressed, free, root.parent)
+            # Data is read in chunks no bigger than this (an __init__ argument typeshed lacks).
+            setattr(tar, "copybufsize", COPY_CHUNK)  # noqa: B010
+            members = _read_headers(tar, archive, limits, compressed, ratio_bound, free, root)
             wanted = _check_members(members, archive)
             _write(tar, wanted, root)
     except UserError:
         raise
     except filter_error as exc:
         raise UnsafeArchive(f"{archive.name}: refused by the extraction filter: {exc}") from exc
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as exc:
         raise UserError(
             f"{archive.name} is not a readable tar or tar.gz archive ({exc}); nothing was unpacked"
         ) from exc
     except OSError as exc:
         raise UserError(f"unpacking {archive.name} failed: {exc}; nothing was unpacked") from exc
     _check_links_resolve(wanted, archive, root)
+
+
+def _decompressed(archive: Path) -> io.BufferedIOBase:
+    """The archive's tar stream: gzip, bzip2 and xz are told by their magic bytes."""
+    with open(archive, "rb") as head:
+        magic = head.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(archive, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(archive, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(archive, "rb")
+    return open(archive, "rb")  # closed by the caller's ExitStack
+
+
+class _Inflated:
+    """The tar stream as tarfile reads it, refusing to go past `limit` bytes or to read more
+    than `MAX_HEADER_READ` at once.
+
+    The member sizes are checked from the headers, but tarfile also reads a pax header or a GNU
+    long name in one piece, into memory, before any check sees it: a 60 MB gzip can hold a
+    60 GB "file name". Data is read in `COPY_CHUNK` pieces, so only such a header reads more.
+    """
+
+    def __init__(self, raw: io.BufferedIOBase, limit: int, archive: Path) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._archive = archive
+
+    def _refuse(self, end: int) -> UnsafeArchive:
+        return UnsafeArchive(
+            f"{self._archive.name} ({_size(self._archive.stat().st_size)}) inflates to more "
+            f"than {_size(self._limit)} of tar stream (at least {_size(end)}): more than its "
+            "headers and the expansion-ratio limit allow (a decompression bomb); "
+            "it was not unpacked"
+        )
+
+    def read(self, size: int | None = -1) -> bytes:
+        position = self._raw.tell()
+        if size is None or size < 0:
+            size = self._limit - position + 1
+        if size > MAX_HEADER_READ:
+            raise UnsafeArchive(
+                f"{self._archive.name} has a header of {_size(size)} ({size} bytes; a pax "
+                f"header or a long name), more than the limit of {_size(MAX_HEADER_READ)}; "
+                "it was not unpacked"
+            )
+        if position + size > self._limit:
+            raise self._refuse(position + size)
+        return self._raw.read(size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        target = offset if whence == os.SEEK_SET else self._raw.tell() + offset
+        if whence not in (os.SEEK_SET, os.SEEK_CUR):
+            raise OSError("the tar stream is read forwards and backwards only, not from its end")
+        if target > self._limit:  # seeking forward in a compressed stream inflates up to it
+            raise self._refuse(target)
+        return self._raw.seek(target)
+
+    def tell(self) -> int:
+        return self._raw.tell()
 
 
 def _size(count: float) -> str:
@@ -165,8 +249,9 @@ def _read_headers(
     archive: Path,
     limits: ArchiveLimits,
     compressed: int,
+    ratio_bound: int,
     free: int,
-    where: Path,
+    root: Path,
 ) -> list[tarfile.TarInfo]:
     """All headers (no data is inflated past them), refused at the first one past a limit.
 
@@ -175,7 +260,6 @@ def _read_headers(
     """
     members: list[tarfile.TarInfo] = []
     total = 0
-    ratio_bound = max(limits.ratio_exempt_bytes, limits.max_ratio * max(compressed, 1))
     while (member := tar.next()) is not None:
         members.append(member)
         if len(members) > limits.max_members:
@@ -206,7 +290,7 @@ def _read_headers(
             if total > free:
                 raise UserError(
                     f"{archive.name} unpacks to at least {_size(total)} ({total} bytes) but only "
-                    f"{_size(free)} ({free} bytes) are free in {where}; nothing was unpacked"
+                    f"{_size(free)} ({free} bytes) are free in {root.parent}; nothing was unpacked"
                 )
     return members
 
