@@ -247,6 +247,9 @@ class LocalProcessRunner(Runner):
             try:
                 if found:
                     sink(BackendInfo(ctx.job_id, found))  # `stop` from any process reaches it
+                    marker = found.get("start_marker")
+                    if proc.pid_alive(int(found.get("pid") or 0), marker):  # was "Starting"
+                        emit_status(sink, ctx.job_id, JobStatus.TRAINING, "Training in progress")
                 if not ctx.backend_ids.get("started") and not ctx.backend_ids.get("pid"):
                     layout = HostLayout(HOST, ctx.run_dir / "hosts" / HOST)
                     if not (layout.succeeded() or layout.failure_reason()):
