@@ -749,7 +749,7 @@ def error_body(exc: BaseException, message: str, trace: str, debug: bool) -> str
     head = f"{type(exc).__name__}: {message}"
     if debug:
         return f"{head}\n\n{trace}"
-    return f"{head}\n\n(the traceback is in the endpoint's log; {DEBUG_ENV}=1 sends it here too)"
+    return f"{head}\n\n(the traceback is in the container log; {DEBUG_ENV}=1 adds it here)"
 
 
 def _user_traceback(exc: BaseException) -> str:
