@@ -89,11 +89,20 @@ def test_plain_image_runs_the_mounted_runtime_as_the_user(tmp_path: Path) -> Non
 
 
 def test_the_container_joins_the_endpoints_own_network(tmp_path: Path) -> None:
-    common = {"name": "m", "image": "i", "mode": MODE_RUNTIME, "model_dir": tmp_path}
-    config = container_config(**common, model_read_only=True, network="tg-endpoint-m-1a2b3c4d")
-    assert config["network"] == "tg-endpoint-m-1a2b3c4d"
-    assert config["ports"] == {"8080/tcp": ("127.0.0.1", None)}  # still published, loopback only
-    assert "network" not in container_config(**common, model_read_only=True)
+    def config(network: str | None) -> dict[str, object]:
+        return container_config(
+            name="m",
+            image="i",
+            mode=MODE_RUNTIME,
+            model_dir=tmp_path,
+            model_read_only=True,
+            network=network,
+        )
+
+    own = config("tg-endpoint-m-1a2b3c4d")
+    assert own["network"] == "tg-endpoint-m-1a2b3c4d"
+    assert own["ports"] == {"8080/tcp": ("127.0.0.1", None)}  # still published, loopback only
+    assert "network" not in config(None)
 
 
 def test_the_runtime_file_is_standalone() -> None:
@@ -189,6 +198,10 @@ class _NoContainers:
     class api:
         @staticmethod
         def containers(**_: object) -> list[dict[str, object]]:
+            return []
+
+        @staticmethod
+        def networks(**_: object) -> list[dict[str, object]]:
             return []
 
 
