@@ -182,3 +182,39 @@ def test_the_example_opens_from_a_writable_copy(app_home: Path) -> None:
     assert example_workspace() == copy  # made once; the user's edits are kept
     assert (copy / "job.yaml").read_text() == "name: edited\n"
     assert (example_project() / "job.yaml").read_text() != "name: edited\n"
+
+
+def test_logs_follow_ends_for_a_finished_job_that_printed_nothing(app_home: Path) -> None:
+    store = Store()
+    run_dir = app_home / "runs" / "quiet"
+    run_dir.mkdir(parents=True)
+    store.create_job("quiet", "quiet", "local-process", "name: quiet\n", str(run_dir))
+    store.set_status("quiet", "Completed", "Training job completed")
+    store.close()
+    result = cli("logs", "quiet", "--follow", timeout=60)  # hung forever: no job.log to drain
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "==> Completed"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_logs_follow_takes_over_when_the_ingesting_process_dies(
+    app_home: Path, tmp_path: Path
+) -> None:
+    runner = start("run", str(_slow_spec(tmp_path)))
+    store = Store()
+    wait_for(lambda: store.list_jobs() and store.metric_count(store.list_jobs()[0].id) >= 5)
+    job_id = store.list_jobs()[0].id
+    follow = start("logs", job_id, "--follow")
+    assert follow.stdout is not None
+    first = follow.stdout.readline()  # it is following (and cannot ingest: the lock is held)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=30)
+    try:
+        rest, _ = follow.communicate(timeout=90)  # it waited forever for lines nobody stored
+    finally:
+        follow.kill()
+    out = first + rest
+    assert follow.returncode == 0, out
+    assert out.strip().endswith("==> Completed")
+    assert out.count("[algo-1] step=") == 80
+    assert [s.step for _, s in store.metric_samples(job_id, name="loss")] == list(range(80))
