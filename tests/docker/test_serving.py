@@ -558,11 +558,15 @@ def _cli(*args: str) -> list[str]:
 
 
 def _remove_endpoint(client: Any, name: str) -> int:
-    """CLI endpoints carry no test label: remove them by name whatever happened; how many."""
+    """CLI endpoints carry no test label: remove their containers and networks by name whatever
+    happened; how many there were."""
     found = client.containers.list(all=True, filters={"label": f"{LABEL_ENDPOINT}={name}"})
     for container in found:
         container.remove(force=True)
-    return len(found)
+    networks = _endpoint_networks(client, name)
+    for network in networks:
+        client.api.remove_network(network)
+    return len(found) + len(networks)
 
 
 def test_cli_serve_foreground_predict_and_ctrl_c(
@@ -616,8 +620,9 @@ def test_cli_serve_foreground_predict_and_ctrl_c(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        _remove_endpoint(_docker_session, "cli-test")
+        left_behind = _remove_endpoint(_docker_session, "cli-test")
     assert "Stopped cli-test" in "".join(lines)
+    assert left_behind == 0  # Ctrl-C removed the container and its network
     left = _docker_session.containers.list(
         all=True, filters={"label": f"{LABEL_ENDPOINT}=cli-test"}
     )
