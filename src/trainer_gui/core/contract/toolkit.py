@@ -421,23 +421,42 @@ _LAUNCHER_MARKS = ("ChildFailedError", "torch.distributed.elastic")
 
 
 def script_error(lines: Sequence[str]) -> str | None:
-    """The script's own last error line (`ValueError: bad lr`) from stderr that ends in a
+    """The script's own error line (`[rank1]: ValueError: bad lr`) from stderr that ends in a
     launcher's traceback (torchrun's), whose lines say only that a child failed; None when no
-    launcher failed or no such line is found. A `[rank1]:` prefix is kept: it names the rank."""
+    launcher failed or no such line is found.
+
+    The rank torchrun names as the root cause (its first observed failure) decides: that rank's
+    last error line where torchrun prefixes lines with `[rankN]:`, else the first error line
+    (the ranks that fail later mostly fail because a peer went away)."""
     if not any(mark in line for line in lines for mark in _LAUNCHER_MARKS):
         return None
     import re  # only on a failure: the driver keeps its start-up imports minimal
 
     error = re.compile(
-        r"^\s*(?:\[(?:rank|default)\d+\]:\s*)?"
+        r"^\s*(?:\[(?:rank|default)(\d+)\]:\s*)?"
         r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)(?::\s.*)?$"
     )
-    found = None
+    root = None
+    after_root = False
+    for line in lines:
+        if "Root Cause" in line:
+            after_root = True
+        found = re.match(r"^\s*rank\s*:\s*(\d+)", line) if after_root else None
+        if found:
+            root = found.group(1)
+            break
+    first = None
+    of_root = None
     for line in lines:
         text = line.rstrip()
-        if error.match(text) and not any(mark in text for mark in _LAUNCHER_MARKS):
-            found = text.strip()
-    return found
+        match = error.match(text)
+        if not match or any(mark in text for mark in _LAUNCHER_MARKS):
+            continue
+        if first is None:
+            first = text.strip()
+        if root is not None and match.group(1) == root:
+            of_root = text.strip()
+    return of_root or first
 
 
 def _failure_text(code: int, tail: Sequence[str], cmd: Sequence[str]) -> str:
