@@ -149,6 +149,7 @@ def test_a_5000_character_spec_path_cannot_be_read(tmp_path: Path) -> None:
         (HEAD + "description: 2001-13-45\n", "is not a date"),
         (HEAD + "max_runtime_seconds: !!int abc\n", "is not a whole number"),
         (HEAD + "description: !!python/object:os.system x\n", "not valid YAML"),
+        (HEAD + "description: \x1f\n", "unacceptable character #x001f"),
         ("name: job-1\nsource: {source_dir: ~no-such-user-here/x, entry_point: a.py}\n", "home"),
     ],
 )
@@ -294,3 +295,23 @@ def test_cli_spec_validate_gives_one_line_not_internal_error(tmp_path: Path, tex
     assert rc == 2 and out == ""
     assert err.startswith("trainer-gui: ") and err.count("\n") == 1, err
     assert "internal error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expect"),
+    [
+        ("hp.yaml", BOMB.replace(HEAD, ""), "aliases"),
+        ("hp.json", '{"x": ' + "[" * 5000 + "]" * 5000 + "}", "not valid JSON"),
+        ("hp.json", '{"x": ' + "7" * 5000 + "}", "not valid JSON"),
+        ("hp.json", '{"x": "\\ud800"}', "lone surrogate"),
+    ],
+)
+def test_a_hostile_hyperparameters_file_is_a_problem_line(
+    project: Path, name: str, text: str, expect: str
+) -> None:
+    (project / name).write_text(text)
+    spec = spec_from_dict(_valid(hyperparameters_file=name), project)
+    with pytest.raises(SpecError) as info:
+        spec.all_hyperparameters()
+    (line,) = info.value.problems
+    assert line.startswith("hyperparameters_file: ") and expect in line

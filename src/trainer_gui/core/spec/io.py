@@ -329,7 +329,8 @@ def parse_spec_yaml(text: str, source: str | None = None) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        # a ReaderError has no problem, and its str() goes on with '  in "<unicode string>"'
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
         raise _spec_error([f"not valid YAML{where}: {problem}"], source) from None
     except Exception as exc:  # PyYAML lets some constructor errors through as they are
         log.warning("YAML load raised %s", type(exc).__name__, exc_info=True)
@@ -405,23 +406,34 @@ def parse_scalar(raw: str) -> Any:
 
 
 def load_hyperparameters_file(path: Path) -> dict[str, Any]:
-    """A JSON or YAML mapping of hyperparameters."""
+    """A JSON or YAML mapping of hyperparameters, read with the spec file's bounds."""
+    where = "hyperparameters_file"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError([f"hyperparameters_file: cannot read {path}: {exc}"]) from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError([f"hyperparameters_file: {path} is not valid JSON/YAML: {exc}"]) from None
+        text = _read_spec_text(path)
+    except SpecError as exc:
+        raise _spec_error([f"{where}: {p}" for p in exc.problems], None) from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, 5,000-digit ints, depth
+            problem = f"{where}: {path} is not valid JSON: {exc}"
+            raise _spec_error([problem], None) from None
+        problems = _check_plain_data(data)
+        if problems:
+            raise _spec_error([f"{where}: {path}: {p}" for p in problems], None)
+    else:
+        try:
+            data = parse_spec_yaml(text)
+        except SpecError as exc:
+            raise _spec_error([f"{where}: {path}: {p}" for p in exc.problems], None) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SpecError([f"hyperparameters_file: {path} must hold a mapping of name: value"])
+        raise _spec_error([f"{where}: {path} must hold a mapping of name: value"], None)
     from trainer_gui.core.spec.model import check_hyperparameters
 
     try:
         check_hyperparameters(data)
     except ValueError as exc:
-        raise SpecError([f"hyperparameters_file: {exc}"]) from None
+        raise _spec_error([f"{where}: {exc}"], None) from None
     return {str(k): v for k, v in data.items()}
