@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.spec.io import parse_spec_yaml
 from trainer_gui.ui.row_table import RowTable
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,9 @@ def parse_value(text: str) -> Any:
     """Cell text -> value, as YAML would read it; text YAML cannot read stays text."""
     if not text.strip():
         return ""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    try:  # the spec file's bounded reader: `[[[...`, 5,000 digits or 2001-13-45 stay text
+        value = parse_spec_yaml(text)
+    except UserError:
         return text
     if value is None and text.strip() not in ("null", "~", "None"):
         return text

@@ -352,14 +352,15 @@ class YamlField(LineField):
     """Anything else, typed as a YAML value."""
 
     def value(self) -> Any:
-        import yaml
+        from trainer_gui.core.errors import UserError
+        from trainer_gui.core.spec.io import parse_spec_yaml
 
         text = self.edit.text().strip()
         if not text:
             return None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
+        try:  # bounded: `[[[...` or 5,000 digits stay text instead of raising
+            return parse_spec_yaml(text)
+        except UserError:
             return text
 
     def set_value(self, value: Any) -> None:
