@@ -204,16 +204,24 @@ def test_logs_follow_takes_over_when_the_ingesting_process_dies(
     store = Store()
     wait_for(lambda: store.list_jobs() and store.metric_count(store.list_jobs()[0].id) >= 5)
     job_id = store.list_jobs()[0].id
-    follow = start("logs", job_id, "--follow")
-    assert follow.stdout is not None
-    first = follow.stdout.readline()  # it is following (and cannot ingest: the lock is held)
-    runner.send_signal(signal.SIGKILL)
-    runner.wait(timeout=30)
+    out_file = tmp_path / "follow.out"
+    with open(out_file, "w") as sink:
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "trainer_gui", "logs", job_id, "--follow"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
     try:
-        rest, _ = follow.communicate(timeout=90)  # it waited forever for lines nobody stored
+        # It is following (and cannot ingest: the lock is held) once it printed something.
+        wait_for(lambda: out_file.stat().st_size > 0)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+        follow.wait(timeout=90)  # it waited forever for lines nobody stored
     finally:
         follow.kill()
-    out = first + rest
+        runner.kill()
+    out = out_file.read_text()
     assert follow.returncode == 0, out
     assert out.strip().endswith("==> Completed")
     assert out.count("[algo-1] step=") == 80
