@@ -25,6 +25,7 @@ FUZZ = settings(
     max_examples=200,
     deadline=None,
     derandomize=True,  # the same examples every run: a failure here is reproducible
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
