@@ -74,6 +74,25 @@ def test_a_read_without_per_line_offsets_goes_out_as_one_batch() -> None:
     assert len(sent) == 1 and isinstance(sent[0], LogBatch) and len(sent[0].lines) == 5000
 
 
+def test_docker_batches_carry_the_offsets_of_their_own_last_lines(tmp_path: Path) -> None:
+    from trainer_gui.core.runners.base import JobContext
+    from trainer_gui.core.runners.docker import _ContainerWatch
+
+    sent: list[JobEvent] = []
+    ctx = JobContext("j", None, tmp_path)  # type: ignore[arg-type]  # no container: no spec read
+    watch = _ContainerWatch(None, ctx, sent.append, [])  # type: ignore[arg-type]
+    for i in range(4500):
+        key = ("algo-1", "stdout" if i % 2 else "stderr")
+        watch.lines.put((LogLine(*key, str(i), 0.0), key, f"1.000000000:{i}"))
+    watch.pump(final=False)
+    batches = [e for e in sent if isinstance(e, LogBatch)]
+    assert [len(b.lines) for b in batches] == [BATCH_LINES, BATCH_LINES, 500]
+    for batch in batches:
+        for key in {(ln.host, ln.stream) for ln in batch.lines}:
+            last = max(int(ln.text) for ln in batch.lines if (ln.host, ln.stream) == key)
+            assert batch.offsets[key] == f"1.000000000:{last}"
+
+
 def test_a_file_tail_resumes_exactly_after_any_line(tmp_path: Path) -> None:
     path = tmp_path / "out"
     path.write_bytes(b"one\r\ntwo\n\n  \nthree\rfour\r\nfive\npartial")
