@@ -226,3 +226,25 @@ def test_logs_follow_takes_over_when_the_ingesting_process_dies(
     assert out.strip().endswith("==> Completed")
     assert out.count("[algo-1] step=") == 80
     assert [s.step for _, s in store.metric_samples(job_id, name="loss")] == list(range(80))
+
+
+def test_logs_prints_only_what_the_store_committed_and_ends_on_a_broken_last_line(
+    app_home: Path,
+) -> None:
+    from trainer_gui.core.joblog import format_log_line
+
+    store = Store()
+    for job in ("cut", "legacy"):
+        (app_home / "runs" / job / "logs").mkdir(parents=True)
+        store.create_job(job, job, "local-process", f"name: {job}\n", str(app_home / "runs" / job))
+        store.set_status(job, "Completed", "Training job completed")
+    kept = format_log_line(1.0, "algo-1", "stdout", "kept")
+    uncommitted = format_log_line(2.0, "algo-1", "stdout", "never committed")
+    (app_home / "runs" / "cut" / "logs" / "job.log").write_text(kept + uncommitted)
+    store.record_batch("cut", {}, [], log_size=len(kept))
+    (app_home / "runs" / "legacy" / "logs" / "job.log").write_text(kept + "1.0\talgo-1\tstd")
+    store.close()
+    cut = cli("logs", "cut", "--follow", timeout=60)
+    assert cut.stdout == "[algo-1] kept\n==> Completed\n", cut.stdout + cut.stderr
+    legacy = cli("logs", "legacy", "--follow", timeout=60)
+    assert legacy.stdout == "[algo-1] kept\n==> Completed\n", legacy.stdout + legacy.stderr

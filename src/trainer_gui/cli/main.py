@@ -267,7 +267,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     Only the bytes the store accounts for are printed, so lines of a batch whose follower died
     before committing (and which the next follower writes again) never show twice. While the
     job runs and no process ingests it (the one that did died), this command takes over."""
-    from trainer_gui.core.joblog import JOB_LOG, parse_log_line
+    from trainer_gui.core.joblog import JOB_LOG
     from trainer_gui.core.runners.events import JobStatus
 
     service = _service()
@@ -278,31 +278,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
     position = 0
     out = sys.stdout
     next_take_over = time.monotonic() + _TAKE_OVER_EVERY
+    ended = False  # the job was seen terminal before this read: everything is stored
     try:
         while True:
             available = _committed_log_size(service, record.id, path)
-            if available > position:
-                with open(path, "rb") as fh:
-                    fh.seek(position)
-                    chunk = fh.read(available - position)
-                chunk = chunk[: chunk.rfind(b"\n") + 1]  # whole lines only
-                position += len(chunk)
-                for line in chunk.decode("utf-8", "replace").splitlines():
-                    parsed = parse_log_line(line)
-                    if parsed is None:
-                        continue
-                    _, host, _stream, text = parsed
-                    if args.host and host != args.host:
-                        continue
-                    out.write(f"[{host}] {text}\n")
-                out.flush()
+            start = position
+            position = _print_log(path, position, available, args.host, out)
             if not args.follow:
                 return EXIT_OK
             record = service.get(record.id)
             if JobStatus(record.status).is_terminal:
-                if _committed_log_size(service, record.id, path) <= position:
+                left = _committed_log_size(service, record.id, path) - position
+                # Done when all is read, or when a read after the end only left a broken last
+                # line (no newline) that would otherwise be waited for forever.
+                if left <= 0 or (ended and position == start):
                     out.write(f"==> {record.status}\n")
                     return _exit_code(record.status)
+                ended = True
                 continue  # the last lines landed before the final status: read them first
             if time.monotonic() >= next_take_over:
                 next_take_over = time.monotonic() + _TAKE_OVER_EVERY
@@ -316,6 +308,31 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 #: How often `logs --follow` checks that some process still ingests the job it shows.
 _TAKE_OVER_EVERY = 2.0
+
+
+def _print_log(path: Path, position: int, end: int, host: str | None, out: TextIO) -> int:
+    """Print job.log's whole lines from `position` up to `end` (a few MiB at a time, so a big
+    log never sits in memory at once); returns the position after the last line printed."""
+    from trainer_gui.core.joblog import parse_log_line
+
+    while position < end:
+        with open(path, "rb") as fh:
+            fh.seek(position)
+            chunk = fh.read(min(end - position, _LOG_READ))
+        chunk = chunk[: chunk.rfind(b"\n") + 1]  # whole lines only
+        if not chunk:
+            break
+        position += len(chunk)
+        for line in chunk.decode("utf-8", "replace").splitlines():
+            parsed = parse_log_line(line)
+            if parsed is None or (host and parsed[1] != host):
+                continue
+            out.write(f"[{parsed[1]}] {parsed[3]}\n")
+        out.flush()
+    return position
+
+
+_LOG_READ = 4 * 1024 * 1024
 
 
 def _committed_log_size(service: JobService, job_id: str, path: Path) -> int:
