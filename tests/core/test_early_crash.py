@@ -116,7 +116,7 @@ def _crash_while_starting(tmp_path: Path, spec: JobSpec, point: str) -> None:
 
 def _tree_of(run_dir: Path) -> list[psutil.Process]:
     """Every running process of the job: the driver (its pid file) and its descendants."""
-    pid = int((run_dir / "driver.pid").read_text())
+    pid = int((run_dir / "driver.pid").read_text().split()[0])
     root = psutil.Process(pid)
     return [root, *root.children(recursive=True)]
 

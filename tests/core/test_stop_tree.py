@@ -119,3 +119,19 @@ def test_max_runtime_leaves_no_process_of_a_stubborn_script_alive(
     pids += _job_pids(service, handle.job_id)
     assert len(pids) > 3
     assert _alive(pids) == []  # at once: the job counts as over only when its tree is gone
+
+
+def test_a_script_whose_driver_was_killed_is_ended_with_the_job(
+    service: JobService, job_spec: SpecFactory, wait_until: WaitUntil, pids: list[int]
+) -> None:
+    handle = service.submit(job_spec(STUBBORN))
+    wait_until(lambda: _started(service, handle.job_id), timeout=60)
+    pids += _job_pids(service, handle.job_id)
+    driver = psutil.Process(pids[0])
+
+    driver.kill()  # the OOM killer's way: no signal reaches the script in its own session
+
+    assert handle.wait(60) is not None
+    assert service.get(handle.job_id).status == "Failed"
+    pids += _job_pids(service, handle.job_id)
+    assert _alive(pids) == []

@@ -568,12 +568,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace | types.SimpleNamespac
     return opts
 
 
-def write_pid_file(path: str) -> None:
+def write_pid_file(path: str, script_pid: int = 0) -> None:
     """The driver's pid, first thing, atomically (temp file + rename): a runner that died
-    before it stored the pid it started finds the job again from this file."""
+    before it stored the pid it started finds the job again from this file. Once the script
+    runs, its pid follows on a second line: it runs in a session of its own, so a runner can
+    still end it should the driver itself be killed."""
     temp = "%s.%d.tmp" % (path, os.getpid())
     with open(temp, "w", encoding="utf-8") as fh:
-        fh.write(str(os.getpid()))
+        fh.write(str(os.getpid()) + ("\n%d" % script_pid if script_pid else ""))
     os.replace(temp, path)
 
 
@@ -645,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths.failure_file, "InstallRequirementsError: pip exited with %d" % exc.returncode
         )
         return 1
-    return _run(cmd, paths, env)
+    return _run(cmd, paths, env, opts.pid_file)
 
 
 def _wait_for_hosts(hosts: Sequence[str], timeout: float = 900.0) -> None:
@@ -666,7 +668,7 @@ def _wait_for_hosts(hosts: Sequence[str], timeout: float = 900.0) -> None:
                 time.sleep(0.05)  # a peer started in parallel shows up within ms
 
 
-def _run(cmd: list[str], paths: Paths, env: dict[str, str]) -> int:
+def _run(cmd: list[str], paths: Paths, env: dict[str, str], pid_file: str | None = None) -> int:
     cwd = paths.code_dir if os.path.isdir(paths.code_dir) else None
     try:
         child = subprocess.Popen(
@@ -678,6 +680,11 @@ def _run(cmd: list[str], paths: Paths, env: dict[str, str]) -> int:
         )
         print("trainer-gui driver: cannot start %s: %s" % (cmd[0], exc), file=sys.stderr)
         return 127
+    if pid_file:
+        try:
+            write_pid_file(pid_file, child.pid)
+        except OSError as exc:
+            print("trainer-gui driver: cannot write %s: %s" % (pid_file, exc), file=sys.stderr)
 
     def forward(signum: int, _frame: Any) -> None:
         try:

@@ -56,6 +56,8 @@ HOST = "algo-1"
 DRIVER_PID = "driver.pid"
 #: How long a re-attach waits for that file when the process before it died while spawning.
 DRIVER_PID_WAIT = 3.0
+#: SIGTERM-to-SIGKILL grace for a script found running after its driver ended.
+ORPHAN_GRACE = 5.0
 
 
 def default_python() -> str:
@@ -277,6 +279,7 @@ class LocalProcessRunner(Runner):
         marker = ctx.backend_ids.get("start_marker")
         if pid and proc.pid_alive(pid, str(marker) if marker else None):
             proc.terminate_tree(pid, self.grace, str(marker) if marker else None, pgid=pgid)
+        _end_orphaned_script(ctx, self.grace)
 
 
 class _ProcessWatch(Watch):
@@ -315,6 +318,7 @@ class _ProcessWatch(Watch):
             emit_logs(self.sink, self.ctx.job_id, lines, offsets, [str(end) for _, end in marked])
 
     def settle(self) -> Ending:
+        _end_orphaned_script(self.ctx, ORPHAN_GRACE)
         if self.popen is None:  # re-attached: the files the driver wrote tell how it ended
             return Ending()
         code = self.popen.wait()
@@ -362,19 +366,41 @@ def _recover_ids(ctx: JobContext, wait: float = 0.0) -> dict[str, Any]:
         deadline = time.monotonic() + wait
         while not pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-    try:
-        pid = int(pid_file.read_text(encoding="utf-8").strip() or 0)
-        written = pid_file.stat().st_mtime
-    except (OSError, ValueError):
+    if not pid_file.exists():
         return {}
-    # A process created after the file was written is another one on a reused pid.
-    marker = proc.start_marker(pid) if pid > 0 else None
-    if marker is None or float(marker) > written + 1.0:
+    pid, marker = _from_pid_file(ctx, 0)
+    if not pid:
         ids = {"started": True}  # the driver ran and is gone: its files tell how it ended
     else:
         ids = {"pid": pid, "pgid": pid, "start_marker": marker, "started": True}
     ctx.backend_ids.update(ids)
     return ids
+
+
+def _from_pid_file(ctx: JobContext, line: int) -> tuple[int, str | None]:
+    """(pid, start marker) of the driver (line 0) or the script (line 1) from the driver's pid
+    file while that process runs; (0, None) otherwise. A process created after the file was
+    last written is another one on a reused pid."""
+    path = ctx.run_dir / DRIVER_PID
+    try:
+        lines = path.read_text(encoding="utf-8").split()
+        written = path.stat().st_mtime
+        pid = int(lines[line]) if len(lines) > line else 0
+    except (OSError, ValueError):
+        return 0, None
+    marker = proc.start_marker(pid) if pid > 0 else None
+    if marker is None or float(marker) > written + 1.0 or not proc.pid_alive(pid, marker):
+        return 0, None
+    return pid, marker
+
+
+def _end_orphaned_script(ctx: JobContext, grace: float) -> None:
+    """The script runs in a session of its own: when its driver was killed (SIGKILL, the OOM
+    killer), only the pid the driver recorded still leads to it."""
+    pid, marker = _from_pid_file(ctx, 1)
+    if pid:
+        log.warning("job %s: its script (pid %d) outlived the driver; ending it", ctx.job_id, pid)
+        proc.terminate_tree(pid, grace, marker, pgid=pid)
 
 
 def _offset(ctx: JobContext, stream: str) -> int:
