@@ -277,7 +277,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = Path(record.run_dir) / "logs" / JOB_LOG
     position = 0
     out = sys.stdout
-    next_take_over = time.monotonic() + _TAKE_OVER_EVERY
+    take_over_every = _TAKE_OVER_EVERY
+    next_take_over = time.monotonic() + take_over_every
     ended = False  # the job was seen terminal before this read: everything is stored
     try:
         while True:
@@ -297,9 +298,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 ended = True
                 continue  # the last lines landed before the final status: read them first
             if time.monotonic() >= next_take_over:
-                next_take_over = time.monotonic() + _TAKE_OVER_EVERY
-                if not service.is_followed_here(record.id):
-                    service.recover([record.id])  # a no-op while another process holds it
+                if not service.is_followed_here(record.id) and service.recover([record.id]):
+                    # Taken over; if following it ends without a final status (credentials
+                    # gone), each new try logs why again: try less and less often.
+                    take_over_every = min(take_over_every * 2, 60.0)
+                next_take_over = time.monotonic() + take_over_every
             time.sleep(0.2)
     except KeyboardInterrupt:
         service.shutdown()
