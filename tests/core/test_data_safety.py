@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from trainer_gui.core.runners.staging import stage_code
 from trainer_gui.core.spec import JobSpec
 from trainer_gui.core.spec.io import spec_from_dict
 from trainer_gui.core.spec.model import ChannelSpec
-from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 
 SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)
@@ -306,15 +305,6 @@ def assert_only_documented_outputs(before: Snapshot, after: Snapshot, job_id: st
     assert new <= allowed, f"new outside the run folder: {sorted(new - allowed)}"
     assert "work/ckpt/step-1.pt" in new
     assert f"out/results/{job_id}/output/model.tar.gz" in new
-
-
-@pytest.fixture
-def service(app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    yield svc
-    svc.shutdown()
-    store.close()
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["completes", "fails"])

@@ -7,7 +7,7 @@ import contextlib
 import errno
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import psutil
 import pytest
 
 from trainer_gui.core.runners import follow
-from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.spec import JobSpec
 from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
@@ -35,15 +34,6 @@ FOREVER = """
 QUICK = """
     print("loss=0.5", flush=True)
 """
-
-
-@pytest.fixture
-def service(app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"local-process": LocalProcessRunner(grace=2)})
-    yield svc
-    svc.shutdown()
-    store.close()
 
 
 def _no_space(path: str) -> OSError:

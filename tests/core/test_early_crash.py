@@ -19,9 +19,7 @@ import psutil
 import pytest
 
 from trainer_gui.core.runners.follow import STARTING_DIED
-from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.spec import JobSpec, dump_spec
-from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL of the service")
@@ -80,15 +78,6 @@ CHILD = """
     service = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
     service.submit(load_spec(sys.argv[1]), job_id=sys.argv[3]).wait(120)
 """
-
-
-@pytest.fixture
-def service(app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    yield svc
-    svc.shutdown()
-    store.close()
 
 
 @pytest.fixture

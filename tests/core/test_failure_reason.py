@@ -3,15 +3,10 @@ traceback (issue 13, item 12)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from trainer_gui.core.contract import toolkit
-from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.spec import JobSpec
-from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 
 SpecFactory = Callable[..., JobSpec]
@@ -56,15 +51,6 @@ Root Cause (first observed failure):
   traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
 ============================================================
 """
-
-
-@pytest.fixture
-def service(app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    yield svc
-    svc.shutdown()
-    store.close()
 
 
 def test_a_launcher_failure_text_leads_with_the_scripts_error_line() -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -25,15 +25,6 @@ SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)
 WaitUntil = Callable[..., None]  # the wait_until fixture
 
 TIMEOUT = 120
-
-
-@pytest.fixture
-def service(app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    yield svc
-    svc.shutdown()
-    store.close()
 
 
 TRAIN = """

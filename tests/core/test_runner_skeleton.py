@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -16,11 +16,9 @@ from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.runners.base import JobContext, JobHandle
 from trainer_gui.core.runners.events import ArtifactReady, JobEvent, JobStatus, StatusChanged
 from trainer_gui.core.runners.follow import Ending, Watch, final_status, follow_and_finish
-from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.runners.sagemaker import source_entries
 from trainer_gui.core.runners.staging import code_entries, stage_code
 from trainer_gui.core.spec import JobSpec
-from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 
 SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)
@@ -214,15 +212,6 @@ def test_an_internal_error_fails_the_job_and_still_releases(
 
 
 # -- a real local job through the skeleton ----------------------------------------------------
-
-
-@pytest.fixture
-def service(app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"local-process": LocalProcessRunner(grace=3)})
-    yield svc
-    svc.shutdown()
-    store.close()
 
 
 def test_a_local_job_copies_its_archives_to_a_local_output_path(

@@ -12,9 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.spec import JobSpec
-from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and sessions")
@@ -42,15 +40,6 @@ STUBBORN = """
     while True:
         time.sleep(0.1)
 """
-
-
-@pytest.fixture
-def service(app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"local-process": LocalProcessRunner(grace=2)})
-    yield svc
-    svc.shutdown()
-    store.close()
 
 
 @pytest.fixture

@@ -20,12 +20,16 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from trainer_gui.core.docker_util import docker_client as connect
 from trainer_gui.core.errors import BackendUnavailable
+from trainer_gui.core.runners.docker import LABEL_JOB, DockerRunner
+from trainer_gui.core.store import Store
+from trainer_gui.services.jobs import JobService
 
 REQUIRE_ENV = "TRAINER_REQUIRE_DOCKER"
 TEST_LABEL = "trainer-gui.test"
@@ -99,3 +103,19 @@ def docker_client(_docker_session: Any) -> Iterator[Any]:
 def docker_labels() -> dict[str, str]:
     """Labels to put on every container and network a test creates."""
     return dict(TEST_LABELS)
+
+
+@pytest.fixture
+def service(docker_client: Any, app_home: Path) -> Iterator[JobService]:
+    """A job service on the Docker runner; nothing of any job may be left afterwards:
+    containers, network holders, networks."""
+    store = Store(app_home / "db.sqlite3")
+    svc = JobService(store, {"docker": DockerRunner(client=docker_client, grace=3)})
+    yield svc
+    svc.shutdown()
+    job_ids = [record.id for record in store.list_jobs()]
+    store.close()
+    for job in job_ids:
+        selector = {"label": f"{LABEL_JOB}={job}"}
+        assert docker_client.containers.list(all=True, filters=selector) == []
+        assert docker_client.networks.list(filters=selector) == []

@@ -8,19 +8,17 @@ and what the script writes into its checkpoint_dir.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from trainer_gui.core import safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.runners.base import JobContext
-from trainer_gui.core.runners.docker import LABEL_JOB, LAUNCH_DRIVER, DockerRunner
+from trainer_gui.core.runners.docker import LAUNCH_DRIVER, DockerRunner
 from trainer_gui.core.spec import JobSpec
 from trainer_gui.core.spec.model import ChannelSpec
-from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
@@ -35,19 +33,6 @@ pytestmark = pytest.mark.docker
 
 TIMEOUT = 300
 SpecFactory = Callable[..., JobSpec]  # the job_spec fixture (tests/conftest.py)
-
-
-@pytest.fixture
-def service(docker_client: Any, app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"docker": DockerRunner(client=docker_client, grace=3)})
-    yield svc
-    svc.shutdown()
-    job_ids = [record.id for record in store.list_jobs()]
-    store.close()
-    for job in job_ids:
-        selector = {"label": f"{LABEL_JOB}={job}"}
-        assert docker_client.containers.list(all=True, filters=selector) == []
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["completes", "fails"])

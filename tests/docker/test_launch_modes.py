@@ -17,7 +17,6 @@ import json
 import os
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pytest
 from trainer_gui.core import contract
 from trainer_gui.core.runners.docker import CPU_IMAGE, LABEL_JOB, DockerRunner
 from trainer_gui.core.spec import JobSpec, spec_from_dict
-from trainer_gui.core.store import JobRecord, Store
+from trainer_gui.core.store import JobRecord
 from trainer_gui.services.jobs import JobService
 
 TOOLKIT_IMAGE = "trainer-gui/toolkit-test:latest"
@@ -125,20 +124,6 @@ def toolkit_image(docker_client: Any) -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return TOOLKIT_IMAGE
-
-
-@pytest.fixture
-def service(docker_client: Any, app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"docker": DockerRunner(client=docker_client, grace=3)})
-    yield svc
-    svc.shutdown()
-    job_ids = [r.id for r in store.list_jobs()]
-    store.close()
-    for job in job_ids:  # nothing of any job may be left: containers, holders, networks
-        selector = {"label": f"{LABEL_JOB}={job}"}
-        assert docker_client.containers.list(all=True, filters=selector) == []
-        assert docker_client.networks.list(filters=selector) == []
 
 
 def _spec(tmp_path: Path, image: str, script: str, **over: Any) -> JobSpec:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from trainer_gui.core.runners.docker import LABEL_JOB, DockerRunner
 from trainer_gui.core.spec import JobSpec
-from trainer_gui.core.store import Store
 from trainer_gui.services.jobs import JobService
 
 pytestmark = pytest.mark.docker
@@ -25,19 +22,6 @@ SCRIPT = """
     open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "report.txt"), "w").write("ok")
     print("loss=0.5", flush=True)
 """
-
-
-@pytest.fixture
-def service(docker_client: Any, app_home: Path) -> Iterator[JobService]:
-    store = Store(app_home / "db.sqlite3")
-    svc = JobService(store, {"docker": DockerRunner(client=docker_client, grace=3)})
-    yield svc
-    svc.shutdown()
-    job_ids = [record.id for record in store.list_jobs()]
-    store.close()
-    for job in job_ids:  # the runner removes its containers on every path
-        selector = {"label": f"{LABEL_JOB}={job}"}
-        assert docker_client.containers.list(all=True, filters=selector) == []
 
 
 def test_a_docker_job_copies_its_archives_to_a_local_output_path(
