@@ -264,3 +264,19 @@ def test_an_exception_that_does_not_pickle_comes_back_as_its_message() -> None:
     exc = job_host._portable(Odd(1, 2))
     assert type(exc) is RuntimeError and str(exc) == "Odd: 1/2"
     assert isinstance(job_host._portable(JobNotFound("x")), JobNotFound)
+
+
+@pytest.mark.parametrize(
+    "hello", ["", "garbage", '{"address": 1}', '{"address": "x", "authkey": "zz"}', "[]"]
+)
+def test_job_host_started_by_hand_says_who_starts_it_not_a_traceback(hello: str) -> None:
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "_job-host"],
+        input=hello + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "started by the window" in result.stderr and "Traceback" not in result.stderr

@@ -161,10 +161,14 @@ def _connect_to_window() -> Connection:
     """Read the window's address and key from stdin (one JSON line) and connect."""
     # A windowed bundle may have no sys.stdin object even with a pipe on its descriptor 0.
     stdin = sys.stdin.buffer if sys.stdin is not None else os.fdopen(0, "rb")
-    hello = json.loads(stdin.readline() or b"{}")
-    if "address" not in hello or "authkey" not in hello:
-        raise SystemExit("the job host is started by the window (it reads its address on stdin)")
-    return Client(hello["address"], authkey=bytes.fromhex(hello["authkey"]))
+    try:
+        hello = json.loads(stdin.readline() or b"{}")
+        address, key = hello["address"], bytes.fromhex(hello["authkey"])
+    except (ValueError, KeyError, TypeError):
+        raise SystemExit(
+            "the job host is started by the window (it reads its address on stdin)"
+        ) from None
+    return Client(address, authkey=key)
 
 
 def child_main() -> int:

@@ -121,7 +121,7 @@ class _Follower:
 
     @property
     def db_path(self) -> Path:
-        return Path(getattr(self.service.store, "path", self.log_path))
+        return self.service.store.path
 
     def _append(self, lines: list[LogLine]) -> tuple[int, int]:
         """Append to job.log; the length before and after (both the file's real length)."""
