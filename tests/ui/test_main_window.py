@@ -424,17 +424,18 @@ def test_a_running_job_cannot_be_deleted(
     assert make_window.store.get_job(records[0].id) is not None
 
 
-def test_clone_and_edit_opens_the_jobs_spec(
+def test_clone_and_edit_opens_the_jobs_spec_under_a_new_name(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
 ) -> None:
     window, _, records = project_with_jobs(make_window, tmp_path, ("orig", JobStatus.COMPLETED))
     wait_rows(qtbot, window, 1)
     window.jobs.select_job(records[0].id)
 
-    dialog = window.commands.clone_selected()
+    window.window_actions.clone_action.trigger()
 
-    assert dialog is not None and dialog.path is None
-    assert dialog.form.editor("name").value() == "orig"
+    dialog = window.editors[-1]
+    assert dialog.path is None
+    assert dialog.form.editor("name").value() == "orig-2"
     assert dialog.form.editor("source.command").value() == ["python", "-c", "print(1)"]
 
 

@@ -21,6 +21,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDialog
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.naming import clone_name
 from trainer_gui.core.paths import example_project
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.spec import JobSpec, spec_to_dict
@@ -216,6 +217,8 @@ class JobCommands(QObject):
         data = spec_to_dict(spec)
         if spec.base_dir is not None:
             data = rebase_paths(data, spec.base_dir, folder)
+        jobs = self.window.store.list_jobs(project.id if project else None)
+        data["name"] = clone_name(spec.name, folder, (r.name for r in jobs))
         return self.window.open_editor(folder, data=data)
 
     @Slot()
