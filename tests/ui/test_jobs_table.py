@@ -15,9 +15,11 @@ from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import (
     COL_DURATION,
     COL_NAME,
+    COL_STARTED,
     COL_STATUS,
     FIXED_COLUMNS,
     MAX_METRIC_COLUMNS,
+    STARTING,
     JobsView,
     format_duration,
     metric_priority,
@@ -221,3 +223,61 @@ def test_running_durations_count_up(qtbot: Any, view: JobsView) -> None:
     view.model.dataChanged.connect(lambda top, *_: changed.append(top.column()))
 
     qtbot.waitUntil(lambda: COL_DURATION in changed, timeout=3000)
+
+
+def test_a_new_job_lands_at_the_top_of_a_list_sorted_newest_first(view: JobsView) -> None:
+    """The first load adds a metric column to an empty table, which used to unsort it."""
+    older = [(record("a", started=NOW - 300), {"loss": 1.0}), (record("b", started=NOW - 200), {})]
+    view.model.set_jobs([])
+    view.model.set_jobs(older)
+    assert shown(view) == ["b", "a"]
+    new = replace(record("new", "Pending", started=None, ended=None), created_at=NOW)
+
+    view.model.set_jobs([*older, (new, {})])
+
+    assert shown(view) == ["new", "b", "a"]
+    header = view.table.horizontalHeader()
+    assert header.sortIndicatorSection() == COL_STARTED
+    assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+
+
+def test_a_user_chosen_sort_survives_metric_columns_coming_and_going(view: JobsView) -> None:
+    view.table.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
+    view.model.set_jobs([(record("b"), {"loss": 1.0}), (record("a"), {"acc": 0.5})])
+
+    view.model.set_jobs([(record("b"), {}), (record("c"), {}), (record("a"), {})])
+
+    assert shown(view) == ["a", "b", "c"]
+
+
+def test_metric_columns_are_those_of_the_jobs_listed(view: JobsView) -> None:
+    view.model.set_jobs([(record("a"), {"loss": 0.5})])
+    assert view.model.metric_names == ["loss"]
+
+    view.model.set_jobs([])
+    view.model.set_jobs([(record("z"), {"acc": 0.9})])
+
+    assert view.model.metric_names == ["acc"]
+    assert header(view)[len(FIXED_COLUMNS) :] == ["acc"]
+
+
+def test_a_starting_row_shows_at_once_at_the_top_and_gives_way_to_the_job(view: JobsView) -> None:
+    old = record("old", started=NOW - 100)
+    view.model.set_jobs([(old, {})])
+
+    starting = view.model.add_placeholder("fresh", "local-process", 1)
+    assert view.select_job(starting)
+
+    assert shown(view) == ["fresh", "old"]
+    assert shown(view, COL_STATUS)[0] == STARTING
+    assert view.selected_records() == []  # no job yet to act on
+    view.model.set_jobs([(old, {})])  # a reload before the submit returned keeps it
+    assert shown(view) == ["fresh", "old"]
+    real = replace(record("fresh", "Pending", started=None, ended=None), created_at=NOW + 1)
+    view.model.resolve_placeholder(starting)
+    view.model.set_jobs([(old, {}), (real, {})])
+    assert shown(view) == ["fresh", "old"]
+    assert view.model.job_ids() == [old.id, real.id]
+    failed = view.model.add_placeholder("broken", "local-process", 1)
+    view.model.remove_placeholder(failed)
+    assert shown(view) == ["fresh", "old"]

@@ -1,11 +1,14 @@
 """The jobs table: a QAbstractTableModel over job records, a filter/sort proxy, and the view.
 
 Rows are updated in place (records reloaded on a worker thread, statuses and metric values from
-the bridge's signals), so sorting, selection and scroll position survive every refresh.
+the bridge's signals), so sorting, selection and scroll position survive every refresh. A job
+being submitted shows as a "Starting…" row at once, before the store knows it; the real row
+replaces it once the submit has returned and the list is reloaded.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -51,6 +54,8 @@ MAX_METRIC_COLUMNS = 6
 _STATUS_ORDER = {s.value: i for i, s in enumerate(JobStatus)}
 _KEY_WORDS = ("loss", "acc", "f1", "auc", "error", "score", "perplexity")
 ACTIVE_FILTER = "Active"
+STARTING = "Starting…"
+_PLACEHOLDER_PREFIX = "starting:"
 CLOUD_BACKEND = Backend.SAGEMAKER.value
 
 IndexLike = QModelIndex | QPersistentModelIndex
@@ -116,6 +121,8 @@ class JobsTableModel(QAbstractTableModel):
         self._metrics: list[dict[str, float]] = []
         self._row_of: dict[str, int] = {}
         self.metric_names: list[str] = []
+        self._placeholder_numbers = itertools.count(1)
+        self._resolved: set[str] = set()  # placeholders whose submit returned
         self._ticker = QTimer(self)
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._tick)
@@ -206,16 +213,28 @@ class JobsTableModel(QAbstractTableModel):
     # -- updates -----------------------------------------------------------------------------
 
     def set_jobs(self, rows: Sequence[tuple[JobRecord, dict[str, float]]]) -> None:
-        """Make the table show exactly these jobs: changed rows update, others come and go."""
+        """Make the table show exactly these jobs: changed rows update, others come and go.
+
+        Rows still starting stay until their submit returns; the metric columns are those of
+        these jobs only (another project's metrics get no empty column here).
+        """
         wanted = {record.id for record, _ in rows}
+        wanted.update(
+            job_id
+            for job_id in self._row_of
+            if self.is_placeholder(job_id) and job_id not in self._resolved
+        )
         gone = sorted((r for i, r in self._row_of.items() if i not in wanted), reverse=True)
         for old_row in gone:
             self.beginRemoveRows(QModelIndex(), old_row, old_row)
+            self._resolved.discard(self._records[old_row].id)
             del self._records[old_row]
             del self._metrics[old_row]
             self.endRemoveRows()
         self._reindex()
-        self._add_metric_names(name for _, metrics in rows for name in metrics)
+        names = {name for _, metrics in rows for name in metrics}
+        names.update(name for metrics in self._metrics for name in metrics)
+        self._set_metric_names(names)
         last_col = self.columnCount() - 1
         for record, metrics in rows:
             row = self._row_of.get(record.id)
@@ -257,21 +276,79 @@ class JobsTableModel(QAbstractTableModel):
         last = as_metric_chunk(samples).last
         if not last:
             return
-        self._add_metric_names(last)
+        if not set(last) <= set(self.metric_names):
+            self._set_metric_names({*self.metric_names, *last})
         self._metrics[row].update(last)
         self.dataChanged.emit(
             self.index(row, len(FIXED_COLUMNS)), self.index(row, self.columnCount() - 1)
         )
 
-    def _add_metric_names(self, names: Iterable[str]) -> None:
-        for name in sorted(set(names) - set(self.metric_names), key=metric_priority):
-            if len(self.metric_names) >= MAX_METRIC_COLUMNS:
-                return
+    def _set_metric_names(self, names: Iterable[str]) -> None:
+        """Show the first `MAX_METRIC_COLUMNS` of `names` by priority: a column a name."""
+        target = sorted(set(names), key=metric_priority)[:MAX_METRIC_COLUMNS]
+        for name in [n for n in self.metric_names if n not in target]:
+            pos = len(FIXED_COLUMNS) + self.metric_names.index(name)
+            self.beginRemoveColumns(QModelIndex(), pos, pos)
+            self.metric_names = [n for n in self.metric_names if n != name]
+            self.endRemoveColumns()
+        for name in target:
+            if name in self.metric_names:
+                continue
             ordered = sorted([*self.metric_names, name], key=metric_priority)
             pos = len(FIXED_COLUMNS) + ordered.index(name)
             self.beginInsertColumns(QModelIndex(), pos, pos)
             self.metric_names = ordered
             self.endInsertColumns()
+
+    # -- rows still starting -------------------------------------------------------------------
+
+    @staticmethod
+    def is_placeholder(job_id: str) -> bool:
+        """Whether `job_id` is a row still starting (no job in the store yet)."""
+        return job_id.startswith(_PLACEHOLDER_PREFIX)
+
+    def add_placeholder(self, name: str, backend: str, project_id: int | None) -> str:
+        """A "Starting…" row for a job being submitted, dated now; returns its row id."""
+        job_id = f"{_PLACEHOLDER_PREFIX}{next(self._placeholder_numbers)}"
+        now = time.time()
+        record = JobRecord(
+            id=job_id,
+            project_id=project_id,
+            name=name,
+            backend=backend,
+            spec_yaml="",
+            status=STARTING,
+            created_at=now,
+            started_at=None,
+            ended_at=None,
+            failure_reason=None,
+            backend_ids={},
+            run_dir="",
+        )
+        row = len(self._records)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._records.append(record)
+        self._metrics.append({})
+        self._row_of[job_id] = row
+        self.endInsertRows()
+        return job_id
+
+    def resolve_placeholder(self, job_id: str) -> None:
+        """The submit returned: the next `set_jobs` replaces the row with the real job's."""
+        if job_id in self._row_of:
+            self._resolved.add(job_id)
+
+    def remove_placeholder(self, job_id: str) -> None:
+        """The submit failed or was called off: the row goes now."""
+        row = self._row_of.get(job_id)
+        if row is None or not self.is_placeholder(job_id):
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._records[row]
+        del self._metrics[row]
+        self.endRemoveRows()
+        self._resolved.discard(job_id)
+        self._reindex()
 
     def _reindex(self) -> None:
         self._row_of = {record.id: row for row, record in enumerate(self._records)}
@@ -301,7 +378,8 @@ class JobsTableModel(QAbstractTableModel):
         return {} if row is None else dict(self._metrics[row])
 
     def job_ids(self) -> list[str]:
-        return [r.id for r in self._records]
+        """The ids of the jobs listed (not the rows still starting)."""
+        return [r.id for r in self._records if not self.is_placeholder(r.id)]
 
 
 class JobsFilterProxy(QSortFilterProxyModel):
@@ -388,6 +466,10 @@ class JobsView(QWidget):
         header.resizeSection(COL_DURATION, 80)
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.proxy.columnsInserted.connect(self._on_columns_inserted)
+        # After the proxy's own handling: a column inserted into an empty model makes the
+        # proxy forget its sort column, and new rows would then land at the bottom.
+        self.model.columnsInserted.connect(self._keep_sorted)
+        self.model.columnsRemoved.connect(self._keep_sorted)
         self.table.activated.connect(self._on_activated)
         top = QHBoxLayout()
         top.addWidget(self.filter_edit, 1)
@@ -408,7 +490,9 @@ class JobsView(QWidget):
         return out
 
     def selected_records(self) -> list[JobRecord]:
-        records = [self.model.record_by_id(j) for j in self.selected_ids()]
+        """The selected jobs (a row still starting is no job yet: not among them)."""
+        ids = [j for j in self.selected_ids() if not self.model.is_placeholder(j)]
+        records = [self.model.record_by_id(j) for j in ids]
         return [r for r in records if r is not None]
 
     def select_job(self, job_id: str) -> bool:
@@ -449,6 +533,16 @@ class JobsView(QWidget):
                 self.proxy.index(row, 0),
                 QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
             )
+
+    @Slot()
+    def _keep_sorted(self) -> None:
+        """Sort by the header's sort column again (Started, newest first, if it is gone)."""
+        header = self.table.horizontalHeader()
+        column, order = header.sortIndicatorSection(), header.sortIndicatorOrder()
+        if not 0 <= column < self.model.columnCount():
+            column, order = COL_STARTED, Qt.SortOrder.DescendingOrder
+        if self.proxy.sortColumn() != column or self.proxy.sortOrder() != order:
+            self.table.sortByColumn(column, order)
 
     @Slot(int)
     def _on_status_filter(self, index: int) -> None:
