@@ -1,10 +1,15 @@
-# One entry point for people and CI. `make app` opens the app on the bundled example project;
-# `make test` installs the test dependencies and runs the whole suite (what .ci/run calls).
+# One entry point for people and CI. `make app` opens the app on the bundled example project,
+# after `make app-env` made its environment once; `make test` installs the test dependencies and
+# runs the whole suite (what .ci/run calls).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+APP_STAMP := $(VENV)/.app-env-done
+# Which PyTorch `make app-env` installs: auto (the CPU build on Linux without an NVIDIA GPU,
+# PyPI's elsewhere), cpu, or default (PyPI's, with CUDA on Linux). src/trainer_gui/core/pyenv.py
+TORCH_BUILD ?= auto
 
-.PHONY: app install install-test test lint bench clean package-check
+.PHONY: app app-env install install-test test lint bench clean package-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +21,16 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
-app: install
+# The app's environment: the package and a PyTorch that fits this machine, installed once. The
+# stamp in the venv says it is done; only a changed pyproject.toml (or a new venv) runs pip again.
+$(APP_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m trainer_gui.core.pyenv ensure-torch --build $(TORCH_BUILD)
+	touch $@
+
+app-env: $(APP_STAMP)
+
+app: app-env
 	$(BIN)/trainer-gui gui --example
 
 lint:

@@ -33,3 +33,17 @@ class BackendUnavailable(UserError):
 
 class JobNotFound(UserError):
     """No job with the given id or name."""
+
+
+class TorchMissing(BackendUnavailable):
+    """The interpreter a local-process job would run with cannot import torch.
+
+    A type of its own so the app can offer to install PyTorch into `python` instead of only
+    showing the message; it survives pickling (the job host sends it to the window)."""
+
+    def __init__(self, python: str, message: str | None = None) -> None:
+        self.python = python
+        super().__init__(message or f"PyTorch is not installed for {python}")
+
+    def __reduce__(self) -> tuple[type[TorchMissing], tuple[str, str]]:
+        return (type(self), (self.python, str(self)))

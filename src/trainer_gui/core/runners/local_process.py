@@ -20,7 +20,8 @@ from typing import Any
 
 from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
-from trainer_gui.core.errors import BackendUnavailable, UserError
+from trainer_gui.core.errors import BackendUnavailable, TorchMissing, UserError
+from trainer_gui.core.pyenv import CPU_INDEX, TORCH_VERSION, has_torch
 from trainer_gui.core.runners import proc
 from trainer_gui.core.runners.base import (
     EventSink,
@@ -28,12 +29,13 @@ from trainer_gui.core.runners.base import (
     JobHandle,
     Runner,
     emit_logs,
+    emit_phase,
     emit_status,
     follow_in_thread,
     start_in_thread,
     stop_grace_seconds,
 )
-from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine, Phase
 from trainer_gui.core.runners.follow import (
     STARTING_DIED,
     DiskFull,
@@ -67,26 +69,6 @@ def default_python() -> str:
     return sys.executable
 
 
-_TORCH_PROBES: dict[tuple[str, float], bool] = {}  # (interpreter, mtime) -> has torch
-
-
-def has_torch(python: str) -> bool:
-    """Whether `python` can import torch; remembered per interpreter file and mtime (it is slow)."""
-    # Not realpath: every venv's python links to the same base binary but sees other packages.
-    path = os.path.abspath(python)
-    cfg = Path(path).parent.parent / "pyvenv.cfg"
-    try:
-        key = (path, os.path.getmtime(cfg) if cfg.exists() else os.path.getmtime(path))
-    except OSError:
-        return False
-    if key not in _TORCH_PROBES:
-        probe = subprocess.run(
-            [python, "-c", "import torch"], capture_output=True, timeout=300, check=False
-        )
-        _TORCH_PROBES[key] = probe.returncode == 0
-    return _TORCH_PROBES[key]
-
-
 class LocalProcessRunner(Runner):
     backend = Backend.LOCAL_PROCESS.value
 
@@ -110,10 +92,12 @@ class LocalProcessRunner(Runner):
         if spec.source.command is not None and spec.distribution.kind == "none":
             return
         if not has_torch(resolved) and not spec.source.requirements:
-            raise BackendUnavailable(
+            raise TorchMissing(
+                resolved,
                 f"PyTorch is not installed for {resolved}; install it there "
-                "(pip install torch), pick another interpreter in the project settings, "
-                "or add torch to the job's requirements.txt"
+                f"({resolved} -m pip install torch=={TORCH_VERSION}, on a machine without an "
+                f"NVIDIA GPU the smaller CPU build with --index-url {CPU_INDEX}), pick another "
+                "interpreter in the project settings, or add torch to the job's requirements.txt",
             )
 
     # -- start ------------------------------------------------------------------------------
@@ -153,6 +137,7 @@ class LocalProcessRunner(Runner):
             return python
         venv = ctx.run_dir / "venv"
         emit_status(sink, ctx.job_id, JobStatus.STARTING, "Installing requirements.txt")
+        emit_phase(sink, ctx.job_id, Phase.PREPARING, "installing requirements.txt")
         bindir = "Scripts" if os.name == "nt" else "bin"
         venv_python = venv / bindir / ("python.exe" if os.name == "nt" else "python")
         log_path = ctx.run_dir / "logs" / f"{HOST}.setup"
@@ -187,6 +172,7 @@ class LocalProcessRunner(Runner):
         def start() -> Watch:
             layout = self._prepare(ctx, sink)
             python = self._python_for(ctx, layout, sink)
+            emit_phase(sink, ctx.job_id, Phase.STARTING, "starting the interpreter")
             popen = self._spawn(ctx, layout, python)
             try:
                 # The marker first: a process that dies after this line leaves the job
