@@ -172,7 +172,7 @@ def test_torch_missing_crosses_a_process_boundary_intact() -> None:
 
 def test_the_pinned_version_is_the_one_the_tests_install() -> None:
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert re.findall(r'"(torch[^a-z"][^"]*)"', text) == [f"torch=={pyenv.TORCH_VERSION}"]
+    assert re.findall(r'"(torch *[=<>~!][^"]*)"', text) == [f"torch=={pyenv.TORCH_VERSION}"]
 
 
 # -- the plan ----------------------------------------------------------------------------------
