@@ -350,3 +350,34 @@ def test_a_newer_job_cancels_the_read_of_the_older_one(
     release.set()
     qtbot.waitUntil(lambda: old_task.finished, timeout=5000)
     assert view.shown_text().splitlines() == [f"algo-1 line {i}" for i in range(3)]
+
+
+def test_a_search_count_appearing_moves_nothing(view: LogView, qtbot: QtBot) -> None:
+    """Typing a search that matches shows "n matches": the bar and the lines stay put."""
+    from PySide6.QtWidgets import QApplication
+
+    view.append_lines(JOB, lines(2000))
+    parts = (
+        view.search_edit,
+        view.prev_button,
+        view.next_button,
+        view.match_label,
+        view.follow_button,
+        view.table,
+    )
+
+    def geometries() -> list[tuple[int, int, int, int]]:
+        QApplication.sendPostedEvents()
+        QApplication.processEvents()
+        return [part.geometry().getRect() for part in parts]
+
+    before = geometries()
+    view.search_edit.setFocus()
+    for text in ("l", "ine 1", "9", "9"):
+        qtbot.keyClicks(view.search_edit, text)
+        assert view.match_label.text().endswith(("match", "matches"))
+        assert geometries() == before, view.match_label.text()
+    assert view.match_label.text() == "11 matches"  # line 199, 1990..1999
+    view.search_edit.clear()
+    assert view.match_label.text() == ""
+    assert geometries() == before

@@ -355,6 +355,12 @@ class LogView(QWidget):
         self.next_button = self._tool_button("▶", "Next match (Enter, F3)")
         self.next_button.clicked.connect(self.find_next)
         self.match_label = QLabel(self)
+        # Room for the longest count from the start: a count appearing as you type must not
+        # squeeze the search box and shift the buttons beside it.
+        self.match_label.setFixedWidth(
+            self.match_label.fontMetrics().horizontalAdvance("0000000 matches") + 4
+        )
+        self.match_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
         self.follow_button = self._tool_button("Follow", "Keep the newest line in view")
         self.follow_button.setCheckable(True)
@@ -407,6 +413,7 @@ class LogView(QWidget):
         layout.addWidget(self.table, 1)
 
         context = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        shortcuts = []
         for keys, slot in (
             (QKeySequence.StandardKey.Find, self.focus_search),
             (QKeySequence.StandardKey.FindNext, self.find_next),
@@ -415,6 +422,10 @@ class LogView(QWidget):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(context)
             shortcut.activated.connect(slot)
+            shortcuts.append(shortcut)
+        # A window with its own Find action turns this one off: two enabled shortcuts on one
+        # key are ambiguous, and Qt then triggers neither.
+        self.find_shortcut = shortcuts[0]
         shift_enter = QShortcut(QKeySequence("Shift+Return"), self.search_edit)
         shift_enter.setContext(Qt.ShortcutContext.WidgetShortcut)
         shift_enter.activated.connect(self.find_previous)
