@@ -18,12 +18,20 @@ What it does:
 * "Serve model…": a model.tar.gz or a model folder (a dropped one too) starts a local endpoint,
   with a progress bar and the container's log shown live in the Log tab; "Stop" removes the
   selected endpoint;
-* a request editor for JSON and CSV with editable Content-Type and Accept; Ctrl+Enter sends;
+* a request editor for JSON and CSV with editable Content-Type and Accept; Ctrl+Enter sends.
+  The Content-Type follows what is sent: typed text goes as JSON (CSV when it is
+  comma-separated lines) unless a type was picked by hand ("Auto" goes back to following the
+  text, and so does Clear);
 * dropping a file (.json, .csv, .npy, an image, anything) sends it with a content type taken from
-  its suffix (the Content-Type box overrides nothing: it is set to the file's type, and can be
-  changed for a re-send);
+  its suffix, for that file only: once the file's text is edited, or the editor cleared, the
+  type follows the text again (a binary payload's type can be changed for a re-send);
 * the response: status code, latency, content type, body pretty-printed (JSON indented, CSV as
-  text, NPY as the array), formatted off the GUI thread;
+  text, NPY as the array), formatted off the GUI thread. When the answer is class
+  probabilities (`core.serving.readout`), the classes show as bars, best first: the top
+  `TOP_K`, "Show all" for the rest, an example picker for a batch, class names from the
+  answer or the model folder (labels.txt, index_to_name.json, ...); "Raw" shows the body;
+* it fits a 1280-pixel window beside the jobs: its button rows wrap, and request and response
+  stack when the panel is narrower than `SIDE_BY_SIDE_WIDTH`;
 * a history of requests (up to `HISTORY_LIMIT`): selecting one shows it, "Re-send" (or a double
   click) sends it again to the endpoint it went to.
 
@@ -47,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
@@ -56,12 +64,16 @@ from PySide6.QtGui import (
     QFontDatabase,
     QKeyEvent,
     QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
     QShortcut,
 )
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -70,7 +82,10 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -85,6 +100,14 @@ from trainer_gui.core.serving.client import (
     content_type_for,
     format_body,
 )
+from trainer_gui.core.serving.readout import (
+    ClassReadout,
+    ClassScore,
+    guess_text_content_type,
+    labels_from_folder,
+    read_classes,
+)
+from trainer_gui.ui.flow_layout import FlowLayout
 from trainer_gui.ui.tasks import BackgroundTask, TaskGroup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HISTORY_LIMIT", "HistoryEntry", "PredictPanel"]
+__all__ = ["HISTORY_LIMIT", "ClassBars", "HistoryEntry", "PredictPanel"]
 
 HISTORY_LIMIT = 100
 REFRESH_MS = 5000
@@ -114,6 +137,11 @@ CONTENT_TYPES = [
 ]
 ACCEPTS = ["application/json", "text/csv", "application/x-npy", "*/*"]
 KIND_LOCAL, KIND_URL, KIND_SAGEMAKER = "local", "url", "sagemaker"
+TOP_K = 5
+SHOW_ALL_LIMIT = 1000  # bars at most; the raw body has the rest
+SIDE_BY_SIDE_WIDTH = 760  # narrower: the response goes under the request
+MIN_WIDTH = 320
+GUESS_NOW_CHARS = 64 * 1024  # a longer typed request has its type guessed after a pause
 
 
 @dataclass
@@ -131,6 +159,9 @@ class HistoryEntry:
     result: InvokeResult | None = None
     error: str | None = None
     formatted: str = ""
+    model_dir: str | None = None  # a local endpoint's model folder (for class names)
+    type_chosen: bool = False  # the content type was picked by hand, not followed
+    readout: ClassReadout | None = None  # the answer as class probabilities, if it is
 
     def summary(self) -> str:
         when = time.strftime("%H:%M:%S", time.localtime(self.sent_at))
@@ -201,6 +232,153 @@ class _RequestEditor(QPlainTextEdit):
         super().insertFromMimeData(source)
 
 
+class _ElidedLabel(QLabel):
+    """A class name: as wide as the column gives it, "…" where it does not fit (full in the
+    tooltip), so a long name never widens the panel."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.setToolTip(text)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(40, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        shown = self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, self.width()
+        )
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        align = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+        painter.drawText(self.rect(), int(align), shown)
+
+    def shown_text(self) -> str:
+        """What is painted (elided to the label's width)."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.width())
+
+
+def _percent(p: float) -> str:
+    if 0.0 < p < 0.0005:
+        return "<0.1%"
+    return f"{p:.1%}"
+
+
+class ClassBars(QWidget):
+    """Class probabilities as bars, best first (Create ML's preview): the top `TOP_K`, or all
+    of them; for a batch, a picker for the example shown."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.readout: ClassReadout | None = None
+        self._show_all = False
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 4, 0, 0)
+        head = QWidget()
+        head_layout = FlowLayout(head)
+        self.example_combo = QComboBox()
+        self.example_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.example_combo.setMinimumContentsLength(18)
+        self.example_combo.setToolTip("The request held a batch: the example shown")
+        self.example_combo.currentIndexChanged.connect(self._fill)
+        self.more_button = QPushButton("Show all")
+        self.more_button.setToolTip(f"Every class, or the top {TOP_K}")
+        self.more_button.clicked.connect(self.toggle_all)
+        self.source_label = QLabel()
+        self.source_label.setEnabled(False)  # a quiet note, in the disabled text colour
+        for widget in (self.example_combo, self.more_button, self.source_label):
+            head_layout.addWidget(widget)
+        root.addWidget(head)
+        self.rows_host = QWidget()
+        rows_layout = QVBoxLayout(self.rows_host)
+        rows_layout.setContentsMargins(0, 0, 4, 0)
+        self.grid = QGridLayout()
+        rows_layout.addLayout(self.grid)
+        rows_layout.addStretch(1)
+        self.grid.setColumnStretch(0, 2)
+        self.grid.setColumnStretch(1, 3)
+        self.grid.setColumnMinimumWidth(2, self.fontMetrics().horizontalAdvance("100.0%") + 4)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.rows_host)
+        root.addWidget(self.scroll, 1)
+        self._rows: list[tuple[_ElidedLabel, QProgressBar, QLabel]] = []
+
+    def set_readout(self, readout: ClassReadout | None) -> None:
+        """Show these probabilities (the first example, top `TOP_K`), or nothing."""
+        self.readout = readout
+        self._show_all = False
+        combo = self.example_combo
+        combo.blockSignals(True)
+        combo.clear()
+        if readout is not None and len(readout.rows) > 1:
+            for i, row in enumerate(readout.rows):
+                combo.addItem(f"Example {i + 1}: {row[0].label} {_percent(row[0].probability)}")
+        combo.blockSignals(False)
+        combo.setVisible(combo.count() > 1)
+        source = readout.labels_from if readout is not None else ""
+        self.source_label.setText(
+            "class names from the model folder" if source == "model folder" else ""
+        )
+        self.source_label.setVisible(bool(self.source_label.text()))
+        self._fill()
+
+    def example(self) -> int:
+        return max(self.example_combo.currentIndex(), 0)
+
+    @Slot()
+    def toggle_all(self) -> None:
+        self._show_all = not self._show_all
+        self._fill()
+
+    def shown(self) -> list[tuple[str, str]]:
+        """(class name, percentage) of each bar, top to bottom."""
+        return [(name.text(), pct.text()) for name, _, pct in self._rows]
+
+    def bars(self) -> list[tuple[_ElidedLabel, QProgressBar, QLabel]]:
+        return list(self._rows)
+
+    @Slot()
+    def _fill(self) -> None:
+        for row in self._rows:
+            for widget in row:
+                self.grid.removeWidget(widget)
+                widget.deleteLater()
+        self._rows = []
+        readout = self.readout
+        if readout is None:
+            self.more_button.hide()
+            return
+        scores = readout.rows[self.example()]
+        many = len(scores) > TOP_K
+        self.more_button.setVisible(many)
+        self.more_button.setText(f"Top {TOP_K}" if self._show_all else f"Show all {len(scores)}")
+        shown: list[ClassScore] = scores[:SHOW_ALL_LIMIT] if self._show_all else scores[:TOP_K]
+        for i, score in enumerate(shown):
+            name = _ElidedLabel(score.label)
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(round(score.probability * 1000))
+            bar.setTextVisible(False)
+            bar.setMaximumHeight(max(10, self.fontMetrics().height() - 2))
+            bar.setToolTip(f"{score.label}: {score.probability:.6g} (output {score.index})")
+            pct = QLabel(_percent(score.probability))
+            pct.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if i == 0:
+                bold = QFont(name.font())
+                bold.setBold(True)
+                name.setFont(bold)
+                pct.setFont(bold)
+            self.grid.addWidget(name, i, 0)
+            self.grid.addWidget(bar, i, 1)
+            self.grid.addWidget(pct, i, 2)
+            self._rows.append((name, bar, pct))
+
+
 class PredictPanel(QWidget):
     """Send requests to local or SageMaker endpoints and read the answers (see the module doc)."""
 
@@ -222,6 +400,11 @@ class PredictPanel(QWidget):
         self._endpoints: list[Endpoint] = []
         self._history: list[HistoryEntry] = []
         self._binary: tuple[str, bytes] | None = None
+        self._binary_type = ""  # the binary payload's content type (its file's, or edited)
+        self._file_type: str | None = None  # a text file's type, until its text is edited
+        self._type_chosen: str | None = None  # picked by hand; None: follow the text
+        self._setting_text = False
+        self._prefer_raw = False  # "Raw" was last chosen over the class bars
         self._refreshing = False
         self._first_refresh = True
         self._serving_cancel: threading.Event | None = None
@@ -240,27 +423,42 @@ class PredictPanel(QWidget):
     def _build(self) -> None:
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         root = QVBoxLayout(self)
+        self.setMinimumWidth(MIN_WIDTH)
 
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Endpoint:"))
+        # The endpoint row wraps: Serve and Stop go under the picker in a narrow dock.
+        self.top_row = QWidget()
+        top = FlowLayout(self.top_row)
+        picker = QWidget()
+        picker.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        picker_layout = QHBoxLayout(picker)
+        picker_layout.setContentsMargins(0, 0, 0, 0)
+        picker_layout.addWidget(QLabel("Endpoint:"))
         self.endpoint_combo = QComboBox()
-        self.endpoint_combo.setMinimumWidth(260)
+        self.endpoint_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.endpoint_combo.setMinimumContentsLength(22)
         self.endpoint_combo.currentIndexChanged.connect(self._on_target_picked)
-        top.addWidget(self.endpoint_combo, 1)
+        picker_layout.addWidget(self.endpoint_combo, 1)
         self.refresh_button = QToolButton()
         self.refresh_button.setText("⟳")
         self.refresh_button.setToolTip("List the local endpoints again")
         self.refresh_button.clicked.connect(self.refresh_endpoints)
-        top.addWidget(self.refresh_button)
+        picker_layout.addWidget(self.refresh_button)
+        top.addWidget(picker)
+        serving = QWidget()  # Serve and Stop wrap together
+        serving_layout = QHBoxLayout(serving)
+        serving_layout.setContentsMargins(0, 0, 0, 0)
         self.serve_button = QPushButton("Serve model…")
         self.serve_button.setToolTip("Start a local endpoint on a model.tar.gz or a model folder")
         self.serve_button.clicked.connect(self._choose_model)
-        top.addWidget(self.serve_button)
+        serving_layout.addWidget(self.serve_button)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Remove the selected local endpoint's container")
         self.stop_button.clicked.connect(self.stop_selected)
-        top.addWidget(self.stop_button)
-        root.addLayout(top)
+        serving_layout.addWidget(self.stop_button)
+        top.addWidget(serving)
+        root.addWidget(self.top_row)
 
         self.target_row = QWidget()
         target_form = QHBoxLayout(self.target_row)
@@ -282,6 +480,7 @@ class PredictPanel(QWidget):
         self.serve_progress = QProgressBar()
         self.serve_progress.setRange(0, 1000)
         self.serve_label = QLabel()
+        self.serve_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.serve_cancel = QPushButton("Cancel")
         self.serve_cancel.clicked.connect(self.cancel_serving)
         serve_layout.addWidget(self.serve_label, 1)
@@ -290,19 +489,40 @@ class PredictPanel(QWidget):
         self.serve_row.hide()
         root.addWidget(self.serve_row)
 
-        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
         # Request side.
         request = QWidget()
         request_layout = QVBoxLayout(request)
         request_layout.setContentsMargins(0, 0, 0, 0)
         types = QFormLayout()
+        types.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.content_type_combo = QComboBox()
         self.content_type_combo.setEditable(True)
         self.content_type_combo.addItems(CONTENT_TYPES)
+        self.content_type_combo.setToolTip(
+            "Follows the request (JSON, or CSV for comma-separated lines; a dropped file's own "
+            "type) unless you pick one"
+        )
+        self.content_type_combo.activated.connect(self._on_type_activated)
+        line_edit = self.content_type_combo.lineEdit()
+        if line_edit is not None:
+            line_edit.textEdited.connect(self._on_type_by_user)
+        self.type_auto_button = QToolButton()
+        self.type_auto_button.setText("Auto")
+        self.type_auto_button.setToolTip(
+            "Follow the request again: JSON, or CSV for comma-separated lines"
+        )
+        self.type_auto_button.clicked.connect(self.follow_request_type)
+        self.type_auto_button.hide()
+        type_row = QHBoxLayout()
+        type_row.setContentsMargins(0, 0, 0, 0)
+        type_row.addWidget(self.content_type_combo, 1)
+        type_row.addWidget(self.type_auto_button)
         self.accept_combo = QComboBox()
         self.accept_combo.setEditable(True)
         self.accept_combo.addItems(ACCEPTS)
-        types.addRow("Content-Type:", self.content_type_combo)
+        types.addRow("Content-Type:", type_row)
         types.addRow("Accept:", self.accept_combo)
         request_layout.addLayout(types)
         self.editor = _RequestEditor(self)
@@ -311,8 +531,14 @@ class PredictPanel(QWidget):
             "Request body, e.g. [[0.5, -1.2, 0.1, 0.3]] (JSON) or 0.5,-1.2,0.1,0.3 (CSV).\n"
             "Drop a file here (.json, .csv, .npy, an image, anything) to send it."
         )
+        self.editor.textChanged.connect(self._on_editor_changed)
+        self._guess_timer = QTimer(self)
+        self._guess_timer.setSingleShot(True)
+        self._guess_timer.setInterval(300)
+        self._guess_timer.timeout.connect(self._show_request_type)
         request_layout.addWidget(self.editor, 1)
-        buttons = QHBoxLayout()
+        self.buttons_row = QWidget()
+        buttons = FlowLayout(self.buttons_row)
         self.send_button = QPushButton("Send")
         self.send_button.setToolTip("Send the request (Ctrl+Enter)")
         self.send_button.setDefault(True)
@@ -320,33 +546,47 @@ class PredictPanel(QWidget):
         self.open_button = QPushButton("Send file…")
         self.open_button.clicked.connect(self._choose_file)
         self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Empty the request; its Content-Type follows the text again")
         self.clear_button.clicked.connect(self.clear_request)
         for button in (self.send_button, self.open_button, self.clear_button):
             buttons.addWidget(button)
-        buttons.addStretch(1)
-        request_layout.addLayout(buttons)
+        request_layout.addWidget(self.buttons_row)
         splitter.addWidget(request)
 
         # Response side: response, history, container log.
         self.tabs = QTabWidget()
+        self.tabs.setUsesScrollButtons(True)
         response = QWidget()
         response_layout = QVBoxLayout(response)
         response_layout.setContentsMargins(0, 0, 0, 0)
         facts = QHBoxLayout()
         self.status_label = QLabel("No request yet")
+        self.status_label.setWordWrap(True)  # a long message wraps, never widens the panel
         bold = QFont(self.status_label.font())
         bold.setBold(True)
         self.status_label.setFont(bold)
         self.latency_label = QLabel("")
         self.type_label = QLabel("")
-        facts.addWidget(self.status_label)
+        self.type_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.raw_button = QToolButton()
+        self.raw_button.setText("Raw")
+        self.raw_button.setCheckable(True)
+        self.raw_button.setToolTip("The answer as it came (JSON), instead of the class bars")
+        self.raw_button.toggled.connect(self._on_raw_toggled)
+        self.raw_button.hide()
+        facts.addWidget(self.status_label, 1)
         facts.addWidget(self.latency_label)
         facts.addWidget(self.type_label, 1)
+        facts.addWidget(self.raw_button)
         response_layout.addLayout(facts)
         self.response_view = QPlainTextEdit()
         self.response_view.setReadOnly(True)
         self.response_view.setFont(mono)
-        response_layout.addWidget(self.response_view, 1)
+        self.class_bars = ClassBars()
+        self.response_stack = QStackedWidget()
+        self.response_stack.addWidget(self.response_view)
+        self.response_stack.addWidget(self.class_bars)
+        response_layout.addWidget(self.response_stack, 1)
         self.tabs.addTab(response, "Response")
 
         history = QWidget()
@@ -375,6 +615,18 @@ class PredictPanel(QWidget):
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.activated.connect(self.send)
         self._fill_targets()
+        self._show_request_type()
+
+    def sizeHint(self) -> QSize:
+        """Room for the request over the response in a dock beside the jobs."""
+        return QSize(440, super().sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        wide = event.size().width() >= SIDE_BY_SIDE_WIDTH
+        orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
+        if self.splitter.orientation() != orientation:
+            self.splitter.setOrientation(orientation)
 
     # -- background work -----------------------------------------------------------------------
 
@@ -594,6 +846,7 @@ class PredictPanel(QWidget):
         self.log_view.appendPlainText(message)
         self.status_label.setText("Serving failed")
         self.response_view.setPlainText(message)
+        self._show_readout(None)
         self.tabs.setCurrentIndex(0)
         self.sig_serve_failed.emit(message)
 
@@ -623,8 +876,14 @@ class PredictPanel(QWidget):
     def set_request(
         self, body: str | bytes, content_type: str | None = None, accept: str | None = None
     ) -> None:
-        """Put a request in the editor (bytes that are not UTF-8 text become a binary payload)."""
+        """Put a request in the editor (bytes that are not UTF-8 text become a binary payload).
+
+        With a `content_type` the request goes with that type, as if picked by hand; without
+        one it follows the text (JSON, or CSV for comma-separated lines).
+        """
         self._binary = None
+        self._file_type = None
+        self._type_chosen = None
         self.editor.setReadOnly(False)
         if isinstance(body, bytes):
             try:
@@ -637,27 +896,100 @@ class PredictPanel(QWidget):
         else:
             text = body
         if text is not None:
-            self.editor.setPlainText(text)
-        if content_type:
-            self.content_type_combo.setCurrentText(content_type)
+            self._set_editor_text(text)
+            self._type_chosen = content_type.strip() if content_type else None
         if accept:
             self.accept_combo.setCurrentText(accept)
+        self._show_request_type()
+
+    def _set_editor_text(self, text: str) -> None:
+        self._setting_text = True
+        try:
+            self.editor.setPlainText(text)
+        finally:
+            self._setting_text = False
 
     def _set_binary(self, name: str, data: bytes, content_type: str) -> None:
         self._binary = (name, data)
+        self._binary_type = content_type
+        self._file_type = None
         preview = ""
         if len(data) <= TEXT_MAX_BYTES and content_type == "application/x-npy":
             preview = "\n\n" + format_body(data, content_type, limit=4000)
-        self.editor.setPlainText(
+        self._set_editor_text(
             f"<{name}: {len(data):,} bytes of {content_type}; Clear to type a request>{preview}"
         )
         self.editor.setReadOnly(True)
+        self._show_request_type()
 
     @Slot()
     def clear_request(self) -> None:
+        """Empty the request; its content type follows the text again."""
         self._binary = None
+        self._file_type = None
+        self._type_chosen = None
         self.editor.setReadOnly(False)
-        self.editor.clear()
+        self._set_editor_text("")
+        self._show_request_type()
+
+    # -- the request's content type ----------------------------------------------------------
+
+    def request_content_type(self) -> str:
+        """The type the request in the editor goes with: the payload's (a binary file's, or
+        what was typed over it), a text file's until the text is edited, one picked by hand,
+        else what the text looks like."""
+        if self._binary is not None:
+            return self._binary_type or "application/octet-stream"
+        if self._file_type is not None:
+            return self._file_type
+        if self._type_chosen is not None:
+            return self._type_chosen
+        return guess_text_content_type(self.editor.toPlainText())
+
+    def type_is_chosen(self) -> bool:
+        """Whether the text goes with a type picked by hand (not followed from the text)."""
+        return self._binary is None and self._file_type is None and self._type_chosen is not None
+
+    @Slot()
+    def follow_request_type(self) -> None:
+        """Forget a type picked by hand: the text's own type again."""
+        self._type_chosen = None
+        self._file_type = None
+        self._show_request_type()
+
+    def _show_request_type(self) -> None:
+        self._guess_timer.stop()
+        shown = self.request_content_type()
+        if self.content_type_combo.currentText() != shown:
+            self.content_type_combo.setCurrentText(shown)  # emits no activated / textEdited
+        self.type_auto_button.setVisible(self.type_is_chosen())
+
+    @Slot(int)
+    def _on_type_activated(self, index: int) -> None:
+        self._on_type_by_user(self.content_type_combo.itemText(index))
+
+    @Slot(str)
+    def _on_type_by_user(self, text: str) -> None:
+        """A type picked or typed in the box: for the payload, else for the text."""
+        text = text.strip()
+        if self._binary is not None:
+            self._binary_type = text
+            return
+        self._file_type = None
+        self._type_chosen = text or None
+        self.type_auto_button.setVisible(self.type_is_chosen())
+
+    @Slot()
+    def _on_editor_changed(self) -> None:
+        if self._setting_text or self._binary is not None:
+            return
+        self._file_type = None  # edited: no longer the file as it was
+        if self._type_chosen is not None:
+            return
+        if self.editor.document().characterCount() <= GUESS_NOW_CHARS:
+            self._show_request_type()
+        else:
+            self._guess_timer.start()
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Send a file", "", "All files (*)")
@@ -682,10 +1014,11 @@ class PredictPanel(QWidget):
             self.status_label.setText(f"Cannot read {path.name}: {exc.strerror or exc}")
             return False
         content_type = content_type_for(path)
-        self.content_type_combo.setCurrentText(content_type)
         if path.suffix.lower() in TEXT_SUFFIXES and len(data) <= TEXT_MAX_BYTES:
             try:
-                self.set_request(data.decode("utf-8"), content_type)
+                self.set_request(data.decode("utf-8"))
+                self._file_type = content_type  # for this file, until its text is edited
+                self._show_request_type()
             except UnicodeDecodeError:
                 self._set_binary(path.name, data, content_type)
         else:
@@ -701,15 +1034,19 @@ class PredictPanel(QWidget):
     def send(self) -> bool:
         """Send what the editor holds to the selected endpoint; False if nothing was sent."""
         source = self._binary[0] if self._binary is not None else "editor"
-        content_type = self.content_type_combo.currentText().strip() or "application/json"
-        return self._send(self._request_body(), content_type, source)
+        content_type = self.request_content_type()
+        self._show_request_type()
+        return self._send(self._request_body(), content_type, source, self.type_is_chosen())
 
-    def _send(self, body: bytes, content_type: str, source: str) -> bool:
+    def _send(self, body: bytes, content_type: str, source: str, chosen: bool = False) -> bool:
         try:
             target, label, region = self.current_target()
         except UserError as exc:
             self.status_label.setText(str(exc))
             return False
+        kind, name = self.endpoint_combo.currentData() or (KIND_URL, "")
+        endpoint = next((e for e in self._endpoints if e.name == name), None)
+        model_dir = endpoint.model_dir if kind == KIND_LOCAL and endpoint is not None else None
         entry = HistoryEntry(
             target=target,
             label=label,
@@ -719,6 +1056,8 @@ class PredictPanel(QWidget):
             source=source,
             sent_at=time.time(),
             region=region,
+            model_dir=model_dir or None,
+            type_chosen=chosen,
         )
         self._dispatch(entry)
         return True
@@ -741,6 +1080,9 @@ class PredictPanel(QWidget):
             result = client.invoke(entry.body, entry.content_type, entry.accept or None)
             entry.result = result
             entry.formatted = format_body(result.body, result.content_type)
+            if result.ok:
+                labels = labels_from_folder(entry.model_dir)
+                entry.readout = read_classes(result.body, result.content_type, labels)
             return entry
 
         def failed(message: str) -> None:
@@ -771,6 +1113,7 @@ class PredictPanel(QWidget):
             self.latency_label.setText("")
             self.type_label.setText("")
             self.response_view.setPlainText(entry.error or "")
+            self._show_readout(None)
             return
         from http import HTTPStatus
 
@@ -783,6 +1126,24 @@ class PredictPanel(QWidget):
         self.latency_label.setText(f"{result.latency_ms:.1f} ms")
         self.type_label.setText(result.content_type)
         self.response_view.setPlainText(entry.formatted)
+        self._show_readout(entry.readout)
+
+    def _show_readout(self, readout: ClassReadout | None) -> None:
+        """Class bars for class probabilities (unless "Raw" was chosen), else the body."""
+        self.class_bars.set_readout(readout)
+        self.raw_button.setVisible(readout is not None)
+        self.raw_button.blockSignals(True)
+        self.raw_button.setChecked(self._prefer_raw)
+        self.raw_button.blockSignals(False)
+        bars = readout is not None and not self._prefer_raw
+        self.response_stack.setCurrentWidget(self.class_bars if bars else self.response_view)
+
+    @Slot(bool)
+    def _on_raw_toggled(self, raw: bool) -> None:
+        self._prefer_raw = raw
+        has_bars = self.class_bars.readout is not None
+        bars = has_bars and not raw
+        self.response_stack.setCurrentWidget(self.class_bars if bars else self.response_view)
 
     def history(self) -> list[HistoryEntry]:
         return list(self._history)
@@ -792,10 +1153,10 @@ class PredictPanel(QWidget):
         if 0 <= row < len(self._history):
             entry = self._history[row]
             self._show(entry)
-            self.content_type_combo.setCurrentText(entry.content_type)
             self.accept_combo.setCurrentText(entry.accept)
             if entry.source == "editor":
-                self.set_request(entry.body, entry.content_type, entry.accept)
+                chosen = entry.content_type if entry.type_chosen else None
+                self.set_request(entry.body, chosen, entry.accept)
             else:
                 self._set_binary(entry.source, entry.body, entry.content_type)
 
@@ -813,6 +1174,8 @@ class PredictPanel(QWidget):
             source=old.source,
             sent_at=time.time(),
             region=old.region,
+            model_dir=old.model_dir,
+            type_chosen=old.type_chosen,
         )
         self._dispatch(entry)
         return True

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -44,6 +45,7 @@ from trainer_gui.core.metrics.series import (
     write_csv,
 )
 from trainer_gui.services.live_data import MetricChunk, as_metric_chunk, overlap
+from trainer_gui.ui.flow_layout import FlowLayout
 from trainer_gui.ui.plots.curve import SeriesCurve
 from trainer_gui.ui.plots.export import ExportMenu
 from trainer_gui.ui.plots.widget import MetricPlot, load_pyqtgraph
@@ -148,16 +150,24 @@ class MetricsPanel(QWidget):
         self.export_menu = ExportMenu(self, self.export_button)
         self.export_menu.sig_csv_exported.connect(self.sig_csv_exported)
         self.export_button.setMenu(self.export_menu)
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(QLabel("Smoothing", self))
-        bar.addWidget(self.smoothing_slider, 1)
-        bar.addWidget(self.smoothing_label)
-        bar.addWidget(QLabel("X axis", self))
-        bar.addWidget(self.x_combo)
-        bar.addWidget(self.log_x_button)
-        bar.addWidget(self.log_y_button)
-        bar.addWidget(reset)
+        # The bar wraps onto a second line rather than squeezing its buttons to "…" (a
+        # 1280-pixel window with the Predict dock open leaves the plots ~300 pixels).
+        self.controls = QWidget(self)
+        bar = FlowLayout(self.controls, spacing=4)
+        smoothing = QWidget(self.controls)
+        smoothing.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        smoothing_layout = QHBoxLayout(smoothing)
+        smoothing_layout.setContentsMargins(0, 0, 0, 0)
+        smoothing_layout.addWidget(QLabel("Smoothing", smoothing))
+        smoothing_layout.addWidget(self.smoothing_slider, 1)
+        smoothing_layout.addWidget(self.smoothing_label)
+        x_axis = QWidget(self.controls)
+        x_layout = QHBoxLayout(x_axis)
+        x_layout.setContentsMargins(0, 0, 0, 0)
+        x_layout.addWidget(QLabel("X axis", x_axis))
+        x_layout.addWidget(self.x_combo)
+        for widget in (smoothing, x_axis, self.log_x_button, self.log_y_button, reset):
+            bar.addWidget(widget)
         bar.addWidget(self.export_button)
 
         self._grid_host = QWidget(self)
@@ -172,7 +182,7 @@ class MetricsPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
+        layout.addWidget(self.controls)
         layout.addWidget(self.scroll_area, 1)
 
         self._timer = QTimer(self)
