@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trainer_gui.core.runners.events import JobEvent, JobStatus, LogBatch, LogLine, StatusChanged
+from trainer_gui.core.runners.events import (
+    JobEvent,
+    JobStatus,
+    LogBatch,
+    LogLine,
+    Phase,
+    PhaseChanged,
+    StatusChanged,
+)
 from trainer_gui.core.spec.model import JobSpec
 
 log = logging.getLogger(__name__)
@@ -186,6 +194,11 @@ def max_runtime_reason(spec: JobSpec) -> str:
 
 def emit_status(sink: EventSink, job_id: str, status: JobStatus, message: str = "") -> None:
     sink(StatusChanged(job_id, status, message, time.time()))
+
+
+def emit_phase(sink: EventSink, job_id: str, phase: Phase, detail: str = "") -> None:
+    """Say what the run does now, so nobody stares at an empty log while it starts."""
+    sink(PhaseChanged(job_id, phase, time.time(), detail))
 
 
 def emit_logs(

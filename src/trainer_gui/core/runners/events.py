@@ -86,7 +86,62 @@ class TransferProgress:
         return 1.0 if self.total_bytes <= 0 else min(1.0, self.done_bytes / self.total_bytes)
 
 
-JobEvent = StatusChanged | LogBatch | ArtifactReady | BackendInfo | TransferProgress
+class Phase(str, enum.Enum):
+    """What a run is doing, finer than its status: where the seconds before the first log line
+    (and after the last) go. In the order a run passes through them; a phase may be skipped."""
+
+    QUEUED = "queued"
+    PREPARING = "preparing"  # run folder, code staging, requirements, S3 uploads of inputs
+    STARTING = "starting"  # the interpreter, containers or SageMaker instances start
+    WAITING_FOR_PEERS = "waiting_for_peers"  # several hosts meet before any of them prints
+    RUNNING = "running"  # the first line of the job's own output arrived
+    FIRST_METRIC = "first_metric"  # the first metric sample was parsed
+    PACKING = "packing"  # model.tar.gz and output.tar.gz
+    UPLOADING = "uploading"  # SageMaker uploads the model to S3
+    DOWNLOADING = "downloading"  # the model comes back from S3
+    DONE = "done"  # the final status is recorded
+
+    @property
+    def description(self) -> str:
+        """What happened when the run entered this phase, for a line of its own (the CLI)."""
+        return _PHASE_TEXT[self][0]
+
+    @property
+    def label(self) -> str:
+        """The phase as one step of a timeline ("Running 8.2 s")."""
+        return _PHASE_TEXT[self][1]
+
+
+_PHASE_TEXT = {
+    Phase.QUEUED: ("queued", "Queued"),
+    Phase.PREPARING: ("preparing the environment", "Preparing"),
+    Phase.STARTING: ("starting", "Starting"),
+    Phase.WAITING_FOR_PEERS: ("waiting for peers", "Waiting for peers"),
+    Phase.RUNNING: ("running: first log line", "Running"),
+    Phase.FIRST_METRIC: ("first metric", "First metric"),
+    Phase.PACKING: ("packing the artifacts", "Packing"),
+    Phase.UPLOADING: ("uploading", "Uploading"),
+    Phase.DOWNLOADING: ("downloading", "Downloading"),
+    Phase.DONE: ("done", "Done"),
+}
+
+
+@dataclass(frozen=True)
+class PhaseChanged:
+    """The run entered `phase` at `at`; `detail` says precisely what it does, in a few
+    lowercase words ("starting the interpreter", "installing requirements.txt")."""
+
+    job_id: str
+    phase: Phase
+    at: float = field(default_factory=time.time)
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.detail or self.phase.description
+
+
+JobEvent = StatusChanged | LogBatch | ArtifactReady | BackendInfo | TransferProgress | PhaseChanged
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,11 @@ from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
     JobHandle,
+    emit_phase,
     emit_status,
     max_runtime_reason,
 )
-from trainer_gui.core.runners.events import ArtifactReady, JobStatus
+from trainer_gui.core.runners.events import ArtifactReady, JobStatus, Phase
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def start_and_follow(
     """
     emit_status(sink, ctx.job_id, JobStatus.STARTING, preparing)
     try:
+        emit_phase(sink, ctx.job_id, Phase.PREPARING)
         watch = start()
     except Exception as exc:
         if not isinstance(exc, (UserError, OSError, subprocess.SubprocessError)):
@@ -246,6 +248,7 @@ def follow_and_finish(
 def finish(ctx: JobContext, sink: EventSink, ending: Ending) -> JobStatus:
     """Pack every host's model and output data, copy them to a local output_path, decide."""
     emit_status(sink, ctx.job_id, JobStatus.UPLOADING, "Packing model.tar.gz and output.tar.gz")
+    emit_phase(sink, ctx.job_id, Phase.PACKING, "packing model.tar.gz and output.tar.gz")
     layouts = [
         HostLayout(host, ctx.run_dir / "hosts" / host) for host in contract.host_names(ctx.spec)
     ]

@@ -34,6 +34,7 @@ from trainer_gui.core.runners.base import (
     JobHandle,
     Runner,
     emit_logs,
+    emit_phase,
     emit_status,
     follow_in_thread,
     max_runtime_reason,
@@ -45,6 +46,8 @@ from trainer_gui.core.runners.events import (
     JobStatus,
     LogBatch,
     LogLine,
+    Phase,
+    PhaseChanged,
     StatusChanged,
     TransferProgress,
 )
@@ -74,6 +77,18 @@ _PRIMARY = {
 }
 
 
+#: Secondary status -> the phase the run enters, in the app's words.
+_PHASES = {
+    "Starting": (Phase.STARTING, "starting the training job"),
+    "LaunchingMLInstances": (Phase.STARTING, "launching ML instances"),
+    "PreparingTrainingStack": (Phase.STARTING, "preparing the training stack"),
+    "Downloading": (Phase.STARTING, "downloading the input data"),
+    "DownloadingTrainingImage": (Phase.STARTING, "downloading the training image"),
+    "Restarting": (Phase.STARTING, "restarting"),
+    "Training": (Phase.STARTING, "starting the training container"),
+    "Uploading": (Phase.UPLOADING, "uploading the model to S3"),
+}
+
 ProgressListener = Callable[[TransferProgress], None]
 
 
@@ -88,6 +103,11 @@ def status_of_secondary(secondary: str) -> JobStatus | None:
     if secondary == "Stopping":
         return JobStatus.STOPPING
     return None
+
+
+def phase_of_secondary(secondary: str) -> tuple[Phase, str] | None:
+    """The phase (and its words) a SageMaker secondary status starts; None when it starts none."""
+    return _PHASES.get(secondary)
 
 
 def console_url(region: str, job_name: str) -> str:
@@ -225,6 +245,7 @@ class SageMakerRunner(Runner):
         session = self._session_for(ctx)
         region = session.region
         emit_status(sink, ctx.job_id, JobStatus.STARTING, "Checking AWS credentials and settings")
+        emit_phase(sink, ctx.job_id, Phase.PREPARING, "checking AWS credentials and settings")
         session.identity()
         if spec.sagemaker.s3_prefix:
             base = spec.sagemaker.s3_prefix
@@ -263,6 +284,7 @@ class SageMakerRunner(Runner):
             emit_status(
                 sink, ctx.job_id, JobStatus.STARTING, f"Uploading the code to {plan.code_uri}"
             )
+            emit_phase(sink, ctx.job_id, Phase.PREPARING, "uploading the code to S3")
             entries = source_entries(spec)
             large = large_code_message(entries)
             if large:
@@ -276,6 +298,7 @@ class SageMakerRunner(Runner):
             emit_status(
                 sink, ctx.job_id, JobStatus.STARTING, f"Uploading channel {name!r} to {uri}"
             )
+            emit_phase(sink, ctx.job_id, Phase.PREPARING, f"uploading channel {name!r} to S3")
             summary = uploader.upload_tree(
                 spec.resolve(local), S3Uri.parse(uri), self._progress(ctx, sink, f"channel {name}")
             )
@@ -313,6 +336,7 @@ class SageMakerRunner(Runner):
                 return
             session = self._session_for(ctx)
             emit_status(sink, ctx.job_id, JobStatus.STARTING, "Creating the SageMaker training job")
+            emit_phase(sink, ctx.job_id, Phase.STARTING, "creating the training job")
             with aws_errors(f"creating the training job {ctx.job_id}"):
                 out = session.client("sagemaker").create_training_job(**request)
         except UserError as exc:
@@ -398,14 +422,18 @@ class SageMakerRunner(Runner):
                 continue
             transitions = desc.get("SecondaryStatusTransitions") or []
             for transition in transitions[seen:]:
-                mapped = status_of_secondary(str(transition.get("Status", "")))
+                secondary = str(transition.get("Status", ""))
+                mapped = status_of_secondary(secondary)
+                when = transition.get("StartTime")
+                stamp = when.timestamp() if hasattr(when, "timestamp") else time.time()
                 if mapped is not None:
                     text = transition.get("StatusMessage") or ""
                     message = f"{transition['Status']}: {text}" if text else transition["Status"]
-                    when = transition.get("StartTime")
-                    stamp = when.timestamp() if hasattr(when, "timestamp") else time.time()
                     sink(StatusChanged(ctx.job_id, mapped, message, stamp))
                     current = mapped
+                phase = phase_of_secondary(secondary)
+                if phase is not None:
+                    sink(PhaseChanged(ctx.job_id, phase[0], stamp, phase[1]))
                 changed = True
             if len(transitions) > seen:
                 seen = len(transitions)
@@ -498,6 +526,9 @@ class SageMakerRunner(Runner):
         emit_status(
             sink, ctx.job_id, JobStatus.UPLOADING, "Downloading model.tar.gz and output.tar.gz"
         )
+        emit_phase(
+            sink, ctx.job_id, Phase.DOWNLOADING, "downloading model.tar.gz and output.tar.gz"
+        )
         s3 = session.client("s3")
         for kind, uri in (("model", model), ("output", output)):
             target = ctx.artifacts_dir / f"{kind}.tar.gz"
@@ -536,6 +567,7 @@ __all__ = [
     "SageMakerRunner",
     "TransferProgress",
     "console_url",
+    "phase_of_secondary",
     "source_entries",
     "status_of_secondary",
 ]

@@ -15,7 +15,13 @@ from trainer_gui.core.store.migrations import (
     NewerSchemaError,
     migrate,
 )
-from trainer_gui.core.store.models import TERMINAL_STATUSES, JobRecord, Project, StatusEntry
+from trainer_gui.core.store.models import (
+    TERMINAL_STATUSES,
+    JobRecord,
+    PhaseEntry,
+    Project,
+    StatusEntry,
+)
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -27,6 +33,7 @@ __all__ = [
     "JobRecord",
     "Migration",
     "NewerSchemaError",
+    "PhaseEntry",
     "Project",
     "ProjectNotFound",
     "StatusEntry",

@@ -27,14 +27,20 @@ from typing import Any
 from trainer_gui.core.errors import JobNotFound, UserError
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.paths import data_home
-from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.runners.events import JobStatus, Phase
 from trainer_gui.core.store.migrations import (
     SCHEMA_VERSION,
     migrate,
     newer_schema_error,
     schema_version,
 )
-from trainer_gui.core.store.models import TERMINAL_STATUSES, JobRecord, Project, StatusEntry
+from trainer_gui.core.store.models import (
+    TERMINAL_STATUSES,
+    JobRecord,
+    PhaseEntry,
+    Project,
+    StatusEntry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,9 @@ _RECENT_EPSILON_S = 0.001
 _LOG_SIZE_KEY = ("", "job.log")
 
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+
+#: Phases a job enters once: a second "first log line" would only be a later line.
+_ONCE_PHASES = frozenset({Phase.QUEUED, Phase.RUNNING, Phase.FIRST_METRIC, Phase.DONE})
 
 
 # The distinct metric names of job `:job`, one index seek each (a "skip scan"), instead of
@@ -165,6 +174,30 @@ def _job(row: sqlite3.Row) -> JobRecord:
         backend_ids=json.loads(row["backend_ids"]),
         run_dir=row["run_dir"],
     )
+
+
+def _insert_phase(
+    conn: sqlite3.Connection, job_id: str, phase: Phase, detail: str, at: float
+) -> bool:
+    """Insert one phase row inside the caller's transaction, unless it repeats (see add_phase)."""
+    last = conn.execute(
+        "SELECT phase, detail FROM job_phases WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+        (job_id,),
+    ).fetchone()
+    if last is not None and (last["phase"], last["detail"]) == (phase.value, detail):
+        return False
+    if (
+        phase in _ONCE_PHASES
+        and conn.execute(
+            "SELECT 1 FROM job_phases WHERE job_id = ? AND phase = ? LIMIT 1", (job_id, phase.value)
+        ).fetchone()
+    ):
+        return False
+    conn.execute(
+        "INSERT INTO job_phases (job_id, phase, detail, at) VALUES (?, ?, ?, ?)",
+        (job_id, phase.value, detail, at),
+    )
+    return True
 
 
 class Store:
@@ -394,6 +427,7 @@ class Store:
                 "INSERT INTO job_status (job_id, status, message, at) VALUES (?, ?, '', ?)",
                 (job_id, pending, now),
             )
+            _insert_phase(conn, job_id, Phase.QUEUED, "", now)
         return JobRecord(
             id=job_id,
             project_id=project_id,
@@ -494,6 +528,7 @@ class Store:
                 changes["started_at"] = when
             if new.is_terminal:
                 changes["ended_at"] = when
+                _insert_phase(conn, job_id, Phase.DONE, "", when)
                 if new is JobStatus.FAILED:
                     changes["failure_reason"] = message or None
                 elif new is JobStatus.STOPPED and message:
@@ -511,6 +546,38 @@ class Store:
             "SELECT status, message, at FROM job_status WHERE job_id = ? ORDER BY id", (job_id,)
         )
         return [StatusEntry(status=r["status"], message=r["message"], at=r["at"]) for r in rows]
+
+    def add_phase(
+        self, job_id: str, phase: Phase | str, detail: str = "", at: float | None = None
+    ) -> bool:
+        """Record that the job entered `phase`; whether it was stored.
+
+        Not stored: a repeat of the job's latest phase (same detail), a second first log line
+        or first metric, and anything after the job ended. Raises `JobNotFound` for an
+        unknown job and `ValueError` for an unknown phase."""
+        new = Phase(phase)
+        detail = _check_str("phase detail", detail)
+        when = time.time() if at is None else _to_float("phase time", at)
+        with self._write() as conn:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(f"No job with id {job_id!r}")
+            if row["status"] in TERMINAL_STATUSES:
+                return False
+            return _insert_phase(conn, job_id, new, detail, when)
+
+    def phases(self, job_id: str) -> list[PhaseEntry]:
+        """The job's phase timeline, oldest first (empty for jobs from before phases)."""
+        rows = self._query(
+            "SELECT phase, detail, at FROM job_phases WHERE job_id = ? ORDER BY at, id", (job_id,)
+        )
+        entries = []
+        for r in rows:
+            try:
+                entries.append(PhaseEntry(Phase(r["phase"]), r["detail"], r["at"]))
+            except ValueError:  # written by a newer version: its phases mean nothing here
+                log.debug("job %s: unknown phase %r skipped", job_id, r["phase"])
+        return entries
 
     def update_backend_ids(self, job_id: str, data: Mapping[str, Any]) -> None:
         """Merge ids a later process needs to re-attach (pid, container id, ARN)."""

@@ -110,6 +110,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         "index jobs by project so per-project lists and project removal stay fast",
         ("CREATE INDEX jobs_project_created ON jobs(project_id, created_at)",),
     ),
+    # Jobs from before have no phases: nothing was measured, and none are made up.
+    Migration(
+        3,
+        "job phases: what a run does before its first log line and after its last",
+        (
+            """
+            CREATE TABLE job_phases (
+                id      INTEGER PRIMARY KEY,
+                job_id  TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                phase   TEXT NOT NULL,
+                detail  TEXT NOT NULL DEFAULT '',
+                at      REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX job_phases_job ON job_phases(job_id, at)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version

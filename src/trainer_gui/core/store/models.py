@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.runners.events import JobStatus, Phase
 
 TERMINAL_STATUSES: frozenset[str] = frozenset(s.value for s in JobStatus if s.is_terminal)
 
@@ -74,3 +74,22 @@ class StatusEntry:
     status: str
     message: str
     at: float
+
+
+@dataclass(frozen=True)
+class PhaseEntry:
+    """One step of a job's phase timeline: entered at `at`, lasting until the next one."""
+
+    phase: Phase
+    detail: str
+    at: float
+
+    @property
+    def text(self) -> str:
+        """What the run did in this step, in a few lowercase words."""
+        return self.detail or self.phase.description
+
+    @property
+    def label(self) -> str:
+        """The step as a timeline shows it: the runner's words, else the phase's name."""
+        return self.detail[:1].upper() + self.detail[1:] if self.detail else self.phase.label
