@@ -23,7 +23,14 @@ def app_home(
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("TRAINER_GUI_HOME", str(home))
     monkeypatch.setenv("TRAINER_GUI_STOP_GRACE", "5")
+    # A job host a test started (through the CLI or the window) goes soon after its jobs end,
+    # and whatever is left is asked to go at the end of the test.
+    monkeypatch.setenv("TRAINER_GUI_HOST_IDLE", "1")
     yield home
+    from trainer_gui.core.store.db import default_db_path
+    from trainer_gui.services.job_host import stop_host
+
+    assert stop_host(default_db_path()), "a job host of this test did not exit"
 
 
 @pytest.fixture(autouse=True)

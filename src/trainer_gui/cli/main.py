@@ -11,19 +11,19 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from trainer_gui import __version__
 from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:
     from trainer_gui.core.aws.session import AwsSession
-    from trainer_gui.core.runners.events import AnyEvent
+    from trainer_gui.core.runners.events import AnyEvent, PhaseChanged
     from trainer_gui.core.serving.launcher import EndpointLauncher, StartProgress
-    from trainer_gui.core.store import JobRecord
-    from trainer_gui.services.jobs import JobService
+    from trainer_gui.core.store import JobRecord, Store
+    from trainer_gui.services.api import Jobs
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -111,11 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _service() -> JobService:
+def _service() -> Jobs:
+    """The job host's client (the host owns every job and outlives this command), or this
+    process when `TRAINER_GUI_JOB_HOST=0` says so."""
     from trainer_gui.core.store import Store
-    from trainer_gui.services.jobs import JobService
+    from trainer_gui.services.job_host import make_job_service
 
-    return JobService(Store())
+    return make_job_service(Store())
+
+
+def _printing(printer: _Printer) -> Callable[[Any], None]:
+    """A listener that hands `printer` line and sample batches (the job host sends columns)."""
+    from trainer_gui.services.live_data import as_batches
+
+    return lambda event: printer(as_batches(event))
 
 
 def _duration(seconds: float | None) -> str:
@@ -134,21 +143,64 @@ def _fmt_value(value: float) -> str:
 
 
 class _Printer:
-    """Turns job events into terminal lines; called from runner threads, so it locks."""
+    """Turns job events into terminal lines; called from runner threads, so it locks.
 
-    def __init__(self, job_id: str, out: TextIO, quiet: bool) -> None:
+    Phase changes print as `· starting the interpreter (0.3 s)`, the time counted from when the
+    job was queued. With `store`, the phases the job passed before this printer heard of it
+    (it subscribes after the submit) print first, on the job's first event."""
+
+    def __init__(self, job_id: str, out: TextIO, quiet: bool, store: Store | None = None) -> None:
         self.job_id = job_id
         self.out = out
         self.quiet = quiet
+        self.store = store
+        self.since = time.time()
+        self._phases_printed: set[tuple[str, str, float]] = set()
+        self._last_phase: tuple[str, str] | None = None
+        self._caught_up = store is None
         self._lock = threading.Lock()
 
+    def _catch_up(self) -> None:
+        from trainer_gui.core.runners.events import Phase, PhaseChanged
+
+        self._caught_up = True
+        try:
+            entries = self.store.phases(self.job_id) if self.store is not None else []
+        except Exception as exc:  # the phase lines are a nicety; the job's lines still print
+            log.debug("reading the phases of %s: %s", self.job_id, exc)
+            return
+        for entry in entries:
+            if entry.phase is Phase.QUEUED:
+                self.since = entry.at
+            elif entry.phase is not Phase.DONE:
+                self._phase(PhaseChanged(self.job_id, entry.phase, entry.at, entry.detail))
+
+    def _phase(self, event: PhaseChanged) -> None:
+        from trainer_gui.core.store.phases import format_span
+
+        key = (event.phase.value, event.detail)
+        if self.quiet or key == self._last_phase or (*key, event.at) in self._phases_printed:
+            return
+        self._last_phase = key
+        self._phases_printed.add((*key, event.at))
+        self.out.write(f"\u00b7 {event.text} ({format_span(max(0.0, event.at - self.since))})\n")
+
     def __call__(self, event: AnyEvent) -> None:
-        from trainer_gui.core.runners.events import LogBatch, MetricBatch, StatusChanged
+        from trainer_gui.core.runners.events import (
+            LogBatch,
+            MetricBatch,
+            PhaseChanged,
+            StatusChanged,
+        )
 
         if getattr(event, "job_id", None) != self.job_id:
             return
         with self._lock:
-            if isinstance(event, StatusChanged):
+            if not self._caught_up:
+                self._catch_up()
+            if isinstance(event, PhaseChanged):
+                self._phase(event)
+            elif isinstance(event, StatusChanged):
                 suffix = f": {event.message}" if event.message else ""
                 first = event.message.splitlines()[0] if event.message else ""
                 if event.status.is_terminal and event.status.value == "Failed":
@@ -170,7 +222,24 @@ class _Printer:
             self.out.flush()
 
 
-def _summary(service: JobService, record: JobRecord, out: TextIO) -> None:
+def _print_phases(store: Store, record: JobRecord, out: TextIO) -> None:
+    """The job's phase timeline: when each phase began (from the queueing) and how long it
+    lasted; the current one of a running job is marked. Nothing for jobs from before phases."""
+    from trainer_gui.core.store.phases import format_span, timeline
+
+    steps = timeline(store.phases(record.id), record.ended_at, time.time())
+    if not steps:
+        return
+    origin = steps[0].at
+    width = max(len(step.label) for step in steps)
+    out.write("Phases:\n")
+    for step in steps:
+        start = format_span(step.at - origin)
+        now = "  (now)" if step.current else ""
+        out.write(f"  {start:>12}  {step.label:<{width}}  {format_span(step.seconds):>12}{now}\n")
+
+
+def _summary(service: Jobs, record: JobRecord, out: TextIO) -> None:
     out.write(f"\nJob {record.id}: {record.status} in {_duration(record.duration)}\n")
     if record.failure_reason and record.status != "Completed":
         out.write(f"Reason: {record.failure_reason.strip()}\n")
@@ -213,10 +282,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         service.shutdown()
         out.write(f"Follow it with: trainer-gui logs {job_id} --follow\n")
         return EXIT_OK
-    service.subscribe(_Printer(job_id, out, args.quiet))
+    service.subscribe(_printing(_Printer(job_id, out, args.quiet)))
     try:
         while not handle.done:
             handle.wait(0.2)
+        time.sleep(_LAST_EVENTS)  # the final status's batch may still be on its way
     except KeyboardInterrupt:
         service.shutdown()
         out.write(
@@ -224,15 +294,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  stop:   trainer-gui stop {job_id}\n"
         )
         return EXIT_DETACHED
+    service.shutdown()
     record = service.get(job_id)
     _summary(service, record, out)
     return _exit_code(record.status)
 
 
+#: After a job ended, how long `run` keeps listening for the job host's last event batch.
+_LAST_EVENTS = 0.15
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
     service = _service()
-    service.recover()  # bring statuses of jobs that ended meanwhile up to date
-    _settle(service)
+    if service.store.list_jobs(active_only=True):
+        # Bring statuses of jobs that ended meanwhile up to date: the job host takes over
+        # whatever nobody follows (and starts, if none runs).
+        _settle(service, service.recover())
+    service.shutdown()
     records = service.store.list_jobs(limit=args.limit, active_only=args.active)
     if not records and args.active:
         print("No running jobs.")
@@ -252,13 +330,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settle(service: JobService, timeout: float = 3.0) -> None:
-    """Give re-attached followers a moment to finalise jobs that already ended."""
+def _settle(service: Jobs, taken: list[str], timeout: float = 3.0) -> None:
+    """Give the followers that just took over a moment to record jobs that already ended."""
     deadline = time.monotonic() + timeout
-    for record in service.store.list_jobs(active_only=True):
-        handle = service.handle(record.id)
-        if handle is not None:
-            handle.wait(max(0.0, deadline - time.monotonic()) / 5)
+    for job_id in taken:
+        service.wait(job_id, max(0.0, deadline - time.monotonic()) / 5)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -266,14 +342,25 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     Only the bytes the store accounts for are printed, so lines of a batch whose follower died
     before committing (and which the next follower writes again) never show twice. While the
-    job runs and no process ingests it (the one that did died), this command takes over."""
+    job runs, the job host ingests it (this command starts one if none runs)."""
+    service = _service()
+    try:
+        return _print_logs(service, args)
+    finally:
+        service.shutdown()
+
+
+def _print_logs(service: Jobs, args: argparse.Namespace) -> int:
     from trainer_gui.core.joblog import JOB_LOG
     from trainer_gui.core.runners.events import JobStatus
+    from trainer_gui.services.jobs import JobService
 
-    service = _service()
     record = service.get(args.job)
-    if args.follow:
+    if args.follow and not JobStatus(record.status).is_terminal:
+        # Someone must ingest what is printed: the job host does (started if none runs, and
+        # restarted if it dies); in this process only when told not to use one.
         service.recover([record.id])
+    take_over_here = isinstance(service, JobService)
     path = Path(record.run_dir) / "logs" / JOB_LOG
     position = 0
     out = sys.stdout
@@ -297,7 +384,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
                     return _exit_code(record.status)
                 ended = True
                 continue  # the last lines landed before the final status: read them first
-            if time.monotonic() >= next_take_over:
+            if take_over_here and time.monotonic() >= next_take_over:
                 if not service.is_followed_here(record.id) and service.recover([record.id]):
                     # Taken over; if following it ends without a final status (credentials
                     # gone), each new try logs why again: try less and less often.
@@ -305,7 +392,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 next_take_over = time.monotonic() + take_over_every
             time.sleep(0.2)
     except KeyboardInterrupt:
-        service.shutdown()
         return EXIT_DETACHED
 
 
@@ -338,7 +424,7 @@ def _print_log(path: Path, position: int, end: int, host: str | None, out: TextI
 _LOG_READ = 4 * 1024 * 1024
 
 
-def _committed_log_size(service: JobService, job_id: str, path: Path) -> int:
+def _committed_log_size(service: Jobs, job_id: str, path: Path) -> int:
     """The length of job.log that the store accounts for; the whole file for a job ingested
     before the store recorded it (no length stored)."""
     try:
@@ -356,7 +442,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"{record.id} already ended: {record.status}")
         return EXIT_OK
     print(f"Stopping {record.id} ...", flush=True)
-    record = service.stop(record.id, wait=120)
+    try:
+        record = service.stop(record.id, wait=120)
+    finally:
+        service.shutdown()
     print(f"{record.id}: {record.status}")
     return EXIT_OK
 
@@ -369,6 +458,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         when = time.strftime("%H:%M:%S", time.localtime(entry.at))
         first = entry.message.splitlines()[0] if entry.message else ""
         print(f"  {when}  {entry.status:<10} {first}")
+    _print_phases(service.store, record, sys.stdout)
     _summary(service, record, sys.stdout)
     return _exit_code(record.status) if record.status in ("Completed", "Failed", "Stopped") else 0
 
@@ -535,22 +625,25 @@ def _sm_jobs(args: argparse.Namespace) -> int:
 
 
 def _sm_attach(args: argparse.Namespace) -> int:
+    from trainer_gui.core.runners.events import JobStatus
+
     session = _aws_session(args)
     service = _service()
     out = sys.stdout
     printer = _Printer(args.name, out, args.quiet)
     if not args.detach:
-        service.subscribe(printer)
+        service.subscribe(_printing(printer))
     job_id = service.adopt(args.name, session.profile, session.region)
     out.write(f"Following {job_id} ({session.region}); Ctrl-C detaches, the job runs on\n")
     out.flush()
     if args.detach:
         service.shutdown()
         return EXIT_OK
-    handle = service.handle(job_id)
     try:
-        while handle is not None and not handle.done:
-            handle.wait(0.2)
+        while not JobStatus(service.wait(job_id, 0.2).status).is_terminal:
+            pass
+        time.sleep(_LAST_EVENTS)
+        service.shutdown()
     except KeyboardInterrupt:
         service.shutdown()
         out.write(f"\nDetached; the job keeps running.\n  follow: trainer-gui logs {job_id} -f\n")
@@ -855,10 +948,10 @@ def _setup_logging() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
-    if args_in[:1] == ["_job-host"]:  # hidden: the window's job host (services/job_host.py)
-        from trainer_gui.services.job_host import child_main
+    if args_in[:1] == ["_job-host"]:  # hidden: the job host (services/job_host.py)
+        from trainer_gui.services.job_host import host_main
 
-        return child_main()
+        return host_main(args_in[1:])
     _setup_logging()
     parser = build_parser()
     try:

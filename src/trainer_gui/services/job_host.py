@@ -1,48 +1,60 @@
-"""The job host: the window's jobs are followed in a child process, not beside the GUI thread.
+"""The job host: one supervisor process per data folder that owns every running job.
 
-Following a job means tailing its log files, parsing every line for metrics and writing lines,
-samples and offsets to SQLite. At 20,000 lines a second that is most of a core of Python, and
-in the window's process every bit of it holds the GIL: each time the GUI thread enters Python
-(a slot, a `paint`, a `boundingRect`: hundreds per repaint) it waits for the GIL for up to the
-switch interval, and a repaint that takes 10 ms alone takes 100-250 ms. So the app runs its
-`JobService` in a child process (`job_host_command()`: `python -m trainer_gui.services.job_host`,
-or `trainer-gui _job-host` in a frozen bundle), which sends the window what the runners report,
-lines and samples already in columns (`LogData`, `MetricData`), about 20 batches a second; the
-window asks it to submit, stop, re-attach, adopt and delete jobs over the same connection. The
-window's process keeps the GUI thread and a reader thread that mostly sleeps.
+Following a job means tailing its log files, parsing every line for metrics, writing lines,
+samples and offsets to SQLite, and enforcing what the spec asks while it runs (the max runtime,
+"one host failed, stop the others", packing the model at the end). None of that may depend on a
+window or a terminal staying open: a job whose follower went away ran 3x over its limit. So
+every job is owned by the job host, a process of its own that outlives the window and the CLI:
 
-The connection is a `multiprocessing.connection` one: the window listens (a Unix socket, a named
-pipe on Windows) with a random key, and hands the child the address and the key on its stdin
-(never on the command line or on disk); the child connects and authenticates with the key.
-Calls, replies and event batches are pickled messages on it, so the child's stdout is free for
-whatever a library prints.
+* **Started on demand** by the first client (the window, `trainer-gui run`, `jobs`, `stop`, ...)
+  that finds none answering, detached from it (its own session, no console), and **gone when
+  there is nothing to supervise**: no job to follow and no client connected for
+  `TRAINER_GUI_HOST_IDLE` seconds (10 by default).
+* **One per data folder**: it holds a process lock in `<data>/job-host/` for as long as it
+  lives, and writes its address and a random key there (`endpoint.json`, readable by the user
+  only). A second one started at the same moment finds the lock taken and exits at once.
+* **Restarted, and taking over exactly once, when it dies**: a small keeper process starts it and
+  starts it again when it ends without saying goodbye (a crash, `kill -9`); the new one takes
+  the lock, then every unfinished job in the store, resuming from the stored offsets (each job
+  has its own follower lock, so a job is ingested by one process at a time, and a batch commits
+  with its offsets: nothing twice, nothing lost). If the keeper dies instead, the host starts a
+  new keeper that watches it. Clients reconnect by themselves.
 
-`JobHostClient` is that window side: the `Jobs` interface (services/api.py) whose jobs are
-followed in the child. The child has no Qt. When the window closes the connection (or dies),
-the child lets go of its jobs, as the window's own exit used to: they keep running, and the next
-window re-attaches to them. If the child dies, the next call starts a new one (and `recover`
-picks the jobs up again).
+Clients talk to it over a `multiprocessing.connection` (a Unix socket in `<data>/job-host/`, a
+named pipe on Windows) authenticated with the key. Calls and replies are pickled messages; the
+host sends every client what the runners report, lines and samples already in columns
+(`LogData`, `MetricData`), about 20 batches a second. `JobHostClient` is the client side: the
+`Jobs` interface (services/api.py) whose jobs are followed by the host. The host has no Qt.
+
+Started as `python -m trainer_gui.services.job_host` (or `trainer-gui _job-host` in a frozen
+bundle, which has no `python -m`): with `--worker` it is the host itself, without it the keeper.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import logging
 import os
 import pickle
 import secrets
+import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.runners.base import JobHandle
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch
 from trainer_gui.services.api import EventListener, JobBoard, Jobs
@@ -54,16 +66,32 @@ if TYPE_CHECKING:
     from trainer_gui.core.store import JobRecord, Store
 
 log = logging.getLogger(__name__)
-SEND_INTERVAL = 0.05  # seconds between the child's event batches
+SEND_INTERVAL = 0.05  # seconds between the host's event batches
 CALL_TIMEOUT = 600.0  # a stop may wait for the job's grace period, a submit for a venv check
 CONNECT_TIMEOUT = 120.0  # a frozen bundle's first start (unpacking, virus scan) can be slow
-STARTING_GRACE = 900.0  # how long a closing job host waits for jobs it is still starting
+READY_TIMEOUT = 30.0  # from an accepted connection to the host's hello
+STARTING_GRACE = 900.0  # how long a host that lets go waits for jobs it is still starting
+MAINTAIN_EVERY = 0.5  # seconds between the host's idle checks
+RECOVER_EVERY = 2.0  # seconds between looks for unfinished jobs that nobody follows
+RESTARTS_ALLOWED = (5, 60.0)  # the keeper gives up after 5 restarts within 60 s (a crash loop)
+HOST_DIR = "job-host"
+ENDPOINT = "endpoint.json"
+HOST_LOG = "host.log"
+HOST_LOG_MAX = 5 * 1024 * 1024
 JOB_HOST_COMMAND = "_job-host"
-"""The hidden `trainer-gui` subcommand that runs `child_main` (how a frozen bundle starts its
+"""The hidden `trainer-gui` subcommand that runs `host_main` (how a frozen bundle starts its
 job host: it has no `python -m`)."""
 # The bundle's entry script would run its self-check or GUI smoke instead of the job host.
 _NOT_INHERITED = ("TRAINER_GUI_SELFCHECK", "TRAINER_GUI_SMOKE")
-_METHODS = frozenset({"submit", "stop", "recover", "delete", "adopt", "ping"})
+_METHODS = frozenset({"submit", "stop", "recover", "delete", "adopt", "ping", "quit"})
+
+
+def idle_exit_seconds() -> float:
+    """How long the host stays with nothing to supervise and no client (`TRAINER_GUI_HOST_IDLE`)."""
+    try:
+        return max(0.0, float(os.environ.get("TRAINER_GUI_HOST_IDLE", "10")))
+    except ValueError:
+        return 10.0
 
 
 def job_host_command() -> list[str]:
@@ -71,6 +99,11 @@ def job_host_command() -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, JOB_HOST_COMMAND]
     return [sys.executable, "-m", "trainer_gui.services.job_host"]
+
+
+def host_dir(store_path: Path) -> Path:
+    """Where the host of the store at `store_path` keeps its lock, address and log."""
+    return Path(store_path).resolve().parent / HOST_DIR
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -83,7 +116,87 @@ def _portable(exc: BaseException) -> BaseException:
         return kind(f"{type(exc).__name__}: {exc}")
 
 
-# -- the child ---------------------------------------------------------------------------------
+# -- the endpoint file ---------------------------------------------------------------------------
+
+
+def read_endpoint(folder: Path) -> dict[str, Any] | None:
+    """The running host's address, key and pid, or None (no file, or a broken one)."""
+    try:
+        data = json.loads((folder / ENDPOINT).read_text(encoding="utf-8"))
+        return {
+            "address": data["address"],
+            "authkey": bytes.fromhex(data["authkey"]),
+            "pid": int(data["pid"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_endpoint(folder: Path, address: Any, key: bytes) -> None:
+    """Atomically, and readable by this user only (it holds the key)."""
+    tmp = folder / f".{ENDPOINT}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"address": address, "authkey": key.hex(), "pid": os.getpid()}, fh)
+    os.replace(tmp, folder / ENDPOINT)
+
+
+def _remove_endpoint_if_mine(folder: Path) -> None:
+    endpoint = read_endpoint(folder)
+    if endpoint is not None and endpoint["pid"] == os.getpid():
+        try:
+            (folder / ENDPOINT).unlink()
+        except OSError as exc:
+            log.info("cannot remove %s: %s", folder / ENDPOINT, exc)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return pid == os.getpid()
+
+
+def _open_log(folder: Path) -> Any:
+    """The host's log file (appended; started afresh once it grew past `HOST_LOG_MAX`)."""
+    path = folder / HOST_LOG
+    try:
+        if path.stat().st_size > HOST_LOG_MAX:
+            path.replace(folder / (HOST_LOG + ".1"))
+    except OSError:
+        pass
+    return open(path, "ab")  # closed by the caller once the child has it
+
+
+def _spawn(command: list[str], folder: Path) -> subprocess.Popen[bytes]:
+    """Start `command` detached from this process: its own session (a closing terminal or the
+    window's Ctrl+C never reaches it), no console, its output in the host log."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
+        kwargs["creationflags"] = flags
+    else:
+        kwargs["start_new_session"] = True
+    with _open_log(folder) as out:
+        try:
+            return subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+                close_fds=True,
+                **kwargs,
+            )
+        except OSError as exc:
+            raise UserError(f"cannot start the job host ({command[0]}): {exc}") from exc
+
+
+# -- the host ------------------------------------------------------------------------------------
 
 
 INGEST_NICE = 10
@@ -98,7 +211,7 @@ def _lower_this_thread() -> None:
     """Give the calling thread (a runner's follower thread) `INGEST_NICE`, once.
 
     Only when it delivers lines, that is after it started the job's process, which would
-    otherwise inherit the niceness. Per thread, so the job host's other threads (calls,
+    otherwise inherit the niceness. Per thread, so the host's other threads (calls,
     sending) keep the normal priority.
     """
     tid = threading.get_native_id()
@@ -157,172 +270,329 @@ class _Outbox:
         self.flush()
 
 
-def _connect_to_window() -> Connection:
-    """Read the window's address and key from stdin (one JSON line) and connect."""
-    # A windowed bundle may have no sys.stdin object even with a pipe on its descriptor 0.
-    stdin = sys.stdin.buffer if sys.stdin is not None else os.fdopen(0, "rb")
-    try:
-        hello = json.loads(stdin.readline() or b"{}")
-        address, key = hello["address"], bytes.fromhex(hello["authkey"])
-    except (ValueError, KeyError, TypeError):
-        raise SystemExit(
-            "the job host is started by the window (it reads its address on stdin)"
-        ) from None
-    return Client(address, authkey=key)
+class _Peer:
+    """One connected client: its connection and a lock so replies and batches never interleave."""
 
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.gone = False
 
-def child_main() -> int:
-    """The job host: serve the window's calls, send it events and replies, on one connection."""
-    from trainer_gui.core.store import Store
-
-    logging.basicConfig(level=logging.WARNING, format="job host: %(levelname)s %(message)s")
-    conn = _connect_to_window()
-    lock = threading.Lock()
-    broken = threading.Event()
-
-    def send(message: Any) -> None:
-        if broken.is_set():
-            return
+    def send(self, message: Any) -> bool:
+        if self.gone:
+            return False
         try:
-            with lock:
-                conn.send(message)
-        except (OSError, ValueError) as exc:  # the window went away
-            log.info("the window is gone (%s); letting go of the jobs", exc)
-            broken.set()
+            with self.lock:
+                self.conn.send(message)
+            return True
+        except (OSError, ValueError):  # the client went away
+            self.gone = True
+            return False
 
-    store = Store()
-    service = JobService(store)
-    outbox = _Outbox(send)
-    service.subscribe(outbox.add)
-    submitted: list[JobHandle] = []
-    send(("ready", os.getpid()))
 
-    def serve(call_id: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+class _Host:
+    """The job host's process: the lock, the listener, the service and its upkeep."""
+
+    def __init__(self, store_path: Path, keeper: int | None) -> None:
+        self.store_path = Path(store_path)
+        self.folder = host_dir(self.store_path)
+        self.keeper = keeper  # the keeper's pid, watched so a lost keeper is replaced
+        self.peers: list[_Peer] = []
+        self.peers_lock = threading.Lock()
+        self.calls = 0  # calls being served
+        self.exit = threading.Event()
+        self.let_go = False  # on exit: False when idle (nothing followed), True on quit
+        self.submitted: list[JobHandle] = []
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        from trainer_gui.core.store import Store
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = ProcessLock(self.folder / "lock")
+        if not lock.acquire():
+            log.info("another job host owns %s; this one exits", self.store_path)
+            return 0
+        key = secrets.token_bytes(32)
+        try:
+            self.listener = Listener(address=self._address(), authkey=key)
+        except OSError as exc:
+            log.error("the job host cannot listen: %s", exc)
+            lock.release()
+            return 1
+        self.store = Store(self.store_path)
+        self.service = JobService(self.store)
+        self.outbox = _Outbox(self._broadcast)
+        self.service.subscribe(self.outbox.add)
+        _write_endpoint(self.folder, self.listener.address, key)
+        log.info("job host %d serving %s", os.getpid(), self.store_path)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self._quit())
+        threading.Thread(target=self._accept, name="job-host-accept", daemon=True).start()
+        try:
+            self._maintain()
+        finally:
+            self._close(lock)
+        return 0
+
+    def _address(self) -> str | None:
+        """A socket in the host folder when its path is short enough for AF_UNIX, else a
+        temporary one (and a named pipe on Windows)."""
+        if sys.platform == "win32":
+            return None
+        path = self.folder / "socket"
+        if len(str(path)) > 100:
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a dead host's socket: the lock says nobody uses it
+        return str(path)
+
+    def _quit(self) -> None:
+        self.let_go = True
+        self.exit.set()
+
+    def _busy(self) -> bool:
+        return bool(self.service.followed_ids()) or self.calls > 0
+
+    def _maintain(self) -> None:
+        """Take over what nobody follows; notice a lost keeper; exit when idle."""
+        idle_since: float | None = None
+        next_recover = 0.0
+        while not self.exit.wait(MAINTAIN_EVERY):
+            now = time.monotonic()
+            if now >= next_recover:
+                self._recover_unfollowed()
+                next_recover = now + RECOVER_EVERY
+            self._watch_keeper()
+            with self.peers_lock:
+                self.peers = [p for p in self.peers if not p.gone]
+                quiet = not self.peers and not self._busy()
+            if not quiet:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            elif now - idle_since >= idle_exit_seconds():
+                log.info("nothing to supervise; the job host exits")
+                self.exit.set()
+
+    def _recover_unfollowed(self) -> None:
+        try:
+            active = [r.id for r in self.store.list_jobs(active_only=True)]
+            unfollowed = [i for i in active if not self.service.is_followed_here(i)]
+            if unfollowed:
+                taken = self.service.recover(unfollowed, cleanup=False)
+                if taken:
+                    log.info("took over %s", ", ".join(taken))
+        except Exception:
+            log.exception("could not look for jobs to take over")
+
+    def _watch_keeper(self) -> None:
+        if self.keeper is None or _alive(self.keeper):
+            return
+        log.warning("the keeper (pid %d) is gone; starting a new one", self.keeper)
+        command = [*job_host_command(), "--store", str(self.store_path)]
+        command += ["--watch", str(os.getpid())]
+        try:
+            self.keeper = _spawn(command, self.folder).pid
+        except UserError as exc:
+            log.error("%s", exc)
+            self.keeper = None
+
+    def _close(self, lock: ProcessLock) -> None:
+        # Clients that connect from here on find no endpoint and start a new host.
+        _remove_endpoint_if_mine(self.folder)
+        self.listener.close()
+        if self.let_go:
+            # A job still being prepared (its folder copied, its requirements installed) has
+            # no process yet: let it start, then let go. The jobs keep running, and the next
+            # host takes them over.
+            deadline = time.monotonic() + STARTING_GRACE
+            for handle in self.submitted:
+                handle.wait_started(max(0.0, deadline - time.monotonic()))
+        self.service.shutdown()
+        self.outbox.close()
+        with self.peers_lock:
+            peers, self.peers = self.peers, []
+        for peer in peers:
+            peer.send(("bye",))
+            peer.conn.close()
+        self.store.close()
+        lock.release()
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _broadcast(self, message: Any) -> None:
+        with self.peers_lock:
+            peers = list(self.peers)
+        for peer in peers:
+            peer.send(message)
+
+    def _accept(self) -> None:
+        while not self.exit.is_set():
+            try:
+                conn = self.listener.accept()
+            except AuthenticationError:
+                log.warning("refused a connection with the wrong key")
+                continue
+            except OSError:  # the listener was closed: exiting
+                return
+            peer = _Peer(conn)
+            with self.peers_lock:
+                if self.exit.is_set():
+                    conn.close()
+                    return
+                self.peers.append(peer)
+            peer.send(("ready", os.getpid()))
+            threading.Thread(
+                target=self._serve_peer, args=(peer,), name="job-host-peer", daemon=True
+            ).start()
+
+    def _serve_peer(self, peer: _Peer) -> None:
+        while not peer.gone:
+            try:
+                message = peer.conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:
+                log.exception("unreadable message from a client")
+                break
+            if message[0] == "close":
+                break
+            if message[0] != "call":
+                continue
+            _, call_id, method, args, kwargs = message
+            with self.peers_lock:
+                self.calls += 1
+            threading.Thread(
+                target=self._serve_call,
+                args=(peer, call_id, method, args, kwargs),
+                name=f"job-host-{method}",
+                daemon=True,
+            ).start()
+        peer.gone = True
+        peer.conn.close()
+
+    def _serve_call(
+        self, peer: _Peer, call_id: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         try:
             if method not in _METHODS:
                 raise RuntimeError(f"the job host has no method {method!r}")
             if method == "ping":
                 result: Any = os.getpid()
+            elif method == "quit":
+                result = os.getpid()
+                self._quit()
             elif method == "submit":
-                handle = service.submit(*args, **kwargs)
-                submitted.append(handle)
+                handle = self.service.submit(*args, **kwargs)
+                self.submitted = [h for h in self.submitted if not h.done] + [handle]
                 result = handle.job_id
             else:
-                result = getattr(service, method)(*args, **kwargs)
-            outbox.flush()  # the events a call caused go before its reply
-            send(("reply", call_id, True, result, ""))
+                result = getattr(self.service, method)(*args, **kwargs)
+            self.outbox.flush()  # the events a call caused go before its reply
+            peer.send(("reply", call_id, True, result, ""))
         except BaseException as exc:
-            outbox.flush()
-            send(("reply", call_id, False, _portable(exc), traceback.format_exc()))
+            self.outbox.flush()
+            peer.send(("reply", call_id, False, _portable(exc), traceback.format_exc()))
+        finally:
+            with self.peers_lock:
+                self.calls -= 1
 
+
+# -- the keeper ----------------------------------------------------------------------------------
+
+
+def _keep(store_path: Path, watch: int | None) -> int:
+    """Run the host and run it again when it dies without a goodbye (module notes)."""
+    folder = host_dir(store_path)
+    base = [*job_host_command(), "--store", str(store_path), "--worker"]
+    restarts: deque[float] = deque()
+    proc: subprocess.Popen[bytes] | None = None
+    pid = watch
+    if pid is None:
+        proc = _spawn([*base, "--kept", str(os.getpid())], folder)
+        pid = proc.pid
+    while True:
+        time.sleep(0.2)
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                continue
+            clean = code == 0
+        else:
+            if _alive(pid):
+                continue
+            endpoint = read_endpoint(folder)
+            clean = endpoint is None or endpoint["pid"] != pid
+        if clean:
+            return 0
+        now = time.monotonic()
+        while restarts and now - restarts[0] > RESTARTS_ALLOWED[1]:
+            restarts.popleft()
+        if len(restarts) >= RESTARTS_ALLOWED[0]:
+            log.error(
+                "the job host died %d times within %.0f s; not starting it again",
+                len(restarts),
+                RESTARTS_ALLOWED[1],
+            )
+            return 1
+        restarts.append(now)
+        log.warning("the job host (pid %d) died; starting it again", pid)
+        proc = _spawn([*base, "--kept", str(os.getpid())], folder)
+        pid = proc.pid
+
+
+def host_main(argv: list[str] | None = None) -> int:
+    """`python -m trainer_gui.services.job_host [--store DB] [--worker | --watch PID]`."""
+    from trainer_gui.core.store.db import default_db_path
+
+    parser = argparse.ArgumentParser(prog="trainer-gui _job-host", add_help=True)
+    parser.add_argument("--store", type=Path, default=None)
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--kept", type=int, default=None)
+    parser.add_argument("--watch", type=int, default=None)
+    args = parser.parse_args(argv)
+    store_path = args.store or default_db_path()
+    role = "job host" if args.worker else "job host keeper"
+    logging.basicConfig(
+        level=getattr(logging, os.environ.get("TRAINER_GUI_LOG", "INFO").upper(), logging.INFO),
+        format=f"%(asctime)s {role} {os.getpid()}: %(levelname)s %(message)s",
+    )
+    if args.worker:
+        return _Host(store_path, args.kept).run()
+    return _keep(store_path, args.watch)
+
+
+def stop_host(store_path: Path, timeout: float = 30.0) -> bool:
+    """Ask the store's host to let go of its jobs and exit (they keep running); True when no
+    host runs afterwards. For tests and for uninstalling."""
+    folder = host_dir(store_path)
+    endpoint = read_endpoint(folder)
+    if endpoint is None or not _alive(endpoint["pid"]):
+        return True
     try:
-        while not broken.is_set():
-            try:
+        conn = Client(endpoint["address"], authkey=endpoint["authkey"])
+        try:
+            if conn.poll(READY_TIMEOUT):
+                conn.recv()  # ready
+            conn.send(("call", 0, "quit", (), {}))
+            deadline = time.monotonic() + timeout
+            while conn.poll(max(0.0, deadline - time.monotonic())):
                 message = conn.recv()
-            except (EOFError, OSError):  # the window closed the connection or died
-                break
-            if message[0] == "close":
-                break
-            _, call_id, method, args, kwargs = message
-            threading.Thread(
-                target=serve, args=(call_id, method, args, kwargs), daemon=True
-            ).start()
-    finally:
-        # A job still being prepared (its folder copied, its requirements installed) has no
-        # process yet: let it start, then let go of every job. They keep running.
-        deadline = time.monotonic() + STARTING_GRACE
-        for handle in submitted:
-            handle.wait_started(max(0.0, deadline - time.monotonic()))
-        service.shutdown()
-        outbox.close()
-        store.close()
-        conn.close()
-    return 0
+                if message[0] in ("reply", "bye"):
+                    break
+        finally:
+            conn.close()
+    except (OSError, EOFError, AuthenticationError) as exc:
+        log.info("the job host did not take the goodbye: %s", exc)
+    deadline = time.monotonic() + timeout
+    while _alive(endpoint["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(endpoint["pid"])
 
 
-# -- the window side ---------------------------------------------------------------------------
-
-
-class _Child:
-    """One job host process: its connection (once it connected) and the calls waiting on it."""
-
-    def __init__(self, command: list[str]) -> None:
-        self.key = secrets.token_bytes(32)
-        self.listener = Listener(authkey=self.key)  # AF_UNIX, or a named pipe on Windows
-        self.conn: Connection | None = None
-        self.connected = threading.Event()  # set when connected, and when that failed
-        self.calls: dict[int, Future[Any]] = {}
-        self.pid: int | None = None
-        self._send_lock = threading.Lock()
-        kwargs: dict[str, Any] = {}
-        if sys.platform == "win32":  # no console window for the child
-            kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
-        env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-        try:
-            self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, **kwargs)
-        except OSError as exc:
-            self.listener.close()
-            raise UserError(f"cannot start the job host ({command[0]}): {exc}") from exc
-        hello = {"address": self.listener.address, "authkey": self.key.hex()}
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(json.dumps(hello).encode() + b"\n")
-            self.proc.stdin.close()
-        except OSError as exc:  # it died at once; the reader notices and reports it
-            log.warning("the job host did not take its address: %s", exc)
-
-    def accept(self, timeout: float) -> Connection | None:
-        """Wait for the child to connect; None if it exited or took longer than `timeout`."""
-        accepted: list[Connection] = []
-        giving_up = threading.Event()
-
-        def run() -> None:
-            while not giving_up.is_set():
-                try:
-                    accepted.append(self.listener.accept())
-                    return
-                except AuthenticationError:
-                    log.warning("job host: refused a connection with the wrong key")
-                except OSError as exc:
-                    log.warning("job host: cannot accept its connection: %s", exc)
-                    return
-
-        thread = threading.Thread(target=run, name="job-host-accept", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while thread.is_alive():
-            thread.join(0.05)
-            if thread.is_alive() and (self.proc.poll() is not None or time.monotonic() > deadline):
-                # Unblock the accept by connecting ourselves, then drop that connection.
-                giving_up.set()
-                try:
-                    Client(self.listener.address, authkey=self.key).close()
-                except (OSError, EOFError, AuthenticationError) as exc:
-                    log.warning("job host: could not stop waiting for the child: %s", exc)
-                thread.join(5)
-                for conn in accepted:
-                    conn.close()
-                return None
-        return accepted[0] if accepted else None
-
-    def send(self, message: Any, timeout: float = CONNECT_TIMEOUT) -> None:
-        if not self.connected.wait(timeout) or self.conn is None:
-            raise UserError("the job host process did not start; try again")
-        with self._send_lock:
-            self.conn.send(message)
-
-    def close(self) -> None:
-        """After the reader stopped: close the connection, the listener, and reap the child."""
-        if self.conn is not None:
-            self.conn.close()
-        self.listener.close()
-        if self.proc.poll() is None and self.conn is None:
-            log.warning("the job host never connected; ending it")
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            log.info("the job host is still letting go of its jobs")
+# -- the client ----------------------------------------------------------------------------------
 
 
 class RemoteHandle(JobHandle):
@@ -336,26 +606,48 @@ class RemoteHandle(JobHandle):
     def wait(self, timeout: float | None = None) -> JobStatus | None:
         record = self._client.wait(self.job_id, timeout)
         status = JobStatus(record.status)
-        return status if status.is_terminal else None
+        if not status.is_terminal:
+            return None
+        if not self.done:
+            self._finish(status)
+        return status
+
+
+class _Link:
+    """One connection to the host, and the calls waiting for its replies."""
+
+    def __init__(self, conn: Connection, pid: int) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.calls: dict[int, Future[Any]] = {}
+        self.send_lock = threading.Lock()
+
+    def send(self, message: Any) -> None:
+        with self.send_lock:
+            self.conn.send(message)
 
 
 class JobHostClient:
-    """The `Jobs` interface with the jobs followed by the job host process (module notes).
+    """The `Jobs` interface with the jobs followed by the job host (module notes).
 
     Reads (`get`, `spec_of`, `wait`) go to the store here; `submit`, `stop`, `recover`,
-    `adopt` and `delete` run in the child; listeners get the child's events on a reader
-    thread, lines and samples already in columns. Calls block until the child answers: run
-    them off the GUI thread (the window does, with `run_task`).
+    `adopt` and `delete` run in the host; listeners get the host's events on a reader thread,
+    lines and samples already in columns. Nothing starts until the first call or listener, so
+    a command that only reads the store never starts a host. Calls block until the host
+    answers: the window runs them off the GUI thread (with `run_task`).
     """
 
     def __init__(self, store: Store, command: list[str] | None = None) -> None:
         self._board = JobBoard(store)
         self._command = command or job_host_command()
-        self._host_lock = threading.Lock()
+        self._folder = host_dir(store.path)
+        self._lock = threading.Lock()
         self._next_id = 0
-        self._child: _Child | None = None
+        self._link: _Link | None = None
+        self._linked = threading.Condition(self._lock)
+        self._failure: str | None = None  # why the last connection attempt failed
+        self._reader: threading.Thread | None = None
         self._closed = False
-        self._start()
 
     @property
     def store(self) -> Store:
@@ -363,41 +655,102 @@ class JobHostClient:
 
     @property
     def pid(self) -> int | None:
-        """The job host's pid, once it connected (None before, and after it ended)."""
-        child = self._child
-        return child.pid if child is not None else None
+        """The host's pid while connected (None before, and while reconnecting)."""
+        link = self._link
+        return link.pid if link is not None else None
 
-    # -- the child process ----------------------------------------------------------------
+    # -- the connection ----------------------------------------------------------------------
 
-    def _start(self) -> _Child:
-        child = _Child(self._command)
-        self._child = child
-        reader = threading.Thread(
-            target=self._read, args=(child,), name="job-host-reader", daemon=True
-        )
-        reader.start()
-        return child
+    def _start_reader(self) -> None:
+        with self._lock:
+            if self._reader is None and not self._closed:
+                self._reader = threading.Thread(
+                    target=self._run, name="job-host-reader", daemon=True
+                )
+                self._reader.start()
 
-    def _read(self, child: _Child) -> None:
-        conn = child.accept(CONNECT_TIMEOUT)
-        child.conn = conn
-        child.connected.set()
-        while conn is not None:
+    def _connect(self) -> _Link:
+        """Connect to the running host, starting one (through its keeper) if none answers."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        spawned: subprocess.Popen[bytes] | None = None
+        last_error = "no job host answered"
+        while not self._closed:
+            endpoint = read_endpoint(self._folder)
+            if endpoint is not None:
+                try:
+                    conn = Client(endpoint["address"], authkey=endpoint["authkey"])
+                    if not conn.poll(READY_TIMEOUT):
+                        conn.close()
+                        raise OSError("the job host did not say hello")
+                    message = conn.recv()
+                    if message[0] == "ready":
+                        return _Link(conn, int(message[1]))
+                    conn.close()
+                    last_error = "the job host is closing"
+                except (OSError, EOFError, AuthenticationError) as exc:
+                    last_error = f"the job host at {endpoint['address']} did not answer: {exc}"
+            if spawned is None and (endpoint is None or not _alive(endpoint["pid"])):
+                command = [*self._command, "--store", str(self.store.path)]
+                spawned = _spawn(command, self._folder)
+            elif spawned is not None and spawned.poll() not in (None, 0):
+                raise UserError(
+                    f"the job host did not start (exit code {spawned.returncode}); "
+                    f"its log: {self._folder / HOST_LOG}"
+                )
+            if time.monotonic() > deadline:
+                raise UserError(f"{last_error}; its log: {self._folder / HOST_LOG}")
+            time.sleep(0.05)
+            if spawned is not None and spawned.poll() == 0 and read_endpoint(self._folder) is None:
+                spawned = None  # its host found another one running, which then exited
+        raise UserError("the job host connection is closed")
+
+    def _run(self) -> None:
+        """Connect, read until the host goes away, and connect again (it is restarted)."""
+        pause = 0.05
+        while not self._closed:
             try:
-                message = conn.recv()
-            except (EOFError, OSError):  # the child is gone
-                break
-            except Exception:  # a message that does not unpickle: the child is broken
+                link = self._connect()
+            except UserError as exc:
+                with self._lock:
+                    self._failure = str(exc)
+                    self._linked.notify_all()
+                time.sleep(min(pause, 2.0))
+                pause *= 2
+                continue
+            pause = 0.05
+            with self._lock:
+                if self._closed:
+                    link.conn.close()
+                    return
+                self._link, self._failure = link, None
+                self._linked.notify_all()
+            self._read(link)
+            with self._lock:
+                self._link = None
+                calls, link.calls = link.calls, {}
+            link.conn.close()
+            for future in calls.values():
+                future.set_exception(UserError("the job host process stopped; try again"))
+            if not self._closed:
+                log.info("the job host (pid %d) went away; connecting again", link.pid)
+
+    def _read(self, link: _Link) -> None:
+        while True:
+            try:
+                message = link.conn.recv()
+            except (EOFError, OSError):  # the host is gone
+                return
+            except Exception:  # a message that does not unpickle: the host is broken
                 log.exception("job host: unreadable message")
-                break
+                return
             kind = message[0]
             if kind == "events":
                 for event in message[1]:
                     self._board.notify(event)
             elif kind == "reply":
                 _, call_id, ok, value, tb = message
-                with self._host_lock:
-                    future = child.calls.pop(call_id, None)
+                with self._lock:
+                    future = link.calls.pop(call_id, None)
                 if future is not None:
                     if ok:
                         future.set_result(value)
@@ -405,46 +758,50 @@ class JobHostClient:
                         if tb and not isinstance(value, UserError):
                             log.error("job host call failed:\n%s", tb)
                         future.set_exception(value)
-            elif kind == "ready":
-                child.pid = message[1]
-        # The child is gone: fail what waits on it; the next call starts a new one.
-        with self._host_lock:
-            calls, child.calls = child.calls, {}
-            if self._child is child:
-                self._child = None
-        child.close()
-        for future in calls.values():
-            future.set_exception(UserError("the job host process stopped; try again"))
-        if not self._closed:
-            log.warning("job host process exited (code %s)", child.proc.returncode)
+            elif kind == "bye":
+                return
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self._start_reader()
         future: Future[Any] = Future()
-        with self._host_lock:
-            if self._closed:
-                raise UserError("the job host is closed")
-            child = self._child
-            if child is None or child.proc.poll() is not None:
-                child = self._start()
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        with self._lock:
+            while self._link is None:
+                if self._closed:
+                    raise UserError("the job host connection is closed")
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
+                    raise UserError(failure)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise UserError("the job host did not answer in time; try again")
+                self._linked.wait(min(left, 0.5))
+            link = self._link
             self._next_id += 1
             call_id = self._next_id
-            child.calls[call_id] = future
+            link.calls[call_id] = future
         try:
-            child.send(("call", call_id, method, args, kwargs))
-        except (OSError, ValueError, UserError) as exc:
-            with self._host_lock:
-                child.calls.pop(call_id, None)
+            link.send(("call", call_id, method, args, kwargs))
+        except (OSError, ValueError) as exc:
+            with self._lock:
+                link.calls.pop(call_id, None)
             raise UserError(f"the job host process is not answering: {exc}") from exc
         return future.result(timeout=CALL_TIMEOUT)
 
     def ping(self) -> int:
-        """The child's pid, once it answers (for tests and the benchmark)."""
+        """The host's pid, once it answers (for tests and the benchmark)."""
         return int(self._call("ping"))
+
+    def quit_host(self) -> None:
+        """Ask the host to let go of every job and exit (they keep running). For tests."""
+        self._call("quit")
 
     # -- reads, here ----------------------------------------------------------------------
 
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
-        return self._board.subscribe(listener)
+        unsubscribe = self._board.subscribe(listener)
+        self._start_reader()
+        return unsubscribe
 
     def get(self, key: str) -> JobRecord:
         return self._board.get(key)
@@ -458,7 +815,7 @@ class JobHostClient:
     def is_followed_here(self, job_id: str) -> bool:
         return False
 
-    # -- commands, in the child -----------------------------------------------------------
+    # -- commands, in the host ------------------------------------------------------------
 
     def submit(
         self,
@@ -490,37 +847,31 @@ class JobHostClient:
         return str(self._call("adopt", name, profile=profile, region=region, project_id=project_id))
 
     def shutdown(self, wait: float = 10.0) -> None:
-        """Say goodbye: the child lets go of its jobs (they keep running) and exits.
-
-        A job it is still starting (copying its code, installing its requirements) is
-        started first; the window does not wait more than `wait` seconds for that, the
-        child finishes on its own.
-        """
-        with self._host_lock:
+        """Disconnect. The host keeps following the jobs, and exits by itself once there is
+        nothing left to supervise."""
+        with self._lock:
             self._closed = True
-            child = self._child
-        if child is None:
-            return
-        deadline = time.monotonic() + wait
-        try:
-            child.send(("close",), timeout=wait)
-        except (OSError, ValueError, UserError) as exc:
-            log.info("the job host did not take the goodbye (%s)", exc)
-            if child.conn is None:
-                child.proc.kill()  # it never connected, so it follows nothing
-        try:
-            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.info("the job host is still starting jobs; it exits once they run")
+            link = self._link
+            reader = self._reader
+            self._linked.notify_all()
+        if link is not None:
+            try:
+                link.send(("close",))  # the host closes its end: the reader sees the end
+            except (OSError, ValueError) as exc:
+                log.info("the job host did not take the goodbye (%s)", exc)
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(wait)
+        if link is not None and (reader is None or not reader.is_alive()):
+            link.conn.close()
 
 
 def make_job_service(store: Store) -> Jobs:
-    """What the window follows its jobs with: the job host (from a frozen bundle too), or this
-    process when `TRAINER_GUI_JOB_HOST=0` says so."""
+    """What the window and the CLI follow jobs with: the job host (from a frozen bundle too),
+    or this process when `TRAINER_GUI_JOB_HOST=0` says so."""
     if os.environ.get("TRAINER_GUI_JOB_HOST", "1") == "0":
         return JobService(store)
     return JobHostClient(store)
 
 
 if __name__ == "__main__":
-    sys.exit(child_main())
+    sys.exit(host_main())

@@ -38,6 +38,7 @@ from trainer_gui.core.runners.follow import disk_full
 from trainer_gui.core.spec import dump_spec
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.core.store import JobRecord, Store
+from trainer_gui.core.store.phases import PhaseRecorder
 from trainer_gui.services.api import EventListener, JobBoard
 
 if TYPE_CHECKING:
@@ -76,12 +77,15 @@ class _Follower:
         self.job_id = record.id
         self.lock = lock
         self.parser = MetricsParser(
-            [(m.name, m.regex) for m in spec.metric_definitions], auto_detect=True
+            [(m.name, m.regex) for m in spec.metric_definitions],
+            auto_detect=True,
+            not_metrics=[*spec.hyperparameters, *spec.environment],
         )
         self.log_path = Path(record.run_dir) / "logs" / JOB_LOG
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._io = threading.Lock()
         self.closed = False
+        self.phases = PhaseRecorder(service.store, record.id)  # stores PhaseChanged too
         self._cut_log_to_store()
 
     def _cut_log_to_store(self) -> None:
@@ -170,6 +174,9 @@ class _Follower:
             if self.closed:
                 return
             samples = self._store(event)
+            derived = self.phases.record(event, samples)  # first log line, first metric
+        for phase in derived:
+            self.service._notify(phase)
         self.service._notify(event)
         if samples:
             self.service._notify(MetricBatch(self.job_id, samples))
@@ -293,8 +300,16 @@ class JobService:
         with self._lock:
             return job_id in self._followers
 
-    def recover(self, job_ids: list[str] | None = None) -> list[str]:
-        """Re-attach to unfinished jobs nobody else follows; returns the ids taken over."""
+    def followed_ids(self) -> list[str]:
+        """The jobs this process ingests now (the job host stays while there are any)."""
+        with self._lock:
+            return list(self._followers)
+
+    def recover(self, job_ids: list[str] | None = None, cleanup: bool = True) -> list[str]:
+        """Re-attach to unfinished jobs nobody else follows; returns the ids taken over.
+
+        `cleanup` also removes what the backends left of jobs no longer active (containers,
+        networks); the job host's frequent look for unfollowed jobs skips it."""
         taken = []
         for record in self.store.list_jobs(active_only=True):
             if job_ids is not None and record.id not in job_ids:
@@ -317,7 +332,7 @@ class JobService:
             handle = runner.attach(self.context(record), follower)
             self._keep(handle)
             taken.append(record.id)
-        for backend, runner in list(self._runners.items()):
+        for backend, runner in list(self._runners.items()) if cleanup else []:
             try:
                 runner.cleanup_orphans({r.id for r in self.store.list_jobs(active_only=True)})
             except UserError as exc:

@@ -258,3 +258,29 @@ class MetricData:
 
     job_id: str
     chunk: MetricChunk
+
+
+def as_batches(event: Any) -> Any:
+    """The job host's `LogData` / `MetricData` back as `LogBatch` / `MetricBatch` (for the
+    CLI, which prints line by line); any other event as it is."""
+    from trainer_gui.core.metrics.types import MetricSample
+    from trainer_gui.core.runners.events import LogLine
+
+    if isinstance(event, LogData):
+        chunk = event.chunk
+        lines = [
+            LogLine(host, stream, text, at)
+            for (host, stream, text), at in zip(chunk.rows, chunk.times, strict=True)
+        ]
+        return LogBatch(event.job_id, lines)
+    if isinstance(event, MetricData):
+        samples: list[MetricSample] = []
+        for (host, name), (steps, times, values) in event.chunk.columns.items():
+            rows = zip(steps.tolist(), times.tolist(), values.tolist(), strict=True)
+            for step, at, value in rows:
+                samples.append(
+                    MetricSample(name, value, host, at, None if step != step else int(step))
+                )
+        samples.sort(key=lambda s: (s.wall_time, s.host))
+        return MetricBatch(event.job_id, samples)
+    return event
