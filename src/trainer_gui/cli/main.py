@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from trainer_gui import __version__
+from trainer_gui.cli.new import add_parser as add_new_parser
+from trainer_gui.cli.new import cmd_new
 from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("spec")
     _add_sagemaker_commands(sub)
     _add_serving_commands(sub)
+    add_new_parser(sub)
     return parser
 
 
@@ -969,6 +972,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "images": cmd_images,
             "serve": cmd_serve,
             "predict": cmd_predict,
+            "new": cmd_new,
         }
         if command == "sagemaker":
             return cmd_sagemaker(args)
