@@ -9,6 +9,7 @@ import socket
 import sys
 import tarfile
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -410,3 +411,230 @@ def test_closing_the_panel_cancels_pending_work(qtbot: QtBot) -> None:
     qtbot.waitUntil(lambda: all(task.finished for task in tasks), timeout=5000)
     assert changed == []
     assert widget.endpoints() == []
+
+
+# -- answers people can read: class probabilities as bars ---------------------------------------
+
+
+class CannedServer:
+    """An endpoint that answers what the test sets and notes each request's Content-Type."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.answer: tuple[bytes, str] = (b"[]", "application/json")
+        self.seen: list[tuple[str, bytes]] = []
+        canned = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # /ping
+                self._reply(b"", "text/plain")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                canned.seen.append(
+                    (self.headers.get("Content-Type") or "", self.rfile.read(length))
+                )
+                self._reply(*canned.answer)
+
+            def _reply(self, body: bytes, content_type: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer_json(self, value: Any) -> None:
+        self.answer = (json.dumps(value).encode(), "application/json")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def canned(qtbot: QtBot) -> Iterator[tuple[PredictPanel, CannedServer]]:
+    server = CannedServer()
+    widget = PredictPanel(None)
+    qtbot.addWidget(widget)
+    widget.resize(460, 640)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.select_url(server.url)
+    yield widget, server
+    widget.shutdown()
+    server.close()
+
+
+def send_by_click(qtbot: QtBot, widget: PredictPanel, count: int) -> None:
+    qtbot.mouseClick(widget.send_button, Qt.MouseButton.LeftButton)
+    wait_history(qtbot, widget, count)
+
+
+def type_request(qtbot: QtBot, widget: PredictPanel, text: str) -> None:
+    """What a user does: select all in the editor and type over it."""
+    widget.editor.setFocus()
+    qtbot.keyClick(widget.editor, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(widget.editor, text)
+
+
+def test_class_probabilities_show_as_bars_best_first_with_the_model_folders_labels(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """The real runtime on a softmax model whose folder has labels.txt, through a local
+    endpoint; a batch of three gets an example picker, and Raw shows the JSON."""
+    model_dir = tmp_path / "softmax-model"
+    model_dir.mkdir()
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=-1))
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch >= 2.10
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net), str(model_dir / "model.pt"))
+    (model_dir / "labels.txt").write_text("setosa\nversicolor\nvirginica\n")
+    with serving_in_thread(model_dir) as (url, _service):
+        launcher = FakeLauncher(url)
+        launcher.endpoints = [
+            Endpoint("iris", url, 0, "id", "image", "runtime", "src", str(model_dir), "me")
+        ]
+        widget = PredictPanel(launcher)  # type: ignore[arg-type]
+        qtbot.addWidget(widget)
+        widget.resize(460, 640)
+        widget.show()
+        qtbot.waitUntil(lambda: widget.endpoints() != [], timeout=10_000)
+        type_request(qtbot, widget, json.dumps(ROWS))
+        send_by_click(qtbot, widget, 1)
+        with torch.no_grad():
+            probs = net(torch.tensor(ROWS)).numpy()
+        names = ["setosa", "versicolor", "virginica"]
+        bars = widget.class_bars
+        assert widget.response_stack.currentWidget() is bars
+        order = np.argsort(-probs[0], kind="stable")
+        assert bars.shown() == [(names[i], f"{probs[0][i]:.1%}") for i in order]
+        assert [b.value() for _, b, _ in bars.bars()] == [round(probs[0][i] * 1000) for i in order]
+        assert bars.bars()[0][0].font().bold() and not bars.bars()[1][0].font().bold()
+        assert "model folder" in bars.source_label.text()
+        assert not bars.more_button.isVisible()  # three classes: nothing more to show
+        assert bars.example_combo.isVisible() and bars.example_combo.count() == 3
+        bars.example_combo.setFocus()
+        qtbot.keyClick(bars.example_combo, Qt.Key.Key_Down)
+        order = np.argsort(-probs[1], kind="stable")
+        assert [name for name, _ in bars.shown()] == [names[i] for i in order]
+
+        qtbot.mouseClick(widget.raw_button, Qt.MouseButton.LeftButton)
+        assert widget.response_stack.currentWidget() is widget.response_view
+        assert np.allclose(json.loads(widget.response_view.toPlainText()), probs, atol=1e-6)
+        qtbot.mouseClick(widget.raw_button, Qt.MouseButton.LeftButton)
+        assert widget.response_stack.currentWidget() is bars
+        widget.shutdown()
+
+
+def test_top_five_then_show_all_and_names_from_the_answer(
+    qtbot: QtBot, canned: tuple[PredictPanel, CannedServer]
+) -> None:
+    widget, server = canned
+    probs = [0.02, 0.3, 0.05, 0.01, 0.4, 0.12, 0.07, 0.03]
+    names = [f"digit-{i}" for i in range(8)]
+    server.answer_json({"probabilities": [probs], "labels": names})
+    type_request(qtbot, widget, "[[1, 2]]")
+    send_by_click(qtbot, widget, 1)
+    bars = widget.class_bars
+    ranked = sorted(zip(names, probs, strict=True), key=lambda t: -t[1])
+    assert bars.shown() == [(n, f"{p:.1%}") for n, p in ranked[:5]]
+    assert bars.more_button.isVisible() and bars.more_button.text() == "Show all 8"
+    assert not bars.example_combo.isVisible()  # one example
+    qtbot.mouseClick(bars.more_button, Qt.MouseButton.LeftButton)
+    assert [n for n, _ in bars.shown()] == [n for n, _ in ranked]
+    qtbot.mouseClick(bars.more_button, Qt.MouseButton.LeftButton)
+    assert len(bars.shown()) == 5
+
+
+def test_logits_and_other_answers_stay_raw(
+    qtbot: QtBot, canned: tuple[PredictPanel, CannedServer]
+) -> None:
+    widget, server = canned
+    server.answer_json({"cat": 0.9, "dog": 0.1})
+    type_request(qtbot, widget, "[1]")
+    send_by_click(qtbot, widget, 1)
+    assert widget.response_stack.currentWidget() is widget.class_bars
+    assert widget.class_bars.shown()[0] == ("cat", "90.0%")
+    server.answer_json([[2.3, -1.1, 0.4]])  # logits: not probabilities
+    send_by_click(qtbot, widget, 2)
+    assert widget.response_stack.currentWidget() is widget.response_view
+    assert not widget.raw_button.isVisible()
+    assert json.loads(widget.response_view.toPlainText()) == [[2.3, -1.1, 0.4]]
+    widget.history_list.setCurrentRow(0)  # an earlier answer shows as it was read
+    assert widget.response_stack.currentWidget() is widget.class_bars
+
+
+# -- the request's Content-Type follows what is sent ----------------------------------------------
+
+
+def test_typed_json_after_a_dropped_csv_file_goes_as_json(
+    qtbot: QtBot, canned: tuple[PredictPanel, CannedServer], tmp_path: Path
+) -> None:
+    widget, server = canned
+    path = tmp_path / "rows.csv"
+    path.write_text("1,2,3,4\n")
+    drop(widget, mime_for([path]))
+    wait_history(qtbot, widget, 1)
+    assert server.seen[-1][0] == "text/csv"
+    assert widget.content_type_combo.currentText() == "text/csv"
+    type_request(qtbot, widget, "[[1, 2, 3, 4]]")  # the user types over the file's text
+    assert widget.content_type_combo.currentText() == "application/json"
+    send_by_click(qtbot, widget, 2)
+    assert server.seen[-1] == ("application/json", b"[[1, 2, 3, 4]]")
+    type_request(qtbot, widget, "5,6,7,8")
+    send_by_click(qtbot, widget, 3)
+    assert server.seen[-1] == ("text/csv", b"5,6,7,8")
+
+
+def test_a_binary_files_type_is_for_that_file_only(
+    qtbot: QtBot, canned: tuple[PredictPanel, CannedServer], tmp_path: Path
+) -> None:
+    widget, server = canned
+    path = tmp_path / "rows.npy"
+    np.save(path, np.array(ROWS, dtype=np.float32))
+    drop(widget, mime_for([path]))
+    wait_history(qtbot, widget, 1)
+    assert server.seen[-1][0] == "application/x-npy"
+    send_by_click(qtbot, widget, 2)  # the payload again, with its own type
+    assert server.seen[-1][0] == "application/x-npy"
+    qtbot.mouseClick(widget.clear_button, Qt.MouseButton.LeftButton)
+    type_request(qtbot, widget, '{"instances": [[1, 2, 3, 4]]}')
+    send_by_click(qtbot, widget, 3)
+    assert server.seen[-1][0] == "application/json"
+
+
+def test_a_type_picked_by_hand_sticks_until_auto(
+    qtbot: QtBot, canned: tuple[PredictPanel, CannedServer]
+) -> None:
+    widget, server = canned
+    assert not widget.type_auto_button.isVisible()
+    line = widget.content_type_combo.lineEdit()
+    assert line is not None
+    line.selectAll()
+    qtbot.keyClicks(line, "text/plain")  # the user types a type
+    assert widget.type_auto_button.isVisible()
+    type_request(qtbot, widget, "[[1, 2, 3, 4]]")
+    assert widget.content_type_combo.currentText() == "text/plain"
+    send_by_click(qtbot, widget, 1)
+    assert server.seen[-1][0] == "text/plain"
+    qtbot.mouseClick(widget.type_auto_button, Qt.MouseButton.LeftButton)
+    assert not widget.type_auto_button.isVisible()
+    assert widget.content_type_combo.currentText() == "application/json"
+    send_by_click(qtbot, widget, 2)
+    assert server.seen[-1][0] == "application/json"
+    widget.history_list.setCurrentRow(0)  # restoring a request restores its picked type
+    assert widget.content_type_combo.currentText() == "text/plain"
+    assert widget.type_auto_button.isVisible()
