@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from helpers import WindowFactory, window_factory
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
@@ -27,7 +29,7 @@ marker = os.path.join(here, "torch-installed")
 args = sys.argv[1:]
 if args == ["-c", "import torch"]:
     sys.exit(0 if os.path.exists(marker) else 1)
-if args[:1] == ["-c"]:
+if args[:1] == ["-c"] and "torch_dist" in args[1]:
     print(json.dumps({{"system": "Linux", "tag": "cp311", "pip": "26.3", "torch_dist": None}}))
     sys.exit(0)
 if args[:4] == ["-m", "pip", "config", "list"]:
@@ -48,7 +50,8 @@ if args[:3] == ["-m", "pip", "install"]:
     open(marker, "w").close()
     print("Successfully installed torch-2.13.0", flush=True)
     sys.exit(0)
-sys.exit(3)
+# Anything else (a job's driver, once "installed"): the real interpreter, which has torch.
+os.execv({python!r}, [{python!r}, *args])
 """
 
 
@@ -186,3 +189,55 @@ def test_offer_opens_the_dialog_for_the_interpreter_the_error_names(
     assert dialog.install_button.text() == "Install PyTorch into this interpreter"
     click(qtbot, dialog.close_button)
     assert not dialog.isVisible()
+
+
+# -- from the window's Run ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_window(qtbot: Any) -> Iterator[WindowFactory]:
+    yield from window_factory(qtbot)
+
+
+def test_run_refused_for_want_of_torch_offers_the_install_then_runs_without_a_restart(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    folder = tmp_path / "proj"
+    project = window.projects.create_project(folder, "proj")
+    python = fake_python(tmp_path / "env", "ok")
+    window.projects.set_python(project.id, python)
+    (folder / "code").mkdir()
+    (folder / "code" / "train.py").write_text("print('loss=0.25')\n")
+    spec = folder / "needs-torch.yaml"
+    spec.write_text(
+        "name: needs-torch\n"
+        "source: {source_dir: code, entry_point: train.py}\n"
+        "compute: {backend: local-process, instance_type: ml.m5.large}\n"
+        "metric_definitions: [{name: loss, regex: 'loss=([0-9.]+)'}]\n",
+        encoding="utf-8",
+    )
+    window.projects.refresh_specs()
+    assert window.projects.select_spec(spec)
+
+    window.window_actions.run_action.trigger()  # the job host's check says: no torch
+
+    def dialogs() -> list[TorchInstallDialog]:
+        return [d for d in window.findChildren(TorchInstallDialog) if d.isVisible()]
+
+    qtbot.waitUntil(lambda: bool(dialogs()), timeout=30_000)
+    dialog = dialogs()[0]
+    assert dialog.python == python
+    assert make_window.store.list_jobs() == []
+    with qtbot.waitSignal(dialog.installed, timeout=30_000):
+        click(qtbot, dialog.install_button)
+    assert dialog.rerun_button.text() == "Run needs-torch"
+
+    click(qtbot, dialog.rerun_button)  # the same job host, which said "no torch" before
+
+    qtbot.waitUntil(lambda: len(make_window.store.list_jobs()) == 1, timeout=30_000)
+    job = make_window.store.list_jobs()[0]
+    qtbot.waitUntil(
+        lambda: make_window.store.get_job(job.id).status == "Completed",  # type: ignore[union-attr]
+        timeout=60_000,
+    )
