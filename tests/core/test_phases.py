@@ -72,7 +72,7 @@ def test_a_local_process_run_passes_its_phases_in_order_and_they_are_stored(
         (Phase.STARTING, "starting the interpreter"),
         (Phase.RUNNING, "running: first log line"),
         (Phase.FIRST_METRIC, "first metric"),
-        (Phase.PACKING, "packing model.tar.gz and output.tar.gz"),
+        (Phase.PACKING, "packing the artifacts"),
     ]
     stored = service.store.phases(record.id)
     assert [e.phase for e in stored] == [

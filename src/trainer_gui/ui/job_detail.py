@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.runners.events import Phase
 from trainer_gui.core.spec import JobSpec, spec_from_text
 from trainer_gui.core.spec.model import Backend
-from trainer_gui.core.store import JobRecord, StatusEntry, Store
+from trainer_gui.core.store import JobRecord, PhaseEntry, StatusEntry, Store
+from trainer_gui.core.store.phases import format_span, timeline
 from trainer_gui.services.live_data import LogChunk, MetricChunk
 from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import format_duration
@@ -121,6 +123,29 @@ def summary_html(record: JobRecord, spec: JobSpec | None) -> str:
     return "<table cellspacing='2'>" + "".join(rows) + "</table>"
 
 
+def phase_line_html(record: JobRecord, entries: list[PhaseEntry], now: float) -> str:
+    """ "Preparing 0.4 s › Starting the interpreter 2.1 s › Running 8.2 s…": each phase with
+    how long it took, the current one (of a job still running) bold in the status colour."""
+    end = record.ended_at if record.is_terminal else None
+    parts = []
+    for step in timeline(entries, end, now):
+        text = f"{_esc(step.label)} {format_span(step.seconds)}"
+        if step.current:
+            color = STATUS_COLORS.get(record.status, "gray")
+            parts.append(f"<b style='color:{color}'>{text}…</b>")
+        else:
+            parts.append(f"<span style='color:gray'>{text}</span>")
+    return " <span style='color:gray'>›</span> ".join(parts)
+
+
+def phase_tooltip(entries: list[PhaseEntry]) -> str:
+    """When each phase began, with the runner's own words for it."""
+    return "\n".join(
+        f"{time.strftime('%H:%M:%S', time.localtime(e.at))}  {e.text}"
+        for e in sorted(entries, key=lambda e: e.at)
+    )
+
+
 def console_link(record: JobRecord) -> str | None:
     """The AWS console page of a SageMaker job, or None for other jobs."""
     if record.backend != Backend.SAGEMAKER.value:
@@ -169,6 +194,13 @@ class JobDetail(QWidget):
         self.header = QLabel("Select a job to see its logs and metrics.", self)
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.header.setWordWrap(True)
+        # What the run does now and how long each step took (before the first log line too).
+        self.phase_line = QLabel(self)
+        self.phase_line.setTextFormat(Qt.TextFormat.RichText)
+        self.phase_line.setWordWrap(True)
+        self.phase_line.hide()
+        self._phases: list[PhaseEntry] = []
+        self._phases_task: BackgroundTask | None = None
         self.transfer = TransferProgressBar(per_job=True, parent=self)
         self.metrics = MetricsPanel(self)
         self.log_view = LogView(self)
@@ -190,13 +222,14 @@ class JobDetail(QWidget):
         self.tabs.addTab(self.summary, "Summary")
         self.tabs.addTab(self.spec_text, "Spec")
         self.tabs.addTab(self.history, "History")
+        # Runs only while the one job shown is active: its duration and phase count up.
         self._ticker = QTimer(self)
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._tick)
-        self._ticker.start()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addWidget(self.header)
+        layout.addWidget(self.phase_line)
         layout.addWidget(self.transfer)
         layout.addWidget(self.tabs, 1)
 
@@ -228,8 +261,10 @@ class JobDetail(QWidget):
         else:
             self.log_view.set_job(None, None)
             self.metrics.set_jobs([])
+        self._phases = []
         self._render()
         self._load_history()
+        self._load_phases()
 
     def update_records(self, records: list[JobRecord]) -> None:
         """Fresher copies of the jobs shown (status, times); redraws header and summary."""
@@ -243,16 +278,21 @@ class JobDetail(QWidget):
         if changed:
             self._render()
             self._load_history()
+            self._load_phases()
 
     # -- live data from the bridge -----------------------------------------------------------
 
     @Slot(str, object)
     def on_logs(self, job_id: str, lines: LogChunk) -> None:
         self.log_view.append_lines(job_id, lines)
+        if job_id in self.job_ids and not any(e.phase is Phase.RUNNING for e in self._phases):
+            self._load_phases()  # the first line: "Running" now, not at the next tick
 
     @Slot(str, object)
     def on_metrics(self, job_id: str, samples: MetricChunk) -> None:
         self.metrics.add_samples(job_id, samples)
+        if job_id in self.job_ids and not any(e.phase is Phase.FIRST_METRIC for e in self._phases):
+            self._load_phases()
 
     # -- rendering ---------------------------------------------------------------------------
 
@@ -266,6 +306,12 @@ class JobDetail(QWidget):
 
     def _render(self) -> None:
         records = self.records
+        active = len(records) == 1 and records[0].is_active
+        if active and not self._ticker.isActive():
+            self._ticker.start()
+        elif not active:
+            self._ticker.stop()
+        self._render_phases()
         if not records:
             self.header.setText("Select a job to see its logs and metrics.")
             self.summary.setHtml("")
@@ -298,11 +344,52 @@ class JobDetail(QWidget):
             f"{' · ' + duration if duration else ''} · {_esc(record.id)}</span>"
         )
 
+    def _render_phases(self) -> None:
+        if len(self.records) != 1 or not self._phases:
+            self.phase_line.hide()
+            return
+        self.phase_line.setText(phase_line_html(self.records[0], self._phases, time.time()))
+        self.phase_line.setToolTip(phase_tooltip(self._phases))
+        self.phase_line.show()
+
     @Slot()
     def _tick(self) -> None:
-        """A running job's duration in the header counts up."""
-        if len(self.records) == 1 and self.records[0].is_active and self.records[0].started_at:
+        """A running job's duration and current phase count up; new phases are read."""
+        if len(self.records) != 1 or not self.records[0].is_active:
+            self._ticker.stop()
+            return
+        if self.records[0].started_at:
             self._render_header(self.records[0])
+        self._render_phases()
+        self._load_phases()
+
+    def _load_phases(self) -> None:
+        """Read the shown job's phases from the store (written by whichever process follows
+        it), off the GUI thread; a read still under way is superseded."""
+        if self._phases_task is not None:
+            self._phases_task.cancel()
+            self._phases_task = None
+        if len(self.records) != 1:
+            self._phases = []
+            self._render_phases()
+            return
+        job_id = self.records[0].id
+        store = self.store
+        self._phases_task = run_task(
+            lambda: (job_id, store.phases(job_id)), self._on_phases, self._on_phases_failed
+        )
+
+    @Slot(object)
+    def _on_phases(self, result: tuple[str, list[PhaseEntry]]) -> None:
+        self._phases_task = None
+        job_id, entries = result
+        if self.job_ids == [job_id]:
+            self._phases = entries
+            self._render_phases()
+
+    def _on_phases_failed(self, exc: BaseException, tb: str) -> None:
+        self._phases_task = None  # a busy or closed store: the next tick reads again
+        log.debug("reading the phases failed: %s\n%s", exc, tb)
 
     def _load_history(self) -> None:
         if self._history_task is not None:  # the history of a job no longer shown

@@ -121,7 +121,7 @@ _PHASE_TEXT = {
     Phase.FIRST_METRIC: ("first metric", "First metric"),
     Phase.PACKING: ("packing the artifacts", "Packing"),
     Phase.UPLOADING: ("uploading", "Uploading"),
-    Phase.DOWNLOADING: ("downloading", "Downloading"),
+    Phase.DOWNLOADING: ("downloading the artifacts", "Downloading"),
     Phase.DONE: ("done", "Done"),
 }
 

@@ -248,7 +248,7 @@ def follow_and_finish(
 def finish(ctx: JobContext, sink: EventSink, ending: Ending) -> JobStatus:
     """Pack every host's model and output data, copy them to a local output_path, decide."""
     emit_status(sink, ctx.job_id, JobStatus.UPLOADING, "Packing model.tar.gz and output.tar.gz")
-    emit_phase(sink, ctx.job_id, Phase.PACKING, "packing model.tar.gz and output.tar.gz")
+    emit_phase(sink, ctx.job_id, Phase.PACKING)
     layouts = [
         HostLayout(host, ctx.run_dir / "hosts" / host) for host in contract.host_names(ctx.spec)
     ]

@@ -526,9 +526,7 @@ class SageMakerRunner(Runner):
         emit_status(
             sink, ctx.job_id, JobStatus.UPLOADING, "Downloading model.tar.gz and output.tar.gz"
         )
-        emit_phase(
-            sink, ctx.job_id, Phase.DOWNLOADING, "downloading model.tar.gz and output.tar.gz"
-        )
+        emit_phase(sink, ctx.job_id, Phase.DOWNLOADING)
         s3 = session.client("s3")
         for kind, uri in (("model", model), ("output", output)):
             target = ctx.artifacts_dir / f"{kind}.tar.gz"
