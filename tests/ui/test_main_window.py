@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 from helpers import EXAMPLE, WindowFactory, add_job, drop, fake_probes, mime_for, window_factory
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import QApplication, QMessageBox, QToolBar, QWidget
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.spec import spec_from_dict
 from trainer_gui.core.store import JobRecord, Project
 from trainer_gui.ui.form.spec_form import SpecEditorDialog
+from trainer_gui.ui.job_commands import LocationDialog
 from trainer_gui.ui.job_detail import JobDetail
+from trainer_gui.ui.jobs_table import COL_NAME, COL_STATUS, STARTING
 
 
 @pytest.fixture
@@ -57,6 +59,11 @@ def project_with_jobs(
 
 def wait_rows(qtbot: Any, window: Any, count: int) -> None:
     qtbot.waitUntil(lambda: window.jobs.proxy.rowCount() == count, timeout=5000)
+
+
+def wait_jobs(qtbot: Any, window: Any, count: int, timeout: int = 10_000) -> None:
+    """Until `count` jobs are listed (rows still starting are no jobs yet)."""
+    qtbot.waitUntil(lambda: len(window.jobs.model.job_ids()) == count, timeout=timeout)
 
 
 # -- looks and layout ----------------------------------------------------------------------------
@@ -140,6 +147,59 @@ def test_common_actions_have_keyboard_shortcuts(make_window: WindowFactory) -> N
         keys(window.window_actions.save_spec_action)
         == QKeySequence(QKeySequence.StandardKey.Save).toString()
     )
+
+
+def test_no_two_shortcuts_of_the_window_share_a_key(make_window: WindowFactory) -> None:
+    """Two enabled shortcuts on one key are ambiguous: Qt triggers neither (Ctrl+R on GNOME,
+    where the platform's Refresh key is Ctrl+R too)."""
+    window = make_window()
+    owners: dict[str, list[str]] = {}
+    for action in window.findChildren(QAction):
+        for keys in action.shortcuts():
+            owners.setdefault(keys.toString(), []).append(action.text())
+    for shortcut in window.findChildren(QShortcut):
+        if shortcut.isEnabled():
+            for keys in shortcut.keys():  # noqa: SIM118 - a QShortcut, not a dict
+                owners.setdefault(keys.toString(), []).append(type(shortcut.parent()).__name__)
+
+    assert {keys: who for keys, who in owners.items() if len(who) > 1} == {}
+    assert [k.toString() for k in window.window_actions.refresh_action.shortcuts()] == ["F5"]
+    assert "Ctrl+R" in owners and "F5" in owners
+
+
+def test_ctrl_r_on_the_window_runs_the_selected_spec(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+    folder = tmp_path / "proj"
+    window.projects.create_project(folder, "proj")
+    path = spec_file(folder, "keyed", "print('hi')")
+    window.projects.refresh_specs()
+    assert window.projects.select_spec(path)
+
+    with qtbot.waitSignal(window.window_actions.run_action.triggered, timeout=2000):
+        qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+
+    wait_jobs(qtbot, window, 1)
+    job = window.jobs.model.job_ids()[0]
+    qtbot.waitUntil(lambda: window.jobs.status_text(job) == "Completed", timeout=30_000)
+
+
+def test_ctrl_f_in_the_log_view_focuses_its_search(qtbot: Any, make_window: WindowFactory) -> None:
+    window = make_window()
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+    table = window.detail.log_view.table
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus, timeout=2000)
+
+    qtbot.keyClick(table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+
+    qtbot.waitUntil(lambda: window.detail.log_view.search_edit.hasFocus(), timeout=2000)
 
 
 def test_ctrl_f_focuses_the_log_search(qtbot: Any, make_window: WindowFactory) -> None:
@@ -439,6 +499,101 @@ def test_clone_and_edit_opens_the_jobs_spec_under_a_new_name(
     assert dialog.form.editor("source.command").value() == ["python", "-c", "print(1)"]
 
 
+def test_metric_columns_are_the_current_projects_own(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window, first, _ = project_with_jobs(make_window, tmp_path, ("lossy", JobStatus.COMPLETED))
+    other = window.projects.create_project(tmp_path / "other", "other")
+    add_job(make_window.store, "accurate", JobStatus.COMPLETED, other.id, metrics={"acc": 0.9})
+    window.projects.select_project(first.id)
+    qtbot.waitUntil(lambda: window.jobs.model.metric_names == ["loss"], timeout=5000)
+
+    window.projects.select_project(other.id)
+
+    qtbot.waitUntil(lambda: len(window.jobs.model.job_ids()) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: not window._jobs_loading, timeout=5000)
+    model = window.jobs.model
+    assert [model.record(0).name] == ["accurate"]
+    assert model.metric_names == ["acc"]
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert "loss" not in headers and "acc" in headers
+    window.projects.select_project(first.id)
+    qtbot.waitUntil(lambda: window.jobs.model.metric_names == ["loss"], timeout=5000)
+
+
+def test_open_run_folder_without_a_file_manager_shows_the_path_to_copy(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window, _, records = project_with_jobs(make_window, tmp_path, ("files", JobStatus.COMPLETED))
+    window.show()
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+    asked: list[str] = []
+
+    def no_handler(url: QUrl) -> bool:  # what Qt answers where no program opens folders
+        asked.append(url.toLocalFile())
+        return False
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", no_handler)
+    toolbar = window.findChild(QToolBar, "main_toolbar")
+    button = toolbar.widgetForAction(window.window_actions.open_run_folder_action)
+
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+    assert asked == [records[0].run_dir]
+    dialog = window.findChild(LocationDialog)
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.location.text() == records[0].run_dir
+    qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == records[0].run_dir
+    dialog.close()
+
+
+def test_open_run_folder_with_a_file_manager_shows_no_dialog(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window, _, records = project_with_jobs(make_window, tmp_path, ("files", JobStatus.COMPLETED))
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+    asked: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: asked.append(url) or True)
+
+    window.window_actions.open_run_folder_action.trigger()
+
+    assert len(asked) == 1
+    assert window.findChild(LocationDialog) is None
+
+
+def test_a_search_that_matches_moves_neither_the_log_nor_the_plots(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    from trainer_gui.core.runners.events import LogLine
+
+    window, _, records = project_with_jobs(make_window, tmp_path, ("logged", JobStatus.COMPLETED))
+    window.show()
+    wait_rows(qtbot, window, 1)
+    window.jobs.select_job(records[0].id)
+    log_view = window.detail.log_view
+    qtbot.waitUntil(lambda: not log_view.loading, timeout=5000)
+    log_view.append_lines(
+        records[0].id, [LogLine("algo-1", "stdout", f"epoch {i} loss 0.{i}", i) for i in range(500)]
+    )
+    parts = (log_view, log_view.search_edit, log_view.follow_button, window.detail.metrics)
+
+    def geometries() -> list[Any]:
+        QApplication.sendPostedEvents()
+        QApplication.processEvents()
+        return [p.geometry().getRect() for p in parts] + [window.detail.live.sizes()]
+
+    before = geometries()
+    log_view.search_edit.setFocus()
+    for text in ("e", "poch 4", "9"):
+        qtbot.keyClicks(log_view.search_edit, text)
+        assert log_view.match_label.text()
+        assert geometries() == before, log_view.match_label.text()
+    assert log_view.match_label.text() == "11 matches"
+
+
 def test_a_job_ending_in_the_background_notifies(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
 ) -> None:
@@ -617,6 +772,63 @@ def test_dark_mode_follows_the_system(qapp: Any) -> None:
     assert qapp.style().name() == before_style
 
 
+def test_view_theme_switches_light_and_dark_live_and_is_remembered(
+    qtbot: Any, make_window: WindowFactory, qapp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer_gui.ui.app import apply_theme
+
+    monkeypatch.delenv("TRAINER_GUI_THEME", raising=False)
+    window = make_window()
+    window.show()
+    view_menu = next(
+        a.menu() for a in window.menuBar().actions() if a.text() == "&View" and a.menu()
+    )
+    theme_menu = next(a.menu() for a in view_menu.actions() if a.text() == "Theme")
+    themes = {a.text(): a for a in theme_menu.actions()}
+    assert sorted(themes) == ["Dark", "Light", "System"] and themes["System"].isChecked()
+    style = qapp.style().name()
+
+    def dark(widget: Any) -> bool:
+        return bool(widget.palette().color(widget.palette().ColorRole.Window).lightness() < 128)
+
+    log_view = window.detail.log_view
+    light_stderr = log_view.stream_color("stderr")
+    try:
+        themes["Dark"].trigger()
+
+        assert dark(qapp) and themes["Dark"].isChecked()
+        qtbot.waitUntil(lambda: dark(window) and dark(log_view.table), timeout=2000)
+        qtbot.waitUntil(lambda: log_view.stream_color("stderr") != light_stderr, timeout=2000)
+        assert window.settings.theme == "dark"
+        again = make_window()  # the next start reads the same settings
+        assert again.theme == "dark" and again.window_actions.theme_actions["dark"].isChecked()
+        assert dark(qapp)
+
+        window.window_actions.theme_actions["light"].trigger()
+        assert not dark(qapp) and window.settings.theme == "light"
+        qtbot.waitUntil(lambda: log_view.stream_color("stderr") == light_stderr, timeout=2000)
+        window.window_actions.theme_actions["system"].trigger()
+        assert not dark(qapp) and window.settings.theme == "system"
+        assert qapp.style().name() == style
+    finally:
+        apply_theme(qapp, "system")
+
+
+def test_the_theme_variable_wins_for_one_start(
+    make_window: WindowFactory, qapp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer_gui.ui.app import apply_theme
+
+    monkeypatch.setenv("TRAINER_GUI_THEME", "dark")
+    try:
+        window = make_window()
+        assert window.theme == "dark" and window.window_actions.theme_actions["dark"].isChecked()
+        assert qapp.palette().color(qapp.palette().ColorRole.Window).lightness() < 128
+        assert window.settings.theme == "system"  # not saved: the menu's choice is
+    finally:
+        apply_theme(qapp, "system")
+
+
 def test_the_example_project_is_where_the_window_expects_it() -> None:
     assert (EXAMPLE / "job.yaml").is_file()
 
@@ -646,7 +858,7 @@ def test_ctrl_r_runs_the_selected_spec_and_rerun_runs_the_job_again(
 
     window.window_actions.run_action.trigger()
 
-    wait_rows(qtbot, window, 1)
+    wait_jobs(qtbot, window, 1)
     first = window.jobs.model.job_ids()[0]
     qtbot.waitUntil(lambda: window.jobs.status_text(first) == "Completed", timeout=30_000)
     assert window.jobs.selected_ids() == [first]
@@ -659,11 +871,78 @@ def test_ctrl_r_runs_the_selected_spec_and_rerun_runs_the_job_again(
     assert window.window_actions.rerun_action.isEnabled()
     window.window_actions.run_action.trigger()
 
-    wait_rows(qtbot, window, 2)
+    wait_jobs(qtbot, window, 2)
     second = next(j for j in window.jobs.model.job_ids() if j != first)
     qtbot.waitUntil(lambda: window.jobs.status_text(second) == "Completed", timeout=30_000)
     record = make_window.store.get_job(second)
     assert record is not None and record.project_id == project.id
+
+
+def test_a_double_click_on_run_starts_one_job_and_shows_it_starting_at_once(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    window.show()
+    folder = tmp_path / "proj"
+    window.projects.create_project(folder, "proj")
+    path = spec_file(folder, "twice", "print('once')")
+    window.projects.refresh_specs()
+    assert window.projects.select_spec(path)
+    run = window.window_actions.run_action
+    button = window.findChild(QToolBar, "main_toolbar").widgetForAction(run)
+
+    # What a desktop sends for a double click: press, release, double-click (a press), release.
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.mouseDClick(button, Qt.MouseButton.LeftButton)
+    qtbot.mouseRelease(button, Qt.MouseButton.LeftButton)
+
+    # At once, before the submit has come back: a selected "Starting…" row, Run off.
+    assert not run.isEnabled() and not button.isEnabled()
+    table = window.jobs.table
+    selected = table.selectionModel().selectedRows(COL_STATUS)
+    assert [i.data() for i in selected] == [STARTING]
+    assert table.model().index(0, COL_NAME).data() == "twice"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)  # a third click: still one job
+
+    qtbot.waitUntil(run.isEnabled, timeout=15_000)
+    wait_jobs(qtbot, window, 1)
+    job = window.jobs.model.job_ids()[0]
+    qtbot.waitUntil(lambda: window.jobs.selected_ids() == [job], timeout=5000)
+    assert window.jobs.proxy.rowCount() == 1
+    assert len(make_window.store.list_jobs()) == 1
+    qtbot.waitUntil(lambda: window.jobs.status_text(job) == "Completed", timeout=30_000)
+
+
+def test_a_failed_submit_gives_run_back_and_drops_the_starting_row(
+    qtbot: Any,
+    make_window: WindowFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    messages: list[tuple[str, str, str]],
+) -> None:
+    window = make_window()
+    folder = tmp_path / "proj"
+    window.projects.create_project(folder, "proj")
+    path = spec_file(folder, "doomed", "print('never')")
+    window.projects.refresh_specs()
+    assert window.projects.select_spec(path)
+    release = threading.Event()
+
+    def submit(*args: Any, **kwargs: Any) -> Any:
+        assert release.wait(10)
+        raise UserError("the interpreter is gone")
+
+    monkeypatch.setattr(make_window.service, "submit", submit)
+    run = window.window_actions.run_action
+
+    run.trigger()
+
+    assert not run.isEnabled() and window.jobs.proxy.rowCount() == 1
+    release.set()
+    qtbot.waitUntil(lambda: bool(messages), timeout=5000)
+    assert messages[0] == ("warning", "Cannot start doomed", "the interpreter is gone")
+    assert run.isEnabled()
+    assert window.jobs.proxy.rowCount() == 0
 
 
 def test_stop_stops_a_running_job(qtbot: Any, make_window: WindowFactory, tmp_path: Path) -> None:
@@ -674,7 +953,7 @@ def test_stop_stops_a_running_job(qtbot: Any, make_window: WindowFactory, tmp_pa
 
     window.commands.run_spec_file(path)
 
-    wait_rows(qtbot, window, 1)
+    wait_jobs(qtbot, window, 1)
     job_id = window.jobs.model.job_ids()[0]
     qtbot.waitUntil(lambda: window.jobs.status_text(job_id) == "Training", timeout=30_000)
     window.jobs.select_job(job_id)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSize, Qt
-from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QStyle
 
 from trainer_gui.core.store import JobRecord
@@ -101,14 +101,11 @@ class WindowActions(QObject):
         self.open_run_folder_action = self._action(
             "Open run folder", self.commands.open_run_folder, tip="Show the job's files"
         )
+        # F5 only, not the platform's Refresh key: on GNOME-style desktops that is Ctrl+R,
+        # which Run has, and an ambiguous shortcut triggers neither action.
         self.refresh_action = self._action(
-            "Refresh",
-            self.window.refresh_all,
-            QKeySequence.StandardKey.Refresh,
-            "Reload everything",
+            "Refresh", self.window.refresh_all, "F5", "Reload everything"
         )
-        if self.refresh_action.shortcut().isEmpty():
-            self.refresh_action.setShortcut(QKeySequence("F5"))
         self.search_logs_action = self._action(
             "Search logs", self.window.search_logs, QKeySequence.StandardKey.Find, "Search the logs"
         )
@@ -186,6 +183,24 @@ class WindowActions(QObject):
         view_menu.addAction(self.window.predict_dock.toggleViewAction())
         view_menu.addAction(self.search_logs_action)
         view_menu.addAction(self.refresh_action)
+        view_menu.addSeparator()
+        self.theme_menu = view_menu.addMenu("Theme")
+        self.theme_group = QActionGroup(self)
+        self.theme_group.setExclusive(True)
+        self.theme_actions: dict[str, QAction] = {}
+        for theme, text, tip in (
+            ("system", "System", "Light or dark as the desktop is"),
+            ("light", "Light", "Always light"),
+            ("dark", "Dark", "Always dark"),
+        ):
+            action = self.theme_menu.addAction(text)
+            action.setCheckable(True)
+            action.setStatusTip(tip)
+            action.setData(theme)
+            action.triggered.connect(functools.partial(self.window.set_theme, theme))
+            self.theme_group.addAction(action)
+            self.theme_actions[theme] = action
+        self.show_theme(self.window.theme)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("About Trainer GUI", self.window._about)
 
@@ -215,6 +230,12 @@ class WindowActions(QObject):
         toolbar.addAction(self.open_run_folder_action)
         toolbar.addAction(self.refresh_action)
 
+    def show_theme(self, theme: str) -> None:
+        """Tick `theme` in View > Theme."""
+        action = self.theme_actions.get(theme)
+        if action is not None:
+            action.setChecked(True)
+
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         projects = self.window.store.list_projects()[:10]
@@ -230,10 +251,11 @@ class WindowActions(QObject):
         self, records: list[JobRecord], has_project: bool, spec: Path | None
     ) -> None:
         """Enable what applies to the selected jobs, the current project and the selected spec."""
+        starting = self.commands.starting  # one submit at a time from these actions
         self.new_example_action.setEnabled(has_project)
-        self.run_action.setEnabled(spec is not None or bool(records))
+        self.run_action.setEnabled(not starting and (spec is not None or bool(records)))
         self.stop_action.setEnabled(any(r.is_active for r in records))
-        self.rerun_action.setEnabled(bool(records))
+        self.rerun_action.setEnabled(not starting and bool(records))
         self.clone_action.setEnabled(len(records) == 1)
         self.delete_action.setEnabled(bool(records))
         self.open_run_folder_action.setEnabled(len(records) == 1)

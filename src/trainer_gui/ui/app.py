@@ -1,5 +1,5 @@
-"""Application entry: QApplication, looks (native style, dark mode following the system), the
-main window, and a last-resort error dialog instead of a traceback.
+"""Application entry: QApplication, looks (native style; light or dark following the system, or
+as chosen in View > Theme), the main window, and a last-resort error dialog instead of a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 APP_NAME = "Trainer GUI"
 ORG_NAME = "trainer-gui"
-_DARK_PROPERTY = "trainer_gui_dark_palette"
+_FORCED_PROPERTY = "trainer_gui_forced_palette"  # "dark"/"light": the palette we put in place
+_THEME_PROPERTY = "trainer_gui_theme"
+THEMES = ("system", "light", "dark")
+THEME_ENV = "TRAINER_GUI_THEME"
 _hook_busy = False
 
 
@@ -113,45 +116,103 @@ def dark_palette() -> QPalette:
     return p
 
 
-def _forced_scheme() -> Qt.ColorScheme | None:
-    """`TRAINER_GUI_THEME=dark|light` overrides the system (screenshots, testing)."""
+def light_palette() -> QPalette:
+    """Fusion's light colours, spelled out: a dark desktop's palette must not leak in."""
+    from PySide6.QtGui import QColor, QPalette
+
+    p = QPalette()
+    window, base, text = QColor(239, 239, 239), QColor(255, 255, 255), QColor(0, 0, 0)
+    disabled = QColor(120, 120, 120)
+    role = QPalette.ColorRole
+    p.setColor(role.Window, window)
+    p.setColor(role.WindowText, text)
+    p.setColor(role.Base, base)
+    p.setColor(role.AlternateBase, QColor(247, 247, 247))
+    p.setColor(role.ToolTipBase, QColor(255, 255, 220))
+    p.setColor(role.ToolTipText, text)
+    p.setColor(role.PlaceholderText, QColor(0, 0, 0, 128))
+    p.setColor(role.Text, text)
+    p.setColor(role.Button, window)
+    p.setColor(role.ButtonText, text)
+    p.setColor(role.BrightText, QColor(255, 255, 255))
+    p.setColor(role.Link, QColor(0, 0, 255))
+    p.setColor(role.Highlight, QColor(48, 140, 198))
+    p.setColor(role.HighlightedText, QColor(255, 255, 255))
+    for r in (role.WindowText, role.Text, role.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, r, disabled)
+    return p
+
+
+def env_theme() -> str | None:
+    """`TRAINER_GUI_THEME=system|light|dark`: the theme for this start, in place of the one
+    chosen in View > Theme (screenshots, testing); None when unset or not one of those."""
+    theme = os.environ.get(THEME_ENV, "").strip().lower()
+    return theme if theme in THEMES else None
+
+
+def _scheme_for(theme: str, system: Qt.ColorScheme) -> Qt.ColorScheme:
     from PySide6.QtCore import Qt
 
-    theme = os.environ.get("TRAINER_GUI_THEME", "").strip().lower()
     if theme == "dark":
         return Qt.ColorScheme.Dark
     if theme == "light":
         return Qt.ColorScheme.Light
-    return None
+    return system
+
+
+def current_theme(app: QApplication) -> str:
+    """The theme in force: the one chosen last, else the environment's, else "system"."""
+    chosen = app.property(_THEME_PROPERTY)
+    if isinstance(chosen, str) and chosen in THEMES:
+        return chosen
+    return env_theme() or "system"
 
 
 def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> bool:
-    """Follow the system's light/dark setting; returns whether the app now looks dark.
+    """Make the app light or dark as `scheme` says (default: the current theme's); returns
+    whether the app now looks dark.
 
-    Windows 11, macOS and most Linux desktops hand Qt a dark palette themselves. Where the
-    platform says "dark" but the palette stayed light (plain X11, some window managers), the app
-    switches to Fusion with a dark palette, and back when the system turns light again.
+    Windows 11, macOS and most Linux desktops hand Qt a palette that fits the system's setting.
+    Where the wanted scheme and the palette differ (plain X11, some window managers, or a theme
+    chosen against the system's), the app switches to Fusion with a palette of its own, and
+    back to the platform's style and palette when they agree again.
     """
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QPalette
 
     if scheme is None:
-        scheme = _forced_scheme() or app.styleHints().colorScheme()
-    want_dark = scheme == Qt.ColorScheme.Dark
-    ours = bool(app.property(_DARK_PROPERTY))
-    if want_dark and not ours:
-        if app.palette().color(QPalette.ColorRole.Window).lightness() >= 128:
-            app.setProperty("trainer_gui_style", app.style().name())
-            app.setStyle("Fusion")
-            app.setPalette(dark_palette())
-            app.setProperty(_DARK_PROPERTY, True)
-    elif not want_dark and ours:
+        scheme = _scheme_for(current_theme(app), app.styleHints().colorScheme())
+    wanted = {Qt.ColorScheme.Dark: "dark", Qt.ColorScheme.Light: "light"}.get(scheme, "")
+    forced = str(app.property(_FORCED_PROPERTY) or "")
+    if forced and forced != wanted:  # back to the platform's looks first
         original = app.property("trainer_gui_style")
         if original:
             app.setStyle(str(original))
-        app.setPalette(app.style().standardPalette())
-        app.setProperty(_DARK_PROPERTY, False)
+        app.setPalette(QPalette())  # no colours of our own: the platform's (or style's) palette
+        app.setProperty(_FORCED_PROPERTY, "")
+        forced = ""
+    dark_now = app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    if wanted and not forced and (wanted == "dark") != dark_now:
+        app.setProperty("trainer_gui_style", app.style().name())
+        app.setStyle("Fusion")
+        app.setPalette(dark_palette() if wanted == "dark" else light_palette())
+        app.setProperty(_FORCED_PROPERTY, wanted)
     return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def apply_theme(app: QApplication, theme: str) -> bool:
+    """Use `theme` ("system", "light" or "dark") from now on, live; returns whether the app
+    now looks dark. Where the platform can switch its own palette (Qt 6.8+ on Windows, macOS,
+    some Linux desktops) it is asked to; elsewhere the app's own palettes step in."""
+    from PySide6.QtCore import Qt
+
+    if theme not in THEMES:
+        raise ValueError(f"unknown theme {theme!r}; one of {', '.join(THEMES)}")
+    app.setProperty(_THEME_PROPERTY, theme)
+    hints = app.styleHints()
+    if hasattr(hints, "setColorScheme"):
+        hints.setColorScheme(_scheme_for(theme, Qt.ColorScheme.Unknown))
+    return apply_color_scheme(app)
 
 
 def setup_application(app: QApplication) -> None:
@@ -173,7 +234,7 @@ def setup_application(app: QApplication) -> None:
     pool.setMaxThreadCount(max(pool.maxThreadCount(), POOL_THREADS))
     apply_color_scheme(app)
     app.styleHints().colorSchemeChanged.connect(
-        lambda scheme: apply_color_scheme(app, _forced_scheme() or scheme)
+        lambda scheme: apply_color_scheme(app, _scheme_for(current_theme(app), scheme))
     )
 
 

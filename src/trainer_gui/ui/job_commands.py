@@ -4,6 +4,9 @@ folder or console page, and start one from the example.
 Everything slow runs off the GUI thread through a `TaskGroup` (cancelled when the window closes,
 so no result reaches a closed window). Dialogs and messages stay the window's (`show_message`,
 `ask_delete`, `confirm_cloud_run`: tests replace them there).
+
+A submit shows at once: a selected "Starting…" row in the jobs table, and Run and Re-run are
+off until it returns or fails, so a double click starts one job, not two.
 """
 
 from __future__ import annotations
@@ -16,11 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from PySide6.QtCore import QObject, QUrl, Slot
-from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QDialog
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from trainer_gui.core.errors import UserError
+from trainer_gui.core.errors import TorchMissing, UserError
 from trainer_gui.core.naming import clone_name
 from trainer_gui.core.paths import example_project
 from trainer_gui.core.runners.events import JobStatus
@@ -31,11 +42,50 @@ from trainer_gui.ui.form.spec_form import SpecEditorDialog, rebase_paths
 from trainer_gui.ui.job_detail import console_link
 from trainer_gui.ui.projects import project_python
 from trainer_gui.ui.tasks import TaskGroup
+from trainer_gui.ui.torch_install import offer_torch_install
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer_gui.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+
+class LocationDialog(QDialog):
+    """A path or address the desktop could not open: shown, selectable, one click to copy."""
+
+    def __init__(
+        self,
+        title: str,
+        text: str,
+        location: str,
+        parent: QWidget | None,
+        copy_text: str = "Copy path",
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.label = QLabel(text, self)
+        self.label.setWordWrap(True)
+        self.location = QLineEdit(location, self)
+        self.location.setReadOnly(True)
+        self.location.setCursorPosition(0)
+        self.location.setMinimumWidth(
+            min(640, self.location.fontMetrics().horizontalAdvance(location) + 24)
+        )
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.copy_button = QPushButton(copy_text, self)
+        self.copy_button.setToolTip("Copy it to the clipboard")
+        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.copy_button.clicked.connect(self.copy)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.label)
+        layout.addWidget(self.location)
+        layout.addWidget(buttons)
+
+    @Slot()
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.location.text())
+        self.copy_button.setText("Copied")
 
 
 class JobCommands(QObject):
@@ -45,6 +95,12 @@ class JobCommands(QObject):
         super().__init__(window)
         self.window = window
         self._tasks = TaskGroup(self)
+        self._starting = 0  # submits not yet returned
+
+    @property
+    def starting(self) -> bool:
+        """A submit is in flight (Run and Re-run wait for it)."""
+        return self._starting > 0
 
     def cancel_pending(self) -> None:
         """The window closes: no pending command reports back (the work itself goes on)."""
@@ -87,12 +143,55 @@ class JobCommands(QObject):
         self.window.projects.refresh_specs()
         self.window.open_editor(folder, data=data)
 
+    def _begin(self, name: str, backend: str, project_id: int | None) -> str:
+        """A submit starts: its "Starting…" row (if the list shows its project), Run off.
+
+        Returns the row's id ("" when there is none), to hand to `_end`.
+        """
+        self._starting += 1
+        current = self.window.current_project()
+        row = ""
+        if current is None or project_id == current.id:
+            jobs = self.window.jobs
+            row = jobs.model.add_placeholder(name, backend, project_id)
+            jobs.select_job(row)
+        self.window.update_actions()
+        return row
+
+    def _end(self, row: str, job_id: str | None) -> None:
+        """The submit returned (`job_id`) or failed (None): its row goes, Run comes back."""
+        self._starting = max(0, self._starting - 1)
+        model = self.window.jobs.model
+        if row and job_id:
+            model.resolve_placeholder(row)  # replaced by the job's row at the next reload
+        elif row:
+            model.remove_placeholder(row)
+        self.window.update_actions()
+
+    def _start_failed(
+        self, row: str, title: str, spec: JobSpec | None = None, project: Project | None = None
+    ) -> Callable[[BaseException, str], None]:
+        def failed(exc: BaseException, tb: str) -> None:
+            self._end(row, None)
+            if isinstance(exc, TorchMissing) and spec is not None and not self.window.closing:
+                # Offer the install, then this Run again (issue 12).
+                rerun = functools.partial(self.submit, spec, project)
+                offer_torch_install(self.window, exc, rerun, f"Run {spec.name}")
+                return
+            self.window.report_task_failure(title, exc, tb)
+
+        return failed
+
     def submit(self, spec: JobSpec, project: Project | None) -> None:
         """Start a job off the GUI thread (checking the interpreter can take seconds).
 
         A SageMaker job costs money from the moment it starts, so it is confirmed first, with
         the estimate for its region (the AWS settings and config are read off the GUI thread).
         """
+        row = self._begin(spec.name, spec.compute.backend.value, project.id if project else None)
+        self._submit(row, spec, project)
+
+    def _submit(self, row: str, spec: JobSpec, project: Project | None) -> None:
         if spec.compute.backend == Backend.SAGEMAKER:
             self._say(f"Estimating the cost of {spec.name} on SageMaker…")
 
@@ -106,22 +205,25 @@ class JobCommands(QObject):
 
             self._tasks.run(
                 resolve,
-                functools.partial(self._on_cloud_resolved, project),
-                self._failed(f"Cannot start {spec.name}"),
+                functools.partial(self._on_cloud_resolved, row, project),
+                self._start_failed(row, f"Cannot start {spec.name}"),
             )
             return
-        self._start(spec, project)
+        self._start(row, spec, project)
 
-    def _on_cloud_resolved(self, project: Project | None, result: tuple[JobSpec, str]) -> None:
+    def _on_cloud_resolved(
+        self, row: str, project: Project | None, result: tuple[JobSpec, str]
+    ) -> None:
         spec, region = result
         if self.window.closing:
             return
         if not self.window.confirm_cloud_run(spec, region):
+            self._end(row, None)
             self._say(f"{spec.name} was not started", 5000)
             return
-        self._start(spec, project)
+        self._start(row, spec, project)
 
-    def _start(self, spec: JobSpec, project: Project | None) -> None:
+    def _start(self, row: str, spec: JobSpec, project: Project | None) -> None:
         project_id = project.id if project else None
         python = project_python(project)
         service = self.window.service
@@ -130,16 +232,28 @@ class JobCommands(QObject):
         def start() -> str:
             return service.submit(spec, project_id=project_id, python=python).job_id
 
-        self._tasks.run(start, self._on_submitted, self._failed(f"Cannot start {spec.name}"))
+        self._tasks.run(
+            start,
+            functools.partial(self._on_submitted, row),
+            self._start_failed(row, f"Cannot start {spec.name}", spec, project),
+        )
 
-    @Slot(object)
-    def _on_submitted(self, job_id: str) -> None:
+    def _on_submitted(self, row: str, job_id: str) -> None:
+        self._end(row, job_id)
         self._say(f"Started {job_id}", 6000)
         self.window.select_when_loaded(job_id)
+
+    def _busy(self) -> bool:
+        """A submit is in flight: say so instead of starting another (a double click)."""
+        if self._starting:
+            self._say("Still starting the last job…", 3000)
+        return bool(self._starting)
 
     @Slot()
     def run_selected(self) -> None:
         """Ctrl+R: run the spec file selected in the sidebar, else re-run the selected jobs."""
+        if self._busy():
+            return
         spec_path = self.window.projects.current_spec_path()
         if spec_path is not None and (
             self.window.projects.tree.hasFocus() or not self.window.selected_records()
@@ -166,6 +280,8 @@ class JobCommands(QObject):
 
     @Slot()
     def rerun_selected(self) -> None:
+        if self._busy():
+            return
         records = self.window.selected_records()
         service = self.window.service
         store = self.window.store
@@ -175,14 +291,16 @@ class JobCommands(QObject):
                 project = store.get_project(record.project_id) if record.project_id else None
                 return service.spec_of(record), project
 
+            row = self._begin(record.name, record.backend, record.project_id)
             self._tasks.run(
-                load, self._on_rerun_loaded, self._failed(f"Cannot re-run {record.name}")
+                load,
+                functools.partial(self._on_rerun_loaded, row),
+                self._start_failed(row, f"Cannot re-run {record.name}"),
             )
 
-    @Slot(object)
-    def _on_rerun_loaded(self, result: tuple[JobSpec, Project | None]) -> None:
+    def _on_rerun_loaded(self, row: str, result: tuple[JobSpec, Project | None]) -> None:
         if not self.window.closing:
-            self.submit(*result)
+            self._submit(row, *result)
 
     @Slot()
     def stop_selected(self) -> None:
@@ -256,9 +374,26 @@ class JobCommands(QObject):
 
     @Slot()
     def open_run_folder(self) -> None:
+        """Show the job's folder in the file manager, or its path where there is none."""
         records = self.window.selected_records()
-        if records:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(records[0].run_dir))
+        if not records:
+            return
+        folder = records[0].run_dir
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(folder)):
+            self.show_location(
+                "Open run folder",
+                f"No program to open folders was found. {records[0].name}'s files are in:",
+                folder,
+            )
+
+    def show_location(
+        self, title: str, text: str, location: str, copy_text: str = "Copy path"
+    ) -> LocationDialog:
+        """Where the desktop has no handler, the path itself (a silent failure told nothing)."""
+        dialog = LocationDialog(title, text, location, self.window, copy_text)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     @Slot()
     def export_selected(self) -> QDialog | None:
@@ -286,8 +421,13 @@ class JobCommands(QObject):
     def open_console(self) -> None:
         records = self.window.selected_records()
         url = console_link(records[0]) if len(records) == 1 else None
-        if url:
-            QDesktopServices.openUrl(QUrl(url))
+        if url and not QDesktopServices.openUrl(QUrl(url)):
+            self.show_location(
+                "Open in AWS console",
+                "No web browser was found. Open this address in one:",
+                url,
+                "Copy address",
+            )
 
     def serve_selected(self) -> None:
         """Serve the selected finished job's model in a local container and show Predict."""

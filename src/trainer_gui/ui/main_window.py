@@ -53,6 +53,7 @@ from trainer_gui.services.api import Jobs
 from trainer_gui.services.live_data import MetricChunk
 from trainer_gui.ui.about import show_about
 from trainer_gui.ui.actions import WindowActions
+from trainer_gui.ui.app import apply_theme, env_theme
 from trainer_gui.ui.bridge import JobEventBridge
 from trainer_gui.ui.form.spec_form import SpecEditorDialog
 from trainer_gui.ui.icons import app_icon
@@ -118,6 +119,9 @@ class MainWindow(QMainWindow):
         self.store = store
         self.service = service
         self.settings = settings or WindowSettings()
+        # The theme chosen in View > Theme (TRAINER_GUI_THEME, when set, for this start only).
+        self.theme = env_theme() or self.settings.theme
+        self._apply_theme()
         self.editors: list[SpecEditorDialog] = []
         self.aws_settings_dialog: QDialog | None = None
         self.remote_jobs_dialog: QDialog | None = None
@@ -186,6 +190,7 @@ class MainWindow(QMainWindow):
 
         self.commands = JobCommands(self)
         self.window_actions = WindowActions(self, self.commands)
+        self.detail.log_view.find_shortcut.setEnabled(False)  # the window's Search logs has it
 
         self.bridge.sig_status.connect(self._on_status)
         self.bridge.sig_logs.connect(self.detail.on_logs)
@@ -196,7 +201,7 @@ class MainWindow(QMainWindow):
         self.projects.sig_project_changed.connect(self._on_project_changed)
         self.projects.sig_spec_activated.connect(self.open_spec)
         self.projects.sig_new_job_requested.connect(self.new_job)
-        self.projects.tree.currentItemChanged.connect(self._update_actions)
+        self.projects.tree.currentItemChanged.connect(self.update_actions)
         self.jobs.sig_selection_changed.connect(self._on_jobs_selected)
         self.jobs.sig_activated.connect(self._on_job_activated)
 
@@ -212,7 +217,7 @@ class MainWindow(QMainWindow):
         self._size_for_screen()
         self._restore_settings()
         self._update_title()
-        self._update_actions()
+        self.update_actions()
         self.refresh_jobs()
         # Re-attach to the jobs nobody follows: now, and every `recover_every` seconds, so a
         # job whose follower went away while the window is open (a CLI run that was
@@ -336,7 +341,7 @@ class MainWindow(QMainWindow):
         self.jobs.model.set_jobs([])
         self.detail.show_jobs([])
         self.refresh_jobs()
-        self._update_actions()
+        self.update_actions()
 
     def _update_title(self) -> None:
         project = self.current_project()
@@ -378,7 +383,7 @@ class MainWindow(QMainWindow):
             self.detail.update_records(self.jobs.selected_records())
             if self._select_after_load and self.jobs.select_job(self._select_after_load):
                 self._select_after_load = None
-            self._update_actions()
+            self.update_actions()
         if self._jobs_reload:
             self._jobs_reload = False
             self.refresh_jobs()
@@ -413,7 +418,7 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_jobs_selected(self, job_ids: list[str]) -> None:
         self.detail.show_jobs(self.jobs.selected_records())
-        self._update_actions()
+        self.update_actions()
 
     @Slot(str)
     def _on_job_activated(self, job_id: str) -> None:
@@ -423,7 +428,8 @@ class MainWindow(QMainWindow):
         return self.jobs.selected_records()
 
     @Slot()
-    def _update_actions(self, *_args: Any) -> None:
+    def update_actions(self, *_args: Any) -> None:
+        """Enable the actions that apply to the selection (and to a submit in flight)."""
         self.window_actions.update_enabled(
             self.selected_records(),
             self.current_project() is not None,
@@ -447,7 +453,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer.start()
         if known:
             self.detail.update_records(self.jobs.selected_records())
-            self._update_actions()
+            self.update_actions()
         try:
             terminal = JobStatus(status).is_terminal
         except ValueError:
@@ -670,6 +676,20 @@ class MainWindow(QMainWindow):
         if box.exec() != QMessageBox.StandardButton.Yes:
             return None
         return remove.isChecked()
+
+    def set_theme(self, theme: str) -> None:
+        """View > Theme: "system", "light" or "dark", applied at once and remembered."""
+        self.settings.theme = theme  # refuses anything else
+        self.settings.sync()
+        self.theme = theme
+        self._apply_theme()
+        self.window_actions.show_theme(theme)
+        self.statusBar().showMessage(f"Theme: {theme}", 3000)
+
+    def _apply_theme(self) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, self.theme)
 
     @Slot()
     def refresh_all(self) -> None:

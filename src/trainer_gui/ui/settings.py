@@ -1,4 +1,5 @@
-"""What the window remembers between runs: geometry, dock/toolbar state, splitters, columns.
+"""What the window remembers between runs: geometry, dock/toolbar state, splitters, columns, and
+the theme chosen in View > Theme.
 
 Kept in an INI file inside the app's data folder (so `TRAINER_GUI_HOME` isolates it, like the
 store), through QSettings, which handles the binary state blobs Qt produces.
@@ -12,11 +13,13 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from trainer_gui.core.paths import data_home
+from trainer_gui.ui.app import THEMES
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "gui-settings.ini"
 SCHEMA = 1
+THEME_KEY = "view/theme"
 
 
 class WindowSettings:
@@ -61,6 +64,18 @@ class WindowSettings:
 
     def set_str(self, key: str, value: str) -> None:
         self.qsettings.setValue(key, value)
+
+    @property
+    def theme(self) -> str:
+        """ "system" (follow the desktop), "light" or "dark"; "system" for anything else."""
+        value = self.get_str(THEME_KEY, "system")
+        return value if value in THEMES else "system"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        if value not in THEMES:
+            raise ValueError(f"unknown theme {value!r}; one of {', '.join(THEMES)}")
+        self.set_str(THEME_KEY, value)
 
     def sync(self) -> None:
         self.qsettings.sync()
