@@ -149,8 +149,8 @@ class _Printer:
     """Turns job events into terminal lines; called from runner threads, so it locks.
 
     Phase changes print as `· starting the interpreter (0.3 s)`, the time counted from when the
-    job was queued. With `store`, the phases the job passed before this printer heard of it
-    (it subscribes after the submit) print first, on the job's first event."""
+    job was queued. It subscribes after the submit, so on the job's first event the phases the
+    job passed before that are read from `store` (the app's store when None) and print first."""
 
     def __init__(self, job_id: str, out: TextIO, quiet: bool, store: Store | None = None) -> None:
         self.job_id = job_id
@@ -160,15 +160,20 @@ class _Printer:
         self.since = time.time()
         self._phases_printed: set[tuple[str, str, float]] = set()
         self._last_phase: tuple[str, str] | None = None
-        self._caught_up = store is None
+        self._caught_up = quiet
         self._lock = threading.Lock()
 
     def _catch_up(self) -> None:
         from trainer_gui.core.runners.events import Phase, PhaseChanged
+        from trainer_gui.core.store import Store
 
         self._caught_up = True
         try:
-            entries = self.store.phases(self.job_id) if self.store is not None else []
+            if self.store is not None:
+                entries = self.store.phases(self.job_id)
+            else:
+                with Store() as store:
+                    entries = store.phases(self.job_id)
         except Exception as exc:  # the phase lines are a nicety; the job's lines still print
             log.debug("reading the phases of %s: %s", self.job_id, exc)
             return
@@ -233,13 +238,13 @@ def _print_phases(store: Store, record: JobRecord, out: TextIO) -> None:
     steps = timeline(store.phases(record.id), record.ended_at, time.time())
     if not steps:
         return
-    origin = steps[0].at
-    width = max(len(step.label) for step in steps)
+    starts = [format_span(step.at - steps[0].at) for step in steps]
+    took = [format_span(step.seconds) for step in steps]
+    wide = [max(len(t) for t in column) for column in (starts, [s.label for s in steps], took)]
     out.write("Phases:\n")
-    for step in steps:
-        start = format_span(step.at - origin)
+    for step, start, spent in zip(steps, starts, took, strict=True):
         now = "  (now)" if step.current else ""
-        out.write(f"  {start:>12}  {step.label:<{width}}  {format_span(step.seconds):>12}{now}\n")
+        out.write(f"  {start:>{wide[0]}}  {step.label:<{wide[1]}}  {spent:>{wide[2]}}{now}\n")
 
 
 def _summary(service: Jobs, record: JobRecord, out: TextIO) -> None:
