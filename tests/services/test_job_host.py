@@ -121,6 +121,15 @@ def _samples(store: Store, job_id: str) -> list[float]:
     return [s.value for _, s in store.metric_samples(job_id, "loss")]
 
 
+def _poll(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _host_gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -345,6 +354,9 @@ def test_job_host_started_by_hand_serves_clients_and_bad_arguments_get_a_usage_l
     assert bad.returncode == 2 and "usage" in bad.stderr and "Traceback" not in bad.stderr
 
     keeper = subprocess.Popen([str(CONSOLE_SCRIPT), "_job-host", "--store", str(store.path)])
+    folder = job_host.host_dir(store.path)
+    _wait_until = _poll(lambda: job_host.read_endpoint(folder) is not None)
+    assert _wait_until, "the hand-started host never wrote its address"
     client = JobHostClient(store)
     try:
         host = client.ping()

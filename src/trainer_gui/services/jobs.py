@@ -215,11 +215,16 @@ class JobService:
 
     def _release(self, job_id: str) -> None:
         with self._lock:
-            follower = self._followers.pop(job_id, None)
-        if follower is not None:
-            with follower._io:
-                follower.closed = True
-            follower.lock.release()
+            follower = self._followers.get(job_id)
+        if follower is None:
+            return
+        with follower._io:
+            follower.closed = True
+        follower.lock.release()
+        # Only now: whoever sees the job as not followed here can also take its lock.
+        with self._lock:
+            if self._followers.get(job_id) is follower:
+                del self._followers[job_id]
 
     # -- jobs -------------------------------------------------------------------------------
 

@@ -85,21 +85,24 @@ class JobHandle:
         self._status: JobStatus | None = None
         self._cancel_cb: Callable[[], None] | None = None
         self._done_lock = threading.Lock()
+        self._finished = False
         self._done_cbs: list[Callable[[JobHandle], None]] = []
 
     def _finish(self, status: JobStatus) -> None:
         self._status = status
         self._started.set()
         with self._done_lock:
-            self._done.set()
+            self._finished = True
             callbacks, self._done_cbs = self._done_cbs, []
         for callback in callbacks:
             callback(self)
+        # Waiters wake after the callbacks: the service has let go of the job by then.
+        self._done.set()
 
     def on_done(self, callback: Callable[[JobHandle], None]) -> None:
         """Call `callback(handle)` once following ends, whatever the status (at once if it has)."""
         with self._done_lock:
-            if not self._done.is_set():
+            if not self._finished:
                 self._done_cbs.append(callback)
                 return
         callback(self)
