@@ -8,7 +8,11 @@ Two sources of samples:
   :func:`naive_parse` is that rule written the obvious way; :class:`MetricsParser` gives the
   same samples, only faster, by skipping regexes that cannot match a line.
 * Auto-detection of ``key=value``, ``key: value`` and JSON-object lines, so a script with no
-  definitions still gets curves.
+  definitions still gets curves. Only lines that look like training progress count (they carry
+  a step or epoch, or a name with a metric word in it: loss, acc, lr, f1, ...), and never names
+  of environment variables (``SM_*``, ``SAGEMAKER_*``, the job's own) or hyperparameters: the
+  toolkit's environment dump (``SM_NUM_CPUS=2``, ``"epochs": 3``) and library chatter
+  (``fd=3``, ``pid=4012``) are not metrics.
 
 A line's step/epoch (``step=20``, ``Epoch 3/10``, ``{"epoch": 1}`` ...) is attached to every
 sample from that line.
@@ -556,12 +560,45 @@ def line_position(line: str) -> tuple[int | None, float | None]:
     return (word_step if step is None else step), (word_epoch if epoch is None else epoch)
 
 
-def _detect(line: str) -> tuple[list[tuple[str, float]], int | None, float | None]:
-    """Auto-detected metrics of a line plus its step and epoch."""
+# Words that make a name a training metric on a line with no step or epoch ("loss=0.5",
+# "val_acc: 0.9", "top1: 0.7"); compared with the name's parts split at _ - . / : (a part's
+# trailing digits may go: "top1", "f1").
+METRIC_WORDS = frozenset(
+    [
+        *("loss", "losses", "acc", "accuracy", "err", "error", "errors", "f1", "auc", "roc"),
+        *("precision", "recall", "mse", "mae", "rmse", "mape", "nll", "ce", "bce", "kl"),
+        *("entropy", "ppl", "perplexity", "bleu", "rouge", "meteor", "wer", "cer", "score"),
+        *("reward", "rewards", "return", "returns", "lr", "learning", "grad", "gradient"),
+        *("top", "map", "iou", "miou", "dice", "psnr", "ssim", "fid", "metric", "throughput"),
+    ]
+)
+_NAME_PARTS_RE = re.compile(r"([A-Za-z]+)(\d*)")
+# The toolkit's and SDK V3's variables and the toolkit's own keys: environment, not metrics.
+_ENVIRONMENT_PREFIXES = ("sm_", "sagemaker_")
+
+
+def _plain(name: str) -> str:
+    """A name as compared with hyperparameter and variable names: lower case, `-` as `_`."""
+    return name.lower().replace("-", "_")
+
+
+def _is_metric_name(name: str) -> bool:
+    for letters, digits in _NAME_PARTS_RE.findall(name.lower()):
+        if letters in METRIC_WORDS or letters + digits in METRIC_WORDS:
+            return True
+    return False
+
+
+def _detect(
+    line: str, ignored: frozenset[str] = frozenset()
+) -> tuple[list[tuple[str, float]], int | None, float | None]:
+    """Auto-detected metrics of a line plus its step and epoch; nothing unless the line looks
+    like training progress, and never a name in `ignored` (plain form) or of the SM_* kind."""
     if "{" in line:
         obj = _json_object(line)
         if obj is not None:
-            return _split_position(_json_numbers(obj))
+            metrics, step, epoch = _split_position(_json_numbers(obj))
+            return _progress(metrics, step, epoch, ignored)
     if "=" not in line and ":" not in line:
         return [], None, None
     metrics = []
@@ -572,7 +609,25 @@ def _detect(line: str) -> tuple[list[tuple[str, float]], int | None, float | Non
     if not metrics:
         return [], None, None
     step, epoch = line_position(line)
-    return metrics, step, epoch
+    return _progress(metrics, step, epoch, ignored)
+
+
+def _progress(
+    metrics: list[tuple[str, float]],
+    step: int | None,
+    epoch: float | None,
+    ignored: frozenset[str],
+) -> tuple[list[tuple[str, float]], int | None, float | None]:
+    kept = [
+        (name, value)
+        for name, value in metrics
+        if not _plain(name).startswith(_ENVIRONMENT_PREFIXES) and _plain(name) not in ignored
+    ]
+    if not kept:
+        return [], None, None
+    if step is None and epoch is None and not any(_is_metric_name(n) for n, _ in kept):
+        return [], None, None  # "fd=3", "num_cpus: 2": numbers, but no training progress
+    return kept, step, epoch
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,10 +645,16 @@ class MetricsParser:
     """
 
     def __init__(
-        self, definitions: Sequence[DefinitionLike] = (), auto_detect: bool = True
+        self,
+        definitions: Sequence[DefinitionLike] = (),
+        auto_detect: bool = True,
+        not_metrics: Iterable[str] = (),
     ) -> None:
+        """`not_metrics`: names auto-detection never reports, whatever the line (the job's
+        hyperparameter and environment variable names); `-` and `_` and case do not count."""
         self._defs = tuple(_CompiledDefinition(*_as_pair(d)) for d in definitions)
         self.auto_detect = auto_detect
+        self._ignored = frozenset(_plain(name) for name in not_metrics)
         # Definitions with no literal to look for must be tried on every line.
         self._always = sum(1 << i for i, d in enumerate(self._defs) if d.literals is None)
         self._by_mask: dict[int, tuple[_CompiledDefinition, ...]] = {}
@@ -691,7 +752,7 @@ class MetricsParser:
         if found:
             step, epoch = line_position(line)
         elif self.auto_detect:
-            found, step, epoch = _detect(line)
+            found, step, epoch = _detect(line, self._ignored)
         else:
             return []
         return [MetricSample(name, value, host, wall_time, step, epoch) for name, value in found]
