@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import subprocess
 import sys
 import threading
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF
-from PySide6.QtGui import QAction, QImage
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QAction, QImage, QPainter
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from pytestqt.qtbot import QtBot
 
@@ -19,6 +20,8 @@ from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.services.live_data import MetricChunk
 from trainer_gui.ui.plots import MetricsPanel
 from trainer_gui.ui.plots.curve import SeriesCurve
+from trainer_gui.ui.plots.panel import LEGEND_OPEN_MAX
+from trainer_gui.ui.plots.widget import log_ticks
 
 JOB = "job-1"
 
@@ -67,7 +70,10 @@ def test_one_plot_per_metric_and_one_curve_per_host(panel: MetricsPanel) -> None
     items = panel.plot("loss").item.vb.addedItems
     assert sum(isinstance(i, SeriesCurve) for i in items) == 4  # shown + faint raw
     assert [c.name() for c in panel.plot("loss").curves.values()] == ["algo-1", "algo-2"]
-    assert panel.plot("loss").item.legend is not None  # two hosts to tell apart
+    # Two hosts to tell apart: one legend above the plots, none over the curves.
+    assert panel.legend.isVisible()
+    assert [e.toolTip() for e in panel.legend.entries] == ["algo-1", "algo-2"]
+    assert panel.plot("loss").item.legend is None
 
 
 def test_new_plots_are_built_one_per_redraw_tick(panel: MetricsPanel) -> None:
@@ -495,3 +501,117 @@ def test_an_answer_to_an_earlier_store_read_is_dropped(
         store.release.set()
     assert loaded == [JOB]
     assert panel.series(JOB, "algo-1", "loss").n == 30
+
+
+# -- legend and log axes ----------------------------------------------------------------------
+
+
+def compare(panel: MetricsPanel, runs: int) -> list[str]:
+    jobs = [f"job-{i}" for i in range(runs)]
+    panel.set_jobs(jobs, {j: f"run {i}" for i, j in enumerate(jobs)})
+    for k, job in enumerate(jobs):
+        panel.add_samples(
+            job, [MetricSample("loss", (k + 1) / i, "algo-1", 1000.0 + i, i) for i in range(1, 60)]
+        )
+    panel.redraw()
+    return jobs
+
+
+def test_the_compare_legend_sits_above_the_plots_not_over_them(
+    panel: MetricsPanel, qtbot: QtBot, tmp_path: Path
+) -> None:
+    compare(panel, 3)
+    legend, plot = panel.legend, panel.plot_widget("loss")
+    qtbot.waitUntil(lambda: plot.width() > 200)  # laid out
+    assert legend.is_open() and all(e.isVisible() for e in legend.entries)
+    assert [e.toolTip() for e in legend.entries] == [f"run {i} · algo-1" for i in range(3)]
+    top = legend.mapTo(panel, legend.rect().bottomLeft()).y()
+    assert plot.mapTo(panel, plot.rect().topLeft()).y() > top  # under it, not under the curves
+    assert panel.plot("loss").item.legend is None
+    # A plot exported alone carries its own legend, for that picture only.
+    with panel.plot("loss").exported_legend():
+        assert panel.plot("loss").item.legend is not None
+    panel.export_png(tmp_path / "loss.png", "loss")
+    assert panel.plot("loss").item.legend is None
+    panel.set_jobs(["job-0"])  # one series: nothing to tell apart
+    panel.redraw()
+    assert not legend.isVisible()
+
+
+def test_with_many_runs_the_legend_starts_folded_and_opens_on_a_click(
+    panel: MetricsPanel, qtbot: QtBot
+) -> None:
+    compare(panel, LEGEND_OPEN_MAX + 2)
+    legend = panel.legend
+    assert not legend.is_open()
+    assert legend.toggle.text() == f"{LEGEND_OPEN_MAX + 2} series ▸"
+    assert not any(e.isVisible() for e in legend.entries)
+    folded = legend.height()
+    qtbot.mouseClick(legend.toggle, Qt.MouseButton.LeftButton)
+    assert all(e.isVisible() for e in legend.entries)
+    qtbot.waitUntil(lambda: legend.height() > folded)
+    qtbot.mouseClick(legend.toggle, Qt.MouseButton.LeftButton)
+    assert not any(e.isVisible() for e in legend.entries)
+
+
+def painted_labels(axis: object) -> list[tuple[QRectF, str]]:
+    """The tick labels an axis paints: (rectangle, text)."""
+    image = QImage(400, 400, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)  # type: ignore[attr-defined]
+    finally:
+        painter.end()
+    return [(QRectF(rect), text) for rect, _flags, text in specs[2]]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.03 + 0.97 * (1 - 1 / (i + 1)) for i in range(200)],  # accuracy: 0.03 .. 1
+        [10.0 ** (k / 10) for k in range(-60, 61)],  # twelve decades
+        [0.31 + i / 1000 for i in range(60)],  # less than a decade
+    ],
+)
+def test_log_axis_labels_do_not_overlap(
+    panel: MetricsPanel, qtbot: QtBot, values: list[float]
+) -> None:
+    panel.resize(700, 420)  # plots at their smallest height
+    panel.add_samples(
+        JOB, [MetricSample("m", v, "algo-1", 1000.0 + i, i + 1) for i, v in enumerate(values)]
+    )
+    panel.redraw()
+    qtbot.mouseClick(panel.log_y_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.log_x_button, Qt.MouseButton.LeftButton)
+    panel.redraw()
+    plot = panel.plot("m")
+    qtbot.waitUntil(lambda: plot.widget.width() > 250)  # laid out in the panel
+    plot.widget.scene().prepareForPaint()
+    for side in ("left", "bottom"):
+        labels = painted_labels(plot.item.getAxis(side))
+        assert len(labels) >= 2, (side, labels)
+        rects = sorted((r for r, _ in labels), key=lambda r: (r.top(), r.left()))
+        for a, b in itertools.pairwise(rects):
+            assert not a.intersects(b), (side, [t for _, t in labels])
+        shown = [label_value(t) for _, t in labels]
+        assert shown == sorted(shown) or shown == sorted(shown, reverse=True)
+
+
+def label_value(text: str) -> float:
+    """A log axis label's value: "0.03", "10⁵", "2×10⁻⁶"."""
+    if not any(c in "⁰¹²³⁴⁵⁶⁷⁸⁹⁻" for c in text):
+        return float(text)
+    mantissa, _, power = text.rpartition("10")
+    exponent = int(power.translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")))
+    return float(mantissa.rstrip("×") or 1) * 10.0**exponent
+
+
+def test_log_ticks_pick_what_fits() -> None:
+    def at(lo: float, hi: float, pixels: float) -> list[float]:
+        return [round(10**t, 9) for t in log_ticks(lo, hi, pixels, 24)]
+
+    assert at(-3, 1, 180) == [0.001, 0.01, 0.1, 1, 10]  # the decades
+    assert at(-1, 0, 180) == [0.1, 0.2, 0.5, 1]  # room for 1, 2, 5
+    assert at(0, 12, 180) == [10.0**k for k in range(0, 13, 2)]  # every other decade
+    assert at(-0.53, -0.05, 180) == [0.3, 0.4, 0.5, 0.6, 0.7]  # round values in a decade
+    assert log_ticks(1, 1, 180, 24) == []

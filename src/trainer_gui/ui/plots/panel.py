@@ -8,12 +8,17 @@ pixel column their min and max), so a million-point series redraws in a few mill
 Views are kept: a plot follows its data (auto-range) only until the user pans or zooms it, and
 "Reset view" hands it back to auto-range.
 
+A series has the same colour in every plot, so one legend above the plots says which is which
+(`SeriesLegend`), never over the curves; with more than `LEGEND_OPEN_MAX` series it starts
+folded to one line ("12 series ▸"), and the hover read-out names the curve under the mouse.
+
 pyqtgraph is imported when the first panel is built, not when this module is imported, so the
 main window can import this module and still open fast.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import os
@@ -66,6 +71,7 @@ REDRAW_HZ = 10.0
 MAX_SMOOTHING = 0.999
 SLIDER_STEPS = 1000
 COLUMNS = 2
+LEGEND_OPEN_MAX = 8  # more series than this: the legend starts folded
 X_MODES = {X_STEP: "Step", X_WALL: "Wall time", X_RELATIVE: "Relative time (s)"}
 # Tableau 10: distinct on light and dark backgrounds.
 PALETTE = (
@@ -80,6 +86,66 @@ PALETTE = (
     "#9c755f",
     "#bab0ac",
 )
+
+
+class SeriesLegend(QWidget):
+    """Which colour is which run and host, once for all plots; folds to one button."""
+
+    sig_toggled = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = FlowLayout(self, spacing=10)
+        self.toggle = QToolButton(self)
+        self.toggle.setCheckable(True)
+        self.toggle.setAutoRaise(True)
+        self.toggle.setToolTip("Show or hide which colour is which series")
+        self.toggle.toggled.connect(self._on_toggled)
+        self._layout.addWidget(self.toggle)
+        self.entries: list[QLabel] = []
+        self._shown: list[tuple[str, str]] = []
+        self._chosen: bool | None = None  # the user's open/fold, once they clicked
+        self.hide()
+
+    def set_entries(self, entries: list[tuple[str, str]]) -> None:
+        """(name, colour) per series; shown from two on (one needs no legend)."""
+        if entries == self._shown:
+            return
+        self._shown = list(entries)
+        for label in self.entries:
+            self._layout.removeWidget(label)
+            label.deleteLater()
+        self.entries = []
+        for name, color in entries:
+            label = QLabel(
+                f'<span style="color:{color}">&#9644;&#9644;</span>&nbsp;{html.escape(name)}',
+                self,
+            )
+            label.setToolTip(name)
+            self._layout.addWidget(label)
+            self.entries.append(label)
+        opened = self._chosen if self._chosen is not None else len(entries) <= LEGEND_OPEN_MAX
+        self.toggle.blockSignals(True)
+        self.toggle.setChecked(opened)
+        self.toggle.blockSignals(False)
+        self._apply(opened)
+        self.setVisible(len(entries) >= 2)
+
+    def is_open(self) -> bool:
+        return self.toggle.isChecked()
+
+    @Slot(bool)
+    def _on_toggled(self, opened: bool) -> None:
+        self._chosen = opened
+        self._apply(opened)
+        self.sig_toggled.emit(opened)
+
+    def _apply(self, opened: bool) -> None:
+        count = len(self.entries)
+        self.toggle.setText("◂" if opened else f"{count} series ▸")
+        for label in self.entries:
+            label.setVisible(opened)
+        self._layout.invalidate()
 
 
 class MetricsPanel(QWidget):
@@ -171,11 +237,18 @@ class MetricsPanel(QWidget):
         bar.addWidget(self.export_button)
 
         self._grid_host = QWidget(self)
-        self._grid = QGridLayout(self._grid_host)
+        host_layout = QVBoxLayout(self._grid_host)
+        host_layout.setContentsMargins(0, 0, 0, 0)
+        # The legend scrolls with the plots and is in the PNG of all of them.
+        self.legend = SeriesLegend(self._grid_host)
+        host_layout.addWidget(self.legend)
+        self._legend_dirty = False
+        self._grid = QGridLayout()
         self._grid.setContentsMargins(0, 0, 0, 0)
+        host_layout.addLayout(self._grid, 1)
         self.placeholder = QLabel("No metrics yet", self._grid_host)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._grid.addWidget(self.placeholder, 0, 0)
+        self._grid.addWidget(self.placeholder, 0, 0, 1, COLUMNS)
         self.scroll_area = QScrollArea(self)
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setWidget(self._grid_host)
@@ -222,6 +295,7 @@ class MetricsPanel(QWidget):
         for key in self._series:
             if key[2] in self._plots:
                 self._plots[key[2]].rename_curve(key, self._series_name(key))
+        self._legend_dirty = True
         self._remove_empty_plots()
         if self._spare is None:
             QTimer.singleShot(0, self, self._prepare_spare)
@@ -315,6 +389,7 @@ class MetricsPanel(QWidget):
         if series is None:
             series = self._series[key] = Series(job_id, host, metric)
             self._color(job_id, host)
+            self._legend_dirty = True
             plot = self._plots.get(metric)
             if plot is not None:
                 plot.ensure_curve(key, self._series_name(key), self._color(job_id, host))
@@ -329,6 +404,7 @@ class MetricsPanel(QWidget):
         self._dirty.add(key)
 
     def _drop_series(self, key: SeriesKey) -> None:
+        self._legend_dirty = True
         self._series.pop(key, None)
         self._dirty.discard(key)
         plot = self._plots.get(key[2])
@@ -441,7 +517,7 @@ class MetricsPanel(QWidget):
             self._grid.removeWidget(plot.widget)
         self._grid.removeWidget(self.placeholder)
         if not self._plots:
-            self._grid.addWidget(self.placeholder, 0, 0)
+            self._grid.addWidget(self.placeholder, 0, 0, 1, COLUMNS)
             self.placeholder.show()
             return
         self.placeholder.hide()
@@ -452,9 +528,25 @@ class MetricsPanel(QWidget):
 
     # -- drawing ----------------------------------------------------------------------------
 
+    def legend_entries(self) -> list[tuple[str, str]]:
+        """(name, colour) of each run and host shown, in `all_series` order."""
+        seen: dict[tuple[str, str], tuple[str, str]] = {}
+        for series in self.all_series():
+            pair = (series.job_id, series.host)
+            if pair not in seen:
+                key = (series.job_id, series.host, series.metric)
+                seen[pair] = (self._series_name(key), self._color(*pair))
+        return list(seen.values())
+
+    def _update_legend(self) -> None:
+        self._legend_dirty = False
+        self.legend.set_entries(self.legend_entries())
+
     @Slot()
     def redraw(self) -> None:
         """Push changed series to their curves; the timer calls this at `REDRAW_HZ`."""
+        if self._legend_dirty:
+            self._update_legend()
         if len(self._plots) < len({k[2] for k in self._series}):
             self._ensure_plots(budget=1)
         if not self._dirty:
@@ -591,8 +683,10 @@ class MetricsPanel(QWidget):
         self._grid.activate()  # plots built just now get their size
         self.redraw()
         if metric is not None:
-            exporter = self.pg.exporters.ImageExporter(self.plot(metric).item)
-            exporter.export(str(path))
+            plot = self.plot(metric)
+            with plot.exported_legend():
+                exporter = self.pg.exporters.ImageExporter(plot.item)
+                exporter.export(str(path))
             return
         if not self._grid_host.grab().save(str(path)):
             raise OSError(f"could not write {path}")

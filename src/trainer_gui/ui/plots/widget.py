@@ -1,19 +1,29 @@
 """One metric's plot: a pyqtgraph PlotWidget with a curve per series, its grid, and the hover
 read-out (a crosshair and the nearest point's name, x and y).
 
+No legend over the curves: a series has the same colour in every plot, so the panel shows one
+legend above them all (`SeriesLegend` in panel.py); a plot gets its own only while it is
+exported alone (`exported_legend`). Log axes label what fits (`log_ticks`): every decade's
+1, 2 and 5 where there is room, the decades only, or every n-th decade.
+
 pyqtgraph is passed in (see `load_pyqtgraph`), not imported here, so importing the plots does
 not import it: the main window opens before pyqtgraph is loaded.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QWidget
 
 from trainer_gui.core.metrics.numerics import peak_downsample, visible_window
@@ -30,6 +40,8 @@ if TYPE_CHECKING:
 PLOT_MIN_HEIGHT = 180  # two rows fit the metrics area of a 1366x768 window
 RAW_ALPHA = 70  # the raw series behind a smoothed one (blended into the background once)
 GRID_ALPHA = 0.25
+LOG_STEPS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1, 3), (1,))
+"""Mantissas labelled in each decade of a log axis, densest first; the densest that fits wins."""
 
 Window = tuple[int, int, int]
 """(i0, i1, pixel columns): the raw index range handed to a curve and its width on screen."""
@@ -113,14 +125,28 @@ class MetricPlot(QObject):
             raw.set_color(_blend(shown, self.background, RAW_ALPHA / 255))
         if self.metric:
             self.set_title(self.metric)
-        if self.item.legend is not None:
-            self._style_legend(self.item.legend)
 
-    def _style_legend(self, legend: Any) -> None:
+    @contextmanager
+    def exported_legend(self) -> Iterator[None]:
+        """A legend on this plot while it is exported alone (on screen, the panel's legend
+        says which colour is which)."""
+        if len(self.curves) < 2 or self.item.legend is not None:
+            yield
+            return
+        legend = self.item.addLegend(offset=(-10, 10))
         legend.setLabelTextColor(self.foreground)
         behind = QColor(self.background)
         behind.setAlpha(200)
         legend.setBrush(behind)
+        for curve in self.curves.values():
+            legend.addItem(curve, curve.name())
+        try:
+            yield
+        finally:
+            legend.clear()
+            if legend.scene() is not None:
+                legend.scene().removeItem(legend)
+            self.item.legend = None
 
     def _style_axis(self, axis: Any) -> None:
         # Grid and ticks on major steps only: minor grid lines cost more paint time than the
@@ -131,6 +157,9 @@ class MetricPlot(QObject):
         axis.enableAutoSIPrefix(False)
         axis.setPen(self.foreground)
         axis.setTextPen(self.foreground)
+        # Log ticks that do not overlap, labelled with the values they stand for.
+        axis.logTickValues = MethodType(_log_tick_values, axis)
+        axis.logTickStrings = MethodType(_log_tick_strings, axis)
 
     def set_x_axis(self, label: str, date: bool) -> None:
         """Label the x axis; a date axis (clock times as ticks) or a plain one."""
@@ -212,14 +241,6 @@ class MetricPlot(QObject):
         self.item.addItem(curve)
         self.curves[key] = curve
         self.raw_curves[key] = raw
-        if len(self.curves) == 2 and self.item.legend is None:
-            # A legend only once there is something to tell apart (it costs paint time).
-            legend = self.item.addLegend(offset=(-10, 10))
-            self._style_legend(legend)
-            for other in self.curves.values():
-                legend.addItem(other, other.name())
-        elif self.item.legend is not None:
-            self.item.legend.addItem(curve, name)
 
     def remove_curve(self, key: SeriesKey) -> None:
         self.windows.pop(key, None)
@@ -233,12 +254,7 @@ class MetricPlot(QObject):
         curve = self.curves.get(key)
         if curve is None or curve.name() == name:
             return
-        legend = self.item.legend
-        if legend is not None:
-            legend.removeItem(curve)
         curve.opts["name"] = name
-        if legend is not None:
-            legend.addItem(curve, name)
 
     @Slot(object)
     def _on_mouse_moved(self, event: tuple[Any, ...]) -> None:
@@ -302,6 +318,95 @@ class MetricPlot(QObject):
 
 def _fmt(v: float) -> str:
     return f"{v:.6g}"
+
+
+def log_ticks(lo: float, hi: float, pixels: float, min_gap: float) -> list[float]:
+    """Where to label a log axis that shows 10**lo to 10**hi over `pixels`: log10 of the
+    values, no two closer than `min_gap` pixels.
+
+    Each decade's 1, 2, 3, ... 9 where there is room, else 1, 2, 5, else 1 and 3, else the
+    decades, else every n-th decade; an axis that spans too little for two of those gets
+    evenly spaced round values instead.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo or pixels <= 0:
+        return []
+    per_decade = pixels / (hi - lo)
+    first, last = math.floor(lo), math.ceil(hi)
+    ticks: list[float] | None = None
+    for steps in LOG_STEPS:
+        logs = [math.log10(m) for m in (*steps, 10)]
+        closest = min(b - a for a, b in itertools.pairwise(logs))
+        if closest * per_decade >= min_gap:
+            ticks = [d + math.log10(m) for d in range(first, last + 1) for m in steps]
+            break
+    if ticks is None:
+        every = max(1, math.ceil(min_gap / per_decade))
+        ticks = [float(d) for d in range(math.ceil(lo / every) * every, last + 1, every)]
+    inside = _thin([t for t in ticks if lo - 1e-9 <= t <= hi + 1e-9], per_decade, min_gap)
+    if len(inside) < 3:  # a short span: round values may say more
+        linear = _thin(_linear_log_ticks(lo, hi, pixels, min_gap), per_decade, min_gap)
+        if len(linear) > len(inside):
+            return linear
+    return inside
+
+
+def _thin(ticks: list[float], per_decade: float, min_gap: float) -> list[float]:
+    """Never two labels closer than `min_gap` pixels, whatever made them."""
+    kept: list[float] = []
+    for t in ticks:
+        if not kept or (t - kept[-1]) * per_decade >= min_gap:
+            kept.append(t)
+    return kept
+
+
+def _linear_log_ticks(lo: float, hi: float, pixels: float, min_gap: float) -> list[float]:
+    """Round values, evenly spaced, for a log axis that spans less than a decade or so."""
+    a, b = 10.0**lo, 10.0**hi
+    raw = (b - a) / max(2, int(pixels // max(min_gap, 1.0)))
+    if not raw > 0 or not math.isfinite(raw):
+        return []
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
+    first = math.ceil(a / step - 1e-9)
+    values = [(first + k) * step for k in range(100)]
+    return [math.log10(v) for v in values if 0 < v <= b * (1 + 1e-9)]
+
+
+def _log_tick_values(
+    axis: Any, lo: float, hi: float, size: float, _std: Any
+) -> list[tuple[None, list[float]]]:
+    """pyqtgraph's logTickValues, on one level: labels that do not overlap (`log_ticks`)."""
+    metrics = QFontMetrics(axis.style.get("tickFont") or axis.font())
+    if axis.orientation in ("left", "right"):
+        gap = metrics.height() * 1.6
+    else:
+        gap = metrics.horizontalAdvance("0.0005") + metrics.height()
+    return [(None, log_ticks(lo, hi, size, gap))]
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _log_tick_strings(axis: Any, values: list[float], scale: float, _spacing: Any) -> list[str]:
+    """The values a log axis' ticks stand for: 0.002, 50, 10⁵, 2×10⁻⁶."""
+    del axis
+    xs = [10.0**v * scale for v in values]
+    digits = 1
+    if len(xs) >= 2:
+        gaps = [abs(b - a) for a, b in itertools.pairwise(xs) if b != a]
+        if gaps:
+            digits = max(1, min(6, math.ceil(math.log10(max(map(abs, xs)) / min(gaps))) + 1))
+    return [_log_label(x, digits) for x in xs]
+
+
+def _log_label(x: float, digits: int) -> str:
+    text = f"{x:.{digits}g}"
+    match = re.fullmatch(r"(-?[\d.]+)e([+-]\d+)", text)
+    if match is None:
+        return text
+    mantissa, exponent = match.group(1), int(match.group(2))
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    return power if mantissa == "1" else f"{mantissa}×{power}"
 
 
 def _blend(color: QColor, background: QColor, alpha: float) -> QColor:
