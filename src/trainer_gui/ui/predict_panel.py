@@ -300,12 +300,12 @@ class ClassBars(QWidget):
         self.grid.setColumnStretch(0, 2)
         self.grid.setColumnStretch(1, 3)
         self.grid.setColumnMinimumWidth(2, self.fontMetrics().horizontalAdvance("100.0%") + 4)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setWidget(self.rows_host)
-        root.addWidget(self.scroll, 1)
+        self.rows_scroll = QScrollArea()
+        self.rows_scroll.setWidgetResizable(True)
+        self.rows_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.rows_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.rows_scroll.setWidget(self.rows_host)
+        root.addWidget(self.rows_scroll, 1)
         self._rows: list[tuple[_ElidedLabel, QProgressBar, QLabel]] = []
 
     def set_readout(self, readout: ClassReadout | None) -> None:

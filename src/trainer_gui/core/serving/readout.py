@@ -180,7 +180,7 @@ def _decode_npy(body: bytes) -> Any:
     return array.tolist()
 
 
-def _decode_csv(text: str) -> list[list[float]] | None:
+def _decode_csv(text: str) -> list[list[float]] | list[float] | None:
     rows: list[list[float]] = []
     integers = True
     for fields in csv.reader(io.StringIO(text)):
@@ -264,7 +264,7 @@ def _records(data: list[Any]) -> Found | None:
             if not isinstance(record, Mapping) or "label" not in record:
                 return None
             score = next((record[k] for k in SCORE_KEYS if k in record), None)
-            if not _is_number(score):
+            if not isinstance(score, (int, float)) or isinstance(score, bool):
                 return None
             row.append(float(score))
             labels.append(str(record["label"]))
