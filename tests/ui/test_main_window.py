@@ -594,6 +594,34 @@ def test_a_search_that_matches_moves_neither_the_log_nor_the_plots(
     assert log_view.match_label.text() == "11 matches"
 
 
+def test_a_download_at_the_end_of_a_job_moves_neither_the_plots_nor_the_log(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    from trainer_gui.core.runners.events import TransferProgress
+
+    window, _, records = project_with_jobs(make_window, tmp_path, ("cloudy", JobStatus.TRAINING))
+    window.show()
+    wait_rows(qtbot, window, 1)
+    job = records[0].id
+    window.jobs.select_job(job)
+    detail = window.detail
+    parts = (detail.tabs, detail.live, detail.metrics, detail.log_view)
+
+    def geometries() -> list[Any]:
+        QApplication.sendPostedEvents()
+        QApplication.processEvents()
+        return [p.geometry().getRect() for p in parts]
+
+    before = geometries()
+    model = TransferProgress(job, "download", "model.tar.gz", 3 << 20, 10 << 20, 0, "")
+    window.bridge.sig_transfer.emit(job, model)
+    qtbot.waitUntil(detail.transfer.isVisible, timeout=2000)
+    assert geometries() == before
+    window._on_status(job, JobStatus.COMPLETED.value, "")  # the job ends: the bar goes
+    qtbot.waitUntil(lambda: not detail.transfer.isVisible(), timeout=2000)
+    assert geometries() == before
+
+
 def test_a_job_ending_in_the_background_notifies(
     qtbot: Any, make_window: WindowFactory, tmp_path: Path
 ) -> None:

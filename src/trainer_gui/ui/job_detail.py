@@ -222,6 +222,9 @@ class JobDetail(QWidget):
         self.tabs.addTab(self.summary, "Summary")
         self.tabs.addTab(self.spec_text, "Spec")
         self.tabs.addTab(self.history, "History")
+        # Beside the tabs, not above them: a download appearing when a job ends (and going
+        # again) must not move the plots and the log.
+        self.tabs.setCornerWidget(self.transfer, Qt.Corner.TopRightCorner)
         # Runs only while the one job shown is active: its duration and phase count up.
         self._ticker = QTimer(self)
         self._ticker.setInterval(1000)
@@ -230,7 +233,6 @@ class JobDetail(QWidget):
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addWidget(self.header)
         layout.addWidget(self.phase_line)
-        layout.addWidget(self.transfer)
         layout.addWidget(self.tabs, 1)
 
     # -- which jobs --------------------------------------------------------------------------
