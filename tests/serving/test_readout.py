@@ -57,6 +57,9 @@ def test_the_model_folders_labels_are_used_when_the_answer_names_none() -> None:
     assert wrong_count is not None and wrong_count.rows[0][0].label == "class 1"
     named = read_classes('{"probs": [0.2, 0.8], "classes": ["x", "y"]}', labels=["cat", "dog"])
     assert named is not None and named.labels_from == "response"
+    # The quickstart model's answer: class numbers are no names.
+    numbered = read_classes('{"predictions": [[0.2, 0.8]], "classes": [0, 1]}', labels=["a", "b"])
+    assert numbered is not None and numbered.rows[0][0].label == "b"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ What counts as class probabilities (anything else is None, and the panel shows t
 * one row, or a batch: a list of rows of the same length (JSON, CSV lines or an NPY array);
 * a JSON object of label -> probability (a row whose labels are its keys);
 * a JSON object holding a row or a batch under "probabilities" (or "probs", "predictions",
-  "outputs", ...), with the class names under "labels" (or "classes", "class_names");
+  "outputs", ...), with the class names under "labels" (or "classes", "class_names"; a list
+  of numbers there, as [0, 1, 2], names nothing);
 * label/score records, as Hugging Face pipelines answer: [{"label": "cat", "score": 0.9}, ...]
   (or a list of such lists for a batch). These name their classes and may be a top-k, so
   their scores need only each be in [0, 1] and add up to at most 1.
@@ -232,8 +233,8 @@ def _find(data: Any, depth: int = 0) -> Found | None:
 
 def _find_in_object(data: Mapping[str, Any], depth: int) -> Found | None:
     names = next((data[k] for k in LABEL_KEYS if isinstance(data.get(k), list) and data[k]), None)
-    if names is not None and not all(isinstance(n, (str, int)) for n in names):
-        names = None
+    if names is not None and not all(isinstance(n, str) for n in names):
+        names = None  # [0, 1, 2] names nothing: the model folder's names, or "class 0", ...
     for key in (*PROBABILITY_KEYS, *WRAPPER_KEYS):
         if key in data:
             found = _find(data[key], depth + 1)
