@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QStyle
 
 from trainer_gui.core.store import JobRecord
 from trainer_gui.ui.job_detail import console_link
+from trainer_gui.ui.template_gallery import add_to_menu as add_template_gallery
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainer_gui.ui.job_commands import JobCommands
@@ -156,6 +157,7 @@ class WindowActions(QObject):
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.new_job_action)
         file_menu.addAction(self.new_example_action)
+        self.new_from_template_action = add_template_gallery(self.window, file_menu)
         file_menu.addAction(self.open_spec_action)
         file_menu.addAction(self.save_spec_action)
         file_menu.addSeparator()

@@ -39,9 +39,7 @@ def _shape(kind: str, rng: random.Random) -> list[list[float]]:
                 on = abs(edge - r) < width
             img[y][x] = 1.0 if on else 0.0
     level = rng.uniform(0.6, 1.0)
-    return [
-        [min(1.0, max(0.0, v * level + rng.gauss(0.08, 0.08))) for v in row] for row in img
-    ]
+    return [[min(1.0, max(0.0, v * level + rng.gauss(0.08, 0.08))) for v in row] for row in img]
 
 
 def _write_pgm(path: Path, img: list[list[float]]) -> None:

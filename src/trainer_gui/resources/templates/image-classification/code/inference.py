@@ -134,9 +134,7 @@ def input_fn(request_body: bytes | str, content_type: str | None = JSON) -> np.n
         array = np.load(io.BytesIO(_bytes(request_body)), allow_pickle=False).astype(np.float32)
         array = array / 255.0
     else:
-        raise ValueError(
-            f"unsupported content type {content_type!r}; send {PGM}, {JSON} or {NPY}"
-        )
+        raise ValueError(f"unsupported content type {content_type!r}; send {PGM}, {JSON} or {NPY}")
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:

@@ -37,7 +37,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", PROJECT_DIR / "data/train"))
+    p.add_argument(
+        "--train", default=os.environ.get("SM_CHANNEL_TRAIN", PROJECT_DIR / "data/train")
+    )
     p.add_argument("--test", default=os.environ.get("SM_CHANNEL_TEST", PROJECT_DIR / "data/test"))
     p.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", PROJECT_DIR / "model"))
     p.add_argument(
@@ -50,7 +52,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def load_folder(root: Path, classes: list[str] | None) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+def load_folder(
+    root: Path, classes: list[str] | None
+) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Images under root/<class>/; the classes are the sorted folder names of the train set."""
     if not root.is_dir():
         raise SystemExit(f"train.py: {root} is not a folder of class folders")

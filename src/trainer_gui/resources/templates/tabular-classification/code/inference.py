@@ -83,7 +83,7 @@ def encode(rows: list[Row], config: dict[str, Any]) -> np.ndarray:
         else:
             raise ValueError(f"row {i} is neither an object nor a list: {row!r:.60}")
         col = 0
-        for column, value in zip(config["columns"], values):
+        for column, value in zip(config["columns"], values):  # noqa: B905 (Python 3.8 images)
             if column["kind"] == "numeric":
                 number = as_number(value)
                 if number is None and value not in (None, ""):
@@ -117,7 +117,7 @@ def _parse_csv(text: str) -> list[Row]:
     first = lines[0]
     if all(as_number(v) is None for v in first):  # a header: match the columns by name
         header = [v.strip() for v in first]
-        return [dict(zip(header, r)) for r in lines[1:]]
+        return [dict(zip(header, r)) for r in lines[1:]]  # noqa: B905
     return [list(r) for r in lines]
 
 
@@ -134,11 +134,13 @@ def input_fn(request_body: bytes | str, content_type: str | None = JSON) -> list
     except ValueError as exc:
         raise ValueError(f"application/json: body is not valid JSON ({exc})") from None
     if isinstance(payload, dict):
-        payload = payload["instances"] if "instances" in payload else [payload]
+        payload = payload.get("instances", [payload])
     if isinstance(payload, list) and payload and not isinstance(payload[0], (dict, list)):
         payload = [payload]  # one row given as a list
     if not isinstance(payload, list) or not payload:
-        raise ValueError("application/json: send a row object, a list of rows or {instances: [...]}")
+        raise ValueError(
+            "application/json: send a row object, a list of rows or {instances: [...]}"
+        )
     return payload
 
 

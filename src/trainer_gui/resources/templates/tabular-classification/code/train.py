@@ -43,7 +43,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", PROJECT_DIR / "data/train"))
+    p.add_argument(
+        "--train", default=os.environ.get("SM_CHANNEL_TRAIN", PROJECT_DIR / "data/train")
+    )
     p.add_argument("--test", default=os.environ.get("SM_CHANNEL_TEST", PROJECT_DIR / "data/test"))
     p.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", PROJECT_DIR / "model"))
     p.add_argument(
@@ -80,7 +82,7 @@ def describe(rows: list[dict[str, str]], target: str, hidden: int) -> dict[str, 
             continue
         texts = [r[name] for r in rows]
         numbers = [as_number(t) for t in texts]
-        if all(n is not None or not t.strip() for n, t in zip(numbers, texts)):
+        if all(n is not None or not t.strip() for n, t in zip(numbers, texts)):  # noqa: B905
             present = [n for n in numbers if n is not None]
             mean = sum(present) / max(1, len(present))
             var = sum((n - mean) ** 2 for n in present) / max(1, len(present))
@@ -100,7 +102,9 @@ def describe(rows: list[dict[str, str]], target: str, hidden: int) -> dict[str, 
     }
 
 
-def tensors(rows: list[dict[str, str]], config: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def tensors(
+    rows: list[dict[str, str]], config: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
     classes = config["classes"]
     unknown = sorted({r[config["target"]] for r in rows} - set(classes))
     if unknown:
