@@ -79,7 +79,8 @@ def test_create_fill_drop_run_and_watch_the_loss_curve(
     spec_file = Path(project.path) / "spirals-e2e.yaml"
     assert spec_file.is_file()
 
-    qtbot.waitUntil(lambda: window.jobs.model.rowCount() == 1, timeout=30_000)
+    # (a "Starting…" row shows at once; the job is listed once the submit has returned)
+    qtbot.waitUntil(lambda: len(window.jobs.model.job_ids()) == 1, timeout=30_000)
     job_id = window.jobs.model.job_ids()[0]
     record = window.jobs.model.record_by_id(job_id)
     assert record is not None and record.backend == "local-process"
