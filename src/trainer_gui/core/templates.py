@@ -16,7 +16,10 @@ user's existing folder as `source.source_dir`, which is only ever read (a run st
 from __future__ import annotations
 
 import ast
+import csv
 import logging
+import math
+import random
 import re
 import runpy
 import shutil
@@ -41,6 +44,10 @@ from trainer_gui.core.spec.model import (
 
 log = logging.getLogger(__name__)
 
+#: The templates' make_data.py scripts import these; naming them here makes a frozen bundle
+#: (PyInstaller follows imports, not package data) carry them too.
+_FOR_TEMPLATE_SCRIPTS = (csv, math, random)
+
 TEMPLATE_FILE = "template.yaml"
 #: Entry scripts tried, in order, when wrapping a folder without naming one.
 ENTRY_GUESSES = ("train.py", "training.py", "main.py", "entry_point.py", "run.py")
@@ -60,7 +67,10 @@ NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 #: `key=value` lines are picked up by the metrics parser anyway.
 GENERIC_METRICS = [
     {"name": "loss", "regex": r"(?i)(?<![\w-])loss\s*[=:]\s*" + NUMBER},
-    {"name": "val_loss", "regex": r"(?i)\b(?:val|valid|validation|test)[_ -]loss\s*[=:]\s*" + NUMBER},
+    {
+        "name": "val_loss",
+        "regex": r"(?i)\b(?:val|valid|validation|test)[_ -]loss\s*[=:]\s*" + NUMBER,
+    },
     {"name": "accuracy", "regex": r"(?i)(?<![\w-])acc(?:uracy)?\s*[=:]\s*" + NUMBER},
     {
         "name": "val_accuracy",
@@ -262,7 +272,9 @@ def _generate(tmpl: Template, folder: Path) -> None:
         namespace["generate"](folder)
     except Exception as exc:
         log.exception("making the data of template %s failed", tmpl.name)
-        raise UserError(f"making the {tmpl.name} data failed: {type(exc).__name__}: {exc}") from None
+        raise UserError(
+            f"making the {tmpl.name} data failed: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _undo(folder: Path, existed: bool) -> None:
