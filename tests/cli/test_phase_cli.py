@@ -61,17 +61,10 @@ def test_run_prints_each_phase_as_it_happens_with_the_time_since_queued(
         "packing the artifacts",
     ]
     # Counted from the queueing: the quiet second and a half shows before the first line.
-    assert phases["starting the interpreter"] < 1.0
     assert phases["running: first log line"] - phases["starting the interpreter"] >= 1.4
     assert sorted(phases.values()) == list(phases.values())
-    assert lines.index("· running: first log line" + f" ({_fmt(lines, 'running')})") < lines.index(
-        "[algo-1] hello"
-    )
-
-
-def _fmt(lines: list[str], what: str) -> str:
-    line = next(ln for ln in lines if ln.startswith(f"· {what}"))
-    return line[line.index("(") + 1 : -1]
+    running = next(i for i, ln in enumerate(lines) if ln.startswith("· running: first log line"))
+    assert running < lines.index("[algo-1] hello")
 
 
 def test_quiet_run_prints_no_phase_lines(app_home: Path, tmp_path: Path) -> None:

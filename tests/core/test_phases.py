@@ -87,7 +87,7 @@ def test_a_local_process_run_passes_its_phases_in_order_and_they_are_stored(
     at = {e.phase: e.at for e in stored}
     # The quiet start is the interpreter's phase, not the job's: the first line came later.
     assert at[Phase.RUNNING] - at[Phase.STARTING] >= 0.5
-    assert at[Phase.FIRST_METRIC] - at[Phase.RUNNING] >= 0.2
+    assert at[Phase.FIRST_METRIC] >= at[Phase.RUNNING]
     assert at[Phase.DONE] == record.ended_at
     assert at[Phase.QUEUED] == record.created_at
     # The first log line's event is heard before the batch that carried it.

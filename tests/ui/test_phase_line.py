@@ -22,7 +22,7 @@ SpecFactory = Callable[..., JobSpec]
 #: As quiet as a script importing torch, then a line and a metric.
 SLOW_START = """
     import time
-    time.sleep(2.5)
+    time.sleep(4)
     print("hello", flush=True)
     time.sleep(1.2)
     print("epoch=0 step=0 loss=0.5", flush=True)
@@ -75,7 +75,7 @@ def test_the_phase_line_follows_a_run_from_a_quiet_start_to_its_end(
     assert detail.log_view.table.model().rowCount() == 0
     assert "Preparing" in detail.phase_line.text()
     shown = _current(detail)
-    qtbot.waitUntil(lambda: _current(detail) != shown, timeout=1_800)  # it counts up, ~1 Hz
+    qtbot.waitUntil(lambda: _current(detail) != shown, timeout=2_500)  # it counts up, ~1 Hz
     assert _current(detail).startswith("Starting the interpreter")
 
     qtbot.waitUntil(lambda: _current(detail).startswith("Running"), timeout=20_000)
@@ -97,8 +97,8 @@ def test_the_phase_line_follows_a_run_from_a_quiet_start_to_its_end(
         "Packing",
     ]
     seconds = dict(steps)
-    assert float(seconds["Starting the interpreter"]) >= 2.0  # the quiet start, measured
-    assert float(seconds["Running"]) >= 1.0
+    assert float(seconds["Starting the interpreter"]) >= 3.5  # the quiet start, measured
+    assert float(seconds["Running"]) >= 0.8
     assert not detail._ticker.isActive()
     assert "starting the interpreter" in detail.phase_line.toolTip()
 
