@@ -63,10 +63,18 @@ def test_bad_input_is_one_line_with_exit_code_2(
         (["new", "-t", "image-classification"], "name the folder for the new project"),
         (["new", "-t", "bring-your-script", str(tmp_path / "c")], "--source FOLDER"),
         (
-            ["new", "-t", "bring-your-script", str(tmp_path / "d"), "--source", str(tmp_path),
-             "--channel", "train"],
+            [
+                "new",
+                "-t",
+                "bring-your-script",
+                str(tmp_path / "d"),
+                "--source",
+                str(tmp_path),
+                "--channel",
+                "train",
+            ],
             "--channel 'train': write NAME=PATH",
-        ),  # fmt: skip
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

@@ -162,8 +162,12 @@ def test_a_failure_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
     broken = root / "broken"
     (broken / "code").mkdir(parents=True)
     (broken / "code" / "train.py").write_text("print('hi')\n")
-    (broken / "make_data.py").write_text("def generate(project_dir):\n    raise OSError('disk full')\n")
-    (broken / "job.yaml").write_text("name: broken\nsource: {source_dir: code, entry_point: train.py}\n")
+    (broken / "make_data.py").write_text(
+        "def generate(project_dir):\n    raise OSError('disk full')\n"
+    )
+    (broken / "job.yaml").write_text(
+        "name: broken\nsource: {source_dir: code, entry_point: train.py}\n"
+    )
     (broken / "template.yaml").write_text(
         "title: Broken\ndescription: fails\nbackend: local-process\ngenerate: make_data.py\n"
     )
@@ -194,7 +198,9 @@ def test_image_classification_trains_and_classifies_a_test_image(
     image = _first(created.folder / "data" / "test" / "cross", "*.pgm").read_bytes()
     answer = invoke(model, image, "image/x-portable-graymap")
     assert answer["classes"] == ["circle", "cross", "square"]
-    assert len(answer["predictions"]) == 1 and sum(answer["predictions"][0]) == pytest.approx(1, abs=1e-4)
+    assert len(answer["predictions"]) == 1 and sum(answer["predictions"][0]) == pytest.approx(
+        1, abs=1e-4
+    )
     assert answer["labels"][0] in answer["classes"]
 
 
@@ -377,7 +383,9 @@ def test_bring_your_script_asks_for_the_entry_point_when_it_cannot_tell(tmp_path
     folder.mkdir()
     (folder / "a.py").write_text("")
     (folder / "b.py").write_text("")
-    with pytest.raises(UserError, match=r"name the entry script .*\(--entry-point\): one of a.py, b.py"):
+    with pytest.raises(
+        UserError, match=r"name the entry script .*\(--entry-point\): one of a.py, b.py"
+    ):
         create_project("bring-your-script", tmp_path / "p", source=folder)
     created = create_project("bring-your-script", tmp_path / "p", source=folder, entry_point="b.py")
     assert load_spec(created.spec_path).source.entry_point == "b.py"

@@ -76,7 +76,9 @@ def cmd_new(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not args.template:
         raise UserError("name a template: trainer-gui new --template NAME FOLDER (see --list)")
     if not args.folder:
-        raise UserError(f"name the folder for the new project: trainer-gui new -t {args.template} FOLDER")
+        raise UserError(
+            f"name the folder for the new project: trainer-gui new -t {args.template} FOLDER"
+        )
     created = create_project(
         args.template,
         args.folder,
@@ -87,8 +89,6 @@ def cmd_new(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out.write(f"Created {created.folder} from the {created.template.name} template.\n")
     for note in created.notes:
         out.write(f"  - {note}\n")
-    out.write(
-        f"Run it:  trainer-gui run {created.spec_path}\n"
-        f"Open it: trainer-gui gui {created.folder}\n"
-    )
+    out.write(f"Run it:  trainer-gui run {created.spec_path}\n")
+    out.write(f"Open it: trainer-gui gui {created.folder}\n")
     return 0
