@@ -59,12 +59,13 @@ from trainer_gui.core.runners.base import (
     JobContext,
     JobHandle,
     Runner,
+    emit_phase,
     emit_status,
     follow_in_thread,
     start_in_thread,
     stop_grace_seconds,
 )
-from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine, Phase
 from trainer_gui.core.runners.follow import (
     STARTING_DIED,
     Ending,
@@ -495,6 +496,9 @@ class DockerRunner(Runner):
         toolkit = TOOLKIT_ENV in image_env
         layouts = self._prepare(ctx, sink)
         launch = self._launch(ctx, toolkit, image_id)
+        hosts = len(layouts)
+        what = "the container" if hosts == 1 else f"{hosts} containers"
+        emit_phase(sink, ctx.job_id, Phase.STARTING, f"starting {what}")
         labels = {
             LABEL_JOB: ctx.job_id,
             LABEL_ROLE: ROLE_TRAIN,
@@ -586,6 +590,9 @@ class DockerRunner(Runner):
             write_start_marker(ctx.run_dir, ids)
             sink(BackendInfo(ctx.job_id, ids))
             _raise_first(_in_parallel([container.start for container in containers]))
+            if hosts > 1 and spec.distribution.kind != "none":
+                # Until a host prints: the launcher's rendezvous (torchrun waits for every host).
+                emit_phase(sink, ctx.job_id, Phase.WAITING_FOR_PEERS, f"waiting for {hosts} hosts")
         except docker.errors.APIError as exc:
             self._remove(ctx.job_id)
             raise UserError(_explain_api_error(exc)) from None
