@@ -86,12 +86,18 @@ def test_what_stops_create_is_said_beside_it(
     assert "no '/'" in gallery.status.text()
     retype(qtbot, gallery.name_edit, "fine")
     assert gallery.create_button.isEnabled()
-    # a suggestion never points at a folder that holds files
+    click_card(qtbot, gallery, "custom-driver")
+    assert gallery.name_edit.text() == "fine"  # a name the user typed is kept
+
+
+def test_the_suggested_name_never_points_at_a_folder_with_files(
+    qtbot: Any, gallery: TemplateGalleryDialog, tmp_path: Path
+) -> None:
     (tmp_path / "custom-driver").mkdir()
     (tmp_path / "custom-driver" / "x").write_text("")
-    gallery._name_edited = False
     click_card(qtbot, gallery, "custom-driver")
     assert gallery.name_edit.text() == "custom-driver-2"
+    assert gallery.create_button.isEnabled()
 
 
 def test_bring_your_script_asks_for_the_folder_and_wraps_it(
