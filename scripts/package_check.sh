@@ -22,7 +22,7 @@
 #    Also from the bundle: `trainer-gui gui --example` under packaging/gui_smoke.py
 #    (TRAINER_GUI_SMOKE=1, Qt's offscreen platform) opens the main window on the example, runs
 #    it from the sidebar to Completed, and the job's training process must be a child of the
-#    job host, itself a child of the window's process (dist/package-check/bundle-gui-smoke.json).
+#    job host (`trainer-gui _job-host`, its own process) (dist/package-check/bundle-gui-smoke.json).
 #
 # Under `set -o pipefail` no pipeline here ends in a reader that may stop early (`head`,
 # `grep -q`, `awk '{...; exit}'`): the writer then dies of SIGPIPE (exit 141) or not, depending
