@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.serving.readout import read_classes
 from trainer_gui.core.spec import load_spec, spec_from_text
 from trainer_gui.core.templates import (
     Template,
@@ -201,7 +202,11 @@ def test_image_classification_trains_and_classifies_a_test_image(
     assert len(answer["predictions"]) == 1 and sum(answer["predictions"][0]) == pytest.approx(
         1, abs=1e-4
     )
-    assert answer["labels"][0] in answer["classes"]
+    assert answer["predicted"][0] in answer["classes"]
+    # the Predict panel reads it as class bars named by the answer itself
+    readout = read_classes(json.dumps(answer))
+    assert readout is not None and readout.labels_from == "response"
+    assert sorted(score.label for score in readout.rows[0]) == answer["classes"]
 
 
 @pytest.mark.slow
@@ -214,9 +219,9 @@ def test_tabular_classification_trains_and_reads_its_own_test_csv(
     rows = (created.folder / "data" / "test" / "fruit.csv").read_text().splitlines()[:4]
     answer = invoke(model, "\n".join(rows).encode(), "text/csv")
     assert answer["classes"] == ["apple", "orange", "pear"]
-    assert len(answer["predictions"]) == 3 and len(answer["labels"]) == 3
+    assert len(answer["predictions"]) == 3 and len(answer["predicted"]) == 3
     one = {"weight_g": 150, "diameter_cm": 7.4, "sweetness": 6, "colour": "red"}
-    assert len(invoke(model, json.dumps(one).encode(), "application/json")["labels"]) == 1
+    assert len(invoke(model, json.dumps(one).encode(), "application/json")["predicted"]) == 1
 
 
 @pytest.mark.slow

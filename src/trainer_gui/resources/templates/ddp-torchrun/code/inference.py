@@ -7,7 +7,7 @@ Requests (Content-Type; parameters such as "; charset=utf-8" are ignored):
   application/json  [[x, y], ...], one point [x, y], or {"instances": [[x, y], ...]}
   text/csv          one point per line: x,y
 Response (application/json):
-  {"predictions": [[p_inner, p_outer], ...], "classes": ["inner", "outer"], "labels": [...]}
+  {"predictions": [[p_inner, p_outer], ...], "classes": ["inner", "outer"], "predicted": [...]}
 Bad input raises ValueError with a message saying what is wrong.
 """
 
@@ -85,7 +85,7 @@ def predict_fn(points: torch.Tensor, model: nn.Module) -> dict[str, Any]:
     return {
         "predictions": probs.round(decimals=6).tolist(),
         "classes": CLASSES,
-        "labels": [CLASSES[i] for i in probs.argmax(dim=1).tolist()],
+        "predicted": [CLASSES[i] for i in probs.argmax(dim=1).tolist()],
     }
 
 

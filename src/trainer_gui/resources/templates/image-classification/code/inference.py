@@ -10,7 +10,7 @@ Requests (Content-Type; parameters such as "; charset=utf-8" are ignored):
                             {"instances": [...]}
   application/x-npy         an array (H, W) or (N, H, W) of pixel values 0..255
 Response (application/json):
-  {"predictions": [[p_circle, p_cross, p_square], ...], "classes": [...], "labels": [...]}
+  {"predictions": [[p_circle, p_cross, p_square], ...], "classes": [...], "predicted": [...]}
 Bad input raises ValueError with a message saying what is wrong.
 """
 
@@ -158,7 +158,7 @@ def predict_fn(images: np.ndarray, model: nn.Module) -> dict[str, Any]:
     return {
         "predictions": probs.round(6).tolist(),
         "classes": classes,
-        "labels": [classes[i] for i in probs.argmax(axis=1)],
+        "predicted": [classes[i] for i in probs.argmax(axis=1)],
     }
 
 

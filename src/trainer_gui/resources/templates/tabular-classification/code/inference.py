@@ -10,7 +10,7 @@ Requests (Content-Type; parameters such as "; charset=utf-8" are ignored):
                     (so a file like data/test/fruit.csv works as it is, its target ignored),
                     without it the values are in the training column order
 Response (application/json):
-  {"predictions": [[p_class0, p_class1, ...], ...], "classes": [...], "labels": [...]}
+  {"predictions": [[p_class0, p_class1, ...], ...], "classes": [...], "predicted": [...]}
 Missing numbers count as the training mean; unseen categories as none of the known ones.
 Bad input raises ValueError with a message saying what is wrong.
 """
@@ -154,7 +154,7 @@ def predict_fn(rows: list[Row], model: nn.Module) -> dict[str, Any]:
     return {
         "predictions": probs.round(6).tolist(),
         "classes": classes,
-        "labels": [classes[i] for i in probs.argmax(axis=1)],
+        "predicted": [classes[i] for i in probs.argmax(axis=1)],
     }
 
 
