@@ -174,6 +174,26 @@ def test_closing_the_dialog_while_pip_runs_stops_pip(qtbot: Any, tmp_path: Path)
     )
 
 
+def test_a_dialog_deleted_with_its_window_stops_pip(qtbot: Any, tmp_path: Path) -> None:
+    parent = QWidget()
+    python = fake_python(tmp_path / "env", "hang")
+    dialog = TorchInstallDialog(python, parent=parent)
+    dialog.show()
+    click(qtbot, dialog.install_button)
+    qtbot.waitUntil(lambda: (tmp_path / "env" / "pip.pid").exists(), timeout=30_000)
+    pid = int((tmp_path / "env" / "pip.pid").read_text())
+
+    gone: list[bool] = []
+    dialog.destroyed.connect(lambda: gone.append(True))
+    parent.deleteLater()  # the window goes, taking the dialog with it: no close event
+    qtbot.waitUntil(lambda: bool(gone), timeout=5000)
+
+    qtbot.waitUntil(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        timeout=15_000,
+    )
+
+
 def test_offer_opens_the_dialog_for_the_interpreter_the_error_names(
     qtbot: Any, tmp_path: Path
 ) -> None:

@@ -66,6 +66,9 @@ class TorchInstallDialog(QDialog):
         self._stop_pip = threading.Event()
         self._task: BackgroundTask | None = None
         self.succeeded = False
+        # A dialog deleted with its window (no close event) still stops pip and drops the result.
+        self._guard = _Guard()
+        self.destroyed.connect(self._guard)
 
         self.intro = QLabel(
             f"The job runs with <b>{_escape(python)}</b>, which cannot import torch.<br>"
@@ -152,6 +155,7 @@ class TorchInstallDialog(QDialog):
             cancel=self._stop_pip,
         )
         self._task = run_task(fn, self._on_done, self._on_failed)
+        self._guard.watch(self._stop_pip, self._task)
         self._poll.start()
 
     @Slot()
@@ -164,6 +168,7 @@ class TorchInstallDialog(QDialog):
 
     def _finish(self) -> None:
         self._task = None
+        self._guard.watch(threading.Event(), None)
         self._poll.stop()
         self._drain()
         self.cancel_button.hide()
@@ -240,10 +245,8 @@ class TorchInstallDialog(QDialog):
 
     def _abandon(self) -> None:
         """Closing while pip runs: stop it, and let no result reach a closed dialog."""
-        if self._task is not None:
-            self._stop_pip.set()
-            self._task.cancel()
-            self._task = None
+        self._guard()
+        self._task = None
         self._poll.stop()
 
     def reject(self) -> None:
@@ -253,6 +256,24 @@ class TorchInstallDialog(QDialog):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._abandon()
         super().closeEvent(event)
+
+
+class _Guard:
+    """The running install of a dialog, to stop from a slot that needs no widget."""
+
+    def __init__(self) -> None:
+        self._stop: threading.Event | None = None
+        self._task: BackgroundTask | None = None
+
+    def watch(self, stop: threading.Event, task: BackgroundTask | None) -> None:
+        self._stop, self._task = stop, task
+
+    def __call__(self, *_args: object) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+        self._stop = self._task = None
 
 
 def _escape(text: str) -> str:
