@@ -290,7 +290,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         service.shutdown()
         out.write(f"Follow it with: trainer-gui logs {job_id} --follow\n")
         return EXIT_OK
-    service.subscribe(_printing(_Printer(job_id, out, args.quiet)))
+    service.subscribe(_printing(_Printer(job_id, out, args.quiet, store=service.store)))
     try:
         while not handle.done:
             handle.wait(0.2)
@@ -638,7 +638,7 @@ def _sm_attach(args: argparse.Namespace) -> int:
     session = _aws_session(args)
     service = _service()
     out = sys.stdout
-    printer = _Printer(args.name, out, args.quiet)
+    printer = _Printer(args.name, out, args.quiet, store=service.store)
     if not args.detach:
         service.subscribe(_printing(printer))
     job_id = service.adopt(args.name, session.profile, session.region)
