@@ -277,10 +277,10 @@ def test_override_that_breaks_validation_is_reported(project: Path) -> None:
 
 
 def test_hyperparameters_file_must_be_a_mapping(project: Path) -> None:
+    """Found when the spec is validated (issue 16), not only at run time after an upload."""
     (project / "bad.json").write_text("[1, 2]")
-    spec = spec_from_dict(_valid(hyperparameters_file="bad.json"), base_dir=project)
     with pytest.raises(SpecError, match="mapping"):
-        spec.all_hyperparameters()
+        spec_from_dict(_valid(hyperparameters_file="bad.json"), base_dir=project)
 
 
 def test_json_schema_carries_titles_and_descriptions_for_forms() -> None:

@@ -310,8 +310,7 @@ def test_a_hostile_hyperparameters_file_is_a_problem_line(
     project: Path, name: str, text: str, expect: str
 ) -> None:
     (project / name).write_text(text)
-    spec = spec_from_dict(_valid(hyperparameters_file=name), project)
-    with pytest.raises(SpecError) as info:
-        spec.all_hyperparameters()
+    with pytest.raises(SpecError) as info:  # when the spec is validated, before any upload
+        spec_from_dict(_valid(hyperparameters_file=name), project)
     (line,) = info.value.problems
     assert line.startswith("hyperparameters_file: ") and expect in line

@@ -84,7 +84,7 @@ def test_an_instance_type_not_in_the_table_shows_a_warning(qtbot: Any, project: 
     label = CostLabel()
     qtbot.addWidget(label)
 
-    label.set_spec(make_spec(project, compute={"instance_type": "ml.zz9.huge"}))
+    label.set_spec(make_spec(project, compute={"instance_type": "ml.c4.xlarge"}))
 
     assert not label.isHidden()
     assert label.estimate is not None and not label.estimate.known
@@ -137,11 +137,11 @@ def test_cloud_run_message_names_the_job_the_hosts_and_the_cost(project: Path) -
 
 
 def test_cloud_run_message_without_a_price_says_so(project: Path) -> None:
-    spec = make_spec(project, compute={"instance_type": "ml.zz9.huge"})
+    spec = make_spec(project, compute={"instance_type": "ml.c4.xlarge"})
 
     _, text = cloud_run_message(spec, "us-east-1")
 
-    assert "unknown, no price for ml.zz9.huge in us-east-1" in text
+    assert "unknown, no price for ml.c4.xlarge in us-east-1" in text
     assert price_table().as_of in text
 
 

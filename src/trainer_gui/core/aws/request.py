@@ -71,6 +71,29 @@ def uses_driver(spec: JobSpec, toolkit_image: bool) -> bool:
     )
 
 
+def check_limits(spec: JobSpec, image: str) -> None:
+    """What CreateTrainingJob would refuse, checked again before anything is uploaded: the
+    hyperparameters file may have changed since the spec was read, and the image is now the
+    resolved URI. Limits from botocore's service model (`core.spec.limits`)."""
+    from trainer_gui.core.spec import limits
+
+    problems = []
+    count = spec.hyperparameter_count_problem()
+    if count:
+        problems.append(count)
+    if len(image) > limits.max_image_uri():
+        problems.append(
+            f"image: {image[:60]}... is {len(image)} characters; SageMaker takes at most "
+            f"{limits.max_image_uri()}"
+        )
+    kind = limits.instance_type_problem(spec.compute.instance_type)
+    if kind:
+        problems.append(f"compute.instance_type: {kind}")
+    problems += [f"sagemaker.tags: {p}" for p in limits.tag_problems(spec.sagemaker.tags)]
+    if problems:
+        raise UserError("\n".join(problems))
+
+
 def plan_locations(
     spec: JobSpec,
     job_name: str,
@@ -80,6 +103,7 @@ def plan_locations(
     toolkit_image: bool,
     base_uri: str,
 ) -> Plan:
+    check_limits(spec, image)
     base = S3Uri.parse(base_uri.rstrip("/"))
     driver = uses_driver(spec, toolkit_image)
     code_uri: str | None = None

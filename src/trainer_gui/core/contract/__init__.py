@@ -43,6 +43,7 @@ __all__ = [
     "sm_environment",
     "to_cmd_args",
     "torchrun_command",
+    "v3_environment",
 ]
 
 CONTAINER_CODE_DIR = "/opt/ml/code"
@@ -129,6 +130,20 @@ def sm_environment(
         num_cpus=num_cpus,
         environ={},
     )
+
+
+def v3_environment(
+    spec: JobSpec, job_name: str, host: str, base_dir: str = DEFAULT_BASE_DIR
+) -> dict[str, str]:
+    """SDK V3's names that the toolkit does not set, for an image whose toolkit starts the
+    script (the driver adds them itself): given as the container's environment, which the
+    toolkit passes on to the script."""
+    decoded = decode_hyperparameters(sagemaker_hyperparameters(spec, job_name))
+    hosts = host_names(spec)
+    user, _ = toolkit.split_hyperparameters(decoded)
+    toolkit_names = {"SM_HP_" + key.upper() for key in user}
+    v3 = toolkit.v3_environment(Paths(base_dir), decoded, hosts, host, hosts[0])
+    return {key: value for key, value in v3.items() if key not in toolkit_names}
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,8 @@ def to_cmd_args(hyperparameters: Mapping[str, Any]) -> list[str]:
         args.append(("-" if len(key) == 1 else "--") + key)
         if isinstance(value, dict):
             args.append(",".join("%s=%s" % (k, value[k]) for k in sorted(value)))
+        elif value is None:
+            args.append("")  # the toolkit's `_decode(None)`: an empty argument, not "None"
         else:
             args.append(str(value))
     return args
@@ -322,6 +324,54 @@ def build_environment(
         or environ.get("AWS_DEFAULT_REGION")
     )
     env["SAGEMAKER_REGION"] = str(region or "")
+    for key, value in v3_environment(paths, decoded, hosts, current_host, master).items():
+        env.setdefault(key, value)  # the toolkit's own names and values win
+    return env
+
+
+def v3_value(value: Any) -> str:
+    """SDK V3's `safe_serialize`: str as is, anything else `json.dumps` (spaces kept)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def v3_environment(
+    paths: Paths,
+    decoded: Mapping[str, Any],
+    hosts: Sequence[str],
+    current_host: str,
+    master_addr: str,
+) -> dict[str, str]:
+    """The names SDK V3's `ModelTrainer` scripts read that the toolkit does not set.
+
+    From sagemaker-train `container_drivers/scripts/environment.py`: the host's rank among the
+    sorted hosts, the master (algo-1; 127.0.0.1 on the host), port 7777, the entry script, the
+    code folder (V3's own code channel is /opt/ml/input/data/code; here the code is where the
+    toolkit puts it), the torchrun config as V3's `Torchrun.model_dump()` JSON, and
+    `SM_HP_<KEY>` with `-` mapped to `_`. Names the toolkit also sets are left to it.
+    """
+    ordered = sorted(hosts) or [current_host]
+    rank = ordered.index(current_host) if current_host in ordered else 0
+    env = {
+        "SM_INPUT_DATA_DIR": paths.input_data_dir,
+        "SM_OUTPUT_FAILURE": paths.failure_file,
+        "SM_MASTER_ADDR": master_addr,
+        "SM_MASTER_PORT": MASTER_PORT,
+        "SM_SOURCE_DIR": paths.code_dir,
+        "SM_ENTRY_SCRIPT": str(decoded.get("sagemaker_program") or ""),
+        "SM_HOST_COUNT": str(len(ordered)),
+        "SM_CURRENT_HOST_RANK": str(rank),
+    }
+    if decoded.get(TORCH_DISTRIBUTED_KEY) in (True, "true", "True"):
+        config = {"process_count_per_node": decoded.get(PROCESSES_PER_HOST_KEY), "smp": None}
+        env["SM_DISTRIBUTED_CONFIG"] = json.dumps(config)
+    user_hps, _ = split_hyperparameters(decoded)
+    for key, value in user_hps.items():
+        env.setdefault("SM_HP_" + key.replace("-", "_").upper(), v3_value(value))
     return env
 
 
@@ -597,25 +647,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         del env["NCCL_SOCKET_IFNAME"]  # e.g. on the host: let NCCL pick
     if opts.host_mode and len(resource_cfg.get("hosts") or []) <= 1:
         env["MASTER_ADDR"] = "127.0.0.1"  # algo-1 does not resolve outside a job network
+        env["SM_MASTER_ADDR"] = env["MASTER_ADDR"]
+    if paths.base != DEFAULT_BASE_DIR:
+        # The toolkit's own `Environment()` (a script may build one) reads this tree, instead
+        # of inventing ~/sagemaker_local/jobs/<time>/opt/ml with the machine's hostname.
+        env["SAGEMAKER_BASE_DIR"] = paths.base
     env["PYTHONPATH"] = os.pathsep.join(p for p in [paths.code_dir, env.get("PYTHONPATH", "")] if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if opts.custom_driver:
-        decoded = decode_hyperparameters(hyperparameters)
-        env.update(
-            {
-                "SM_ENTRY_SCRIPT": str(decoded.get("sagemaker_program") or ""),
-                "SM_SOURCE_DIR": paths.code_dir,
-                "SM_DISTRIBUTED_DRIVER_DIR": os.path.dirname(opts.custom_driver),
-                "SM_MASTER_ADDR": env["MASTER_ADDR"],
-                "SM_MASTER_PORT": MASTER_PORT,
-                "SM_HOST_COUNT": str(len(resource_cfg.get("hosts") or [1])),
-                "SM_CURRENT_HOST_RANK": str(
-                    sorted(resource_cfg.get("hosts") or ["algo-1"]).index(
-                        resource_cfg.get("current_host", "algo-1")
-                    )
-                ),
-            }
-        )
+        # The rest of V3's names come with every job (v3_environment); a custom driver has no
+        # config fields of its own here, so an empty one (json.loads still works).
+        env["SM_DISTRIBUTED_DRIVER_DIR"] = os.path.dirname(opts.custom_driver)
+        env["SM_DISTRIBUTED_CONFIG"] = "{}"
     hosts = list(resource_cfg.get("hosts") or [])
     distributed = opts.custom_driver or decode_hyperparameters(hyperparameters).get(
         TORCH_DISTRIBUTED_KEY

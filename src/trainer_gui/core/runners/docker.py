@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
+from trainer_gui.core.runners import channels
 from trainer_gui.core.runners.base import (
     BATCH_LINES,
     EventSink,
@@ -428,6 +429,11 @@ class DockerRunner(Runner):
             root = ctx.run_dir / "hosts" / host
             layout = contract.materialise_host(spec, ctx.job_id, host, root, run_dir=ctx.run_dir)
             layouts.append(layout)
+            # Each host's own writable copy, as each SageMaker instance downloads one.
+            progress = channels.reporter(ctx.job_id, sink) if sink is not None else None
+            channels.snapshot_channels(
+                spec, ctx.run_dir, layout.channel_dir, warn=warn, progress=progress
+            )
         return layouts
 
     def _mounts(self, ctx: JobContext, layout: HostLayout, launch: str) -> list[Any]:
@@ -449,12 +455,9 @@ class DockerRunner(Runner):
             bind(layout.output_dir, "/opt/ml/output"),
             bind(ctx.run_dir / "code", "/opt/ml/code"),
         ]
-        for channel in spec.channels:
-            source = spec.resolve(channel.source).resolve()
+        for channel in spec.channels:  # the host's private copies (_prepare), writable
             target = f"/opt/ml/input/data/{safety.path_component(channel.name, 'channel name')}"
-            if source.is_file():
-                target = f"{target}/{source.name}"
-            mounts.append(bind(source, target, read_only=True))
+            mounts.append(bind(layout.channel_dir(channel.name), target))
         if spec.distribution.kind == "custom" and spec.distribution.driver_dir:
             mounts.append(
                 bind(
@@ -559,6 +562,9 @@ class DockerRunner(Runner):
                 }
             for layout in layouts:
                 host_env, host_command = environment, command
+                if launch == LAUNCH_TOOLKIT:  # SDK V3's names, which the toolkit lacks
+                    v3 = contract.v3_environment(spec, ctx.job_id, layout.host)
+                    host_env = {**v3, **environment}
                 if launch == LAUNCH_DIRECT:
                     host_env = self._direct_environment(layout, image_env, environment)
                     python, *host_command = self._direct_command(layout)

@@ -22,7 +22,7 @@ from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, TorchMissing, UserError
 from trainer_gui.core.pyenv import CPU_INDEX, TORCH_VERSION, has_torch
-from trainer_gui.core.runners import proc
+from trainer_gui.core.runners import channels, proc
 from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
@@ -114,8 +114,9 @@ class LocalProcessRunner(Runner):
             emit_status(sink, ctx.job_id, JobStatus.STARTING, message)
 
         stage_code(spec, layout.code_dir, run_dir=run_dir, warn=warn)
-        for channel in spec.channels:
-            _link(run_dir, spec.resolve(channel.source), layout.channel_dir(channel.name))
+        # Private copies, as SageMaker downloads them: the script may write into them.
+        progress = channels.reporter(ctx.job_id, sink)
+        channels.snapshot_channels(spec, run_dir, layout.channel_dir, warn=warn, progress=progress)
         if spec.distribution.kind == "custom" and spec.distribution.driver_dir:
             _link(
                 run_dir,

@@ -228,7 +228,7 @@ class ComputeSpec(_Model):
         title="Instance type",
         description="SageMaker instance type; local backends report it to the script as "
         "SM_CURRENT_INSTANCE_TYPE.",
-        pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local|local_gpu)$",
+        pattern=r"^(ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+|local|local_gpu)$",  # ml.c7i-flex.xlarge
     )
     instance_count: WholeNumber = Field(
         1, ge=1, le=100, title="Instance count", description="Hosts algo-1..N."
@@ -247,6 +247,18 @@ class ComputeSpec(_Model):
     def _gpus_non_negative(cls, v: int | str) -> int | str:
         if isinstance(v, int) and v < 0:
             raise ValueError("GPUs must be 0 or more, or 'all'")
+        return v
+
+    @field_validator("instance_type")
+    @classmethod
+    def _a_training_type_on_sagemaker(cls, v: str, info: ValidationInfo) -> str:
+        """Locally the type is only a label; SageMaker refuses any but its training types."""
+        if info.data.get("backend") == Backend.SAGEMAKER and v.startswith("ml."):
+            from trainer_gui.core.spec import limits
+
+            problem = limits.instance_type_problem(v)
+            if problem:
+                raise ValueError(problem)
         return v
 
 
@@ -407,13 +419,11 @@ class SageMakerSettings(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > 50:
-            raise ValueError(f"{len(v)} tags; SageMaker accepts at most 50")
-        for key, value in v.items():
-            if not 1 <= len(key) <= 128 or len(value) > 256:
-                raise ValueError(f"tag {key!r}: keys are 1-128 chars and values at most 256")
-            if key.lower().startswith("aws:"):
-                raise ValueError(f"tag {key!r}: the aws: prefix is reserved")
+        from trainer_gui.core.spec import limits  # the service model's lengths and characters
+
+        problems = limits.tag_problems(v) if v else []
+        if problems:
+            raise ValueError("; ".join(problems))
         return v
 
     @field_validator("s3_prefix")
@@ -491,6 +501,20 @@ class JobSpec(_Model):
                 f"job name {v!r} must be 1-63 letters, digits and hyphens, start with a letter or "
                 "digit and not end with a hyphen (e.g. mnist-small)"
             )
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image_length(cls, v: str | None) -> str | None:
+        if v is not None:
+            from trainer_gui.core.spec import limits
+
+            most = limits.max_image_uri()
+            if len(v) > most:
+                raise ValueError(
+                    f"the image is {len(v)} characters; SageMaker takes image URIs of at most "
+                    f"{most} (AlgorithmSpecification.TrainingImage)"
+                )
         return v
 
     @field_validator("channels", mode="before")
@@ -595,7 +619,41 @@ class JobSpec(_Model):
                         f"channels: {ch.name!r} uses {ch.input_mode} mode; local backends "
                         "support File mode only"
                     )
+        problem = self.hyperparameter_count_problem(base is not None)
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def hyperparameter_count_problem(self, read_file: bool = True) -> str | None:
+        """Too many hyperparameters once the file's and the app's `sagemaker_*` keys join the
+        inline ones (SageMaker counts them all); a bad hyperparameters file says what is wrong.
+
+        Checked for every backend, as the other SageMaker limits are, so a spec that runs here
+        also submits; `read_file` is False where relative paths cannot be resolved."""
+        from trainer_gui.core import contract
+        from trainer_gui.core.errors import SpecError
+        from trainer_gui.core.spec import limits
+
+        names = set(self.hyperparameters)
+        if self.hyperparameters_file and read_file:
+            from trainer_gui.core.spec.io import load_hyperparameters_file
+
+            try:
+                names |= set(load_hyperparameters_file(self.resolve(self.hyperparameters_file)))
+            except SpecError as exc:
+                return "; ".join(exc.problems)
+        bare = self.model_copy(update={"hyperparameters": {}, "hyperparameters_file": None})
+        # As the request has them (a job name and region there, so count them here too).
+        reserved = sorted(contract.sagemaker_hyperparameters(bare, "job", region="us-east-1"))
+        most = limits.max_hyperparameters()
+        total = len(names) + len(reserved)
+        if total <= most:
+            return None
+        return (
+            f"hyperparameters: {len(names)} of yours and the {len(reserved)} the app adds for "
+            f"SageMaker ({', '.join(reserved)}) make {total}; SageMaker accepts at most {most}, "
+            f"so remove {total - most} (a config file in the source folder holds any number)"
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 
