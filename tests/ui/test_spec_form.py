@@ -4,12 +4,14 @@ hyperparameters table and the metric definitions tester it embeds."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from PySide6.QtWidgets import QMessageBox, QTableWidgetItem
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit, QMessageBox, QTableWidget, QTableWidgetItem
 
 from trainer_gui.core.spec import load_spec
 from trainer_gui.core.spec.model import (
@@ -60,6 +62,32 @@ def cell(editor: MetricDefsEditor, row: int, column: int) -> QTableWidgetItem:
     item = editor.table.item(row, column)
     assert item is not None
     return item
+
+
+@pytest.fixture
+def shown_dialog(qtbot: Any, project: Path) -> Iterator[SpecEditorDialog]:
+    """The editor window on screen; closed at the end without the unsaved-changes question."""
+    dialog = SpecEditorDialog(project)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    yield dialog
+    dialog.done(0)
+    dialog.deleteLater()
+
+
+def open_cell_editor(qtbot: Any, table: QTableWidget, row: int, column: int) -> QLineEdit:
+    """Double-click a cell, as a person starts typing into it; returns its editor."""
+    item = table.item(row, column)
+    assert item is not None
+    table.scrollToItem(item)
+    rect = table.visualItemRect(item)
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    index = table.model().index(row, column)
+    qtbot.waitUntil(lambda: table.indexWidget(index) is not None, timeout=2000)
+    editor = table.indexWidget(index)
+    assert isinstance(editor, QLineEdit)
+    return editor
 
 
 def fill_valid(form: SpecForm) -> None:
@@ -194,16 +222,44 @@ def test_a_valid_form_gives_a_spec(form: SpecForm, project: Path) -> None:
     assert spec.base_dir == project
 
 
-def test_a_script_outside_the_source_folder_is_reported_on_the_source_tab(form: SpecForm) -> None:
-    form.editor("name").set_value("job")
-    form.editor("source.source_dir").set_value("code")
-    form.editor("source.entry_point").set_value("missing.py")
+def test_a_missing_entry_script_is_reported_under_the_entry_script_field(
+    qtbot: Any, form: SpecForm
+) -> None:
+    fill_valid(form)
+    form.validate()
+    edit = form.editor("source.entry_point").edit
+    edit.clear()
+
+    qtbot.keyClicks(edit, "missing.py")
+
+    qtbot.waitUntil(lambda: form.problem_text("source.entry_point") != "", timeout=3000)
+    assert "entry script 'missing.py' is not in the source folder" in form.problem_text(
+        "source.entry_point"
+    )
+    assert form.group_errors["source"].isHidden()  # not at the top of the tab
+    assert form.problem_text("source.source_dir") == ""
+
+
+def test_an_empty_entry_script_is_asked_for_at_that_field(qtbot: Any, form: SpecForm) -> None:
+    fill_valid(form)
+    form.validate()
+
+    form.editor("source.entry_point").edit.clear()
+
+    qtbot.waitUntil(lambda: form.problem_text("source.entry_point") != "", timeout=3000)
+    assert "give source_dir and entry_point" in form.problem_text("source.entry_point")
+    assert form.group_errors["source"].isHidden()
+
+
+def test_a_rule_naming_no_field_sits_at_the_groups_first_field(form: SpecForm) -> None:
+    fill_valid(form)
+    form.editor("source.command").set_value(["python", "-c", "print(1)"])
+    form.editor("distribution.kind").set_value("torchrun")
 
     form.validate()
 
-    label = form.group_errors["source"]
-    assert not label.isHidden()
-    assert "entry script 'missing.py' is not in the source folder" in label.text()
+    assert "torchrun and custom drivers run a script" in form.problem_text("distribution.kind")
+    assert form.group_errors["distribution"].isHidden()
 
 
 def test_a_missing_source_folder_is_reported_under_that_field(form: SpecForm) -> None:
@@ -402,6 +458,82 @@ def test_a_duplicate_hyperparameter_name_is_flagged(qtbot: Any) -> None:
     assert "already set in row 1" in table.local_problems()[1]
 
 
+def show_tab(dialog: SpecEditorDialog, title: str) -> None:
+    tabs = dialog.form.tabs
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index(title))
+
+
+def test_a_value_without_a_name_blocks_saving_with_the_error_at_the_row(
+    qtbot: Any, shown_dialog: SpecEditorDialog, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a: refused.append(text))
+    dialog = shown_dialog
+    fill_valid(dialog.form)
+    show_tab(dialog, "Hyperparameters")
+    hyper = dialog.form.editor("hyperparameters")
+    qtbot.mouseClick(hyper.add_button, Qt.MouseButton.LeftButton)
+
+    editor = open_cell_editor(qtbot, hyper.table, 0, 1)  # the name left empty
+    qtbot.keyClicks(editor, "0.1")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+
+    qtbot.waitUntil(lambda: "problem" in dialog.status.text(), timeout=3000)
+    assert "valid" not in dialog.status.text()
+    assert "row 1: this value has no name" in dialog.form.problem_text("hyperparameters")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert refused and "hyperparameters: row 1: this value has no name" in refused[0]
+    assert list(project.glob("*.yaml")) == []
+
+
+def test_naming_the_value_makes_the_spec_valid_again(
+    qtbot: Any, shown_dialog: SpecEditorDialog, project: Path
+) -> None:
+    dialog = shown_dialog
+    fill_valid(dialog.form)
+    show_tab(dialog, "Hyperparameters")
+    hyper = dialog.form.editor("hyperparameters")
+    hyper.add_row("", 0.1)
+    qtbot.waitUntil(lambda: "problem" in dialog.status.text(), timeout=3000)
+
+    editor = open_cell_editor(qtbot, hyper.table, 0, 0)
+    qtbot.keyClicks(editor, "lr")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+
+    qtbot.waitUntil(lambda: dialog.status.text() == "The spec is valid.", timeout=3000)
+    assert dialog.form.problem_text("hyperparameters") == ""
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert load_spec(project / "my-job.yaml").hyperparameters == {"lr": 0.1}
+
+
+def test_an_entirely_empty_hyperparameter_row_is_ignored(
+    qtbot: Any, shown_dialog: SpecEditorDialog, project: Path
+) -> None:
+    dialog = shown_dialog
+    fill_valid(dialog.form)
+    show_tab(dialog, "Hyperparameters")
+    hyper = dialog.form.editor("hyperparameters")
+
+    qtbot.mouseClick(hyper.add_button, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(hyper.table.viewport().focusWidget() or hyper.table, Qt.Key.Key_Escape)
+
+    qtbot.waitUntil(lambda: dialog.status.text() == "The spec is valid.", timeout=3000)
+    assert hyper.table.rowCount() == 1
+    assert dialog.form.problem_text("hyperparameters") == ""
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert load_spec(project / "my-job.yaml").hyperparameters == {}
+
+
+def test_a_hyperparameter_name_used_twice_blocks_the_spec(form: SpecForm) -> None:
+    fill_valid(form)
+    table = form.editor("hyperparameters")
+    table.set_value({"lr": 0.1})
+    table.add_row("lr", 0.2)
+
+    assert form.validate() is None
+    assert any("row 2: 'lr' is already set in row 1" in p for p in form.problems)
+
+
 def test_a_reserved_hyperparameter_name_shows_the_models_message(form: SpecForm) -> None:
     fill_valid(form)
     form.editor("hyperparameters").set_value({"sagemaker_program": "x"})
@@ -441,6 +573,30 @@ def test_the_tester_updates_as_the_sample_changes(qtbot: Any, metrics: MetricDef
     metrics.sample.setPlainText("acc=0.75")
 
     qtbot.waitUntil(lambda: cell(metrics, 0, 2).text() == "0.75", timeout=2000)
+
+
+def test_the_tester_updates_while_a_regex_is_typed_before_enter(
+    qtbot: Any, metrics: MetricDefsEditor
+) -> None:
+    metrics.resize(700, 500)
+    metrics.show()
+    qtbot.waitExposed(metrics)
+    metrics.sample.setPlainText("epoch=1 acc=0.75\n")
+    metrics.add_definition("acc", "")
+    qtbot.waitUntil(lambda: cell(metrics, 0, 2).text() == "invalid", timeout=2000)
+
+    editor = open_cell_editor(qtbot, metrics.table, 0, 1)
+    qtbot.keyClicks(editor, "acc=([0-9.]+)")
+
+    qtbot.waitUntil(lambda: cell(metrics, 0, 2).text() == "0.75", timeout=2000)
+    assert metrics.table.indexWidget(metrics.table.model().index(0, 1)) is editor  # still typing
+    assert metrics.test_results() == [(1, "acc", 0.75)]
+    assert "matched: acc" in metrics.summary.text()
+
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)  # the edit is dropped: so is what it found
+
+    qtbot.waitUntil(lambda: cell(metrics, 0, 2).text() == "invalid", timeout=2000)
+    assert metrics.value() == [{"name": "acc", "regex": ""}]
 
 
 def test_a_regex_with_two_groups_shows_the_models_message(metrics: MetricDefsEditor) -> None:

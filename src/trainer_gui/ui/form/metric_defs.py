@@ -11,15 +11,18 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -37,6 +40,32 @@ SAMPLE_LINES = (
 )
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 COLUMNS = ("name", "regex")
+TEST_DELAY_MS = 150
+
+
+class _LiveDelegate(QStyledItemDelegate):
+    """Cell editors that report each keystroke, so the tester need not wait for Enter."""
+
+    def __init__(self, editor: MetricDefsEditor) -> None:
+        super().__init__(editor)
+        self._owner = editor
+
+    def createEditor(
+        self,
+        parent: QWidget,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> QWidget:
+        widget = super().createEditor(parent, option, index)
+        if isinstance(widget, QLineEdit) and index.column() < len(COLUMNS):
+            row, column = index.row(), index.column()
+            widget.textEdited.connect(lambda text: self._owner.set_live_text(row, column, text))
+        return widget
+
+    def destroyEditor(self, editor: QWidget, index: QModelIndex | QPersistentModelIndex) -> None:
+        # Committed (Enter, Tab, a click away) or not (Esc): the cells are the truth again.
+        self._owner.set_live_text(None, 0, "")
+        super().destroyEditor(editor, index)
 
 
 def suggest_regex(name: str) -> str:
@@ -118,9 +147,11 @@ class MetricDefsEditor(RowTable):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
 
+        self._live: tuple[int, int, str] | None = None
+        self.table.setItemDelegate(_LiveDelegate(self))
         self._test_timer = QTimer(self)
         self._test_timer.setSingleShot(True)
-        self._test_timer.setInterval(150)
+        self._test_timer.setInterval(TEST_DELAY_MS)
         self._test_timer.timeout.connect(self.run_test)
         self.run_test()
 
@@ -139,6 +170,23 @@ class MetricDefsEditor(RowTable):
 
     def value(self) -> list[dict[str, Any]]:
         return [r for r in self.rows() if r["name"] or r["regex"]]
+
+    def set_live_text(self, row: int | None, column: int, text: str) -> None:
+        """What a cell being edited holds now (None: no cell is being edited); the tester uses
+        it at once, the spec only once the edit is committed."""
+        live = None if row is None else (row, column, text)
+        if live != self._live:
+            self._live = live
+            self._schedule_test()
+
+    def _tested_rows(self) -> list[dict[str, str]]:
+        """The rows as the tester sees them: with the text of a cell being typed into."""
+        rows = self.rows()
+        if self._live is not None:
+            row, column, text = self._live
+            if 0 <= row < len(rows):
+                rows[row][COLUMNS[column]] = text.strip() if column == 0 else text
+        return rows
 
     def set_value(self, definitions: list[Any] | None) -> None:
         with self.quietly():
@@ -186,40 +234,34 @@ class MetricDefsEditor(RowTable):
 
     def check_rows(self) -> dict[int, str]:
         """Each definition checked by MetricDefinition itself, plus names used twice."""
-        problems: dict[int, str] = {}
-        seen: dict[str, int] = {}
-        for row, data in enumerate(self.rows()):
-            if not data["name"] and not data["regex"]:
-                continue
-            try:
-                MetricDefinition.model_validate(data)
-            except ValidationError as exc:
-                problems[row] = "; ".join(format_validation_error(exc))
-                continue
-            if data["name"] in seen:
-                problems[row] = f"metric name {data['name']!r} is defined twice; rename one"
-            seen[data["name"]] = row
-        return problems
+        return _check(self.rows())
 
     def test_results(self) -> list[tuple[int, str, float]]:
         """(line number from 1, metric, value) for every match of a valid definition."""
-        problems = self.row_problems()
+        return self._test(self._tested_rows())[0]
+
+    def _test(
+        self, rows: list[dict[str, str]]
+    ) -> tuple[list[tuple[int, str, float]], dict[int, str]]:
+        problems = _check(rows) if self._live is not None else self.row_problems()
         defs = [
             (d["name"], d["regex"])
-            for row, d in enumerate(self.rows())
+            for row, d in enumerate(rows)
             if row not in problems and d["name"] and d["regex"]
         ]
         out: list[tuple[int, str, float]] = []
         if not defs:
-            return out
+            return out, problems
         for number, line in enumerate(self.sample.toPlainText().splitlines(), start=1):
             for sample in naive_parse(defs, line, "algo-1", 0.0):
                 out.append((number, sample.name, sample.value))
-        return out
+        return out, problems
 
     @Slot()
     def run_test(self) -> None:
-        results = self.test_results()
+        self._test_timer.stop()
+        rows = self._tested_rows()
+        results, problems = self._test(rows)
         self.results.setRowCount(len(results))
         first: dict[str, float] = {}
         for row, (number, name, value) in enumerate(results):
@@ -227,23 +269,26 @@ class MetricDefsEditor(RowTable):
             self.results.setItem(row, 1, QTableWidgetItem(name))
             self.results.setItem(row, 2, QTableWidgetItem(f"{value:g}"))
             first.setdefault(name, value)
-        problems = self.row_problems()
         with self.quietly():
-            for row, data in enumerate(self.rows()):
+            for row, data in enumerate(rows):
                 item = self.table.item(row, 2)
                 if item is None:
                     continue
                 if row in problems:
                     item.setText("invalid")
+                    item.setToolTip(problems[row])
                 elif data["name"] in first:
                     item.setText(f"{first[data['name']]:g}")
+                    item.setToolTip("")
                 elif data["name"] or data["regex"]:
                     item.setText("no match")
+                    item.setToolTip("")
                 else:
                     item.setText("")
+                    item.setToolTip("")
         lines = len(self.sample.toPlainText().splitlines())
         matched = sorted(first)
-        valid = sum(1 for r, d in enumerate(self.rows()) if r not in problems and d["name"])
+        valid = sum(1 for r, d in enumerate(rows) if r not in problems and d["name"])
         if not valid:
             self.summary.setText("Add a definition to test it on the sample lines.")
         else:
@@ -262,3 +307,21 @@ class MetricDefsEditor(RowTable):
     @Slot()
     def _on_add_clicked(self) -> None:
         self.edit_row(self.add_definition("", ""))
+
+
+def _check(rows: list[dict[str, str]]) -> dict[int, str]:
+    """Row -> problem: each definition checked by MetricDefinition, plus names used twice."""
+    problems: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for row, data in enumerate(rows):
+        if not data["name"] and not data["regex"]:
+            continue
+        try:
+            MetricDefinition.model_validate(data)
+        except ValidationError as exc:
+            problems[row] = "; ".join(format_validation_error(exc))
+            continue
+        if data["name"] in seen:
+            problems[row] = f"metric name {data['name']!r} is defined twice; rename one"
+        seen[data["name"]] = row
+    return problems

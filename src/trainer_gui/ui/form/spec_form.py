@@ -57,6 +57,7 @@ from trainer_gui.ui.form.export_dialog import ExportDialog
 from trainer_gui.ui.form.hyperparams import HyperparamsTable, KeyValueTable
 from trainer_gui.ui.form.metric_defs import MetricDefsEditor
 from trainer_gui.ui.icons import ERROR_COLOR, app_icon, status_icon
+from trainer_gui.ui.row_table import RowTable
 
 log = logging.getLogger(__name__)
 
@@ -628,16 +629,36 @@ class SpecForm(QWidget):
         """Check the form with the model now; show each problem under its field."""
         self._timer.stop()
         try:
-            spec = spec_from_dict(self.data(), base_dir=self.base_dir)
+            spec: JobSpec | None = spec_from_dict(self.data(), base_dir=self.base_dir)
         except SpecError as exc:
-            self.spec = None
-            self.problems = list(exc.problems)
+            spec = None
+            model_problems = list(exc.problems)
         else:
-            self.spec = spec
-            self.problems = []
-        self._show_problems(self.problems)
+            model_problems = []
+        # A row a table flags (a value without a name, a name used twice) never reaches the
+        # model, which would call the spec valid and then save it without that row.
+        table_problems = self._table_problems(model_problems)
+        self.spec = None if table_problems else spec
+        self.problems = model_problems + table_problems
+        self._show_problems(model_problems)
         self.sig_validated.emit(self.spec is not None)
         return self.spec
+
+    def _table_problems(self, model_problems: list[str]) -> list[str]:
+        """`path: row N: message` for each row a table flags that the model did not."""
+        out: list[str] = []
+        for path, row in self.rows.items():
+            if not isinstance(row.editor, RowTable):
+                continue
+            told = {
+                int(m.group(1))
+                for line in model_problems
+                if (m := re.match(re.escape(path) + r"\[(\d+)\]", line))
+            }
+            for index, msg in sorted(row.editor.check_rows().items()):
+                if index not in told:
+                    out.append(f"{path}: row {index + 1}: {msg}")
+        return out
 
     def _show_problems(self, lines: list[str]) -> None:
         per_row: dict[str, list[tuple[str, str]]] = {path: [] for path in self.rows}
@@ -656,7 +677,10 @@ class SpecForm(QWidget):
                     break
             else:
                 top = re.split(r"[.\[]", where, maxsplit=1)[0]
-                if top in self.group_errors:
+                field = self.field_for_message(top, msg) if where == top else None
+                if field is not None:
+                    per_row[field].append(("", msg))
+                elif top in self.group_errors:
                     per_group.setdefault(top, []).append(msg)
                 else:
                     general.append(line)
@@ -678,6 +702,36 @@ class SpecForm(QWidget):
         self.general_error.setVisible(bool(general))
         for index in range(self.tabs.count()):
             self.tabs.setTabIcon(index, status_icon("Failed") if index in bad_tabs else QIcon())
+
+    def field_for_message(self, group: str, msg: str) -> str | None:
+        """The field of `group` (e.g. "source") a rule about the whole group is about.
+
+        Such a rule (a model validator) is reported for the group, not a field; it names the
+        fields it is about, by name or by title ("entry script 'x' is not in the source
+        folder"). Of the fields it names, an empty one is the likely fix ("give source_dir and
+        entry_point"), else the first named; a rule that names none goes to the group's first
+        field, so every message sits at a field rather than at the top of the tab.
+        """
+        fields = [p for p in self.rows if p.startswith(group + ".")]
+        if not fields:
+            return None
+        text = msg.lower()
+        named: list[tuple[int, str]] = []
+        for path in fields:
+            sub = path[len(group) + 1 :]
+            title = (self.rows[path].info.title or humanize(sub)).lower()
+            hits = [
+                m.start()
+                for word in (sub.lower(), title)
+                if (m := re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", text))
+            ]
+            if hits:
+                named.append((min(hits), path))
+        named.sort()
+        for _, path in named:
+            if self.rows[path].value() in (None, "", [], {}):
+                return path
+        return named[0][1] if named else fields[0]
 
     def problem_text(self, path: str) -> str:
         """What is shown under a field right now ('' when it is fine)."""
@@ -787,7 +841,9 @@ class SpecEditorDialog(QDialog):
             self.form.set_data(data)
         self.show_aws_defaults()
         self._complete_instance_types()
-        self._dirty = False
+        self._saved_data = self.form.data()
+        self.unsaved_box: QMessageBox | None = None
+        """The "Save changes?" question while it is open (tests answer it)."""
         self._update_title()
         self.resize(860, 640)
 
@@ -828,12 +884,46 @@ class SpecEditorDialog(QDialog):
 
     def _update_title(self) -> None:
         where = self.path.name if self.path else "new job"
-        self.setWindowTitle(f"Job spec — {where}{' *' if self._dirty else ''}")
+        self.setWindowTitle(f"Job spec — {where}{' *' if self.has_unsaved_changes() else ''}")
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether the form differs from what was opened or last saved (typing a change and
+        then undoing it is no change)."""
+        return self.form.data() != self._saved_data
 
     @Slot()
     def _on_changed(self) -> None:
-        self._dirty = True
         self._update_title()
+
+    def reject(self) -> None:
+        """Esc, Close and the window's × all end here: unsaved edits are not dropped unasked."""
+        if self.has_unsaved_changes() and not self._resolve_unsaved():
+            return
+        super().reject()
+
+    def _resolve_unsaved(self) -> bool:
+        """Ask Save / Discard / Cancel; True when the window may close."""
+        buttons = QMessageBox.StandardButton
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Save changes?",
+            f"The job spec {self.path.name if self.path else '(new job)'} has unsaved changes.",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            self,
+        )
+        box.setInformativeText("Save them before closing the form?")
+        box.setDefaultButton(buttons.Save)
+        box.setEscapeButton(buttons.Cancel)
+        self.unsaved_box = box
+        try:
+            box.exec()
+            answer = box.standardButton(box.clickedButton())
+        finally:
+            self.unsaved_box = None
+            box.deleteLater()
+        if answer == buttons.Save:
+            return self.save() is not None  # refused (problems, a cancelled overwrite): stay
+        return answer == buttons.Discard
 
     @Slot(bool)
     def _on_validated(self, valid: bool) -> None:
@@ -885,7 +975,7 @@ class SpecEditorDialog(QDialog):
             QMessageBox.warning(self, "Cannot save", f"Cannot write {target}: {exc}")
             return None
         self.path = target
-        self._dirty = False
+        self._saved_data = self.form.data()
         self._update_title()
         self.status.setText(f"Saved {target}")
         self.sig_saved.emit(str(target))
