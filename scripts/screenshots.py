@@ -1,4 +1,4 @@
-"""Take the README screenshots: the main window, the job form and a running job.
+"""Take the README screenshots: the main window, the job form, a running job and Predict.
 
     python scripts/screenshots.py                 # writes docs/screenshots/*.png
     python scripts/screenshots.py --out /tmp/shots --theme dark
@@ -206,6 +206,9 @@ def run(out: Path, theme: str) -> None:
     settle(app, 2.0)
     save(window, out / "main-window.png")
 
+    # 4b. the Predict dock: the first run's model answering three rows, as class bars
+    predict_shot(app, window, first, out)
+
     # 5. the SageMaker side, as far as it shows without an AWS account: the form with the cost
     # line, the confirm box, the export and the AWS settings page
     cloud_shots(app, window, project_dir, base, out)
@@ -217,6 +220,48 @@ def run(out: Path, theme: str) -> None:
     shutil.rmtree(home, ignore_errors=True)
     if any(s != JobStatus.COMPLETED.value for s in statuses):
         raise SystemExit(f"a job did not complete: {statuses}")
+
+
+def predict_shot(app: Any, window: Any, job_id: str, out: Path) -> None:
+    """Serve a finished run's model (the serving runtime in a thread: no Docker needed), send
+    three rows of the example's test data from the Predict dock and take the window."""
+    import json
+    import tarfile
+    import threading
+
+    from trainer_gui.core.serving.runtime import ModelService, make_server
+
+    record = window.jobs.model.record_by_id(job_id)
+    archive = next(Path(record.run_dir).rglob("model.tar.gz"), None) if record else None
+    if archive is None:
+        raise SystemExit(f"no model.tar.gz in the run folder of {job_id}")
+    model_dir = Path(tempfile.mkdtemp(prefix="trainer-gui-shots-model-"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(model_dir, filter="data")
+    service = ModelService(model_dir=str(model_dir))
+    server = make_server(service, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        service.load()
+        lines = (EXAMPLE / "data" / "test").glob("*.csv")
+        rows = [line.split(",")[:4] for line in next(lines).read_text().splitlines()[1:4]]
+        panel = window.predict
+        window.predict_dock.show()
+        panel.select_url(f"http://127.0.0.1:{server.server_address[1]}")
+        panel.set_request(json.dumps([[float(v) for v in row] for row in rows]))
+        panel.send()
+        wait_until(app, lambda: bool(panel.history()) and not panel.busy, 60, "the prediction")
+        if panel.class_bars.readout is None:
+            raise SystemExit(f"the answer is not class probabilities: {panel.history()[-1]}")
+        settle(app, 1.0)
+        save(window, out / "predict.png")
+        window.predict_dock.hide()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        shutil.rmtree(model_dir, ignore_errors=True)
 
 
 def cloud_shots(app: Any, window: Any, project_dir: Path, base: dict[str, Any], out: Path) -> None:

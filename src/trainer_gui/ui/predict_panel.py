@@ -281,6 +281,7 @@ class ClassBars(QWidget):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self.example_combo.setMinimumContentsLength(18)
+        self.example_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.example_combo.setToolTip("The request held a batch: the example shown")
         self.example_combo.currentIndexChanged.connect(self._fill)
         self.more_button = QPushButton("Show all")
@@ -317,7 +318,8 @@ class ClassBars(QWidget):
         combo.clear()
         if readout is not None and len(readout.rows) > 1:
             for i, row in enumerate(readout.rows):
-                combo.addItem(f"Example {i + 1}: {row[0].label} {_percent(row[0].probability)}")
+                best = f"{row[0].label} {_percent(row[0].probability)}"
+                combo.addItem(f"Example {i + 1} of {len(readout.rows)}: {best}")
         combo.blockSignals(False)
         combo.setVisible(combo.count() > 1)
         source = readout.labels_from if readout is not None else ""
@@ -627,6 +629,18 @@ class PredictPanel(QWidget):
         orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
         if self.splitter.orientation() != orientation:
             self.splitter.setOrientation(orientation)
+            self.splitter.setStretchFactor(0, 1 if wide else 2)
+            self.splitter.setStretchFactor(1, 1 if wide else 3)
+            QTimer.singleShot(0, self, self._share_splitter)
+
+    @Slot()
+    def _share_splitter(self) -> None:
+        """Once laid out: stacked, the answer gets the larger share; side by side, halves."""
+        wide = self.splitter.orientation() == Qt.Orientation.Horizontal
+        total = sum(self.splitter.sizes())
+        if total > 0:
+            first = round(total * (0.5 if wide else 0.4))
+            self.splitter.setSizes([first, total - first])
 
     # -- background work -----------------------------------------------------------------------
 
