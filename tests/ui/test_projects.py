@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QMessageBox, QTreeWidgetItem
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
 from pytestqt.qtbot import QtBot
 
 from trainer_gui.core.errors import UserError
@@ -19,6 +20,8 @@ from trainer_gui.ui.projects import (
     KIND_ROLE,
     PROJECT,
     SPEC,
+    NewProjectDialog,
+    ProjectSettingsDialog,
     ProjectsPanel,
     check_python,
     project_python,
@@ -254,3 +257,112 @@ def test_changes_from_the_dialogs_write_to_the_store_off_the_gui_thread(
     assert panel.projects() == []
     assert len(writers) == 4
     assert threading.main_thread().name not in writers
+
+
+# -- the new-project dialog and where file dialogs start ------------------------------------------
+
+
+@pytest.fixture
+def new_dialog(qtbot: Any, tmp_path: Path) -> NewProjectDialog:
+    dialog = NewProjectDialog()
+    qtbot.addWidget(dialog)
+    dialog.location_edit.setText(str(tmp_path))
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("a/b", "cannot contain “/”"),
+        ("a\\b", "cannot contain “/” or “\\”"),
+        ("..", "are not folder names"),
+    ],
+)
+def test_a_name_that_cannot_be_a_folder_greys_ok_and_says_why(
+    qtbot: Any, new_dialog: NewProjectDialog, typed: str, reason: str
+) -> None:
+    qtbot.keyClicks(new_dialog.name_edit, typed)
+
+    assert not new_dialog.ok_button.isEnabled()
+    assert new_dialog.name_error.isVisible()
+    assert reason in new_dialog.name_error.text()
+
+
+def test_fixing_the_name_clears_the_reason_and_enables_ok(
+    qtbot: Any, new_dialog: NewProjectDialog, tmp_path: Path
+) -> None:
+    qtbot.keyClicks(new_dialog.name_edit, "mnist/")
+    assert new_dialog.name_error.isVisible()
+
+    qtbot.keyClick(new_dialog.name_edit, Qt.Key.Key_Backspace)
+
+    assert not new_dialog.name_error.isVisible()
+    assert new_dialog.ok_button.isEnabled()
+    assert new_dialog.preview.text() == f"Folder: {tmp_path / 'mnist'}"
+
+
+def test_an_empty_location_greys_ok_and_says_so(qtbot: Any, new_dialog: NewProjectDialog) -> None:
+    qtbot.keyClicks(new_dialog.name_edit, "mnist")
+    new_dialog.location_edit.clear()
+
+    assert not new_dialog.ok_button.isEnabled()
+    assert "Choose where" in new_dialog.preview.text()
+
+
+def record_dialog_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace the (blocking) file dialogs; each call notes the folder it would start in."""
+    starts: list[str] = []
+
+    def folder(_parent: Any, _title: str, start: str = "", *_a: Any) -> str:
+        starts.append(start)
+        return ""
+
+    def file(_parent: Any, _title: str, start: str = "", *_a: Any) -> tuple[str, str]:
+        starts.append(start)
+        return "", ""
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", file)
+    return starts
+
+
+def test_browsing_for_a_location_starts_at_the_typed_one(
+    qtbot: Any, new_dialog: NewProjectDialog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts = record_dialog_starts(monkeypatch)
+    new_dialog.location_edit.setText(str(tmp_path / "not-yet" / "deeper"))
+
+    qtbot.mouseClick(new_dialog.browse_button, Qt.MouseButton.LeftButton)
+
+    assert starts == [str(tmp_path)]  # the nearest folder that exists
+
+
+def test_open_folder_starts_beside_the_current_project(
+    qtbot: Any,
+    panel: ProjectsPanel,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = panel.create_project(tmp_path / "projects" / "first", "first")
+    panel.select_project(project.id)
+    starts = record_dialog_starts(monkeypatch)
+
+    panel.open_action.trigger()
+
+    assert starts == [str(tmp_path / "projects")]
+
+
+def test_choosing_an_interpreter_starts_in_the_project_folder(
+    qtbot: Any, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "proj").mkdir()
+    project = store.add_project("proj", str(tmp_path / "proj"))
+    dialog = ProjectSettingsDialog(project)
+    qtbot.addWidget(dialog)
+    starts = record_dialog_starts(monkeypatch)
+
+    qtbot.mouseClick(dialog.browse_button, Qt.MouseButton.LeftButton)
+
+    assert starts == [str(tmp_path / "proj")]

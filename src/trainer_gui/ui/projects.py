@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.store import Project, Store
+from trainer_gui.ui.icons import ERROR_COLOR
 from trainer_gui.ui.tasks import run_task, store_writes
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,37 @@ def spec_files(folder: str | Path) -> list[Path]:
         (p for p in entries if p.suffix.lower() in SPEC_SUFFIXES and p.is_file()),
         key=lambda p: p.name.lower(),
     )
+
+
+def project_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a new project's folder name, or None when it can (or is empty:
+    the dialog asks for a name separately)."""
+    name = name.strip()
+    if not name:
+        return None
+    if "/" in name or "\\" in name:
+        return "A project name cannot contain “/” or “\\”: it becomes the folder's name."
+    if name in (".", ".."):
+        return "“.” and “..” are not folder names; give the project a name."
+    if any(ord(c) < 32 for c in name):
+        return "A project name cannot contain control characters (tabs, line breaks)."
+    if len(name.encode("utf-8")) > 255:
+        return "That name is too long for a folder name (at most 255 bytes)."
+    return None
+
+
+def existing_folder(path: str | Path | None) -> str:
+    """Where a file dialog starts: `path`, or its nearest folder that exists, else home."""
+    if path:
+        try:
+            folder = Path(path).expanduser()
+            while not folder.is_dir() and folder != folder.parent:
+                folder = folder.parent
+            if folder.is_dir():
+                return str(folder)
+        except (OSError, ValueError):  # a path the OS cannot look up: start at home
+            pass
+    return str(Path.home())
 
 
 def project_python(project: Project | None) -> str | None:
@@ -466,7 +498,11 @@ class ProjectsPanel(QWidget):
 
     @Slot()
     def ask_open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(Path.home()))
+        # Beside the current project: where other projects most likely are.
+        near = Path(self._current.path).parent if self._current else None
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a project folder", existing_folder(near)
+        )
         if folder:
             self.open_folder_later(folder)
 
@@ -581,8 +617,17 @@ class NewProjectDialog(QDialog):
         self.setWindowTitle("New project")
         self.name_edit = QLineEdit(self)
         self.name_edit.setPlaceholderText("e.g. mnist-experiments")
+        self.name_error = QLabel(self)
+        self.name_error.setWordWrap(True)
+        self.name_error.setStyleSheet(f"color: {ERROR_COLOR};")
+        self.name_error.hide()
+        name_box = QVBoxLayout()
+        name_box.setContentsMargins(0, 0, 0, 0)
+        name_box.setSpacing(2)
+        name_box.addWidget(self.name_edit)
+        name_box.addWidget(self.name_error)
         self.location_edit = QLineEdit(str(Path.home() / "TrainerProjects"), self)
-        browse = QToolButton(self)
+        self.browse_button = browse = QToolButton(self)
         browse.setText("…")
         browse.clicked.connect(self._on_browse)
         location = QHBoxLayout()
@@ -597,7 +642,7 @@ class NewProjectDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form = QFormLayout(self)
-        form.addRow("Name", self.name_edit)
+        form.addRow("Name", name_box)
         form.addRow("Location", location)
         form.addRow("", self.preview)
         form.addRow(buttons)
@@ -611,14 +656,26 @@ class NewProjectDialog(QDialog):
 
     @Slot()
     def _update(self) -> None:
+        """OK only for a usable name and location; when it is greyed, say why."""
         name = self.name_edit.text().strip()
-        bad = not name or any(sep in name for sep in ("/", "\\")) or name in (".", "..")
-        self.ok_button.setEnabled(not bad and bool(self.location_edit.text().strip()))
-        self.preview.setText(f"Folder: {self.folder()}" if name else "Give the project a name")
+        problem = project_name_problem(name)
+        self.name_error.setText(problem or "")
+        self.name_error.setVisible(problem is not None)
+        has_location = bool(self.location_edit.text().strip())
+        self.ok_button.setEnabled(bool(name) and problem is None and has_location)
+        if not name:
+            self.preview.setText("Give the project a name")
+        elif not has_location:
+            self.preview.setText("Choose where to create the project folder")
+        elif problem is None:
+            self.preview.setText(f"Folder: {self.folder()}")
+        else:
+            self.preview.setText("")
 
     @Slot()
     def _on_browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Where to create it", str(Path.home()))
+        start = existing_folder(self.location_edit.text().strip())
+        folder = QFileDialog.getExistingDirectory(self, "Where to create it", start)
         if folder:
             self.location_edit.setText(folder)
 
@@ -630,6 +687,7 @@ class ProjectSettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(f"Project settings — {project.name}")
         self.name_edit = QLineEdit(project.name, self)
+        self.project = project
         folder = QLabel(project.path, self)
         folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.python_edit = QLineEdit(project_python(project) or "", self)
@@ -638,7 +696,7 @@ class ProjectSettingsDialog(QDialog):
             "Interpreter for local-process jobs: any Python or virtual environment with PyTorch "
             "installed. Empty uses the app's own."
         )
-        browse = QToolButton(self)
+        self.browse_button = browse = QToolButton(self)
         browse.setText("…")
         browse.clicked.connect(self._on_browse)
         python = QHBoxLayout()
@@ -658,7 +716,10 @@ class ProjectSettingsDialog(QDialog):
 
     @Slot()
     def _on_browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Python interpreter", str(Path.home()))
+        # The interpreter set now, else the project's own folder (where a .venv usually is).
+        current = self.python_edit.text().strip()
+        start = existing_folder(Path(current).parent if current else self.project.path)
+        path, _ = QFileDialog.getOpenFileName(self, "Python interpreter", start)
         if path:
             self.python_edit.setText(path)
 
