@@ -180,8 +180,9 @@ class ExportDialog(QDialog):
         """Ask where, then write the shown tab's text; returns the file, or None."""
         fmt = self.current_format()
         name = self.default_file_name(fmt)
-        folder = self.spec.base_dir
-        default = str(folder / name) if folder is not None else name
+        # The spec's folder (the project), never the process's working folder.
+        folder = self.spec.base_dir or Path.home()
+        default = str(folder / name)
         chosen = self.ask_save_path(default)
         if not chosen:
             return None

@@ -82,6 +82,8 @@ class KeyValueTable(RowTable):
     ) -> None:
         super().__init__(parent)
         self.typed = typed
+        self.base_dir: Path | None = None
+        """The spec's folder (the project): where file dialogs start."""
         self.set_table(QTableWidget(0, 2, self), checked_columns=2)
         self.table.setHorizontalHeaderLabels([key_title, value_title])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
@@ -211,7 +213,7 @@ class HyperparamsTable(KeyValueTable):
         path, _ = QFileDialog.getOpenFileName(
             self,
             "Import hyperparameters",
-            "",
+            str(self.base_dir or Path.home()),
             "Hyperparameters (*.json *.yaml *.yml);;All files (*)",
         )
         if not path:

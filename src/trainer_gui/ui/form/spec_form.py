@@ -571,7 +571,7 @@ class SpecForm(QWidget):
     def set_base_dir(self, base_dir: Path | None) -> None:
         self.base_dir = base_dir
         for row in self.rows.values():
-            if isinstance(row.editor, ChannelsTable):
+            if isinstance(row.editor, (ChannelsTable, KeyValueTable)):
                 row.editor.base_dir = base_dir
         self.schedule_validation()
 
@@ -590,7 +590,7 @@ class SpecForm(QWidget):
                         break
                 row.set_value(value if found else field_default(row.info))
             for row in self.rows.values():
-                if isinstance(row.editor, ChannelsTable):
+                if isinstance(row.editor, (ChannelsTable, KeyValueTable)):
                     row.editor.base_dir = self.base_dir
         finally:
             self._loading = False

@@ -7,12 +7,15 @@ a worker thread (`trainer_gui.ui.tasks.run_task`), so a million points do not st
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from trainer_gui.core.metrics.series import CSV_HEADER, write_csv
+from trainer_gui.core.paths import runs_home
 from trainer_gui.ui.tasks import run_task
 
 if TYPE_CHECKING:
@@ -30,6 +33,8 @@ class ExportMenu(QMenu):
     def __init__(self, panel: MetricsPanel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._panel = panel
+        self.start_dir: Callable[[], Path | None] | None = None
+        """Where the file dialogs start, when the owner knows better than `default_folder`."""
         self.aboutToShow.connect(self.fill)
 
     @Slot()
@@ -51,6 +56,19 @@ class ExportMenu(QMenu):
         jobs = self._panel.jobs
         return jobs[0] if jobs else "metrics"
 
+    def default_folder(self) -> Path:
+        """The shown run's folder (several runs: the folder of all runs), not the process's
+        working folder; home when there is none."""
+        folder = self.start_dir() if self.start_dir is not None else None
+        if folder is None:
+            jobs = self._panel.jobs
+            if jobs:
+                runs = runs_home()
+                folder = runs / jobs[0] if len(jobs) == 1 else runs
+        if folder is not None and folder.is_dir():
+            return folder
+        return Path.home()
+
     @Slot()
     def _png_all_dialog(self) -> None:
         self._png_dialog(None)
@@ -63,7 +81,7 @@ class ExportMenu(QMenu):
 
     def _png_dialog(self, metric: str | None) -> None:
         panel = self._panel
-        default = f"{self._default_name()}-{metric or 'all'}.png"
+        default = str(self.default_folder() / f"{self._default_name()}-{metric or 'all'}.png")
         path, _ = QFileDialog.getSaveFileName(panel, "Export PNG", default, "PNG images (*.png)")
         if not path:
             return
@@ -75,7 +93,7 @@ class ExportMenu(QMenu):
 
     @Slot()
     def _csv_dialog(self) -> None:
-        default = f"{self._default_name()}.csv"
+        default = str(self.default_folder() / f"{self._default_name()}.csv")
         path, _ = QFileDialog.getSaveFileName(
             self._panel, "Export CSV", default, "CSV files (*.csv)"
         )
