@@ -49,6 +49,7 @@ from trainer_gui.core.metrics.series import (
     SeriesKey,
     write_csv,
 )
+from trainer_gui.core.naming import run_color, run_colors
 from trainer_gui.services.live_data import MetricChunk, as_metric_chunk, overlap
 from trainer_gui.ui.flow_layout import FlowLayout
 from trainer_gui.ui.plots.curve import SeriesCurve
@@ -418,9 +419,14 @@ class MetricsPanel(QWidget):
         return host
 
     def _color(self, job_id: str, host: str) -> str:
+        """A run's first host gets the run's own colour (`core.naming.run_colors`: the same in
+        every view); further hosts, or a colour taken already, the next free one."""
         color = self._colors.get((job_id, host))
         if color is None:
-            color = PALETTE[len(self._colors) % len(PALETTE)]
+            used = set(self._colors.values())
+            own = run_colors(self._jobs or [job_id]).get(job_id, run_color(job_id))
+            free = [c for c in PALETTE if c not in used]
+            color = own if own not in used else (free[0] if free else own)
             self._colors[(job_id, host)] = color
         return color
 
