@@ -26,6 +26,9 @@ def app_home(
     # A job host a test started (through the CLI or the window) goes soon after its jobs end,
     # and whatever is left is asked to go at the end of the test.
     monkeypatch.setenv("TRAINER_GUI_HOST_IDLE", "1")
+    # The queue runs one local job at a time on a CPU-only machine; tests that run several at
+    # once get room for them (the queue's own tests set their limit).
+    monkeypatch.setenv("TRAINER_GUI_MAX_PARALLEL", "8")
     yield home
     from trainer_gui.core.store.db import default_db_path
     from trainer_gui.services.job_host import stop_host

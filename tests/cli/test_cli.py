@@ -58,7 +58,7 @@ def test_the_example_runs_end_to_end(app_home: Path) -> None:
     [record] = store.list_jobs()
     assert record.status == "Completed"
     assert [e.status for e in store.status_history(record.id)] == [
-        "Pending", "Starting", "Training", "Uploading", "Completed",
+        "Pending", "Queued", "Starting", "Training", "Uploading", "Completed",
     ]  # fmt: skip
     assert len(store.metric_samples(record.id, name="test_acc")) == 3
     run_dir = Path(record.run_dir)

@@ -18,7 +18,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trainer_gui.core.runners.follow import STARTING_DIED
 from trainer_gui.core.spec import JobSpec, dump_spec
 from trainer_gui.services.jobs import JobService
 
@@ -137,19 +136,20 @@ def test_a_job_whose_pid_was_not_stored_is_followed_again_and_stop_reaches_it(
     assert not [p for p in job_processes if p.is_running() and p.status() != "zombie"]
 
 
-def test_a_job_killed_before_its_process_started_fails_with_the_reason(
-    service: JobService, tmp_path: Path, job_spec: SpecFactory
+def test_a_queued_job_killed_before_its_process_started_goes_back_to_the_queue_and_runs(
+    service: JobService, tmp_path: Path, job_spec: SpecFactory, wait_until: WaitUntil
 ) -> None:
     _crash_while_starting(tmp_path, job_spec(FOREVER), "before-spawn")
     assert service.get(JOB).status == "Starting"
 
     assert service.recover([JOB]) == [JOB]
-    handle = service.handle(JOB)
-    assert handle is not None
-    handle.wait(60)
-    record = service.get(JOB)
-    assert record.status == "Failed"
-    assert record.failure_reason == STARTING_DIED
+
+    # Nothing of it ran ("start it again"): the queue does, instead of recording a failure.
+    wait_until(lambda: service.get(JOB).status == "Training", timeout=60)
+    history = [e.status for e in service.store.status_history(JOB)]
+    assert history[:3] == ["Pending", "Queued", "Starting"] and "Failed" not in history
+    assert history.count("Queued") == 2
+    assert service.stop(JOB, wait=60).status == "Stopped"
 
 
 def test_stop_reaches_a_job_whose_pid_was_not_stored_without_a_re_attach_first(

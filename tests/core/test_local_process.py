@@ -54,7 +54,7 @@ def test_a_job_completes_with_artifacts_metrics_and_history(
     record = service.get(handle.job_id)
     assert record.status == "Completed", record.failure_reason
     statuses = [e.status for e in service.store.status_history(record.id)]
-    assert statuses == ["Pending", "Starting", "Training", "Uploading", "Completed"]
+    assert statuses == ["Pending", "Queued", "Starting", "Training", "Uploading", "Completed"]
     samples = [s for _, s in service.store.metric_samples(record.id, name="loss")]
     assert [(s.step, s.value) for s in samples] == [(0, 1.0), (10, 0.5), (20, 0.3333)]
     assert all(s.host == "algo-1" for s in samples)

@@ -67,7 +67,7 @@ def test_the_example_runs_in_one_container(service: JobService) -> None:
     record = service.get(handle.job_id)
     assert record.status == "Completed", record.failure_reason
     assert [e.status for e in service.store.status_history(record.id)] == [
-        "Pending", "Starting", "Training", "Uploading", "Completed",
+        "Pending", "Queued", "Starting", "Training", "Uploading", "Completed",
     ]  # fmt: skip
     assert [s.step for _, s in service.store.metric_samples(record.id, name="test_acc")] == [29, 58]
     with tarfile.open(record.backend_ids["artifacts"]["model"]) as tar:

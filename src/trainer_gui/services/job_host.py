@@ -353,7 +353,12 @@ class _Host:
         self.exit.set()
 
     def _busy(self) -> bool:
-        return bool(self.service.followed_ids()) or self.calls > 0
+        """Jobs to follow, calls to answer, or queued jobs to start."""
+        if self.service.followed_ids() or self.calls > 0:
+            return True
+        from trainer_gui.core.resources import PAUSED_KEY
+
+        return bool(self.store.queue_entries()) and not self.store.app_state(PAUSED_KEY, False)
 
     def _maintain(self) -> None:
         """Take over what nobody follows; notice a lost keeper; exit when idle."""
@@ -364,6 +369,7 @@ class _Host:
             if now >= next_recover:
                 self._recover_unfollowed()
                 next_recover = now + RECOVER_EVERY
+            self._schedule()
             self._watch_keeper()
             with self.peers_lock:
                 self.peers = [p for p in self.peers if not p.gone]
@@ -378,14 +384,26 @@ class _Host:
 
     def _recover_unfollowed(self) -> None:
         try:
-            active = [r.id for r in self.store.list_jobs(active_only=True)]
-            unfollowed = [i for i in active if not self.service.is_followed_here(i)]
+            active = self.store.list_jobs(active_only=True)
+            unfollowed = [
+                r.id
+                for r in active
+                if r.status != "Queued" and not self.service.is_followed_here(r.id)
+            ]
             if unfollowed:
                 taken = self.service.recover(unfollowed, cleanup=False)
                 if taken:
                     log.info("took over %s", ", ".join(taken))
         except Exception:
             log.exception("could not look for jobs to take over")
+
+    def _schedule(self) -> None:
+        """Start queued jobs whose resources are free (the queue may have been changed by
+        another process: a CLI that resumed it, raised a priority or cancelled a job)."""
+        try:
+            self.service.schedule()
+        except Exception:
+            log.exception("the queue could not start a job")
 
     def _watch_keeper(self) -> None:
         if self.keeper is None or _alive(self.keeper):

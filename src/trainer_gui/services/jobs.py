@@ -22,6 +22,16 @@ from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.metrics import MetricsParser
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.paths import runs_home
+from trainer_gui.core.resources import (
+    LOCAL_BACKENDS,
+    MAX_PARALLEL_KEY,
+    PAUSED_KEY,
+    Needs,
+    default_max_parallel,
+    fits,
+    machine_gpus,
+    needs_of,
+)
 from trainer_gui.core.runners.base import JobContext, JobHandle, Runner
 from trainer_gui.core.runners.events import (
     AnyEvent,
@@ -34,7 +44,7 @@ from trainer_gui.core.runners.events import (
     MetricBatch,
     StatusChanged,
 )
-from trainer_gui.core.runners.follow import disk_full
+from trainer_gui.core.runners.follow import STARTING_DIED, disk_full
 from trainer_gui.core.spec import dump_spec
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.core.store import JobRecord, Store
@@ -167,7 +177,25 @@ class _Follower:
             store.update_backend_ids(self.job_id, {"artifacts": artifacts})
         return samples
 
+    def _back_to_the_queue(self, event: JobEvent) -> bool:
+        """A queued job whose starter died before anything of it ran goes back to its place
+        in the queue, instead of failing: the queue promised to run it."""
+        if not (
+            isinstance(event, StatusChanged)
+            and event.status is JobStatus.FAILED
+            and event.message.startswith(STARTING_DIED)
+        ):
+            return False
+        return self.service.store.requeue(self.job_id, "Its start was cut short; queued again")
+
     def _handle(self, event: JobEvent) -> None:
+        if self._back_to_the_queue(event):
+            self.service._notify(StatusChanged(self.job_id, JobStatus.QUEUED, ""))
+            self.service._release(self.job_id)
+            threading.Thread(
+                target=self.service._schedule_quietly, name="queue", daemon=True
+            ).start()
+            return
         with self._io:
             # Checked again under the lock: once _release has let go, another process may
             # already resume from the stored offsets, and this batch must not land as well.
@@ -192,7 +220,10 @@ class JobService:
         self._runners: dict[str, Runner] = dict(runners or {})
         self._followers: dict[str, _Follower] = {}
         self._handles: dict[str, JobHandle] = {}
+        self._waiting: dict[str, JobHandle] = {}  # queued here: finished with the real handle
         self._lock = threading.RLock()
+        self._schedule_lock = threading.Lock()
+        self._shut = False  # shut down: background queue work stops
 
     @property
     def store(self) -> Store:
@@ -254,6 +285,9 @@ class JobService:
     ) -> JobHandle:
         """Check, record and start a job; returns at once with a handle to wait on.
 
+        A local job (local-process, docker) goes through the queue: recorded as Queued, it
+        starts when the resources it needs are free (at once on an idle machine); the handle
+        is "started" at once, since the queue keeps the job whatever happens to this process.
         A SageMaker job's empty profile/region/role/S3 prefix come from the AWS settings here,
         so the stored spec says where it ran and re-attaching needs no settings."""
         spec = with_aws_defaults(spec)
@@ -268,6 +302,11 @@ class JobService:
         ids: dict[str, Any] = {"spec_base_dir": str(spec.base_dir) if spec.base_dir else None}
         if python:
             ids["python"] = python
+        if backend in LOCAL_BACKENDS:
+            need = needs_of(spec)
+            ids["needs"] = [need.gpus, need.slots]
+            self.store.update_backend_ids(job_id, ids)
+            return self._enqueue(job_id, need)
         self.store.update_backend_ids(job_id, ids)
         record = self.get(job_id)
         follower = self._take(record, spec)
@@ -281,10 +320,148 @@ class JobService:
 
     def _keep(self, handle: JobHandle) -> None:
         """Remember the handle; when following ends without a final status (credentials gone,
-        Docker unreachable), let go of the job so a later `recover` can take it again."""
+        Docker unreachable), let go of the job so a later `recover` can take it again. A job
+        that ended frees its resources: queued jobs may start."""
         with self._lock:
             self._handles[handle.job_id] = handle
-        handle.on_done(lambda done: self._release(done.job_id))
+
+        def done(finished: JobHandle) -> None:
+            self._release(finished.job_id)
+            threading.Thread(target=self._schedule_quietly, name="queue", daemon=True).start()
+
+        handle.on_done(done)
+
+    # -- the queue ----------------------------------------------------------------------------
+
+    def _enqueue(self, job_id: str, need: Needs) -> JobHandle:
+        waiting = JobHandle(job_id)
+        waiting.mark_started()  # the queue keeps it, whatever happens to this process
+        with self._lock:
+            self._handles[job_id] = waiting
+            self._waiting[job_id] = waiting
+        waiting.on_cancel(lambda: self._cancel_soon(job_id))
+        self.store.enqueue(job_id, need.gpus, need.slots)
+        self._notify(StatusChanged(job_id, JobStatus.QUEUED, ""))
+        self.schedule()
+        with self._lock:  # started at once (an idle machine): the runner's own handle
+            return self._handles.get(job_id, waiting)
+
+    def _cancel_soon(self, job_id: str) -> None:
+        """Cancel of a handle still in the queue: out of it, or stopped if it started."""
+        if not self.cancel_queued(job_id):
+            threading.Thread(
+                target=self.stop, args=(job_id,), kwargs={"wait": 0}, daemon=True
+            ).start()
+
+    def _schedule_quietly(self) -> None:
+        if self._shut:
+            return
+        try:
+            self.schedule()
+        except Exception:
+            if not self._shut:
+                log.exception("the queue could not start the next job")
+
+    def _running_needs(self, queued: set[str]) -> list[Needs]:
+        """What the local jobs that already left the queue hold."""
+        held = []
+        for record in self.store.list_jobs(active_only=True):
+            if record.backend not in LOCAL_BACKENDS or record.id in queued:
+                continue
+            stored = record.backend_ids.get("needs")
+            if isinstance(stored, list) and len(stored) == 2:
+                held.append(Needs(int(stored[0]), int(stored[1])))
+            else:  # recorded before the queue
+                try:
+                    held.append(needs_of(self.spec_of(record)))
+                except UserError:
+                    held.append(Needs(0, 1))
+        return held
+
+    def schedule(self) -> list[str]:
+        """Start the queued jobs, in order, while the resources they need are free; returns
+        the ids started. Strict order: a job waits while the one ahead of it cannot start."""
+        with self._schedule_lock:
+            store = self.store
+            if store.app_state(PAUSED_KEY, False):
+                return []
+            entries = store.queue_entries()
+            waiting = [e for e in entries if e.claimed_at is None]
+            if not waiting:
+                return []
+            slots = int(store.app_state(MAX_PARALLEL_KEY) or default_max_parallel())
+            gpus = machine_gpus()
+            running = [Needs(e.gpus, e.slots) for e in entries if e.claimed_at is not None]
+            running += self._running_needs({e.job_id for e in entries})
+            started = []
+            for entry in waiting:
+                need = Needs(entry.gpus, entry.slots)
+                if not fits(need, running, slots, gpus):
+                    break
+                if not store.claim(entry.job_id):
+                    continue  # cancelled, or another process's scheduler was first
+                running.append(need)
+                self._notify(StatusChanged(entry.job_id, JobStatus.STARTING, ""))
+                self._start_claimed(entry.job_id)
+                started.append(entry.job_id)
+            return started
+
+    def _start_claimed(self, job_id: str) -> None:
+        """Start a job this process claimed from the queue."""
+        record = self.get(job_id)
+        follower: _Follower | None = None
+        try:
+            spec = self.spec_of(record)
+            runner = self.runner(record.backend)
+            python = _str_or_none(record.backend_ids.get("python"))
+            runner.check(spec, python)  # again: Docker or the interpreter may have gone since
+            follower = self._take(record, spec)
+            if follower is None:
+                self.store.requeue(job_id, "Another process follows it; queued again")
+                return
+            ctx = self.context(self.get(job_id))
+            ctx.spec = spec
+            handle = runner.submit(ctx, follower)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, UserError):
+                log.exception("cannot start queued job %s", job_id)
+            self.store.dequeue(job_id)
+            self.store.set_status(job_id, JobStatus.FAILED.value, message)
+            self._notify(StatusChanged(job_id, JobStatus.FAILED, message))
+            if follower is not None:
+                self._release(job_id)
+            with self._lock:
+                waiting = self._waiting.pop(job_id, None)
+            if waiting is not None:
+                waiting._finish(JobStatus.FAILED)
+            return
+        with self._lock:
+            waiting = self._waiting.pop(job_id, None)
+        self._keep(handle)
+        if waiting is not None:
+            handle.on_done(lambda h: waiting._finish(h.status or JobStatus.FAILED))
+
+        def dequeue_once_running() -> None:
+            while not handle.wait_started(1.0):
+                if self._shut or handle.done:
+                    break
+            if not self._shut:
+                self.store.dequeue(job_id)
+
+        threading.Thread(target=dequeue_once_running, name="queue-start", daemon=True).start()
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Take a job out of the queue before it starts (False when it already started)."""
+        if not self.store.cancel_queued(job_id):
+            return False
+        self._notify(StatusChanged(job_id, JobStatus.STOPPED, "Cancelled while queued"))
+        with self._lock:
+            waiting = self._waiting.pop(job_id, None)
+            self._handles.pop(job_id, None)
+        if waiting is not None:
+            waiting._finish(JobStatus.STOPPED)
+        return True
 
     def _take(self, record: JobRecord, spec: JobSpec) -> _Follower | None:
         with self._lock:
@@ -319,8 +496,8 @@ class JobService:
         for record in self.store.list_jobs(active_only=True):
             if job_ids is not None and record.id not in job_ids:
                 continue
-            if record.id in self._followers:
-                continue
+            if record.id in self._followers or record.status == JobStatus.QUEUED.value:
+                continue  # queued jobs are the scheduler's
             try:
                 spec = self.spec_of(record)
                 runner = self.runner(record.backend)
@@ -342,11 +519,15 @@ class JobService:
                 runner.cleanup_orphans({r.id for r in self.store.list_jobs(active_only=True)})
             except UserError as exc:
                 log.info("no orphan cleanup for %s: %s", backend, exc)
+        self._schedule_quietly()
         return taken
 
     def stop(self, key: str, wait: float | None = None) -> JobRecord:
         """Stop a job from any process; the follower (here or elsewhere) records Stopped."""
         record = self.get(key)
+        if record.status == JobStatus.QUEUED.value and self.cancel_queued(record.id):
+            return self.get(record.id)
+        record = self.get(key)  # a scheduler may have started it meanwhile
         if JobStatus(record.status).is_terminal:
             return record
         ctx = self.context(record)
@@ -423,6 +604,7 @@ class JobService:
 
     def shutdown(self) -> None:
         """Let go of every job (they keep running); called when the window or CLI exits."""
+        self._shut = True
         with self._lock:
             ids = list(self._followers)
         for job_id in ids:

@@ -13,6 +13,7 @@ class JobStatus(str, enum.Enum):
     """SageMaker's primary statuses plus the local phases people want to see."""
 
     PENDING = "Pending"
+    QUEUED = "Queued"  # local jobs waiting in the queue for free resources
     STARTING = "Starting"
     TRAINING = "Training"
     UPLOADING = "Uploading"

@@ -41,6 +41,7 @@ from trainer_gui.core.store.models import (
     Project,
     StatusEntry,
 )
+from trainer_gui.core.store.queue import QueueStore
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def _insert_phase(
     return True
 
 
-class Store:
+class Store(QueueStore):
     """Everything the app remembers between runs, in one SQLite file shared by GUI and CLI."""
 
     path: Path

@@ -127,6 +127,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX job_phases_job ON job_phases(job_id, at)",
         ),
     ),
+    # The local job queue: a job waits here (status Queued) until the resources it needs are
+    # free; a scheduler claims it (claimed_at) and the row goes once the job runs on its own.
+    Migration(
+        4,
+        "the job queue, and app-wide state the job host and the CLI share",
+        (
+            """
+            CREATE TABLE job_queue (
+                job_id      TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+                priority    INTEGER NOT NULL DEFAULT 0,
+                position    REAL NOT NULL,
+                gpus        INTEGER NOT NULL DEFAULT 0,
+                slots       INTEGER NOT NULL DEFAULT 1,
+                enqueued_at REAL NOT NULL,
+                claimed_at  REAL
+            )
+            """,
+            "CREATE INDEX job_queue_order ON job_queue(priority DESC, position)",
+            """
+            CREATE TABLE app_state (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
