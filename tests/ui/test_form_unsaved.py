@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import WindowFactory, window_factory
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
@@ -157,3 +158,29 @@ def test_after_saving_esc_closes_without_a_question(
 
     assert not dialog.isVisible()
     assert asked == []
+
+
+@pytest.fixture
+def make_window(qtbot: Any) -> Iterator[WindowFactory]:
+    yield from window_factory(qtbot)
+
+
+def test_quitting_with_an_unsaved_form_asks_and_cancel_keeps_the_app_open(
+    qtbot: Any, make_window: WindowFactory, project: Path
+) -> None:
+    window = make_window()
+    window.show()
+    data = {"name": "my-job", "source": {"source_dir": "code", "entry_point": "train.py"}}
+    editor = window.open_editor(project, data=data)
+    qtbot.waitExposed(editor)
+    type_name(qtbot, editor, "renamed")
+    asked = answer_question(editor, Button.Cancel)
+
+    assert not window.close()
+
+    assert len(asked) == 1
+    assert window.isVisible() and editor.isVisible()
+    assert not window._closing
+    asked = answer_question(editor, Button.Discard)
+    assert window.close()
+    assert len(asked) == 1

@@ -833,10 +833,12 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Remember the layout and let go of jobs; they keep running and re-attach next time."""
+        for editor in list(self.editors):
+            if not editor.close():  # unsaved edits the user chose to keep: the app stays
+                event.ignore()
+                return
         self._closing = True
         self.save_settings()
-        for editor in list(self.editors):
-            editor.close()
         self._marker_timer.stop()
         self._refresh_timer.stop()
         self._recover_timer.stop()
