@@ -4,6 +4,7 @@ them; a script that writes into or deletes from its channel never changes the us
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -20,7 +21,7 @@ SpecFactory = Callable[..., JobSpec]
 TIMEOUT = 120
 
 VANDAL = """
-    import os
+    import json, os
     d = os.environ["SM_CHANNEL_TRAIN"]
     with open(os.path.join(d, "rows.csv"), "r+") as fh:  # in place, as a hard link would share
         fh.write("XXXX")
@@ -31,6 +32,9 @@ VANDAL = """
     open(os.path.join(d, "sub", "deep.txt"), "w").write("truncated")
     open(os.path.join(d, "new.txt"), "w").write("new")
     os.makedirs(os.path.join(d, "made"))
+    seen = {"files": sorted(os.listdir(d)), "rows": open(os.path.join(d, "rows.csv")).read(),
+            "link": os.path.islink(d)}
+    json.dump(seen, open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w"))
     print("vandalised", flush=True)
 """
 
@@ -69,11 +73,14 @@ def test_a_script_that_writes_into_its_channel_leaves_the_users_data_as_it_was(
     record = service.get(handle.job_id)
     assert record.status == "Completed", record.failure_reason
     assert fingerprint(data) == before
-    # ... and the script's writes landed in its own copy.
-    mine = Path(record.run_dir) / "hosts" / "algo-1" / "input" / "data" / "train"
-    assert not mine.is_symlink()
-    assert (mine / "rows.csv").read_text().startswith("XXXX")
-    assert (mine / "new.txt").read_text() == "new" and not (mine / "other.csv").exists()
+    # ... the script's writes landed in its own copy ...
+    host = Path(record.run_dir) / "hosts" / "algo-1"
+    seen = json.loads((host / "model" / "seen.json").read_text())
+    assert seen["files"] == ["empty", "made", "new.txt", "rows.csv", "sub"]
+    assert seen["rows"].startswith("XXXX") and seen["rows"].endswith("appended\n")
+    assert not seen["link"]
+    # ... which went with the job, as an instance's disk does.
+    assert not (host / "input" / "data" / "train").exists()
 
 
 def test_a_snapshot_is_a_writable_copy_with_every_file_and_folder(tmp_path: Path) -> None:

@@ -181,13 +181,16 @@ def test_the_toolkits_environment_reads_a_host_process_jobs_tree(
 
 
 VANDAL = """
-    import os, shutil
+    import json, os, shutil
     d = os.environ["SM_CHANNEL_TRAIN"]
     with open(os.path.join(d, "rows.csv"), "r+") as fh:
         fh.write("XXXX")
     os.remove(os.path.join(d, "other.csv"))
     shutil.rmtree(os.path.join(d, "sub"))
     open(os.path.join(d, "new.txt"), "w").write("new")
+    seen = {"files": sorted(os.listdir(d)), "rows": open(os.path.join(d, "rows.csv")).read()}
+    host = os.environ["SM_CURRENT_HOST"]
+    json.dump(seen, open(os.path.join(os.environ["SM_MODEL_DIR"], host + ".json"), "w"))
     print("vandalised", flush=True)
 """
 
@@ -215,6 +218,7 @@ def test_a_script_that_writes_into_its_channel_leaves_the_users_data_alone(
     record = _run(service, spec)  # the mount was read-only: the write failed with EROFS
     assert _fingerprint(data) == before
     for host in ("algo-1", "algo-2"):  # each host its own copy, as each instance downloads one
-        mine = Path(record.run_dir) / "hosts" / host / "input" / "data" / "train"
-        assert (mine / "rows.csv").read_text().startswith("XXXX")
-        assert sorted(p.name for p in mine.iterdir()) == ["new.txt", "rows.csv"]
+        root = Path(record.run_dir) / "hosts" / host
+        seen = json.loads((root / "model" / f"{host}.json").read_text())
+        assert seen["rows"].startswith("XXXX") and seen["files"] == ["new.txt", "rows.csv"]
+        assert not (root / "input" / "data" / "train").exists()  # gone with the job

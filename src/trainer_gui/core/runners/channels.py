@@ -267,3 +267,21 @@ def reporter(job_id: str, sink: Callable[[TransferProgress], None]) -> Progress:
         sink(TransferProgress(job_id, "download", f"channel {name}", done, total, 0, name))
 
     return report
+
+
+def discard(spec: JobSpec, run_dir: Path) -> None:
+    """Remove the job's channel copies once it has ended, as SageMaker's instances go: a copy
+    (not a clone) of big data would otherwise stay in every run folder. Best effort: what a
+    container wrote as root may not be removable here, and is left (and logged)."""
+    hosts = run_dir / "hosts"
+    if not hosts.is_dir():
+        return
+    for host in sorted(hosts.iterdir()):
+        for channel in spec.channels:
+            if is_remote(channel.source):
+                continue
+            folder = host / "input" / "data" / safety.path_component(channel.name, "channel name")
+            try:
+                safety.remove(run_dir, folder)
+            except OSError as exc:
+                log.warning("could not remove the channel copy %s: %s", folder, exc)

@@ -920,3 +920,4 @@ class _ContainerWatch(Watch):
             self.remover.join()
         else:
             self.runner._remove(self.ctx.job_id)
+        channels.discard(self.ctx.spec, self.ctx.run_dir)  # the hosts' copies, once they are gone

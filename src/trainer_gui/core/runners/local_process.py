@@ -311,6 +311,10 @@ class _ProcessWatch(Watch):
         code = self.popen.wait()
         return Ending({HOST: code}, first_failure=HOST if code else None)
 
+    def release(self) -> None:
+        if not self.running():  # ended: its channel copies go, as an instance's disk does
+            channels.discard(self.ctx.spec, self.ctx.run_dir)
+
 
 def _inherit_site_packages(parent: str, venv_python: Path) -> None:
     """Let the job venv see the project's interpreter's packages (torch!), even a venv's.
