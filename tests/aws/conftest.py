@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import moto_tuning
 import pytest
 from moto_support import FAKE_CREDENTIALS, Script, _op_of
 
@@ -331,6 +332,7 @@ class FakeAws:
     faults: Faults
     requests: dict[str, dict[str, Any]]
     home: Path
+    tuning: Any = None  # moto_tuning.TuningSimulator: tuning jobs and their trials
 
     def client(self, service: str) -> Any:
         import boto3
@@ -402,9 +404,11 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 
     monkeypatch.setattr(Endpoint, "_send", send)
     sim.start()
+    tuning = moto_tuning.install(monkeypatch, sim)
     try:
-        yield FakeAws(moto_url, sim, faults, captured, home)
+        yield FakeAws(moto_url, sim, faults, captured, home, tuning)
     finally:
+        tuning.close()
         sim.close()
 
 
