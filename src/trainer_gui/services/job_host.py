@@ -503,13 +503,17 @@ class _Host:
                 result = os.getpid()
                 self._quit()
             elif method == "submit":
-                handle = self.service.submit(*args, **kwargs)
+                # Queued and answered first: the job is safe in the store before anything of
+                # it starts, whatever happens to this process next.
+                handle = self.service.submit(*args, schedule=False, **kwargs)
                 self.submitted = [h for h in self.submitted if not h.done] + [handle]
                 result = handle.job_id
             else:
                 result = getattr(self.service, method)(*args, **kwargs)
             self.outbox.flush()  # the events a call caused go before its reply
             peer.send(("reply", call_id, True, result, ""))
+            if method == "submit":
+                self._schedule()
         except BaseException as exc:
             self.outbox.flush()
             peer.send(("reply", call_id, False, _portable(exc), traceback.format_exc()))

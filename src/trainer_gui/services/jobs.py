@@ -282,6 +282,7 @@ class JobService:
         project_id: int | None = None,
         python: str | None = None,
         job_id: str | None = None,
+        schedule: bool = True,
     ) -> JobHandle:
         """Check, record and start a job; returns at once with a handle to wait on.
 
@@ -289,7 +290,8 @@ class JobService:
         starts when the resources it needs are free (at once on an idle machine); the handle
         is "started" at once, since the queue keeps the job whatever happens to this process.
         A SageMaker job's empty profile/region/role/S3 prefix come from the AWS settings here,
-        so the stored spec says where it ran and re-attaching needs no settings."""
+        so the stored spec says where it ran and re-attaching needs no settings. `schedule`
+        False leaves starting queued jobs to the caller (the job host answers first)."""
         spec = with_aws_defaults(spec)
         backend = spec.compute.backend.value
         runner = self.runner(backend)
@@ -306,7 +308,7 @@ class JobService:
             need = needs_of(spec)
             ids["needs"] = [need.gpus, need.slots]
             self.store.update_backend_ids(job_id, ids)
-            return self._enqueue(job_id, need)
+            return self._enqueue(job_id, need, schedule)
         self.store.update_backend_ids(job_id, ids)
         record = self.get(job_id)
         follower = self._take(record, spec)
@@ -333,7 +335,7 @@ class JobService:
 
     # -- the queue ----------------------------------------------------------------------------
 
-    def _enqueue(self, job_id: str, need: Needs) -> JobHandle:
+    def _enqueue(self, job_id: str, need: Needs, schedule: bool = True) -> JobHandle:
         waiting = JobHandle(job_id)
         waiting.mark_started()  # the queue keeps it, whatever happens to this process
         with self._lock:
@@ -342,7 +344,8 @@ class JobService:
         waiting.on_cancel(lambda: self._cancel_soon(job_id))
         self.store.enqueue(job_id, need.gpus, need.slots)
         self._notify(StatusChanged(job_id, JobStatus.QUEUED, ""))
-        self.schedule()
+        if schedule:
+            self.schedule()
         with self._lock:  # started at once (an idle machine): the runner's own handle
             return self._handles.get(job_id, waiting)
 
