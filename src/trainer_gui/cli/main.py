@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from trainer_gui import __version__
 from trainer_gui.cli.new import add_parser as add_new_parser
 from trainer_gui.cli.new import cmd_new
+from trainer_gui.cli.queue import add_parser as add_queue_parser
+from trainer_gui.cli.queue import cmd_queue
 from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sagemaker_commands(sub)
     _add_serving_commands(sub)
     add_new_parser(sub)
+    add_queue_parser(sub)
     return parser
 
 
@@ -978,6 +981,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": cmd_serve,
             "predict": cmd_predict,
             "new": cmd_new,
+            "queue": cmd_queue,
         }
         if command == "sagemaker":
             return cmd_sagemaker(args)

@@ -505,7 +505,7 @@ class _Host:
             elif method == "submit":
                 # Queued and answered first: the job is safe in the store before anything of
                 # it starts, whatever happens to this process next.
-                handle = self.service.submit(*args, schedule=False, **kwargs)
+                handle = self.service.submit(*args, **{**kwargs, "schedule": False})
                 self.submitted = [h for h in self.submitted if not h.done] + [handle]
                 result = handle.job_id
             else:
