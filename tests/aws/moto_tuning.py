@@ -15,6 +15,7 @@ job, and has no ListTrainingJobsForHyperParameterTuningJob or StopHyperParameter
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -192,15 +193,23 @@ class TuningSimulator:
             self._end(tuning, job, "Completed")
 
     def _start_trial(self, tuning: _Tuning, index: int) -> str:
-        definition = tuning.request["TrainingJobDefinition"]
+        # a copy: moto's CreateTrainingJob rewrites the MetricDefinitions it is given
+        definition = copy.deepcopy(tuning.request["TrainingJobDefinition"])
         tuned = tuning.points[index]
         digest = hashlib.sha1(f"{tuning.name}{index}".encode()).hexdigest()[:8]
         name = f"{tuning.name}-{index + 1:03d}-{digest}"
         hyperparameters = {**definition.get("StaticHyperParameters", {}), **tuned}
+        # the SDKs send HyperParameterTuningResourceConfig (the same fields, or instance lists)
+        resources = definition.get("ResourceConfig") or {
+            k: v
+            for k, v in definition["HyperParameterTuningResourceConfig"].items()
+            if k in ("InstanceType", "InstanceCount", "VolumeSizeInGB")
+        }
         request = {
             "TrainingJobName": name,
             "HyperParameters": hyperparameters,
             **{k: v for k, v in definition.items() if k != "StaticHyperParameters"},
+            "ResourceConfig": resources,
         }
         self.sm.create_training_job(
             training_job_name=name,
@@ -209,7 +218,7 @@ class TuningSimulator:
             role_arn=definition["RoleArn"],
             input_data_config=definition.get("InputDataConfig"),
             output_data_config=definition["OutputDataConfig"],
-            resource_config=definition["ResourceConfig"],
+            resource_config=resources,
             vpc_config=definition.get("VpcConfig"),
             stopping_condition=definition["StoppingCondition"],
             tags=tuning.request.get("Tags", []),

@@ -376,3 +376,112 @@ def test_an_unknown_tuning_job_is_a_clear_error(aws: Any) -> None:
     sm_runner = runner()
     with pytest.raises(UserError, match="nope"):
         tuning.describe_tuning_job(aws_session(sm_runner), "nope")
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def test_sweep_exports_are_python_with_the_tuners_names(project: Path) -> None:
+    from trainer_gui.core.aws import export
+
+    sweep = _sweep(
+        project, strategy="hyperband", early_stopping="off", hyperband={"max_resource": 9}
+    )
+    plan = _plan(sweep, "mnist-sweep")
+    v2 = export.export_sweep_code(sweep, plan, "mnist-sweep", "v2")
+    v3 = export.export_sweep_code(sweep, plan, "mnist-sweep", "v3")
+    for code in (v2, v3):
+        compile(code, "<export>", "exec")
+        assert "ContinuousParameter(0.0001, 0.1, scaling_type='Logarithmic')" in code
+        assert "IntegerParameter(16, 128, scaling_type='Auto')" in code
+        assert "CategoricalParameter(['adam', 'sgd'])" in code
+        assert "objective_metric_name='val_loss'" in code and "strategy='Hyperband'" in code
+        assert "max_jobs=4" in code and "max_parallel_jobs=2" in code
+        # the swept values are the tuner's, not the estimator's
+        assert "hyperparameters={'epochs': 3}" in code
+    assert "from sagemaker.tuner import" in v2 and "HyperparameterTuner(\n    estimator," in v2
+    assert "StrategyConfig(hyperband_strategy_config=HyperbandStrategyConfig(max_resource=9))" in v2
+    assert "from sagemaker.train.tuner import HyperparameterTuner" in v3
+    assert "from sagemaker.core.parameter import (" in v3
+    assert (
+        "model_trainer=trainer," in v3 and "tuner.tune(inputs=inputs, job_name='mnist-sweep'" in v3
+    )
+    assert "HyperParameterTuningJobStrategyConfig(hyperband_strategy_config=" in v3
+    request = json.loads(export.export_sweep_code(sweep, plan, "mnist-sweep", "json"))
+    assert request == tuning.tuning_request_for_plan(sweep, plan, "mnist-sweep")
+
+
+def test_a_local_sweep_that_sagemaker_would_refuse_is_not_exported(project: Path) -> None:
+    from trainer_gui.core.aws import export
+    from trainer_gui.core.spec.sweep import sweep_to_dict
+
+    data = sweep_to_dict(_sweep(project))
+    data["compute"] = {"backend": "local-process"}
+    data["sweep"].update(
+        strategy="grid",
+        max_trials=None,
+        early_stopping="off",
+        parameters={"batch_size": {"type": "integer", "min": 1, "max": 3}},
+    )
+    sweep = sweep_from_dict(data, base_dir=project)
+    with pytest.raises(UserError, match="grid search takes categorical"):
+        export.export_sweep(sweep, ("json",), "mnist-sweep")
+
+
+# The SDK names some endpoints itself (STS's regional one), which AWS_ENDPOINT_URL does not
+# reach: every client of the exported program goes to the moto server.
+_TO_MOTO = textwrap.dedent(
+    """
+    import os as _os, boto3 as _boto3
+    _client = _boto3.session.Session.client
+    def _to_moto(self, *args, **kwargs):
+        kwargs["endpoint_url"] = _os.environ["AWS_ENDPOINT_URL"]
+        return _client(self, *args, **kwargs)
+    _boto3.session.Session.client = _to_moto
+    """
+)
+
+
+@pytest.mark.skipif(
+    not Path(SDK_V2_PYTHON).exists(), reason=f"no SageMaker Python SDK V2 at {SDK_V2_PYTHON}"
+)
+def test_the_exported_v2_code_run_by_the_sdk_sends_the_apps_tuning_config(
+    aws: Any, project: Path
+) -> None:
+    """The exported program, run by the real SDK V2 against the moto server, creates a tuning
+    job whose config is the one the app sends for the sweep."""
+    from trainer_gui.core.aws import export
+
+    name = "mnist-sdk-1"
+    sweep = _sweep(project, seed=3)
+    plan = _plan(sweep, name)
+    code = export.export_sweep_code(sweep, plan, name, "v2")
+    code = code.replace("wait=True)", "wait=False)").replace("print(tuner.best_training_job())", "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
+    out = subprocess.run(
+        [SDK_V2_PYTHON, "-c", _TO_MOTO + code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+        cwd=project,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    sent = aws.tuning.requests[name]
+    ours = tuning.tuning_request_for_plan(sweep, plan, name)
+    assert sent["HyperParameterTuningJobConfig"] == ours["HyperParameterTuningJobConfig"]
+    theirs, mine = sent["TrainingJobDefinition"], ours["TrainingJobDefinition"]
+    algorithm = dict(theirs["AlgorithmSpecification"])
+    # V2 names the image by framework_version (2.5); the app resolves the patch tag (2.5.1)
+    assert algorithm.pop("TrainingImage").endswith("pytorch-training:2.5-cpu-py311")
+    assert algorithm == {
+        k: v for k, v in mine["AlgorithmSpecification"].items() if k != "TrainingImage"
+    }
+    assert theirs["HyperParameterTuningResourceConfig"] == mine["ResourceConfig"]
+    for key in ("RoleArn", "StoppingCondition", "OutputDataConfig"):
+        assert theirs[key] == mine[key], key
+    static = theirs["StaticHyperParameters"]
+    assert static["epochs"] == mine["StaticHyperParameters"]["epochs"]
+    assert not {"lr", "batch_size", "optimizer"} & set(static)

@@ -11,10 +11,23 @@ Local folders stay local paths in the code: the SDKs upload them themselves.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from trainer_gui.core.aws.request import CHECKPOINT_LOCAL_PATH, Plan, build_request
-from trainer_gui.core.spec.model import JobSpec, is_remote
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
+from trainer_gui.core.spec.sweep import (
+    EARLY_STOPPING,
+    GOALS,
+    SCALING_TYPES,
+    STRATEGIES,
+    CategoricalValues,
+    ContinuousRange,
+    IntegerRange,
+    SweepSpec,
+    sweep_problems,
+)
 
 FORMATS = ("v3", "v2", "request")
 
@@ -36,8 +49,12 @@ def export_request(spec: JobSpec, plan: Plan) -> str:
     return json.dumps(build_request(spec, plan), indent=2) + "\n"
 
 
-def export_v2(spec: JobSpec, plan: Plan) -> str:
-    """SageMaker Python SDK V2: `sagemaker.pytorch.PyTorch` estimator + fit()."""
+def _v2_estimator(
+    spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str], list[str]]:
+    """V2 code up to the estimator: (notes, session and estimator lines, inputs lines).
+
+    `swept` hyperparameters are left out (a tuner sets them per training job)."""
     src = spec.source
     args: list[tuple[str, str]] = []
     if src.command is not None:
@@ -65,7 +82,7 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
             ("framework_version", _py(spec.sagemaker.framework_version)),
             ("py_version", _py(spec.sagemaker.py_version)),
         ]
-    hps = spec.all_hyperparameters()
+    hps = {k: v for k, v in spec.all_hyperparameters().items() if k not in swept}
     if hps:
         args.append(("hyperparameters", _py(hps)))
     if spec.distribution.kind == "torchrun":
@@ -93,16 +110,6 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
     if spec.distribution.kind == "custom":
         notes.append("# NOTE: the custom distribution driver has no V2 equivalent; not exported.")
     lines = [
-        f'"""Job {spec.name!r} as SageMaker Python SDK V2 code (exported by trainer-gui).',
-        "",
-        "pip install 'sagemaker>=2,<3'; credentials come from your AWS profile as usual.",
-        '"""',
-        "",
-        *notes,
-        "import boto3",
-        "import sagemaker",
-        "from sagemaker.pytorch import PyTorch",
-        "",
         f"session = sagemaker.Session(boto_session=boto3.Session(region_name={plan.region!r}))",
         "",
         "estimator = PyTorch(",
@@ -118,6 +125,25 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
         else:
             key = f"{spec.name}/channels/{name}"
             inputs.append(f"    {name!r}: session.upload_data({source!r}, key_prefix={key!r}),")
+    return notes, lines, inputs
+
+
+def export_v2(spec: JobSpec, plan: Plan) -> str:
+    """SageMaker Python SDK V2: `sagemaker.pytorch.PyTorch` estimator + fit()."""
+    notes, estimator, inputs = _v2_estimator(spec, plan)
+    lines = [
+        f'"""Job {spec.name!r} as SageMaker Python SDK V2 code (exported by trainer-gui).',
+        "",
+        "pip install 'sagemaker>=2,<3'; credentials come from your AWS profile as usual.",
+        '"""',
+        "",
+        *notes,
+        "import boto3",
+        "import sagemaker",
+        "from sagemaker.pytorch import PyTorch",
+        "",
+        *estimator,
+    ]
     if inputs:
         lines += ["inputs = {", *inputs, "}", "estimator.fit(inputs, wait=True, logs=True)", ""]
     else:
@@ -125,8 +151,18 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def export_v3(spec: JobSpec, plan: Plan) -> str:
-    """SageMaker Python SDK V3: `sagemaker.train.ModelTrainer` + train()."""
+@dataclass
+class _V3Trainer:
+    """V3 code for the trainer: config imports, other imports, its lines, its channels."""
+
+    imports: list[str]
+    extra_imports: list[str]
+    lines: list[str]
+    channels: dict[str, str]
+
+
+def _v3_trainer(spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset()) -> _V3Trainer:
+    """`trainer = ModelTrainer(...)`, leaving out `swept` hyperparameters (a tuner sets them)."""
     src = spec.source
     imports = ["Compute", "OutputDataConfig", "SourceCode", "StoppingCondition"]
     code_args: list[str] = []
@@ -159,7 +195,7 @@ def export_v3(spec: JobSpec, plan: Plan) -> str:
         ppn = spec.distribution.processes_per_host
         body.append(f"    distributed=Torchrun({f'process_count_per_node={ppn}' if ppn else ''}),")
         extra_imports.append("from sagemaker.train.distributed import Torchrun")
-    hps = spec.all_hyperparameters()
+    hps = {k: v for k, v in spec.all_hyperparameters().items() if k not in swept}
     if hps:
         body.append(f"    hyperparameters={_py(hps)},")
     if spec.environment:
@@ -184,6 +220,23 @@ def export_v3(spec: JobSpec, plan: Plan) -> str:
     channels = _channels(spec, plan)
     if channels:
         imports.append("InputData")
+    lines = []
+    if spec.distribution.kind == "custom":
+        lines.append("# NOTE: the custom distribution driver has no V3 equivalent; not exported.")
+    lines += ["trainer = ModelTrainer(", *body, tail, ""]
+    return _V3Trainer(imports, extra_imports, lines, channels)
+
+
+def _v3_inputs(trainer: _V3Trainer) -> list[str]:
+    lines = ["inputs = ["]
+    for name, source in trainer.channels.items():
+        lines.append(f"    InputData(channel_name={name!r}, data_source={source!r}),")
+    return [*lines, "]"]
+
+
+def export_v3(spec: JobSpec, plan: Plan) -> str:
+    """SageMaker Python SDK V3: `sagemaker.train.ModelTrainer` + train()."""
+    trainer = _v3_trainer(spec, plan)
     lines = [
         f'"""Job {spec.name!r} as SageMaker Python SDK V3 code (exported by trainer-gui).',
         "",
@@ -193,18 +246,17 @@ def export_v3(spec: JobSpec, plan: Plan) -> str:
         '"""',
         "",
         "from sagemaker.train import ModelTrainer",
-        f"from sagemaker.train.configs import {', '.join(sorted(set(imports)))}",
-        *extra_imports,
+        f"from sagemaker.train.configs import {', '.join(sorted(set(trainer.imports)))}",
+        *trainer.extra_imports,
         "",
+        *trainer.lines,
     ]
-    if spec.distribution.kind == "custom":
-        lines.append("# NOTE: the custom distribution driver has no V3 equivalent; not exported.")
-    lines += ["trainer = ModelTrainer(", *body, tail, ""]
-    if channels:
-        lines.append("inputs = [")
-        for name, source in channels.items():
-            lines.append(f"    InputData(channel_name={name!r}, data_source={source!r}),")
-        lines += ["]", "trainer.train(input_data_config=inputs, wait=True, logs=True)", ""]
+    if trainer.channels:
+        lines += [
+            *_v3_inputs(trainer),
+            "trainer.train(input_data_config=inputs, wait=True, logs=True)",
+            "",
+        ]
     else:
         lines += ["trainer.train(wait=True, logs=True)", ""]
     return "\n".join(lines)
@@ -233,3 +285,198 @@ def export_spec(
     filled = with_aws_defaults(spec, any_backend=True)
     plan, notes = plan_for_export(filled, make_job_id(filled.name))
     return {fmt: export_code(filled, plan, fmt) for fmt in formats}, notes
+
+
+# -- sweeps (hyperparameter tuning jobs) ---------------------------------------------------------
+
+
+def _ranges_code(sweep: SweepSpec) -> list[str]:
+    """`hyperparameter_ranges = {...}` with the SDK's parameter classes (same in V2 and V3)."""
+    lines = ["hyperparameter_ranges = {"]
+    for name, p in sweep.sweep.parameters.items():
+        if isinstance(p, ContinuousRange):
+            scale = SCALING_TYPES[p.scale]
+            lines.append(
+                f"    {name!r}: ContinuousParameter({p.min!r}, {p.max!r}, scaling_type={scale!r}),"
+            )
+        elif isinstance(p, IntegerRange):
+            scale = SCALING_TYPES[p.scale]
+            lines.append(
+                f"    {name!r}: IntegerParameter({p.min!r}, {p.max!r}, scaling_type={scale!r}),"
+            )
+        elif isinstance(p, CategoricalValues):
+            lines.append(f"    {name!r}: CategoricalParameter({_py(list(p.values))}),")
+    return [*lines, "}", ""]
+
+
+def _tuner_args(sweep: SweepSpec, strategy_config: str | None) -> list[str]:
+    s = sweep.sweep
+    metrics = [{"Name": m.name, "Regex": m.regex} for m in sweep.job.metric_definitions]
+    args = [
+        f"objective_metric_name={s.objective.metric!r}",
+        f"objective_type={GOALS[s.objective.goal]!r}",
+        "hyperparameter_ranges=hyperparameter_ranges",
+        f"metric_definitions={_py(metrics)}",
+        f"strategy={STRATEGIES[s.strategy]!r}",
+    ]
+    if s.max_trials is not None:
+        args.append(f"max_jobs={s.max_trials}")
+    args.append(f"max_parallel_jobs={s.max_parallel}")
+    if s.max_runtime_seconds is not None:
+        args.append(f"max_runtime_in_seconds={s.max_runtime_seconds}")
+    args.append(f"early_stopping_type={EARLY_STOPPING[s.early_stopping]!r}")
+    if s.seed is not None:
+        args.append(f"random_seed={s.seed}")
+    if strategy_config:
+        args.append(f"strategy_config={strategy_config}")
+    return args
+
+
+def _hyperband_args(sweep: SweepSpec) -> str | None:
+    bounds = sweep.sweep.hyperband
+    if sweep.sweep.strategy != "hyperband":
+        return None
+    parts = []
+    if bounds.min_resource is not None:
+        parts.append(f"min_resource={bounds.min_resource}")
+    if bounds.max_resource is not None:
+        parts.append(f"max_resource={bounds.max_resource}")
+    return ", ".join(parts) if parts else None
+
+
+def export_sweep_request(sweep: SweepSpec, plan: Plan, name: str) -> str:
+    """The CreateHyperParameterTuningJob request the app sends, as JSON."""
+    from trainer_gui.core.aws.tuning import tuning_request_for_plan
+
+    return json.dumps(tuning_request_for_plan(sweep, plan, name), indent=2) + "\n"
+
+
+def export_sweep_v2(sweep: SweepSpec, plan: Plan, name: str) -> str:
+    """SDK V2: the spec's PyTorch estimator and a `sagemaker.tuner.HyperparameterTuner`."""
+    spec = sweep.job
+    notes, estimator, inputs = _v2_estimator(spec, plan, frozenset(sweep.sweep.parameters))
+    hyperband = _hyperband_args(sweep)
+    imports = ["CategoricalParameter", "ContinuousParameter", "HyperparameterTuner"]
+    imports.append("IntegerParameter")
+    config = None
+    if hyperband:
+        imports += ["HyperbandStrategyConfig", "StrategyConfig"]
+        config = f"StrategyConfig(hyperband_strategy_config=HyperbandStrategyConfig({hyperband}))"
+    args = [f"    {a}," for a in _tuner_args(sweep, config)]
+    lines = [
+        f'"""Sweep {spec.name!r} as SageMaker Python SDK V2 code (exported by trainer-gui).',
+        "",
+        "pip install 'sagemaker>=2,<3'; credentials come from your AWS profile as usual.",
+        "Each training job of the tuning job runs the estimator with the tuned values.",
+        '"""',
+        "",
+        *notes,
+        "import boto3",
+        "import sagemaker",
+        "from sagemaker.pytorch import PyTorch",
+        f"from sagemaker.tuner import {', '.join(sorted(imports))}",
+        "",
+        *estimator,
+        *_ranges_code(sweep),
+        "tuner = HyperparameterTuner(",
+        "    estimator,",
+        *args,
+        f"    base_tuning_job_name={_base_name(spec.name)!r},",
+        ")",
+        "",
+    ]
+    fit = f"job_name={name!r}, wait=True"
+    if inputs:
+        lines += ["inputs = {", *inputs, "}", f"tuner.fit(inputs, {fit})"]
+    else:
+        lines.append(f"tuner.fit({fit})")
+    lines += ["print(tuner.best_training_job())", ""]
+    return "\n".join(lines)
+
+
+def export_sweep_v3(sweep: SweepSpec, plan: Plan, name: str) -> str:
+    """SDK V3: the spec's ModelTrainer and a `sagemaker.train.tuner.HyperparameterTuner`
+    (whose tuning job is a `sagemaker.core.resources.HyperParameterTuningJob`)."""
+    spec = sweep.job
+    trainer = _v3_trainer(spec, plan, frozenset(sweep.sweep.parameters))
+    hyperband = _hyperband_args(sweep)
+    config = None
+    shapes: list[str] = []
+    if hyperband:
+        shapes = ["HyperParameterTuningJobStrategyConfig", "HyperbandStrategyConfig"]
+        config = (
+            "HyperParameterTuningJobStrategyConfig("
+            f"hyperband_strategy_config=HyperbandStrategyConfig({hyperband}))"
+        )
+    args = [f"    {a}," for a in _tuner_args(sweep, config)]
+    lines = [
+        f'"""Sweep {spec.name!r} as SageMaker Python SDK V3 code (exported by trainer-gui).',
+        "",
+        "pip install 'sagemaker>=3'; credentials come from your AWS profile as usual.",
+        "Each training job of the tuning job runs the trainer with the tuned values.",
+        '"""',
+        "",
+        "from sagemaker.core.parameter import (",
+        "    CategoricalParameter,",
+        "    ContinuousParameter,",
+        "    IntegerParameter,",
+        ")",
+        *([f"from sagemaker.core.shapes import {', '.join(sorted(shapes))}"] if shapes else []),
+        "from sagemaker.train import ModelTrainer",
+        f"from sagemaker.train.configs import {', '.join(sorted(set(trainer.imports)))}",
+        "from sagemaker.train.tuner import HyperparameterTuner",
+        *trainer.extra_imports,
+        "",
+        *trainer.lines,
+        *_ranges_code(sweep),
+        "tuner = HyperparameterTuner(",
+        "    model_trainer=trainer,",
+        *args,
+        f"    base_tuning_job_name={_base_name(spec.name)!r},",
+        ")",
+        "",
+    ]
+    if trainer.channels:
+        lines += [*_v3_inputs(trainer), f"tuner.tune(inputs=inputs, job_name={name!r}, wait=True)"]
+    else:
+        lines.append(f"tuner.tune(job_name={name!r}, wait=True)")
+    lines += ["print(tuner.best_training_job())", ""]
+    return "\n".join(lines)
+
+
+def _base_name(name: str) -> str:
+    """A base for the SDKs' own tuning job names (they add a timestamp within 32 characters)."""
+    return name[:18].rstrip("-")
+
+
+def export_sweep_code(sweep: SweepSpec, plan: Plan, name: str, fmt: str) -> str:
+    """The sweep in one format: v3 | v2 | request (json is taken for request)."""
+    if fmt == "v3":
+        return export_sweep_v3(sweep, plan, name)
+    if fmt == "v2":
+        return export_sweep_v2(sweep, plan, name)
+    if fmt in ("request", "json"):
+        return export_sweep_request(sweep, plan, name)
+    raise ValueError(f"unknown export format {fmt!r}; use one of v3, v2, json")
+
+
+def export_sweep(
+    sweep: SweepSpec, formats: tuple[str, ...] = FORMATS, name: str | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """What `sweep export` shows: the sweep with the AWS settings filled in, planned under a
+    tuning job name, in each format, plus notes about placeholders. Blocking (may call STS)."""
+    from trainer_gui.core.aws.defaults import with_aws_defaults
+    from trainer_gui.core.aws.remote_jobs import plan_for_export
+    from trainer_gui.core.aws.tuning import check_tuning_name, tuning_job_name
+
+    job = with_aws_defaults(sweep.job, any_backend=True)
+    filled = sweep.model_copy(update={"job": job})
+    on_sagemaker = job.model_copy(
+        update={"compute": job.compute.model_copy(update={"backend": Backend.SAGEMAKER})}
+    )
+    problems = sweep_problems(on_sagemaker, sweep.sweep)
+    if problems:  # a local sweep may use what SageMaker's tuning does not take
+        raise UserError("on SageMaker: " + "; ".join(problems))
+    name = check_tuning_name(name or tuning_job_name(job.name))
+    plan, notes = plan_for_export(job, name)
+    return {fmt: export_sweep_code(filled, plan, name, fmt) for fmt in formats}, notes
