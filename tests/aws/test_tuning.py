@@ -485,3 +485,55 @@ def test_the_exported_v2_code_run_by_the_sdk_sends_the_apps_tuning_config(
     static = theirs["StaticHyperParameters"]
     assert static["epochs"] == mine["StaticHyperParameters"]["epochs"]
     assert not {"lr", "batch_size", "optimizer"} & set(static)
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+
+
+def _sweep_file(project: Path) -> Path:
+    import yaml
+
+    from trainer_gui.core.spec.sweep import sweep_to_dict
+
+    path = project / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep_to_dict(_sweep(project)), sort_keys=False))
+    return path
+
+
+def test_cli_sweep_run_creates_the_tuning_job_and_follows_every_trial(
+    aws: Any, project: Path, capsys: Any
+) -> None:
+    from trainer_gui.cli.main import main
+
+    path = _sweep_file(project)
+    assert main(["sweep", "run", str(path), "--name", "mnist-cli-1", "--poll", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "Created tuning job mnist-cli-1 (us-east-1)" in out
+    assert out.count("  trial mnist-cli-1-") == 4  # each trial printed once, as it appeared
+    assert "Tuning job mnist-cli-1: Completed" in out and "Best trial (*): mnist-cli-1-" in out
+    assert aws.tuning.requests["mnist-cli-1"]["HyperParameterTuningJobConfig"] == (
+        tuning.tuning_job_config(_sweep(project))
+    )
+    store = Store()
+    trials = tuning.trials_in_store(store, "mnist-cli-1")
+    assert len(trials) == 4 and all(r.backend == "sagemaker" for r in trials)
+
+
+def test_cli_sweep_attach_follows_a_tuning_job_started_elsewhere(
+    aws: Any, project: Path, capsys: Any
+) -> None:
+    from trainer_gui.cli.main import main
+
+    svc, sm_runner = _service()
+    tuning.create_tuning_job(sm_runner, _sweep(project), project / "runs" / "ext-1", "ext-1")
+    svc.shutdown()
+    assert main(["sweep", "attach", "ext-1", "--detach"]) == 0
+    assert "Detached; the tuning job runs on" in capsys.readouterr().out
+    assert main(["sweep", "attach", "ext-1", "--poll", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "Tuning job ext-1 (us-east-1): " in out
+    assert "Tuning job ext-1: Completed" in out
+    assert len(tuning.trials_in_store(Store(), "ext-1")) == 4
+    assert main(["sweep", "attach", "missing-1"]) != 0
+    err = capsys.readouterr().err
+    assert "missing-1" in err and "Traceback" not in err

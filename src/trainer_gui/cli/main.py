@@ -20,6 +20,8 @@ from trainer_gui.cli.new import add_parser as add_new_parser
 from trainer_gui.cli.new import cmd_new
 from trainer_gui.cli.queue import add_parser as add_queue_parser
 from trainer_gui.cli.queue import cmd_queue
+from trainer_gui.cli.sweep import add_parser as add_sweep_parser
+from trainer_gui.cli.sweep import cmd_sweep
 from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serving_commands(sub)
     add_new_parser(sub)
     add_queue_parser(sub)
+    add_sweep_parser(sub)
     return parser
 
 
@@ -982,6 +985,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "predict": cmd_predict,
             "new": cmd_new,
             "queue": cmd_queue,
+            "sweep": cmd_sweep,
         }
         if command == "sagemaker":
             return cmd_sagemaker(args)
