@@ -381,3 +381,22 @@ def test_a_search_count_appearing_moves_nothing(view: LogView, qtbot: QtBot) -> 
     view.search_edit.clear()
     assert view.match_label.text() == ""
     assert geometries() == before
+
+
+def test_the_tail_stops_where_the_store_accounts_for_the_log(qtbot: QtBot, tmp_path: Path) -> None:
+    """Bytes past the committed length are a batch whose follower died before committing; the
+    next follower writes them again, so the view must not show them now as well."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    committed = "".join(format_log_line(1.0 + i, "algo-1", "stdout", f"line {i}") for i in range(3))
+    torn = format_log_line(9.0, "algo-1", "stdout", "uncommitted")
+    (logs / "job.log").write_text(committed + torn, encoding="utf-8")
+    view = LogView()
+    qtbot.addWidget(view)
+
+    view.set_job("j", str(tmp_path), lambda: len(committed.encode()))
+
+    qtbot.waitUntil(lambda: not view.loading, timeout=5000)
+    shown = [view.model.text(row) for row in range(view.model.rowCount())]
+    assert any("line 2" in text for text in shown)
+    assert not any("uncommitted" in text for text in shown)

@@ -251,7 +251,8 @@ class JobDetail(QWidget):
         self.log_view.setVisible(len(records) <= 1)  # several jobs: the plots get the room
         if len(records) == 1:
             record = records[0]
-            self.log_view.set_job(record.id, record.run_dir)
+            store, job_id = self.store, record.id
+            self.log_view.set_job(record.id, record.run_dir, lambda: store.log_size(job_id))
             self.metrics.set_jobs([record.id], {record.id: record.name})
             self.metrics.load_from_store(self.store, record.id)
         elif records:

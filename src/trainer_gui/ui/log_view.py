@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -84,10 +84,11 @@ _Kept = tuple[str, str, str]  # (host, stream, text)
 _Index = QModelIndex | QPersistentModelIndex
 
 
-def _lines_backwards(fh: BinaryIO) -> Iterator[bytes]:
-    """The lines of a binary file, last first, read in 1 MiB blocks from the end."""
+def _lines_backwards(fh: BinaryIO, end: int | None = None) -> Iterator[bytes]:
+    """The lines of a binary file up to byte `end` (its end when None), last first, read in
+    1 MiB blocks from there."""
     fh.seek(0, os.SEEK_END)
-    pos = fh.tell()
+    pos = fh.tell() if end is None else min(fh.tell(), max(0, end))
     carry = b""
     while pos > 0:
         size = min(_READ_BLOCK, pos)
@@ -99,11 +100,15 @@ def _lines_backwards(fh: BinaryIO) -> Iterator[bytes]:
     yield carry
 
 
-def read_log_tail(path: str | os.PathLike[str], max_lines: int) -> list[LogLine]:
+def read_log_tail(
+    path: str | os.PathLike[str], max_lines: int, end: int | None = None
+) -> list[LogLine]:
     """The last `max_lines` lines of a job.log as `LogLine`s, reading the file from its end.
 
     Only the blocks holding those lines are read, so a multi-gigabyte log costs what is shown.
-    Lines that do not parse (a torn last line, stray text) are skipped and not counted.
+    Lines that do not parse (a torn last line, stray text) are skipped and not counted. `end`:
+    the length the store accounts for; bytes past it are a batch whose follower died before
+    committing, which the next follower writes again, so they are not shown twice.
     """
     if max_lines <= 0:
         return []
@@ -113,7 +118,7 @@ def read_log_tail(path: str | os.PathLike[str], max_lines: int) -> list[LogLine]
         return []
     out: list[LogLine] = []
     with fh:
-        for piece in _lines_backwards(fh):
+        for piece in _lines_backwards(fh, end):
             if not piece:
                 continue
             parsed = parse_log_line(piece.decode("utf-8", "replace"))
@@ -146,10 +151,13 @@ def _host_sort_key(host: str) -> tuple[str, int, str]:
     return (m.group(1), int(m.group(2)), host) if m else (host, -1, host)
 
 
-def _load_tail(path: Path, max_lines: int) -> LogChunk:
+def _load_tail(
+    path: Path, max_lines: int, committed: Callable[[], int | None] | None = None
+) -> LogChunk:
     """The tail of a job.log as a chunk (the per-line work, on a pool thread)."""
     try:
-        return LogChunk.from_lines(read_log_tail(path, max_lines))
+        end = committed() if committed is not None else None
+        return LogChunk.from_lines(read_log_tail(path, max_lines, end))
     except Exception:  # a failed read shows an empty log, never a crash
         log.warning("cannot read the log %s", path, exc_info=True)
         return LogChunk()
@@ -489,8 +497,14 @@ class LogView(QWidget):
         rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
         return "\n".join(self.model.text(row) for row in rows)
 
-    def set_job(self, job_id: str | None, run_dir: str | None) -> None:
-        """Show another job: clear, then read the tail of its job.log on a worker thread."""
+    def set_job(
+        self,
+        job_id: str | None,
+        run_dir: str | None,
+        committed: Callable[[], int | None] | None = None,
+    ) -> None:
+        """Show another job: clear, then read the tail of its job.log on a worker thread, up
+        to the length `committed` says the store accounts for (all of it when None)."""
         self._cancel_load()  # a read for the job shown before is of no use now
         self._job_id = job_id
         self._run_dir = run_dir
@@ -511,7 +525,9 @@ class LogView(QWidget):
         path = Path(run_dir) / "logs" / JOB_LOG
         self._loading = True
         max_lines = self._max_lines
-        self._tail_task = run_task(lambda: _load_tail(path, max_lines), self._on_tail_loaded)
+        self._tail_task = run_task(
+            lambda: _load_tail(path, max_lines, committed), self._on_tail_loaded
+        )
 
     def append_lines(self, job_id: str, lines: LogChunk | Sequence[LogLine]) -> None:
         """Append live lines (one model insert per call); lines of other jobs are ignored."""
