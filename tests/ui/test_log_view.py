@@ -301,10 +301,10 @@ def test_closing_the_view_cancels_a_pending_tail_read(
     release, started = threading.Event(), threading.Event()
     real = log_view_mod.read_log_tail
 
-    def slow_read(path: Path, max_lines: int) -> list[LogLine]:
+    def slow_read(path: Path, max_lines: int, end: int | None = None) -> list[LogLine]:
         started.set()
         assert release.wait(10)
-        return real(path, max_lines)
+        return real(path, max_lines, end)
 
     monkeypatch.setattr(log_view_mod, "read_log_tail", slow_read)
     view = LogView()
@@ -334,10 +334,10 @@ def test_a_newer_job_cancels_the_read_of_the_older_one(
     release = threading.Event()
     real = log_view_mod.read_log_tail
 
-    def read(path: Path, max_lines: int) -> list[LogLine]:
+    def read(path: Path, max_lines: int, end: int | None = None) -> list[LogLine]:
         if "old" in str(path):
             assert release.wait(10)
-        return real(path, max_lines)
+        return real(path, max_lines, end)
 
     monkeypatch.setattr(log_view_mod, "read_log_tail", read)
     view = LogView()
