@@ -42,6 +42,7 @@ from trainer_gui.core.store.models import (
     StatusEntry,
 )
 from trainer_gui.core.store.queue import QueueStore
+from trainer_gui.core.store.sweeps import SweepStore
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def _insert_phase(
     return True
 
 
-class Store(QueueStore):
+class Store(QueueStore, SweepStore):
     """Everything the app remembers between runs, in one SQLite file shared by GUI and CLI."""
 
     path: Path

@@ -153,6 +153,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    # Local sweeps: the sweep file and its state, and one row per trial. A trial row is written
+    # (with the job id it will get) before its job is submitted, so a crash in between leaves a
+    # row to submit again, never a job nobody counts; no foreign key to jobs for that reason.
+    Migration(
+        5,
+        "local sweeps and their trials",
+        (
+            """
+            CREATE TABLE sweeps (
+                id         TEXT PRIMARY KEY,
+                name       TEXT NOT NULL,
+                project_id INTEGER REFERENCES projects(id) ON DELETE SET NULL,
+                backend    TEXT NOT NULL,
+                sweep_yaml TEXT NOT NULL,
+                base_dir   TEXT,
+                source     TEXT,
+                status     TEXT NOT NULL,
+                objective  TEXT NOT NULL,
+                goal       TEXT NOT NULL,
+                message    TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                ended_at   REAL
+            )
+            """,
+            "CREATE INDEX sweeps_status ON sweeps(status)",
+            """
+            CREATE TABLE sweep_trials (
+                sweep_id   TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+                number     INTEGER NOT NULL,
+                job_id     TEXT NOT NULL UNIQUE,
+                params     TEXT NOT NULL,
+                state      TEXT NOT NULL,
+                value      REAL,
+                created_at REAL NOT NULL,
+                ended_at   REAL,
+                PRIMARY KEY (sweep_id, number)
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
