@@ -10,6 +10,7 @@ has no StopTrainingJob, and overwrites MetricDefinitions. The `aws` fixture exte
   host's log lines to CloudWatch streams `<job>/algo-N-<ts>`, puts model.tar.gz and
   output.tar.gz at the output path, and sets FinalMetricDataList;
 * StopTrainingJob is added to moto's SageMaker responses;
+* tuning jobs start and drive their trials (moto_tuning.py: `aws.tuning`);
 * `aws.faults` answers chosen requests with an AWS error or a dropped connection, below
   botocore's retry logic (a patched `Endpoint._send`), and records every request sent.
 

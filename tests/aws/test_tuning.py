@@ -438,6 +438,16 @@ _TO_MOTO = textwrap.dedent(
         kwargs["endpoint_url"] = _os.environ["AWS_ENDPOINT_URL"]
         return _client(self, *args, **kwargs)
     _boto3.session.Session.client = _to_moto
+    # SDK V3 asks IAM whether the role may act (SimulatePrincipalPolicy); moto cannot answer
+    import botocore.client as _bc
+    _call = _bc.BaseClient._make_api_call
+    def _api(self, op, params):
+        if op == "SimulatePrincipalPolicy":
+            names = params.get("ActionNames", [])
+            results = [{"EvalActionName": a, "EvalDecision": "allowed"} for a in names]
+            return {"EvaluationResults": results, "IsTruncated": False}
+        return _call(self, op, params)
+    _bc.BaseClient._make_api_call = _api
     """
 )
 
@@ -471,7 +481,17 @@ def test_the_exported_v2_code_run_by_the_sdk_sends_the_apps_tuning_config(
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     sent = aws.tuning.requests[name]
     ours = tuning.tuning_request_for_plan(sweep, plan, name)
-    assert sent["HyperParameterTuningJobConfig"] == ours["HyperParameterTuningJobConfig"]
+    # V3 sends categorical values as they are ("adam"), as it does every hyperparameter; the
+    # app and V2 send them JSON-encoded ('"adam"') for the toolkit to decode: the same values
+    theirs = sent["HyperParameterTuningJobConfig"]
+    mine = json.loads(json.dumps(ours["HyperParameterTuningJobConfig"]))
+    for item in mine["ParameterRanges"]["CategoricalParameterRanges"]:
+        item["Values"] = [json.loads(v) for v in item["Values"]]
+    assert theirs == mine
+    assert (
+        sent["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+        == (ours["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"])
+    )
     theirs, mine = sent["TrainingJobDefinition"], ours["TrainingJobDefinition"]
     algorithm = dict(theirs["AlgorithmSpecification"])
     # V2 names the image by framework_version (2.5); the app resolves the patch tag (2.5.1)
@@ -537,3 +557,62 @@ def test_cli_sweep_attach_follows_a_tuning_job_started_elsewhere(
     assert main(["sweep", "attach", "missing-1"]) != 0
     err = capsys.readouterr().err
     assert "missing-1" in err and "Traceback" not in err
+
+
+SDK_V3_PYTHON = os.environ.get("TRAINER_SDK_V3_PYTHON", "/tmp/trainer-sdk3/bin/python")
+
+
+@pytest.mark.skipif(
+    not Path(SDK_V3_PYTHON).exists(),
+    reason=f"no SageMaker Python SDK V3 at {SDK_V3_PYTHON} (python -m venv /tmp/trainer-sdk3 && "
+    "/tmp/trainer-sdk3/bin/pip install 'sagemaker>=3', or set TRAINER_SDK_V3_PYTHON)",
+)
+def test_the_exported_v3_code_run_by_the_sdk_sends_the_apps_tuning_config(
+    aws: Any, project: Path
+) -> None:
+    """The exported V3 program (ModelTrainer + sagemaker.train.tuner.HyperparameterTuner), run
+    by the real SDK V3 against the moto server, creates the tuning job the app would."""
+    from trainer_gui.core.aws import export
+
+    name = "mnist-sdk-3"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    aws.client("iam").create_role(  # V3 checks the role exists and trusts SageMaker
+        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    sweep = _sweep(project, seed=3)
+    plan = _plan(sweep, name)
+    code = export.export_sweep_code(sweep, plan, name, "v3")
+    code = code.replace("wait=True)", "wait=False)").replace("print(tuner.best_training_job())", "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    out = subprocess.run(
+        [SDK_V3_PYTHON, "-c", _TO_MOTO + code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+        cwd=project,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    sent = aws.tuning.requests[name]
+    ours = tuning.tuning_request_for_plan(sweep, plan, name)
+    # V3 sends categorical values as they are ("adam"), as it does every hyperparameter; the
+    # app and V2 send them JSON-encoded ('"adam"') for the toolkit to decode: the same values
+    theirs = sent["HyperParameterTuningJobConfig"]
+    mine = json.loads(json.dumps(ours["HyperParameterTuningJobConfig"]))
+    for item in mine["ParameterRanges"]["CategoricalParameterRanges"]:
+        item["Values"] = [json.loads(v) for v in item["Values"]]
+    assert theirs == mine
+    assert (
+        sent["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+        == (ours["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"])
+    )
