@@ -193,6 +193,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    # What the user says about a run in the runs table: tags (a JSON list) and a free note.
+    Migration(
+        6,
+        "run annotations: tags and a note per run",
+        (
+            """
+            CREATE TABLE run_annotations (
+                job_id     TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+                tags       TEXT NOT NULL DEFAULT '[]',
+                note       TEXT NOT NULL DEFAULT '',
+                updated_at REAL NOT NULL
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
