@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from trainer_gui import __version__
 from trainer_gui.cli.new import add_parser as add_new_parser
 from trainer_gui.cli.new import cmd_new
 from trainer_gui.cli.queue import add_parser as add_queue_parser
@@ -53,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train PyTorch models on this machine, in local Docker, or on SageMaker. "
         "With no command, opens the app.",
     )
-    parser.add_argument("--version", action="version", version=f"trainer-gui {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     gui = sub.add_parser("gui", help="open the app (the default)")
@@ -115,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_queue_parser(sub)
     add_sweep_parser(sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version, with the version read only when asked (importlib.metadata is slow to load)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from trainer_gui import __version__
+
+        sys.stdout.write(f"trainer-gui {__version__}\n")
+        parser.exit()
 
 
 # -- helpers --------------------------------------------------------------------------------------
