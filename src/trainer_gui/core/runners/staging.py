@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from trainer_gui.core import safety
+from trainer_gui.core import code_store, safety
 from trainer_gui.core.spec.model import JobSpec, is_remote
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,15 @@ def has_local_code(spec: JobSpec) -> bool:
     return local_dir or bool(source.dependencies) or bool(source.requirements)
 
 
+def code_roots(spec: JobSpec) -> list[Path]:
+    """The folders `code_entries` walks: files reached through links out of them are not kept."""
+    source = spec.source
+    roots = [spec.resolve(dep) for dep in source.dependencies]
+    if source.source_dir and not is_remote(source.source_dir):
+        roots.insert(0, spec.resolve(source.source_dir))
+    return roots
+
+
 def code_entries(spec: JobSpec) -> list[tuple[Path, str]]:
     """(file, path under /opt/ml/code), sorted by path; a later entry wins on a clash.
 
@@ -86,11 +95,13 @@ def stage_code(
     run_dir = code_dir.parent if run_dir is None else run_dir
     safety.make_dirs(run_dir, code_dir)
     entries = code_entries(spec)
+    kept = code_store.CodeRecorder(code_roots(spec), allowed=[REQUIREMENTS])  # for run diffs
     for path, name in entries:
         target = code_dir.joinpath(*name.split("/"))
         if target.parent != code_dir:
             safety.make_dirs(code_dir, target.parent)
-        safety.copy_file(code_dir, path, target)
+        kept.copy(code_dir, path, target, name)
+    kept.save(run_dir)
     log.debug("staged %d file(s) into %s", len(entries), code_dir)
     message = large_code_message(entries)
     if message:
