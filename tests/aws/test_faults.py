@@ -237,3 +237,31 @@ def test_credentials_expiring_while_following_stop_following_not_the_job(
     lock = ProcessLock(Path(record.run_dir) / ".follower.lock")
     assert lock.acquire()
     lock.release()
+
+
+def test_a_full_disk_while_following_stops_following_not_the_cloud_job(
+    aws: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job runs in the cloud: a full disk here stops the ingest (no endless retries), the
+    job is not failed, and following resumes from the stored offsets once there is room."""
+    import errno
+
+    from trainer_gui.core.store import Store
+
+    aws.sim.script("mnist", Script(outcome="hang"))
+    real = Store.record_batch
+
+    def full(self: Store, *args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    svc = service()
+    monkeypatch.setattr(Store, "record_batch", full)
+    handle = svc.submit(make_spec(project))
+    assert handle.wait(60) is not None  # following ended by itself
+    record = svc.get(handle.job_id)
+    assert record.status not in ("Failed", "Completed", "Stopped")  # it runs on, in the cloud
+    assert not svc.is_followed_here(handle.job_id)
+
+    monkeypatch.setattr(Store, "record_batch", real)
+    assert svc.recover([handle.job_id]) == [handle.job_id]  # room again: followed again
+    svc.shutdown()

@@ -51,6 +51,7 @@ from trainer_gui.core.runners.events import (
     StatusChanged,
     TransferProgress,
 )
+from trainer_gui.core.runners.follow import DiskFull
 from trainer_gui.core.runners.staging import code_entries as source_entries
 from trainer_gui.core.runners.staging import large_code_message
 from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
@@ -452,7 +453,17 @@ class SageMakerRunner(Runner):
             time.sleep(delay)
 
     def _fatal(self, exc: BaseException, sink: EventSink, ctx: JobContext) -> bool:
-        """Credentials gone: stop following (the job runs on). Anything else: retry later."""
+        """Credentials gone, or this machine's disk full: stop following (the job runs on in
+        the cloud; whoever follows it next resumes from the stored offsets). Anything else:
+        retry later."""
+        if isinstance(exc, DiskFull):
+            log.error(
+                "following %s: %s -- the job keeps running on SageMaker; free some space and "
+                "the app follows it again from where it stopped",
+                ctx.job_id,
+                exc,
+            )
+            return True
         error = translate(exc, "following the job")
         if isinstance(error, AwsCredentialsError):
             line = LogLine(
