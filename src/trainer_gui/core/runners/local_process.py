@@ -156,8 +156,14 @@ class LocalProcessRunner(Runner):
                 ],
             ]
             for i, step in enumerate(steps):
+                # Dies with this process: a job host killed mid-install must not leave a pip
+                # running beside the one its successor starts for the same job.
                 code = subprocess.run(
-                    step, stdout=setup_log, stderr=subprocess.STDOUT, check=False
+                    step,
+                    stdout=setup_log,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                    preexec_fn=proc.helper_preexec(),
                 ).returncode
                 if i == 0 and code == 0:
                     _inherit_site_packages(python, venv_python)

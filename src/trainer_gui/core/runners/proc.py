@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -199,3 +200,23 @@ def terminate_tree(pid: int, grace: float, marker: str | None = None, pgid: int 
         log.warning(
             "process %d: %s still running after SIGKILL", pid, ", ".join(str(p.pid) for p in left)
         )
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for a helper child (a venv, a pip install) that must not outlive the process
+    starting it: Linux sends it SIGKILL when its parent dies. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the child may outlive us, as before
+        pass
+
+
+def helper_preexec() -> Callable[[], None] | None:
+    """What to pass as `preexec_fn` for helper children (None where it does nothing)."""
+    return die_with_parent if sys.platform.startswith("linux") else None
