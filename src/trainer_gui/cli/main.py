@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from trainer_gui.cli.new import add_parser as add_new_parser
 from trainer_gui.cli.new import cmd_new
+from trainer_gui.cli.preflight import add_parser as add_preflight_parser
+from trainer_gui.cli.preflight import add_run_flags as add_preflight_flags
+from trainer_gui.cli.preflight import cmd_preflight
 from trainer_gui.cli.queue import add_parser as add_queue_parser
 from trainer_gui.cli.queue import cmd_queue
 from trainer_gui.cli.sweep import add_parser as add_sweep_parser
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--python", help="interpreter for the local-process backend")
     run.add_argument("--detach", action="store_true", help="start the job and return")
     run.add_argument("--quiet", "-q", action="store_true", help="no log lines, only metrics")
+    add_preflight_flags(run)
 
     jobs = sub.add_parser("jobs", help="list jobs")
     jobs.add_argument("--limit", type=int, default=20)
@@ -113,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_new_parser(sub)
     add_queue_parser(sub)
     add_sweep_parser(sub)
+    add_preflight_parser(sub)
     return parser
 
 
@@ -296,8 +301,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = apply_overrides(spec, overrides)
     service = _service()
     out = sys.stdout
+    from trainer_gui.cli.preflight import gate
+    from trainer_gui.services.preflight import link_preflight
+
+    checked = gate(service, spec, args, out)  # a SageMaker launch is preflighted first
+    if not checked.go:
+        service.shutdown()
+        return EXIT_FAILED
     handle = service.submit(spec, python=args.python)
     job_id = handle.job_id
+    link_preflight(service.store, job_id, checked.result)
     out.write(f"Started {job_id} on {spec.compute.backend.value}\n")
     out.flush()
     if args.detach:
@@ -995,6 +1008,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "new": cmd_new,
             "queue": cmd_queue,
             "sweep": cmd_sweep,
+            "preflight": cmd_preflight,
         }
         if command == "sagemaker":
             return cmd_sagemaker(args)

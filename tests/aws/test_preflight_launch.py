@@ -1,0 +1,103 @@
+"""`trainer-gui run` of a SageMaker spec preflights it locally first: a failure on the slice
+refuses the launch with its reason (nothing reaches SageMaker), `--force` launches anyway, and
+the cloud job names its preflight."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sm_helpers import make_spec
+
+from trainer_gui.cli.main import main
+from trainer_gui.core.preflight import PREFLIGHT_KEY, PREFLIGHT_OF_KEY
+from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.spec import save_spec
+from trainer_gui.core.store import Store
+
+WaitUntil = Callable[..., None]
+
+FAILS_ON_THE_SLICE = """\
+import os
+rows = sum(1 for _ in open(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "rows.csv")))
+print("rows", rows, flush=True)
+if rows < 100:
+    raise SystemExit(f"need 100 rows for a batch, got {rows}")
+print("loss=0.1")
+"""
+
+
+def _spec_file(project: Path, script: str) -> Path:
+    (project / "code" / "train.py").write_text(script)
+    spec = make_spec(project, metric_definitions=[{"name": "loss", "regex": r"loss=([0-9.]+)"}])
+    return save_spec(spec, project / "job.yaml")
+
+
+def test_a_preflight_that_fails_on_the_slice_blocks_the_sagemaker_launch_with_its_reason(
+    aws: Any, project: Path, capsys: Any
+) -> None:
+    path = _spec_file(project, FAILS_ON_THE_SLICE)
+    assert main(["run", str(path), "--preflight-time", "60"]) == 1
+    out = capsys.readouterr().out
+    assert "Preflight failed" in out
+    assert "need 100 rows for a batch, got 2" in out
+    assert "Not launched on SageMaker" in out and "--force" in out
+    assert aws.requests == {}  # no CreateTrainingJob reached SageMaker
+    assert aws.faults.count("CreateTrainingJob") == 0
+    with Store() as store:
+        (probe,) = store.list_jobs()
+    assert probe.backend == "local-process" and probe.status == JobStatus.FAILED.value
+    assert probe.backend_ids[PREFLIGHT_OF_KEY] == "mnist"
+
+
+def test_force_launches_anyway_and_the_cloud_job_names_its_preflight(
+    aws: Any, project: Path, capsys: Any, wait_until: WaitUntil
+) -> None:
+    path = _spec_file(project, FAILS_ON_THE_SLICE)
+    assert main(["run", str(path), "--force", "--detach", "--preflight-time", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "Launching anyway (--force)" in out
+    wait_until(lambda: aws.requests)  # the job host creates it
+    (name,) = aws.requests
+    with Store() as store:
+        cloud = store.get_job(name)
+        assert cloud is not None and cloud.backend == "sagemaker"
+        probe = store.get_job(cloud.backend_ids[PREFLIGHT_KEY])
+        assert probe is not None and probe.backend == "local-process"
+        assert probe.status == JobStatus.FAILED.value
+
+
+def test_no_preflight_skips_it(aws: Any, project: Path, capsys: Any, wait_until: WaitUntil) -> None:
+    path = _spec_file(project, FAILS_ON_THE_SLICE)
+    assert main(["run", str(path), "--no-preflight", "--detach"]) == 0
+    assert "Preflight" not in capsys.readouterr().out
+    wait_until(lambda: aws.requests)
+    (name,) = aws.requests
+    with Store() as store:
+        assert [r.backend for r in store.list_jobs()] == ["sagemaker"]
+        cloud = store.get_job(name)
+        assert cloud is not None and PREFLIGHT_KEY not in cloud.backend_ids
+
+
+def test_a_preflight_that_passes_lets_the_launch_go_ahead(
+    aws: Any, project: Path, capsys: Any, wait_until: WaitUntil
+) -> None:
+    script = (
+        "import os, time\n"
+        "print('loss=0.5', flush=True)\n"
+        "ckpt = os.path.join(os.path.dirname(os.environ['SM_MODEL_DIR']), 'checkpoints')\n"
+        "open(os.path.join(ckpt, 'last.pt'), 'w').write('x')\n"
+        "time.sleep(600)\n"
+    )
+    path = _spec_file(project, script)
+    assert main(["run", str(path), "--detach", "--preflight-time", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "Preflight passed" in out and "checkpoint write" in out
+    wait_until(lambda: aws.requests)
+    (name,) = aws.requests
+    with Store() as store:
+        cloud = store.get_job(name)
+        assert cloud is not None
+        probe = store.get_job(cloud.backend_ids[PREFLIGHT_KEY])
+        assert probe is not None and probe.status == JobStatus.STOPPED.value
