@@ -45,6 +45,7 @@ from trainer_gui.core.runners.events import (
     StatusChanged,
 )
 from trainer_gui.core.runners.follow import STARTING_DIED, disk_full
+from trainer_gui.core.runners.sysmetrics import is_system_metric
 from trainer_gui.core.spec import dump_spec
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.core.store import JobRecord, Store
@@ -156,6 +157,7 @@ class _Follower:
         samples: list[MetricSample] = []
         if isinstance(event, LogBatch):
             samples = self.parser.parse_lines((ln.text, ln.host, ln.time) for ln in event.lines)
+            samples = [*samples, *event.samples] if event.samples else samples
             if not event.lines:
                 store.record_batch(self.job_id, event.offsets, samples)
                 return samples
@@ -202,7 +204,8 @@ class _Follower:
             if self.closed:
                 return
             samples = self._store(event)
-            derived = self.phases.record(event, samples)  # first log line, first metric
+            training = [s for s in samples if not is_system_metric(s.name)]
+            derived = self.phases.record(event, training)  # first log line, first metric
         for phase in derived:
             self.service._notify(phase)
         self.service._notify(event)

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
-from trainer_gui.core.runners import channels
+from trainer_gui.core.runners import channels, sysmetrics
 from trainer_gui.core.runners.base import (
     BATCH_LINES,
     EventSink,
@@ -870,6 +870,11 @@ class _ContainerWatch(Watch):
 
     def running(self) -> bool:
         return any(t.is_alive() for t in self.waiters)
+
+    def system_sampler(self) -> sysmetrics.Sampler | None:
+        """Docker's stats of each host's container."""
+        hosts = {c.labels.get(LABEL_HOST, c.name): c.id for c in self.containers}
+        return sysmetrics.DockerStatsSampler(self.runner.client, hosts, sysmetrics.Gpus())
 
     def pause(self, seconds: float) -> None:
         # Woken at once when a container exits: no polling delay at the end of a job.

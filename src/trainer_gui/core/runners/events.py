@@ -45,11 +45,15 @@ class LogLine:
 
 @dataclass(frozen=True)
 class LogBatch:
-    """Lines read since the last batch, plus where each source now stands (for exact resume)."""
+    """Lines read since the last batch, plus where each source now stands (for exact resume).
+
+    `samples`: metrics read without a log line (TensorBoard event files, system metrics),
+    stored in the same transaction as the offsets, so they too land exactly once."""
 
     job_id: str
     lines: list[LogLine]
     offsets: dict[tuple[str, str], str] = field(default_factory=dict)
+    samples: list[MetricSample] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from trainer_gui.core.runners.base import (
     max_runtime_reason,
 )
 from trainer_gui.core.runners.events import ArtifactReady, JobStatus, Phase
+from trainer_gui.core.runners.sysmetrics import Sampler, SideMetrics
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,10 @@ class Watch(abc.ABC):
     def release(self) -> None:  # noqa: B027
         """Called last on every path: free what the job held (containers)."""
 
+    def system_sampler(self) -> Sampler | None:
+        """What samples the hosts' CPU, memory and GPUs while the job runs (none by default)."""
+        return None
+
 
 def start_and_follow(
     ctx: JobContext,
@@ -214,9 +219,13 @@ def follow_and_finish(
     deadline = (ctx.started_at or time.time()) + ctx.spec.max_runtime_seconds
     stopper: threading.Thread | None = None
     status = JobStatus.FAILED
+    side: SideMetrics | None = None
     try:
+        roots = {h: ctx.run_dir / "hosts" / h for h in contract.host_names(ctx.spec)}
+        side = SideMetrics(ctx.job_id, sink, watch.system_sampler(), roots, ctx.offsets)
         while watch.running():
             watch.pump(final=False)
+            side.pump()
             if stopper is None and time.time() > deadline:
                 ctx.request_stop(max_runtime_reason(ctx.spec))
                 stopper = threading.Thread(
@@ -229,6 +238,8 @@ def follow_and_finish(
             # the stop runs to its end (the grace, then SIGKILL) before the job counts as over.
             stopper.join()
         watch.pump(final=True)
+        side.close()
+        side.pump(final=True)
         with job_lock(ctx.job_id):
             status = finish(ctx, sink, watch.settle())
     except DiskFull as exc:
@@ -238,6 +249,8 @@ def follow_and_finish(
         emit_status(sink, ctx.job_id, JobStatus.FAILED, f"Internal error while following: {exc!r}")
         status = JobStatus.FAILED
     finally:
+        if side is not None:
+            side.close()
         try:
             watch.release()
         except Exception:

@@ -22,7 +22,7 @@ from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, TorchMissing, UserError
 from trainer_gui.core.pyenv import CPU_INDEX, TORCH_VERSION, has_torch
-from trainer_gui.core.runners import channels, proc
+from trainer_gui.core.runners import channels, proc, sysmetrics
 from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
@@ -309,6 +309,11 @@ class _ProcessWatch(Watch):
             offsets = {tail.key: str(tail.offset) for tail in self.tails}
             lines = [line for line, _ in marked]
             emit_logs(self.sink, self.ctx.job_id, lines, offsets, [str(end) for _, end in marked])
+
+    def system_sampler(self) -> sysmetrics.Sampler | None:
+        """The driver's process tree (the script and whatever it spawned)."""
+        pid = self.popen.pid if self.popen else int(self.ctx.backend_ids.get("pid") or 0)
+        return sysmetrics.process_sampler(pid, HOST) if pid and self.running() else None
 
     def settle(self) -> Ending:
         _end_orphaned_script(self.ctx, ORPHAN_GRACE)
