@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trainer_gui.core.aws.errors import aws_errors
+from trainer_gui.core.aws.errors import AwsNetworkError, AwsThrottled, aws_errors
 from trainer_gui.core.aws.request import Plan, build_request
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec.sweep import (
@@ -413,10 +413,16 @@ def follow_tuning_job(
     known = {r.id for r in jobs.store.list_jobs() if r.backend_ids.get(TUNING_KEY) == name}
     last: TuningState | None = None
     while True:
-        state = describe_tuning_job(session, name)
-        for trial in adopt_trials(jobs, session, name, project_id, known):
-            if on_trial is not None:
-                on_trial(trial)
+        try:
+            state = describe_tuning_job(session, name)
+            for trial in adopt_trials(jobs, session, name, project_id, known):
+                if on_trial is not None:
+                    on_trial(trial)
+        except (AwsThrottled, AwsNetworkError) as exc:  # passing: the tuning job runs on
+            log.warning("following the tuning job %s: %s; trying again", name, exc)
+            if stop.wait(poll):
+                return last or TuningState(name=name, status="Unknown")
+            continue
         if on_state is not None and state != last:
             on_state(state)
         last = state
