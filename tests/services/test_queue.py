@@ -204,3 +204,22 @@ def test_what_a_spec_needs_counts_every_host(tmp_path: Path) -> None:
         update={"compute": spec(tmp_path, "all").compute.model_copy(update={"gpus": "all"})}
     )
     assert needs_of(every).gpus == ALL_GPUS
+
+
+def test_a_row_left_by_a_starter_that_died_neither_blocks_the_queue_nor_lingers(
+    service: JobService, tmp_path: Path
+) -> None:
+    done = service.submit(spec(tmp_path, "done")).job_id
+    _ended(service.store, [done])
+    # As if its starter had died after the start, before taking the row out: a claimed row
+    # of a job that has ended since (one slot on this machine).
+    service.store.enqueue(done, 0, 1)
+    service.store.set_status(done, "Completed")
+    with service.store._write() as conn:
+        conn.execute("UPDATE job_queue SET claimed_at = 1 WHERE job_id = ?", (done,))
+
+    nxt = service.submit(spec(tmp_path, "next")).job_id
+
+    _ended(service.store, [nxt])
+    assert service.get(nxt).status == "Completed"
+    assert service.store.queue_entries() == []

@@ -358,7 +358,8 @@ class _Host:
             return True
         from trainer_gui.core.resources import PAUSED_KEY
 
-        return bool(self.store.queue_entries()) and not self.store.app_state(PAUSED_KEY, False)
+        waiting = self.store.queue_entries(claimed=False)
+        return bool(waiting) and not self.store.app_state(PAUSED_KEY, False)
 
     def _maintain(self) -> None:
         """Take over what nobody follows; notice a lost keeper; exit when idle."""
@@ -366,6 +367,10 @@ class _Host:
         next_recover = 0.0
         while not self.exit.wait(MAINTAIN_EVERY):
             now = time.monotonic()
+            if not self.store_path.exists():
+                log.warning("the data folder of %s is gone; the job host exits", self.store_path)
+                self.exit.set()
+                break
             if now >= next_recover:
                 self._recover_unfollowed()
                 next_recover = now + RECOVER_EVERY

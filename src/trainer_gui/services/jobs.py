@@ -50,6 +50,7 @@ from trainer_gui.core.spec import dump_spec
 from trainer_gui.core.spec.model import Backend, JobSpec
 from trainer_gui.core.store import JobRecord, Store
 from trainer_gui.core.store.phases import PhaseRecorder
+from trainer_gui.core.store.queue import QueueEntry
 from trainer_gui.services.api import EventListener, JobBoard
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ class _Follower:
         if samples:
             self.service._notify(MetricBatch(self.job_id, samples))
         if isinstance(event, StatusChanged) and event.status.is_terminal:
+            self.service.store.dequeue(self.job_id)  # a row left by a starter that died
             self.service._release(self.job_id)
 
 
@@ -368,6 +370,17 @@ class JobService:
             if not self._shut:
                 log.exception("the queue could not start the next job")
 
+    def _prune(self, entries: list[QueueEntry]) -> list[QueueEntry]:
+        """Drop rows of jobs that ended or are gone (their starter died before the row went)."""
+        kept = []
+        for entry in entries:
+            record = self.store.get_job(entry.job_id)
+            if record is None or JobStatus(record.status).is_terminal:
+                self.store.dequeue(entry.job_id)
+            else:
+                kept.append(entry)
+        return kept
+
     def _running_needs(self, queued: set[str]) -> list[Needs]:
         """What the local jobs that already left the queue hold."""
         held = []
@@ -391,7 +404,7 @@ class JobService:
             store = self.store
             if store.app_state(PAUSED_KEY, False):
                 return []
-            entries = store.queue_entries()
+            entries = self._prune(store.queue_entries())
             waiting = [e for e in entries if e.claimed_at is None]
             if not waiting:
                 return []
