@@ -101,7 +101,7 @@ def diff_mappings(left: Mapping[str, Any], right: Mapping[str, Any]) -> list[Fie
     return changes
 
 
-def _hyperparameters(spec: JobSpec) -> dict[str, Any]:
+def hyperparameters_of(spec: JobSpec) -> dict[str, Any]:
     try:
         return spec.all_hyperparameters()
     except Exception:  # the file moved or broke since the run: the inline ones still compare
@@ -122,7 +122,7 @@ def diff_specs(left: JobSpec, right: JobSpec) -> tuple[list[FieldChange], ...]:
     b = {k: v for k, v in right.model_dump(mode="json").items() if k not in OWN_TABS}
     return (
         diff_mappings(flatten(a), flatten(b)),
-        diff_mappings(_hyperparameters(left), _hyperparameters(right)),
+        diff_mappings(hyperparameters_of(left), hyperparameters_of(right)),
         diff_mappings(left.environment, right.environment),
     )
 
@@ -267,5 +267,6 @@ __all__ = [
     "diff_specs",
     "flatten",
     "format_value",
+    "hyperparameters_of",
     "image_of",
 ]
