@@ -138,6 +138,13 @@ class WindowActions(QObject):
             self.commands.open_console,
             tip="Open the selected SageMaker job in the AWS console (web browser)",
         )
+        self.preflight_action = self._action(
+            "Preflight",
+            self.commands.preflight_selected,
+            tip="Run the selected SageMaker spec or job here on a slice of its data, until its "
+            "first metric and checkpoint (nothing is launched)",
+        )
+        self.preflight_setting_action = self.commands.preflight.setting_action
         for action in (
             self.run_action,
             self.stop_action,
@@ -171,6 +178,8 @@ class WindowActions(QObject):
         for action in (self.run_action, self.stop_action, self.rerun_action, self.clone_action):
             job_menu.addAction(action)
         job_menu.addAction(self.serve_action)
+        job_menu.addAction(self.preflight_action)
+        job_menu.addAction(self.preflight_setting_action)
         job_menu.addSeparator()
         job_menu.addAction(self.open_run_folder_action)
         job_menu.addAction(self.delete_action)
@@ -262,4 +271,5 @@ class WindowActions(QObject):
         self.delete_action.setEnabled(bool(records))
         self.open_run_folder_action.setEnabled(len(records) == 1)
         self.export_action.setEnabled(len(records) == 1 or spec is not None)
+        self.preflight_action.setEnabled(not starting and (len(records) == 1 or spec is not None))
         self.console_action.setEnabled(len(records) == 1 and console_link(records[0]) is not None)

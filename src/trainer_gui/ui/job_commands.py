@@ -34,12 +34,15 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.errors import TorchMissing, UserError
 from trainer_gui.core.naming import clone_name
 from trainer_gui.core.paths import example_project
+from trainer_gui.core.preflight import PreflightResult
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.spec import JobSpec, spec_to_dict
 from trainer_gui.core.spec.model import Backend
 from trainer_gui.core.store import JobRecord, Project
+from trainer_gui.services.preflight import link_preflight
 from trainer_gui.ui.form.spec_form import SpecEditorDialog, rebase_paths
 from trainer_gui.ui.job_detail import console_link
+from trainer_gui.ui.preflight import WindowPreflight
 from trainer_gui.ui.projects import project_python
 from trainer_gui.ui.tasks import TaskGroup
 from trainer_gui.ui.torch_install import offer_torch_install
@@ -96,6 +99,7 @@ class JobCommands(QObject):
         self.window = window
         self._tasks = TaskGroup(self)
         self._starting = 0  # submits not yet returned
+        self.preflight = WindowPreflight(window, self._tasks)
 
     @property
     def starting(self) -> bool:
@@ -221,16 +225,29 @@ class JobCommands(QObject):
             self._end(row, None)
             self._say(f"{spec.name} was not started", 5000)
             return
-        self._start(row, spec, project)
+        self.preflight.gate(  # run here on a slice first; a failure asks before launching
+            spec,
+            project,
+            lambda checked: self._start(row, spec, project, checked),
+            lambda: (self._end(row, None), self._say(f"{spec.name} was not started", 5000)),
+        )
 
-    def _start(self, row: str, spec: JobSpec, project: Project | None) -> None:
+    def _start(
+        self,
+        row: str,
+        spec: JobSpec,
+        project: Project | None,
+        preflight: PreflightResult | None = None,
+    ) -> None:
         project_id = project.id if project else None
         python = project_python(project)
         service = self.window.service
         self._say(f"Starting {spec.name}…")
 
         def start() -> str:
-            return service.submit(spec, project_id=project_id, python=python).job_id
+            job_id = service.submit(spec, project_id=project_id, python=python).job_id
+            link_preflight(service.store, job_id, preflight)
+            return job_id
 
         self._tasks.run(
             start,
@@ -394,6 +411,34 @@ class JobCommands(QObject):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
+
+    @Slot()
+    def preflight_selected(self) -> None:
+        """Job > Preflight: the selected job's spec, else the selected spec file, run here on
+        a slice of its data (it is not launched)."""
+        from trainer_gui.core.spec import load_spec
+
+        records = self.window.selected_records()
+        spec_path = self.window.projects.current_spec_path()
+        try:
+            if len(records) == 1 and not (
+                spec_path is not None and self.window.projects.tree.hasFocus()
+            ):
+                record = records[0]
+                spec = self.window.service.spec_of(record)
+                project = (
+                    self.window.store.get_project(record.project_id) if record.project_id else None
+                )
+            elif spec_path is not None:
+                spec = load_spec(spec_path)
+                project = self.window.project_for_folder(spec_path.parent)
+            else:
+                self._say("Select a SageMaker job or job spec to preflight", 6000)
+                return
+        except UserError as exc:
+            self.window.report_error("Cannot preflight", exc)
+            return
+        self.preflight.check(spec, project)
 
     @Slot()
     def export_selected(self) -> QDialog | None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.preflight import PREFLIGHT_KEY
 from trainer_gui.core.runners.events import Phase
 from trainer_gui.core.spec import JobSpec, spec_from_text
 from trainer_gui.core.spec.model import Backend
@@ -253,8 +254,12 @@ class JobDetail(QWidget):
             record = records[0]
             store, job_id = self.store, record.id
             self.log_view.set_job(record.id, record.run_dir, lambda: store.log_size(job_id))
-            self.metrics.set_jobs([record.id], {record.id: record.name})
-            self.metrics.load_from_store(self.store, record.id)
+            # A cloud job and the preflight that checked it: one plot, overlaid.
+            linked = record.backend_ids.get(PREFLIGHT_KEY)
+            ids = [record.id, linked] if isinstance(linked, str) and linked else [record.id]
+            self.metrics.set_jobs(ids, {record.id: record.name, ids[-1]: "preflight"})
+            for shown in ids:
+                self.metrics.load_from_store(self.store, shown)
         elif records:
             self.log_view.set_job(None, None)
             labels = {r.id: _short_label(r) for r in records}
