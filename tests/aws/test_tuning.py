@@ -513,8 +513,13 @@ def _sweep_file(project: Path) -> Path:
 def test_cli_sweep_run_creates_the_tuning_job_and_follows_every_trial(
     aws: Any, project: Path, capsys: Any
 ) -> None:
+    from moto_support import Script
+
     from trainer_gui.cli.main import main
 
+    for i, loss in enumerate([0.4, 0.1, 0.3, 0.2], start=1):  # trial 2 is the best
+        lines = [f"val_loss={loss + 0.5}", f"val_loss={loss}"]
+        aws.sim.script(f"mnist-cli-1-{i:03d}", Script(lines=lambda host, lines=lines: lines))
     path = _sweep_file(project)
     assert main(["sweep", "run", str(path), "--name", "mnist-cli-1", "--poll", "0.05"]) == 0
     out = capsys.readouterr().out
@@ -527,6 +532,39 @@ def test_cli_sweep_run_creates_the_tuning_job_and_follows_every_trial(
     store = Store()
     trials = tuning.trials_in_store(store, "mnist-cli-1")
     assert len(trials) == 4 and all(r.backend == "sagemaker" for r in trials)
+    assert trials[0].backend_ids[tuning.OBJECTIVE_KEY] == {"metric": "val_loss", "goal": "minimize"}
+    for trial in trials:  # the job host follows them to the end
+        wait_for(lambda trial=trial: store.get_job(trial.id).status == "Completed", 30)
+        wait_for(lambda trial=trial: len(store.last_metrics(trial.id)) == 1, 30)
+    assert main(["sweep", "show", "mnist-cli-1"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("Sweep mnist-cli-1: 4 trials (minimize val_loss)")
+    best = next(line for line in shown.splitlines() if " * " in line)
+    assert best.startswith("mnist-cli-1-002-") and " 0.1 " in best
+    assert "Best trial (*): mnist-cli-1-002-" in shown
+    assert main(["sweep", "show", "nothing-here"]) == 2
+    assert "no trials of the sweep 'nothing-here'" in capsys.readouterr().err
+
+
+def test_cli_sweep_stop_stops_the_tuning_job_and_its_trials(
+    aws: Any, project: Path, capsys: Any
+) -> None:
+    from moto_support import Script
+
+    from trainer_gui.cli.main import main
+
+    aws.sim.script("mnist-cli-2", Script(outcome="hang"))
+    path = _sweep_file(project)
+    assert main(["sweep", "run", str(path), "--name", "mnist-cli-2", "--detach"]) == 0
+    session = aws_session(runner())
+    wait_for(lambda: len(tuning.list_trials(session, "mnist-cli-2")) == 2)
+    assert main(["sweep", "stop", "mnist-cli-2"]) == 0
+    assert "Stopping the tuning job mnist-cli-2" in capsys.readouterr().out
+    wait_for(lambda: tuning.describe_tuning_job(session, "mnist-cli-2").status == "Stopped")
+    assert {t.status for t in tuning.list_trials(session, "mnist-cli-2")} == {"Stopped"}
+    assert main(["sweep", "stop", "mnist-cli-2"]) == 2  # no longer running: a clear line
+    err = capsys.readouterr().err
+    assert "mnist-cli-2" in err and "Traceback" not in err
 
 
 def test_cli_sweep_attach_follows_a_tuning_job_started_elsewhere(

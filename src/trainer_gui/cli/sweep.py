@@ -67,15 +67,27 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     attach.add_argument("name", help="the tuning job name")
     aws_options(attach)
     follow_options(attach)
+    show = verbs.add_parser("show", help="a sweep's trials in the store, the best one marked")
+    show.add_argument("name", help="the sweep (on SageMaker: the tuning job name)")
+    stop = verbs.add_parser("stop", help="stop a SageMaker tuning job and its running trials")
+    stop.add_argument("name", help="the tuning job name")
+    aws_options(stop)
     return sweep
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     verb = getattr(args, "sweep_command", None)
-    handlers = {"validate": _validate, "export": _export, "run": _run, "attach": _attach}
+    handlers = {
+        "validate": _validate,
+        "export": _export,
+        "run": _run,
+        "attach": _attach,
+        "show": _show,
+        "stop": _stop,
+    }
     handler = handlers.get(verb or "")
     if handler is None:
-        raise UserError("use `trainer-gui sweep validate|export|run|attach` (see --help)")
+        raise UserError("use `trainer-gui sweep validate|export|run|attach|show|stop` (see --help)")
     return handler(args)
 
 
@@ -284,3 +296,71 @@ def _summary(session: Any, name: str, state: TuningState, out: TextIO) -> None:
 def _line(out: TextIO, text: str) -> None:
     out.write(text + "\n")
     out.flush()
+
+
+# -- show / stop ------------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace) -> int:
+    """The trials the store holds for the sweep (any backend that records `sweep_id`)."""
+    from trainer_gui.core.aws.tuning import OBJECTIVE_KEY, PARAMETERS_KEY, SWEEP_KEY
+    from trainer_gui.core.store import Store
+
+    store = Store()
+    records = [r for r in store.list_jobs() if r.backend_ids.get(SWEEP_KEY) == args.name]
+    if not records:
+        raise UserError(
+            f"no trials of the sweep {args.name!r} in the store (a SageMaker tuning job: "
+            f"trainer-gui sweep attach {args.name})"
+        )
+    records.sort(key=lambda r: (r.created_at, r.id))
+    objective: dict[str, Any] = next(
+        (r.backend_ids[OBJECTIVE_KEY] for r in records if r.backend_ids.get(OBJECTIVE_KEY)), {}
+    )
+    metric = str(objective.get("metric", ""))
+    values: dict[str, float] = {}
+    for record in records:
+        value = store.last_metrics(record.id).get(metric) if metric else None
+        if value is not None and value == value:  # not NaN
+            values[record.id] = value
+    best = None
+    if values:
+        pick = max if objective.get("goal") == "maximize" else min
+        best = pick(values, key=lambda job_id: values[job_id])
+    out = sys.stdout
+    goal = f"{objective.get('goal', '')} {metric}".strip() or "no objective recorded"
+    _line(out, f"Sweep {args.name}: {len(records)} trials ({goal})")
+    rows = [("TRIAL", "STATUS", metric or "OBJECTIVE", "PARAMETERS")]
+    for record in records:
+        params = record.backend_ids.get(PARAMETERS_KEY) or {}
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        shown_value = f"{values[record.id]:g}" if record.id in values else "-"
+        mark = " *" if record.id == best else ""
+        rows.append((record.id + mark, record.status, shown_value, shown))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
+        _line(out, f"{cells}  {row[3]}".rstrip())
+    if best:
+        _line(out, f"Best trial (*): {best}")
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from trainer_gui.cli.main import _aws_session
+    from trainer_gui.core.aws.session import AwsSession
+    from trainer_gui.core.aws.tuning import TUNING_KEY, check_tuning_name, stop_tuning_job
+    from trainer_gui.core.store import Store
+
+    check_tuning_name(args.name)
+    known = next(
+        (r for r in Store().list_jobs() if r.backend_ids.get(TUNING_KEY) == args.name), None
+    )
+    if known is not None and not (args.profile or args.region):
+        ids = known.backend_ids  # where its trials were found
+        session = AwsSession(ids.get("profile") or None, ids.get("region") or None)
+    else:
+        session = _aws_session(args)
+    stop_tuning_job(session, args.name)
+    _line(sys.stdout, f"Stopping the tuning job {args.name}; SageMaker stops its running trials")
+    return EXIT_OK

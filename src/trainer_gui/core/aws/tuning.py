@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 TUNING_KEY = "tuning_job_name"
 SWEEP_KEY = "sweep_id"
 PARAMETERS_KEY = "sweep_parameters"
+#: {"metric": name, "goal": "minimize" | "maximize"}: what `sweep show` ranks the trials by.
+OBJECTIVE_KEY = "sweep_objective"
 REQUEST_FILE = "tuning-request.json"
 
 TUNING_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
@@ -366,6 +368,7 @@ def adopt_trials(
     name: str,
     project_id: int | None = None,
     known: set[str] | None = None,
+    state: TuningState | None = None,
 ) -> list[Trial]:
     """Adopt every trial of the tuning job not in `known` (updated); returns the new ones.
 
@@ -377,11 +380,17 @@ def adopt_trials(
     for trial in list_trials(session, name):
         if trial.name in known:
             continue
+        if state is None:
+            state = describe_tuning_job(session, name)
         jobs.adopt(trial.name, session.profile, session.region, project_id)
-        jobs.store.update_backend_ids(
-            trial.name,
-            {TUNING_KEY: name, SWEEP_KEY: name, PARAMETERS_KEY: decoded(trial.parameters)},
-        )
+        ids: dict[str, Any] = {
+            TUNING_KEY: name,
+            SWEEP_KEY: name,
+            PARAMETERS_KEY: decoded(trial.parameters),
+        }
+        if state.objective_metric:
+            ids[OBJECTIVE_KEY] = {"metric": state.objective_metric, "goal": state.goal.lower()}
+        jobs.store.update_backend_ids(trial.name, ids)
         known.add(trial.name)
         new.append(trial)
     return new
@@ -415,7 +424,7 @@ def follow_tuning_job(
     while True:
         try:
             state = describe_tuning_job(session, name)
-            for trial in adopt_trials(jobs, session, name, project_id, known):
+            for trial in adopt_trials(jobs, session, name, project_id, known, state):
                 if on_trial is not None:
                     on_trial(trial)
         except (AwsThrottled, AwsNetworkError) as exc:  # passing: the tuning job runs on
@@ -428,7 +437,7 @@ def follow_tuning_job(
         last = state
         if state.is_terminal:
             # one more listing: trials started just before the end
-            for trial in adopt_trials(jobs, session, name, project_id, known):
+            for trial in adopt_trials(jobs, session, name, project_id, known, state):
                 if on_trial is not None:
                     on_trial(trial)
             return state
