@@ -359,6 +359,8 @@ class _Host:
         from trainer_gui.core.resources import PAUSED_KEY
 
         waiting = self.store.queue_entries(claimed=False)
+        if self.store.active_sweep_ids():  # a sweep still to drive (services/sweeps.py)
+            return True
         return bool(waiting) and not self.store.app_state(PAUSED_KEY, False)
 
     def _maintain(self) -> None:
@@ -405,7 +407,10 @@ class _Host:
     def _schedule(self) -> None:
         """Start queued jobs whose resources are free (the queue may have been changed by
         another process: a CLI that resumed it, raised a priority or cancelled a job)."""
+        from trainer_gui.services import sweeps
+
         try:
+            sweeps.tick(self.service)  # local sweeps queue their next trials first
             self.service.schedule()
         except Exception:
             log.exception("the queue could not start a job")

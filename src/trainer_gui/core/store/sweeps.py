@@ -29,7 +29,8 @@ T_RUNNING = "running"
 T_COMPLETE = "complete"
 T_PRUNED = "pruned"
 T_FAILED = "failed"
-TRIAL_STATES = (T_QUEUED, T_RUNNING, T_COMPLETE, T_PRUNED, T_FAILED)
+T_STOPPED = "stopped"  # by a person, or with its sweep
+TRIAL_STATES = (T_QUEUED, T_RUNNING, T_COMPLETE, T_PRUNED, T_FAILED, T_STOPPED)
 ACTIVE_TRIAL = (T_QUEUED, T_RUNNING)
 
 
