@@ -71,7 +71,7 @@ def test_compare_two_real_runs_shows_the_changed_code_line_in_colour(
 
     dialog = window.findChild(RunDiffDialog)
     assert dialog is not None
-    qtbot.waitUntil(lambda: dialog.result is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: dialog.diff is not None, timeout=10_000)
     assert dialog.hyper_table.item(0, 0).text() == "lr"
     assert (dialog.hyper_table.item(0, 1).text(), dialog.hyper_table.item(0, 2).text()) == (
         "0.1",

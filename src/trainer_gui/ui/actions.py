@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QStyle
 
 from trainer_gui.core.store import JobRecord
 from trainer_gui.ui.job_detail import console_link
+from trainer_gui.ui.plots.parallel import open_for_selection as open_parallel
+from trainer_gui.ui.run_diff_view import compare_selected
 from trainer_gui.ui.template_gallery import add_to_menu as add_template_gallery
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,6 +147,17 @@ class WindowActions(QObject):
             "first metric and checkpoint (nothing is launched)",
         )
         self.preflight_setting_action = self.commands.preflight.setting_action
+        self.compare_action = self._action(
+            "Compare two runs…",
+            functools.partial(compare_selected, self.window),
+            "Ctrl+D",
+            "Diff the two selected runs: spec, hyperparameters, environment, image and code",
+        )
+        self.parallel_action = self._action(
+            "Parallel coordinates…",
+            functools.partial(open_parallel, self.window),
+            tip="The selected runs' hyperparameters and metrics as axes, and a scatter plot",
+        )
         for action in (
             self.run_action,
             self.stop_action,
@@ -154,6 +167,8 @@ class WindowActions(QObject):
             self.serve_action,
             self.export_action,
             self.console_action,
+            self.compare_action,
+            self.parallel_action,
         ):
             self.window.jobs.table.addAction(action)
         self.window.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
@@ -180,6 +195,8 @@ class WindowActions(QObject):
         job_menu.addAction(self.serve_action)
         job_menu.addAction(self.preflight_action)
         job_menu.addAction(self.preflight_setting_action)
+        job_menu.addAction(self.compare_action)
+        job_menu.addAction(self.parallel_action)
         job_menu.addSeparator()
         job_menu.addAction(self.open_run_folder_action)
         job_menu.addAction(self.delete_action)
@@ -273,3 +290,5 @@ class WindowActions(QObject):
         self.export_action.setEnabled(len(records) == 1 or spec is not None)
         self.preflight_action.setEnabled(not starting and (len(records) == 1 or spec is not None))
         self.console_action.setEnabled(len(records) == 1 and console_link(records[0]) is not None)
+        self.compare_action.setEnabled(len(records) == 2)
+        self.parallel_action.setEnabled(len(records) >= 2)

@@ -106,7 +106,7 @@ class RunDiffDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.left, self.right = left, right
-        self.result: RunDiff | None = None
+        self.diff: RunDiff | None = None
         self.setWindowTitle(f"Compare {left.name} and {right.name}")
         self.resize(960, 640)
         self.status = QLabel(f"Comparing {left.id} → {right.id}…", self)
@@ -184,7 +184,7 @@ class RunDiffDialog(QDialog):
 
     @Slot(object)
     def show_diff(self, result: RunDiff) -> None:
-        self.result = result
+        self.diff = result
         spec = ([result.image] if result.image else []) + result.spec
         self._fill(self.spec_table, spec, "No spec field differs")
         self._fill(self.hyper_table, result.hyperparameters, "Same hyperparameters")
