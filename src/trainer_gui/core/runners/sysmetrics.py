@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -230,28 +231,36 @@ class DockerStatsSampler:
         self.gpus = gpus
 
     def sample(self) -> list[MetricSample]:
+        # A reading takes Docker about a second (it compares two): all hosts at once.
+        hosts = list(self.containers.items())
+        if len(hosts) == 1:
+            return self._sample(*hosts[0])
+        with ThreadPoolExecutor(min(len(hosts), 8), thread_name_prefix="stats") as pool:
+            found = pool.map(lambda pair: self._sample(*pair), hosts)
+        return [s for samples in found for s in samples]
+
+    def _sample(self, host: str, ident: str) -> list[MetricSample]:
         samples: list[MetricSample] = []
-        for host, ident in self.containers.items():
+        try:
+            container = self.client.containers.get(ident)
+            stats = container.stats(stream=False)
+        except Exception as exc:  # gone, or Docker briefly unreachable: next time
+            log.debug("docker stats of %s: %s", ident, exc)
+            return []
+        now = time.time()
+        cpu = docker_cpu_percent(stats)
+        if cpu is not None:
+            samples.append(MetricSample(CPU_PERCENT, round(cpu, 2), host, now))
+        memory = docker_memory_bytes(stats)
+        if memory is not None:
+            samples.append(MetricSample(MEMORY_MB, round(memory / _MIB, 2), host, now))
+        if self.gpus is not None and self.gpus.count:
             try:
-                container = self.client.containers.get(ident)
-                stats = container.stats(stream=False)
-            except Exception as exc:  # gone, or Docker briefly unreachable: next time
-                log.debug("docker stats of %s: %s", ident, exc)
-                continue
-            now = time.time()
-            cpu = docker_cpu_percent(stats)
-            if cpu is not None:
-                samples.append(MetricSample(CPU_PERCENT, round(cpu, 2), host, now))
-            memory = docker_memory_bytes(stats)
-            if memory is not None:
-                samples.append(MetricSample(MEMORY_MB, round(memory / _MIB, 2), host, now))
-            if self.gpus is not None and self.gpus.count:
-                try:
-                    pids = {int(row[1]) for row in container.top().get("Processes") or []}
-                except Exception:
-                    pids = set()
-                if pids:
-                    samples += self.gpus.samples(host, pids, now)
+                pids = {int(row[1]) for row in container.top().get("Processes") or []}
+            except Exception:
+                pids = set()
+            if pids:
+                samples += self.gpus.samples(host, pids, now)
         return samples
 
     def close(self) -> None:
@@ -391,7 +400,9 @@ class SamplerThread:
         try:
             # The first reading one interval in: a job shorter than that gets none, and CPU
             # percentages need a reading before them to compare with.
-            while not self._stop.wait(self.sampler.interval):
+            wait = self.sampler.interval
+            while not self._stop.wait(wait):
+                began = time.monotonic()
                 try:
                     samples = self.sampler.sample()
                     if samples and not self._stop.is_set():
@@ -407,6 +418,7 @@ class SamplerThread:
                     )
                     if type(exc).__name__ == "DiskFull":
                         return  # the follow loop stops the job and says why
+                wait = max(0.0, self.sampler.interval - (time.monotonic() - began))
         finally:
             try:
                 self.sampler.close()
