@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -124,13 +123,3 @@ def test_export_code_is_python_for_the_sdk(
     code = target.read_text()
     compile(code, str(target), "exec")
     assert words in code
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("trainer_gui.services.sweeps") is not None,
-    reason="services/sweeps.py exists: local sweeps run (tested with the local sweep runner)",
-)
-def test_a_local_sweep_without_the_local_runner_says_so(tmp_path: Path, capsys: Any) -> None:
-    path = _write(tmp_path, backend="local-process")
-    assert main(["sweep", "run", str(path)]) == 2
-    assert "local sweeps: use the lead's implementation" in capsys.readouterr().err
