@@ -71,3 +71,46 @@ def fits(need: Needs, running: Iterable[Needs], slots: int, gpus: int) -> bool:
     if need.gpus == ALL_GPUS:
         return used == 0
     return used + need.gpus <= gpus or used == 0
+
+
+GPU_IDS_KEY = "gpu_ids"
+"""backend_ids key: the GPUs a local job was given, one list of device indices per host."""
+
+
+def gpus_per_host(spec: JobSpec) -> int:
+    """GPUs each host of `spec` asks for (ALL_GPUS for every GPU of the machine)."""
+    gpus = spec.compute.gpus
+    return ALL_GPUS if gpus == "all" else int(gpus)
+
+
+def too_many_gpus(spec: JobSpec, machine: int) -> str | None:
+    """Why `spec` can never run here, GPU-wise; None when it can (or asks for none)."""
+    per_host = gpus_per_host(spec)
+    if per_host in (0, ALL_GPUS) or machine == 0:
+        return None  # no GPU here at all: the backend's own check says what to install
+    hosts = spec.compute.instance_count
+    if per_host * hosts > machine:
+        ask = f"{per_host} GPU" + ("s" if per_host != 1 else "")
+        total = f" ({hosts} hosts x {ask})" if hosts > 1 else ""
+        return (
+            f"the job asks for {per_host * hosts} GPUs{total}; this machine has {machine}. "
+            "Lower compute.gpus or compute.instance_count"
+        )
+    return None
+
+
+def assign_gpus(
+    per_host: int, hosts: int, machine: int, taken: Iterable[int]
+) -> list[list[int]] | None:
+    """Distinct device indices for each host, from the ones not `taken`: host 1 gets the
+    lowest free ones, host 2 the next (2 hosts x 1 GPU on a 2-GPU machine: GPU 0 and GPU 1).
+    Every GPU for each host when `per_host` is ALL_GPUS; [] per host for a CPU job; None when
+    not enough are free."""
+    if per_host == 0 or machine == 0:
+        return [[] for _ in range(hosts)]
+    if per_host == ALL_GPUS:
+        return [list(range(machine)) for _ in range(hosts)]
+    free = [i for i in range(machine) if i not in set(taken)]
+    if len(free) < per_host * hosts:
+        return None
+    return [free[h * per_host : (h + 1) * per_host] for h in range(hosts)]

@@ -23,14 +23,18 @@ from trainer_gui.core.metrics import MetricsParser
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.paths import runs_home
 from trainer_gui.core.resources import (
+    GPU_IDS_KEY,
     LOCAL_BACKENDS,
     MAX_PARALLEL_KEY,
     PAUSED_KEY,
     Needs,
+    assign_gpus,
     default_max_parallel,
     fits,
+    gpus_per_host,
     machine_gpus,
     needs_of,
+    too_many_gpus,
 )
 from trainer_gui.core.runners.base import JobContext, JobHandle, Runner
 from trainer_gui.core.runners.events import (
@@ -310,6 +314,9 @@ class JobService:
         if python:
             ids["python"] = python
         if backend in LOCAL_BACKENDS:
+            reason = too_many_gpus(spec, machine_gpus())
+            if reason is not None:
+                raise UserError(reason)
             need = needs_of(spec)
             ids["needs"] = [need.gpus, need.slots]
             self.store.update_backend_ids(job_id, ids)
@@ -419,11 +426,33 @@ class JobService:
                     break
                 if not store.claim(entry.job_id):
                     continue  # cancelled, or another process's scheduler was first
+                self._give_gpus(entry.job_id, gpus)
                 running.append(need)
                 self._notify(StatusChanged(entry.job_id, JobStatus.STARTING, ""))
                 self._start_claimed(entry.job_id)
                 started.append(entry.job_id)
             return started
+
+    def _give_gpus(self, job_id: str, machine: int) -> None:
+        """Pick the claimed job's devices: distinct from those of the local jobs running, one
+        list per host (the runners pass them on: Docker device ids, CUDA_VISIBLE_DEVICES)."""
+        record = self.get(job_id)
+        try:
+            spec = self.spec_of(record)
+        except UserError:
+            return
+        per_host = gpus_per_host(spec)
+        if per_host == 0 or machine == 0:
+            return
+        taken: set[int] = set()
+        for other in self.store.list_jobs(active_only=True):
+            if other.id != job_id and other.backend in LOCAL_BACKENDS:
+                for ids in other.backend_ids.get(GPU_IDS_KEY) or []:
+                    taken.update(int(i) for i in ids)
+        given = assign_gpus(per_host, spec.compute.instance_count, machine, taken)
+        if given is None:  # fewer free than counted (a job from before the queue): share
+            given = assign_gpus(per_host, spec.compute.instance_count, machine, ())
+        self.store.update_backend_ids(job_id, {GPU_IDS_KEY: given})
 
     def _start_claimed(self, job_id: str) -> None:
         """Start a job this process claimed from the queue."""

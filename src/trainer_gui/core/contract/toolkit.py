@@ -451,6 +451,18 @@ def count_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
+def visible_gpus() -> int:
+    """The GPUs this process may use: `count_gpus()`, narrowed by CUDA_VISIBLE_DEVICES when the
+    app gave a local-process job its own devices (in a container, Docker already narrowed
+    what nvidia-smi lists)."""
+    found = count_gpus()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or not found:
+        return found
+    ids = [part for part in visible.split(",") if part.strip() and part.strip() != "-1"]
+    return min(found, len(ids))
+
+
 # -- the driver -----------------------------------------------------------------------------------
 
 
@@ -639,7 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hyperparameters = _read_json(paths.hyperparameters_file, {})
     resource_cfg = _read_json(paths.resource_config_file, {})
     input_cfg = _read_json(paths.input_data_config_file, {})
-    num_gpus = count_gpus()
+    num_gpus = visible_gpus()
     env = dict(os.environ)
     env.update(build_environment(paths, hyperparameters, resource_cfg, input_cfg, num_gpus))
     iface = env.get("NCCL_SOCKET_IFNAME", "")

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
+from trainer_gui.core.resources import GPU_IDS_KEY
 from trainer_gui.core.runners import channels, sysmetrics
 from trainer_gui.core.runners.base import (
     BATCH_LINES,
@@ -521,6 +522,15 @@ class DockerRunner(Runner):
         if spec.uses_gpu:
             count = -1 if spec.compute.gpus == "all" else int(spec.compute.gpus)
             device_requests = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+        given = ctx.backend_ids.get(GPU_IDS_KEY)
+
+        def devices(index: int) -> list[DeviceRequest] | None:
+            """The queue's distinct devices for host `index` (2 hosts x 1 GPU: GPU 0 and GPU
+            1), or the spec's count when the job has none (started before the queue)."""
+            if spec.uses_gpu and isinstance(given, list) and index < len(given) and given[index]:
+                ids = [str(i) for i in given[index]]
+                return [DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
+            return device_requests
 
         def on_network(host: str) -> dict[str, Any]:
             """hostname + network for a container that owns host's network namespace."""
@@ -560,7 +570,7 @@ class DockerRunner(Runner):
                     layout.host: {"network_mode": f"container:{holder.id}"}
                     for layout, holder in zip(layouts, holders, strict=True)
                 }
-            for layout in layouts:
+            for index, layout in enumerate(layouts):
                 host_env, host_command = environment, command
                 if launch == LAUNCH_TOOLKIT:  # SDK V3's names, which the toolkit lacks
                     v3 = contract.v3_environment(spec, ctx.job_id, layout.host)
@@ -581,7 +591,7 @@ class DockerRunner(Runner):
                     user=user,
                     init=True,
                     shm_size="1g",
-                    device_requests=device_requests,
+                    device_requests=devices(index),
                     detach=True,
                     **(namespaces.get(layout.host) or on_network(layout.host)),
                 )

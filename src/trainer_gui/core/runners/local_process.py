@@ -22,6 +22,7 @@ from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, TorchMissing, UserError
 from trainer_gui.core.pyenv import CPU_INDEX, TORCH_VERSION, has_torch
+from trainer_gui.core.resources import GPU_IDS_KEY
 from trainer_gui.core.runners import channels, proc, sysmetrics
 from trainer_gui.core.runners.base import (
     EventSink,
@@ -217,6 +218,10 @@ class LocalProcessRunner(Runner):
         env.update(spec.environment)
         env["TRAINING_JOB_NAME"] = ctx.job_id
         env["PYTHONUNBUFFERED"] = "1"
+        given = ctx.backend_ids.get(GPU_IDS_KEY)
+        if isinstance(given, list) and given and given[0]:
+            # The queue's pick for this job; SM_NUM_GPUS and torchrun follow it.
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in given[0])
         logs = ctx.run_dir / "logs"
         with open(logs / f"{HOST}.stdout", "ab") as out, open(logs / f"{HOST}.stderr", "ab") as err:
             kwargs: dict[str, object] = {}
