@@ -41,6 +41,8 @@ def window(qtbot: QtBot, aws: Any) -> Iterator[Any]:
     service = JobService(store, runners={"sagemaker": runner()})
     win = MainWindow(store, service, probes=_probes(), recover=False)
     qtbot.addWidget(win)
+    # The cloud path itself; the preflight before it: tests/aws/test_preflight_launch.py.
+    win.commands.preflight.setting_action.setChecked(False)
     yield win
     if not win._closing:
         win.close()
@@ -121,6 +123,7 @@ def test_progress_reaches_the_window_from_the_job_host_process(
     qtbot.addWidget(win)
     try:
         monkeypatch.setattr(win, "confirm_cloud_run", lambda spec, region: True)
+        win.commands.preflight.setting_action.setChecked(False)  # only the cloud job's progress
         transfers: list[TransferProgress] = []
         win.bridge.sig_transfer.connect(lambda job_id, p: transfers.append(p))
         win.commands.submit(make_spec(project), None)

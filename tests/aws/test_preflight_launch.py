@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from sm_helpers import make_spec
 
 from trainer_gui.cli.main import main
@@ -101,3 +102,51 @@ def test_a_preflight_that_passes_lets_the_launch_go_ahead(
         assert cloud is not None
         probe = store.get_job(cloud.backend_ids[PREFLIGHT_KEY])
         assert probe is not None and probe.status == JobStatus.STOPPED.value
+
+
+def test_the_windows_launch_anyway_after_a_failed_preflight_launches_and_links_it(
+    qtbot: Any, aws: Any, project: Path, monkeypatch: Any
+) -> None:
+    from PySide6.QtCore import QThreadPool
+    from sm_helpers import runner
+
+    from trainer_gui.services.jobs import JobService
+    from trainer_gui.ui.main_window import MainWindow
+    from trainer_gui.ui.preflight import LAUNCH_ANYWAY
+    from trainer_gui.ui.status import ProbeResult
+    from trainer_gui.ui.tasks import store_writes
+
+    (project / "code" / "train.py").write_text(FAILS_ON_THE_SLICE)
+    spec = make_spec(project, metric_definitions=[{"name": "loss", "regex": r"loss=([0-9.]+)"}])
+    store = Store()
+    service = JobService(store, runners={"sagemaker": runner()})
+    probes = {
+        "docker": lambda: ProbeResult("docker", "ok", "Docker", "fake"),
+        "aws": lambda: ProbeResult("aws", "ok", "AWS", "fake"),
+    }
+    win = MainWindow(store, service, probes=probes, recover=False)
+    qtbot.addWidget(win)
+    try:
+        monkeypatch.setattr(win, "confirm_cloud_run", lambda spec, region: True)
+        win.commands.submit(spec, None)
+        preflight = win.commands.preflight
+        qtbot.waitUntil(
+            lambda: preflight.box is not None and preflight.box.isVisible(), timeout=60_000
+        )
+        box = preflight.box
+        assert box is not None and "need 100 rows for a batch, got 2" in box.text()
+        assert aws.requests == {}  # nothing launched while it asks
+        anyway = next(b for b in box.buttons() if b.text() == LAUNCH_ANYWAY)
+        qtbot.mouseClick(anyway, Qt.MouseButton.LeftButton)
+
+        qtbot.waitUntil(lambda: bool(aws.requests), timeout=30_000)
+        (name,) = aws.requests
+        qtbot.waitUntil(lambda: PREFLIGHT_KEY in service.get(name).backend_ids, timeout=10_000)
+        probe = service.get(service.get(name).backend_ids[PREFLIGHT_KEY])
+        assert probe.backend == "local-process" and probe.status == JobStatus.FAILED.value
+    finally:
+        win.close()
+        store_writes().waitForDone(10_000)
+        QThreadPool.globalInstance().waitForDone(10_000)
+        service.shutdown()
+        store.close()
