@@ -331,3 +331,44 @@ def test_the_host_pass_costs_one_query_when_there_is_no_sweep(
     sweeps.tick(service)
     assert len(calls) == 1 and "FROM sweeps" in calls[0]
     assert json.dumps(calls)  # plain SQL text
+
+
+def test_the_cli_runs_a_local_sweep_shows_its_trials_with_the_best_marked_and_stops_one(
+    app_home: Path,
+    parallel_four: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    from trainer_gui.cli.main import main
+
+    monkeypatch.setenv("TRAINER_GUI_JOB_HOST", "0")  # this process drives the sweep
+    path = write_sweep(tmp_path, steps=1, pause=0.0, max_trials=3)
+
+    assert main(["sweep", "run", str(path)]) == 0
+
+    out = capsys.readouterr().out
+    assert out.count("complete  loss=") == 3 and "completed (best: trial" in out
+    with Store() as store:
+        (record,) = store.list_sweeps()
+        trials = store.trials(record.id)
+        best = sweeps.best_trial(record, trials)
+    assert record.source == str(path.resolve())
+    assert main(["sweep", "show", record.name]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith(f"Sweep {record.id} (local-process): completed")
+    assert best is not None
+    assert [line.split()[0] for line in shown[3:6]] == ["0", "1", "2"]
+    marked = [line for line in shown if line.startswith(f"{best.number} *")]
+    assert len(marked) == 1 and f"{best.value:.6g}" in marked[0]
+
+    path2 = write_sweep(tmp_path, steps=100, pause=0.1, max_trials=4)
+    assert main(["sweep", "run", "--detach", str(path2)]) == 0
+    sweep_id = capsys.readouterr().out.split()[1].rstrip(":")
+    assert main(["sweep", "stop", sweep_id]) == 0
+    assert f"Sweep {sweep_id}: stopped" in capsys.readouterr().out
+    with Store() as store:
+        assert store.get_sweep(sweep_id).status == "stopped"  # type: ignore[union-attr]
+        assert all(t.state == "stopped" for t in store.trials(sweep_id))
+    assert main(["sweep", "show", "nope-never"]) != 0
+    assert "no trials of the sweep 'nope-never'" in capsys.readouterr().err

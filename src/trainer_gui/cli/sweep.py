@@ -177,7 +177,7 @@ def _run_local(sweep: SweepSpec, args: argparse.Namespace) -> int:
 
     service = _service()
     try:
-        result = sweeps.run_sweep(service, sweep)
+        result = sweeps.run_sweep(service, sweep, detach=args.detach, source=args.file)
     finally:
         service.shutdown()
     return result if isinstance(result, int) else EXIT_OK
@@ -303,6 +303,10 @@ def _line(out: TextIO, text: str) -> None:
 
 def _show(args: argparse.Namespace) -> int:
     """The trials the store holds for the sweep (any backend that records `sweep_id`)."""
+    from trainer_gui.cli import sweep_local
+
+    if sweep_local.is_local(args.name):
+        return sweep_local.show(args)
     from trainer_gui.core.aws.tuning import OBJECTIVE_KEY, PARAMETERS_KEY, SWEEP_KEY
     from trainer_gui.core.store import Store
 
@@ -347,6 +351,10 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
+    from trainer_gui.cli import sweep_local
+
+    if sweep_local.is_local(args.name):
+        return sweep_local.stop(args)
     from trainer_gui.cli.main import _aws_session
     from trainer_gui.core.aws.session import AwsSession
     from trainer_gui.core.aws.tuning import TUNING_KEY, check_tuning_name, stop_tuning_job
