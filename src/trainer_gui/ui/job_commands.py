@@ -229,8 +229,12 @@ class JobCommands(QObject):
             spec,
             project,
             lambda checked: self._start(row, spec, project, checked),
-            lambda: (self._end(row, None), self._say(f"{spec.name} was not started", 5000)),
+            functools.partial(self._not_started, row, spec.name),
         )
+
+    def _not_started(self, row: str, name: str) -> None:
+        self._end(row, None)
+        self._say(f"{name} was not started", 5000)
 
     def _start(
         self,
