@@ -76,14 +76,14 @@ def test_rows_show_name_status_backend_start_duration_and_last_metrics(view: Job
     )
 
     assert header(view)[: len(FIXED_COLUMNS)] == list(FIXED_COLUMNS)
-    assert header(view)[len(FIXED_COLUMNS) :] == ["test_loss", "test_acc"]
+    assert header(view)[len(FIXED_COLUMNS) :] == ["test_loss", "test_acc", "Tags", "Note"]
     model = view.model
     row = model.row_of("alpha-20260101-000000-abcd")
     assert row is not None
     values = [model.index(row, c).data() for c in range(model.columnCount())]
     assert values[0] == "alpha" and values[1] == "Completed" and values[2] == "local-process"
     assert values[COL_DURATION] == "1:30"
-    assert values[-2:] == ["0.25", "0.9"]
+    assert values[len(FIXED_COLUMNS) : len(FIXED_COLUMNS) + 2] == ["0.25", "0.9"]
 
 
 def test_status_cells_have_the_status_colour_and_a_dot(view: JobsView) -> None:
@@ -160,7 +160,7 @@ def test_sorting_by_a_metric_is_numeric(view: JobsView) -> None:
 
     view.table.sortByColumn(column, Qt.SortOrder.AscendingOrder)
 
-    assert shown(view) == ["d", "b", "a", "c"]
+    assert shown(view) == ["b", "a", "c", "d"]  # a run without the metric goes last
 
 
 def test_sorting_by_duration_and_start(view: JobsView) -> None:
@@ -258,7 +258,7 @@ def test_metric_columns_are_those_of_the_jobs_listed(view: JobsView) -> None:
     view.model.set_jobs([(record("z"), {"acc": 0.9})])
 
     assert view.model.metric_names == ["acc"]
-    assert header(view)[len(FIXED_COLUMNS) :] == ["acc"]
+    assert header(view)[len(FIXED_COLUMNS) :] == ["acc", "Tags", "Note"]
 
 
 def test_a_starting_row_shows_at_once_at_the_top_and_gives_way_to_the_job(view: JobsView) -> None:
@@ -277,7 +277,7 @@ def test_a_starting_row_shows_at_once_at_the_top_and_gives_way_to_the_job(view: 
     view.model.resolve_placeholder(starting)
     view.model.set_jobs([(old, {}), (real, {})])
     assert shown(view) == ["fresh", "old"]
-    assert view.model.job_ids() == [old.id, real.id]
+    assert sorted(view.model.job_ids()) == sorted([old.id, real.id])
     failed = view.model.add_placeholder("broken", "local-process", 1)
     view.model.remove_placeholder(failed)
     assert shown(view) == ["fresh", "old"]

@@ -28,6 +28,7 @@ from trainer_gui.core.errors import JobNotFound, UserError
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.paths import data_home
 from trainer_gui.core.runners.events import JobStatus, Phase
+from trainer_gui.core.store.annotations import AnnotationsStore
 from trainer_gui.core.store.migrations import (
     SCHEMA_VERSION,
     migrate,
@@ -202,7 +203,7 @@ def _insert_phase(
     return True
 
 
-class Store(QueueStore, SweepStore):
+class Store(QueueStore, SweepStore, AnnotationsStore):
     """Everything the app remembers between runs, in one SQLite file shared by GUI and CLI."""
 
     path: Path
