@@ -173,6 +173,8 @@ class WindowActions(QObject):
             self.window.jobs.table.addAction(action)
         self.window.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
         self.window.jobs.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for action in self.window.jobs.export_actions():  # metrics and the runs table
+            self.window.jobs.table.addAction(action)
 
     def _make_menus(self) -> None:
         bar = self.window.menuBar()
@@ -187,6 +189,9 @@ class WindowActions(QObject):
         file_menu.addAction(self.open_project_action)
         self.recent_menu = file_menu.addMenu("Recent projects")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        self.export_menu = file_menu.addMenu("Export")
+        self.export_menu.addActions(self.window.jobs.export_actions()[1:])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         job_menu = bar.addMenu("&Job")

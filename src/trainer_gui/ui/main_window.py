@@ -59,7 +59,7 @@ from trainer_gui.ui.form.spec_form import SpecEditorDialog
 from trainer_gui.ui.icons import app_icon
 from trainer_gui.ui.job_commands import JobCommands
 from trainer_gui.ui.job_detail import JobDetail
-from trainer_gui.ui.jobs_table import JobsView
+from trainer_gui.ui.jobs_table import JobsView, RunsSnapshot, load_runs
 from trainer_gui.ui.predict_panel import PredictPanel
 from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel
 from trainer_gui.ui.settings import WindowSettings
@@ -163,7 +163,7 @@ class MainWindow(QMainWindow):
         self.predict_dock.setWidget(self.predict)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.predict_dock)
         self.predict_dock.hide()
-        self.jobs = JobsView(self)
+        self.jobs = JobsView(self, store=store)
         self.detail = JobDetail(store, self)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.setObjectName("main_splitter")
@@ -363,23 +363,20 @@ class MainWindow(QMainWindow):
         generation = self._jobs_generation
         store = self.store
 
-        def load() -> tuple[int, int | None, list[tuple[JobRecord, dict[str, float]]]]:
-            records = store.list_jobs(project_id=project_id)
-            return generation, project_id, [(r, store.last_metrics(r.id)) for r in records]
+        def load() -> tuple[int, int | None, RunsSnapshot]:
+            return generation, project_id, load_runs(store, project_id)
 
         self._tasks.run(load, self._on_jobs_loaded, self._on_jobs_failed)
 
     @Slot(object)
-    def _on_jobs_loaded(
-        self, result: tuple[int, int | None, list[tuple[JobRecord, dict[str, float]]]]
-    ) -> None:
+    def _on_jobs_loaded(self, result: tuple[int, int | None, RunsSnapshot]) -> None:
         self._jobs_loading = False
         if self._closing:
             return
         _generation, project_id, rows = result
         project = self.current_project()
         if project_id == (project.id if project else None) and not self._jobs_reload:
-            self.jobs.model.set_jobs(rows)
+            self.jobs.set_runs(rows)
             self.detail.update_records(self.jobs.selected_records())
             if self._select_after_load and self.jobs.select_job(self._select_after_load):
                 self._select_after_load = None

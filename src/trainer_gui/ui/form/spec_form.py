@@ -785,6 +785,8 @@ class SpecEditorDialog(QDialog):
     sig_saved = Signal(str)
     """The path the spec was written to."""
     sig_run_requested = Signal(object, str)
+    sig_preflight_requested = Signal(object, str)
+    """(spec, project folder): run a SageMaker spec here on a slice of its data first."""
     """(JobSpec, the saved path): the main window submits it."""
 
     def __init__(
@@ -816,6 +818,15 @@ class SpecEditorDialog(QDialog):
         )
         self.run_button.setShortcut(QKeySequence("Ctrl+R"))
         self.run_button.setToolTip("Save the spec and start the job (Ctrl+R)")
+        self.preflight_button = self.buttons.addButton(
+            "Preflight", QDialogButtonBox.ButtonRole.ActionRole
+        )
+        self.preflight_button.setToolTip(
+            "SageMaker: run the job here on a slice of its data until its first metric and "
+            "checkpoint; nothing is launched"
+        )
+        self.preflight_button.setEnabled(False)
+        self.preflight_button.clicked.connect(self._on_preflight_clicked)
         self.export_button: QPushButton = self.buttons.addButton(
             "Export for SageMaker…", QDialogButtonBox.ButtonRole.ActionRole
         )
@@ -929,6 +940,9 @@ class SpecEditorDialog(QDialog):
     def _on_validated(self, valid: bool) -> None:
         self.cost_label.set_spec(self.form.spec)
         self.export_button.setEnabled(valid)
+        spec = self.form.spec
+        cloud = valid and spec is not None and spec.compute.backend.value == "sagemaker"
+        self.preflight_button.setEnabled(cloud)
         if valid:
             self.status.setText("The spec is valid.")
             self.status.setStyleSheet("")
@@ -1000,6 +1014,11 @@ class SpecEditorDialog(QDialog):
             self.save(target)
 
     @Slot()
+    def _on_preflight_clicked(self) -> None:
+        spec = self._valid_spec("preflight")
+        if spec is not None:
+            self.sig_preflight_requested.emit(spec, str(self.project_dir))
+
     def _on_export_clicked(self) -> None:
         self.export()
 
