@@ -437,15 +437,19 @@ def test_user_handlers_with_context_and_status_codes(tmp_path: Path, fresh_modul
     model_dir = write_code(
         tmp_path,
         """
+        from sagemaker_inference import errors
+
         class Rejected(Exception):
-            status_code = 422
+            status_code = 422  # not the toolkit's error class: a 500, as there
 
         def model_fn(model_dir, context):
             return {"dir": context.system_properties["model_dir"]}
 
         def input_fn(data, content_type, context):
             if data == "reject":
-                raise Rejected("no thanks")
+                raise errors.GenericInferenceToolkitError(422, "no thanks")
+            if data == "own":
+                raise Rejected("nope")
             if data == "boom":
                 raise KeyError("missing")
             return (data, context.custom_attributes)
@@ -475,7 +479,9 @@ def test_user_handlers_with_context_and_status_codes(tmp_path: Path, fresh_modul
         assert json.loads(response.read()) == {"got": "hi", "attrs": "k=v", "dir": str(tmp_path)}
         conn.close()
         status, body, _ = post(url, "reject", "application/json")
-        assert status == 422 and body.decode().startswith("Rejected: no thanks")
+        assert status == 422 and body.decode().startswith("GenericInferenceToolkitError: no")
+        status, body, _ = post(url, "own", "application/json")
+        assert status == 500 and body.decode().startswith("Rejected: nope")
         status, body, _ = post(url, "boom", "application/json")
         assert status == 500 and body.decode().startswith("KeyError: 'missing'")
 

@@ -82,8 +82,11 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+_LOG_PREFIX = "[serving] "
+
+
 def log(message: str) -> None:
-    sys.stderr.write("[serving] " + message + "\n")
+    sys.stderr.write(_LOG_PREFIX + message + "\n")
     sys.stderr.flush()
 
 
@@ -209,38 +212,61 @@ def _decode_json(text: str) -> Any:
     return _numeric(array, JSON)
 
 
-def _decode_csv(text: str) -> Any:
-    """Like the toolkit's np.genfromtxt(delimiter=","), but a non-number is an error, not NaN."""
-    import numpy as np
-
-    rows: list[list[float]] = []
+def _csv_problem(text: str) -> str | None:
+    """What keeps `text` from being a table of numbers (the first bad cell or row), if anything."""
+    width = None
+    rows = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        values = []
-        for column, cell in enumerate(line.split(","), start=1):
+        cells = line.split(",")
+        for column, cell in enumerate(cells, start=1):
             cell = cell.strip()
-            if not cell:
-                values.append(float("nan"))  # genfromtxt's missing value
-                continue
             try:
-                values.append(float(cell))
+                if cell:
+                    float(cell)
             except ValueError:
-                raise ServingError(
-                    400,
-                    f"text/csv: line {number}, column {column}: {cell[:40]!r} is not a number "
-                    "(the default input_fn reads numbers only, no header line)",
-                ) from None
-        if rows and len(values) != len(rows[0]):
-            raise ServingError(
-                400,
-                f"text/csv: line {number} has {len(values)} values, the first line has "
-                f"{len(rows[0])}",
-            )
-        rows.append(values)
-    if not rows:
-        raise ServingError(400, "text/csv: the body has no rows")
-    return np.squeeze(np.array(rows, dtype=np.float64))
+                return (
+                    f"line {number}, column {column}: {cell[:40]!r} is not a number (the default "
+                    "input_fn reads numbers only, no header line)"
+                )
+        if width is not None and len(cells) != width:
+            return f"line {number} has {len(cells)} values, the first line has {width}"
+        width = len(cells) if width is None else width
+        rows += 1
+    return None if rows else "the body has no rows"
+
+
+def _decode_csv(text: str) -> Any:
+    """The toolkit's decoder exactly: `np.genfromtxt(StringIO(text), dtype=None, delimiter=",")`.
+
+    dtype=None infers a type per column, so `1,,3,4` reads as integers with the empty cell
+    filled (not NaN), and float and integer columns together make a record array that
+    `torch.FloatTensor` refuses (a 500 there): here those are 400s that say why.
+    """
+    import numpy as np
+
+    problem = _csv_problem(text)
+    if problem is not None:
+        raise ServingError(400, f"text/csv: {problem}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array = np.genfromtxt(io.StringIO(text), dtype=None, delimiter=",")
+    except (ValueError, TypeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ServingError(400, f"text/csv: numpy cannot read the rows ({detail})") from None
+    if array.dtype.names is not None:
+        kinds = ", ".join(f"{name}: {array.dtype[name]}" for name in array.dtype.names[:6])
+        raise ServingError(
+            400,
+            "text/csv: the columns read as different types (" + kinds + "); SageMaker's "
+            "default input_fn (np.genfromtxt with dtype=None) fails on this too. Write every "
+            "column the same way (e.g. 3.0, not 3), or provide input_fn in code/inference.py",
+        )
+    if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.number):
+        return array
+    raise ServingError(400, f"text/csv: expected numbers, got values of type {array.dtype}")
 
 
 def _decode_npy(data: Any) -> Any:
@@ -371,22 +397,252 @@ def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
     )
 
 
+# -- `sagemaker_inference` for images without it ------------------------------------------------
+
+
+class UnsupportedFormatError(Exception):
+    """The toolkit's: a content type no decoder/encoder handles (a 500 there, as any error)."""
+
+    def __init__(self, content_type: Any, **kwargs: Any) -> None:
+        self._message = (
+            f"Content type {content_type} is not supported by this framework.\n\n"
+            "Please implement input_fn to to deserialize the request data or an output_fn to\n"
+            "serialize the response. For more information, see the SageMaker Python SDK README."
+        )
+        super().__init__(self._message, **kwargs)
+
+
+class BaseInferenceToolkitError(Exception):
+    """The toolkit's error with an HTTP status: raise it (or a subclass) to answer that status."""
+
+    def __init__(self, status_code: int, message: str, phrase: str) -> None:
+        self.status_code = status_code
+        self.message = message
+        self.phrase = phrase
+        super().__init__(status_code, message, phrase)
+
+
+class GenericInferenceToolkitError(BaseInferenceToolkitError):
+    def __init__(self, status_code: int, message: str | None = None, phrase: str | None = None):
+        message = message or "Invalid Request"
+        super().__init__(status_code, message, phrase or message)
+
+
+def _toolkit_decode(obj: Any, content_type: str) -> Any:
+    """`sagemaker_inference.decoder.decode`: exact content types, numpy arrays out."""
+    import numpy as np
+
+    if content_type == JSON:
+        return np.array(json.loads(obj))
+    if content_type == CSV:
+        return np.genfromtxt(io.StringIO(obj), dtype=None, delimiter=",")
+    if content_type == NPY:
+        return np.load(io.BytesIO(obj), allow_pickle=False)  # the toolkit allows pickles
+    raise UnsupportedFormatError(content_type)
+
+
+def _toolkit_encode(array_like: Any, content_type: str) -> Any:
+    """`sagemaker_inference.encoder.encode`: JSON and CSV as str, NPY as bytes."""
+    import numpy as np
+
+    if content_type == JSON:
+        return json.dumps(array_like, default=lambda o: _Encoder().default(o))
+    if content_type == CSV:
+        stream = io.StringIO()
+        np.savetxt(stream, array_like, delimiter=",", fmt="%s")
+        return stream.getvalue()
+    if content_type == NPY:
+        buffer = io.BytesIO()
+        np.save(buffer, array_like)
+        return buffer.getvalue()
+    raise UnsupportedFormatError(content_type)
+
+
+def install_toolkit_modules() -> bool:
+    """`sagemaker_inference.{errors,content_types,decoder,encoder}` when the image lacks them.
+
+    Handlers written for SageMaker import them (`from sagemaker_inference import errors` to answer
+    a status of their choice). The real package wins when it is installed. True if installed here.
+    """
+    import importlib.util
+    import types
+
+    if "sagemaker_inference" in sys.modules:
+        return False
+    try:
+        if importlib.util.find_spec("sagemaker_inference") is not None:
+            return False
+    except (ImportError, ValueError):
+        pass
+    package = types.ModuleType("sagemaker_inference")
+    package.__path__ = []  # a package: its submodules come from sys.modules
+    package.__doc__ = "Stand-in for the SageMaker inference toolkit (trainer-gui serving runtime)."
+    members: dict[str, dict[str, Any]] = {
+        "errors": {
+            "UnsupportedFormatError": UnsupportedFormatError,
+            "BaseInferenceToolkitError": BaseInferenceToolkitError,
+            "GenericInferenceToolkitError": GenericInferenceToolkitError,
+        },
+        "content_types": {
+            "JSON": JSON,
+            "CSV": CSV,
+            "OCTET_STREAM": "application/octet-stream",
+            "ANY": "*/*",
+            "NPY": NPY,
+            "NPZ": "application/x-npz",
+            "UTF8_TYPES": [JSON, CSV],
+        },
+        "decoder": {"decode": _toolkit_decode},
+        "encoder": {
+            "encode": _toolkit_encode,
+            "SUPPORTED_CONTENT_TYPES": {JSON, CSV, NPY},
+        },
+    }
+    for name, attributes in members.items():
+        module = types.ModuleType(f"sagemaker_inference.{name}")
+        module.__dict__.update(attributes)
+        sys.modules[module.__name__] = module
+        setattr(package, name, module)
+    sys.modules["sagemaker_inference"] = package
+    return True
+
+
 # -- the model and its handlers ----------------------------------------------------------------
 
 
-class Context:
-    """What a handler with an extra trailing `context` argument receives.
+class RequestProcessor:
+    """One request's headers in, status and headers out: TorchServe's `ts.context.RequestProcessor`.
 
-    Like TorchServe's context, `system_properties` has `model_dir` and `gpu_id`; `request_headers`
-    holds the current request's headers (lower-case names), `custom_attributes` the
-    X-Amzn-SageMaker-Custom-Attributes header.
+    Header names keep the case the client sent (as in TorchServe); `get_request_property` falls
+    back to a case-insensitive match, since HTTP clients differ in the case they send.
     """
 
-    def __init__(self, model_dir: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, request_header: dict[str, str]) -> None:
+        self._status_code = 200
+        self._reason_phrase: str | None = None
+        self._response_header: dict[str, str] = {}
+        self._request_header = dict(request_header)
+
+    def get_request_property(self, key: str) -> str | None:
+        if key in self._request_header:
+            return self._request_header[key]
+        lowered = key.lower()
+        for name, value in self._request_header.items():
+            if name.lower() == lowered:
+                return value
+        return None
+
+    def get_request_properties(self) -> dict[str, str]:
+        return self._request_header
+
+    def report_status(self, code: int, reason_phrase: str | None = None) -> None:
+        self._status_code = code
+        self._reason_phrase = reason_phrase
+
+    def get_response_status_code(self) -> int:
+        return self._status_code
+
+    def get_response_status_phrase(self) -> str | None:
+        return self._reason_phrase
+
+    def add_response_property(self, key: str, value: str) -> None:
+        self._response_header[key] = value
+
+    def get_response_headers(self) -> dict[str, str]:
+        return self._response_header
+
+    def get_response_header(self, key: str) -> str | None:
+        return self._response_header.get(key)
+
+
+class Context:
+    """What a handler with an extra trailing `context` argument receives: TorchServe's API.
+
+    SageMaker handlers read custom attributes with
+    `context.get_request_header(0, "X-Amzn-SageMaker-Custom-Attributes")`; `system_properties`,
+    `request_processor`, `get_all_request_header`, `set_response_status`, `set_response_header`
+    and `get_request_id` work as in `ts.context.Context` (one request per batch). While the model
+    loads there is no request: `request_processor` is None, as in TorchServe. Our own shortcuts:
+    `request_headers` (lower-case names) and `custom_attributes`.
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        headers: dict[str, str] | None = None,
+        request_id: str | None = None,
+        gpu_id: int | None = 0,
+    ) -> None:
         self.model_dir = model_dir
-        self.system_properties = {"model_dir": model_dir, "gpu_id": 0}
-        self.request_headers = dict(headers or {})
+        self.model_name = "model"
+        self.manifest: dict[str, Any] = {"model": {"modelName": "model"}}
+        self._system_properties: dict[str, Any] = {
+            "model_dir": model_dir,
+            "gpu_id": gpu_id,
+            "batch_size": 1,
+            "server_name": "MMS",
+            "server_version": SERVER_NAME,
+            "limit_max_image_pixels": True,
+        }
+        self.metrics: Any = None
+        self.stopping_criteria: Any = None
+        self.request_ids: dict[int, str] | None = None
+        self._request_processor: list[RequestProcessor] | None = None
+        if headers is not None:
+            self.request_ids = {0: request_id or ""}
+            self._request_processor = [RequestProcessor(headers)]
+        self.request_headers = {k.lower(): v for k, v in (headers or {}).items()}
         self.custom_attributes = self.request_headers.get("x-amzn-sagemaker-custom-attributes")
+
+    @property
+    def system_properties(self) -> dict[str, Any]:
+        return self._system_properties
+
+    @property
+    def request_processor(self) -> list[RequestProcessor] | None:
+        return self._request_processor
+
+    @request_processor.setter
+    def request_processor(self, value: list[RequestProcessor] | None) -> None:
+        self._request_processor = value
+
+    def _processor(self, idx: int) -> RequestProcessor:
+        if self._request_processor is None:
+            raise RuntimeError("there is no request while the model loads")
+        return self._request_processor[idx]
+
+    def get_request_id(self, idx: int = 0) -> str | None:
+        return None if self.request_ids is None else self.request_ids.get(idx)
+
+    def get_request_header(self, idx: int, key: str) -> str | None:
+        return self._processor(idx).get_request_property(key)
+
+    def get_all_request_header(self, idx: int) -> dict[str, str]:
+        return self._processor(idx).get_request_properties()
+
+    def set_response_content_type(self, idx: int, value: str) -> None:
+        self.set_response_header(idx, "content-type", value)
+
+    def get_response_content_type(self, idx: int) -> str | None:
+        return self.get_response_headers(idx).get("content-type")
+
+    def get_response_status(self, idx: int) -> tuple[int, str | None]:
+        processor = self._processor(idx)
+        return processor.get_response_status_code(), processor.get_response_status_phrase()
+
+    def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
+        if self._request_processor is not None:
+            self._request_processor[idx].report_status(code, reason_phrase=phrase)
+
+    def set_all_response_status(self, code: int = 200, phrase: str = "") -> None:
+        for processor in self._request_processor or []:
+            processor.report_status(code, reason_phrase=phrase)
+
+    def get_response_headers(self, idx: int) -> dict[str, str]:
+        return self._processor(idx).get_response_headers()
+
+    def set_response_header(self, idx: int, key: str, value: str) -> None:
+        self._processor(idx).add_response_property(key, value)
 
 
 def _wants_context(fn: Callable[..., Any], nargs: int) -> bool:
@@ -411,6 +667,28 @@ class _Handler:
         if self.context:
             return self.fn(*args, context)
         return self.fn(*args)
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        log(f"{name}={os.environ.get(name)!r} is not a number: using {default:g}")
+        return default
+    return value if value > 0 else default
+
+
+def environ_kwargs(model_dir: str | None = None) -> dict[str, Any]:
+    """ModelService's settings from the SageMaker variables (a worker process gets them too)."""
+    env = os.environ
+    return {
+        "model_dir": model_dir or env.get("SAGEMAKER_MODEL_DIR") or DEFAULT_MODEL_DIR,
+        "program": env.get("SAGEMAKER_PROGRAM") or None,
+        "default_accept": env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None,
+        "concurrency": int(_env_number("TRAINER_GUI_SERVING_CONCURRENCY", 1)),
+        "max_payload_bytes": int(_env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024),
+        "debug_errors": _truthy(env.get(DEBUG_ENV)),
+    }
 
 
 class ModelService:
@@ -444,23 +722,7 @@ class ModelService:
 
     @classmethod
     def from_environ(cls, model_dir: str | None = None) -> ModelService:
-        env = os.environ
-        try:
-            megabytes = float(env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB") or 6)
-        except ValueError:
-            megabytes = 6.0
-        try:
-            concurrency = int(env.get("TRAINER_GUI_SERVING_CONCURRENCY") or 1)
-        except ValueError:
-            concurrency = 1
-        return cls(
-            model_dir=model_dir or env.get("SAGEMAKER_MODEL_DIR") or DEFAULT_MODEL_DIR,
-            program=env.get("SAGEMAKER_PROGRAM") or None,
-            default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None,
-            concurrency=concurrency,
-            max_payload_bytes=int(megabytes * 1024 * 1024),
-            debug_errors=_truthy(env.get(DEBUG_ENV)),
-        )
+        return cls(**environ_kwargs(model_dir))
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -472,11 +734,6 @@ class ModelService:
             return None
         if self.code_dir not in sys.path:
             sys.path.insert(0, self.code_dir)
-        if os.path.isfile(os.path.join(self.code_dir, "requirements.txt")):
-            log(
-                "code/requirements.txt is not installed by this runtime: bake the packages into "
-                "the image (the SageMaker image installs it at start)"
-            )
         cached = sys.modules.get(module_name)
         if cached is not None and os.path.abspath(getattr(cached, "__file__", "") or "") != path:
             del sys.modules[module_name]  # another model's handlers (tests serve several)
@@ -510,6 +767,7 @@ class ModelService:
                 f"this image lacks {exc.name}: the serving runtime needs Python with torch and "
                 "numpy (use trainer-gui/inference:latest, or a SageMaker PyTorch image)"
             ) from exc
+        install_toolkit_modules()
         module = self.module = self._import_user_module()
 
         def user(name: str) -> Callable[..., Any] | None:
@@ -564,13 +822,43 @@ class ModelService:
         headers: dict[str, str] | None = None,
     ) -> tuple[bytes, str]:
         """One request: (response body, its content type); raises ServingError otherwise."""
+        reply = self._run(body, content_type, accept, headers)
+        return reply.body, reply.content_type
+
+    def handle(
+        self,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """One request, every outcome as a Reply (what the HTTP side and a worker send back)."""
+        try:
+            return self._run(body, content_type, accept, headers)
+        except ServingError as exc:
+            return Reply.text(exc.status, exc.message)
+        except Exception as exc:
+            status = toolkit_status(exc)
+            message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+            trace = _user_traceback(exc)
+            log(f"POST /invocations -> {status}: {type(exc).__name__}: {message}\n{trace}")
+            return Reply.text(status, error_body(exc, message, trace, self.debug_errors))
+
+    def _run(
+        self,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        headers: dict[str, str] | None,
+    ) -> Reply:
         if self.state != READY:
             raise ServingError(503, f"the model is not loaded ({self.state}) {self.error}".strip())
-        accepts = parse_accept(accept, self.default_accept)
         # What the toolkit hands the handlers: Accept with */* and blanks defaulted.
         if not accept or media_type(accept) in ("", "*/*"):
             accept = self.default_accept
-        context = Context(self.model_dir, headers)
+        if content_type is None and headers:
+            content_type = headers.get("Content-Type") or headers.get("content-type")
+        context = Context(self.model_dir, headers if headers is not None else {})
         with self._gate:
             if self.transform is not None:
                 data: Any = body
@@ -579,7 +867,20 @@ class ModelService:
                 result = self.transform(context, self.model, data, content_type, accept)
             else:
                 result = self._three_step(context, body, content_type, accept)
-        return self._response(result, accepts)
+            payload, label = serialize(result, accept)
+        limit = RESPONSE_LIMIT_BYTES
+        if len(payload) > limit:
+            raise ServingError(
+                500,
+                f"the response is {len(payload)} bytes, more than the 6 MB SageMaker allows a "
+                "real-time endpoint to return (InvokeEndpoint fails there); return less, or use "
+                "batch transform or an asynchronous endpoint for large outputs",
+            )
+        status, _phrase = context.get_response_status(0)
+        extra = {
+            k: v for k, v in context.get_response_headers(0).items() if k.lower() != "content-type"
+        }
+        return Reply(status or 200, payload, label, tuple(extra.items()))
 
     def _three_step(
         self, context: Context, body: bytes, content_type: str | None, accept: str
@@ -592,18 +893,329 @@ class ModelService:
         prediction = self.predict_fn(context, decoded, self.model)
         return self.output_fn(context, prediction, accept)
 
-    @staticmethod
-    def _response(result: Any, accepts: list[str]) -> tuple[bytes, str]:
-        content_type = accepts[0]
-        if isinstance(result, tuple) and len(result) == 2:
-            result, content_type = result[0], str(result[1])
-        if isinstance(result, str):
-            return result.encode("utf-8"), content_type
-        if isinstance(result, (bytes, bytearray, memoryview)):
-            return bytes(result), content_type
-        if result is None:
-            return b"", content_type
-        return json.dumps(result, cls=_Encoder).encode("utf-8"), JSON
+
+#: SageMaker real-time endpoints return at most 6 MB (the request limit is separate).
+RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+
+
+class Reply:
+    """An HTTP answer: status, body, content type and extra headers (picklable, for workers)."""
+
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Reply, (self.status, self.body, self.content_type, self.headers))
+
+    @classmethod
+    def text(cls, status: int, message: str) -> Reply:
+        return cls(status, (message.rstrip("\n") + "\n").encode("utf-8"), TEXT_PLAIN)
+
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+
+
+def serialize(result: Any, accept: str) -> tuple[bytes, str]:
+    """What the toolkit + TorchServe make of a handler's result: (body, content type).
+
+    The toolkit labels the response with the request's Accept (defaulted) unless the handler
+    returns a `(body, content_type)` tuple. TorchServe then writes bytes as they are, str as
+    UTF-8, a torch.Tensor as `torch.save` bytes, and anything else as `json.dumps(value,
+    indent=2)`; what JSON cannot hold (a numpy array, say) is its 503 "Unsupported model output
+    data type.".
+    """
+    content_type = accept
+    if isinstance(result, tuple):
+        result, content_type = result[0], result[1]
+    content_type = str(content_type)
+    if isinstance(result, (bytes, bytearray)):
+        return bytes(result), content_type
+    if isinstance(result, str):
+        return result.encode("utf-8"), content_type
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(result, torch.Tensor):
+        buffer = io.BytesIO()
+        torch.save(result, buffer)
+        return buffer.getvalue(), content_type
+    try:
+        return json.dumps(result, indent=2).encode("utf-8"), content_type
+    except TypeError as exc:
+        raise ServingError(
+            503,
+            f"Unsupported model output data type: {type(result).__name__} ({exc}). Return "
+            "bytes, str, a (body, content_type) tuple or JSON-serializable values from "
+            "output_fn/transform_fn (TorchServe answers 503 to this too)",
+        ) from None
+
+
+def toolkit_status(exc: BaseException) -> int:
+    """The status for a handler's exception: the toolkit's own errors carry it, the rest is 500.
+
+    Like the toolkit, only `sagemaker_inference.errors.BaseInferenceToolkitError` and its
+    subclasses set the status (from the real package or the stand-in this runtime provides).
+    """
+    if any(cls.__name__ == "BaseInferenceToolkitError" for cls in type(exc).__mro__):
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and 100 <= status <= 599:
+            return status
+    return 500
+
+
+# -- worker processes, as TorchServe's ---------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, index: int, process: Any, conn: Any) -> None:
+        self.index = index
+        self.process = process
+        self.conn = conn
+
+
+def _worker_main(conn: Any, index: int, kwargs: dict[str, Any]) -> None:
+    """One worker process: load the model, then answer requests from the pipe one at a time."""
+    global _LOG_PREFIX
+    _LOG_PREFIX = f"[serving w{index}] "
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server process decides when to stop
+    service = ModelService(**kwargs)
+    try:
+        service.load()
+    except BaseException:
+        log(f"cannot load the model: {service.error}\n{traceback.format_exc()}")
+        conn.send(("failed", service.error or "the model did not load"))
+        return
+    conn.send(("ready", ""))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(service.handle(*request))
+
+
+class WorkerPool:
+    """`workers` processes with a copy of the model each, like TorchServe's workers.
+
+    The HTTP threads hand each request to a free worker (waiting for one if all are busy), so
+    N slow requests take about N/workers times as long, and handlers that hold the GIL do not
+    slow each other. A worker that has not answered within `timeout` seconds
+    (SAGEMAKER_MODEL_SERVER_TIMEOUT) is killed and replaced by a fresh one that loads the model
+    again, as TorchServe does; the request gets a 500 that says so. Workers are spawned, not
+    forked: a fresh interpreter each, so no lock or torch thread pool of this process is copied.
+    """
+
+    def __init__(self, kwargs: dict[str, Any], workers: int = 1, timeout: float = 60.0) -> None:
+        import multiprocessing
+        import queue
+
+        self.kwargs = kwargs
+        self.model_dir = kwargs["model_dir"]
+        self.max_payload_bytes = int(kwargs.get("max_payload_bytes") or 6 * 1024 * 1024)
+        self.debug_errors = bool(kwargs.get("debug_errors"))
+        self.workers = max(1, workers)
+        self.timeout = timeout
+        self.state = LOADING
+        self.error = ""
+        self.note = ""  # what the load is doing (/ping's 503 body)
+        self._mp = multiprocessing.get_context("spawn")
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _spawn(self, index: int) -> _Worker:
+        parent, child = self._mp.Pipe()
+        process = self._mp.Process(
+            target=_worker_main,
+            args=(child, index, self.kwargs),
+            name=f"serving-worker-{index}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        worker = _Worker(index, process, parent)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _await_loaded(self, worker: _Worker) -> None:
+        try:
+            kind, message = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(1)
+            raise LoadError(
+                f"worker {worker.index} died while loading the model (exit code "
+                f"{worker.process.exitcode}); its log lines are above"
+            ) from None
+        if kind != "ready":
+            raise LoadError(message)
+        self._idle.put(worker)
+
+    def load(self) -> None:
+        """Start every worker and wait until each has loaded the model (state READY/FAILED)."""
+        self.note = f"loading the model in {self.workers} worker(s)"
+        started = [self._spawn(index) for index in range(self.workers)]
+        try:
+            for worker in started:
+                self._await_loaded(worker)
+        except BaseException as exc:
+            self.state = FAILED
+            self.error = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}"
+            self.close()
+            raise
+        self.state = READY
+
+    def handle(
+        self,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        import queue
+
+        if self.state != READY:
+            return Reply.text(503, f"the model is not loaded ({self.state}) {self.error}".strip())
+        try:
+            worker = self._idle.get(timeout=self.timeout)
+        except queue.Empty:
+            return Reply.text(
+                503,
+                f"all {self.workers} worker(s) stayed busy for {self.timeout:g} s; raise "
+                "SAGEMAKER_MODEL_SERVER_WORKERS or send fewer requests at once",
+            )
+        try:
+            worker.conn.send((body, content_type, accept, headers))
+            if worker.conn.poll(self.timeout):
+                reply: Reply = worker.conn.recv()
+                self._idle.put(worker)
+                return reply
+        except (EOFError, OSError):
+            worker.process.join(1)
+            code = worker.process.exitcode
+            log(f"worker {worker.index} died during a request (exit code {code}): restarting it")
+            self._replace(worker)
+            return Reply.text(
+                500,
+                f"the worker process died while handling the request (exit code {code}; "
+                "137 is often out of memory); a new worker is loading the model",
+            )
+        log(
+            f"worker {worker.index}: no answer within SAGEMAKER_MODEL_SERVER_TIMEOUT="
+            f"{self.timeout:g} s: stopping it and starting a new one"
+        )
+        self._replace(worker)
+        return Reply.text(
+            500,
+            f"the handlers did not answer within {self.timeout:g} s "
+            "(SAGEMAKER_MODEL_SERVER_TIMEOUT): the worker was stopped and a new one is loading "
+            "the model (TorchServe answers 500 'Worker died.' here; SageMaker's limit is 60 s)",
+        )
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.join(5)
+        worker.conn.close()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+            if self._closed:
+                return
+
+        def restart() -> None:
+            try:
+                self._await_loaded(self._spawn(worker.index))
+            except Exception as exc:
+                log(f"worker {worker.index} could not load the model again: {exc}")
+
+        threading.Thread(target=restart, name=f"restart-{worker.index}", daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._all = self._all, []
+        for worker in workers:
+            worker.process.kill()
+        for worker in workers:
+            worker.process.join(5)
+            worker.conn.close()
+
+
+# -- code/requirements.txt ---------------------------------------------------------------------
+
+
+def install_requirements(code_dir: str, on_line: Callable[[str], None] = log) -> None:
+    """`pip install -r code/requirements.txt`, as SageMaker's images do before serving.
+
+    pip reads its usual environment variables (PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX,
+    PIP_TARGET; pass them with --env) for mirrors, wheelhouses and offline installs. Its output
+    goes to the log line by line; a failure is a LoadError quoting pip's last lines.
+    """
+    import subprocess
+
+    path = os.path.join(code_dir, "requirements.txt")
+    if not os.path.isfile(path):
+        return
+    started = time.monotonic()
+    on_line(f"installing {path} (pip install -r; SageMaker's images do this at start)")
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "-r",
+        path,
+    ]
+    try:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=code_dir,
+        )
+    except OSError as exc:
+        raise LoadError(f"cannot run pip to install {path}: {exc}") from exc
+    tail: list[str] = []
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = raw.decode("utf-8", "replace").rstrip()
+        if line:
+            on_line("pip: " + line)
+            tail = [*tail, line][-8:]
+    code = process.wait()
+    if code != 0:
+        if any("No module named pip" in line for line in tail):
+            hint = "this image has no pip: bake the packages into the image instead"
+        else:
+            hint = "check the package names and versions, and that the container reaches an "
+            hint += "index (or set PIP_FIND_LINKS/PIP_NO_INDEX for a wheelhouse)"
+        raise LoadError(
+            f"installing code/requirements.txt failed (pip exit code {code}): {hint}. "
+            "pip said: " + " | ".join(tail[-4:])
+        )
+    import importlib as _importlib
+    import site
+
+    user_site = site.getusersitepackages()
+    if os.path.isdir(user_site) and user_site not in sys.path:
+        site.addsitedir(user_site)  # pip fell back to a user install (no write access)
+    _importlib.invalidate_caches()
+    on_line(f"installed code/requirements.txt in {time.monotonic() - started:.1f}s")
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
@@ -616,7 +1228,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     server_version = SERVER_NAME
     disable_nagle_algorithm = True
     timeout = 300  # an idle keep-alive connection's thread ends after this long
-    service: ModelService  # set on a subclass by make_server
+    service: ModelService | WorkerPool  # set on a subclass by make_server
     access_log = False
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -624,15 +1236,23 @@ class RequestHandler(BaseHTTPRequestHandler):
             log(f"{self.address_string()} {format % args}")
 
     def _send(
-        self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = TEXT_PLAIN,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         reason = self.responses.get(status, ("",))[0]
         head = (
             f"HTTP/1.1 {status} {reason}\r\n"
             f"Server: {SERVER_NAME}\r\n"
-            f"Content-Type: {content_type}\r\n"
+            f"Content-Type: {_header_value(content_type)}\r\n"
             f"Content-Length: {len(body)}\r\n"
         )
+        for name, value in headers:
+            name = _header_value(str(name)).replace(":", "")
+            if name.lower() not in ("content-length", "transfer-encoding", "connection", ""):
+                head += f"{name}: {_header_value(str(value))}\r\n"
         if self.close_connection:
             head += "Connection: close\r\n"
         self.wfile.write(head.encode("latin-1", "replace") + b"\r\n" + body)
@@ -677,34 +1297,20 @@ class RequestHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            payload, content_type = self.service.invoke(
-                body, self.headers.get("Content-Type"), self.headers.get("Accept"), headers
-            )
-        except ServingError as exc:
-            self._error(exc.status, exc.message)
-            return
-        except Exception as exc:
-            status = getattr(exc, "status_code", None)
-            if not isinstance(status, int) or not 400 <= status <= 599:
-                status = 500
-            message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
-            trace = _user_traceback(exc)
-            log(f"POST /invocations -> {status}: {type(exc).__name__}: {message}\n{trace}")
-            self._error(status, error_body(exc, message, trace, self.service.debug_errors))
-            return
-        self._send(200, payload, content_type)
+        headers = dict(self.headers.items())  # names as the client sent them, as in TorchServe
+        reply = self.service.handle(
+            body, self.headers.get("Content-Type"), self.headers.get("Accept"), headers
+        )
+        self._send(reply.status, reply.body, reply.content_type, reply.headers)
 
     def _read_body(self) -> bytes | None:
+        limit = self.service.max_payload_bytes
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            self.close_connection = True
-            self._error(411, "send the body with a Content-Length (chunked bodies unsupported)")
-            return None
+            return self._read_chunked(limit)
         raw = self.headers.get("Content-Length")
         if raw is None:
             self.close_connection = True
-            self._error(411, "the request has no Content-Length")
+            self._error(411, "the request has no Content-Length (nor chunked Transfer-Encoding)")
             return None
         try:
             length = int(raw)
@@ -714,20 +1320,55 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(400, f"bad Content-Length {raw!r}")
             return None
-        limit = self.service.max_payload_bytes
         if length > limit:
             self.close_connection = True  # the body is not read
-            self._error(
-                413,
-                f"the body is {length} bytes, more than the {limit // (1024 * 1024)} MB limit "
-                "(SAGEMAKER_MAX_PAYLOAD_IN_MB)",
-            )
+            self._too_large(length, limit)
             return None
         body = self.rfile.read(length) if length else b""
         if len(body) != length:
             self.close_connection = True
             return None
         return body
+
+    def _too_large(self, length: int, limit: int) -> None:
+        self._error(
+            413,
+            f"the body is {length} bytes, more than the {limit // (1024 * 1024)} MB limit "
+            "(SAGEMAKER_MAX_PAYLOAD_IN_MB)",
+        )
+
+    def _read_chunked(self, limit: int) -> bytes | None:
+        """A `Transfer-Encoding: chunked` body (what streaming clients send), up to `limit`."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024)
+            if not line:
+                self.close_connection = True
+                return None
+            try:
+                chunk = int(line.split(b";", 1)[0].strip(), 16)
+                if chunk < 0:
+                    raise ValueError(line)
+            except ValueError:
+                self.close_connection = True
+                self._error(400, f"bad chunk size line {line[:40]!r} in a chunked body")
+                return None
+            if chunk == 0:
+                while self.rfile.readline(8192).strip():  # trailers, then the blank line
+                    pass
+                return b"".join(parts)
+            size += chunk
+            if size > limit:
+                self.close_connection = True
+                self._too_large(size, limit)
+                return None
+            data = self.rfile.read(chunk)
+            self.rfile.readline(8)  # the CRLF after the chunk
+            if len(data) != chunk:
+                self.close_connection = True
+                return None
+            parts.append(data)
 
     def _drain_or_close(self) -> None:
         try:
@@ -738,6 +1379,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         else:
             self.close_connection = True
+
+
+def _header_value(value: str) -> str:
+    """No CR/LF in a header (a handler's value must not add headers of its own)."""
+    return value.replace("\r", " ").replace("\n", " ")
 
 
 def error_body(exc: BaseException, message: str, trace: str, debug: bool) -> str:
@@ -771,7 +1417,9 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def make_server(service: ModelService, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> Server:
+def make_server(
+    service: ModelService | WorkerPool, host: str = "0.0.0.0", port: int = DEFAULT_PORT
+) -> Server:
     """An HTTP server for `service`, bound (port 0 picks a free one), not yet serving."""
     access = _truthy(os.environ.get("TRAINER_GUI_SERVING_ACCESS_LOG"))
     handler = type("BoundHandler", (RequestHandler,), {"service": service, "access_log": access})
@@ -791,34 +1439,49 @@ def main(argv: list[str] | None = None) -> int:
         if args.port is not None
         else int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or DEFAULT_PORT)
     )
-    service = ModelService.from_environ(args.model_dir)
+    kwargs = environ_kwargs(args.model_dir)
+    # Workers: SageMaker's variable; our older TRAINER_GUI_SERVING_CONCURRENCY when it is unset.
+    workers = int(
+        _env_number("SAGEMAKER_MODEL_SERVER_WORKERS", 0) or kwargs.get("concurrency") or 1
+    )
+    kwargs["concurrency"] = 1  # one request at a time per worker, as in TorchServe
+    pool = WorkerPool(kwargs, workers, _env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60))
     # Listen first (SageMaker wants the socket within 250 ms), load while /ping says 503.
-    server = make_server(service, args.host, port)
+    server = make_server(pool, args.host, port)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log(f"signal {signum}: shutting down")
         stop.set()
-        if service.state == LOADING:
-            raise SystemExit(0)  # interrupts a slow load in the main thread
+        if pool.state == LOADING:
+            raise SystemExit(0)  # interrupts pip or a slow load in the main thread
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
-    log(f"listening on {args.host}:{server.server_address[1]}, loading {service.model_dir}")
+    log(
+        f"listening on {args.host}:{server.server_address[1]}, loading {pool.model_dir} "
+        f"({workers} worker(s), timeout {pool.timeout:g} s)"
+    )
     try:
-        service.load()
-    except Exception:
-        log(f"cannot serve: {service.error}\n{traceback.format_exc()}")
+        install_requirements(os.path.join(pool.model_dir, "code"))
+        pool.load()
+    except BaseException as exc:
+        if isinstance(exc, LoadError) and pool.state != FAILED:
+            pool.state, pool.error = FAILED, str(exc)
+        pool.close()
+        if not isinstance(exc, SystemExit):
+            log(f"cannot serve: {pool.error or exc}")
         server.shutdown()
         server.server_close()
-        return 1
+        return 0 if isinstance(exc, SystemExit) else 1
     log(f"ready: GET /ping, POST /invocations on port {server.server_address[1]}")
     while not stop.wait(3600):
         pass
     server.shutdown()
     server.server_close()
+    pool.close()
     return 0
 
 
