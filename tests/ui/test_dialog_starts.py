@@ -140,3 +140,19 @@ def test_an_export_of_a_spec_with_no_folder_starts_at_home_not_here(
 
     assert starts == [str(Path.home() / "exp_sagemaker_v3.py")]
     assert QThreadPool.globalInstance().waitForDone(10_000)
+
+
+def test_save_log_as_starts_in_the_runs_folder(
+    qtbot: Any, tmp_path: Path, starts: list[str]
+) -> None:
+    from trainer_gui.ui.log_view import LogView
+
+    run_dir = tmp_path / "runs" / "job-1"
+    (run_dir / "logs").mkdir(parents=True)
+    view = LogView()
+    qtbot.addWidget(view)
+    view.set_job("job-1", str(run_dir))
+
+    view.save_action.trigger()
+
+    assert starts == [str(run_dir / "job-1.log")]

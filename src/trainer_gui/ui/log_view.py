@@ -850,6 +850,8 @@ class LogView(QWidget):
     @Slot()
     def _save_dialog(self) -> None:
         default = f"{self._job_id or 'log'}.log"
+        if self._run_dir:  # start in the run's folder, not the process's working folder
+            default = str(Path(self._run_dir) / default)
         path, _ = QFileDialog.getSaveFileName(
             self, "Save log as", default, "Log files (*.log *.txt);;All files (*)"
         )
