@@ -31,6 +31,8 @@ CUSTOM_DRIVER_CHANNEL = contract.DRIVERS_CHANNEL  # "sm_drivers", as the local b
 RESERVED_CHANNELS = (CODE_CHANNEL, DRIVER_CHANNEL, CUSTOM_DRIVER_CHANNEL)
 CONTAINER_DATA = "/opt/ml/input/data"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+#: Where SageMaker uploads TensorBoard event files from (its default, and the local layout).
+TENSORBOARD_LOCAL_PATH = "/opt/ml/output/tensorboard"
 SOURCE_ARCHIVE = "sourcedir.tar.gz"
 START_SCRIPT = "start.py"
 DRIVER_SCRIPT = "toolkit.py"
@@ -251,6 +253,11 @@ def build_request(spec: JobSpec, plan: Plan) -> dict[str, Any]:
         request["CheckpointConfig"] = {
             "S3Uri": plan.checkpoint_uri,
             "LocalPath": CHECKPOINT_LOCAL_PATH,
+        }
+    if spec.tensorboard:  # read back while the job runs (core/metrics/tensorboard.py)
+        request["TensorBoardOutputConfig"] = {
+            "S3OutputPath": str(S3Uri.parse(plan.base_uri).join(plan.job_name, "tensorboard")),
+            "LocalPath": TENSORBOARD_LOCAL_PATH,
         }
     if spec.environment:
         request["Environment"] = dict(spec.environment)

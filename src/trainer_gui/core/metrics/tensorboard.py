@@ -25,6 +25,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trainer_gui.core.metrics.types import MetricSample
 
@@ -385,6 +386,45 @@ class FolderSource(EventSource):
             return fh.read(size)
 
 
+class S3Source(EventSource):
+    """Event files SageMaker uploads from /opt/ml/output/tensorboard (TensorBoardOutputConfig)
+    while the job runs, read by byte ranges: each upload replaces an object with a longer one.
+
+    Files are named relative to the prefix, less any folders up to a `tensorboard-output`
+    folder, should SageMaker put the host's files below one."""
+
+    def __init__(self, client: Any, uri: str) -> None:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"{uri!r} is not an s3:// URI")
+        self.client = client
+        self.bucket, _, key = uri[5:].partition("/")
+        self.prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+        self._keys: dict[str, str] = {}
+
+    def sizes(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents") or []:
+                key = str(item["Key"])
+                if FILE_MARKER not in key.rpartition("/")[2]:
+                    continue
+                relative = key[len(self.prefix) :]
+                marker = relative.rfind("tensorboard-output/")
+                if marker >= 0:
+                    relative = relative[marker + len("tensorboard-output/") :]
+                self._keys[relative] = key
+                found[relative] = int(item.get("Size") or 0)
+        return found
+
+    def read(self, relative: str, offset: int, size: int) -> bytes:
+        key = self._keys.get(relative, self.prefix + relative)
+        reply = self.client.get_object(
+            Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}"
+        )
+        return bytes(reply["Body"].read())
+
+
 class EventFollower:
     """Reads the new scalars of every event file of one host's log dir, from stored offsets.
 
@@ -420,7 +460,7 @@ class EventFollower:
     def _read(self, relative: str, offset: int, size: int) -> Batch | None:
         try:
             data = self.source.read(relative, offset, size)
-        except OSError as exc:
+        except Exception as exc:  # gone meanwhile, S3 briefly unreachable: next time
             log.warning("reading %s: %s", relative, exc)
             return None
         found = read_records(data, offset)
@@ -497,6 +537,7 @@ __all__ = [
     "EventFollower",
     "EventSource",
     "FolderSource",
+    "S3Source",
     "Scalar",
     "crc32c",
     "decode_event",

@@ -501,6 +501,59 @@ class SideMetrics:
             self.thread = None
 
 
+class CloudSideMetrics:
+    """What a SageMaker follow loop reads besides the logs: CloudWatch's instance metrics (by
+    the minute) and, when the job has a TensorBoardOutputConfig, the event files it uploads.
+
+    `poll` is called on every turn of the loop with the latest DescribeTrainingJob answer;
+    nothing here raises but a full disk (the job's logs are what matter)."""
+
+    def __init__(
+        self,
+        job_id: str,
+        sink: Sink,
+        client: Callable[[str], Any],
+        job_name: str,
+        hosts: Iterable[str],
+        offsets: Mapping[tuple[str, str], str],
+    ) -> None:
+        self.job_id = job_id
+        self.sink = sink
+        self.client = client
+        self.hosts = list(hosts)
+        self.offsets = dict(offsets)
+        self.cloudwatch = CloudWatchSampler(client("cloudwatch"), job_name, self.hosts, offsets)
+        self.followers: list[tensorboard.EventFollower] | None = None
+        self._next_cloudwatch = 0.0
+
+    def poll(self, describe: Mapping[str, Any], final: bool = False) -> None:
+        try:
+            self._tensorboard(describe)
+            now = time.monotonic()
+            if final or now >= self._next_cloudwatch:
+                self._next_cloudwatch = now + self.cloudwatch.interval
+                samples, offsets = self.cloudwatch.poll()
+                if samples or offsets:
+                    self.sink(LogBatch(self.job_id, [], offsets, samples))
+                    self.cloudwatch.commit(offsets)
+        except Exception as exc:
+            if type(exc).__name__ == "DiskFull":
+                raise
+            log.warning("system metrics or TensorBoard files of %s: %s", self.job_id, exc)
+
+    def _tensorboard(self, describe: Mapping[str, Any]) -> None:
+        uri = (describe.get("TensorBoardOutputConfig") or {}).get("S3OutputPath")
+        if not uri:
+            return
+        if self.followers is None:
+            # SageMaker uploads every host's files to the one path: they count as algo-1's.
+            host = self.hosts[0] if self.hosts else "algo-1"
+            stored = {s: off for (h, s), off in self.offsets.items() if h == host}
+            source = tensorboard.S3Source(self.client("s3"), str(uri))
+            self.followers = [tensorboard.EventFollower(source, host, stored)]
+        send_tensorboard(self.job_id, self.sink, self.followers)
+
+
 def process_sampler(pid: int, host: str) -> Sampler | None:
     """The sampler of a local-process job's driver, or None when it is gone already."""
     try:
@@ -521,6 +574,7 @@ __all__ = [
     "MEMORY_MB",
     "MEMORY_PERCENT",
     "PREFIX",
+    "CloudSideMetrics",
     "CloudWatchSampler",
     "DockerStatsSampler",
     "Gpus",

@@ -487,6 +487,13 @@ class JobSpec(_Model):
         description="Where model.tar.gz and output.tar.gz go: a local folder or s3:// URI; "
         "empty keeps them in the job's run folder.",
     )
+    tensorboard: bool = Field(
+        False,
+        title="TensorBoard on SageMaker",
+        description="Upload /opt/ml/output/tensorboard while a SageMaker job runs "
+        "(TensorBoardOutputConfig), so its scalars are read live; local jobs' files are "
+        "always read.",
+    )
     sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
 
     _base_dir: Path | None = PrivateAttr(default=None)
