@@ -141,3 +141,19 @@ def test_a_damaged_object_reads_as_missing(tmp_path: Path) -> None:
     assert code_store.read_object(entry.sha256, tmp_path / "store") is None
     with pytest.raises(ValueError):
         code_store.object_path(tmp_path, "../../etc")
+
+
+def test_packed_code_is_kept_without_a_copy(tmp_path: Path, app_home: Path) -> None:
+    from trainer_gui.core.runners.staging import code_entries, keep_code
+
+    project = _project(tmp_path)
+    spec = _spec(project)
+    run_dir = app_home / "runs" / "sm"
+    run_dir.mkdir(parents=True)
+    keep_code(spec, code_entries(spec), run_dir)
+
+    manifest = code_store.load_manifest(run_dir)
+    assert manifest is not None and set(manifest.files) == {"pkg/model.py", "train.py"}
+    digest = manifest.files["train.py"].sha256
+    assert digest is not None and code_store.read_object(digest) == b"print('loss=1')\n"
+    assert not (run_dir / "code").exists()

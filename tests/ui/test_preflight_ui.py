@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import WindowFactory, add_job, window_factory
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from trainer_gui.core.preflight import PREFLIGHT_KEY, PREFLIGHT_OF_KEY
@@ -149,3 +150,35 @@ def test_a_cloud_jobs_plot_overlays_its_preflight(qtbot: Any, make_window: Windo
     assert names == ["cloudy · algo-1", "preflight · algo-1"]
     assert panel.series(probe.id, "algo-1", "loss") is not None  # one "loss" plot, both runs
     assert panel.metric_names == ["loss"]
+
+
+def test_the_job_forms_preflight_button_runs_a_sagemaker_spec_here(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = make_window()
+    path = _project_with_spec(window, tmp_path, CRASHES)
+    shown: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(window, "show_message", lambda *a: shown.append(a))
+    dialog = window.open_spec(path)
+    qtbot.waitUntil(dialog.preflight_button.isEnabled, timeout=10_000)
+
+    qtbot.mouseClick(dialog.preflight_button, Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(lambda: bool(shown), timeout=60_000)
+    level, title, text = shown[0]
+    assert (level, title) == ("warning", "Preflight of cloudy")
+    assert "Preflight failed" in text and "the slice has no header row" in text
+    assert [r.backend for r in window.store.list_jobs()] == ["local-process"]
+
+
+def test_the_forms_preflight_button_is_off_for_a_local_spec(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    path = _project_with_spec(window, tmp_path, CRASHES)
+    text = path.read_text().replace("backend: sagemaker", "backend: local-process")
+    path.write_text(text)
+    dialog = window.open_spec(path)
+    qtbot.waitUntil(dialog.run_button.isEnabled, timeout=10_000)
+    qtbot.waitUntil(lambda: "valid" in dialog.status.text(), timeout=10_000)
+    assert not dialog.preflight_button.isEnabled()

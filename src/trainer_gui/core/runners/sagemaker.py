@@ -28,7 +28,6 @@ from trainer_gui.core.aws.errors import AwsCredentialsError, AwsError, aws_error
 from trainer_gui.core.aws.s3 import Progress, S3Uri, Uploader, download, pack_tree
 from trainer_gui.core.aws.session import AwsSession
 from trainer_gui.core.errors import UserError
-from trainer_gui.core.runners import sysmetrics
 from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
@@ -54,7 +53,7 @@ from trainer_gui.core.runners.events import (
 )
 from trainer_gui.core.runners.follow import DiskFull
 from trainer_gui.core.runners.staging import code_entries as source_entries
-from trainer_gui.core.runners.staging import large_code_message
+from trainer_gui.core.runners.staging import keep_code, large_code_message
 from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
 
 log = logging.getLogger(__name__)
@@ -292,6 +291,7 @@ class SageMakerRunner(Runner):
             if large:
                 emit_status(sink, ctx.job_id, JobStatus.STARTING, large)
             archive = pack_tree(entries, ctx.run_dir / SOURCE_ARCHIVE)
+            keep_code(spec, entries, ctx.run_dir)  # for run diffs
             uploader.upload_file(
                 archive, S3Uri.parse(plan.code_uri), self._progress(ctx, sink, "code")
             )
@@ -394,9 +394,6 @@ class SageMakerRunner(Runner):
         session = self._session_for(ctx)
         sm = session.client("sagemaker")
         tail = CloudWatchTail(session.client("logs"), name, ctx.offsets)
-        side = sysmetrics.CloudSideMetrics(
-            ctx.job_id, sink, session.client, name, contract.host_names(ctx.spec), ctx.offsets
-        )
         seen = int(ctx.backend_ids.get("transitions_seen") or 0)
         delay = self.poll_min
         current = JobStatus.PENDING
@@ -449,7 +446,6 @@ class SageMakerRunner(Runner):
                 if self._fatal(exc, sink, ctx):
                     return current
             primary = str(desc.get("TrainingJobStatus", ""))
-            side.poll(desc, final=primary in _PRIMARY)  # CloudWatch metrics, TensorBoard files
             if primary in _PRIMARY:
                 time.sleep(min(self.poll_min, 1.0))  # the last lines can lag the status
                 self._drain_quietly(ctx, sink, tail)

@@ -111,6 +111,17 @@ def stage_code(
     return code_dir
 
 
+def keep_code(spec: JobSpec, entries: list[tuple[Path, str]], run_dir: Path) -> None:
+    """Keep code that is packed rather than staged (SageMaker) for run diffs; never raises."""
+    kept = code_store.CodeRecorder(code_roots(spec), allowed=[REQUIREMENTS])
+    for path, name in entries:
+        try:
+            kept.record(path, name)
+        except OSError as exc:
+            log.warning("could not keep %s for run diffs: %s", name, exc)
+    kept.save(run_dir)
+
+
 def large_code_message(entries: list[tuple[Path, str]]) -> str | None:
     """A warning when the code to copy is over `LARGE_CODE_BYTES`, else None."""
     sizes = [(path.stat().st_size, name) for path, name in entries]

@@ -785,9 +785,9 @@ class SpecEditorDialog(QDialog):
     sig_saved = Signal(str)
     """The path the spec was written to."""
     sig_run_requested = Signal(object, str)
+    """(JobSpec, the saved path): the main window submits it."""
     sig_preflight_requested = Signal(object, str)
     """(spec, project folder): run a SageMaker spec here on a slice of its data first."""
-    """(JobSpec, the saved path): the main window submits it."""
 
     def __init__(
         self,
