@@ -28,6 +28,7 @@ from trainer_gui.core.aws.errors import AwsCredentialsError, AwsError, aws_error
 from trainer_gui.core.aws.s3 import Progress, S3Uri, Uploader, download, pack_tree
 from trainer_gui.core.aws.session import AwsSession
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.runners import sysmetrics
 from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
@@ -394,6 +395,9 @@ class SageMakerRunner(Runner):
         session = self._session_for(ctx)
         sm = session.client("sagemaker")
         tail = CloudWatchTail(session.client("logs"), name, ctx.offsets)
+        side = sysmetrics.CloudSideMetrics(
+            ctx.job_id, sink, session.client, name, contract.host_names(ctx.spec), ctx.offsets
+        )
         seen = int(ctx.backend_ids.get("transitions_seen") or 0)
         delay = self.poll_min
         current = JobStatus.PENDING
@@ -446,6 +450,7 @@ class SageMakerRunner(Runner):
                 if self._fatal(exc, sink, ctx):
                     return current
             primary = str(desc.get("TrainingJobStatus", ""))
+            side.poll(desc, final=primary in _PRIMARY)  # CloudWatch metrics, TensorBoard files
             if primary in _PRIMARY:
                 time.sleep(min(self.poll_min, 1.0))  # the last lines can lag the status
                 self._drain_quietly(ctx, sink, tail)
