@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from helpers import WindowFactory, window_factory
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QMouseEvent, QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -126,6 +126,13 @@ def test_dragging_along_an_axis_selects_the_runs_in_its_range_in_the_table(
             view.parallel.mapFromScene(scene),
         )
     qtbot.waitUntil(lambda: sorted(window.jobs.selected_ids()) == sorted([mid, slow]))
+
+    # Dark theme: the axes and their values take the palette's text colour.
+    window.set_theme("dark")
+    qtbot.waitUntil(lambda: view.palette().color(QPalette.ColorRole.Base).lightness() < 128)
+    text = view.palette().color(QPalette.ColorRole.Text)
+    qtbot.waitUntil(lambda: view.tick_labels[0].color == text)
+    assert view.axis_lines[0].pen.color() == text
     dialog.close()
 
 

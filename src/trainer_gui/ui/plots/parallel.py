@@ -197,6 +197,8 @@ class ParallelCoordsWidget(QWidget):
         self.regions: dict[int, Any] = {}
         self.colors: list[QColor] = []
         self.lines: dict[str, Any] = {}
+        self.axis_lines: list[Any] = []
+        self.tick_labels: list[Any] = []
 
         self.color_combo = QComboBox(self)
         metrics = [f for f in fields if f.key.startswith("metric:")]
@@ -266,10 +268,12 @@ class ParallelCoordsWidget(QWidget):
         for i, f in enumerate(self.fields):
             line = pg.InfiniteLine(pos=i, angle=90, movable=False, pen=pg.mkPen(text, width=1))
             self.item.addItem(line)
+            self.axis_lines.append(line)
             for y, label in self.scales[f.key].ticks:
                 tick = pg.TextItem(label, color=text, anchor=(-0.05, 0.5))
                 tick.setPos(i, y)
                 self.item.addItem(tick)
+                self.tick_labels.append(tick)
         xs = np.arange(len(self.fields), dtype=float)
         for row, run in enumerate(self.runs):
             ys = np.array([self.scales[f.key].norm[row] for f in self.fields])
@@ -331,6 +335,10 @@ class ParallelCoordsWidget(QWidget):
                 axis = plot.getPlotItem().getAxis(name)
                 axis.setPen(text)
                 axis.setTextPen(text)
+        for line in self.axis_lines:
+            line.setPen(self.pg.mkPen(text, width=1))
+        for tick in self.tick_labels:
+            tick.setColor(text)
 
     # -- brushing ---------------------------------------------------------------------------
 
