@@ -60,6 +60,7 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.metrics.types import MetricSample
 from trainer_gui.core.runners.events import JobStatus
+from trainer_gui.core.runners.sysmetrics import is_system_metric
 from trainer_gui.core.runs_filter import CompiledFilter, FilterError, filter_name, parse_filter
 from trainer_gui.core.spec.model import Backend
 from trainer_gui.core.store import JobRecord, Store
@@ -742,7 +743,7 @@ class JobsTableModel(QAbstractTableModel):
             summary = snap.summaries.get(record.id, {})
             hps = snap.hyperparameters.get(record.id) or spec_hyperparameters(record)
             hp_names.update(hps)
-            metric_names.update(summary)
+            metric_names.update(n for n in summary if not is_system_metric(n))  # no sys/ columns
             note = snap.annotations.get(record.id, RunAnnotation())
             prepared.append((record, summary, hps, note))
         for metrics in self._metrics:  # placeholders' live values
@@ -830,7 +831,7 @@ class JobsTableModel(QAbstractTableModel):
         if row is None:
             return
         chunk = as_metric_chunk(samples)
-        last = chunk.last
+        last = {n: v for n, v in chunk.last.items() if not is_system_metric(n)}  # no columns
         if not last:
             return
         low, high = self._low[row], self._high[row]

@@ -50,6 +50,7 @@ from trainer_gui.core.metrics.series import (
     write_csv,
 )
 from trainer_gui.core.naming import run_color, run_colors
+from trainer_gui.core.runners.sysmetrics import is_system_metric
 from trainer_gui.services.live_data import MetricChunk, as_metric_chunk, overlap
 from trainer_gui.ui.flow_layout import FlowLayout
 from trainer_gui.ui.plots.curve import SeriesCurve
@@ -250,6 +251,8 @@ class MetricsPanel(QWidget):
         self.placeholder = QLabel("No metrics yet", self._grid_host)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._grid.addWidget(self.placeholder, 0, 0, 1, COLUMNS)
+        self.system_label = QLabel("<b>System</b> (CPU, memory, GPU per host)", self._grid_host)
+        self.system_label.hide()
         self.scroll_area = QScrollArea(self)
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setWidget(self._grid_host)
@@ -522,13 +525,24 @@ class MetricsPanel(QWidget):
         for plot in self._plots.values():
             self._grid.removeWidget(plot.widget)
         self._grid.removeWidget(self.placeholder)
+        self._grid.removeWidget(self.system_label)
+        self.system_label.hide()
         if not self._plots:
             self._grid.addWidget(self.placeholder, 0, 0, 1, COLUMNS)
             self.placeholder.show()
             return
         self.placeholder.hide()
-        for i, metric in enumerate(sorted(self._plots)):
+        # Training metrics first; CPU, memory and GPU (`sys/`) in a section of their own.
+        training = sorted(m for m in self._plots if not is_system_metric(m))
+        system = sorted(m for m in self._plots if is_system_metric(m))
+        for i, metric in enumerate(training):
             self._grid.addWidget(self._plots[metric].widget, i // COLUMNS, i % COLUMNS)
+        row = -(-len(training) // COLUMNS)
+        if system:
+            self._grid.addWidget(self.system_label, row, 0, 1, COLUMNS)
+            self.system_label.show()
+        for i, metric in enumerate(system):
+            self._grid.addWidget(self._plots[metric].widget, row + 1 + i // COLUMNS, i % COLUMNS)
         for column in range(COLUMNS):  # equal widths, whatever each plot's size hint
             self._grid.setColumnStretch(column, 1)
 
