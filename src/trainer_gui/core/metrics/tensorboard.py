@@ -226,7 +226,7 @@ def _tensor_scalar(data: bytes) -> float | None:
     content = b""
     for number, wire, value in fields(data):
         if number == 1 and wire == 0:
-            dtype = int(value)  # type: ignore[arg-type]
+            dtype = int(value)
         elif number == 2 and isinstance(value, bytes):
             dims = sum(1 for n, _, v in fields(value) if n == 2 and isinstance(v, bytes))
         elif number == 4 and isinstance(value, bytes):
@@ -293,9 +293,9 @@ def decode_event(data: bytes, plugins: dict[str, str] | None = None) -> list[Sca
     summary: bytes | None = None
     for number, wire, value in fields(data):
         if number == 1 and wire == 1:
-            wall_time = _f64(int(value))  # type: ignore[arg-type]
+            wall_time = _f64(int(value))
         elif number == 2 and wire == 0:
-            step = _signed64(int(value))  # type: ignore[arg-type]
+            step = _signed64(int(value))
         elif number == 5 and isinstance(value, bytes):
             summary = value
     if summary is None:
@@ -312,7 +312,7 @@ def decode_event(data: bytes, plugins: dict[str, str] | None = None) -> list[Sca
             if n == 1 and isinstance(v, bytes):
                 tag = v.decode("utf-8", "replace")
             elif n == 2 and wire == 5:
-                simple = _f32(int(v))  # type: ignore[arg-type]
+                simple = _f32(int(v))
             elif n == 8 and isinstance(v, bytes):
                 tensor = v
             elif n == 9 and isinstance(v, bytes):
