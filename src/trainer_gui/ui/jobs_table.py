@@ -241,14 +241,42 @@ class Column:
     """One column: `key` is "name", "hp:lr", "last:loss", "best:loss", "tags", "group", ..."""
 
     key: str
+    kind: str = field(init=False, compare=False)
+    name: str = field(init=False, compare=False)
 
-    @property
-    def kind(self) -> str:
-        return self.key.split(":", 1)[0] if ":" in self.key else self.key
+    def __post_init__(self) -> None:
+        kind, sep, name = self.key.partition(":")
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "name", name if sep else kind)
 
-    @property
-    def name(self) -> str:
-        return self.key.split(":", 1)[1] if ":" in self.key else self.key
+
+_MISSING = object()
+_ROLES = frozenset(
+    {
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.EditRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.DecorationRole,
+        Qt.ItemDataRole.ForegroundRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        Qt.ItemDataRole.FontRole,
+        SORT_ROLE,
+        JOB_ID_ROLE,
+    }
+)
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    """(0, number) | (1, text); a missing value is (2, 0) and goes last either way."""
+    if value is None or value == "" or value == []:
+        return (2, 0)
+    if isinstance(value, bool):
+        return (0, float(value))
+    if isinstance(value, (int, float)):
+        return (2, 0) if value != value else (0, value)
+    if isinstance(value, list):
+        return (1, ", ".join(str(v) for v in value).lower())
+    return (1, str(value).lower())
 
 
 class JobsTableModel(QAbstractTableModel):
@@ -281,6 +309,13 @@ class JobsTableModel(QAbstractTableModel):
         self._placeholder_numbers = itertools.count(1)
         self._resolved: set[str] = set()  # placeholders whose submit returned
         self._queue: dict[str, int] = {}  # queued job id -> place (1 = next; 0 starting)
+        self._version = 0  # bumped by every change of a value: sorts and filters redo then
+        self._sorted_state: object = None
+        self._quiet = False
+        self._expression: CompiledFilter | None = None
+        self._expression_names: dict[str, str] = {}
+        self._expression_ok: dict[str, bool] | None = None
+        self._expression_version = -1
         self._ticker = QTimer(self)
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._tick)
@@ -315,11 +350,19 @@ class JobsTableModel(QAbstractTableModel):
         keys += ["tags", "note"]
         return keys
 
+    def _varies(self, hp: str) -> bool:
+        first: Any = _MISSING
+        for hps in self._hps:
+            value = hps.get(hp)
+            if first is _MISSING:
+                first = value
+            elif value != first:
+                return True
+        return False
+
     def default_keys(self) -> list[str]:
         """Fixed columns, hyperparameters that differ between runs, key metrics, tags, note."""
-        varying = [
-            n for n in self.all_hp_names if len({format_value(h.get(n)) for h in self._hps}) > 1
-        ][:MAX_DEFAULT_HP_COLUMNS]
+        varying = [n for n in self.all_hp_names if self._varies(n)][:MAX_DEFAULT_HP_COLUMNS]
         metrics = sorted(self.all_metric_names, key=metric_priority)[:MAX_METRIC_COLUMNS]
         return [
             *FIXED_KEYS,
@@ -385,6 +428,7 @@ class JobsTableModel(QAbstractTableModel):
             self.goals.pop(metric, None)
         else:
             self.goals[metric] = goal
+        self._version += 1
         col = self.column_of(f"best:{metric}")
         if col is not None and self._records:
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, col, col)
@@ -438,7 +482,7 @@ class JobsTableModel(QAbstractTableModel):
         return base
 
     def data(self, index: IndexLike, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        if role not in _ROLES or not index.isValid():  # painting asks many roles: most are None
             return None
         row = index.row()
         record = self._records[row]
@@ -549,6 +593,7 @@ class JobsTableModel(QAbstractTableModel):
                 return False
             self._notes[row] = text
             self.sig_edited.emit(job_id, "note", text)
+        self._version += 1
         self.dataChanged.emit(index, index)
         return True
 
@@ -589,21 +634,67 @@ class JobsTableModel(QAbstractTableModel):
         return None
 
     def _sort_key(self, row: int, key: str) -> tuple[int, Any]:
-        """(0, number) | (1, text); missing values are (2, 0) and go last either way."""
         if key == "status":
             return (0, _STATUS_ORDER.get(self._records[row].status, 99))
-        value = self.raw_value(row, key)
-        if key == "name" and isinstance(value, str):
-            return (1, value.lower())
-        if value is None or value == "" or value == []:
-            return (2, 0)
-        if isinstance(value, bool):
-            return (0, float(value))
-        if isinstance(value, (int, float)):
-            return (2, 0) if isinstance(value, float) and math.isnan(value) else (0, value)
-        if isinstance(value, list):
-            return (1, ", ".join(str(v) for v in value).lower())
-        return (1, str(value).lower())
+        return _sort_value(self.raw_value(row, key))
+
+    def column_values(self, key: str) -> list[Any]:
+        """Every row's value of one column, in row order (as `raw_value`, in one pass)."""
+        kind, _, name = key.partition(":")
+        records = self._records
+        if kind == "last":
+            return [None if (v := d.get(name)) is None or v != v else v for d in self._metrics]
+        if kind == "best":
+            side = self._low if self.goal(name) == "min" else self._high
+            return [d.get(name) for d in side]
+        if kind == "hp":
+            return [h.get(name) for h in self._hps]
+        if key == "name":
+            return [r.name for r in records]
+        if key == "status":
+            return [r.status for r in records]
+        if key == "backend":
+            return [r.backend for r in records]
+        if key == "started":
+            return [r.started_at or r.created_at for r in records]
+        if key == "duration":
+            return [r.duration for r in records]
+        if key == "tags":
+            return [list(t) for t in self._tags]
+        if key == "note":
+            return list(self._notes)
+        if key == "group":
+            return list(self._group_labels) if self._group_labels else [""] * len(records)
+        if key == "id":
+            return [r.id for r in records]
+        if key == "sweep":
+            return [r.backend_ids.get("sweep") for r in records]
+        return [None] * len(records)
+
+    # -- the filter expression -----------------------------------------------------------------
+
+    def set_expression(self, expression: CompiledFilter | None, by_name: dict[str, str]) -> None:
+        self._expression = expression
+        self._expression_names = dict(by_name)
+        self._expression_ok = None
+
+    def expression_accepts(self, row: int) -> bool:
+        """Whether the row passes the filter expression; all rows are checked in one go, over
+        column lists, the first time after a change."""
+        expression = self._expression
+        if expression is None:
+            return True
+        ok = self._expression_ok
+        if ok is None or self._expression_version != self._version:
+            by_name = self._expression_names
+            columns = {n: self.column_values(by_name[n]) for n in expression.names}
+            ok = {}
+            for i, record in enumerate(self._records):
+                row_values = {n: values[i] for n, values in columns.items()}
+                ok[record.id] = expression(row_values.get)
+            self._expression_ok = ok
+            self._expression_version = self._version
+        return ok.get(self._records[row].id, True)
 
     def filter_names(self) -> tuple[dict[str, str], dict[str, str]]:
         """(column key -> filter name, filter name -> column key) over every column a run has."""
@@ -642,12 +733,20 @@ class JobsTableModel(QAbstractTableModel):
     def resort(self) -> None:
         """Put the rows in the sort's order (by group first): keys computed once, one pass."""
         n = len(self._records)
-        if n < 2:
+        state = (self._sort, self._version, self.group_by, n)
+        if n < 2 or state == self._sorted_state:
             return
         key, order = self._sort
         if key not in self.available_keys() and key not in ("group", "tags", "note"):
             key, order = "started", Qt.SortOrder.DescendingOrder
-        keys = [self._sort_key(row, key) for row in range(n)]
+        keys: list[tuple[int, Any]]
+        if key == "status":
+            keys = [(0, _STATUS_ORDER.get(r.status, 99)) for r in self._records]
+        elif key == "name":
+            keys = [(1, r.name.lower()) for r in self._records]
+        else:
+            keys = [_sort_value(v) for v in self.column_values(key)]
+        self._sorted_state = state
         present = [r for r in range(n) if keys[r][0] != 2]
         missing = [r for r in range(n) if keys[r][0] == 2]
         present.sort(key=keys.__getitem__, reverse=order == Qt.SortOrder.DescendingOrder)
@@ -662,6 +761,14 @@ class JobsTableModel(QAbstractTableModel):
 
     def _permute(self, perm: list[int]) -> None:
         """Reorder every row list by `perm` (new row -> old row) as one layout change."""
+        if self._quiet:  # inside a model reset: nobody holds rows to move
+            for name in ("_records", "_metrics", "_low", "_high", "_hps", "_tags", "_notes"):
+                rows = getattr(self, name)
+                setattr(self, name, [rows[i] for i in perm])
+            if self._group_labels:
+                self._group_labels = [self._group_labels[i] for i in perm]
+            self._reindex()
+            return
         self.layoutAboutToBeChanged.emit()
         new_of_old = [0] * len(perm)
         for new, old in enumerate(perm):
@@ -689,6 +796,7 @@ class JobsTableModel(QAbstractTableModel):
         return ""
 
     def _regroup(self) -> None:
+        self._version += 1
         if not self.group_by:
             self._group_labels = []
             self._group_counts = {}
@@ -752,24 +860,23 @@ class JobsTableModel(QAbstractTableModel):
         self.all_metric_names = sorted(metric_names, key=metric_priority)
         last_col = len(self._columns) - 1
         changed = False
+        new: list[
+            tuple[
+                JobRecord,
+                dict[str, float],
+                dict[str, float],
+                dict[str, float],
+                dict[str, Any],
+                RunAnnotation,
+            ]
+        ] = []
         for record, summary, hps, note in prepared:
             last = {n: s.last for n, s in summary.items()}
             low = {n: s.low for n, s in summary.items() if s.low is not None}
             high = {n: s.high for n, s in summary.items() if s.high is not None}
             row = self._row_of.get(record.id)
             if row is None:
-                new_row = len(self._records)
-                self.beginInsertRows(QModelIndex(), new_row, new_row)
-                self._records.append(record)
-                self._metrics.append(last)
-                self._low.append(low)
-                self._high.append(high)
-                self._hps.append(hps)
-                self._tags.append(note.tags)
-                self._notes.append(note.note)
-                self._row_of[record.id] = new_row
-                self.endInsertRows()
-                changed = True
+                new.append((record, last, low, high, hps, note))
             else:
                 merged = {**self._metrics[row], **last}
                 tags = self._tags[row] if keep_notes else note.tags
@@ -791,7 +898,35 @@ class JobsTableModel(QAbstractTableModel):
                     self._notes[row] = text
                     self.dataChanged.emit(self.index(row, 0), self.index(row, last_col))
                     changed = True
+        fresh = bool(new) and not self._records
+        if fresh:  # a project opened: one reset, rows sorted before anyone sees them
+            self.beginResetModel()
+        if new:  # one insertion for all new rows: the proxy and view take it in one go
+            first = len(self._records)
+            if not fresh:
+                self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for record, last, low, high, hps, note in new:
+                self._row_of[record.id] = len(self._records)
+                self._records.append(record)
+                self._metrics.append(last)
+                self._low.append(low)
+                self._high.append(high)
+                self._hps.append(hps)
+                self._tags.append(note.tags)
+                self._notes.append(note.note)
+            if not fresh:
+                self.endInsertRows()
+            changed = True
+        if changed or gone:
+            self._version += 1
         self._regroup()
+        if fresh:
+            self._quiet = True
+            try:
+                self.resort()
+            finally:
+                self._quiet = False
+            self.endResetModel()
         self._apply_columns()
         if changed or gone:
             self.resort()
@@ -820,6 +955,7 @@ class JobsTableModel(QAbstractTableModel):
             if status == JobStatus.FAILED.value and message:
                 changes["failure_reason"] = message
         self._records[row] = replace(record, **changes)
+        self._version += 1
         self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
         if self._sort[0] in ("status", "started", "duration"):
             self.resort()
@@ -848,6 +984,7 @@ class JobsTableModel(QAbstractTableModel):
             self.all_metric_names = sorted({*self.all_metric_names, *last}, key=metric_priority)
             self._apply_columns()
         self._metrics[row].update(last)
+        self._version += 1
         self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
         sort_key = self._sort[0]
         if sort_key.partition(":")[2] in last and sort_key.partition(":")[0] in ("last", "best"):
@@ -891,6 +1028,7 @@ class JobsTableModel(QAbstractTableModel):
         if self.group_by:
             self._group_labels.append(self._group_label(row))
         self.endInsertRows()
+        self._version += 1
         self.resort()
         return job_id
 
@@ -912,6 +1050,7 @@ class JobsTableModel(QAbstractTableModel):
         self.endRemoveRows()
         self._resolved.discard(job_id)
         self._reindex()
+        self._version += 1
 
     def _reindex(self) -> None:
         self._row_of = {record.id: row for row, record in enumerate(self._records)}
@@ -969,7 +1108,7 @@ class JobsFilterProxy(QSortFilterProxyModel):
         self.setDynamicSortFilter(True)
         self._status: str | None = None
         self._expression: CompiledFilter | None = None
-        self._by_name: dict[str, str] = {}
+        self._active = False
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         model = self.sourceModel()
@@ -977,25 +1116,38 @@ class JobsFilterProxy(QSortFilterProxyModel):
             model.sort(column, order)
 
     def set_text(self, text: str) -> None:
+        self._active = True  # while the proxy re-filters: the pattern is set inside the call
         self.setFilterRegularExpression(
             QRegularExpression(
                 QRegularExpression.escape(text.strip()),
                 QRegularExpression.PatternOption.CaseInsensitiveOption,
             )
         )
+        self._update_active()
 
     def set_status(self, status: str | None) -> None:
         self.beginFilterChange()
         self._status = status or None
+        self._update_active()
         self.endFilterChange()
 
     def set_expression(self, expression: CompiledFilter | None, by_name: dict[str, str]) -> None:
+        model = self.sourceModel()
         self.beginFilterChange()
         self._expression = expression
-        self._by_name = dict(by_name)
+        if isinstance(model, JobsTableModel):
+            model.set_expression(expression, by_name)
+        self._update_active()
         self.endFilterChange()
 
+    def _update_active(self) -> None:
+        self._active = bool(
+            self._status or self._expression is not None or self.filterRegularExpression().pattern()
+        )
+
     def filterAcceptsRow(self, source_row: int, source_parent: IndexLike) -> bool:
+        if not self._active:  # called for every row on each layout change: be quick
+            return True
         model = self.sourceModel()
         if not isinstance(model, JobsTableModel):
             return True
@@ -1005,15 +1157,8 @@ class JobsFilterProxy(QSortFilterProxyModel):
                 return False
         elif self._status and record.status != self._status:
             return False
-        if self._expression is not None:
-            by_name = self._by_name
-
-            def get(name: str) -> Any:
-                key = by_name.get(name)
-                return None if key is None else model.raw_value(source_row, key)
-
-            if not self._expression(get):
-                return False
+        if self._expression is not None and not model.expression_accepts(source_row):
+            return False
         pattern = self.filterRegularExpression()
         if not pattern.pattern():
             return True
