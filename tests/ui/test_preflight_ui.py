@@ -167,7 +167,7 @@ def test_the_job_forms_preflight_button_runs_a_sagemaker_spec_here(
     qtbot.waitUntil(lambda: bool(shown), timeout=60_000)
     level, title, text = shown[0]
     assert (level, title) == ("warning", "Preflight of cloudy")
-    assert "Preflight failed" in text and "the slice has no header row" in text
+    assert "Preflight failed" in text and "the slice has no header row" in text, text
     assert [r.backend for r in window.store.list_jobs()] == ["local-process"]
 
 

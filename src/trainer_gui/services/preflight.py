@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 POLL = 0.25
 #: How long a probe may take to stop once it has shown enough (or ran out of time).
 STOP_WAIT = 30.0
+#: How many of the script's last log lines a failure's reason carries.
+LAST_LINES = 5
 
 Progress = Callable[[str], None]
 
@@ -105,7 +107,10 @@ def _watch(
                 first_metric_at = now
         checkpoint = checkpoint_written(Path(record.run_dir))
         if status.is_terminal:
-            return _ended(record.status, record.failure_reason, metric, checkpoint, limits)
+            failure = record.failure_reason
+            if status is JobStatus.FAILED:
+                failure = _with_last_lines(failure, Path(record.run_dir))
+            return _ended(record.status, failure, metric, checkpoint, limits)
         if cancel is not None and cancel.is_set():
             _stop(jobs, job_id)
             return PreflightResult(False, "the preflight was cancelled", metric=metric)
@@ -140,6 +145,32 @@ def _watch(
         else:
             say(f"preflight: first metric {metric!r}; waiting for a checkpoint… {elapsed:.0f} s")
         time.sleep(POLL)
+
+
+def _with_last_lines(reason: str | None, run_dir: Path, wait: float = 3.0) -> str | None:
+    """A bare "exited with code N" gets the script's last lines from job.log, which the
+    follower may still be writing when the status lands (so it is given a moment)."""
+    if reason and "last lines" in reason:
+        return reason
+    from trainer_gui.core.joblog import JOB_LOG, parse_log_line
+
+    path = run_dir / "logs" / JOB_LOG
+    deadline = time.monotonic() + wait
+    lines: list[str] = []
+    while True:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        lines = [p[3] for p in map(parse_log_line, text.splitlines()[-200:]) if p is not None]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(POLL)
+    tail = [line for line in lines if line.strip()][-LAST_LINES:]
+    if not tail or (reason and all(line in reason for line in tail)):
+        return reason
+    head = reason or "the job failed"
+    return head + "; last lines:\n" + "\n".join(tail)
 
 
 def _first_metric(store: Store, job_id: str, wanted: set[str] | None) -> str | None:

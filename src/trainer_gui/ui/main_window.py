@@ -547,6 +547,7 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.sig_saved.connect(self._on_spec_saved)
         dialog.sig_run_requested.connect(self._on_editor_run)
+        dialog.sig_preflight_requested.connect(self._on_editor_preflight)
         dialog.finished.connect(functools.partial(self._forget_editor, dialog))
         self.editors.append(dialog)
         dialog.show()
@@ -642,6 +643,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {path}", 5000)
 
     @Slot(object, str)
+    def _on_editor_preflight(self, spec: JobSpec, folder: str) -> None:
+        self.commands.preflight.check(spec, self.project_for_folder(Path(folder)))
+
     def _on_editor_run(self, spec: JobSpec, path: str) -> None:
         project = self.project_for_folder(Path(path).parent)
         self.commands.submit(spec, project)
