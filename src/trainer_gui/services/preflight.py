@@ -73,7 +73,11 @@ def run_preflight(
             )
         job_id = handle.job_id
         jobs.store.update_backend_ids(job_id, {PREFLIGHT_OF_KEY: spec.name})
-        result = _watch(jobs, probe, job_id, limits, say, cancel)
+        try:
+            result = _watch(jobs, probe, job_id, limits, say, cancel)
+        except KeyboardInterrupt:  # Ctrl+C in the CLI: the probe must not run on
+            _stop(jobs, job_id)
+            raise
         result.job_id = job_id
         result.backend = probe.compute.backend.value
         result.seconds = time.monotonic() - began
