@@ -739,16 +739,19 @@ class JobsTableModel(QAbstractTableModel):
         key, order = self._sort
         if key not in self.available_keys() and key not in ("group", "tags", "note"):
             key, order = "started", Qt.SortOrder.DescendingOrder
-        keys: list[tuple[int, Any]]
-        if key == "status":
-            keys = [(0, _STATUS_ORDER.get(r.status, 99)) for r in self._records]
-        elif key == "name":
-            keys = [(1, r.name.lower()) for r in self._records]
-        else:
-            keys = [_sort_value(v) for v in self.column_values(key)]
         self._sorted_state = state
-        present = [r for r in range(n) if keys[r][0] != 2]
-        missing = [r for r in range(n) if keys[r][0] == 2]
+        keys: list[Any]
+        absent: Any = _MISSING  # the key of a row without a value: it goes last either way
+        if key == "status":
+            keys = [_STATUS_ORDER.get(r.status, 99) for r in self._records]
+        elif key == "name":
+            keys = [r.name.lower() for r in self._records]
+        elif key.startswith(("last:", "best:")):  # numbers or None: no key tuples needed
+            keys, absent = self.column_values(key), None
+        else:
+            keys, absent = [_sort_value(v) for v in self.column_values(key)], (2, 0)
+        present = [r for r in range(n) if keys[r] != absent]
+        missing = [r for r in range(n) if keys[r] == absent] if len(present) < n else []
         present.sort(key=keys.__getitem__, reverse=order == Qt.SortOrder.DescendingOrder)
         perm = present + missing
         if self.group_by:
@@ -851,11 +854,12 @@ class JobsTableModel(QAbstractTableModel):
             summary = snap.summaries.get(record.id, {})
             hps = snap.hyperparameters.get(record.id) or spec_hyperparameters(record)
             hp_names.update(hps)
-            metric_names.update(n for n in summary if not is_system_metric(n))  # no sys/ columns
+            metric_names.update(summary)
             note = snap.annotations.get(record.id, RunAnnotation())
             prepared.append((record, summary, hps, note))
         for metrics in self._metrics:  # placeholders' live values
             metric_names.update(metrics)
+        metric_names = {n for n in metric_names if not is_system_metric(n)}  # no sys/ columns
         self.all_hp_names = sorted(hp_names, key=str.lower)
         self.all_metric_names = sorted(metric_names, key=metric_priority)
         last_col = len(self._columns) - 1
