@@ -62,6 +62,15 @@ def test_describe_says_bytes_totals_and_what_s3_already_had() -> None:
     assert describe(progress(5, 5, "model.tar.gz", up=False)).startswith("Downloaded model.tar.gz")
 
 
+def test_a_local_channel_copy_says_copying_not_downloading() -> None:
+    from trainer_gui.core.runners.events import TransferProgress
+
+    copying = TransferProgress("j", "copy", "channel train", 1 * MB, 4 * MB, 0, "train")
+    assert describe(copying) == "Copying channel train: 1.0 MB of 4.0 MB"
+    done = TransferProgress("j", "copy", "channel train", 4 * MB, 4 * MB, 0, "train")
+    assert describe(done).startswith("Copied channel train")
+
+
 def test_bar_sums_unfinished_transfers_and_hides_after_the_last_ends(qtbot: QtBot) -> None:
     bar = TransferProgressBar(name_of=lambda job_id: f"job {job_id}")
     qtbot.addWidget(bar)

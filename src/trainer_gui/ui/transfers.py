@@ -28,11 +28,18 @@ def format_bytes(count: float) -> str:
     return f"{count:.1f} TB"  # pragma: no cover - the loop returns at GB
 
 
+_VERBS = {
+    "upload": ("Uploading", "Uploaded"),
+    "download": ("Downloading", "Downloaded"),
+    "copy": ("Copying", "Copied"),  # a run's private copy of a local channel
+}
+
+
 def describe(progress: TransferProgress) -> str:
     """One line: 'Uploading channel train: 12.0 MB of 40.0 MB (8.0 MB already in S3)'."""
-    verb = "Uploading" if progress.direction == "upload" else "Downloading"
-    if progress.total_bytes > 0 and progress.done_bytes >= progress.total_bytes:
-        verb = "Uploaded" if progress.direction == "upload" else "Downloaded"
+    doing, did = _VERBS.get(progress.direction, _VERBS["download"])
+    complete = progress.total_bytes > 0 and progress.done_bytes >= progress.total_bytes
+    verb = did if complete else doing
     text = f"{verb} {progress.what}: {format_bytes(progress.done_bytes)}"
     if progress.total_bytes > 0:
         text += f" of {format_bytes(progress.total_bytes)}"
@@ -122,6 +129,8 @@ class TransferProgressBar(QWidget):
                 verb = "Uploading"
             elif {p.direction for p in current} == {"download"}:
                 verb = "Downloading"
+            elif {p.direction for p in current} == {"copy"}:
+                verb = "Copying"
             text = f"{verb} {len(current)} items: {format_bytes(done)} of {format_bytes(total)}"
             if len(jobs) > 1:
                 text += f" for {len(jobs)} jobs"

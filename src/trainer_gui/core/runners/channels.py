@@ -264,7 +264,7 @@ def reporter(job_id: str, sink: Callable[[TransferProgress], None]) -> Progress:
     """`progress` for a runner: TransferProgress events (a progress bar; nothing is stored)."""
 
     def report(name: str, done: int, total: int) -> None:
-        sink(TransferProgress(job_id, "download", f"channel {name}", done, total, 0, name))
+        sink(TransferProgress(job_id, "copy", f"channel {name}", done, total, 0, name))
 
     return report
 

@@ -79,7 +79,7 @@ class TransferProgress:
     """
 
     job_id: str
-    direction: str  # "upload" | "download"
+    direction: str  # "upload" | "download" | "copy" (a run's private copy of a channel)
     what: str  # "code", "channel train", "model.tar.gz", ...
     done_bytes: int
     total_bytes: int
