@@ -20,6 +20,7 @@ from trainer_gui.core.store import JobRecord
 from trainer_gui.ui.job_detail import console_link
 from trainer_gui.ui.plots.parallel import open_for_selection as open_parallel
 from trainer_gui.ui.run_diff_view import compare_selected
+from trainer_gui.ui.sweep_view import open_sweeps
 from trainer_gui.ui.template_gallery import add_to_menu as add_template_gallery
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,6 +159,12 @@ class WindowActions(QObject):
             functools.partial(open_parallel, self.window),
             tip="The selected runs' hyperparameters and metrics as axes, and a scatter plot",
         )
+        self.sweeps_action = self._action(
+            "Sweeps…",
+            functools.partial(open_sweeps, self.window),
+            tip="Local sweeps: the trials, the best one, the objective by trial (the selected "
+            "trial job's sweep)",
+        )
         for action in (
             self.run_action,
             self.stop_action,
@@ -169,6 +176,7 @@ class WindowActions(QObject):
             self.console_action,
             self.compare_action,
             self.parallel_action,
+            self.sweeps_action,
         ):
             self.window.jobs.table.addAction(action)
         self.window.jobs.table.insertAction(self.open_run_folder_action, self.delete_action)
@@ -214,6 +222,7 @@ class WindowActions(QObject):
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.window.projects_dock.toggleViewAction())
         view_menu.addAction(self.window.predict_dock.toggleViewAction())
+        view_menu.addAction(self.sweeps_action)
         view_menu.addAction(self.search_logs_action)
         view_menu.addAction(self.refresh_action)
         view_menu.addSeparator()
