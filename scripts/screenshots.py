@@ -112,8 +112,8 @@ def run(out: Path, theme: str) -> None:
     app = QApplication([sys.argv[0]])
     from trainer_gui.core.runners.events import JobStatus
     from trainer_gui.core.store import Store
-    from trainer_gui.ui.app import setup_application
     from trainer_gui.services.job_host import make_job_service
+    from trainer_gui.ui.app import setup_application
     from trainer_gui.ui.main_window import MainWindow
 
     setup_application(app)
@@ -179,6 +179,15 @@ def run(out: Path, theme: str) -> None:
     long_data["hyperparameters"].update(epochs=60, lr=0.003)
     third = run_spec(long_data)
     window.jobs.select_job(third)
+    # 3a. what the run is doing before its first line: the phase line under the header
+    wait_until(
+        app,
+        lambda: window.detail.phase_line.isVisible() or finished(third),
+        60,
+        "the phase line to show",
+    )
+    settle(app, 0.8)
+    save(window, out / "phase-line.png")
     wait_until(
         app,
         lambda: len(window.detail.log_view.shown_text().splitlines()) > 35 or finished(third),
@@ -206,8 +215,17 @@ def run(out: Path, theme: str) -> None:
     settle(app, 2.0)
     save(window, out / "main-window.png")
 
+    # 4a. the hover read-out: a real mouse move over the first plot of the compared runs
+    hover_shot(app, window, out)
+
+    # 4c. File > New from template: the gallery
+    gallery_shot(app, window, home, out)
+
     # 4b. the Predict dock: the first run's model answering three rows, as class bars
     predict_shot(app, window, first, out)
+
+    # 4d. the Queue dock: local runs waiting while another uses the machine
+    queue_shot(app, window, out)
 
     # 5. the SageMaker side, as far as it shows without an AWS account: the form with the cost
     # line, the confirm box, the export and the AWS settings page
@@ -220,6 +238,69 @@ def run(out: Path, theme: str) -> None:
     shutil.rmtree(home, ignore_errors=True)
     if any(s != JobStatus.COMPLETED.value for s in statuses):
         raise SystemExit(f"a job did not complete: {statuses}")
+
+
+def hover_shot(app: Any, window: Any, out: Path) -> None:
+    """Move the mouse over the middle of the first metric's plot, as a person would."""
+    from PySide6.QtCore import QPointF
+    from PySide6.QtTest import QTest
+
+    panel = window.detail.metrics
+    names = [n for n in panel.metric_names if not n.startswith("sys/")]
+    if not names:
+        raise SystemExit("no metric plot to hover")
+    plot = panel.plot(names[0])
+    view = panel.plot_widget(names[0])
+    (x0, x1), (y0, y1) = plot.item.vb.viewRange()
+    scene = plot.item.vb.mapViewToScene(QPointF(x0 + (x1 - x0) * 0.6, y0 + (y1 - y0) * 0.5))
+    QTest.mouseMove(view.viewport(), view.mapFromScene(scene))
+    settle(app, 1.0)
+    save(window, out / "hover.png")
+
+
+def gallery_shot(app: Any, window: Any, home: Path, out: Path) -> None:
+    from trainer_gui.ui.template_gallery import TemplateGalleryDialog
+
+    gallery = TemplateGalleryDialog(window, location=home / "projects")
+    gallery.move(140, 60)
+    gallery.show()
+    settle(app, 1.0)
+    save(gallery, out / "template-gallery.png")
+    gallery.close()
+
+
+def queue_shot(app: Any, window: Any, out: Path) -> None:
+    """Three sleepers on a one-at-a-time machine: one runs, two wait in the Queue dock."""
+    from PySide6.QtCore import Qt
+
+    from trainer_gui.core.spec import spec_from_dict
+
+    control = window.queue.control
+    control.set_max_parallel(1)
+    project = window.current_project()
+    ids = []
+    for lr in ("1e-2", "3e-3", "1e-3"):
+        command = [sys.executable, "-c", "import time; time.sleep(120)"]
+        spec = spec_from_dict({"name": f"sweep-lr-{lr}", "source": {"command": command}})
+        ids.append(window.service.submit(spec, project.id if project else None).job_id)
+    window.queue_dock.show()
+    window.resizeDocks([window.queue_dock], [520], Qt.Orientation.Horizontal)
+    try:
+        wait_until(
+            app,
+            lambda: window.queue.snapshot is not None and len(window.queue.snapshot.waiting) == 2,
+            60,
+            "two queued jobs",
+        )
+        window.queue.select_job(ids[-1])
+        wait_until(app, lambda: window.jobs.select_job(ids[-1]), 30, "the queued job listed")
+        settle(app, 1.5)
+        save(window, out / "queue.png")
+    finally:
+        for job_id in ids:
+            window.service.stop(job_id, wait=15)
+        control.set_max_parallel(None)
+        window.queue_dock.hide()
 
 
 def predict_shot(app: Any, window: Any, job_id: str, out: Path) -> None:

@@ -615,3 +615,20 @@ def test_log_ticks_pick_what_fits() -> None:
     assert at(0, 12, 180) == [10.0**k for k in range(0, 13, 2)]  # every other decade
     assert at(-0.53, -0.05, 180) == [0.3, 0.4, 0.5, 0.6, 0.7]  # round values in a decade
     assert log_ticks(1, 1, 180, 24) == []
+
+
+def test_the_hover_box_stays_inside_the_plot_near_its_top_right_corner(
+    panel: MetricsPanel, qtbot: QtBot
+) -> None:
+    panel.add_samples(JOB, samples(10))
+    panel.redraw()
+    qtbot.waitUntil(lambda: panel.plot("loss").item.vb.width() > 100)
+    panel.redraw()
+    plot = panel.plot("loss")
+    (x0, x1), (y0, y1) = plot.item.vb.viewRange()
+    move_mouse_to(qtbot, panel, "loss", x1 - (x1 - x0) * 0.05, y1 - (y1 - y0) * 0.05)
+    qtbot.waitUntil(lambda: plot.label.isVisible(), timeout=3000)
+
+    box = plot.label.mapRectToScene(plot.label.boundingRect())
+    area = plot.item.vb.sceneBoundingRect()
+    assert area.contains(box), (box, area)

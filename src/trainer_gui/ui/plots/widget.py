@@ -309,6 +309,11 @@ class MetricPlot(QObject):
         self.vline.setPos(vx)
         self.hline.setPos(vy)
         self.label.setText(text)
+        # The box opens away from the nearest edges, so it stays inside the plot: below the
+        # point in the upper half, to its left in the right half.
+        fx = (vx - x0) / (x1 - x0) if x1 > x0 else 0.0
+        fy = (vy - y0) / (y1 - y0) if y1 > y0 else 0.0
+        self.label.setAnchor((1.0 if fx > 0.5 else 0.0, 0.0 if fy > 0.5 else 1.0))
         self.label.setPos(vx, vy)
         for hover_item in (self.vline, self.hline, self.label):
             hover_item.show()
