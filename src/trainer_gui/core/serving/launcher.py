@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import http.client
+import json
 import logging
 import os
 import re
@@ -389,6 +390,44 @@ def _ping(url: str, timeout: float = PING_TIMEOUT) -> int | None:
         return None
     finally:
         conn.close()
+
+
+#: TorchServe's log lines when the model's worker cannot load it (it keeps answering /ping).
+TORCHSERVE_LOAD_FAILURES = (
+    "Backend worker process died",
+    "Load model failed",
+    "Failed to load model",
+    "ModelLoadError",
+)
+
+
+def _torchserve_workers_ready(url: str, timeout: float = PING_TIMEOUT) -> bool | None:
+    """Whether TorchServe has a worker with the model loaded (SageMaker images only).
+
+    TorchServe answers /ping while its workers still load the model, and goes on answering when
+    they fail. SageMaker's config serves the management API on the same port, so
+    `GET /models/model` lists the workers: True once one is READY, False while none is. None
+    when that API does not answer as TorchServe's does (another server): /ping decides then.
+    """
+    host, _, port = url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port.split("/")[0]), timeout=timeout)
+    try:
+        conn.request("GET", "/models/model")
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    if response.status != 200:
+        return None
+    try:
+        described = json.loads(body)
+        models = described if isinstance(described, list) else [described]
+        workers = [w for m in models if isinstance(m, dict) for w in m.get("workers") or []]
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return any(isinstance(w, dict) and str(w.get("status")).upper() == "READY" for w in workers)
 
 
 # -- the launcher ------------------------------------------------------------------------------
@@ -785,10 +824,25 @@ class EndpointLauncher:
         deadline = started + timeout
         last_report = 0.0
         progress("waiting", f"Waiting for {endpoint.url}/ping")
+        note = ""
         while True:
             status = _ping(endpoint.url)
             if status == 200:
-                return
+                if endpoint.mode != MODE_SAGEMAKER:
+                    return
+                loaded = _torchserve_workers_ready(endpoint.url)
+                if loaded or loaded is None:
+                    return
+                failed = [
+                    line for line in live.tail if any(m in line for m in TORCHSERVE_LOAD_FAILURES)
+                ]
+                if failed:
+                    raise EndpointError(
+                        f"endpoint {endpoint.name}: the model failed to load in TorchServe "
+                        f"({failed[0].strip()[:200]}); /ping answers 200 regardless",
+                        list(live.tail),
+                    )
+                status, note = 0, "; /ping passes, but no TorchServe worker has the model loaded"
             now = time.monotonic()
             if live.exited.is_set():
                 # Let the log reader catch the last lines before they are quoted.
@@ -804,7 +858,7 @@ class EndpointLauncher:
             if now > deadline:
                 raise EndpointError(
                     f"endpoint {endpoint.name}: /ping did not answer 200 within {timeout:.0f} s "
-                    f"(last answer: {status or 'none'})",
+                    f"(last answer: {status or 'none'}{note})",
                     list(live.tail),
                 )
             if now - last_report >= 0.25:
