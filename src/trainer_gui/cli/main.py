@@ -813,6 +813,11 @@ def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--data", required=True, help="file to send as the body (- for stdin)")
     predict.add_argument("--content-type", help="default: from the file's suffix")
     predict.add_argument("--accept", help="response type to ask for (default: the server's)")
+    predict.add_argument(
+        "--custom-attributes",
+        help="sent as X-Amzn-SageMaker-Custom-Attributes (the handler reads it with "
+        'context.get_request_header(0, "X-Amzn-SageMaker-Custom-Attributes"))',
+    )
     predict.add_argument("--region", help="AWS region (sagemaker: endpoints)")
     predict.add_argument("--profile", help="AWS profile (sagemaker: endpoints)")
     predict.add_argument("--raw", action="store_true", help="write the body as it came")
@@ -946,8 +951,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from trainer_gui.core.serving.client import client_for, content_type_for, format_body
+    from trainer_gui.core.serving.client import (
+        check_custom_attributes,
+        client_for,
+        content_type_for,
+        format_body,
+    )
 
+    attributes = check_custom_attributes(args.custom_attributes)
     if args.data == "-":
         body = sys.stdin.buffer.read()
         content_type = args.content_type or "application/json"
@@ -959,7 +970,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         content_type = args.content_type or content_type_for(path)
     client = client_for(args.endpoint, region=args.region, profile=args.profile)
     try:
-        result = client.invoke(body, content_type, args.accept)
+        result = client.invoke(body, content_type, args.accept, attributes)
     finally:
         client.close()
     sys.stderr.write(

@@ -105,6 +105,33 @@ class EndpointClient(Protocol):
     def close(self) -> None: ...
 
 
+#: InvokeEndpoint's CustomAttributes: at most 1024 visible US-ASCII characters (RFC 7230 field).
+CUSTOM_ATTRIBUTES_MAX = 1024
+
+
+def check_custom_attributes(value: str | None) -> str | None:
+    """The X-Amzn-SageMaker-Custom-Attributes value as SageMaker accepts it, or a UserError.
+
+    Empty means none. SageMaker forwards the value verbatim to the handler
+    (`context.get_request_header(0, "X-Amzn-SageMaker-Custom-Attributes")`).
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) > CUSTOM_ATTRIBUTES_MAX:
+        raise UserError(
+            f"custom attributes are {len(text)} characters; SageMaker takes at most "
+            f"{CUSTOM_ATTRIBUTES_MAX}"
+        )
+    bad = [c for c in text if not (" " <= c <= "~" or c == "\t")]
+    if bad:
+        raise UserError(
+            f"custom attributes must be visible US-ASCII characters (SageMaker's rule); "
+            f"{bad[0]!r} is not"
+        )
+    return text
+
+
 class LocalEndpointClient:
     """A local endpoint (`http://host:port`): POST /invocations, GET /ping, keep-alive."""
 
