@@ -226,3 +226,19 @@ def test_a_probe_with_no_metric_in_time_fails_and_is_stopped(
     assert not result.ok
     assert "no metric within the time limit (3 s)" in result.reason and "loss" in result.reason
     assert result.job_id and service.get(result.job_id).status == JobStatus.STOPPED.value
+
+
+def test_system_metrics_are_no_first_metric_for_a_spec_without_metric_definitions(
+    tmp_path: Path, service: JobService
+) -> None:
+    spec = _cloud_spec(
+        tmp_path,
+        "import time\nprint('working', flush=True)\ntime.sleep(600)\n",
+        metric_definitions=[],
+    )
+    result = run_preflight(service, spec, limits=PreflightLimits(time_limit=5))
+    assert not result.ok, result.summary()
+    assert "no metric within the time limit" in result.reason
+    assert "nothing that looks like a metric" in result.reason
+    assert result.job_id is not None  # while CPU and memory samples were stored
+    assert any(n.startswith("sys/") for n in service.store.metric_names(result.job_id))

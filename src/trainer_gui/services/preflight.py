@@ -178,7 +178,11 @@ def _with_last_lines(reason: str | None, run_dir: Path, wait: float = 3.0) -> st
 
 
 def _first_metric(store: Store, job_id: str, wanted: set[str] | None) -> str | None:
+    from trainer_gui.core.runners.sysmetrics import is_system_metric
+
     for name in store.metric_names(job_id):
+        if is_system_metric(name):
+            continue  # CPU and memory samples come from any process; they show no training
         if wanted is None or name in wanted:
             return name
     return None
