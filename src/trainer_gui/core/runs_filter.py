@@ -98,6 +98,9 @@ def _number(value: Any) -> float | None:
 def compare(op: type[ast.cmpop], left: Any, right: Any) -> bool:
     """One comparison with the table's rules: a missing value matches nothing; lists (tags)
     match when any element does (`!=`: when none is equal); numbers compare as numbers."""
+    tl, tr = type(left), type(right)
+    if (tl is float or tl is int) and (tr is float or tr is int):  # the common case, fast
+        return bool(_COMPARE[op](left, right))
     if left is None or right is None:
         return False
     if isinstance(left, list):
@@ -173,8 +176,22 @@ class _Compiler:
         if isinstance(node, ast.BoolOp):
             parts = [self.test(v, depth + 1) for v in node.values]
             if isinstance(node.op, ast.And):
-                return lambda get: all(p(get) for p in parts)
-            return lambda get: any(p(get) for p in parts)
+
+                def every(get: Getter) -> bool:
+                    for part in parts:  # noqa: SIM110 - no generator per row
+                        if not part(get):
+                            return False
+                    return True
+
+                return every
+
+            def some(get: Getter) -> bool:
+                for part in parts:  # noqa: SIM110 - no generator per row
+                    if part(get):
+                        return True
+                return False
+
+            return some
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self.test(node.operand, depth + 1)
             return lambda get: not inner(get)
@@ -197,6 +214,9 @@ class _Compiler:
                 ops.append(type(op))
                 operands.append(self.value(comparator, depth + 1))
             pairs = list(zip(ops, operands, operands[1:], strict=False))
+            if len(pairs) == 1:
+                op1, a1, b1 = pairs[0]
+                return lambda get: compare(op1, a1(get), b1(get))
 
             def check(get: Getter) -> bool:
                 return all(compare(op, a(get), b(get)) for op, a, b in pairs)
