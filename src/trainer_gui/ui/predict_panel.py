@@ -94,8 +94,10 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.serving.client import (
+    CUSTOM_ATTRIBUTES_MAX,
     SAGEMAKER_PREFIX,
     InvokeResult,
+    check_custom_attributes,
     client_for,
     content_type_for,
     format_body,
@@ -162,6 +164,7 @@ class HistoryEntry:
     model_dir: str | None = None  # a local endpoint's model folder (for class names)
     type_chosen: bool = False  # the content type was picked by hand, not followed
     readout: ClassReadout | None = None  # the answer as class probabilities, if it is
+    custom_attributes: str | None = None  # X-Amzn-SageMaker-Custom-Attributes
 
     def summary(self) -> str:
         when = time.strftime("%H:%M:%S", time.localtime(self.sent_at))
@@ -526,6 +529,15 @@ class PredictPanel(QWidget):
         self.accept_combo.addItems(ACCEPTS)
         types.addRow("Content-Type:", type_row)
         types.addRow("Accept:", self.accept_combo)
+        self.attributes_edit = QLineEdit()
+        self.attributes_edit.setMaxLength(CUSTOM_ATTRIBUTES_MAX)
+        self.attributes_edit.setPlaceholderText("optional, e.g. trace=42")
+        self.attributes_edit.setToolTip(
+            "Sent as X-Amzn-SageMaker-Custom-Attributes (InvokeEndpoint's CustomAttributes); "
+            'handlers read it with context.get_request_header(0, "X-Amzn-SageMaker-Custom-'
+            'Attributes")'
+        )
+        types.addRow("Custom attributes:", self.attributes_edit)
         request_layout.addLayout(types)
         self.editor = _RequestEditor(self)
         self.editor.setFont(mono)
@@ -1055,6 +1067,7 @@ class PredictPanel(QWidget):
     def _send(self, body: bytes, content_type: str, source: str, chosen: bool = False) -> bool:
         try:
             target, label, region = self.current_target()
+            attributes = check_custom_attributes(self.attributes_edit.text())
         except UserError as exc:
             self.status_label.setText(str(exc))
             return False
@@ -1072,6 +1085,7 @@ class PredictPanel(QWidget):
             region=region,
             model_dir=model_dir or None,
             type_chosen=chosen,
+            custom_attributes=attributes,
         )
         self._dispatch(entry)
         return True
@@ -1091,7 +1105,9 @@ class PredictPanel(QWidget):
 
         def work() -> HistoryEntry:
             client = self._client(entry.target, entry.region)
-            result = client.invoke(entry.body, entry.content_type, entry.accept or None)
+            result = client.invoke(
+                entry.body, entry.content_type, entry.accept or None, entry.custom_attributes
+            )
             entry.result = result
             entry.formatted = format_body(result.body, result.content_type)
             if result.ok:
@@ -1168,6 +1184,7 @@ class PredictPanel(QWidget):
             entry = self._history[row]
             self._show(entry)
             self.accept_combo.setCurrentText(entry.accept)
+            self.attributes_edit.setText(entry.custom_attributes or "")
             if entry.source == "editor":
                 chosen = entry.content_type if entry.type_chosen else None
                 self.set_request(entry.body, chosen, entry.accept)
