@@ -19,26 +19,21 @@ What it serves (shared/docs/sagemaker-contract.md section 3):
   JSON / CSV / NPY bodies to float tensors; `no_grad` + `eval`; encoding by `Accept`, where a
   missing or `*/*` Accept means `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT` (application/json).
 
-Where it deliberately does better than the toolkit (documented in docs/serving.md):
+Matching the toolkit + TorchServe (tests/serving/test_reference_*.py run the real toolkit):
+handlers with a `context` get TorchServe's context API (`get_request_header(0, ...)` & co.); CSV is
+decoded with `np.genfromtxt(dtype=None)`; results are written as TorchServe writes them and
+labelled with the Accept; only `BaseInferenceToolkitError` sets a status (`sagemaker_inference`
+is stood in for when the image lacks it); chunked bodies are read; `code/requirements.txt` is
+pip-installed at start; `SAGEMAKER_MODEL_SERVER_WORKERS` worker processes (spawned, one request
+at a time each) and `SAGEMAKER_MODEL_SERVER_TIMEOUT` (a worker over it is replaced).
 
-* Content types and Accept values with parameters (`application/json; charset=utf-8`, q-values)
-  are understood by the default handlers; the toolkit matches the exact string only.
-* Bad requests get the status they deserve, with a message that says what is wrong: 400 for a
-  body the default input_fn cannot decode, 411/413 for a missing/too large body, 415 for a
-  content type it has no decoder for, 406 for an Accept it cannot produce. The toolkit answers
-  500 to all of them. Errors raised by user handlers stay 500 with the message (what SageMaker
-  answers), unless the exception carries an int `status_code` as the toolkit's own errors do.
-  The body names the exception's type and message only: its traceback goes to the container
-  log, and into the body too only with `TRAINER_GUI_SERVING_DEBUG=1` (a traceback shows the
-  server's paths and code to whoever can send a request).
-* NPY bodies are loaded with `allow_pickle=False` (the toolkit allows pickles: code execution
-  by request).
-
-Concurrency: a thread per connection (keep-alive), so /ping and slow clients never queue behind a
-prediction; the handlers themselves run under a semaphore of `TRAINER_GUI_SERVING_CONCURRENCY`
-(default 1), because user handlers and models are not promised to be thread-safe (SageMaker runs
-one model copy per worker *process*). Raise it for models known to be safe (torch releases the
-GIL in its kernels).
+Where it deliberately differs (docs/serving.md, docs/contract.md): bad requests to the default
+handlers get 400/411/413/415/406 with a message that says what is wrong (the toolkit answers 500);
+error bodies name the exception's type and message, the traceback goes to the log (and to the
+body only with `TRAINER_GUI_SERVING_DEBUG=1`); NPY bodies are loaded with `allow_pickle=False`;
+a response over SageMaker's 6 MB is refused here; the default output_fn labels its answer with
+the type it wrote and honours Accept q-values. Connections get a thread each (keep-alive), so
+/ping and slow clients never queue behind a prediction.
 """
 
 from __future__ import annotations
