@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,9 @@ def add_run(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "db.sqlite3")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -302,7 +303,9 @@ def test_the_runs_table_exports_as_shown_to_csv(
     view.export_table_action.trigger()
 
     qtbot.waitUntil(target.exists, timeout=5000)
-    assert Path(starts[0]).parent == Path(store.get_project(project).path)
+    project_row = store.get_project(project)
+    assert project_row is not None
+    assert Path(starts[0]).parent == Path(project_row.path)
     with open(target, newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0][:2] == ["Name", "Status"] and "lr" in rows[0] and "loss" in rows[0]
@@ -352,7 +355,7 @@ def test_the_selected_runs_metrics_export_to_parquet(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     view = open_view(qtbot, store, project)
     view.table.selectAll()
