@@ -69,7 +69,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Distribution", ["distribution"]),
     ("Data", ["channels"]),
     ("Hyperparameters", ["hyperparameters", "hyperparameters_file"]),
-    ("Metrics", ["metric_definitions"]),
+    ("Metrics", ["metric_definitions", "tensorboard"]),
     ("Output", ["output_path", "checkpoint_dir", "checkpoint_s3_uri"]),
     ("SageMaker", ["sagemaker"]),
 ]
