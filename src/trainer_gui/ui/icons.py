@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QPointF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
 from trainer_gui.core.paths import resource_path
@@ -23,6 +23,7 @@ ERROR_COLOR = "#d64545"
 MUTED_COLOR = "#8a8f98"
 STATUS_COLORS: dict[str, str] = {
     JobStatus.PENDING.value: MUTED_COLOR,
+    JobStatus.QUEUED.value: "#8e6bc9",  # waiting for the machine: neither idle grey nor running
     JobStatus.STARTING.value: "#4a90d9",
     JobStatus.TRAINING.value: "#2f80ed",
     JobStatus.UPLOADING.value: "#13a3a1",
@@ -53,7 +54,8 @@ def status_color(status: str) -> QColor:
 
 @functools.lru_cache(maxsize=32)
 def status_icon(status: str, size: int = 12) -> QIcon:
-    """A filled dot in the status colour (a ring for states still in progress)."""
+    """A filled dot in the status colour (a ring for states still in progress; a ring with
+    clock hands for a job waiting in the queue)."""
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
@@ -64,6 +66,10 @@ def status_icon(status: str, size: int = 12) -> QIcon:
     if terminal or status == JobStatus.TRAINING.value:
         painter.setBrush(color)
     painter.drawEllipse(1, 1, size - 3, size - 3)
+    if status == JobStatus.QUEUED.value:
+        middle = (size - 1) / 2
+        painter.drawLine(QPointF(middle, middle), QPointF(middle, 3))
+        painter.drawLine(QPointF(middle, middle), QPointF(size - 4, middle))
     painter.end()
     return QIcon(pixmap)
 

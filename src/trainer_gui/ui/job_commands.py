@@ -44,6 +44,7 @@ from trainer_gui.ui.form.spec_form import SpecEditorDialog, rebase_paths
 from trainer_gui.ui.job_detail import console_link
 from trainer_gui.ui.preflight import WindowPreflight
 from trainer_gui.ui.projects import project_python
+from trainer_gui.ui.queue_view import queue_note
 from trainer_gui.ui.tasks import TaskGroup
 from trainer_gui.ui.torch_install import offer_torch_install
 
@@ -248,10 +249,14 @@ class JobCommands(QObject):
         service = self.window.service
         self._say(f"Starting {spec.name}…")
 
-        def start() -> str:
+        def start() -> tuple[str, str | None]:
             job_id = service.submit(spec, project_id=project_id, python=python).job_id
             link_preflight(service.store, job_id, preflight)
-            return job_id
+            try:  # a job that waits for the machine says so, and for what
+                return job_id, queue_note(service, job_id)
+            except Exception:
+                log.exception("cannot read the queue after starting %s", job_id)
+                return job_id, None
 
         self._tasks.run(
             start,
@@ -259,9 +264,10 @@ class JobCommands(QObject):
             self._start_failed(row, f"Cannot start {spec.name}", spec, project),
         )
 
-    def _on_submitted(self, row: str, job_id: str) -> None:
+    def _on_submitted(self, row: str, result: tuple[str, str | None]) -> None:
+        job_id, queued = result
         self._end(row, job_id)
-        self._say(f"Started {job_id}", 6000)
+        self._say(queued or f"Started {job_id}", 10000 if queued else 6000)
         self.window.select_when_loaded(job_id)
 
     def _busy(self) -> bool:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.preflight import PREFLIGHT_KEY
-from trainer_gui.core.runners.events import Phase
+from trainer_gui.core.runners.events import JobStatus, Phase
 from trainer_gui.core.spec import JobSpec, spec_from_text
 from trainer_gui.core.spec.model import Backend
 from trainer_gui.core.store import JobRecord, PhaseEntry, StatusEntry, Store
@@ -34,6 +34,7 @@ from trainer_gui.ui.icons import STATUS_COLORS
 from trainer_gui.ui.jobs_table import format_duration
 from trainer_gui.ui.log_view import LogView
 from trainer_gui.ui.plots import MetricsPanel
+from trainer_gui.ui.queue_view import waiting_text
 from trainer_gui.ui.tasks import BackgroundTask, run_task
 from trainer_gui.ui.transfers import TransferProgressBar
 
@@ -205,9 +206,22 @@ class JobDetail(QWidget):
         self.transfer = TransferProgressBar(per_job=True, parent=self)
         self.metrics = MetricsPanel(self)
         self.log_view = LogView(self)
+        # A queued job has no log yet: where it stands in the queue, in the log's place.
+        self.queue_notice = QLabel(self)
+        self.queue_notice.setObjectName("queue_notice")
+        self.queue_notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.queue_notice.setWordWrap(True)
+        self.queue_notice.hide()
+        self._queue: dict[str, int] = {}
+        self._queue_paused = False
+        self.log_box = QWidget(self)
+        log_layout = QVBoxLayout(self.log_box)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addWidget(self.queue_notice, 1)
+        log_layout.addWidget(self.log_view, 1)
         self.live = QSplitter(Qt.Orientation.Horizontal, self)
         self.live.addWidget(self.metrics)
-        self.live.addWidget(self.log_view)
+        self.live.addWidget(self.log_box)
         self.live.setStretchFactor(0, 3)
         self.live.setStretchFactor(1, 2)
         self.summary = QTextBrowser(self)
@@ -249,7 +263,7 @@ class JobDetail(QWidget):
             return
         self.records = list(records)
         self.transfer.set_job(records[0].id if len(records) == 1 else None)
-        self.log_view.setVisible(len(records) <= 1)  # several jobs: the plots get the room
+        self.log_box.setVisible(len(records) <= 1)  # several jobs: the plots get the room
         if len(records) == 1:
             record = records[0]
             store, job_id = self.store, record.id
@@ -312,8 +326,25 @@ class JobDetail(QWidget):
                 self._spec_cache[record.id] = None
         return self._spec_cache[record.id]
 
+    def set_queue(self, positions: dict[str, int], paused: bool = False) -> None:
+        """Where queued jobs stand (the Queue view's reads): shown for a queued job."""
+        self._queue, self._queue_paused = dict(positions), paused
+        self._render_queue()
+
+    def _render_queue(self) -> None:
+        record = self.records[0] if len(self.records) == 1 else None
+        queued = record is not None and record.status == JobStatus.QUEUED.value
+        if queued and record is not None:
+            place = self._queue.get(record.id)
+            self.queue_notice.setText(
+                "Waiting in the queue" if place is None else waiting_text(place, self._queue_paused)
+            )
+        self.queue_notice.setVisible(queued)
+        self.log_view.setVisible(not queued)
+
     def _render(self) -> None:
         records = self.records
+        self._render_queue()
         active = len(records) == 1 and records[0].is_active
         if active and not self._ticker.isActive():
             self._ticker.start()

@@ -62,6 +62,7 @@ from trainer_gui.ui.job_detail import JobDetail
 from trainer_gui.ui.jobs_table import JobsView, RunsSnapshot, load_runs
 from trainer_gui.ui.predict_panel import PredictPanel
 from trainer_gui.ui.projects import SPEC_SUFFIXES, ProjectsPanel
+from trainer_gui.ui.queue_view import QueueSnapshot, QueueView
 from trainer_gui.ui.settings import WindowSettings
 from trainer_gui.ui.status import BackendStatus, ProbeResult
 from trainer_gui.ui.tasks import TaskGroup
@@ -163,6 +164,12 @@ class MainWindow(QMainWindow):
         self.predict_dock.setWidget(self.predict)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.predict_dock)
         self.predict_dock.hide()
+        self.queue = QueueView(service, self)
+        self.queue_dock = QDockWidget("Queue", self)
+        self.queue_dock.setObjectName("queue_dock")
+        self.queue_dock.setWidget(self.queue)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.queue_dock)
+        self.queue_dock.hide()
         self.jobs = JobsView(self, store=store)
         self.detail = JobDetail(store, self)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
@@ -193,6 +200,8 @@ class MainWindow(QMainWindow):
         self.detail.log_view.find_shortcut.setEnabled(False)  # the window's Search logs has it
 
         self.bridge.sig_status.connect(self._on_status)
+        self.bridge.sig_status.connect(self.queue.on_status)
+        self.queue.sig_snapshot.connect(self._on_queue)
         self.bridge.sig_logs.connect(self.detail.on_logs)
         self.bridge.sig_metrics.connect(self._on_metrics)
         self.bridge.sig_artifact.connect(self._on_artifact)
@@ -460,6 +469,11 @@ class MainWindow(QMainWindow):
             self.detail.transfer.forget_job(job_id)
             record = self.jobs.model.record_by_id(job_id)
             self.notify_job_end(record.name if record else job_id, status, message)
+
+    @Slot(object)
+    def _on_queue(self, snapshot: QueueSnapshot) -> None:
+        self.jobs.model.set_queue_positions(snapshot.positions)
+        self.detail.set_queue(snapshot.positions, snapshot.paused)
 
     @Slot(str, object)
     def _on_metrics(self, job_id: str, samples: MetricChunk) -> None:
@@ -849,6 +863,7 @@ class MainWindow(QMainWindow):
         self.bridge.close()
         self.service.shutdown()
         self.predict.shutdown()
+        self.queue.shutdown()
         # Endpoints go with the app (jobs do not); a non-daemon thread finishes the removal
         # after the window is gone, and anything missed is removed at the next start. Not a
         # `ui.tasks` task: nothing comes back to the GUI, and it must outlive the window and
