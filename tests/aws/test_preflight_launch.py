@@ -8,11 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from sm_helpers import make_spec
 
 from trainer_gui.cli.main import main
-from trainer_gui.core.preflight import PREFLIGHT_KEY, PREFLIGHT_OF_KEY
+from trainer_gui.core.errors import UserError
+from trainer_gui.core.preflight import (
+    PREFLIGHT_KEY,
+    PREFLIGHT_OF_KEY,
+    PreflightLimits,
+    slice_s3_channel,
+)
 from trainer_gui.core.runners.events import JobStatus
 from trainer_gui.core.spec import save_spec
 from trainer_gui.core.store import Store
@@ -150,3 +157,67 @@ def test_the_windows_launch_anyway_after_a_failed_preflight_launches_and_links_i
         QThreadPool.globalInstance().waitForDone(10_000)
         service.shutdown()
         store.close()
+
+
+# -- s3:// channels --------------------------------------------------------------------------------
+
+
+def _bucket_with_parts(aws: Any, keys: dict[str, bytes]) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="team-data")
+    for key, body in keys.items():
+        s3.put_object(Bucket="team-data", Key=key, Body=body)
+
+
+def test_an_s3_channels_slice_is_its_first_objects_in_key_order(aws: Any, tmp_path: Path) -> None:
+    keys = {f"train/part-{i:02d}.csv": b"a,b\n1,2\n" for i in range(8)}
+    keys["train/"] = b""  # a console folder marker
+    keys["train/deep/x.csv"] = b"x\n"
+    keys["training-other/y.csv"] = b"not this channel\n"
+    _bucket_with_parts(aws, keys)
+    s3 = aws.client("s3")
+    info = slice_s3_channel(
+        s3, "s3://team-data/train", tmp_path / "slice", PreflightLimits(max_files=3), "train"
+    )
+    got = sorted(p.relative_to(tmp_path / "slice").as_posix() for p in info.path.rglob("*.csv"))
+    assert got == ["deep/x.csv", "part-00.csv", "part-01.csv"]
+    one = slice_s3_channel(
+        s3, "s3://team-data/train/part-05.csv", tmp_path / "one", PreflightLimits(), "train"
+    )
+    assert [p.name for p in one.path.iterdir()] == ["part-05.csv"]
+
+
+def test_an_s3_object_whose_name_leads_out_of_the_slice_is_refused(
+    aws: Any, tmp_path: Path
+) -> None:
+    _bucket_with_parts(aws, {"train/../../escape.csv": b"x\n"})
+    with pytest.raises(UserError, match="no safe file name"):
+        slice_s3_channel(
+            aws.client("s3"), "s3://team-data/train", tmp_path / "s", PreflightLimits(), "train"
+        )
+    assert not (tmp_path / "escape.csv").exists()
+
+
+def test_cli_preflight_of_a_spec_with_an_s3_channel_runs_on_its_first_objects(
+    aws: Any, project: Path, capsys: Any
+) -> None:
+    _bucket_with_parts(aws, {f"train/rows-{i}.csv": b"a\n" for i in range(30)})
+    (project / "code" / "train.py").write_text(
+        "import os\n"
+        "print('objects', len(os.listdir(os.environ['SM_CHANNEL_TRAIN'])), flush=True)\n"
+        "print('loss=0.3', flush=True)\n"
+    )
+    spec = make_spec(
+        project,
+        channels=[{"name": "train", "source": "s3://team-data/train/"}],
+        metric_definitions=[{"name": "loss", "regex": r"loss=([0-9.]+)"}],
+    )
+    path = save_spec(spec, project / "job.yaml")
+    assert main(["preflight", str(path), "--preflight-files", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "Preflight passed" in out and "the first 4 object(s) read" in out
+    assert aws.requests == {}
+    with Store() as store:
+        (probe,) = store.list_jobs()
+        log = (Path(probe.run_dir) / "logs" / "job.log").read_text()
+    assert "objects 4" in log

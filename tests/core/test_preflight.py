@@ -156,12 +156,6 @@ def test_the_probe_runs_in_the_jobs_image_when_docker_can_run_it_here(tmp_path: 
     assert probe.compute.instance_count == 2
 
 
-def test_an_s3_channel_is_refused_with_the_reason(tmp_path: Path) -> None:
-    spec = _cloud_spec(tmp_path, "", channels=[{"name": "train", "source": "s3://bucket/x"}])
-    with pytest.raises(UserError, match="s3://bucket/x"):
-        preflight_spec(spec)
-
-
 def test_checkpoints_are_found_under_any_hosts_checkpoint_folder(tmp_path: Path) -> None:
     assert checkpoint_written(tmp_path) is None
     (tmp_path / "hosts" / "algo-2" / "checkpoints" / "epoch0").mkdir(parents=True)

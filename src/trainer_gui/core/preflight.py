@@ -20,7 +20,8 @@ import stat
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.paths import data_home, remove_tree
@@ -163,6 +164,73 @@ def slice_channel(source: Path, target: Path, limits: PreflightLimits, name: str
     return SliceInfo(name, target, count, size, truncated)
 
 
+def _s3_client_for(spec: JobSpec) -> Any:
+    from trainer_gui.core.aws.session import AwsSession
+
+    return AwsSession(spec.sagemaker.profile, spec.sagemaker.region).client("s3")
+
+
+def _s3_objects(s3: Any, bucket: str, key: str) -> Iterator[tuple[str, str, int]]:
+    """(key, path in the channel, size): the objects under `key` as a folder, in key order, or
+    the one object `key` names when nothing is under it."""
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+    found = False
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents") or []:
+            name = str(obj["Key"])
+            if name.endswith("/"):
+                continue  # a console "folder" marker
+            found = True
+            yield name, name[len(prefix) :], int(obj["Size"])
+    if not found and key and not key.endswith("/"):
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except Exception:  # no such object: the channel is empty (said below)
+            return
+        yield key, PurePosixPath(key).name, int(head["ContentLength"])
+
+
+def slice_s3_channel(
+    s3: Any, uri: str, target: Path, limits: PreflightLimits, name: str = ""
+) -> SliceInfo:
+    """The first objects of an s3:// channel, downloaded into `target` (a new folder): the same
+    rules as a local slice, in key order."""
+    from trainer_gui.core.aws.errors import aws_errors
+    from trainer_gui.core.aws.s3 import S3Uri
+
+    source = S3Uri.parse(uri)
+    target.mkdir(parents=True, exist_ok=False)
+    root = target.resolve()
+    count = size = 0
+    truncated = False
+    with aws_errors(f"reading {uri} for the preflight", source.bucket):
+        for key, rel, object_size in _s3_objects(s3, source.bucket, source.key):
+            if count >= limits.max_files:
+                break
+            parts = PurePosixPath(rel).parts
+            dest = target.joinpath(*parts).resolve() if parts else root
+            if not parts or ".." in parts or root not in dest.parents:
+                raise UserError(f"channel {name!r}: the object {key!r} has no safe file name")
+            if size + object_size > limits.max_bytes and count:
+                break  # whole files only, once there is one
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if size + object_size > limits.max_bytes:
+                body = s3.get_object(
+                    Bucket=source.bucket, Key=key, Range=f"bytes=0-{limits.max_bytes - 1}"
+                )["Body"].read()
+                cut = body.rfind(b"\n")
+                dest.write_bytes(body[: cut + 1] if cut > 0 else body)
+                count, size, truncated = 1, dest.stat().st_size, True
+                break
+            s3.download_file(source.bucket, key, str(dest))
+            count += 1
+            size += object_size
+    if count == 0:
+        raise UserError(f"channel {name!r}: {uri} has no objects to take a slice of")
+    return SliceInfo(name, target, count, size, truncated)
+
+
 def preflight_root() -> Path:
     path = data_home() / "preflight"
     path.mkdir(parents=True, exist_ok=True)
@@ -237,22 +305,17 @@ def preflight_spec(
     *,
     folder: Path | None = None,
     docker_check: Callable[[JobSpec], str | None] = docker_problem,
+    s3_client: Any = None,
 ) -> tuple[JobSpec, list[SliceInfo], list[str]]:
     """`spec` as a local probe: (the probe spec, its slices, notes on what differs).
 
     Docker with the cloud image when the docker runner's checks pass for it, else
     local-process; every local channel replaced by a slice under `folder` (a new folder under
     the data folder by default); the runtime cut to the time limit; no user checkpoint or
-    output folder. An s3:// channel cannot be sliced here and is refused with the reason."""
+    output folder. An s3:// channel's slice is its first objects, downloaded (`s3_client`, or
+    one for the spec's profile and region)."""
     limits = limits or PreflightLimits()
     notes: list[str] = []
-    for channel in spec.channels:
-        if is_remote(channel.source):
-            raise UserError(
-                f"preflight: channel {channel.name!r} reads {channel.source}; a preflight runs "
-                "on local data only (point the channel at a local folder to check it, or skip "
-                "the preflight)"
-            )
     if spec.source.source_dir and is_remote(spec.source.source_dir):
         raise UserError(
             f"preflight: the source folder is {spec.source.source_dir}; a preflight runs local code"
@@ -262,9 +325,14 @@ def preflight_spec(
     channels: list[ChannelSpec] = []
     try:
         for channel in spec.channels:
-            info = slice_channel(
-                spec.resolve(channel.source), folder / channel.name, limits, channel.name
-            )
+            target = folder / channel.name
+            if is_remote(channel.source):
+                if s3_client is None:
+                    s3_client = _s3_client_for(spec)
+                info = slice_s3_channel(s3_client, channel.source, target, limits, channel.name)
+                notes.append(f"channel {channel.name!r}: the first {info.files} object(s) read")
+            else:
+                info = slice_channel(spec.resolve(channel.source), target, limits, channel.name)
             slices.append(info)
             if info.truncated:
                 notes.append(
