@@ -144,10 +144,22 @@ def _service() -> Jobs:
 
 
 def _printing(printer: _Printer) -> Callable[[Any], None]:
-    """A listener that hands `printer` line and sample batches (the job host sends columns)."""
+    """A listener that hands `printer` line and sample batches (the job host sends columns);
+    system metrics (CPU, memory, every 2 s) are for the plots, not the terminal."""
+    from trainer_gui.core.runners.events import MetricBatch
+    from trainer_gui.core.runners.sysmetrics import is_system_metric
     from trainer_gui.services.live_data import as_batches
 
-    return lambda event: printer(as_batches(event))
+    def listen(event: Any) -> None:
+        event = as_batches(event)
+        if isinstance(event, MetricBatch):
+            training = [s for s in event.samples if not is_system_metric(s.name)]
+            if not training:
+                return
+            event = MetricBatch(event.job_id, training)
+        printer(event)
+
+    return listen
 
 
 def _duration(seconds: float | None) -> str:
