@@ -161,3 +161,18 @@ def test_a_take_over_reads_no_cloudwatch_point_or_tensorboard_scalar_twice(
     finally:
         second.stop(handle.job_id, wait=30)
         second.shutdown()
+
+
+def test_without_permission_for_cloudwatch_it_is_asked_once_per_job() -> None:
+    class Denied:
+        calls = 0
+
+        def get_metric_data(self, **_: Any) -> Any:
+            Denied.calls += 1
+            raise RuntimeError("An error occurred (AccessDenied) when calling GetMetricData")
+
+    sent: list[Any] = []
+    side = sysmetrics.CloudSideMetrics("job", sent.append, lambda _: Denied(), "j", ["algo-1"], {})
+    for final in (False, False, True):
+        side.poll({"TrainingJobStatus": "InProgress"}, final=final)
+    assert Denied.calls == 1 and sent == []

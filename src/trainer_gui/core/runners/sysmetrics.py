@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -527,21 +528,33 @@ class CloudSideMetrics:
         self._next_cloudwatch = 0.0
 
     def poll(self, describe: Mapping[str, Any], final: bool = False) -> None:
-        try:
-            self._tensorboard(describe)
-            now = time.monotonic()
-            if final or now >= self._next_cloudwatch:
-                self._next_cloudwatch = now + self.cloudwatch.interval
-                samples, offsets = self.cloudwatch.poll()
-                if samples or offsets:
-                    self.sink(LogBatch(self.job_id, [], offsets, samples))
-                    self.cloudwatch.commit(offsets)
-        except Exception as exc:
-            if type(exc).__name__ == "DiskFull":
-                raise
-            log.warning("system metrics or TensorBoard files of %s: %s", self.job_id, exc)
+        for step in (self._tensorboard, self._cloudwatch):
+            try:
+                step(describe, final)
+            except Exception as exc:
+                if type(exc).__name__ == "DiskFull":
+                    raise
+                if "AccessDenied" in str(exc) or "UnauthorizedOperation" in str(exc):
+                    # No permission (cloudwatch:GetMetricData, s3:GetObject): ask no more.
+                    log.warning("job %s: %s; not read for this job", self.job_id, exc)
+                    if step == self._cloudwatch:
+                        self._next_cloudwatch = math.inf
+                    else:
+                        self.followers = []
+                    continue
+                log.warning("system metrics or TensorBoard files of %s: %s", self.job_id, exc)
 
-    def _tensorboard(self, describe: Mapping[str, Any]) -> None:
+    def _cloudwatch(self, describe: Mapping[str, Any], final: bool) -> None:
+        now = time.monotonic()
+        if now < self._next_cloudwatch and not (final and self._next_cloudwatch < math.inf):
+            return
+        self._next_cloudwatch = now + self.cloudwatch.interval
+        samples, offsets = self.cloudwatch.poll()
+        if samples or offsets:
+            self.sink(LogBatch(self.job_id, [], offsets, samples))
+            self.cloudwatch.commit(offsets)
+
+    def _tensorboard(self, describe: Mapping[str, Any], final: bool = False) -> None:
         uri = (describe.get("TensorBoardOutputConfig") or {}).get("S3OutputPath")
         if not uri:
             return
