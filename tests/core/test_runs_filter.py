@@ -180,7 +180,7 @@ def test_metric_summaries_give_last_low_and_high_per_run_and_metric(tmp_path: Pa
 
         assert set(summaries) == {"j1", "j2"}
         loss = summaries["j1"]["loss"]
-        assert math.isnan(loss.last) and (loss.low, loss.high, loss.count) == (0.5, 2.0, 3)
+        assert math.isnan(loss.last) and (loss.low, loss.high, loss.samples) == (0.5, 2.0, 3)
         acc = summaries["j1"]["acc"]
         assert (acc.last, acc.low, acc.high) == (0.7, 0.1, 0.9)
         assert summaries["j2"]["loss"].last == 3.0

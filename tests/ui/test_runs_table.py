@@ -381,3 +381,19 @@ def test_parquet_without_pyarrow_says_to_install_it(
     view.export_metrics_parquet_action.trigger()
 
     assert "pip install" in view.expr_message.text() and "pyarrow" in view.expr_message.text()
+
+
+def test_a_reload_shows_new_values_and_keeps_unchanged_rows(
+    qtbot: Any, store: Store, project: int, runs: dict[str, str]
+) -> None:
+    view = open_view(qtbot, store, project)
+    assert view.select_job(runs["a"])
+    store.record_batch(runs["a"], {}, [MetricSample("loss", 0.1, "algo-1", 5000.0, 3)])
+    changed: list[int] = []
+    view.model.dataChanged.connect(lambda top, _bottom, *_: changed.append(top.row()))
+
+    view.set_runs(load_runs(store, project))
+
+    assert cell_of(view, runs["a"], "last:loss") == "0.1"
+    assert changed == [view.model.row_of(runs["a"])]  # the other runs were not redrawn
+    assert view.selected_ids() == [runs["a"]]

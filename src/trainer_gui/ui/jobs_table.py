@@ -311,6 +311,7 @@ class JobsTableModel(QAbstractTableModel):
         self._queue: dict[str, int] = {}  # queued job id -> place (1 = next; 0 starting)
         self._version = 0  # bumped by every change of a value: sorts and filters redo then
         self._sorted_state: object = None
+        self._seen: dict[str, tuple[JobRecord, dict[str, MetricSummary], RunAnnotation]] = {}
         self._quiet = False
         self._expression: CompiledFilter | None = None
         self._expression_names: dict[str, str] = {}
@@ -842,6 +843,7 @@ class JobsTableModel(QAbstractTableModel):
         for old_row in gone:
             self.beginRemoveRows(QModelIndex(), old_row, old_row)
             self._resolved.discard(self._records[old_row].id)
+            self._seen.pop(self._records[old_row].id, None)
             for name in ("_records", "_metrics", "_low", "_high", "_hps", "_tags", "_notes"):
                 del getattr(self, name)[old_row]
             self.endRemoveRows()
@@ -874,7 +876,12 @@ class JobsTableModel(QAbstractTableModel):
                 RunAnnotation,
             ]
         ] = []
+        seen = self._seen
         for record, summary, hps, note in prepared:
+            before = seen.get(record.id)
+            if before is not None and before == (record, summary, note):
+                continue  # as last loaded: nothing to compare or redraw
+            seen[record.id] = (record, summary, note)
             last = {n: s.last for n, s in summary.items()}
             low = {n: s.low for n, s in summary.items() if s.low is not None}
             high = {n: s.high for n, s in summary.items() if s.high is not None}
