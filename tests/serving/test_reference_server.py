@@ -205,3 +205,37 @@ def test_a_failing_requirements_install_stops_the_server_with_a_clear_message(
     log = "".join(lines)
     assert "installing code/requirements.txt failed (pip exit code" in log, log
     assert "tg-no-such-package-xyz" in log
+
+
+def test_without_write_access_to_site_packages_requirements_go_to_a_folder_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runtime runs as the user, not root: pip gets --target, the folder goes on sys.path
+    (a venv's pip refuses --user)."""
+    import sysconfig
+    import tempfile
+
+    name = "tg_req_target_probe"
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, name)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "requirements.txt").write_text(f"{name}==1.0\n")
+    purelib = sysconfig.get_paths()["purelib"]
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if path == purelib else real_access(path, mode)
+    )
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    monkeypatch.delenv("PIP_TARGET", raising=False)
+    monkeypatch.setenv("PYTHONPATH", "")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    lines: list[str] = []
+    runtime.install_requirements(str(code), lines.append)
+    target = str(tmp_path / "tmp" / "trainer-gui-requirements")
+    assert (Path(target) / f"{name}.py").is_file(), lines
+    assert sys.path[0] == target and os.environ["PYTHONPATH"] == target
+    assert any("is not writable: installing into" in line for line in lines)

@@ -1161,6 +1161,9 @@ def install_requirements(code_dir: str, on_line: Callable[[str], None] = log) ->
     path = os.path.join(code_dir, "requirements.txt")
     if not os.path.isfile(path):
         return
+    import sysconfig
+    import tempfile
+
     started = time.monotonic()
     on_line(f"installing {path} (pip install -r; SageMaker's images do this at start)")
     command = [
@@ -1175,6 +1178,15 @@ def install_requirements(code_dir: str, on_line: Callable[[str], None] = log) ->
         "-r",
         path,
     ]
+    target = None
+    purelib = sysconfig.get_paths().get("purelib") or ""
+    if not os.environ.get("PIP_TARGET") and not os.access(purelib, os.W_OK):
+        # Not root (the runtime runs as the user): a folder of our own, ahead on sys.path (a
+        # venv's pip refuses --user). Spawned workers inherit sys.path and PYTHONPATH.
+        target = os.path.join(tempfile.gettempdir(), "trainer-gui-requirements")
+        os.makedirs(target, exist_ok=True)
+        command += ["--target", target]
+        on_line(f"{purelib} is not writable: installing into {target}")
     try:
         process = subprocess.Popen(
             command,
@@ -1206,6 +1218,11 @@ def install_requirements(code_dir: str, on_line: Callable[[str], None] = log) ->
     import importlib as _importlib
     import site
 
+    if target is not None and target not in sys.path:
+        sys.path.insert(0, target)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [target, *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     user_site = site.getusersitepackages()
     if os.path.isdir(user_site) and user_site not in sys.path:
         site.addsitedir(user_site)  # pip fell back to a user install (no write access)
