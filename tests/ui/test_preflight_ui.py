@@ -120,11 +120,14 @@ def test_job_preflight_on_a_selected_spec_shows_the_verdict_and_launches_nothing
     _project_with_spec(window, tmp_path, script)
     shown: list[tuple[str, str, str]] = []
     monkeypatch.setattr(window, "show_message", lambda *a: shown.append(a))
+    status: list[str] = []
+    window.statusBar().messageChanged.connect(status.append)
     assert window.window_actions.preflight_action.isEnabled()
 
     window.window_actions.preflight_action.trigger()
 
     qtbot.waitUntil(lambda: bool(shown), timeout=60_000)
+    assert any(m.startswith("cloudy: preflight: ") for m in status), status
     level, title, text = shown[0]
     assert (level, title) == ("info", "Preflight of cloudy")
     assert "Preflight passed" in text and "'loss'" in text and "checkpoint" in text
@@ -182,3 +185,26 @@ def test_the_forms_preflight_button_is_off_for_a_local_spec(
     qtbot.waitUntil(dialog.run_button.isEnabled, timeout=10_000)
     qtbot.waitUntil(lambda: "valid" in dialog.status.text(), timeout=10_000)
     assert not dialog.preflight_button.isEnabled()
+
+
+def test_closing_the_window_stops_a_preflight_in_flight(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    _project_with_spec(
+        window, tmp_path, "import time\nprint('busy', flush=True)\ntime.sleep(600)\n"
+    )
+    window.window_actions.preflight_action.trigger()
+    store = make_window.store
+    qtbot.waitUntil(
+        lambda: any(r.status == JobStatus.TRAINING.value for r in store.list_jobs()),
+        timeout=30_000,
+    )
+
+    window.close()
+
+    (probe,) = store.list_jobs()
+    qtbot.waitUntil(
+        lambda: store.get_job(probe.id).status == JobStatus.STOPPED.value,  # type: ignore[union-attr]
+        timeout=30_000,
+    )

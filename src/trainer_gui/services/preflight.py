@@ -50,8 +50,11 @@ def run_preflight(
     limits: PreflightLimits | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    submitted: Callable[[str], None] | None = None,
 ) -> PreflightResult:
-    """Probe `spec` locally and say whether its cloud launch should go ahead (blocks)."""
+    """Probe `spec` locally and say whether its cloud launch should go ahead (blocks).
+
+    `submitted` hears the probe's job id as soon as it exists (the window stops it on close)."""
     limits = limits or PreflightLimits()
     say = progress or (lambda _text: None)
     began = time.monotonic()
@@ -73,6 +76,8 @@ def run_preflight(
             )
         job_id = handle.job_id
         jobs.store.update_backend_ids(job_id, {PREFLIGHT_OF_KEY: spec.name})
+        if submitted is not None:
+            submitted(job_id)
         try:
             result = _watch(jobs, probe, job_id, limits, say, cancel)
         except KeyboardInterrupt:  # Ctrl+C in the CLI: the probe must not run on

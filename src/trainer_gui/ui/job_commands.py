@@ -109,6 +109,7 @@ class JobCommands(QObject):
 
     def cancel_pending(self) -> None:
         """The window closes: no pending command reports back (the work itself goes on)."""
+        self.preflight.stop_all()  # a probe, though, has nobody left to report to
         self._tasks.cancel_all()
 
     def _failed(self, title: str) -> Callable[[BaseException, str], None]:

@@ -9,6 +9,7 @@ services/preflight.py for what runs).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QAbstractButton, QMessageBox
 
+from trainer_gui.core.errors import UserError
 from trainer_gui.core.preflight import PreflightResult
 from trainer_gui.core.spec import JobSpec
 from trainer_gui.core.spec.model import Backend
@@ -28,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from trainer_gui.ui.main_window import MainWindow
 
 #: Settings key: 1 (the default) preflights every SageMaker launch from the window.
+log = logging.getLogger(__name__)
+
 SETTING_KEY = "cloud/preflight"
 LAUNCH_ANYWAY = "Launch anyway"
 
@@ -44,6 +48,7 @@ class WindowPreflight(QObject):
         self._timer.setInterval(500)
         self._timer.timeout.connect(self._show_progress)
         self._running = 0
+        self._probes: set[str] = set()  # probe job ids in flight (a set: worker threads add)
         self.box: QMessageBox | None = None  # the last "preflight failed" question
         self.last_result: PreflightResult | None = None
         self.setting_action = QAction("Preflight before SageMaker runs", window)
@@ -87,11 +92,18 @@ class WindowPreflight(QObject):
 
             filled = with_aws_defaults(spec)  # the region names the image it would run
             return run_preflight(
-                service, filled, project_id, python=python, progress=progress, cancel=cancel
+                service,
+                filled,
+                project_id,
+                python=python,
+                progress=progress,
+                cancel=cancel,
+                submitted=self._probes.add,
             )
 
         def finished(result: PreflightResult) -> None:
             self._stopped()
+            self._probes.discard(result.job_id or "")
             self.last_result = result
             self.window.statusBar().showMessage(result.summary().splitlines()[0], 8000)
             done(result)
@@ -105,6 +117,16 @@ class WindowPreflight(QObject):
         self._timer.start()
         self._show_progress()
         self._tasks.run(work, finished, failed, cancel_event=cancel)
+
+    def stop_all(self) -> None:
+        """The window closes: probes in flight are stopped (not waited for), since nobody is
+        left to hear their verdict; a probe is never worth running on."""
+        for job_id in list(self._probes):
+            try:
+                self.window.service.stop(job_id, wait=0)
+            except UserError as exc:
+                log.warning("could not stop preflight %s: %s", job_id, exc)
+        self._probes.clear()
 
     def _stopped(self) -> None:
         self._running = max(0, self._running - 1)
