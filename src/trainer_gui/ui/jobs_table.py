@@ -251,6 +251,7 @@ class Column:
 
 
 _MISSING = object()
+_NO_ANNOTATION = RunAnnotation()
 _ROLES = frozenset(
     {
         Qt.ItemDataRole.DisplayRole,
@@ -857,7 +858,7 @@ class JobsTableModel(QAbstractTableModel):
             hps = snap.hyperparameters.get(record.id) or spec_hyperparameters(record)
             hp_names.update(hps)
             metric_names.update(summary)
-            note = snap.annotations.get(record.id, RunAnnotation())
+            note = snap.annotations.get(record.id, _NO_ANNOTATION)
             prepared.append((record, summary, hps, note))
         for metrics in self._metrics:  # placeholders' live values
             metric_names.update(metrics)
