@@ -22,6 +22,7 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -759,7 +760,8 @@ class JobsTableModel(QAbstractTableModel):
         if self.group_by:
             labels = self._group_labels
             empty = NO_GROUP[self.group_by]
-            perm.sort(key=lambda r: (labels[r] == empty, labels[r].lower()))
+            group_keys = [(label == empty, label.lower()) for label in labels]
+            perm.sort(key=group_keys.__getitem__)
         if perm == list(range(n)):
             return
         self._permute(perm)
@@ -806,11 +808,15 @@ class JobsTableModel(QAbstractTableModel):
             self._group_labels = []
             self._group_counts = {}
             return
-        self._group_labels = [self._group_label(r) for r in range(len(self._records))]
-        counts: dict[str, int] = {}
-        for label in self._group_labels:
-            counts[label] = counts.get(label, 0) + 1
-        self._group_counts = counts
+        empty = NO_GROUP[self.group_by]
+        if self.group_by == "tag":
+            labels = [", ".join(tags) or empty for tags in self._tags]
+        elif self.group_by == "spec":
+            labels = [r.name or empty for r in self._records]
+        else:
+            labels = [self._group_label(r) for r in range(len(self._records))]
+        self._group_labels = labels
+        self._group_counts = dict(Counter(labels))
         col = self.column_of("group")
         if col is not None and self._records:
             self.dataChanged.emit(self.index(0, col), self.index(len(self._records) - 1, col))
