@@ -4,6 +4,7 @@ event files land in the store with their steps, exactly once across a take-over.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -216,3 +217,41 @@ def test_a_follower_that_takes_over_reads_every_tensorboard_scalar_once(
         second.shutdown()
         store.close()
         second_store.close()
+
+
+def _image_event(size: int) -> bytes:
+    """An Event whose one summary value is an image (field 4) of `size` bytes: no scalar."""
+    image = b"\x22" + tb._encode_varint(size) + b"\x00" * size  # Image.encoded_image_string
+    value = b"\x0a\x03img" + b"\x22" + tb._encode_varint(len(image)) + image
+    summary = b"\x0a" + tb._encode_varint(len(value)) + value
+    return b"\x10\x07" + b"\x2a" + tb._encode_varint(len(summary)) + summary
+
+
+def test_big_records_without_scalars_are_not_crc_checked_so_big_files_stay_cheap(
+    tmp_path: Path,
+) -> None:
+    big = tb.frame_record(_image_event(6 * 1024 * 1024))  # ~1.5 s of CRC-32C in Python
+    scalar = tb.frame_record(tb.encode_scalar_event("loss", 0.5, 8, 9.0))
+    (tmp_path / "events.out.tfevents.3").write_bytes(big + scalar)
+    follower = tb.EventFollower(tb.FolderSource(tmp_path), "algo-1")
+    began = time.monotonic()
+    (batch,) = follower.poll()
+    assert time.monotonic() - began < 1.0
+    assert [(s.name, s.step) for s in batch.samples] == [("tb/loss", 8)]
+    assert batch.problems == []
+
+
+def test_a_long_damaged_stretch_is_crossed_over_several_reads(tmp_path: Path) -> None:
+    good = tb.frame_record(tb.encode_scalar_event("loss", 1.0, 1, 1.0))
+    garbage = b"\xff" * (tb.MAX_RESYNC * 2 + 100)
+    (tmp_path / "events.out.tfevents.4").write_bytes(good + garbage + good)
+    follower = tb.EventFollower(tb.FolderSource(tmp_path), "algo-1")
+    steps: list[int | None] = []
+    problems: list[str] = []
+    for _ in range(5):
+        for batch in follower.poll():
+            steps += [s.step for s in batch.samples]
+            problems += batch.problems
+    assert steps == [1, 1]
+    assert problems and all("damaged record header" in p for p in problems)
+    assert follower.poll() == []

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ CONTAINER_DIR = "/opt/ml/output/tensorboard"
 FILE_MARKER = "tfevents"
 #: Never hold more than this of one file in memory per read; the rest comes next time.
 READ_CHUNK = 8 * 1024 * 1024
+#: At most this many damaged bytes are searched for the next record header per read.
+MAX_RESYNC = 64 * 1024
+#: Records up to this size are always CRC-checked; bigger ones only when they hold a scalar.
+ALWAYS_CHECKED = 4096
 #: A record longer than this is no scalar event (and no sane length): skip it unread.
 MAX_RECORD = 64 * 1024 * 1024
 
@@ -99,11 +103,16 @@ class Records:
     problems: list[str] = field(default_factory=list)
 
 
-def read_records(data: bytes, base: int = 0) -> Records:
+def read_records(
+    data: bytes, base: int = 0, worth_checking: Callable[[bytes], bool] | None = None
+) -> Records:
     """The complete records in `data` (which starts on a record boundary at file offset
     `base`). A record cut short at the end is left for the next read. A record whose data CRC
     is wrong is skipped and reported; a header whose length CRC is wrong cannot be trusted for
-    its length, so the reader looks for the next valid header byte by byte."""
+    its length, so the reader looks for the next valid header byte by byte.
+
+    CRC-32C in Python runs at a few MB/s: `worth_checking(payload)` False (an image or a
+    histogram, no scalar in it) drops a record unchecked, so big event files cost little."""
     out = Records()
     pos = 0
     resync_from: int | None = None
@@ -113,6 +122,8 @@ def read_records(data: bytes, base: int = 0) -> Records:
         if masked_crc(data[pos : pos + 8]) != length_crc or length > MAX_RECORD:
             if resync_from is None:
                 resync_from = pos
+            elif pos - resync_from >= MAX_RESYNC:
+                break  # a long damaged stretch: go on from here next time
             pos += 1
             continue
         if resync_from is not None:
@@ -127,7 +138,9 @@ def read_records(data: bytes, base: int = 0) -> Records:
             break  # not completely written yet
         payload = data[pos + _HEADER : pos + _HEADER + length]
         (data_crc,) = struct.unpack_from("<I", data, pos + _HEADER + length)
-        if masked_crc(payload) != data_crc:
+        if worth_checking is not None and not worth_checking(payload):
+            pass  # nothing of it would be used
+        elif masked_crc(payload) != data_crc:
             out.problems.append(f"record at byte {base + pos} failed its CRC check; skipped")
         else:
             out.records.append(payload)
@@ -136,7 +149,8 @@ def read_records(data: bytes, base: int = 0) -> Records:
     # Damage running into the end of what is there: keep looking there next time (the header
     # after it may still be on its way), but never re-read more than a header's worth.
     if resync_from is not None:
-        keep = max(resync_from, len(data) - _HEADER + 1)
+        keep = pos if pos - resync_from >= MAX_RESYNC else len(data) - _HEADER + 1
+        keep = max(resync_from, keep)
         if keep > resync_from:
             out.problems.append(
                 f"damaged record header at byte {base + resync_from}; skipped "
@@ -463,13 +477,22 @@ class EventFollower:
         except Exception as exc:  # gone meanwhile, S3 briefly unreachable: next time
             log.warning("reading %s: %s", relative, exc)
             return None
-        found = read_records(data, offset)
+        plugins = self._plugins.setdefault(relative, {})
+
+        def worth_checking(payload: bytes) -> bool:
+            if len(payload) <= ALWAYS_CHECKED:
+                return True
+            try:
+                return bool(decode_event(payload, dict(plugins)))
+            except DecodeError:
+                return True  # checked, and then reported as damaged or undecodable
+
+        found = read_records(data, offset, worth_checking)
         if len(data) >= READ_CHUNK and not found.records and found.used == 0:
             # One record bigger than a read: no scalar is that big; skip it by its header.
             (length,) = struct.unpack_from("<Q", data, 0)
             found.used = min(len(data), _HEADER + length + _FOOTER)
             found.problems.append(f"record at byte {offset} too large to read; skipped")
-        plugins = self._plugins.setdefault(relative, {})
         samples = []
         for record in found.records:
             try:
