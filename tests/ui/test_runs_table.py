@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import WindowFactory, window_factory
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QLineEdit
 
@@ -397,3 +398,45 @@ def test_a_reload_shows_new_values_and_keeps_unchanged_rows(
     assert cell_of(view, runs["a"], "last:loss") == "0.1"
     assert changed == [view.model.row_of(runs["a"])]  # the other runs were not redrawn
     assert view.selected_ids() == [runs["a"]]
+
+
+def test_grouping_by_sweep_uses_the_runs_sweep_id(qtbot: Any, store: Store, project: int) -> None:
+    one = add_run(store, project, "t", {"lr": 0.1}, {}, 10, sweep="sweep-1")
+    two = add_run(store, project, "t", {"lr": 0.2}, {}, 20, sweep="sweep-1")
+    alone = add_run(store, project, "t", {"lr": 0.3}, {}, 30)
+    view = open_view(qtbot, store, project)
+
+    view.group_combo.setCurrentIndex(view.group_combo.findData("sweep"))
+
+    assert cells(view, "group") == ["sweep-1", "sweep-1", "(no sweep)"]
+    assert set(view.visible_ids()[:2]) == {one, two} and view.visible_ids()[2] == alone
+
+
+@pytest.fixture
+def make_window(qtbot: Any) -> Iterator[WindowFactory]:
+    yield from window_factory(qtbot, in_process=True)
+
+
+def test_the_main_window_lists_a_projects_runs_with_their_values_and_offers_exports(
+    qtbot: Any, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    store = make_window.store
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    project = store.add_project("proj", str(folder)).id
+    first = add_run(store, project, "mnist", {"lr": 0.1}, {"loss": [1.0, 0.5]}, 1000)
+    add_run(store, project, "mnist", {"lr": 0.01}, {"loss": [2.0]}, 2000)
+    window = make_window()
+    assert window.projects.select_project(project)
+
+    qtbot.waitUntil(lambda: len(window.jobs.model.job_ids()) == 2, timeout=5000)
+
+    assert cell_of(window.jobs, first, "hp:lr") == "0.1"
+    assert cell_of(window.jobs, first, "last:loss") == "0.5"
+    texts = [a.text() for a in window.window_actions.export_menu.actions()]
+    assert texts == [
+        "Export metrics as CSV…",
+        "Export metrics as Parquet…",
+        "Export runs table as CSV…",
+    ]
+    assert window.jobs.export_table_action in window.jobs.table.actions()
