@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import os
 import re
 import subprocess
@@ -239,3 +240,39 @@ def test_without_write_access_to_site_packages_requirements_go_to_a_folder_of_th
     assert (Path(target) / f"{name}.py").is_file(), lines
     assert sys.path[0] == target and os.environ["PYTHONPATH"] == target
     assert any("is not writable: installing into" in line for line in lines)
+
+
+def test_when_no_worker_can_load_the_model_again_ping_says_so(tmp_path: Path) -> None:
+    marker = tmp_path / "loaded-once"
+    model_dir = model_with(
+        tmp_path,
+        f"""
+        import os
+        import time
+
+        def model_fn(model_dir):
+            if os.path.exists({str(marker)!r}):
+                raise RuntimeError("the weights went away")
+            open({str(marker)!r}, "w").close()
+
+        def transform_fn(model, data, content_type, accept):
+            time.sleep(float(data))
+            return "ok"
+        """,
+    )
+    lines: list[str] = []
+    with running(model_dir, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1"}, lines) as (url, _):
+        assert post(url, "30", "text/csv")[0] == 500
+        host, port = url.removeprefix("http://").split(":")
+        deadline = time.monotonic() + 60
+        status = 0
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection(host, int(port), timeout=5)
+            conn.request("GET", "/ping")
+            response = conn.getresponse()
+            status, body = response.status, response.read()
+            conn.close()
+            if status == 500:
+                break
+            time.sleep(0.2)
+        assert status == 500 and b"the weights went away" in body, "".join(lines)

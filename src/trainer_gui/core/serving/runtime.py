@@ -1128,10 +1128,18 @@ class WorkerPool:
                 return
 
         def restart() -> None:
+            replacement = self._spawn(worker.index)
             try:
-                self._await_loaded(self._spawn(worker.index))
+                self._await_loaded(replacement)
             except Exception as exc:
                 log(f"worker {worker.index} could not load the model again: {exc}")
+                replacement.process.kill()
+                with self._lock:
+                    if replacement in self._all:
+                        self._all.remove(replacement)
+                    if not self._all:  # nobody left to answer: /ping says so
+                        self.state = FAILED
+                        self.error = f"no worker could load the model again: {exc}"
 
         threading.Thread(target=restart, name=f"restart-{worker.index}", daemon=True).start()
 
