@@ -59,6 +59,37 @@ def test_expressions_filter_as_written(text: str, expected: bool) -> None:
     assert matches(text) is expected
 
 
+OTHER_ROWS: list[dict[str, Any]] = [
+    ROW,
+    {"lr": None, "test_acc": float("nan"), "tag": [], "status": "Failed", "name": "", "epochs": 3},
+    {"lr": 0.5, "test_acc": 1, "tag": ["large"], "status": "Completed", "name": "cifar"},
+    {"lr": "0.001", "test_acc": True, "tag": ["baseline"], "name": None, "epochs": "ten"},
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lr < 0.01 and test_acc > 0.9",
+        "lr > 0.01 or not test_acc >= 0.95",
+        'tag == "baseline" or tag != "large"',
+        'name ~ "i" and status == "Completed"',
+        "0.0001 < lr <= 0.5",
+        "epochs >= 4 or lr == lr",
+        "lr > -1 and test_acc != 1",
+        'not (tag ~ "a" or epochs < 5)',
+    ],
+)
+def test_a_whole_column_at_once_gives_what_each_row_gives(text: str) -> None:
+    compiled = parse_filter(text, KNOWN)
+    assert compiled is not None
+    columns = {name: [row.get(name) for row in OTHER_ROWS] for name in KNOWN}
+
+    at_once = compiled.rows(columns, len(OTHER_ROWS))
+
+    assert at_once == [compiled(row.get) for row in OTHER_ROWS]
+
+
 def test_an_empty_expression_filters_nothing() -> None:
     assert parse_filter("   ", KNOWN) is None
 

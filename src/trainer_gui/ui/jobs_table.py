@@ -691,10 +691,8 @@ class JobsTableModel(QAbstractTableModel):
         if ok is None or self._expression_version != self._version:
             by_name = self._expression_names
             columns = {n: self.column_values(by_name[n]) for n in expression.names}
-            ok = {}
-            for i, record in enumerate(self._records):
-                row_values = {n: values[i] for n, values in columns.items()}
-                ok[record.id] = expression(row_values.get)
+            passed = expression.rows(columns, len(self._records))
+            ok = {record.id: bool(p) for record, p in zip(self._records, passed, strict=True)}
             self._expression_ok = ok
             self._expression_version = self._version
         return ok.get(self._records[row].id, True)
