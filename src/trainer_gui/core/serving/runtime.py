@@ -581,6 +581,7 @@ class Context:
         }
         self.metrics: Any = None
         self.stopping_criteria: Any = None
+        self.model_yaml_config: dict[str, Any] = {}
         self.request_ids: dict[int, str] | None = None
         self._request_processor: list[RequestProcessor] | None = None
         if headers is not None:
