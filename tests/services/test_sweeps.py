@@ -372,3 +372,44 @@ def test_the_cli_runs_a_local_sweep_shows_its_trials_with_the_best_marked_and_st
         assert all(t.state == "stopped" for t in store.trials(sweep_id))
     assert main(["sweep", "show", "nope-never"]) != 0
     assert "no trials of the sweep 'nope-never'" in capsys.readouterr().err
+
+
+def test_a_crash_between_asking_optuna_and_storing_the_trial_keeps_that_trial(
+    service: JobService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep = load_sweep(write_sweep(tmp_path, steps=1, pause=0.0, max_trials=2, max_parallel=1))
+    record = sweeps.start_sweep(service.store, sweep)
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt("the process died here")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(service.store, "add_trial", crash)
+        with pytest.raises(KeyboardInterrupt):
+            sweeps.tick(service)
+    sweeps.release(service)
+    assert service.store.trials(record.id) == []  # Optuna has trial 0; the store has nothing
+
+    drive(service, record.id)
+
+    trials = service.store.trials(record.id)
+    assert [(t.number, t.state) for t in trials] == [(0, "complete"), (1, "complete")]
+    assert len(service.store.list_jobs()) == 2
+
+
+def test_a_hyperband_sweep_runs_with_optunas_hyperband_pruner(
+    service: JobService, tmp_path: Path
+) -> None:
+    path = write_sweep(
+        tmp_path,
+        steps=3,
+        pause=0.05,
+        strategy="hyperband",
+        max_trials=4,
+        hyperband={"max_resource": 3},
+    )
+    record = sweeps.start_sweep(service.store, load_sweep(path))
+    drive(service, record.id)
+    states = [t.state for t in service.store.trials(record.id)]
+    assert len(states) == 4 and set(states) <= {"complete", "pruned"}
+    assert service.store.get_sweep(record.id).status == "completed"  # type: ignore[union-attr]
