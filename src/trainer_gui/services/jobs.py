@@ -424,14 +424,31 @@ class JobService:
                 need = Needs(entry.gpus, entry.slots)
                 if not fits(need, running, slots, gpus):
                     break
+                # The job's follower lock before the claim: while this process starts it, no
+                # re-attach (here or elsewhere) can take it for a job that never started; if
+                # this process dies, the lock goes with it and a re-attach puts it back.
+                follower = self._take_queued(entry.job_id)
+                if follower is None:
+                    continue  # gone, or another process is starting it
                 if not store.claim(entry.job_id):
+                    self._release(entry.job_id)
                     continue  # cancelled, or another process's scheduler was first
                 self._give_gpus(entry.job_id, gpus)
                 running.append(need)
                 self._notify(StatusChanged(entry.job_id, JobStatus.STARTING, ""))
-                self._start_claimed(entry.job_id)
+                self._start_claimed(entry.job_id, follower)
                 started.append(entry.job_id)
             return started
+
+    def _take_queued(self, job_id: str) -> _Follower | None:
+        record = self.store.get_job(job_id)
+        if record is None or record.status != JobStatus.QUEUED.value:
+            return None
+        try:
+            return self._take(record, self.spec_of(record))
+        except UserError as exc:
+            log.warning("queued job %s cannot be read: %s", job_id, exc)
+            return None
 
     def _give_gpus(self, job_id: str, machine: int) -> None:
         """Pick the claimed job's devices: distinct from those of the local jobs running, one
@@ -454,19 +471,14 @@ class JobService:
             given = assign_gpus(per_host, spec.compute.instance_count, machine, ())
         self.store.update_backend_ids(job_id, {GPU_IDS_KEY: given})
 
-    def _start_claimed(self, job_id: str) -> None:
-        """Start a job this process claimed from the queue."""
+    def _start_claimed(self, job_id: str, follower: _Follower) -> None:
+        """Start a job this process claimed from the queue (holding its follower lock)."""
         record = self.get(job_id)
-        follower: _Follower | None = None
         try:
             spec = self.spec_of(record)
             runner = self.runner(record.backend)
             python = _str_or_none(record.backend_ids.get("python"))
             runner.check(spec, python)  # again: Docker or the interpreter may have gone since
-            follower = self._take(record, spec)
-            if follower is None:
-                self.store.requeue(job_id, "Another process follows it; queued again")
-                return
             ctx = self.context(self.get(job_id))
             ctx.spec = spec
             handle = runner.submit(ctx, follower)
@@ -477,8 +489,7 @@ class JobService:
             self.store.dequeue(job_id)
             self.store.set_status(job_id, JobStatus.FAILED.value, message)
             self._notify(StatusChanged(job_id, JobStatus.FAILED, message))
-            if follower is not None:
-                self._release(job_id)
+            self._release(job_id)
             with self._lock:
                 waiting = self._waiting.pop(job_id, None)
             if waiting is not None:
