@@ -413,3 +413,20 @@ def test_a_hyperband_sweep_runs_with_optunas_hyperband_pruner(
     states = [t.state for t in service.store.trials(record.id)]
     assert len(states) == 4 and set(states) <= {"complete", "pruned"}
     assert service.store.get_sweep(record.id).status == "completed"  # type: ignore[union-attr]
+
+
+def test_the_window_and_the_cli_start_without_importing_optuna() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import trainer_gui.cli.main, trainer_gui.ui.main_window, trainer_gui.services.job_host\n"
+        "import trainer_gui.services.sweeps, trainer_gui.ui.sweep_view\n"
+        "print(sorted(m for m in ('optuna', 'sqlalchemy') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "[]"
