@@ -284,7 +284,7 @@ def queue_shot(app: Any, window: Any, out: Path) -> None:
         spec = spec_from_dict({"name": f"sweep-lr-{lr}", "source": {"command": command}})
         ids.append(window.service.submit(spec, project.id if project else None).job_id)
     window.queue_dock.show()
-    window.resizeDocks([window.queue_dock], [520], Qt.Orientation.Horizontal)
+    window.resizeDocks([window.queue_dock], [440], Qt.Orientation.Horizontal)
     try:
         wait_until(
             app,

@@ -311,16 +311,22 @@ def test_a_queued_job_shows_its_place_in_the_jobs_table_and_the_detail(
     model = window.jobs.model
     qtbot.waitUntil(lambda: len(model.job_ids()) == 3, timeout=10_000)
     c = next(r.id for r in window.store.list_jobs() if r.name == "c")
-    row = model.job_ids().index(c)
-    index = model.index(row, COL_STATUS)
-    qtbot.waitUntil(
-        lambda: (
-            model.data(index, Qt.ItemDataRole.ToolTipRole)
-            == ("Queued: #2 in the queue (View > Queue)")
-        ),
-        timeout=10_000,
-    )
-    assert model.data(index) == "Queued"
+
+    def status_cell(role: Qt.ItemDataRole) -> Any:
+        return model.data(model.index(model.job_ids().index(c), COL_STATUS), role)
+
+    try:
+        qtbot.waitUntil(
+            lambda: (
+                status_cell(Qt.ItemDataRole.ToolTipRole) == "Queued: #2 in the queue (View > Queue)"
+            ),
+            timeout=10_000,
+        )
+    except Exception as exc:
+        jobs = [(r.name, r.status) for r in window.store.list_jobs()]
+        tip = status_cell(Qt.ItemDataRole.ToolTipRole)
+        raise AssertionError(f"tooltip {tip!r}; jobs {jobs}") from exc
+    assert status_cell(Qt.ItemDataRole.DisplayRole) == "Queued"
 
     assert window.jobs.select_job(c)
     qtbot.waitUntil(lambda: window.detail.queue_notice.isVisible(), timeout=5000)

@@ -298,6 +298,7 @@ class QueueView(QWidget):
         self._soon.setSingleShot(True)
         self._soon.setInterval(150)
         self._soon.timeout.connect(self.refresh)
+        self._priority_for: tuple[QueuedJob, int] | None = None
         self._priority_timer = QTimer(self)
         self._priority_timer.setSingleShot(True)
         self._priority_timer.setInterval(400)
@@ -435,6 +436,10 @@ class QueueView(QWidget):
     @Slot()
     def _update_buttons(self) -> None:
         job = self._selected()
+        pending = self._priority_for
+        if pending is not None and (job is None or pending[0].job_id != job.job_id):
+            self._priority_timer.stop()  # another row now: the typed priority goes first
+            self._apply_priority()
         waiting = self.snapshot.waiting if self.snapshot else []
         index = waiting.index(job) if job in waiting else -1
         self.up_button.setEnabled(index > 0)
@@ -442,7 +447,7 @@ class QueueView(QWidget):
         self.down_button.setEnabled(0 <= index < len(waiting) - 1)
         self.priority_spin.setEnabled(index >= 0)
         self.cancel_button.setEnabled(job is not None)
-        if job is not None and not self._priority_timer.isActive():
+        if job is not None and self._priority_for is None:
             self._syncing = True
             try:
                 self.priority_spin.setValue(job.entry.priority)
@@ -569,15 +574,18 @@ class QueueView(QWidget):
             self._change("resume the queue", control.resume)
 
     @Slot(int)
-    def _on_priority_changed(self, _value: int) -> None:
-        if not self._syncing and self._selected() is not None:
+    def _on_priority_changed(self, value: int) -> None:
+        job = self._selected()
+        if not self._syncing and job is not None:
+            self._priority_for = (job, value)  # the job it was typed for, whatever is selected next
             self._priority_timer.start()
 
     @Slot()
     def _apply_priority(self) -> None:
-        job = self._selected()
-        value = self.priority_spin.value()
-        if job is None or job.position == 0 or value == job.entry.priority:
+        if self._priority_for is None:
+            return
+        (job, value), self._priority_for = self._priority_for, None
+        if job.position == 0 or value == job.entry.priority:
             return
         control = self.control
         self._change("change the priority", lambda: control.set_priority(job.job_id, value))
