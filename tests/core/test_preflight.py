@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,17 @@ def test_system_metrics_are_no_first_metric_for_a_spec_without_metric_definition
     assert "nothing that looks like a metric" in result.reason
     assert result.job_id is not None  # while CPU and memory samples were stored
     assert any(n.startswith("sys/") for n in service.store.metric_names(result.job_id))
+
+
+def test_a_probe_stopped_by_someone_else_says_so(tmp_path: Path, service: JobService) -> None:
+    spec = _cloud_spec(tmp_path, "import time\nprint('busy', flush=True)\ntime.sleep(600)\n")
+    ids: list[str] = []
+
+    def stop_it(job_id: str) -> None:
+        ids.append(job_id)
+        threading.Timer(1.0, lambda: service.stop(job_id, wait=0)).start()
+
+    result = run_preflight(service, spec, limits=PreflightLimits(time_limit=60), submitted=stop_it)
+    assert not result.ok
+    assert result.reason.startswith("the probe was stopped before a verdict")
+    assert result.job_id == ids[0]

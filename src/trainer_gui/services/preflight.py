@@ -234,6 +234,8 @@ def _ended(
             checkpoint=checkpoint,
         )
     why = (failure or "").strip() or f"the job ended {status}"
+    if status == JobStatus.STOPPED.value:  # someone stopped it (or cancelled it in the queue)
+        return PreflightResult(False, f"the probe was stopped before a verdict: {why}")
     return PreflightResult(False, f"the job failed on the slice: {why}", metric=metric)
 
 
