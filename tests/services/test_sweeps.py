@@ -151,6 +151,8 @@ def test_a_twelve_trial_sweep_runs_two_at_a_time_and_stores_every_trial_with_its
         )
         assert 0.01 <= t.params["lr"] <= 0.4 and 1 <= t.params["layers"] <= 4
         assert t.value == pytest.approx(service.store.last_metrics(t.job_id)["loss"])
+        assert job.backend_ids["sweep"] == job.backend_ids["sweep_id"] == record.id
+        assert job.backend_ids["sweep_parameters"] == t.params
     assert len({(t.params["lr"], t.params["layers"]) for t in trials}) == 12
     assert most_at_once(spans(service.store, [t.job_id for t in trials])) == 2
     best = sweeps.best_trial(done, trials)

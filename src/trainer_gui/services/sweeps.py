@@ -404,6 +404,24 @@ class SweepDriver:
         except UserError as exc:  # the backend refuses it (Docker gone, a bad interpreter)
             log.warning("sweep %s: trial %d cannot start: %s", live.record.id, trial.number, exc)
             self._finish(live, trial, T_FAILED, None)
+            return
+        self._label(live, trial)
+
+    def _label(self, live: _Live, trial: TrialRecord) -> None:
+        """The sweep in the trial job's backend ids, as SageMaker trials carry it
+        (`core.aws.tuning`: sweep_id, sweep_parameters, sweep_objective) and as the runs table
+        groups by it (`sweep`)."""
+        record = live.record
+        self.store.update_backend_ids(
+            trial.job_id,
+            {
+                "sweep": record.id,
+                "sweep_id": record.id,
+                "sweep_trial": trial.number,
+                "sweep_parameters": trial.params,
+                "sweep_objective": {"metric": record.objective, "goal": record.goal},
+            },
+        )
 
     def _follow(self, live: _Live, trial: TrialRecord) -> bool:
         """Bring an active trial up to date with its job; whether it was submitted now."""
@@ -411,6 +429,8 @@ class SweepDriver:
         if job is None:
             self._submit(live, trial)
             return True
+        if "sweep_id" not in job.backend_ids:  # submitted by a driver that died right after
+            self._label(live, trial)
         if not job.is_terminal and job.status not in _WAITING and trial.state == T_QUEUED:
             self.store.set_trial_state(live.record.id, trial.number, T_RUNNING)
         self._report(live, trial)
