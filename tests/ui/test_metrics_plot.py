@@ -617,16 +617,20 @@ def test_log_ticks_pick_what_fits() -> None:
     assert log_ticks(1, 1, 180, 24) == []
 
 
-def test_the_hover_box_stays_inside_the_plot_near_its_top_right_corner(
-    panel: MetricsPanel, qtbot: QtBot
+@pytest.mark.parametrize(
+    ("fx", "fy"), [(0.95, 0.95), (0.05, 0.95), (0.05, 0.05), (0.95, 0.05), (0.6, 0.5)]
+)
+def test_the_hover_box_stays_inside_the_plot_wherever_the_mouse_is(
+    panel: MetricsPanel, qtbot: QtBot, fx: float, fy: float
 ) -> None:
-    panel.add_samples(JOB, samples(10))
+    panel.resize(520, 300)  # a narrow plot, as beside the Predict dock
+    panel.add_samples(JOB, samples(10) + samples(10, host="algo-2", t0=2000.0))
     panel.redraw()
     qtbot.waitUntil(lambda: panel.plot("loss").item.vb.width() > 100)
     panel.redraw()
     plot = panel.plot("loss")
     (x0, x1), (y0, y1) = plot.item.vb.viewRange()
-    move_mouse_to(qtbot, panel, "loss", x1 - (x1 - x0) * 0.05, y1 - (y1 - y0) * 0.05)
+    move_mouse_to(qtbot, panel, "loss", x0 + (x1 - x0) * fx, y0 + (y1 - y0) * fy)
     qtbot.waitUntil(lambda: plot.label.isVisible(), timeout=3000)
 
     box = plot.label.mapRectToScene(plot.label.boundingRect())

@@ -313,7 +313,12 @@ class MetricPlot(QObject):
         # point in the upper half, to its left in the right half.
         fx = (vx - x0) / (x1 - x0) if x1 > x0 else 0.0
         fy = (vy - y0) / (y1 - y0) if y1 > y0 else 0.0
-        self.label.setAnchor((1.0 if fx > 0.5 else 0.0, 0.0 if fy > 0.5 else 1.0))
+        box = self.label.textItem.boundingRect()
+        right, left = (1.0 - fx) * width, fx * width  # pixels free on each side of the point
+        above, below = (1.0 - fy) * height, fy * height  # view y grows upwards
+        to_right = box.width() <= right or (box.width() > left and right >= left)
+        upward = box.height() <= above or (box.height() > below and above >= below)
+        self.label.setAnchor((0.0 if to_right else 1.0, 1.0 if upward else 0.0))
         self.label.setPos(vx, vy)
         for hover_item in (self.vline, self.hline, self.label):
             hover_item.show()
