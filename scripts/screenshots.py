@@ -312,6 +312,9 @@ def predict_shot(app: Any, window: Any, job_id: str, out: Path) -> None:
 
     from trainer_gui.core.serving.runtime import ModelService, make_server
 
+    panel = window.detail.metrics  # the mouse has left the plots: no read-out in this picture
+    for name in panel.metric_names:
+        panel.plot(name).hide_hover()
     record = window.jobs.model.record_by_id(job_id)
     archive = next(Path(record.run_dir).rglob("model.tar.gz"), None) if record else None
     if archive is None:
