@@ -39,6 +39,11 @@ LAZY_LIBRARIES = (
     "yaml",
     "platformdirs",
     "numpy",
+    "psutil",
+    "optuna",
+    "optuna.distributions",
+    "optuna.storages.journal",
+    "optuna.trial",
 )
 
 
