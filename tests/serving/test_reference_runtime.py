@@ -372,13 +372,16 @@ def test_a_chunked_body_over_the_payload_limit_is_refused(serve: Any) -> None:
     ) as (url, _):
         host, port = url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        conn.request(
-            "POST",
-            "/invocations",
-            body=iter([b"[" + b"1," * 600, b"1]"]),
-            headers={"Content-Type": "application/json"},
-            encode_chunked=True,
-        )
+        try:
+            conn.request(
+                "POST",
+                "/invocations",
+                body=iter([b"[" + b"1," * 600, b"1]"]),
+                headers={"Content-Type": "application/json"},
+                encode_chunked=True,
+            )
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before the last chunk went: allowed
         response = conn.getresponse()
         assert response.status == 413 and b"MB limit" in response.read()
         conn.close()

@@ -198,7 +198,7 @@ class _Follower:
     def _handle(self, event: JobEvent) -> None:
         if self._back_to_the_queue(event):
             self.service._notify(StatusChanged(self.job_id, JobStatus.QUEUED, ""))
-            self.service._release(self.job_id)
+            self.service._release(self.job_id, only=self)
             threading.Thread(
                 target=self.service._schedule_quietly, name="queue", daemon=True
             ).start()
@@ -218,7 +218,7 @@ class _Follower:
             self.service._notify(MetricBatch(self.job_id, samples))
         if isinstance(event, StatusChanged) and event.status.is_terminal:
             self.service.store.dequeue(self.job_id)  # a row left by a starter that died
-            self.service._release(self.job_id)
+            self.service._release(self.job_id, only=self)
 
 
 class JobService:
@@ -253,10 +253,12 @@ class JobService:
     def _notify(self, event: AnyEvent) -> None:
         self._board.notify(event)
 
-    def _release(self, job_id: str) -> None:
+    def _release(self, job_id: str, only: _Follower | None = None) -> None:
+        """Let go of the job's follower; with `only`, just that one: a job put back in the
+        queue may already have a new follower (its new start) that must not be closed."""
         with self._lock:
             follower = self._followers.get(job_id)
-        if follower is None:
+        if follower is None or (only is not None and follower is not only):
             return
         with follower._io:
             follower.closed = True
@@ -338,9 +340,10 @@ class JobService:
         that ended frees its resources: queued jobs may start."""
         with self._lock:
             self._handles[handle.job_id] = handle
+            follower = self._followers.get(handle.job_id)
 
         def done(finished: JobHandle) -> None:
-            self._release(finished.job_id)
+            self._release(finished.job_id, only=follower)
             threading.Thread(target=self._schedule_quietly, name="queue", daemon=True).start()
 
         handle.on_done(done)
