@@ -11,6 +11,7 @@ anything else `json.dumps(value, indent=2)`, a TypeError there is a 503). The ru
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -372,7 +373,8 @@ def test_a_chunked_body_over_the_payload_limit_is_refused(serve: Any) -> None:
     ) as (url, _):
         host, port = url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        try:
+        # The server may answer and close before the last chunk goes: that is allowed.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             conn.request(
                 "POST",
                 "/invocations",
@@ -380,8 +382,6 @@ def test_a_chunked_body_over_the_payload_limit_is_refused(serve: Any) -> None:
                 headers={"Content-Type": "application/json"},
                 encode_chunked=True,
             )
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and closed before the last chunk went: allowed
         response = conn.getresponse()
         assert response.status == 413 and b"MB limit" in response.read()
         conn.close()
