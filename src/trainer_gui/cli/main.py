@@ -720,12 +720,16 @@ def _sm_export(args: argparse.Namespace) -> int:
     from trainer_gui.core.spec import load_spec
 
     texts, notes = export_spec(load_spec(args.spec), (args.format,))
-    text = texts[args.format]
+    return write_export(texts[args.format], notes, args.output)
+
+
+def write_export(text: str, notes: Sequence[str], output: str | None) -> int:
+    """An export's notes on stderr, its text to `output` or stdout (spec and sweep exports)."""
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"Wrote {args.output}")
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"Wrote {output}")
     else:
         sys.stdout.write(text)
     return EXIT_OK

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from trainer_gui.core.errors import UserError
@@ -136,19 +135,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from trainer_gui.cli.main import write_export
     from trainer_gui.core.aws.export import export_sweep
     from trainer_gui.core.spec.sweep import load_sweep
 
     texts, notes = export_sweep(load_sweep(args.file), (args.format,), args.name)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    text = texts[args.format]
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"Wrote {args.output}")
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    return write_export(texts[args.format], notes, args.output)
 
 
 # -- run / attach ---------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from trainer_gui.core.metrics.series import (
     SeriesKey,
     write_csv,
 )
-from trainer_gui.core.naming import run_color, run_colors
+from trainer_gui.core.naming import PALETTE, run_color, run_colors
 from trainer_gui.core.runners.sysmetrics import is_system_metric
 from trainer_gui.services.live_data import MetricChunk, as_metric_chunk, overlap
 from trainer_gui.ui.flow_layout import FlowLayout
@@ -75,19 +75,6 @@ SLIDER_STEPS = 1000
 COLUMNS = 2
 LEGEND_OPEN_MAX = 8  # more series than this: the legend starts folded
 X_MODES = {X_STEP: "Step", X_WALL: "Wall time", X_RELATIVE: "Relative time (s)"}
-# Tableau 10: distinct on light and dark backgrounds.
-PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
-)
 
 
 class SeriesLegend(QWidget):
