@@ -323,6 +323,7 @@ def test_a_sweep_runs_as_a_tuning_job_whose_trials_are_followed_into_the_store(
     assert sorted(r.id for r in records) == sorted(seen)
     for record in records:
         assert record.backend_ids[tuning.SWEEP_KEY] == name
+        assert record.backend_ids[tuning.GROUP_KEY] == name  # the runs table groups by it
         params = record.backend_ids[tuning.PARAMETERS_KEY]
         assert set(params) == {"lr", "batch_size", "optimizer"}
         assert params["optimizer"] in ("adam", "sgd")  # decoded from the JSON sent

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 #: name on SageMaker) and the tuned values as SageMaker reports them.
 TUNING_KEY = "tuning_job_name"
 SWEEP_KEY = "sweep_id"
+GROUP_KEY = "sweep"
 PARAMETERS_KEY = "sweep_parameters"
 #: {"metric": name, "goal": "minimize" | "maximize"}: what `sweep show` ranks the trials by.
 OBJECTIVE_KEY = "sweep_objective"
@@ -386,6 +387,7 @@ def adopt_trials(
         ids: dict[str, Any] = {
             TUNING_KEY: name,
             SWEEP_KEY: name,
+            GROUP_KEY: name,  # what the runs table groups by, for local sweeps' trials too
             PARAMETERS_KEY: decoded(trial.parameters),
         }
         if state.objective_metric:
