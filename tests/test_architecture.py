@@ -13,7 +13,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "trainer_gui"
 FORBIDDEN_IN_CORE = ("PySide6", "shiboken6", "pyqtgraph", "trainer_gui.ui", "trainer_gui.cli")
 FORBIDDEN_IN_SERVICES = FORBIDDEN_IN_CORE
-LAZY_ONLY = ("boto3", "botocore", "docker", "pyqtgraph", "torch")
+LAZY_ONLY = ("boto3", "botocore", "docker", "pyqtgraph", "torch", "optuna", "pyarrow", "pynvml")
 
 
 def _imports(path: Path, top_level_only: bool) -> list[str]:
