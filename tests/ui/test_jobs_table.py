@@ -281,3 +281,10 @@ def test_a_starting_row_shows_at_once_at_the_top_and_gives_way_to_the_job(view: 
     failed = view.model.add_placeholder("broken", "local-process", 1)
     view.model.remove_placeholder(failed)
     assert shown(view) == ["fresh", "old"]
+
+
+def test_a_queued_job_shows_no_start_time_only_when_it_was_queued(view: JobsView) -> None:
+    view.model.set_jobs([(record("waits", "Queued", started=None, ended=None), {})])
+    index = view.model.index(0, COL_STARTED)
+    assert view.model.data(index, Qt.ItemDataRole.DisplayRole) == "–"
+    assert str(view.model.data(index, Qt.ItemDataRole.ToolTipRole)).startswith("Queued at ")

@@ -524,10 +524,12 @@ class JobsTableModel(QAbstractTableModel):
                     return cloud_tooltip(record)
         elif kind == "started":
             started = record.started_at or record.created_at
+            waiting = record.status == JobStatus.QUEUED.value  # not started: no start time
             if role == Qt.ItemDataRole.DisplayRole:
-                return format_started(started)
+                return "–" if waiting else format_started(started)
             if role == Qt.ItemDataRole.ToolTipRole:
-                return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+                return f"Queued at {stamp}" if waiting else stamp
         elif kind == "duration":
             if role == Qt.ItemDataRole.DisplayRole:
                 return format_duration(record.duration)
