@@ -54,6 +54,8 @@ def test_the_example_runs_end_to_end(app_home: Path) -> None:
     assert "[algo-1] epoch=2 " in out
     assert out.count("\u25b8 algo-1 ") == 3 and "test_acc=" in out  # metrics as they come
     assert "Final metrics:" in out and "test_acc=" in out
+    final = next(line for line in out.splitlines() if line.startswith("Final metrics:"))
+    assert "sys/" not in final  # CPU and memory readings are for the plots
     store = Store()
     [record] = store.list_jobs()
     assert record.status == "Completed"

@@ -279,11 +279,18 @@ def _print_phases(store: Store, record: JobRecord, out: TextIO) -> None:
         out.write(f"  {start:>{wide[0]}}  {step.label:<{wide[1]}}  {spent:>{wide[2]}}{now}\n")
 
 
+def _training_metrics(last: dict[str, float]) -> dict[str, float]:
+    """The script's own metrics: system readings (CPU, memory) are for the plots."""
+    from trainer_gui.core.runners.sysmetrics import is_system_metric
+
+    return {name: value for name, value in last.items() if not is_system_metric(name)}
+
+
 def _summary(service: Jobs, record: JobRecord, out: TextIO) -> None:
     out.write(f"\nJob {record.id}: {record.status} in {_duration(record.duration)}\n")
     if record.failure_reason and record.status != "Completed":
         out.write(f"Reason: {record.failure_reason.strip()}\n")
-    last = service.store.last_metrics(record.id)
+    last = _training_metrics(service.store.last_metrics(record.id))
     if last:
         out.write(
             "Final metrics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in last.items()) + "\n"
@@ -369,7 +376,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     rows = [("JOB", "BACKEND", "STATUS", "STARTED", "DURATION", "METRICS")]
     for r in records:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at or r.created_at))
-        last = service.store.last_metrics(r.id)
+        last = _training_metrics(service.store.last_metrics(r.id))
         metrics = " ".join(f"{k}={_fmt_value(v)}" for k, v in list(last.items())[:3])
         rows.append((r.id, r.backend, r.status, started, _duration(r.duration), metrics))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
