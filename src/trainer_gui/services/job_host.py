@@ -57,6 +57,7 @@ from trainer_gui.core.errors import UserError
 from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.runners.base import JobHandle
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch
+from trainer_gui.core.runners.proc import pid_alive
 from trainer_gui.services.api import EventListener, JobBoard, Jobs
 from trainer_gui.services.jobs import JobService
 from trainer_gui.services.live_data import in_columns
@@ -148,15 +149,6 @@ def _remove_endpoint_if_mine(folder: Path) -> None:
             (folder / ENDPOINT).unlink()
         except OSError as exc:
             log.info("cannot remove %s: %s", folder / ENDPOINT, exc)
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return pid == os.getpid()
 
 
 def _open_log(folder: Path) -> Any:
@@ -416,7 +408,7 @@ class _Host:
             log.exception("the queue could not start a job")
 
     def _watch_keeper(self) -> None:
-        if self.keeper is None or _alive(self.keeper):
+        if self.keeper is None or pid_alive(self.keeper):
             return
         log.warning("the keeper (pid %d) is gone; starting a new one", self.keeper)
         command = [*job_host_command(), "--store", str(self.store_path)]
@@ -553,7 +545,7 @@ def _keep(store_path: Path, watch: int | None) -> int:
                 continue
             clean = code == 0
         else:
-            if _alive(pid):
+            if pid_alive(pid):
                 continue
             endpoint = read_endpoint(folder)
             clean = endpoint is None or endpoint["pid"] != pid
@@ -601,7 +593,7 @@ def stop_host(store_path: Path, timeout: float = 30.0) -> bool:
     host runs afterwards. For tests and for uninstalling."""
     folder = host_dir(store_path)
     endpoint = read_endpoint(folder)
-    if endpoint is None or not _alive(endpoint["pid"]):
+    if endpoint is None or not pid_alive(endpoint["pid"]):
         return True
     try:
         conn = Client(endpoint["address"], authkey=endpoint["authkey"])
@@ -619,9 +611,9 @@ def stop_host(store_path: Path, timeout: float = 30.0) -> bool:
     except (OSError, EOFError, AuthenticationError) as exc:
         log.info("the job host did not take the goodbye: %s", exc)
     deadline = time.monotonic() + timeout
-    while _alive(endpoint["pid"]) and time.monotonic() < deadline:
+    while pid_alive(endpoint["pid"]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not _alive(endpoint["pid"])
+    return not pid_alive(endpoint["pid"])
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -721,7 +713,7 @@ class JobHostClient:
                     last_error = "the job host is closing"
                 except (OSError, EOFError, AuthenticationError) as exc:
                     last_error = f"the job host at {endpoint['address']} did not answer: {exc}"
-            if spawned is None and (endpoint is None or not _alive(endpoint["pid"])):
+            if spawned is None and (endpoint is None or not pid_alive(endpoint["pid"])):
                 command = [*self._command, "--store", str(self.store.path)]
                 spawned = _spawn(command, self._folder)
             elif spawned is not None and spawned.poll() not in (None, 0):

@@ -90,57 +90,76 @@ def tune_for_responsiveness() -> None:
 # -- looks -------------------------------------------------------------------------------------
 
 
-def dark_palette() -> QPalette:
+def _palette(
+    window: tuple[int, ...],
+    base: tuple[int, ...],
+    text: tuple[int, ...],
+    disabled: tuple[int, ...],
+    alternate: tuple[int, ...],
+    tip: tuple[int, ...],
+    placeholder: tuple[int, ...],
+    bright: tuple[int, ...],
+    link: tuple[int, ...],
+    highlight: tuple[int, ...],
+) -> QPalette:
+    """Every role the app's widgets use, from one set of colours (the two themes differ only
+    in their colours)."""
     from PySide6.QtGui import QColor, QPalette
 
     p = QPalette()
-    window, base, text = QColor(45, 45, 48), QColor(30, 30, 32), QColor(230, 230, 230)
-    disabled = QColor(127, 127, 127)
     role = QPalette.ColorRole
-    p.setColor(role.Window, window)
-    p.setColor(role.WindowText, text)
-    p.setColor(role.Base, base)
-    p.setColor(role.AlternateBase, QColor(40, 40, 43))
-    p.setColor(role.ToolTipBase, QColor(60, 60, 64))
-    p.setColor(role.ToolTipText, text)
-    p.setColor(role.PlaceholderText, disabled)
-    p.setColor(role.Text, text)
-    p.setColor(role.Button, window)
-    p.setColor(role.ButtonText, text)
-    p.setColor(role.BrightText, QColor(255, 90, 90))
-    p.setColor(role.Link, QColor(90, 160, 255))
-    p.setColor(role.Highlight, QColor(47, 111, 216))
-    p.setColor(role.HighlightedText, QColor(255, 255, 255))
-    for r in (role.WindowText, role.Text, role.ButtonText):
-        p.setColor(QPalette.ColorGroup.Disabled, r, disabled)
+    colours = {
+        role.Window: window,
+        role.WindowText: text,
+        role.Base: base,
+        role.AlternateBase: alternate,
+        role.ToolTipBase: tip,
+        role.ToolTipText: text,
+        role.PlaceholderText: placeholder,
+        role.Text: text,
+        role.Button: window,
+        role.ButtonText: text,
+        role.BrightText: bright,
+        role.Link: link,
+        role.Highlight: highlight,
+        role.HighlightedText: (255, 255, 255),
+    }
+    for which, rgb in colours.items():
+        p.setColor(which, QColor(*rgb))
+    for which in (role.WindowText, role.Text, role.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, which, QColor(*disabled))
     return p
+
+
+def dark_palette() -> QPalette:
+    return _palette(
+        window=(45, 45, 48),
+        base=(30, 30, 32),
+        text=(230, 230, 230),
+        disabled=(127, 127, 127),
+        alternate=(40, 40, 43),
+        tip=(60, 60, 64),
+        placeholder=(127, 127, 127),
+        bright=(255, 90, 90),
+        link=(90, 160, 255),
+        highlight=(47, 111, 216),
+    )
 
 
 def light_palette() -> QPalette:
     """Fusion's light colours, spelled out: a dark desktop's palette must not leak in."""
-    from PySide6.QtGui import QColor, QPalette
-
-    p = QPalette()
-    window, base, text = QColor(239, 239, 239), QColor(255, 255, 255), QColor(0, 0, 0)
-    disabled = QColor(120, 120, 120)
-    role = QPalette.ColorRole
-    p.setColor(role.Window, window)
-    p.setColor(role.WindowText, text)
-    p.setColor(role.Base, base)
-    p.setColor(role.AlternateBase, QColor(247, 247, 247))
-    p.setColor(role.ToolTipBase, QColor(255, 255, 220))
-    p.setColor(role.ToolTipText, text)
-    p.setColor(role.PlaceholderText, QColor(0, 0, 0, 128))
-    p.setColor(role.Text, text)
-    p.setColor(role.Button, window)
-    p.setColor(role.ButtonText, text)
-    p.setColor(role.BrightText, QColor(255, 255, 255))
-    p.setColor(role.Link, QColor(0, 0, 255))
-    p.setColor(role.Highlight, QColor(48, 140, 198))
-    p.setColor(role.HighlightedText, QColor(255, 255, 255))
-    for r in (role.WindowText, role.Text, role.ButtonText):
-        p.setColor(QPalette.ColorGroup.Disabled, r, disabled)
-    return p
+    return _palette(
+        window=(239, 239, 239),
+        base=(255, 255, 255),
+        text=(0, 0, 0),
+        disabled=(120, 120, 120),
+        alternate=(247, 247, 247),
+        tip=(255, 255, 220),
+        placeholder=(0, 0, 0, 128),
+        bright=(255, 255, 255),
+        link=(0, 0, 255),
+        highlight=(48, 140, 198),
+    )
 
 
 def env_theme() -> str | None:
