@@ -380,6 +380,15 @@ class MetricDefinition(_Model):
         return v
 
 
+#: AWS Batch (SubmitServiceJob): a job queue name (or its ARN), share identifiers, priorities.
+BATCH_QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+BATCH_QUEUE_ARN_RE = re.compile(
+    r"^arn:aws[a-z\-]*:batch:[a-z]{2}(-[a-z]+)+-\d:\d{12}:job-queue/[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
+)
+BATCH_SHARE_RE = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
+BATCH_PRIORITY_MAX = 9999
+
+
 class SageMakerSettings(_Model):
     """Cloud-only settings. Never holds credentials: those come from boto3's chain."""
 
@@ -401,6 +410,61 @@ class SageMakerSettings(_Model):
         description="s3://bucket/prefix for code, data and outputs; default: the SageMaker "
         "default bucket.",
     )
+    batch_queue: str | None = Field(
+        None,
+        title="AWS Batch queue",
+        description="Submit through this SageMaker Training job queue (name or ARN); empty "
+        "creates the training job directly.",
+    )
+    batch_priority: WholeNumber | None = Field(
+        None,
+        ge=0,
+        le=BATCH_PRIORITY_MAX,
+        title="Batch priority",
+        description="Scheduling priority in the queue (0-9999, higher runs first).",
+    )
+    batch_share_identifier: str | None = Field(
+        None,
+        title="Batch share identifier",
+        description="Fair-share identifier; needed when the queue has a fair-share policy.",
+    )
+
+    @field_validator("batch_queue")
+    @classmethod
+    def _batch_queue(cls, v: str | None) -> str | None:
+        if v and not (BATCH_QUEUE_NAME_RE.match(v) or BATCH_QUEUE_ARN_RE.match(v)):
+            raise ValueError(
+                f"{v!r} is not an AWS Batch job queue: give its name (up to 128 letters, digits, "
+                "hyphens and underscores) or its ARN "
+                "(arn:aws:batch:<region>:<account>:job-queue/<name>)"
+            )
+        return v or None
+
+    @field_validator("batch_share_identifier")
+    @classmethod
+    def _batch_share(cls, v: str | None) -> str | None:
+        if v and not BATCH_SHARE_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not a Batch share identifier: up to 255 letters and digits, "
+                "optionally followed by *"
+            )
+        return v or None
+
+    @model_validator(mode="after")
+    def _batch_settings_need_a_queue(self) -> SageMakerSettings:
+        if not self.batch_queue:
+            named = [
+                name
+                for name in ("batch_priority", "batch_share_identifier")
+                if getattr(self, name) is not None
+            ]
+            if named:
+                verb = "applies" if len(named) == 1 else "apply"
+                raise ValueError(
+                    f"{' and '.join(named)} only {verb} with batch_queue; name the AWS Batch "
+                    "queue or clear it"
+                )
+        return self
 
     @field_validator("role_arn")
     @classmethod
