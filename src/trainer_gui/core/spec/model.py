@@ -215,6 +215,42 @@ class SourceSpec(_Model):
         return self
 
 
+#: Instance types SageMaker's data-parallel library (smddp) runs on: the SageMaker Python SDK's
+#: `fw_utils.SM_DATAPARALLEL_SUPPORTED_INSTANCE_TYPES` (v2.257), less its "local_gpu".
+SMDDP_INSTANCE_TYPES = ("ml.p3.16xlarge", "ml.p3dn.24xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge")
+INSTANCE_TYPE_PATTERN = (
+    r"^(ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+|local|local_gpu)$"  # ml.c7i-flex.xlarge
+)
+MAX_HOSTS = 100
+
+
+class InstanceGroupSpec(_Model):
+    """One instance group of a heterogeneous cluster (CreateTrainingJob's InstanceGroup)."""
+
+    name: str = Field(
+        ...,
+        title="Group name",
+        description="The script sees it as SM_CURRENT_INSTANCE_GROUP (1-64 characters).",
+    )
+    instance_type: str = Field(
+        ..., title="Instance type", description="This group's type.", pattern=INSTANCE_TYPE_PATTERN
+    )
+    instance_count: WholeNumber = Field(
+        1, ge=1, le=MAX_HOSTS, title="Instance count", description="Hosts in this group."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_per_service_model(cls, v: str) -> str:
+        # InstanceGroupName: 1-64 characters, pattern ".+" (no line breaks).
+        if not v or len(v) > 64 or not re.fullmatch(r".+", v) or not v.strip():
+            raise ValueError(
+                f"instance group name {v[:70]!r} must be 1-64 characters on one line "
+                "(e.g. trainers)"
+            )
+        return v
+
+
 class ComputeSpec(_Model):
     """Where and on how much hardware the job runs."""
 
@@ -228,10 +264,16 @@ class ComputeSpec(_Model):
         title="Instance type",
         description="SageMaker instance type; local backends report it to the script as "
         "SM_CURRENT_INSTANCE_TYPE.",
-        pattern=r"^(ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+|local|local_gpu)$",  # ml.c7i-flex.xlarge
+        pattern=INSTANCE_TYPE_PATTERN,
     )
     instance_count: WholeNumber = Field(
-        1, ge=1, le=100, title="Instance count", description="Hosts algo-1..N."
+        1, ge=1, le=MAX_HOSTS, title="Instance count", description="Hosts algo-1..N."
+    )
+    instance_groups: list[InstanceGroupSpec] = Field(
+        default_factory=list,
+        title="Instance groups",
+        description="A heterogeneous cluster: groups of hosts of their own type (instead of "
+        "instance type and count); hosts are algo-1..N across the groups, in order.",
     )
     gpus: Annotated[int | Literal["all"], BeforeValidator(_not_bool)] = Field(
         0,
@@ -261,14 +303,53 @@ class ComputeSpec(_Model):
                 raise ValueError(problem)
         return v
 
+    @model_validator(mode="after")
+    def _groups(self) -> ComputeSpec:
+        """Instance groups per the service model (InstanceGroups: at most 5; names unique)."""
+        groups = self.instance_groups
+        if not groups:
+            return self
+        from trainer_gui.core.spec import limits
+
+        most = limits.max_of("ResourceConfig", "InstanceGroups")
+        if len(groups) > most:
+            raise ValueError(f"{len(groups)} instance groups; SageMaker accepts at most {most}")
+        if self.instance_count != 1:
+            raise ValueError(
+                "instance_count and instance_groups exclude each other: give each group its "
+                "instance_count and leave compute.instance_count at 1"
+            )
+        names = [g.name for g in groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"instance group name {dupes[0]!r} is used twice; rename one")
+        total = sum(g.instance_count for g in groups)
+        if total > MAX_HOSTS:
+            raise ValueError(f"the instance groups have {total} hosts; at most {MAX_HOSTS}")
+        if self.backend == Backend.SAGEMAKER:
+            for group in groups:
+                problem = limits.instance_type_problem(group.instance_type)
+                if problem:
+                    raise ValueError(f"instance group {group.name!r}: {problem}")
+        return self
+
+    @property
+    def host_count(self) -> int:
+        """Hosts algo-1..N: the groups' counts added up, or instance_count."""
+        if self.instance_groups:
+            return sum(g.instance_count for g in self.instance_groups)
+        return self.instance_count
+
 
 class DistributionSpec(_Model):
     """How processes are launched on each host (SageMaker's `distribution`)."""
 
-    kind: Literal["none", "torchrun", "custom"] = Field(
+    kind: Literal["none", "torchrun", "mpi", "smddp", "custom"] = Field(
         "none",
         title="Distribution",
         description="none: one process per host; torchrun: torch.distributed across all hosts; "
+        "mpi: mpirun from the first host over SSH to all hosts; "
+        "smddp: SageMaker's data-parallel library (on SageMaker; torchrun locally); "
         "custom: run your own driver script.",
     )
     processes_per_host: WholeNumber | None = Field(
@@ -276,13 +357,27 @@ class DistributionSpec(_Model):
         ge=1,
         le=128,
         title="Processes per host",
-        description="torchrun --nproc_per_node; empty means one per GPU, or 1 on CPU.",
+        description="torchrun --nproc_per_node, or MPI processes per host; empty means one "
+        "per GPU, or 1 on CPU.",
+    )
+    mpi_options: str | None = Field(
+        None,
+        max_length=2048,
+        title="Extra mpirun options",
+        description="MPI: added to the mpirun command line (SageMaker's custom_mpi_options), "
+        "e.g. '--NCCL_DEBUG WARN -x MY_VAR=1'.",
     )
     driver_dir: str | None = Field(
         None, title="Driver folder", description="Custom distribution: folder with your driver."
     )
     driver_script: str | None = Field(
         None, title="Driver script", description="Custom distribution: script in the driver folder."
+    )
+    instance_groups: list[str] = Field(
+        default_factory=list,
+        title="Distributed instance groups",
+        description="With instance groups: the group that runs the distribution (the SDK's "
+        "distribution['instance_groups']); the other groups run the script once per host.",
     )
 
     @field_validator("driver_dir")
@@ -304,6 +399,8 @@ class DistributionSpec(_Model):
             raise ValueError(
                 "driver_dir and driver_script only apply to kind: custom; set kind or remove them"
             )
+        if self.kind != "mpi" and self.mpi_options:
+            raise ValueError("mpi_options only apply to kind: mpi; set kind or remove them")
         if self.driver_dir and self.driver_script:
             _check_script_in_folder(
                 info, self.driver_dir, self.driver_script, "driver script", "driver folder"
@@ -667,7 +764,7 @@ class JobSpec(_Model):
         if base is not None:
             self._base_dir = base
         backend = self.compute.backend
-        if backend == Backend.LOCAL_PROCESS and self.compute.instance_count != 1:
+        if backend == Backend.LOCAL_PROCESS and self.compute.host_count != 1:
             raise ValueError(
                 "compute.instance_count: the local-process backend runs one host; set 1, or "
                 "pick the docker or sagemaker backend for several hosts"
@@ -690,10 +787,71 @@ class JobSpec(_Model):
                         f"channels: {ch.name!r} uses {ch.input_mode} mode; local backends "
                         "support File mode only"
                     )
+        problem = self.distribution_groups_problem() or self.smddp_instance_problem()
+        if problem:
+            raise ValueError(problem)
         problem = self.hyperparameter_count_problem(base is not None)
         if problem:
             raise ValueError(problem)
         return self
+
+    def distribution_groups_problem(self) -> str | None:
+        """distribution.instance_groups as the SageMaker SDK checks them (`validate_distribution`):
+        names of compute.instance_groups; only with a distribution; with several groups, one."""
+        named = self.distribution.instance_groups
+        groups = [g.name for g in self.compute.instance_groups]
+        kind = self.distribution.kind
+        if named and not groups:
+            return (
+                "distribution.instance_groups names groups, but compute.instance_groups has none; "
+                "add the groups or remove the names"
+            )
+        unknown = [n for n in named if n not in groups]
+        if unknown:
+            return (
+                f"distribution.instance_groups: {unknown[0]!r} is not one of compute."
+                f"instance_groups ({', '.join(groups)})"
+            )
+        if named and kind in ("none", "custom"):
+            return (
+                f"distribution.instance_groups only applies to a distribution (torchrun, mpi, "
+                f"smddp); kind is {kind}"
+            )
+        if len(groups) > 1 and kind not in ("none", "custom") and len(named) != 1:
+            return (
+                f"distribution.instance_groups: with {len(groups)} instance groups, name the one "
+                f"group that runs {kind} (e.g. [{groups[0]}]); SageMaker runs one"
+            )
+        return None
+
+    def distribution_group_names(self) -> list[str]:
+        """The groups that run the distribution: those named, or the only group there is."""
+        if self.distribution.instance_groups:
+            return list(self.distribution.instance_groups)
+        groups = self.compute.instance_groups
+        return [groups[0].name] if len(groups) == 1 else []
+
+    def smddp_instance_problem(self) -> str | None:
+        """smddp on SageMaker runs only on the SDK's supported types (locally it is torchrun)."""
+        if self.distribution.kind != "smddp" or self.compute.backend != Backend.SAGEMAKER:
+            return None
+        named = set(self.distribution_group_names())
+        if self.compute.instance_groups:
+            types = [
+                (f"instance group {g.name!r}", g.instance_type)
+                for g in self.compute.instance_groups
+                if g.name in named
+            ]
+        else:
+            types = [("compute.instance_type", self.compute.instance_type)]
+        for where, instance_type in types:
+            if instance_type not in SMDDP_INSTANCE_TYPES:
+                return (
+                    f"{where}: SageMaker's data-parallel library (smddp) does not run on "
+                    f"{instance_type}; pick one of {', '.join(SMDDP_INSTANCE_TYPES)}, or "
+                    "distribution kind torchrun"
+                )
+        return None
 
     def hyperparameter_count_problem(self, read_file: bool = True) -> str | None:
         """Too many hyperparameters once the file's and the app's `sagemaker_*` keys join the
