@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from trainer_gui.core.spec.model import Backend
-
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -21,7 +19,11 @@ if TYPE_CHECKING:
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:
-    from trainer_gui.core.preflight import DEFAULT_MAX_FILES, DEFAULT_MAX_MB, DEFAULT_TIME_LIMIT
+    from trainer_gui.core.preflight_limits import (
+        DEFAULT_MAX_FILES,
+        DEFAULT_MAX_MB,
+        DEFAULT_TIME_LIMIT,
+    )
 
     parser.add_argument(
         "--preflight-files",
@@ -124,6 +126,8 @@ class Gate:
 def gate(service: Jobs, spec: JobSpec, args: argparse.Namespace, out: TextIO) -> Gate:
     """Preflight a SageMaker launch unless `--no-preflight`; a failure stops it unless
     `--force`."""
+    from trainer_gui.core.spec.model import Backend  # pydantic: not for `--help`
+
     if spec.compute.backend is not Backend.SAGEMAKER or args.no_preflight:
         return Gate(True)
     result = run_and_report(service, spec, args, out)

@@ -25,14 +25,15 @@ from typing import Any
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.paths import data_home, remove_tree
+from trainer_gui.core.preflight_limits import (  # defaults, here for those who import them here
+    DEFAULT_MAX_FILES as DEFAULT_MAX_FILES,
+)
+from trainer_gui.core.preflight_limits import DEFAULT_MAX_MB as DEFAULT_MAX_MB
+from trainer_gui.core.preflight_limits import DEFAULT_TIME_LIMIT as DEFAULT_TIME_LIMIT
 from trainer_gui.core.spec.model import Backend, ChannelSpec, JobSpec, is_remote
 
 log = logging.getLogger(__name__)
 
-#: Defaults: enough data for a first batch and a first metric, small enough to copy in seconds.
-DEFAULT_MAX_FILES = 20
-DEFAULT_MAX_MB = 50.0
-DEFAULT_TIME_LIMIT = 120.0
 #: After the first metric, how long the probe waits for a checkpoint write before it calls the
 #: metric enough (a script may not write checkpoints at all).
 DEFAULT_CHECKPOINT_GRACE = 30.0
