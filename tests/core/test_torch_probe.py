@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ import pytest
 
 from trainer_gui.core import pyenv
 from trainer_gui.core.errors import BackendUnavailable, TorchMissing, UserError
+from trainer_gui.core.paths import data_home
 from trainer_gui.core.runners.local_process import LocalProcessRunner
 from trainer_gui.core.spec import JobSpec
 
@@ -41,7 +43,11 @@ marker = os.path.join(here, "site-packages", "torch")
 args = sys.argv[1:]
 if args[:1] == ["-c"]:
     if args[1] == "import torch":
+        time.sleep(conf.get("probe_seconds", 0))
         sys.exit(0 if os.path.exists(marker) else 1)
+    if "find_spec('torch')" in args[1]:
+        print(json.dumps(marker if os.path.exists(marker) else None))
+        sys.exit(0)
     print(json.dumps({{"system": conf["system"], "tag": "cp311", "pip": conf["pip"],
                        "torch_dist": conf.get("torch_dist")}}))
     sys.exit(0)
@@ -143,6 +149,83 @@ def test_a_found_torch_is_remembered_and_not_imported_again(fake: Fake) -> None:
     fake.remove_torch()
     pyenv.forget_torch_probes()
     assert pyenv.has_torch(fake.python) is False
+
+
+def in_a_new_process(python: str) -> bool:
+    """`has_torch` as another process (a new job host) answers it, in the same data folder."""
+    code = f"from trainer_gui.core import pyenv; print(pyenv.has_torch({python!r}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return done.stdout.strip() == "True"
+
+
+def test_a_found_torch_is_remembered_in_the_data_folder_for_the_next_process(
+    fake: Fake,
+) -> None:
+    fake.install_torch()
+    assert pyenv.has_torch(fake.python) is True
+    assert (data_home() / pyenv.PROBES_FILE).is_file()
+    assert in_a_new_process(fake.python) is True
+    assert in_a_new_process(fake.python) is True
+    assert fake.torch_probes() == 1
+
+
+def test_a_remembered_torch_that_was_uninstalled_or_reinstalled_is_probed_again(
+    fake: Fake,
+) -> None:
+    fake.install_torch()
+    assert pyenv.has_torch(fake.python) is True
+    fake.remove_torch()
+    assert in_a_new_process(fake.python) is False  # its location is gone: probed, not trusted
+    assert fake.torch_probes() == 2
+    fake.install_torch()  # a new install: a new file where the old one was
+    assert in_a_new_process(fake.python) is True
+    assert fake.torch_probes() == 3
+    assert in_a_new_process(fake.python) is True
+    assert fake.torch_probes() == 3
+
+
+def test_a_changed_interpreter_is_probed_again(fake: Fake) -> None:
+    fake.install_torch()
+    assert pyenv.has_torch(fake.python) is True
+    python = Path(fake.python)
+    python.write_text(python.read_text() + "\n# upgraded\n")
+    assert in_a_new_process(fake.python) is True
+    assert fake.torch_probes() == 2
+
+
+def test_a_probe_that_cannot_be_stored_costs_only_a_probe(fake: Fake) -> None:
+    blocked = data_home() / pyenv.PROBES_FILE
+    blocked.mkdir()  # the file cannot be written (a read-only data folder fails alike)
+    fake.install_torch()
+    assert pyenv.has_torch(fake.python) is True
+    assert in_a_new_process(fake.python) is True
+    assert fake.torch_probes() == 2
+    assert blocked.is_dir()
+    assert [p.name for p in blocked.parent.iterdir() if pyenv.PROBES_FILE in p.name] == [
+        pyenv.PROBES_FILE
+    ]  # no temporary file left behind
+
+
+def test_a_probe_ahead_is_joined_by_the_check_that_follows_instead_of_run_twice(
+    fake: Fake,
+) -> None:
+    fake.install_torch()
+    fake.configure(probe_seconds=1.0)
+    pyenv.probe_ahead(fake.python)
+    pyenv.probe_ahead(fake.python)  # one under way already: nothing more
+    answers: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(pyenv.has_torch(fake.python)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [True, True, True]
+    assert fake.torch_probes() == 1
 
 
 def test_a_missing_interpreter_has_no_torch(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ version (`torch==X+cpu`) and no index beyond pip's own configuration is consulte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import queue
 import re
@@ -27,10 +29,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners import proc
+
+log = logging.getLogger(__name__)
 
 #: The one pin of the PyTorch release this project installs and tests with (pyproject's test
 #: extra names the same; tests/core/test_torch_probe.py checks they agree).
@@ -48,45 +53,161 @@ CANCEL_GRACE = 5.0
 
 # -- is torch there --------------------------------------------------------------------------
 
-_TORCH_FOUND: dict[tuple[str, float], bool] = {}  # (interpreter, mtime) -> True
+#: Positive probes, remembered across processes in the data folder: a new job host would
+#: otherwise import torch (3-7 s) before its first local-process job.
+PROBES_FILE = "torch-probes.json"
+_LOCATE = (
+    "import importlib.util, json; s = importlib.util.find_spec('torch'); "
+    "print(json.dumps(s.origin if s else None))"
+)
+
+_TORCH_FOUND: dict[tuple[str, tuple[int, ...]], bool] = {}  # (interpreter, stamp) -> True
+_PROBING: dict[tuple[str, tuple[int, ...]], threading.Event] = {}  # probes under way
+_PROBES_LOCK = threading.Lock()
 
 
-def _probe_key(python: str) -> tuple[str, float] | None:
+def _stamp(path: str) -> tuple[int, ...] | None:
+    """What changes when the file is replaced: inode, size, mtime (None: it is gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _probe_key(python: str) -> tuple[str, tuple[int, ...]] | None:
     # Not realpath: every venv's python links to the same base binary but sees other packages.
     path = os.path.abspath(python)
     cfg = Path(path).parent.parent / "pyvenv.cfg"
-    try:
-        return (path, os.path.getmtime(cfg) if cfg.exists() else os.path.getmtime(path))
-    except OSError:
+    interpreter = _stamp(path)
+    if interpreter is None:
         return None
+    venv = _stamp(str(cfg)) or ()
+    return (path, interpreter + venv)
+
+
+def _probes_path() -> Path:
+    from trainer_gui.core.paths import data_home
+
+    return data_home() / PROBES_FILE
+
+
+def _read_probes() -> dict[str, Any]:
+    try:
+        data = json.loads(_probes_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remembered(key: tuple[str, tuple[int, ...]]) -> bool:
+    """A probe of an earlier process said yes, and neither the interpreter nor torch's
+    `__init__.py` changed since (pip rewrites it on every install, removes it on uninstall)."""
+    entry = _read_probes().get(key[0])
+    if not isinstance(entry, dict) or entry.get("interpreter") != list(key[1]):
+        return False
+    origin = entry.get("torch")
+    stamp = _stamp(origin) if isinstance(origin, str) else None
+    return stamp is not None and entry.get("torch_stamp") == list(stamp)
+
+
+def _remember(python: str, key: tuple[str, tuple[int, ...]]) -> None:
+    """Store a yes with where torch was found (a cheap look, no import); best effort: a data
+    folder that cannot be written only costs the next process a probe."""
+    try:
+        done = subprocess.run(
+            [python, "-c", _LOCATE], capture_output=True, text=True, timeout=60, check=False
+        )
+        origin = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return
+    stamp = _stamp(origin) if isinstance(origin, str) else None
+    if stamp is None:
+        return
+    path = _probes_path()
+    data = _read_probes()
+    data[key[0]] = {"interpreter": list(key[1]), "torch": origin, "torch_stamp": list(stamp)}
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        temp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        log.info("cannot remember the torch probe in %s: %s", path, exc)
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
 
 def has_torch(python: str) -> bool:
     """Whether `python` can import torch.
 
-    Only a yes is remembered (per interpreter file and mtime): importing torch takes seconds,
-    while a failed import is quick, and a "no" must not outlive the install that fixes it
-    (pip changes neither the interpreter nor pyvenv.cfg, so no key would notice)."""
+    Only a yes is remembered, per interpreter (its file and pyvenv.cfg): in this process, and
+    in the data folder with torch's location, so another process trusts it while that file is
+    unchanged. Importing torch takes seconds, while a failed import is quick, and a "no" must
+    not outlive the install that fixes it (pip changes neither the interpreter nor
+    pyvenv.cfg). Concurrent calls for one interpreter share one probe (`probe_ahead`)."""
     key = _probe_key(python)
     if key is None:
         return False
-    if _TORCH_FOUND.get(key):
-        return True
+    with _PROBES_LOCK:
+        if _TORCH_FOUND.get(key):
+            return True
+        running = _PROBING.get(key)
+        mine = running is None
+        if running is None:
+            running = _PROBING[key] = threading.Event()
+    if mine:
+        return _probe(python, key, running)
+    running.wait()  # another thread probes this interpreter: its yes, else a try of our own
+    with _PROBES_LOCK:
+        if _TORCH_FOUND.get(key):
+            return True
+    return _probe(python, key, None)
+
+
+def _probe(python: str, key: tuple[str, tuple[int, ...]], running: threading.Event | None) -> bool:
+    found = False
     try:
-        probe = subprocess.run(
-            [python, "-c", "import torch"], capture_output=True, timeout=300, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    if probe.returncode != 0:
-        return False
-    _TORCH_FOUND[key] = True
-    return True
+        if _remembered(key):
+            found = True
+        else:
+            try:
+                probe = subprocess.run(
+                    [python, "-c", "import torch"], capture_output=True, timeout=300, check=False
+                )
+            except (OSError, subprocess.SubprocessError):
+                return False
+            found = probe.returncode == 0
+            if found:
+                _remember(python, key)
+        if found:
+            with _PROBES_LOCK:
+                _TORCH_FOUND[key] = True
+        return found
+    finally:
+        if running is not None:
+            with _PROBES_LOCK:
+                _PROBING.pop(key, None)
+            running.set()
+
+
+def probe_ahead(python: str) -> None:
+    """Start `has_torch(python)` on a thread of its own, so a check that comes later (a sweep's
+    first trial) finds the answer, or joins the probe under way, instead of starting it."""
+    key = _probe_key(python)
+    if key is None:
+        return
+    with _PROBES_LOCK:
+        if _TORCH_FOUND.get(key) or key in _PROBING:
+            return
+    threading.Thread(target=has_torch, args=(python,), name="torch-probe", daemon=True).start()
 
 
 def forget_torch_probes() -> None:
-    """Drop the remembered answers (an uninstall, or a test)."""
-    _TORCH_FOUND.clear()
+    """Drop the remembered answers, here and in the data folder (an uninstall, or a test)."""
+    with _PROBES_LOCK:
+        _TORCH_FOUND.clear()
+    with contextlib.suppress(OSError):
+        _probes_path().unlink()
 
 
 # -- which build -----------------------------------------------------------------------------
