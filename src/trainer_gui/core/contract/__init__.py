@@ -35,6 +35,8 @@ __all__ = [
     "driver_arguments",
     "driver_path",
     "encode_hyperparameters",
+    "host_groups",
+    "host_instance_type",
     "host_names",
     "input_data_config",
     "materialise_host",
@@ -55,7 +57,34 @@ def driver_path() -> Path:
 
 
 def host_names(spec: JobSpec) -> list[str]:
-    return [f"algo-{i}" for i in range(1, spec.compute.instance_count + 1)]
+    """algo-1..N; with instance groups numbered across the groups, in their order."""
+    return [f"algo-{i}" for i in range(1, spec.compute.host_count + 1)]
+
+
+def host_groups(spec: JobSpec) -> list[tuple[str, str, list[str]]]:
+    """(group name, instance type, hosts) per instance group; [] for a homogeneous cluster."""
+    out: list[tuple[str, str, list[str]]] = []
+    first = 1
+    for group in spec.compute.instance_groups:
+        hosts = [f"algo-{i}" for i in range(first, first + group.instance_count)]
+        out.append((group.name, group.instance_type, hosts))
+        first += group.instance_count
+    return out
+
+
+def host_instance_type(spec: JobSpec, host: str) -> str:
+    """The instance type `host` has: its group's, or compute.instance_type."""
+    for _, instance_type, hosts in host_groups(spec):
+        if host in hosts:
+            return instance_type
+    return spec.compute.instance_type
+
+
+#: The one line a local run of an smddp job says about how it runs.
+SMDDP_LOCAL_NOTE = (
+    "smddp (SageMaker's data-parallel library) runs only on SageMaker; here the job runs "
+    "as torchrun"
+)
 
 
 def sagemaker_hyperparameters(
@@ -63,8 +92,14 @@ def sagemaker_hyperparameters(
     job_name: str,
     submit_directory: str = CONTAINER_CODE_DIR,
     region: str | None = None,
+    cloud: bool = False,
 ) -> dict[str, str]:
-    """The HyperParameters map as the V2 SDK sends it: user values JSON-encoded + sagemaker_*."""
+    """The HyperParameters map as the V2 SDK sends it: user values JSON-encoded + sagemaker_*.
+
+    smddp is SageMaker's own library: the request (`cloud`) enables it as the V2 SDK's
+    `smdistributed: dataparallel` does; a local job gets torchrun's keys instead. With instance
+    groups the V2 SDK has no top-level instance type: smddp sends null, torchrun none.
+    """
     hps: dict[str, Any] = dict(spec.all_hyperparameters())
     if spec.source.entry_point and spec.source.command is None:
         hps["sagemaker_program"] = spec.source.entry_point
@@ -73,16 +108,32 @@ def sagemaker_hyperparameters(
     hps["sagemaker_job_name"] = job_name
     if region:
         hps["sagemaker_region"] = region
-    if spec.distribution.kind == "torchrun":
+    kind = spec.distribution.kind
+    grouped = bool(spec.compute.instance_groups)
+    if kind == "smddp" and cloud:
+        hps[toolkit.SMDDP_KEY] = True
+        hps["sagemaker_instance_type"] = None if grouped else spec.compute.instance_type
+        hps[toolkit.SMDDP_MPI_OPTIONS_KEY] = ""
+    elif kind in ("torchrun", "smddp"):
         hps[toolkit.TORCH_DISTRIBUTED_KEY] = True
-        hps["sagemaker_instance_type"] = spec.compute.instance_type
+        if not grouped:
+            hps["sagemaker_instance_type"] = spec.compute.instance_type
+    if kind in ("torchrun", "smddp") and spec.distribution.processes_per_host:
+        hps[toolkit.PROCESSES_PER_HOST_KEY] = spec.distribution.processes_per_host
+    if kind == "mpi":  # the V2 SDK's `distribution={"mpi": {...}}`, key for key
+        hps[toolkit.MPI_KEY] = True
         if spec.distribution.processes_per_host:
             hps[toolkit.PROCESSES_PER_HOST_KEY] = spec.distribution.processes_per_host
+        hps[toolkit.MPI_OPTIONS_KEY] = spec.distribution.mpi_options or ""
+    if grouped and kind not in ("none", "custom"):
+        hps[toolkit.DISTRIBUTION_GROUPS_KEY] = spec.distribution_group_names()
     return encode_hyperparameters(hps)
 
 
 def resource_config(spec: JobSpec, host: str) -> dict[str, Any]:
-    return toolkit.resource_config(host, host_names(spec), spec.compute.instance_type)
+    return toolkit.resource_config(
+        host, host_names(spec), spec.compute.instance_type, groups=host_groups(spec)
+    )
 
 
 def input_data_config(spec: JobSpec) -> dict[str, dict[str, str]]:
@@ -142,7 +193,8 @@ def v3_environment(
     hosts = host_names(spec)
     user, _ = toolkit.split_hyperparameters(decoded)
     toolkit_names = {"SM_HP_" + key.upper() for key in user}
-    v3 = toolkit.v3_environment(Paths(base_dir), decoded, hosts, host, hosts[0])
+    _, _, master = toolkit.distribution_layout(decoded, resource_config(spec, host))
+    v3 = toolkit.v3_environment(Paths(base_dir), decoded, hosts, host, master)
     return {key: value for key, value in v3.items() if key not in toolkit_names}
 
 

@@ -50,7 +50,25 @@ RESERVED_HYPERPARAMETERS = (
     "sagemaker_s3_output",
 )
 TORCH_DISTRIBUTED_KEY = "sagemaker_torch_distributed_enabled"
+SMDDP_KEY = "sagemaker_distributed_dataparallel_enabled"
+SMDDP_MPI_OPTIONS_KEY = "sagemaker_distributed_dataparallel_custom_mpi_options"
+DISTRIBUTION_GROUPS_KEY = "sagemaker_distribution_instance_groups"
+# environment.py `get_distribution_instance_groups_from_resource_config`: any of these on puts
+# the host's own group among the distribution groups when no group is named.
+DISTRIBUTION_FLAGS = (
+    "sagemaker_mpi_enabled",
+    "sagemaker_parameter_server_enabled",
+    SMDDP_KEY,
+    "sagemaker_pytorch_ddp_enabled",
+    "sagemaker_pytorch_xla_multi_worker_enabled",
+    "sagemaker_multi_worker_mirrored_strategy_enabled",
+    TORCH_DISTRIBUTED_KEY,
+)
 PROCESSES_PER_HOST_KEY = "sagemaker_mpi_num_of_processes_per_host"
+# MPI (the toolkit's `params.py` names; `mpi.py` MasterRunner/WorkerRunner run it).
+MPI_KEY = "sagemaker_mpi_enabled"
+MPI_OPTIONS_KEY = "sagemaker_mpi_custom_mpi_options"
+MPI_NUM_PROCESSES_KEY = "sagemaker_mpi_num_processes"
 
 
 # -- hyperparameters ------------------------------------------------------------------------------
@@ -114,23 +132,54 @@ def env_value(value: Any) -> str:
 
 
 def resource_config(
-    current_host: str, hosts: Sequence[str], instance_type: str, interface: str = DEFAULT_INTERFACE
+    current_host: str,
+    hosts: Sequence[str],
+    instance_type: str,
+    interface: str = DEFAULT_INTERFACE,
+    groups: Sequence[tuple[str, str, Sequence[str]]] = (),
 ) -> dict[str, Any]:
-    """The full shape real SageMaker writes (not local mode's cut-down one)."""
+    """The full shape real SageMaker writes (not local mode's cut-down one).
+
+    `groups` (name, instance type, hosts) for a heterogeneous cluster: the host's own group
+    gives its current_group_name and current_instance_type; else one homogeneousCluster.
+    """
+    if not groups:
+        groups = [(DEFAULT_GROUP, instance_type, list(hosts))]
+    current = next((g for g in groups if current_host in g[2]), groups[0])
     return {
         "current_host": current_host,
-        "current_instance_type": instance_type,
-        "current_group_name": DEFAULT_GROUP,
+        "current_instance_type": current[1],
+        "current_group_name": current[0],
         "hosts": list(hosts),
         "instance_groups": [
-            {
-                "instance_group_name": DEFAULT_GROUP,
-                "instance_type": instance_type,
-                "hosts": list(hosts),
-            }
+            {"instance_group_name": name, "instance_type": kind, "hosts": list(members)}
+            for name, kind, members in groups
         ],
         "network_interface_name": interface,
     }
+
+
+def distribution_layout(
+    decoded: Mapping[str, Any], resource_cfg: Mapping[str, Any]
+) -> tuple[list[str], list[str], str]:
+    """(distribution instance groups, distribution hosts, master host) as the toolkit's
+    `Environment` works them out: the groups named by the SDK, else the host's own group when a
+    distribution is on; their hosts (every host where resourceconfig.json has no groups); the
+    first of those hosts, else the first host."""
+    hosts = list(resource_cfg.get("hosts") or [])
+    group = str(resource_cfg.get("current_group_name", DEFAULT_GROUP))
+    named = decoded.get(DISTRIBUTION_GROUPS_KEY)
+    if named is None:
+        on = any(decoded.get(flag) for flag in DISTRIBUTION_FLAGS)
+        named = [group] if on else []
+    groups = list(resource_cfg.get("instance_groups") or [])
+    if groups:
+        dist_hosts = [h for g in groups if g["instance_group_name"] in named for h in g["hosts"]]
+    else:
+        dist_hosts = list(hosts)
+    current_host = str(resource_cfg.get("current_host", hosts[0] if hosts else "algo-1"))
+    master = dist_hosts[0] if dist_hosts else (hosts[0] if hosts else current_host)
+    return list(named), dist_hosts, master
 
 
 def input_data_config(channels: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
@@ -207,9 +256,7 @@ def build_environment(
     groups = list(resource_cfg.get("instance_groups") or [])
     groups_dict = {g["instance_group_name"]: g for g in groups}
     group_hosts = list(groups_dict.get(group, {}).get("hosts", hosts))
-    distribution_groups = decoded.get("sagemaker_distribution_instance_groups")
-    if distribution_groups is None:
-        distribution_groups = [group] if framework_params else []
+    distribution_groups, distribution_hosts, master = distribution_layout(decoded, resource_cfg)
     channels = sorted(input_data_cfg)
     channel_dirs = {name: paths.channel_dir(name) for name in channels}
     entry_point = str(environ.get("SAGEMAKER_PROGRAM") or decoded.get("sagemaker_program") or "")
@@ -219,7 +266,6 @@ def build_environment(
     job_name = str(
         decoded.get("sagemaker_job_name") or environ.get("TRAINING_JOB_NAME") or "local-job"
     )
-    master = hosts[0] if hosts else current_host
     if num_cpus is None:
         num_cpus = cpu_count()
 
@@ -231,7 +277,7 @@ def build_environment(
         "current_instance_group": group,
         "current_instance_group_hosts": group_hosts,
         "current_instance_type": instance_type,
-        "distribution_hosts": hosts if distribution_groups else [],
+        "distribution_hosts": distribution_hosts,
         "distribution_instance_groups": distribution_groups,
         "framework_module": environ.get("SAGEMAKER_TRAINING_MODULE"),
         "hosts": hosts,
@@ -479,7 +525,11 @@ def _read_json(path: str, default: Any) -> Any:
 FAILURE_LINES = 20
 FAILURE_SCAN_LINES = 400
 
-_LAUNCHER_MARKS = ("ChildFailedError", "torch.distributed.elastic")
+_LAUNCHER_MARKS = (
+    "ChildFailedError",
+    "torch.distributed.elastic",
+    "mpirun detected that one or more processes exited",  # Open MPI's mpirun
+)
 
 
 def script_error(lines: Sequence[str]) -> str | None:
@@ -495,7 +545,7 @@ def script_error(lines: Sequence[str]) -> str | None:
     import re  # only on a failure: the driver keeps its start-up imports minimal
 
     error = re.compile(
-        r"^\s*(?:\[(?:rank|default)(\d+)\]:\s*)?"
+        r"^\s*(?:\[(?:rank|default)(\d+)\]:\s*|\[\d+,\d+\]<std(?:err|out)>:\s*)?"
         r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)(?::\s.*)?$"
     )
     root = None
@@ -564,13 +614,28 @@ def plan_command(
     entry_point = str(decoded.get("sagemaker_program") or "")
     if not entry_point:
         raise SystemExit("trainer-gui driver: no sagemaker_program in hyperparameters.json")
-    if decoded.get(TORCH_DISTRIBUTED_KEY) in (True, "true", "True"):
-        hosts = list(resource_cfg.get("hosts") or ["algo-1"])
+    groups, dist_hosts, _ = distribution_layout(decoded, resource_cfg)
+    in_distribution = str(resource_cfg.get("current_group_name", DEFAULT_GROUP)) in groups
+    if in_distribution and decoded.get(TORCH_DISTRIBUTED_KEY) in (True, "true", "True"):
+        # Over the distribution groups' hosts only (a heterogeneous cluster's other groups run
+        # the script once per host, as the PyTorch toolkit's `training.main` has them).
+        hosts = dist_hosts or ["algo-1"]
         current = str(resource_cfg.get("current_host", hosts[0]))
         nproc = processes_per_host(hyperparameters, num_gpus)
         torchrun = [python, "-m", "torch.distributed.run"]
         return torchrun_command(
             hosts, current, nproc, entry_point, args, torchrun=torchrun, standalone=host_mode
+        )
+    if in_distribution and mpi_enabled(decoded):
+        env = build_environment(paths, hyperparameters, resource_cfg, {}, num_gpus, environ={})
+        return mpirun_command(
+            dist_hosts or ["algo-1"],
+            processes_per_host(hyperparameters, num_gpus),
+            decoded,
+            str(resource_cfg.get("network_interface_name", DEFAULT_INTERFACE)),
+            mpi_forwarded_names(env, decoded),
+            mpi_program(entry_point, args, python),
+            local=host_mode,
         )
     return script_command(entry_point, args, python)
 
@@ -672,9 +737,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         env["SM_DISTRIBUTED_DRIVER_DIR"] = os.path.dirname(opts.custom_driver)
         env["SM_DISTRIBUTED_CONFIG"] = "{}"
     hosts = list(resource_cfg.get("hosts") or [])
-    distributed = opts.custom_driver or decode_hyperparameters(hyperparameters).get(
-        TORCH_DISTRIBUTED_KEY
-    ) in (True, "true", "True")
+    decoded_hps = decode_hyperparameters(hyperparameters)
+    mpi = mpi_enabled(decoded_hps) and not command and not opts.custom_driver
+    distributed = (
+        opts.custom_driver
+        or decoded_hps.get(TORCH_DISTRIBUTED_KEY) in (True, "true", "True")
+        or mpi
+    )
     if distributed and not opts.host_mode and len(hosts) > 1:
         # Peers must resolve before torchrun dials them; a non-distributed job must not wait,
         # since a peer that already finished has left the network's DNS.
@@ -702,7 +771,299 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths.failure_file, "InstallRequirementsError: pip exited with %d" % exc.returncode
         )
         return 1
+    if mpi and opts.host_mode and cmd[:1] == ["mpirun"] and not _which("mpirun"):
+        _write_once(paths.failure_file, MPI_MISSING)
+        print("trainer-gui driver: " + MPI_MISSING, file=sys.stderr)
+        return 127
+    if mpi and not opts.host_mode and len(hosts) > 1:
+        return _run_mpi(cmd, paths, env, resource_cfg, decoded_hps, opts.pid_file)
     return _run(cmd, paths, env, opts.pid_file)
+
+
+# -- MPI (distribution kind: mpi) -----------------------------------------------------------------
+#
+# As the toolkit's `mpi.py` runs it: on SageMaker and in local Docker, algo-1 (MasterRunner)
+# starts sshd, waits until every other host's sshd answers, and runs `mpirun --host
+# algo-1:P,algo-2:P ...`, whose daemons (orted) reach the other hosts over SSH; the other hosts
+# (WorkerRunner) wait for algo-1's sshd, start their own, and exit once the orted that mpirun
+# started on them has finished and algo-1 has said so. The keys are the job's own
+# (core/runners/mpi_ssh.py), mounted read-only at SSH_DIR; nothing is written to ~/.ssh or /etc.
+# The toolkit's workers write their environment to /etc/environment for the ranks' sessions;
+# here it goes to a file in /tmp that a small launch agent loads before it execs orted, so a
+# rank on algo-2 sees algo-2's environment overridden by mpirun's `-x` names, as there.
+
+SSH_DIR = "/opt/trainer-gui/ssh"
+MPI_STATE_DIR = "/tmp/trainer-gui-mpi"
+MPI_DONE_FILE = "/tmp/done"  # + "." + master, as mpi.py's MPI_FINISHED_STATUS_FILE
+MPI_MISSING = (
+    "distribution kind mpi runs mpirun, and Open MPI is not installed on this machine: install "
+    "it (Debian/Ubuntu: `sudo apt install openmpi-bin`, Fedora: `sudo dnf install openmpi`, "
+    "macOS: `brew install open-mpi`) and mpi4py in the job's Python (`pip install mpi4py`)"
+)
+SSHD_MISSING = (
+    "distribution kind mpi needs sshd in the image (Debian/Ubuntu: openssh-server, with "
+    "openssh-client and openmpi-bin); trainer-gui/train-cpu has them"
+)
+#: SDK V3 names that the toolkit does not set: not among mpirun's `-x` names.
+_V3_ONLY = (
+    "SM_INPUT_DATA_DIR",
+    "SM_OUTPUT_FAILURE",
+    "SM_MASTER_ADDR",
+    "SM_MASTER_PORT",
+    "SM_SOURCE_DIR",
+    "SM_ENTRY_SCRIPT",
+    "SM_HOST_COUNT",
+    "SM_CURRENT_HOST_RANK",
+    "SM_DISTRIBUTED_CONFIG",
+)
+
+
+def mpi_enabled(decoded: Mapping[str, Any]) -> bool:
+    return decoded.get(MPI_KEY) in (True, "true", "True")
+
+
+def mpi_forwarded_names(env: Mapping[str, str], decoded: Mapping[str, Any]) -> list[str]:
+    """The names MasterRunner passes with `-x`: the toolkit's `to_env_vars()` (its SM_*
+    names) and PYTHONPATH, which `entry_point.run` adds to them."""
+    user, _ = split_hyperparameters(decoded)
+    v3_only = set(_V3_ONLY)
+    v3_only.update(
+        "SM_HP_" + key.replace("-", "_").upper() for key in user if key.replace("-", "_") != key
+    )
+    names = [k for k in env if k.startswith("SM_") and k not in v3_only]
+    return [*names, "PYTHONPATH"]
+
+
+def mpi_program(entry_point: str, args: Sequence[str], python: str) -> list[str]:
+    """MasterRunner's program: `python -m mpi4py script args` (mpi4py makes every rank abort
+    on an uncaught exception), a non-Python entry point through /bin/sh."""
+    if entry_point.endswith(".py"):
+        return [python, "-m", "mpi4py", entry_point, *args]
+    return script_command(entry_point, args, python)
+
+
+def parse_mpi_options(options: str) -> tuple[str, list[str]]:
+    """`_parse_custom_mpi_options`: (NCCL_DEBUG, default INFO; the other options, in order)."""
+    nccl_debug = "INFO"
+    rest: list[str] = []
+    tokens = options.split()
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "--NCCL_DEBUG" and index + 1 < len(tokens):
+            nccl_debug = tokens[index + 1]
+            index += 2
+            continue
+        if token.startswith("--NCCL_DEBUG="):
+            nccl_debug = token.partition("=")[2]
+        else:
+            rest.append(token)
+        index += 1
+    return nccl_debug, rest
+
+
+def mpirun_command(
+    hosts: Sequence[str],
+    processes_per_host: int,
+    decoded: Mapping[str, Any],
+    interface: str,
+    names: Sequence[str],
+    program: Sequence[str],
+    local: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """MasterRunner `_create_command`, option for option (its LD_PRELOAD of a gethostname shim
+    aside: a container's hostname is already algo-N here). `local` (the local-process backend:
+    one machine, no job network) runs `-np P` here, with no host list and no interface."""
+    environ = os.environ if environ is None else environ
+    nccl_debug, extra = parse_mpi_options(str(decoded.get(MPI_OPTIONS_KEY) or ""))
+    num = decoded.get(MPI_NUM_PROCESSES_KEY)
+    num_processes = int(num) if num else processes_per_host * len(hosts)
+    cmd = ["mpirun"]
+    if local:
+        cmd += ["-np", str(processes_per_host), "--oversubscribe"]
+    else:
+        if processes_per_host == 1:
+            host_list = list(hosts)
+        else:
+            host_list = ["%s:%s" % (host, processes_per_host) for host in hosts]
+        cmd += ["--host", ",".join(host_list), "-np", str(num_processes)]
+    cmd += ["--allow-run-as-root", "--display-map", "--tag-output"]
+    if not local:
+        cmd += ["-mca", "btl_tcp_if_include", interface, "-mca", "oob_tcp_if_include", interface]
+    cmd += [
+        "-mca", "plm_rsh_no_tree_spawn", "1",
+        "-bind-to", "none",
+        "-map-by", "slot",
+        "-mca", "pml", "ob1",
+        "-mca", "btl", "^openib",
+        "-mca", "orte_abort_on_non_zero_status", "1",
+        "-mca", "btl_vader_single_copy_mechanism", "none",
+        "-x", "NCCL_MIN_NRINGS=4",
+    ]  # fmt: skip
+    if not local:
+        cmd += ["-x", "NCCL_SOCKET_IFNAME=%s" % interface]
+    cmd += ["-x", "NCCL_DEBUG=%s" % nccl_debug]
+    # Unset, `-x LD_LIBRARY_PATH` only makes mpirun warn (the toolkit's images always set it).
+    cmd += [*(["-x", "LD_LIBRARY_PATH"] if "LD_LIBRARY_PATH" in environ else []), "-x", "PATH"]
+    cmd += extra
+    for credential in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if credential in environ:
+            cmd += ["-x", credential]
+    for name in names:
+        cmd += ["-x", name]
+    return [*cmd, *program]
+
+
+def _ssh_answers(host: str, port: int = 22, timeout: float = 2.0) -> bool:
+    """Whether an SSH server answers on host:port (its version banner), as `_can_connect`."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            return conn.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _start_sshd() -> subprocess.Popen[bytes]:
+    """sshd on port 22 with the job's host key and authorized key, nothing from /etc/ssh:
+    no PAM, no passwords, errors only on stderr."""
+    sshd = "/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else _which("sshd")
+    if not sshd:
+        raise OSError(SSHD_MISSING)
+    if os.getuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # its privilege separation folder
+    options = {
+        "HostKey": SSH_DIR + "/host_ed25519",
+        "AuthorizedKeysFile": SSH_DIR + "/authorized_keys",
+        "StrictModes": "no",  # the keys are mounted read-only, owned by the app's user
+        "UsePAM": "no",
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+        "PermitRootLogin": "prohibit-password",
+        "PidFile": "none",
+        # FATAL: the hosts' "is sshd up?" probes (a banner read, then close) would each log
+        # a kex_exchange_identification error; a failed login shows in ssh's own message.
+        "LogLevel": "FATAL",
+    }
+    cmd = [sshd, "-D", "-e", "-f", "/dev/null", "-p", "22"]
+    for key, value in options.items():
+        cmd += ["-o", "%s=%s" % (key, value)]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def _ssh(host: str, *command: str) -> list[str]:
+    return ["ssh", "-F", SSH_DIR + "/config", host, *command]
+
+
+def _mpi_env(env: dict[str, str]) -> dict[str, str]:
+    """mpirun's own settings: ssh with the job's client config, the launch agent below."""
+    out = dict(env)
+    out["OMPI_MCA_plm_rsh_agent"] = "ssh"
+    out["OMPI_MCA_plm_rsh_args"] = "-F %s/config" % SSH_DIR
+    out["OMPI_MCA_orte_launch_agent"] = MPI_STATE_DIR + "/orted"
+    return out
+
+
+def _write_launch_agent(env: Mapping[str, str], python: str) -> None:
+    """This host's environment and the agent that applies it before orted (see above)."""
+    os.makedirs(MPI_STATE_DIR, mode=0o700, exist_ok=True)
+    with open(MPI_STATE_DIR + "/env.json", "w", encoding="utf-8") as fh:
+        json.dump(dict(env), fh)
+    agent = MPI_STATE_DIR + "/orted"
+    with open(agent, "w", encoding="utf-8") as fh:
+        fh.write(
+            "#!%s -S\n"
+            "import json, os, sys\n"
+            "with open(%r, encoding='utf-8') as fh:\n"
+            "    os.environ.update(json.load(fh))\n"
+            "os.execvp('orted', ['orted'] + sys.argv[1:])\n" % (python, MPI_STATE_DIR + "/env.json")
+        )
+    os.chmod(agent, 0o700)
+
+
+def _orted_running() -> bool:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid, encoding="utf-8") as fh:
+                if fh.read().strip() == "orted":
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _run_mpi(
+    cmd: list[str],
+    paths: Paths,
+    env: dict[str, str],
+    resource_cfg: Mapping[str, Any],
+    decoded: Mapping[str, Any],
+    pid_file: str | None,
+) -> int:
+    """One host of a multi-host MPI job: the master runs mpirun, a worker hosts its ranks."""
+    import time
+
+    _, hosts, master = distribution_layout(decoded, resource_cfg)
+    current = str(resource_cfg.get("current_host", master))
+    python = sys.executable or "python3"
+    try:
+        if current != master:
+            _write_launch_agent(env, python)
+            while not _ssh_answers(master):  # WorkerRunner: the master's sshd comes first
+                time.sleep(0.2)
+        sshd = _start_sshd()
+    except OSError as exc:
+        _write_once(paths.failure_file, "ExecuteUserScriptError: %s" % exc)
+        print("trainer-gui driver: %s" % exc, file=sys.stderr)
+        return 1
+    try:
+        if current == master:
+            for host in hosts:
+                while host != master and not _ssh_answers(host):
+                    time.sleep(0.2)
+            code = _run(cmd, paths, _mpi_env(env), pid_file)
+            for host in hosts:  # "the launcher has finished": the workers may go
+                if host != master:
+                    subprocess.run(
+                        _ssh(host, "touch", "%s.%s" % (MPI_DONE_FILE, master)),
+                        stdin=subprocess.DEVNULL,
+                        capture_output=True,
+                        timeout=30,
+                        check=False,
+                    )
+            return code
+        return _mpi_worker(master)
+    finally:
+        sshd.terminate()
+
+
+def _mpi_worker(master: str) -> int:
+    """WorkerRunner.run: wait for mpirun's orted here, then for it to finish, then for the
+    master's word (its status file) or for the master to go away."""
+    import time
+
+    status = "%s.%s" % (MPI_DONE_FILE, master)
+    print("trainer-gui driver: MPI worker, waiting for mpirun on %s" % master, file=sys.stderr)
+    started = False
+    checked = time.monotonic()
+    while not os.path.exists(status):
+        if _orted_running():
+            started = True
+        elif started:
+            break  # orted has finished: the status file follows while the master answers
+        elif time.monotonic() - checked > 2:
+            checked = time.monotonic()
+            if not _ssh_answers(master):
+                return 0  # the master went away before it started anything here
+        time.sleep(0.1)
+    while not os.path.exists(status) and _ssh_answers(master):
+        time.sleep(0.2)
+    return 0
 
 
 def _wait_for_hosts(hosts: Sequence[str], timeout: float = 900.0) -> None:
@@ -723,12 +1084,20 @@ def _wait_for_hosts(hosts: Sequence[str], timeout: float = 900.0) -> None:
                 time.sleep(0.05)  # a peer started in parallel shows up within ms
 
 
+#: Set only in a driver the warm interpreter forked (`warm_server.py`, issue 18): starts a
+#: `python script.py` command as a fork of that interpreter (torch already imported) and returns
+#: a Popen-like child, or None for a command that needs a process of its own.
+SPAWN: Any = None
+
+
 def _run(cmd: list[str], paths: Paths, env: dict[str, str], pid_file: str | None = None) -> int:
     cwd = paths.code_dir if os.path.isdir(paths.code_dir) else None
     try:
-        child = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, start_new_session=True
-        )
+        child = SPAWN(cmd, cwd, env) if SPAWN is not None else None
+        if child is None:
+            child = subprocess.Popen(
+                cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, start_new_session=True
+            )
     except OSError as exc:
         _write_once(
             paths.failure_file, "ExecuteUserScriptError: cannot start %s: %s" % (cmd[0], exc)

@@ -54,7 +54,7 @@ from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.resources import GPU_IDS_KEY
-from trainer_gui.core.runners import channels, sysmetrics
+from trainer_gui.core.runners import channels, mpi_ssh, sysmetrics
 from trainer_gui.core.runners.base import (
     BATCH_LINES,
     EventSink,
@@ -129,12 +129,19 @@ def holder_name(job_id: str, host: str) -> str:
 
 def uses_job_network(spec: JobSpec) -> bool:
     """Several hosts talk over a per-job network; one host needs none (see the module doc)."""
-    return spec.compute.instance_count > 1
+    return spec.compute.host_count > 1
+
+
+def uses_mpi_ssh(spec: JobSpec) -> bool:
+    """An MPI job over several hosts: mpirun reaches them over SSH with the job's own keys."""
+    return spec.distribution.kind == "mpi" and spec.compute.instance_count > 1
 
 
 def uses_holders(spec: JobSpec) -> bool:
-    """Independent hosts keep their names resolvable until the job ends (see the module doc)."""
-    return uses_job_network(spec) and spec.distribution.kind == "none"
+    """Independent hosts keep their names resolvable until the job ends (see the module doc);
+    so do a heterogeneous cluster's, whose groups outside the distribution run on their own."""
+    independent = spec.distribution.kind == "none" or bool(spec.compute.instance_groups)
+    return uses_job_network(spec) and independent
 
 
 def _in_parallel(calls: list[Any]) -> list[BaseException | None]:
@@ -423,6 +430,8 @@ class DockerRunner(Runner):
             if sink is not None:
                 emit_status(sink, ctx.job_id, JobStatus.STARTING, message)
 
+        if spec.distribution.kind == "smddp":
+            warn(contract.SMDDP_LOCAL_NOTE)
         # one copy, mounted by every host
         stage_code(spec, ctx.run_dir / "code", run_dir=ctx.run_dir, warn=warn)
         layouts = []
@@ -475,6 +484,12 @@ class DockerRunner(Runner):
             mounts.append(bind(layout.checkpoints_dir, "/opt/ml/checkpoints"))
         if launch == LAUNCH_DRIVER:
             mounts.append(bind(contract.driver_path(), DRIVER_MOUNT, read_only=True))
+        keys = ctx.run_dir / mpi_ssh.SSH_DIR
+        if launch == LAUNCH_DRIVER and uses_mpi_ssh(spec) and keys.is_dir():
+            mounts.append(bind(keys, mpi_ssh.CONTAINER_SSH_DIR, read_only=True))
+            for name in ("passwd", "group"):  # a non-root user's name, for ssh and sshd
+                if (keys / name).is_file():
+                    mounts.append(bind(keys / name, f"/etc/{name}", read_only=True))
         return mounts
 
     def _command(self, spec: JobSpec, launch: str) -> tuple[list[str] | None, list[str]]:
@@ -499,6 +514,10 @@ class DockerRunner(Runner):
         image_id, image_env = self._image_env(image)
         toolkit = TOOLKIT_ENV in image_env
         layouts = self._prepare(ctx, sink)
+        if uses_mpi_ssh(spec) and not toolkit:  # fresh keys for this job (mpi_ssh.py)
+            mpi_ssh.write_job_keys(ctx.run_dir, ctx.job_id, [lay.host for lay in layouts])
+            if hasattr(os, "getuid") and os.getuid() != 0:
+                mpi_ssh.write_identity(ctx.run_dir, os.getuid(), os.getgid())
         launch = self._launch(ctx, toolkit, image_id)
         hosts = len(layouts)
         what = "the container" if hosts == 1 else f"{hosts} containers"
@@ -610,7 +629,7 @@ class DockerRunner(Runner):
                 # Until a host prints: the launcher's rendezvous (torchrun waits for every host).
                 emit_phase(sink, ctx.job_id, Phase.WAITING_FOR_PEERS, f"waiting for {hosts} hosts")
         except docker.errors.APIError as exc:
-            self._remove(ctx.job_id)
+            self._remove(ctx.job_id, ctx.run_dir)
             raise UserError(_explain_api_error(exc)) from None
         return containers
 
@@ -622,7 +641,7 @@ class DockerRunner(Runner):
             preparing="Creating containers",
             start=lambda: _ContainerWatch(self, ctx, sink, self._start(ctx, sink)),
             stop=self.stop,
-            undo=lambda: self._remove(ctx.job_id),  # nothing half-created stays behind
+            undo=lambda: self._remove(ctx.job_id, ctx.run_dir),  # nothing half-made stays
         )
 
     # -- follow -----------------------------------------------------------------------------
@@ -647,7 +666,7 @@ class DockerRunner(Runner):
             if unstarted:
                 # `wait()` on a container that never started answers 0 at once: it must not
                 # count as a finished job. Its hosts cannot meet any more: end it.
-                self._remove(ctx.job_id)
+                self._remove(ctx.job_id, ctx.run_dir)
                 stopped = ctx.stop_requested()
                 status = JobStatus.STOPPED if stopped else JobStatus.FAILED
                 reason = ctx.stop_reason() if stopped else f"{STARTING_DIED} ({unstarted})"
@@ -722,8 +741,16 @@ class DockerRunner(Runner):
             ctx.request_stop()
         self._stop_containers(self._job_containers(ctx.job_id), self.grace)
 
-    def _remove(self, job_id: str) -> None:
-        """Containers and the network go on every path: success, failure, stop, recovery."""
+    def _remove(self, job_id: str, run_dir: Path | None = None) -> None:
+        """Containers and the network go on every path: success, failure, stop, recovery;
+        with `run_dir`, an MPI job's SSH keys too, once no container can use them."""
+        try:
+            self._remove_objects(job_id)
+        finally:
+            if run_dir is not None:
+                mpi_ssh.remove_job_keys(run_dir)
+
+    def _remove_objects(self, job_id: str) -> None:
         try:
             api = self.client.api
             selector = {"label": f"{LABEL_JOB}={job_id}"}
@@ -914,7 +941,10 @@ class _ContainerWatch(Watch):
         # artifacts are packed from the run folder.
         job_id = self.ctx.job_id
         self.remover = threading.Thread(
-            target=self.runner._remove, args=(job_id,), name=f"remove-{job_id}", daemon=True
+            target=self.runner._remove,
+            args=(job_id, self.ctx.run_dir),
+            name=f"remove-{job_id}",
+            daemon=True,
         )
         self.remover.start()
         direct = {
@@ -934,5 +964,5 @@ class _ContainerWatch(Watch):
         if self.remover is not None:
             self.remover.join()
         else:
-            self.runner._remove(self.ctx.job_id)
+            self.runner._remove(self.ctx.job_id, self.ctx.run_dir)
         channels.discard(self.ctx.spec, self.ctx.run_dir)  # the hosts' copies, once they are gone
