@@ -29,7 +29,7 @@ class Needs:
 
 
 def needs_of(spec: JobSpec) -> Needs:
-    hosts = spec.compute.instance_count
+    hosts = spec.compute.host_count
     gpus = spec.compute.gpus
     return Needs(ALL_GPUS if gpus == "all" else int(gpus) * hosts, hosts)
 
@@ -88,7 +88,7 @@ def too_many_gpus(spec: JobSpec, machine: int) -> str | None:
     per_host = gpus_per_host(spec)
     if per_host in (0, ALL_GPUS) or machine == 0:
         return None  # no GPU here at all: the backend's own check says what to install
-    hosts = spec.compute.instance_count
+    hosts = spec.compute.host_count
     if per_host * hosts > machine:
         ask = f"{per_host} GPU" + ("s" if per_host != 1 else "")
         total = f" ({hosts} hosts x {ask})" if hosts > 1 else ""

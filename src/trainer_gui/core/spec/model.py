@@ -486,6 +486,11 @@ BATCH_SHARE_RE = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
 BATCH_PRIORITY_MAX = 9999
 
 
+def _short(value: str, limit: int = 40) -> str:
+    """A value short enough to quote in a message (the rule after it must stay readable)."""
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
 class SageMakerSettings(_Model):
     """Cloud-only settings. Never holds credentials: those come from boto3's chain."""
 
@@ -531,8 +536,8 @@ class SageMakerSettings(_Model):
     def _batch_queue(cls, v: str | None) -> str | None:
         if v and not (BATCH_QUEUE_NAME_RE.match(v) or BATCH_QUEUE_ARN_RE.match(v)):
             raise ValueError(
-                f"{v!r} is not an AWS Batch job queue: give its name (up to 128 letters, digits, "
-                "hyphens and underscores) or its ARN "
+                f"{_short(v)!r} is not an AWS Batch job queue: give its name (up to 128 "
+                "letters, digits, hyphens and underscores) or its ARN "
                 "(arn:aws:batch:<region>:<account>:job-queue/<name>)"
             )
         return v or None
@@ -542,7 +547,7 @@ class SageMakerSettings(_Model):
     def _batch_share(cls, v: str | None) -> str | None:
         if v and not BATCH_SHARE_RE.match(v):
             raise ValueError(
-                f"{v!r} is not a Batch share identifier: up to 255 letters and digits, "
+                f"{_short(v)!r} is not a Batch share identifier: up to 255 letters and digits, "
                 "optionally followed by *"
             )
         return v or None
@@ -873,7 +878,9 @@ class JobSpec(_Model):
                 return "; ".join(exc.problems)
         bare = self.model_copy(update={"hyperparameters": {}, "hyperparameters_file": None})
         # As the request has them (a job name and region there, so count them here too).
-        reserved = sorted(contract.sagemaker_hyperparameters(bare, "job", region="us-east-1"))
+        reserved = sorted(
+            contract.sagemaker_hyperparameters(bare, "job", region="us-east-1", cloud=True)
+        )
         most = limits.max_hyperparameters()
         total = len(names) + len(reserved)
         if total <= most:
