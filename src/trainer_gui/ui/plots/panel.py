@@ -74,6 +74,12 @@ MAX_SMOOTHING = 0.999
 SLIDER_STEPS = 1000
 COLUMNS = 2
 LEGEND_OPEN_MAX = 8  # more series than this: the legend starts folded
+# Plots built ahead of need, one per event-loop turn while the panel is idle: a job's first
+# metrics and its system readings (CPU, memory, GPU) arrive together, and building a plot
+# then costs 25-35 ms of the GUI thread each (pyqtgraph's PlotItem and its menus).
+SPARE_PLOTS = 4
+SPARE_PACE_MS = 50  # between two spare plots built
+SPARE_REFILL_MS = 3000  # after plots were taken: the flood that took them may still run
 X_MODES = {X_STEP: "Step", X_WALL: "Wall time", X_RELATIVE: "Relative time (s)"}
 
 
@@ -173,7 +179,8 @@ class MetricsPanel(QWidget):
         self._loading: set[str] = set()
         self._pending: dict[str, list[MetricChunk]] = {}
         self._generation = 0
-        self._spare: MetricPlot | None = None
+        self._spares: list[MetricPlot] = []
+        self._spare_pending = False
         self._closing = False
 
         # Controls.
@@ -253,7 +260,7 @@ class MetricsPanel(QWidget):
         self._timer.setInterval(max(1, round(1000.0 / redraw_hz)))
         self._timer.timeout.connect(self.redraw)
         self._timer.start()
-        QTimer.singleShot(0, self, self._prepare_spare)
+        self._schedule_spare(0)
 
     def _check_button(self, text: str, tip: str, slot: Any) -> QToolButton:
         button = QToolButton(self)
@@ -288,8 +295,7 @@ class MetricsPanel(QWidget):
                 self._plots[key[2]].rename_curve(key, self._series_name(key))
         self._legend_dirty = True
         self._remove_empty_plots()
-        if self._spare is None:
-            QTimer.singleShot(0, self, self._prepare_spare)
+        self._schedule_spare(0)
 
     def clear(self) -> None:
         """Drop every series and plot (the job list stays)."""
@@ -465,7 +471,8 @@ class MetricsPanel(QWidget):
     def _add_plot(self, metric: str) -> MetricPlot:
         """The plot of `metric` with a curve per series: the spare one if ready (see
         `_prepare_spare`), else built now."""
-        plot, self._spare = self._spare or self._new_plot(), None
+        plot = self._spares.pop(0) if self._spares else self._new_plot()
+        self._schedule_spare(SPARE_REFILL_MS)
         plot.set_title(metric)
         plot.item.setLogMode(x=self._log_x, y=self._log_y)
         plot.set_x_axis(X_MODES[self._x_mode], date=self._x_mode == X_WALL)
@@ -489,11 +496,19 @@ class MetricsPanel(QWidget):
         for metric in wanted[:budget]:
             self._add_plot(metric)
 
+    def _schedule_spare(self, delay_ms: int) -> None:
+        if not self._spare_pending and len(self._spares) < SPARE_PLOTS and not self._closing:
+            self._spare_pending = True
+            QTimer.singleShot(delay_ms, self, self._prepare_spare)
+
     @Slot()
     def _prepare_spare(self) -> None:
-        """Build a plot before any metric needs it, so a job's first metric shows at once."""
-        if self._spare is None and not self._closing:
-            self._spare = self._new_plot()
+        """Build one plot before any metric needs it (`SPARE_PLOTS` are kept), so a job's
+        first metrics show at once; the next one in `SPARE_PACE_MS`."""
+        self._spare_pending = False
+        if len(self._spares) < SPARE_PLOTS and not self._closing:
+            self._spares.append(self._new_plot())
+            self._schedule_spare(SPARE_PACE_MS)
 
     def _remove_empty_plots(self) -> None:
         used = {k[2] for k in self._series}
@@ -708,7 +723,7 @@ class MetricsPanel(QWidget):
             palette = self.palette()
             base = palette.color(QPalette.ColorRole.Base)
             text = palette.color(QPalette.ColorRole.Text)
-            for plot in [*self._plots.values(), *([self._spare] if self._spare else [])]:
+            for plot in [*self._plots.values(), *self._spares]:
                 plot.set_colors(base, text)
 
     def closeEvent(self, event: Any) -> None:
