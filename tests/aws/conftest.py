@@ -11,6 +11,7 @@ has no StopTrainingJob, and overwrites MetricDefinitions. The `aws` fixture exte
   output.tar.gz at the output path, and sets FinalMetricDataList;
 * StopTrainingJob is added to moto's SageMaker responses;
 * tuning jobs start and drive their trials (moto_tuning.py: `aws.tuning`);
+* AWS Batch service jobs of SageMaker training queues (moto_batch.py: `aws.batch`);
 * `aws.faults` answers chosen requests with an AWS error or a dropped connection, below
   botocore's retry logic (a patched `Endpoint._send`), and records every request sent.
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import moto_batch
 import moto_tuning
 import pytest
 from moto_support import FAKE_CREDENTIALS, Script, _op_of
@@ -77,7 +79,9 @@ class _SimJob:
         self.name = name
         self.request = request
         self.script = script
-        self.hosts = int(request["ResourceConfig"]["InstanceCount"])
+        resources = request["ResourceConfig"]
+        groups = resources.get("InstanceGroups") or []  # a heterogeneous cluster: no count
+        self.hosts = sum(int(g["InstanceCount"]) for g in groups) or int(resources["InstanceCount"])
         self.phase = 0
         self.written = dict.fromkeys(range(1, self.hosts + 1), 0)
         self.stop_requested = False
@@ -334,6 +338,7 @@ class FakeAws:
     requests: dict[str, dict[str, Any]]
     home: Path
     tuning: Any = None  # moto_tuning.TuningSimulator: tuning jobs and their trials
+    batch: Any = None  # moto_batch.BatchSimulator: service jobs of training queues
 
     def client(self, service: str) -> Any:
         import boto3
@@ -406,9 +411,11 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setattr(Endpoint, "_send", send)
     sim.start()
     tuning = moto_tuning.install(monkeypatch, sim)
+    batch = moto_batch.install(monkeypatch, sim, moto_url)
     try:
-        yield FakeAws(moto_url, sim, faults, captured, home, tuning)
+        yield FakeAws(moto_url, sim, faults, captured, home, tuning, batch)
     finally:
+        batch.close()
         tuning.close()
         sim.close()
 

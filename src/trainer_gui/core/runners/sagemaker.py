@@ -188,12 +188,21 @@ class SageMakerRunner(Runner):
                 raise UserError(f"channel {channel.name!r}: {channel.source} does not exist")
         driver_arguments(spec)
         session = self.session(spec.sagemaker.profile, spec.sagemaker.region)
+        if spec.sagemaker.batch_queue:
+            from trainer_gui.core.aws.batch import queue_region
+
+            queue_at = queue_region(spec.sagemaker.batch_queue)
+            if queue_at and queue_at != session.region:
+                raise UserError(
+                    f"sagemaker.batch_queue: the queue is in {queue_at} but the job runs in "
+                    f"{session.region}; pick a queue of {session.region} or change the region"
+                )
         resolve_image(
             spec.image,
             spec.sagemaker.framework_version,
             spec.sagemaker.py_version,
             session.region,
-            spec.compute.instance_type,
+            spec.compute.image_instance_type,
         )
         try:  # no, expired or unknown credentials: say so before anything starts
             session.identity()
@@ -263,7 +272,7 @@ class SageMakerRunner(Runner):
             spec.sagemaker.framework_version,
             spec.sagemaker.py_version,
             region,
-            spec.compute.instance_type,
+            spec.compute.image_instance_type,
         )
         role = spec.sagemaker.role_arn or ""
         plan = plan_locations(spec, ctx.job_id, region, role, image, toolkit, base)
@@ -338,6 +347,11 @@ class SageMakerRunner(Runner):
                 handle._finish(JobStatus.STOPPED)
                 return
             session = self._session_for(ctx)
+            if ctx.spec.sagemaker.batch_queue:  # AWS Batch creates the training job later
+                self._submit_to_batch(ctx, sink, session, request)
+                handle.mark_started()
+                self._follow(ctx, sink, handle)
+                return
             emit_status(sink, ctx.job_id, JobStatus.STARTING, "Creating the SageMaker training job")
             emit_phase(sink, ctx.job_id, Phase.STARTING, "creating the training job")
             with aws_errors(f"creating the training job {ctx.job_id}"):
@@ -377,7 +391,8 @@ class SageMakerRunner(Runner):
 
     def _follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
         try:
-            status = self._follow_loop(ctx, sink)
+            waited = self._wait_in_batch(ctx, sink)  # None: no Batch job, or it has its job
+            status = waited if waited is not None else self._follow_loop(ctx, sink)
         except Exception as exc:
             log.exception("following %s failed", ctx.job_id)
             emit_status(
@@ -558,6 +573,138 @@ class SageMakerRunner(Runner):
                 continue
             sink(ArtifactReady(ctx.job_id, kind, str(path)))
 
+    # -- AWS Batch training queues -----------------------------------------------------------
+
+    def _submit_to_batch(
+        self, ctx: JobContext, sink: EventSink, session: AwsSession, request: dict[str, Any]
+    ) -> None:
+        """Submit the CreateTrainingJob request as a service job of the spec's Batch queue."""
+        from trainer_gui.core.aws import batch
+
+        queue = str(ctx.spec.sagemaker.batch_queue)
+        submit = batch.spec_submit_request(ctx.spec, request)
+        (ctx.run_dir / batch.SUBMIT_FILE).write_text(json.dumps(submit, indent=2), encoding="utf-8")
+        emit_status(
+            sink, ctx.job_id, JobStatus.STARTING, f"Submitting to the AWS Batch queue {queue}"
+        )
+        emit_phase(sink, ctx.job_id, Phase.STARTING, f"submitting to the AWS Batch queue {queue}")
+        out = batch.submit(session.client("batch"), submit)
+        info: dict[str, object] = {
+            "batch_job_id": str(out["jobId"]),
+            "batch_job_arn": str(out.get("jobArn") or ""),
+            "batch_queue": queue,
+        }
+        sink(BackendInfo(ctx.job_id, info))
+        ctx.backend_ids.update(info)
+
+    def _wait_in_batch(self, ctx: JobContext, sink: EventSink) -> JobStatus | None:
+        """Follow a Batch service job until it has a training job (None: follow that one, its
+        name and ARN now in the backend ids) or ends without one (its final status). None at
+        once for jobs created directly, and for Batch jobs whose training job is known."""
+        from botocore.exceptions import ClientError
+
+        from trainer_gui.core.aws import batch
+
+        job_id = str(ctx.backend_ids.get("batch_job_id") or "")
+        if not job_id or ctx.backend_ids.get("training_job_arn"):
+            return None
+        session = self._session_for(ctx)
+        client = session.client("batch")
+        queue = str(ctx.backend_ids.get("batch_queue") or ctx.spec.sagemaker.batch_queue or "")
+        seen = str(ctx.backend_ids.get("batch_status") or "")
+        stop_seen = False
+        delay = self.poll_min
+        while True:
+            try:
+                desc = batch.describe(client, job_id)
+            except ClientError as exc:
+                message = exc.response.get("Error", {}).get("Message", "")
+                if "not found" in message.lower():
+                    reason = f"AWS Batch has no job {job_id} in {session.region}: {message}"
+                    emit_status(sink, ctx.job_id, JobStatus.FAILED, reason)
+                    return JobStatus.FAILED
+                if self._fatal(exc, sink, ctx):
+                    return JobStatus.PENDING
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_max)
+                continue
+            except Exception as exc:
+                if self._fatal(exc, sink, ctx):
+                    return JobStatus.PENDING
+                time.sleep(delay)
+                delay = min(delay * 2, self.poll_max)
+                continue
+            status = str(desc.get("status") or "")
+            found = batch.training_job_of(desc)
+            # A stop request normally terminates the Batch job itself (`stop`); one that came
+            # while the job was being submitted has not: still running one poll later, end it.
+            ended = status in batch.TERMINAL or bool(desc.get("isTerminated"))
+            if stop_seen and not ended:
+                try:
+                    batch.terminate(client, job_id, ctx.stop_reason())
+                except UserError as exc:
+                    log.warning("terminating %s: %s", job_id, exc)
+            stop_seen = ctx.stop_requested() and not ended
+            changed = status != seen or stop_seen
+            if status != seen:
+                seen = status
+                if status not in batch.TERMINAL:
+                    waiting = status in batch.WAITING
+                    mapped = JobStatus.PENDING if waiting else JobStatus.STARTING
+                    emit_status(sink, ctx.job_id, mapped, f"Batch: {status}")
+                    where = "waiting in" if waiting else "leaving"
+                    emit_phase(
+                        sink,
+                        ctx.job_id,
+                        Phase.STARTING,
+                        f"{where} the AWS Batch queue {queue} ({status})",
+                    )
+                sink(BackendInfo(ctx.job_id, {"batch_status": status}))
+            if found is not None and status not in batch.WAITING:
+                name, arn = found
+                info: dict[str, object] = {
+                    "training_job_name": name,
+                    "training_job_arn": arn,
+                    "console_url": console_url(session.region, name),
+                }
+                sink(BackendInfo(ctx.job_id, info))
+                ctx.backend_ids.update(info)
+                return None
+            if status == "FAILED":
+                if ctx.stop_requested() or desc.get("isTerminated"):
+                    emit_status(sink, ctx.job_id, JobStatus.STOPPED, ctx.stop_reason())
+                    return JobStatus.STOPPED
+                emit_status(sink, ctx.job_id, JobStatus.FAILED, batch.failure_reason(desc))
+                return JobStatus.FAILED
+            if status == "SUCCEEDED":  # no training job named: nothing to follow or download
+                emit_status(sink, ctx.job_id, JobStatus.COMPLETED, "AWS Batch: job succeeded")
+                return JobStatus.COMPLETED
+            delay = self.poll_min if changed else min(delay * 1.5, self.poll_max)
+            time.sleep(delay)
+
+    def _stop_batch_job(self, ctx: JobContext, session: AwsSession) -> bool:
+        """Stop a Batch job that has no training job yet (TerminateServiceJob); False when
+        there is none, or its training job exists (then StopTrainingJob stops it)."""
+        from trainer_gui.core.aws import batch
+
+        job_id = str(ctx.backend_ids.get("batch_job_id") or "")
+        if not job_id or ctx.backend_ids.get("training_job_arn"):
+            return False
+        client = session.client("batch")
+        try:
+            desc = batch.describe(client, job_id)
+        except Exception as exc:
+            log.info("describing %s before stopping it: %s", job_id, exc)
+            desc = {}
+        found = batch.training_job_of(desc)
+        if found is not None and desc.get("status") not in batch.WAITING:
+            ctx.backend_ids["training_job_name"] = found[0]  # the follower has not seen it yet
+            return False
+        if desc.get("status") in batch.TERMINAL:
+            return True
+        batch.terminate(client, job_id, ctx.stop_reason())
+        return True
+
     # -- stop -------------------------------------------------------------------------------
 
     def stop(self, ctx: JobContext) -> None:
@@ -566,6 +713,8 @@ class SageMakerRunner(Runner):
         if not ctx.stop_requested():
             ctx.request_stop()
         session = self._session_for(ctx)
+        if self._stop_batch_job(ctx, session):
+            return
         try:
             session.client("sagemaker").stop_training_job(TrainingJobName=self._job_name(ctx))
         except ClientError as exc:

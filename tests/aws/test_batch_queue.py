@@ -1,0 +1,301 @@
+"""A spec naming an AWS Batch training queue: the CreateTrainingJob request goes to Batch's
+SubmitServiceJob, the job is followed through Batch's states into the training job's logs,
+metrics and model, stops and fails the Batch way, and is taken over after a restart."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto_support import Script
+from sm_helpers import make_spec, service, wait_for
+
+from trainer_gui.cli.main import main
+from trainer_gui.core.aws import batch
+from trainer_gui.core.errors import SpecError
+from trainer_gui.core.joblog import JOB_LOG, parse_log_line
+from trainer_gui.core.spec import save_spec, spec_to_dict
+from trainer_gui.core.store import Store
+from trainer_gui.services.jobs import JobService
+
+QUEUE = "ml-training"
+FAIR_QUEUE = "fair-share"
+LOSS = [{"name": "loss", "regex": r"loss=([0-9.]+)"}]
+
+
+def _lines(host: int) -> list[str]:
+    return [f"epoch={i} loss={1.0 / (i + host):.4f}" for i in range(12)]
+
+
+def _log(record: Any) -> list[tuple[str, str]]:
+    out = []
+    for line in (Path(record.run_dir) / "logs" / JOB_LOG).read_text().splitlines():
+        parsed = parse_log_line(line)
+        assert parsed is not None
+        out.append((parsed[1], parsed[3]))
+    return out
+
+
+def _history(svc: JobService, job: str) -> list[tuple[str, str]]:
+    return [(e.status, e.message) for e in svc.store.status_history(job)]
+
+
+def _waiting(svc: JobService, job: str) -> bool:
+    """The job shows Batch's RUNNABLE state (no training job yet)."""
+    return ("Pending", "Batch: RUNNABLE") in _history(svc, job)
+
+
+def _queued(project: Path, **sagemaker: Any) -> Any:
+    settings = {"batch_queue": QUEUE, **sagemaker}
+    return make_spec(project, metric_definitions=LOSS, sagemaker=settings)
+
+
+def _renamed(request: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    return dict(json.loads(json.dumps(request).replace(old, new)))
+
+
+def test_batch_gets_the_very_create_training_job_request_with_priority_and_share(
+    aws: Any, project: Path
+) -> None:
+    tags = {"team": "vision", "cost-center": "42"}
+    svc = service()
+    direct = svc.submit(make_spec(project, metric_definitions=LOSS, sagemaker={"tags": tags}))
+    direct.wait(30)
+    sent_directly = aws.requests[direct.job_id]  # what CreateTrainingJob got without a queue
+
+    spec = make_spec(
+        project,
+        metric_definitions=LOSS,
+        sagemaker={
+            "tags": tags,
+            "batch_queue": FAIR_QUEUE,
+            "batch_priority": 7,
+            "batch_share_identifier": "vision",
+        },
+    )
+    handle = svc.submit(spec)
+    handle.wait(30)
+    record = svc.get(handle.job_id)
+    assert record.status == "Completed", record.failure_reason
+    (sent,) = aws.batch.requests
+    payload = json.loads(sent["serviceRequestPayload"])
+    # the same request, with Tags moved to the Batch job as the SDK's TrainingQueue does
+    expected = _renamed(sent_directly, direct.job_id, handle.job_id)
+    assert expected.pop("Tags") == [{"Key": k, "Value": v} for k, v in tags.items()]
+    assert payload == expected
+    written = json.loads((Path(record.run_dir) / "create-training-job.json").read_text())
+    assert payload == {k: v for k, v in written.items() if k != "Tags"}
+    assert sent["jobName"] == handle.job_id == payload["TrainingJobName"]
+    assert sent["jobQueue"] == FAIR_QUEUE
+    assert sent["serviceJobType"] == "SAGEMAKER_TRAINING"
+    assert sent["schedulingPriority"] == 7
+    assert sent["shareIdentifier"] == "vision"
+    assert sent["tags"] == tags
+    assert sent["retryStrategy"] == batch.DEFAULT_RETRY_STRATEGY
+    assert sent["timeoutConfig"] == {"attemptDurationSeconds": 86400}
+    saved = json.loads((Path(record.run_dir) / batch.SUBMIT_FILE).read_text())
+    assert saved == {k: v for k, v in sent.items() if k != "clientToken"}
+    assert sent["clientToken"]  # botocore's idempotency token: its retries submit once
+    # Batch created the training job from the payload: SageMaker got exactly it
+    assert aws.requests[handle.job_id] == payload
+    ids = record.backend_ids
+    assert ids["batch_job_id"] == aws.batch.by_name(handle.job_id).job_id
+    assert ids["batch_queue"] == FAIR_QUEUE
+    assert ids["training_job_arn"].endswith(f":training-job/{handle.job_id}")
+
+
+def test_the_job_waits_as_batch_states_then_follows_the_training_jobs_logs_and_metrics(
+    aws: Any, project: Path
+) -> None:
+    aws.sim.script("mnist", Script(lines=_lines, final_metrics={"loss": 0.08}, lines_per_tick=5))
+    gate = aws.batch.hold("mnist")
+    svc = service()
+    handle = svc.submit(_queued(project, batch_priority=3))
+    job = handle.job_id
+    wait_for(lambda: _waiting(svc, job))
+    assert svc.get(job).status == "Pending"
+    assert aws.requests == {}  # no training job while the queue holds the job
+    gate.set()
+    handle.wait(30)
+    record = svc.get(job)
+    assert record.status == "Completed", record.failure_reason
+    history = _history(svc, job)
+    batch_states = [m for _, m in history if m.startswith("Batch: ")]
+    assert batch_states[0] in ("Batch: SUBMITTED", "Batch: RUNNABLE")
+    assert "Batch: RUNNABLE" in batch_states
+    assert batch_states[-1] in ("Batch: SCHEDULED", "Batch: STARTING", "Batch: RUNNING")
+    assert len(batch_states) == len(set(batch_states))
+    first_training = next(i for i, (s, _) in enumerate(history) if s == "Training")
+    assert max(i for i, (_, m) in enumerate(history) if m.startswith("Batch: ")) < first_training
+    assert history[-1] == ("Completed", "Training job completed (42 billable seconds)")
+    assert _log(record) == [("algo-1", text) for text in _lines(1)]
+    values = [s.value for _, s in svc.store.metric_samples(job, "loss")]
+    assert values == [float(f"{1.0 / (i + 1):.4f}") for i in range(12)]
+    assert record.backend_ids["final_metrics"] == {"loss": 0.08}
+    assert (Path(record.run_dir) / "artifacts" / "model" / "model.pt").is_file()
+    assert aws.batch.by_name(job).history[-1] == "SUCCEEDED"
+
+
+def test_stop_while_queued_terminates_the_batch_job_and_no_training_job_starts(
+    aws: Any, project: Path
+) -> None:
+    aws.batch.hold("mnist")
+    svc = service()
+    handle = svc.submit(_queued(project))
+    wait_for(lambda: _waiting(svc, handle.job_id))
+    record = svc.stop(handle.job_id, wait=30)
+    assert record.status == "Stopped"
+    assert record.failure_reason == "Stopped by the user"
+    assert aws.batch.calls.count("TerminateServiceJob") == 1
+    assert aws.faults.count("sagemaker:StopTrainingJob") == 0
+    ended = aws.batch.by_name(handle.job_id)
+    assert ended.status == "FAILED" and ended.status_reason == "Stopped by the user"
+    assert ended.training_name is None and aws.requests == {}
+
+
+def test_stop_after_the_training_job_exists_stops_the_training_job(aws: Any, project: Path) -> None:
+    aws.sim.script("mnist", Script(outcome="hang"))
+    svc = service()
+    handle = svc.submit(_queued(project))
+    wait_for(lambda: svc.get(handle.job_id).status == "Training")
+    record = svc.stop(handle.job_id, wait=30)
+    assert record.status == "Stopped"
+    assert record.failure_reason == "Stopped by the user"
+    assert aws.faults.count("sagemaker:StopTrainingJob") == 1
+    assert aws.batch.calls.count("TerminateServiceJob") == 0
+    wait_for(lambda: aws.batch.by_name(handle.job_id).status == "FAILED")
+
+
+def test_a_failed_batch_job_fails_the_job_with_batchs_reason(aws: Any, project: Path) -> None:
+    reason = (
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - the job needs ml.m5.xlarge, which the "
+        "service environment does not offer"
+    )
+    aws.batch.fail("mnist", reason)
+    svc = service()
+    handle = svc.submit(_queued(project))
+    handle.wait(30)
+    record = svc.get(handle.job_id)
+    assert record.status == "Failed"
+    assert record.failure_reason == f"AWS Batch: {reason}"
+    assert aws.requests == {}
+
+
+def test_a_queue_batch_does_not_know_fails_with_batchs_message(aws: Any, project: Path) -> None:
+    svc = service()
+    handle = svc.submit(_queued(project, batch_queue="no-such-queue"))
+    handle.wait(30)
+    record = svc.get(handle.job_id)
+    assert record.status == "Failed"
+    assert "no-such-queue" in (record.failure_reason or "")
+    assert "does not exist" in (record.failure_reason or "")
+    assert "Traceback" not in (record.failure_reason or "")
+
+
+def test_a_restarted_app_takes_over_a_queued_job_once_and_follows_it_to_the_end(
+    aws: Any, project: Path
+) -> None:
+    aws.sim.script("mnist", Script(lines=_lines, lines_per_tick=4))
+    gate = aws.batch.hold("mnist")
+    first = service()
+    handle = first.submit(_queued(project))
+    job = handle.job_id
+    wait_for(lambda: _waiting(first, job))
+    first.shutdown()  # the app closes while the job waits in the queue
+    first.store.close()
+    gate.set()
+    second = JobService(Store(), runners={"sagemaker": service().runner("sagemaker")})
+    assert second.recover() == [job]
+    assert second.recover() == []  # followed already: not taken twice
+    follower = second.handle(job)
+    assert follower is not None
+    follower.wait(30)
+    record = second.get(job)
+    assert record.status == "Completed", record.failure_reason
+    assert _log(record) == [("algo-1", text) for text in _lines(1)]
+    assert second.store.metric_count(job) == 12
+    messages = [m for _, m in _history(second, job)]
+    assert messages.count("Batch: RUNNABLE") == 1
+    assert len(aws.batch.requests) == 1  # resumed, not submitted again
+
+
+def test_cli_run_of_a_queued_spec_goes_through_batch(aws: Any, project: Path, capsys: Any) -> None:
+    path = save_spec(_queued(project, batch_priority=5), project / "job.yaml")
+    assert main(["run", str(path), "--no-preflight"]) == 0
+    out = capsys.readouterr().out
+    assert "Batch: RUNNABLE" in out or "Batch: SUBMITTED" in out
+    (sent,) = aws.batch.requests
+    assert sent["schedulingPriority"] == 5
+    with Store() as store:
+        (record,) = store.list_jobs()
+    assert record.status == "Completed"
+
+
+BAD = {
+    "queue with a space": ({"batch_queue": "ml training"}, "sagemaker.batch_queue", "job queue"),
+    "queue ARN of another service": (
+        {"batch_queue": "arn:aws:sqs:us-east-1:123456789012:ml-training"},
+        "sagemaker.batch_queue",
+        "job-queue/<name>",
+    ),
+    "queue name too long": ({"batch_queue": "q" * 129}, "sagemaker.batch_queue", "128"),
+    "priority above 9999": (
+        {"batch_queue": QUEUE, "batch_priority": 10000},
+        "sagemaker.batch_priority",
+        "9999",
+    ),
+    "negative priority": (
+        {"batch_queue": QUEUE, "batch_priority": -1},
+        "sagemaker.batch_priority",
+        "0",
+    ),
+    "priority as a flag": (
+        {"batch_queue": QUEUE, "batch_priority": True},
+        "sagemaker.batch_priority",
+        "whole number",
+    ),
+    "share identifier with a hyphen": (
+        {"batch_queue": QUEUE, "batch_share_identifier": "team-a"},
+        "sagemaker.batch_share_identifier",
+        "letters and digits",
+    ),
+    "share identifier too long": (
+        {"batch_queue": QUEUE, "batch_share_identifier": "a" * 256},
+        "sagemaker.batch_share_identifier",
+        "255",
+    ),
+    "priority without a queue": (
+        {"batch_priority": 3},
+        "sagemaker",
+        "batch_priority only applies with batch_queue",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_batch_settings_are_refused_naming_the_field(project: Path, case: str) -> None:
+    settings, field, hint = BAD[case]
+    with pytest.raises(SpecError) as info:
+        make_spec(project, sagemaker=settings)
+    assert any(p.startswith(field) and hint in p for p in info.value.problems), info.value.problems
+    data = spec_to_dict(make_spec(project))
+    data["sagemaker"] = {**data["sagemaker"], **settings}
+    path = project / "job.yaml"
+    path.write_text(json.dumps(data))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["spec", "validate", str(path)])
+    assert rc != 0 and field in err.getvalue() and hint in err.getvalue()
+
+
+def test_good_batch_settings_validate(project: Path) -> None:
+    arn = "arn:aws:batch:us-east-1:123456789012:job-queue/ml-training"
+    spec = make_spec(
+        project,
+        sagemaker={"batch_queue": arn, "batch_priority": 0, "batch_share_identifier": "vision1*"},
+    )
+    assert spec.sagemaker.batch_queue == arn and spec.sagemaker.batch_priority == 0
