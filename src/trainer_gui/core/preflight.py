@@ -256,7 +256,7 @@ def docker_image_of(spec: JobSpec) -> str | None:
             spec.sagemaker.framework_version,
             spec.sagemaker.py_version,
             region,
-            spec.compute.instance_type,
+            spec.compute.image_instance_type,
         )
     except Exception:  # an unknown version or region: no image to look for
         return None

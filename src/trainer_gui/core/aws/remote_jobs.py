@@ -296,7 +296,7 @@ def plan_for_export(
         spec.sagemaker.framework_version,
         spec.sagemaker.py_version,
         region,
-        spec.compute.instance_type,
+        spec.compute.image_instance_type,
     )
     return plan_locations(spec, job_name, region, role, image, toolkit, base), notes
 

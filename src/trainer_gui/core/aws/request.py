@@ -16,6 +16,7 @@ S3 layout under the base URI (`sagemaker.s3_prefix`, or `s3://sagemaker-<region>
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,12 +89,41 @@ def check_limits(spec: JobSpec, image: str) -> None:
             f"image: {image[:60]}... is {len(image)} characters; SageMaker takes at most "
             f"{limits.max_image_uri()}"
         )
-    kind = limits.instance_type_problem(spec.compute.instance_type)
-    if kind:
-        problems.append(f"compute.instance_type: {kind}")
+    if spec.compute.instance_groups:
+        for group in spec.compute.instance_groups:
+            kind = limits.instance_type_problem(group.instance_type)
+            if kind:
+                problems.append(f"compute.instance_groups: {group.name!r}: {kind}")
+    else:
+        kind = limits.instance_type_problem(spec.compute.instance_type)
+        if kind:
+            problems.append(f"compute.instance_type: {kind}")
+    smddp = spec.smddp_instance_problem() or _smddp_version_problem(spec)
+    if smddp:
+        problems.append(smddp)
     problems += [f"sagemaker.tags: {p}" for p in limits.tag_problems(spec.sagemaker.tags)]
     if problems:
         raise UserError("\n".join(problems))
+
+
+def _smddp_version_problem(spec: JobSpec) -> str | None:
+    """smddp is in the SageMaker PyTorch images of the versions the SDK lists, and no later."""
+    if spec.distribution.kind != "smddp" or spec.image:
+        return None
+    from trainer_gui.core.aws.errors import AwsError
+    from trainer_gui.core.aws.images import full_version
+    from trainer_gui.core.spec.model import SMDDP_PYTORCH_VERSIONS
+
+    version = spec.sagemaker.framework_version
+    with contextlib.suppress(AwsError):  # else the image lookup says what is wrong with it
+        version = full_version(version)
+    if version in SMDDP_PYTORCH_VERSIONS:
+        return None
+    return (
+        f"sagemaker.framework_version: SageMaker's data-parallel library (smddp) is in the "
+        f"PyTorch images up to 2.2.0, not {version}; pick 2.2 or earlier, a custom image with "
+        "the library, or distribution kind torchrun"
+    )
 
 
 def plan_locations(
@@ -198,6 +228,29 @@ def driver_arguments(spec: JobSpec) -> list[str]:
     return args
 
 
+def resource_config(spec: JobSpec) -> dict[str, Any]:
+    """ResourceConfig: InstanceType and InstanceCount, or InstanceGroups (a heterogeneous
+    cluster: no top-level type or count), as the V2 SDK's `_Job._prepare_resource_config`."""
+    compute = spec.compute
+    if compute.instance_groups:
+        return {
+            "VolumeSizeInGB": compute.volume_size_gb,
+            "InstanceGroups": [
+                {
+                    "InstanceGroupName": g.name,
+                    "InstanceType": g.instance_type,
+                    "InstanceCount": g.instance_count,
+                }
+                for g in compute.instance_groups
+            ],
+        }
+    return {
+        "InstanceType": compute.instance_type,
+        "InstanceCount": compute.instance_count,
+        "VolumeSizeInGB": compute.volume_size_gb,
+    }
+
+
 def build_request(spec: JobSpec, plan: Plan) -> dict[str, Any]:
     """The CreateTrainingJob request (boto3 keyword arguments) for `spec` under `plan`."""
     algorithm: dict[str, Any] = {
@@ -233,6 +286,7 @@ def build_request(spec: JobSpec, plan: Plan) -> dict[str, Any]:
         plan.job_name,
         submit_directory=plan.code_uri or contract.CONTAINER_CODE_DIR,
         region=plan.region,
+        cloud=True,
     )
     request: dict[str, Any] = {
         "TrainingJobName": plan.job_name,
@@ -240,11 +294,7 @@ def build_request(spec: JobSpec, plan: Plan) -> dict[str, Any]:
         "AlgorithmSpecification": algorithm,
         "HyperParameters": hyperparameters,
         "OutputDataConfig": {"S3OutputPath": plan.output_uri},
-        "ResourceConfig": {
-            "InstanceType": spec.compute.instance_type,
-            "InstanceCount": spec.compute.instance_count,
-            "VolumeSizeInGB": spec.compute.volume_size_gb,
-        },
+        "ResourceConfig": resource_config(spec),
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
     }
     if channels:

@@ -218,6 +218,14 @@ class SourceSpec(_Model):
 #: Instance types SageMaker's data-parallel library (smddp) runs on: the SageMaker Python SDK's
 #: `fw_utils.SM_DATAPARALLEL_SUPPORTED_INSTANCE_TYPES` (v2.257), less its "local_gpu".
 SMDDP_INSTANCE_TYPES = ("ml.p3.16xlarge", "ml.p3dn.24xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge")
+#: PyTorch versions whose SageMaker images carry it: the SDK's
+#: `SM_DATAPARALLEL_SUPPORTED_FRAMEWORK_VERSIONS["pytorch"]` (v2.257), checked where the app picks
+#: the image (a custom image is the user's call, as in the SDK).
+SMDDP_PYTORCH_VERSIONS = (
+    "1.6", "1.6.0", "1.7", "1.7.1", "1.8", "1.8.0", "1.8.1", "1.9", "1.9.0", "1.9.1", "1.10",
+    "1.10.0", "1.10.2", "1.11", "1.11.0", "1.12", "1.12.0", "1.12.1", "1.13.1", "2.0.0", "2.0.1",
+    "2.1.0", "2.1.2", "2.2.0",
+)  # fmt: skip
 INSTANCE_TYPE_PATTERN = (
     r"^(ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+|local|local_gpu)$"  # ml.c7i-flex.xlarge
 )
@@ -332,6 +340,17 @@ class ComputeSpec(_Model):
                 if problem:
                     raise ValueError(f"instance group {group.name!r}: {problem}")
         return self
+
+    @property
+    def image_instance_type(self) -> str:
+        """The type that picks the framework image (CPU or GPU): with instance groups, the first
+        GPU group's, else the first group's, as the SageMaker SDK's `_get_instance_type`."""
+        for group in self.instance_groups:
+            if re.match(r"^ml\.[gp]", group.instance_type):
+                return group.instance_type
+        if self.instance_groups:
+            return self.instance_groups[0].instance_type
+        return self.instance_type
 
     @property
     def host_count(self) -> int:

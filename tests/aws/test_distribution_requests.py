@@ -1,0 +1,307 @@
+"""CreateTrainingJob requests for SageMaker's distributions and heterogeneous clusters, field by
+field, as the moto server received them (issue 17).
+
+References: the SageMaker Python SDK V2 (`Framework._distribution_configuration`,
+`fw_utils.validate_distribution`, `_Job._prepare_resource_config`), botocore's service model
+(the request passes its validator: the fixture keeps parameter validation on), and, where an
+SDK V2 interpreter is present (`make sdk-envs`), the request V2 itself sends for the same job.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sm_helpers import ROLE_ARN, make_spec, service
+
+from trainer_gui.core import contract
+from trainer_gui.core.errors import SpecError
+from trainer_gui.core.spec.model import SMDDP_INSTANCE_TYPES
+
+#: The latest SageMaker PyTorch image with smddp in it (the SDK's list ends at 2.2.0).
+SMDDP_IMAGE = {"framework_version": "2.2", "py_version": "py310"}
+GROUPS = [
+    {"name": "trainers", "instance_type": "ml.p4d.24xlarge", "instance_count": 2},
+    {"name": "data-loaders", "instance_type": "ml.c5.18xlarge", "instance_count": 3},
+]
+
+
+def _run(aws: Any, spec: Any) -> tuple[str, dict[str, Any]]:
+    svc = service()
+    handle = svc.submit(spec)
+    assert handle.wait(30) is not None
+    record = svc.get(handle.job_id)
+    assert record.status == "Completed", record.failure_reason
+    return handle.job_id, aws.requests[handle.job_id]
+
+
+def _ours(spec: Any, job: str, hps: dict[str, str]) -> dict[str, str]:
+    return contract.sagemaker_hyperparameters(
+        spec, job, json.loads(hps["sagemaker_submit_directory"]), "us-east-1", cloud=True
+    )
+
+
+# -- smddp -----------------------------------------------------------------------------------
+
+
+def test_smddp_sets_the_sdks_dataparallel_hyperparameters(aws: Any, project: Path) -> None:
+    spec = make_spec(
+        project,
+        compute={"instance_type": "ml.p4d.24xlarge", "instance_count": 2},
+        distribution={"kind": "smddp"},
+        hyperparameters={"epochs": 1},
+        sagemaker=SMDDP_IMAGE,
+    )
+    job, request = _run(aws, spec)
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.p4d.24xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 30,
+    }
+    hps = request["HyperParameters"]
+    assert hps["sagemaker_distributed_dataparallel_enabled"] == "true"
+    assert hps["sagemaker_instance_type"] == '"ml.p4d.24xlarge"'
+    assert hps["sagemaker_distributed_dataparallel_custom_mpi_options"] == '""'
+    # SageMaker's library, not torchrun: the toolkit picks its SMDataParallel runner.
+    assert "sagemaker_torch_distributed_enabled" not in hps
+    assert "sagemaker_distribution_instance_groups" not in hps
+    assert hps["epochs"] == "1"
+    assert hps == _ours(spec, job, hps)
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith(":2.2.0-gpu-py310")
+
+
+def test_smddp_refuses_a_pytorch_image_without_the_library(aws: Any, project: Path) -> None:
+    spec = make_spec(
+        project, compute={"instance_type": "ml.p4d.24xlarge"}, distribution={"kind": "smddp"}
+    )
+    svc = service()
+    handle = svc.submit(spec)
+    handle.wait(30)
+    record = svc.get(handle.job_id)
+    assert record.status == "Failed"
+    assert "smddp" in (record.failure_reason or "") and "2.5.1" in (record.failure_reason or "")
+    assert aws.requests == {}  # refused before anything was sent
+
+
+@pytest.mark.parametrize("instance_type", SMDDP_INSTANCE_TYPES)
+def test_smddp_accepts_every_type_the_sdk_supports(project: Path, instance_type: str) -> None:
+    spec = make_spec(
+        project, compute={"instance_type": instance_type}, distribution={"kind": "smddp"}
+    )
+    assert spec.distribution.kind == "smddp"
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.12xlarge", "ml.p5.48xlarge", "ml.m5.xlarge"])
+def test_smddp_refuses_types_the_library_does_not_run_on(project: Path, instance_type: str) -> None:
+    with pytest.raises(SpecError) as err:
+        make_spec(project, compute={"instance_type": instance_type}, distribution={"kind": "smddp"})
+    message = str(err.value)
+    assert instance_type in message and "smddp" in message
+    assert "ml.p4d.24xlarge" in message  # names what would do
+
+
+def test_smddp_locally_is_torchrun_with_a_note(project: Path) -> None:
+    """The local hyperparameters.json asks the toolkit for torchrun (the library is not here)."""
+    spec = make_spec(
+        project,
+        compute={"backend": "docker", "instance_type": "ml.m5.xlarge", "instance_count": 2},
+        distribution={"kind": "smddp"},
+    )
+    local = contract.sagemaker_hyperparameters(spec, "j")
+    assert local["sagemaker_torch_distributed_enabled"] == "true"
+    assert "sagemaker_distributed_dataparallel_enabled" not in local
+    assert "torchrun" in contract.SMDDP_LOCAL_NOTE and "\n" not in contract.SMDDP_LOCAL_NOTE
+
+
+# -- heterogeneous clusters ------------------------------------------------------------------
+
+
+def test_instance_groups_replace_the_top_level_type_and_count(aws: Any, project: Path) -> None:
+    spec = make_spec(
+        project,
+        compute={"instance_groups": GROUPS, "volume_size_gb": 50},
+        distribution={"kind": "smddp", "instance_groups": ["trainers"]},
+        sagemaker=SMDDP_IMAGE,
+    )
+    job, request = _run(aws, spec)
+    assert request["ResourceConfig"] == {
+        "VolumeSizeInGB": 50,
+        "InstanceGroups": [
+            {"InstanceGroupName": "trainers", "InstanceType": "ml.p4d.24xlarge",
+             "InstanceCount": 2},
+            {"InstanceGroupName": "data-loaders", "InstanceType": "ml.c5.18xlarge",
+             "InstanceCount": 3},
+        ],
+    }  # fmt: skip
+    hps = request["HyperParameters"]
+    assert hps["sagemaker_distribution_instance_groups"] == '["trainers"]'
+    assert hps["sagemaker_distributed_dataparallel_enabled"] == "true"
+    # V2 has no top-level type with groups: null, and the toolkit takes the host's own type.
+    assert hps["sagemaker_instance_type"] == "null"
+    assert hps == _ours(spec, job, hps)
+    # The first GPU group's type picks the image, as the SDK's `_get_instance_type` does.
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith("-gpu-py310")
+    # The job's hosts: algo-1..5 across the groups.
+    assert contract.host_names(spec) == [f"algo-{i}" for i in range(1, 6)]
+    described = aws.client("sagemaker").describe_training_job(TrainingJobName=job)
+    assert described["ResourceConfig"]["InstanceGroups"][1]["InstanceCount"] == 3
+
+
+def test_torchrun_in_one_group_names_it(aws: Any, project: Path) -> None:
+    groups = [
+        {"name": "gpu", "instance_type": "ml.g5.xlarge", "instance_count": 2},
+        {"name": "cpu", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+    ]
+    spec = make_spec(
+        project,
+        compute={"instance_groups": groups},
+        distribution={"kind": "torchrun", "instance_groups": ["gpu"]},
+    )
+    job, request = _run(aws, spec)
+    hps = request["HyperParameters"]
+    assert hps["sagemaker_torch_distributed_enabled"] == "true"
+    assert hps["sagemaker_distribution_instance_groups"] == '["gpu"]'
+    assert "sagemaker_instance_type" not in hps  # V2's torch_distributed sets none with groups
+    assert hps == _ours(spec, job, hps)
+
+
+def test_a_single_group_runs_the_distribution_without_naming_it(project: Path) -> None:
+    spec = make_spec(
+        project,
+        compute={"instance_groups": [GROUPS[0]]},
+        distribution={"kind": "smddp"},
+    )
+    hps = contract.sagemaker_hyperparameters(spec, "j", cloud=True)
+    assert hps["sagemaker_distribution_instance_groups"] == '["trainers"]'
+
+
+def test_no_distribution_sends_no_distribution_groups(aws: Any, project: Path) -> None:
+    spec = make_spec(project, compute={"instance_groups": GROUPS})
+    _, request = _run(aws, spec)
+    assert "InstanceType" not in request["ResourceConfig"]
+    assert not any("distribut" in key for key in request["HyperParameters"])
+
+
+@pytest.mark.parametrize(
+    ("over", "words"),
+    [
+        ({"compute": {"instance_count": 2, "instance_groups": GROUPS}}, "exclude each other"),
+        ({"compute": {"instance_groups": [GROUPS[0], GROUPS[0]]}}, "used twice"),
+        (
+            {"compute": {"instance_groups": [{**GROUPS[0], "name": f"g{i}"} for i in range(6)]}},
+            "at most 5",
+        ),
+        (
+            {"compute": {"instance_groups": [{**GROUPS[0], "name": "x" * 65}]}},
+            "1-64 characters",
+        ),
+        (
+            {"compute": {"instance_groups": [{**GROUPS[0], "instance_type": "ml.p4d.24xlargе"}]}},
+            "instance_type",
+        ),
+        (
+            {"compute": {"instance_groups": [{**GROUPS[0], "instance_type": "ml.p9.huge"}]}},
+            "not a SageMaker training instance type",
+        ),
+        (
+            {"compute": {"instance_groups": [{**GROUPS[0], "instance_count": 101}]}},
+            "instance_count",
+        ),
+        (
+            {"compute": {"instance_groups": GROUPS}, "distribution": {"kind": "smddp"}},
+            "name the one group",
+        ),
+        (
+            {
+                "compute": {"instance_groups": GROUPS},
+                "distribution": {"kind": "smddp", "instance_groups": ["trainers", "data-loaders"]},
+            },
+            "name the one group",
+        ),
+        (
+            {
+                "compute": {"instance_groups": GROUPS},
+                "distribution": {"kind": "torchrun", "instance_groups": ["nope"]},
+            },
+            "'nope' is not one of",
+        ),
+        (
+            {
+                "compute": {"instance_groups": GROUPS},
+                "distribution": {"instance_groups": ["trainers"]},
+            },
+            "only applies to a distribution",
+        ),
+        (
+            {
+                "compute": {"instance_groups": GROUPS},
+                "distribution": {"kind": "smddp", "instance_groups": ["data-loaders"]},
+            },
+            "does not run on ml.c5.18xlarge",
+        ),
+        (
+            {"compute": {"backend": "local-process", "instance_groups": GROUPS}},
+            "local-process backend runs one host",
+        ),
+    ],
+)
+def test_bad_instance_groups_are_refused_with_a_clear_message(
+    project: Path, over: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(SpecError) as err:
+        make_spec(project, **over)
+    assert words in str(err.value)
+
+
+# -- the same job built by SDK V2 ------------------------------------------------------------
+
+V2_PROGRAM = """
+import json, sagemaker
+from sagemaker.instance_group import InstanceGroup
+from sagemaker.pytorch import PyTorch
+session = sagemaker.Session(default_bucket="sagemaker-us-east-1-123456789012")
+groups = [InstanceGroup("trainers", "ml.p4d.24xlarge", 2),
+          InstanceGroup("data-loaders", "ml.c5.18xlarge", 3)]
+est = PyTorch(entry_point="train.py", source_dir="code", role=ROLE, framework_version="2.2.0",
+              py_version="py310", instance_groups=groups, volume_size=30,
+              sagemaker_session=session, disable_profiler=True,
+              distribution={"smdistributed": {"dataparallel": {"enabled": True}},
+                            "instance_groups": [groups[0]]})
+est.fit(wait=False, logs=False)
+"""
+
+
+def test_sdk_v2_sends_the_same_groups_and_smddp_keys(aws: Any, project: Path) -> None:
+    from sdk_envs import run_sdk
+
+    aws.client("s3").create_bucket(Bucket="sagemaker-us-east-1-123456789012")
+    before = set(aws.requests)
+    run_sdk(2, textwrap.dedent(V2_PROGRAM).replace("ROLE", repr(ROLE_ARN)), cwd=project)
+    sent = next(aws.requests[n] for n in aws.requests if n not in before)
+    spec = make_spec(
+        project,
+        compute={"instance_groups": GROUPS},
+        distribution={"kind": "smddp", "instance_groups": ["trainers"]},
+        sagemaker=SMDDP_IMAGE,
+    )
+    _, ours = _run(aws, spec)
+    assert sent["ResourceConfig"] == ours["ResourceConfig"]
+    theirs = sent["HyperParameters"]
+    mine = ours["HyperParameters"]
+    for key in (
+        "sagemaker_distributed_dataparallel_enabled",
+        "sagemaker_distributed_dataparallel_custom_mpi_options",
+        "sagemaker_distribution_instance_groups",
+        "sagemaker_instance_type",
+    ):
+        assert theirs.get(key) == mine.get(key), key
+    assert {k for k in theirs if k.startswith("sagemaker_")} == {
+        k for k in mine if k.startswith("sagemaker_")
+    }
+    assert (
+        sent["AlgorithmSpecification"]["TrainingImage"]
+        == (ours["AlgorithmSpecification"]["TrainingImage"])
+    )
