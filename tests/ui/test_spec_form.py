@@ -150,6 +150,8 @@ def test_enums_and_literals_become_combo_boxes(form: SpecForm) -> None:
     assert [kind.combo.itemText(i) for i in range(kind.combo.count())] == [
         "none",
         "torchrun",
+        "mpi",
+        "smddp",
         "custom",
     ]
     assert form.editor("compute.gpus").combo.isEditable()  # int | Literal["all"]
@@ -644,3 +646,25 @@ def test_channels_edited_in_the_form_reach_the_spec(form: SpecForm, project: Pat
 
     assert spec is not None
     assert spec.channels == [ChannelSpec(name="train", source="data/train")]
+
+
+def test_instance_groups_are_typed_in_the_compute_tab(form: SpecForm) -> None:
+    """A heterogeneous cluster from the form: groups as YAML, the distributed group as a list."""
+    fill_valid(form)
+    form.editor("compute.backend").set_value("docker")
+    groups = form.editor("compute.instance_groups")
+    groups.edit.setText(
+        "[{name: trainers, instance_type: ml.m5.large, instance_count: 2}, "
+        "{name: loaders, instance_type: ml.c5.xlarge}]"
+    )
+    form.editor("distribution.kind").set_value("torchrun")
+    form.editor("distribution.instance_groups").set_value(["trainers"])
+
+    spec = form.validate()
+
+    assert spec is not None, form.problems
+    assert [g.name for g in spec.compute.instance_groups] == ["trainers", "loaders"]
+    assert spec.compute.host_count == 3
+    form.editor("distribution.instance_groups").set_value(["nope"])
+    assert form.validate() is None
+    assert any("'nope' is not one of" in p for p in form.problems)
