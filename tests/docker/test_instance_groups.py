@@ -138,3 +138,45 @@ def test_each_container_sees_its_own_instance_group(
         assert training_env["distribution_hosts"] == ["algo-1"]
         assert training_env["master_hostname"] == "algo-1"
         assert training_env["is_master"] == (host == "algo-1")
+
+
+RANKS = """
+    import json, os
+    keys = ("RANK", "WORLD_SIZE", "SM_FRAMEWORK_PARAMS", "SM_DISTRIBUTION_INSTANCE_GROUPS")
+    with open(f"/opt/ml/model/{os.environ['SM_CURRENT_HOST']}.json", "w") as fh:
+        json.dump({k: os.environ.get(k) for k in keys}, fh)
+"""
+
+
+def test_smddp_runs_as_torchrun_through_the_toolkit_and_says_so(
+    service: JobService, toolkit_image: str, tmp_path: Path
+) -> None:
+    """The toolkit would start smddprun for SageMaker's library, which no local image has: a local
+    smddp job hands it torchrun's keys instead, and its status history says so in one line."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(textwrap.dedent(RANKS))
+    spec = spec_from_dict(
+        {
+            "name": "smddp-local",
+            "image": toolkit_image,
+            "source": {"source_dir": "code", "entry_point": "train.py"},
+            "compute": {
+                "backend": "docker",
+                "instance_type": "ml.p4d.24xlarge",
+                "instance_count": 2,
+            },
+            "distribution": {"kind": "smddp", "processes_per_host": 1},
+        },
+        base_dir=tmp_path,
+    )
+    record = _run(service, spec)
+    for rank, host in enumerate(("algo-1", "algo-2")):
+        path = Path(record.run_dir) / "hosts" / host / "model" / f"{host}.json"
+        seen = json.loads(path.read_text())
+        assert (seen["RANK"], seen["WORLD_SIZE"]) == (str(rank), "2")
+        params = json.loads(seen["SM_FRAMEWORK_PARAMS"])
+        assert params["sagemaker_torch_distributed_enabled"] is True
+        assert "sagemaker_distributed_dataparallel_enabled" not in params
+    notes = [e.message for e in service.store.status_history(record.id)]
+    assert contract.SMDDP_LOCAL_NOTE in notes
