@@ -46,7 +46,40 @@ def _channels(spec: JobSpec, plan: Plan) -> dict[str, str]:
 
 
 def export_request(spec: JobSpec, plan: Plan) -> str:
-    return json.dumps(build_request(spec, plan), indent=2) + "\n"
+    """The CreateTrainingJob request; for a spec naming an AWS Batch queue, the SubmitServiceJob
+    request carrying it (`aws batch submit-service-job --cli-input-json`), as the app sends."""
+    request = build_request(spec, plan)
+    if spec.sagemaker.batch_queue:
+        from trainer_gui.core.aws.batch import spec_submit_request
+
+        request = spec_submit_request(spec, request)
+    return json.dumps(request, indent=2) + "\n"
+
+
+def _v3_queued(spec: JobSpec, lines: list[str]) -> list[str]:
+    """V3 code that submits the trainer to the spec's AWS Batch queue (the SDK's
+    `TrainingQueue.submit`, which sends the trainer's CreateTrainingJob request to Batch)
+    instead of `trainer.train(...)`."""
+    settings = spec.sagemaker
+    args = ["trainer", "inputs" if any(line.startswith("inputs = ") for line in lines) else "None"]
+    if settings.batch_priority is not None:
+        args.append(f"priority={settings.batch_priority}")
+    if settings.batch_share_identifier:
+        args.append(f"share_identifier={settings.batch_share_identifier!r}")
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("trainer.train("):
+            out += [
+                f"queue = TrainingQueue({settings.batch_queue!r})",
+                f"queued_job = queue.submit({', '.join(args)})",
+                "queued_job.wait()  # SUBMITTED, RUNNABLE, ... until SUCCEEDED or FAILED",
+                "print(queued_job.describe()['status'])",
+            ]
+            continue
+        out.append(line)
+        if line == "from sagemaker.train import ModelTrainer":
+            out.append("from sagemaker.train.aws_batch.training_queue import TrainingQueue")
+    return out
 
 
 def _v2_estimator(
@@ -259,6 +292,8 @@ def export_v3(spec: JobSpec, plan: Plan) -> str:
         ]
     else:
         lines += ["trainer.train(wait=True, logs=True)", ""]
+    if spec.sagemaker.batch_queue:
+        lines = _v3_queued(spec, lines)
     return "\n".join(lines)
 
 
