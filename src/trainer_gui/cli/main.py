@@ -337,11 +337,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         service.shutdown()
         out.write(f"Follow it with: trainer-gui logs {job_id} --follow\n")
         return EXIT_OK
-    service.subscribe(_printing(_Printer(job_id, out, args.quiet, store=service.store)))
+    ended = threading.Event()  # the job's final status was printed: every line before it too
+    printing = _printing(_Printer(job_id, out, args.quiet, store=service.store))
+
+    def listen(event: Any) -> None:
+        printing(event)
+        status = getattr(event, "status", None)
+        if getattr(event, "job_id", None) == job_id and status is not None and status.is_terminal:
+            ended.set()
+
+    service.subscribe(listen)
     try:
-        while not handle.done:
-            handle.wait(0.2)
-        time.sleep(_LAST_EVENTS)  # the final status's batch may still be on its way
+        # The final status event ends the wait at once; the store, read every `_STORE_CHECK`
+        # seconds, is the fallback (a lost connection, a job that ended before the listener).
+        while not ended.wait(_STORE_CHECK) and not handle.done:
+            handle.wait(0)
+        if not ended.is_set():
+            ended.wait(_LAST_EVENTS)  # the final status's batch may still be on its way
     except KeyboardInterrupt:
         service.shutdown()
         out.write(
@@ -355,8 +367,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _exit_code(record.status)
 
 
-#: After a job ended, how long `run` keeps listening for the job host's last event batch.
+#: After the store said a job ended, how long `run` waits for its final status event (the
+#: job host's last event batch) before it prints the summary.
 _LAST_EVENTS = 0.15
+#: While `run` waits for the job's final status event, how often it reads the store as well.
+_STORE_CHECK = 0.25
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
