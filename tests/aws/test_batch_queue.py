@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto_support import Script
-from sm_helpers import make_spec, service, wait_for
+from sm_helpers import IMAGE, make_spec, service, wait_for
 
 from trainer_gui.cli.main import main
 from trainer_gui.core.aws import batch
@@ -299,3 +301,92 @@ def test_good_batch_settings_validate(project: Path) -> None:
         sagemaker={"batch_queue": arn, "batch_priority": 0, "batch_share_identifier": "vision1*"},
     )
     assert spec.sagemaker.batch_queue == arn and spec.sagemaker.batch_priority == 0
+
+
+# -- the export: SDK V3's TrainingQueue, run for real against the same fixture -------------------
+
+REPO = Path(__file__).resolve().parents[2]
+# Every client of the SDK program goes to the moto server; SDK V3 asks IAM whether the role may
+# act (SimulatePrincipalPolicy), which moto cannot answer: allowed.
+TO_MOTO = """
+import os as _os, boto3 as _boto3
+_client = _boto3.session.Session.client
+def _to_moto(self, *args, **kwargs):
+    kwargs["endpoint_url"] = _os.environ["AWS_ENDPOINT_URL"]
+    return _client(self, *args, **kwargs)
+_boto3.session.Session.client = _to_moto
+import botocore.client as _bc
+_call = _bc.BaseClient._make_api_call
+def _api(self, op, params):
+    if op == "SimulatePrincipalPolicy":
+        names = params.get("ActionNames", [])
+        results = [{"EvalActionName": a, "EvalDecision": "allowed"} for a in names]
+        return {"EvaluationResults": results, "IsTruncated": False}
+    return _call(self, op, params)
+_bc.BaseClient._make_api_call = _api
+"""
+
+
+def _sdk_v3_python() -> str:
+    path = Path(os.environ.get("TRAINER_SDK_V3_PYTHON") or REPO / ".venv-sdk3" / "bin" / "python")
+    if not path.exists():
+        message = f"no SageMaker Python SDK V3 interpreter at {path}: run `make sdk-envs`"
+        if os.environ.get("TRAINER_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(path)
+
+
+def test_the_exported_v3_code_submits_to_the_queue_as_the_app_does(aws: Any, project: Path) -> None:
+    from trainer_gui.core.aws.export import export_spec
+
+    tags = {"team": "vision"}
+    spec = make_spec(
+        project,
+        image=IMAGE,
+        sagemaker={
+            "tags": tags,
+            "batch_queue": FAIR_QUEUE,
+            "batch_priority": 9,
+            "batch_share_identifier": "vision",
+        },
+    )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    aws.client("iam").create_role(  # V3 checks the role exists and trusts SageMaker
+        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    texts, _ = export_spec(spec, ("v3", "request"))
+    code = texts["v3"]
+    assert "from sagemaker.train.aws_batch.training_queue import TrainingQueue" in code
+    assert "queue.submit(trainer, inputs, priority=9, share_identifier='vision')" in code
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    out = subprocess.run(
+        [_sdk_v3_python(), "-c", TO_MOTO + code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+        cwd=project,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert out.stdout.strip().splitlines()[-1] == "SUCCEEDED"
+    (theirs,) = aws.batch.requests
+    ours = json.loads(texts["request"])  # the SubmitServiceJob request the app sends
+    envelope = ("jobQueue", "serviceJobType", "retryStrategy", "timeoutConfig", "tags")
+    assert {k: theirs.get(k) for k in envelope} == {k: ours.get(k) for k in envelope}
+    assert theirs["schedulingPriority"] == ours["schedulingPriority"] == 9
+    assert theirs["shareIdentifier"] == ours["shareIdentifier"] == "vision"
+    for sent in (theirs, ours):  # the payload is a CreateTrainingJob request, Tags moved out
+        payload = json.loads(sent["serviceRequestPayload"])
+        assert payload["TrainingJobName"] == sent["jobName"] and "Tags" not in payload
+        assert sent["tags"] == tags
