@@ -8,9 +8,11 @@ app; any later process re-attaches by tailing those files from the stored offset
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, TorchMissing, UserError
 from trainer_gui.core.pyenv import CPU_INDEX, TORCH_VERSION, has_torch
 from trainer_gui.core.resources import GPU_IDS_KEY
-from trainer_gui.core.runners import channels, proc, sysmetrics
+from trainer_gui.core.runners import channels, proc, sysmetrics, warm
 from trainer_gui.core.runners.base import (
     EventSink,
     JobContext,
@@ -36,7 +38,7 @@ from trainer_gui.core.runners.base import (
     start_in_thread,
     stop_grace_seconds,
 )
-from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine, Phase
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine, Phase, PhaseChanged
 from trainer_gui.core.runners.follow import (
     STARTING_DIED,
     DiskFull,
@@ -61,6 +63,8 @@ DRIVER_PID = "driver.pid"
 DRIVER_PID_WAIT = 3.0
 #: SIGTERM-to-SIGKILL grace for a script found running after its driver ended.
 ORPHAN_GRACE = 5.0
+#: The driver's process: ours (cold), or forked by the warm interpreter and watched alike.
+_Driver = subprocess.Popen[bytes] | warm.WarmProcess
 
 
 def default_python() -> str:
@@ -68,6 +72,27 @@ def default_python() -> str:
     if getattr(sys, "frozen", False):
         return shutil.which("python3") or shutil.which("python") or "python3"
     return sys.executable
+
+
+def _check_mpi(spec: JobSpec, python: str) -> None:
+    """An MPI job runs `mpirun -np P ... python -m mpi4py script` here, as the toolkit's
+    MasterRunner does: Open MPI on this machine, and mpi4py in the job's Python."""
+    if shutil.which("mpirun") is None:
+        raise BackendUnavailable(contract.toolkit.MPI_MISSING)
+    if not (spec.source.entry_point or "").endswith(".py"):
+        return  # a shell entry point runs under mpirun without mpi4py
+    try:
+        found = subprocess.run(
+            [python, "-c", "import mpi4py"], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return  # the job's own start reports it
+    if found.returncode != 0:
+        raise BackendUnavailable(
+            f"distribution kind mpi runs the script with `python -m mpi4py`, and {python} has "
+            f"no mpi4py: install it there ({python} -m pip install mpi4py, which builds against "
+            "the Open MPI installed here), or pick another interpreter"
+        )
 
 
 class LocalProcessRunner(Runner):
@@ -80,16 +105,18 @@ class LocalProcessRunner(Runner):
 
     def check(self, spec: JobSpec, python: str | None = None) -> None:
         python = python or default_python()
-        if spec.compute.instance_count != 1:
+        if spec.compute.host_count != 1:
             raise UserError(
                 "the local-process backend runs one host; use the docker backend for "
-                f"{spec.compute.instance_count} hosts"
+                f"{spec.compute.host_count} hosts"
             )
         resolved = shutil.which(python) if not os.path.isabs(python) else python
         if not resolved or not os.path.exists(resolved):
             raise BackendUnavailable(
                 f"Python interpreter {python!r} not found; pick another in the project settings"
             )
+        if spec.distribution.kind == "mpi":
+            _check_mpi(spec, resolved)
         if spec.source.command is not None and spec.distribution.kind == "none":
             return
         if not has_torch(resolved) and not spec.source.requirements:
@@ -114,6 +141,8 @@ class LocalProcessRunner(Runner):
         def warn(message: str) -> None:
             emit_status(sink, ctx.job_id, JobStatus.STARTING, message)
 
+        if spec.distribution.kind == "smddp":
+            warn(contract.SMDDP_LOCAL_NOTE)
         stage_code(spec, layout.code_dir, run_dir=run_dir, warn=warn)
         # Private copies, as SageMaker downloads them: the script may write into them.
         progress = channels.reporter(ctx.job_id, sink)
@@ -180,8 +209,13 @@ class LocalProcessRunner(Runner):
         def start() -> Watch:
             layout = self._prepare(ctx, sink)
             python = self._python_for(ctx, layout, sink)
-            emit_phase(sink, ctx.job_id, Phase.STARTING, "starting the interpreter")
+            at = time.time()
             popen = self._spawn(ctx, layout, python)
+            # Where the start-up time goes: a fork of the warm interpreter (torch imported) or
+            # a new interpreter (issue 18).
+            warmed = isinstance(popen, warm.WarmProcess)
+            detail = "warm start" if warmed else "starting the interpreter"
+            sink(PhaseChanged(ctx.job_id, Phase.STARTING, at, detail))
             try:
                 # The marker first: a process that dies after this line leaves the job
                 # findable (and the driver's own pid file covers a death inside Popen).
@@ -201,7 +235,7 @@ class LocalProcessRunner(Runner):
             ctx, sink, handle, preparing="Preparing the run folder", start=start, stop=self.stop
         )
 
-    def _spawn(self, ctx: JobContext, layout: HostLayout, python: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, ctx: JobContext, layout: HostLayout, python: str) -> _Driver:
         spec = ctx.spec
         cmd = [
             python,
@@ -223,7 +257,19 @@ class LocalProcessRunner(Runner):
             # The queue's pick for this job; SM_NUM_GPUS and torchrun follow it.
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in given[0])
         logs = ctx.run_dir / "logs"
+        requirements = (layout.code_dir / "requirements.txt").is_file()
+        cold = warm.cold_reason(spec, requirements, ctx.backend_ids)
         with open(logs / f"{HOST}.stdout", "ab") as out, open(logs / f"{HOST}.stderr", "ab") as err:
+            if cold is None:  # the same driver, forked from the warm interpreter (issue 18)
+                fds = warm.open_std(out, err)
+                try:
+                    started = warm.POOL.launch(
+                        python, cmd[1:], str(layout.code_dir), env, fds, ctx.run_dir
+                    )
+                finally:
+                    os.close(fds[0])
+                if started is not None:
+                    return started
             kwargs: dict[str, object] = {}
             if os.name == "nt":
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
@@ -283,12 +329,11 @@ class LocalProcessRunner(Runner):
 class _ProcessWatch(Watch):
     """The job's driver process (ours, or found again by pid) and its three log files."""
 
-    def __init__(
-        self, ctx: JobContext, sink: EventSink, popen: subprocess.Popen[bytes] | None
-    ) -> None:
+    def __init__(self, ctx: JobContext, sink: EventSink, popen: _Driver | None) -> None:
         self.ctx = ctx
         self.sink = sink
         self.popen = popen
+        self._pidfd: int | None = None  # see _exit_fd
         logs = ctx.run_dir / "logs"
         self.tails = [
             FileTail(logs / f"{HOST}.setup", HOST, "system", _offset(ctx, "system")),
@@ -302,6 +347,30 @@ class _ProcessWatch(Watch):
         pid = int(self.ctx.backend_ids.get("pid") or 0)
         marker = self.ctx.backend_ids.get("start_marker")
         return proc.pid_alive(pid, str(marker) if marker else None)
+
+    def pause(self, seconds: float) -> None:
+        """Until the next look, or sooner when our driver exits: the job ends, and the queue's
+        next job starts, without waiting out the poll (issue 14)."""
+        if self.popen is None:
+            time.sleep(seconds)
+            return
+        fd = self._exit_fd()
+        if fd is not None:
+            poller = select.poll()  # not select.select: no limit on the fd's number
+            poller.register(fd, select.POLLIN)
+            poller.poll(seconds * 1000)  # readable once the process has exited
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=seconds)  # a Popen polls every 50 ms here
+
+    def _exit_fd(self) -> int | None:
+        """A pidfd of our own driver process (Linux 5.3+), opened once; None elsewhere."""
+        if self._pidfd is None:
+            self._pidfd = -1
+            if isinstance(self.popen, subprocess.Popen) and hasattr(os, "pidfd_open"):
+                with contextlib.suppress(OSError):  # an old kernel
+                    self._pidfd = os.pidfd_open(self.popen.pid)
+        return self._pidfd if self._pidfd >= 0 else None
 
     def pump(self, final: bool) -> None:
         while True:
@@ -328,6 +397,9 @@ class _ProcessWatch(Watch):
         return Ending({HOST: code}, first_failure=HOST if code else None)
 
     def release(self) -> None:
+        if self._pidfd is not None and self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
         if not self.running():  # ended: its channel copies go, as an instance's disk does
             channels.discard(self.ctx.spec, self.ctx.run_dir)
 
