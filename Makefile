@@ -9,7 +9,7 @@ APP_STAMP := $(VENV)/.app-env-done
 # PyPI's elsewhere), cpu, or default (PyPI's, with CUDA on Linux). src/trainer_gui/core/pyenv.py
 TORCH_BUILD ?= auto
 
-.PHONY: app app-env install install-test test lint bench clean package-check
+.PHONY: app app-env install install-test test lint bench clean package-check sdk-envs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,27 @@ lint:
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install-test lint
+# The SageMaker Python SDKs the export and import tests run (tests/aws/sdk_envs.py): V2 and V3
+# cannot share an environment, so each gets its own venv. The stamp inside makes a second run
+# instant; delete the venv (or `make clean`) to pick up new pins.
+SDK_V2_PIN ?= sagemaker>=2.200,<3
+SDK_V3_PIN ?= sagemaker-train>=1,<2
+SDK2_STAMP := .venv-sdk2/.sdk-env-done
+SDK3_STAMP := .venv-sdk3/.sdk-env-done
+
+$(SDK2_STAMP):
+	$(PYTHON) -m venv .venv-sdk2
+	.venv-sdk2/bin/python -m pip install --quiet '$(SDK_V2_PIN)'
+	touch $@
+
+$(SDK3_STAMP):
+	$(PYTHON) -m venv .venv-sdk3
+	.venv-sdk3/bin/python -m pip install --quiet '$(SDK_V3_PIN)'
+	touch $@
+
+sdk-envs: $(SDK2_STAMP) $(SDK3_STAMP)
+
+test: install-test lint sdk-envs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test
@@ -54,4 +74,4 @@ package-check: install-test
 # -- end package-check
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sdk2 .venv-sdk3 build dist .pytest_cache .mypy_cache .ruff_cache

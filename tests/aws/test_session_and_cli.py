@@ -131,9 +131,10 @@ def test_cli_export_sdk_code_is_python_with_the_jobs_settings(
     if fmt == "v2":
         assert "from sagemaker.pytorch import PyTorch" in code
         assert "distribution={'torch_distributed': {'enabled': True}}" in code
-        assert "framework_version='2.5'" in code
+        assert "framework_version='2.5.1'" in code  # the image the app resolves
         assert (
-            "hyperparameters={'epochs': 3, 'lr': 0.01, 'arch': 'resnet', 'use-amp': True}" in code
+            "hyperparameters={'epochs': 3, 'lr': 0.01, 'arch': 'resnet', 'use-amp': True, "
+            "'sagemaker_mpi_num_of_processes_per_host': 2}" in code
         )
     else:
         assert "from sagemaker.train import ModelTrainer" in code

@@ -14,7 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from trainer_gui.core.aws.request import CHECKPOINT_LOCAL_PATH, Plan, build_request
+from trainer_gui.core.aws.request import (
+    CHECKPOINT_LOCAL_PATH,
+    TENSORBOARD_LOCAL_PATH,
+    Plan,
+    build_request,
+)
+from trainer_gui.core.contract.toolkit import PROCESSES_PER_HOST_KEY
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
 from trainer_gui.core.spec.sweep import (
@@ -82,19 +88,70 @@ def _v3_queued(spec: JobSpec, lines: list[str]) -> list[str]:
     return out
 
 
+def _code_staging(spec: JobSpec, with_dependencies: bool) -> list[str]:
+    """Lines that copy the code into a temporary folder the way the app packs it (source
+    folder less caches, dependency folders under their names, the requirements file as
+    requirements.txt), for an SDK that cannot take the spec's layout as it is; empty when the
+    source folder can be given as it is. Sets `source_dir`."""
+    from trainer_gui.core.runners.staging import IGNORED_NAMES, REQUIREMENTS
+
+    src = spec.source
+    local_dir = src.source_dir and not is_remote(src.source_dir)
+    req = spec.resolve(src.requirements) if src.requirements else None
+    req_in_place = (
+        req is not None and local_dir and req == spec.resolve(src.source_dir or "") / REQUIREMENTS
+    )
+    deps = src.dependencies if with_dependencies else []
+    if not deps and (req is None or req_in_place):
+        return []
+    ignore = ", ".join(repr(n) for n in IGNORED_NAMES)
+    lines = [
+        "# The code as the app packs it: the SDK takes one folder with requirements.txt at its",
+        "# root (and, in V3, no extra dependency folders).",
+        f"source_dir = tempfile.mkdtemp(prefix={spec.name + '-code-'!r})",
+        f"_ignore = shutil.ignore_patterns({ignore})",
+    ]
+    if local_dir:
+        lines.append(
+            f"shutil.copytree({_local(spec, src.source_dir or '')!r}, source_dir, "
+            "dirs_exist_ok=True, ignore=_ignore)"
+        )
+    for dep in deps:
+        folder = spec.resolve(dep)
+        lines.append(
+            f"shutil.copytree({str(folder)!r}, os.path.join(source_dir, {folder.name!r}), "
+            "dirs_exist_ok=True, ignore=_ignore)"
+        )
+    if req is not None and not req_in_place:
+        lines.append(f"shutil.copyfile({str(req)!r}, os.path.join(source_dir, {REQUIREMENTS!r}))")
+    return [*lines, ""]
+
+
+def _bucket_key(uri: str) -> tuple[str, str]:
+    from trainer_gui.core.aws.s3 import S3Uri
+
+    parsed = S3Uri.parse(uri)
+    return parsed.bucket, parsed.key.rstrip("/")
+
+
 def _v2_estimator(
-    spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset()
+    spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset(), job: bool = True
 ) -> tuple[list[str], list[str], list[str]]:
     """V2 code up to the estimator: (notes, session and estimator lines, inputs lines).
 
-    `swept` hyperparameters are left out (a tuner sets them per training job)."""
+    `swept` hyperparameters are left out (a tuner sets them per training job). With `job`
+    (not a sweep's estimator) the program names its job (`job_name`) for the paths keyed by
+    it, as the app does (TensorBoard output)."""
     src = spec.source
+    staging = _code_staging(spec, with_dependencies=False)
     args: list[tuple[str, str]] = []
     if src.command is not None:
         args.append(("entry_point", _py(src.command[0])))
     else:
         args.append(("entry_point", _py(src.entry_point)))
-    if src.source_dir:
+    if staging:
+        args.append(("source_dir", "source_dir"))
+    elif src.source_dir:
         args.append(("source_dir", _py(_local(spec, src.source_dir))))
     if src.dependencies:
         args.append(("dependencies", _py([_local(spec, d) for d in src.dependencies])))
@@ -107,15 +164,20 @@ def _v2_estimator(
         ("max_run", _py(spec.max_runtime_seconds)),
         ("output_path", _py(plan.output_uri)),
         ("code_location", _py(plan.base_uri.rstrip("/"))),
+        # the image the app resolves (e.g. 2.5.1, where framework_version '2.5' names the
+        # 2.5 tag); with image_uri V2 also takes torchrun on CPU instances, as the app does
+        ("image_uri", _py(plan.image)),
     ]
-    if spec.image:
-        args.append(("image_uri", _py(plan.image)))
-    else:
-        args += [
-            ("framework_version", _py(spec.sagemaker.framework_version)),
-            ("py_version", _py(spec.sagemaker.py_version)),
-        ]
-    hps = {k: v for k, v in spec.all_hyperparameters().items() if k not in swept}
+    from trainer_gui.core.aws.images import versions_from_image
+
+    versions = None if spec.image else versions_from_image(plan.image)
+    if versions is not None:
+        args += [("framework_version", _py(versions[0])), ("py_version", _py(versions[1]))]
+    hps: dict[str, Any] = {k: v for k, v in spec.all_hyperparameters().items() if k not in swept}
+    if spec.distribution.kind == "torchrun" and spec.distribution.processes_per_host:
+        # V2's torch_distributed has no process count; the toolkit reads this key (as the app
+        # sends it)
+        hps[PROCESSES_PER_HOST_KEY] = spec.distribution.processes_per_host
     if hps:
         args.append(("hyperparameters", _py(hps)))
     if spec.distribution.kind == "torchrun":
@@ -130,21 +192,31 @@ def _v2_estimator(
             ("checkpoint_s3_uri", _py(plan.checkpoint_uri)),
             ("checkpoint_local_path", _py(CHECKPOINT_LOCAL_PATH)),
         ]
+    if job and spec.tensorboard:
+        tb_base = plan.base_uri.rstrip("/")
+        args.append(
+            (
+                "tensorboard_output_config",
+                f"TensorBoardOutputConfig(s3_output_path=f{tb_base + '/{job_name}/tensorboard'!r}"
+                f", container_local_output_path={TENSORBOARD_LOCAL_PATH!r})",
+            )
+        )
     if spec.sagemaker.tags:
         tags = [{"Key": k, "Value": v} for k, v in spec.sagemaker.tags.items()]
         args.append(("tags", _py(tags)))
+    # the app sends no Debugger or Profiler settings
+    args += [("disable_profiler", "True"), ("debugger_hook_config", "False")]
     notes: list[str] = []
-    if src.requirements:
-        notes.append(
-            "# NOTE: V2 installs requirements.txt from the root of source_dir; put it there."
-        )
     if src.command is not None:
         notes.append("# NOTE: a command job; V2 runs entry_point as a script (arguments dropped).")
     if spec.distribution.kind == "custom":
         notes.append("# NOTE: the custom distribution driver has no V2 equivalent; not exported.")
     lines = [
         f"session = sagemaker.Session(boto_session=boto3.Session(region_name={plan.region!r}))",
+        *([f"job_name = name_from_base({spec.name!r})"] if job else []),
+        *([] if spec.sagemaker.s3_prefix else ["session.default_bucket()  # made if missing"]),
         "",
+        *staging,
         "estimator = PyTorch(",
         *[f"    {name}={value}," for name, value in args],
         "    sagemaker_session=session,",
@@ -152,13 +224,33 @@ def _v2_estimator(
         "",
     ]
     inputs: list[str] = []
-    for name, source in _channels(spec, plan).items():
-        if is_remote(source):
-            inputs.append(f"    {name!r}: {source!r},")
-        else:
-            key = f"{spec.name}/channels/{name}"
-            inputs.append(f"    {name!r}: session.upload_data({source!r}, key_prefix={key!r}),")
+    for channel in spec.channels:
+        uri = plan.channel_uris[channel.name]
+        options = [repr(uri), "distribution='FullyReplicated'"]
+        if channel.content_type:
+            options.append(f"content_type={channel.content_type!r}")
+        if channel.input_mode != "File":
+            options.append(f"input_mode={channel.input_mode!r}")
+        inputs.append(f"    {channel.name!r}: TrainingInput({', '.join(options)}),")
+        if channel.name in plan.local_channels:  # uploaded where the app puts it
+            bucket, key = _bucket_key(uri)
+            source = _local(spec, channel.source)
+            lines.append(f"session.upload_data({source!r}, bucket={bucket!r}, key_prefix={key!r})")
     return notes, lines, inputs
+
+
+def _v2_imports(spec: JobSpec, job: bool) -> list[str]:
+    lines = ["import boto3", "import sagemaker"]
+    if _code_staging(spec, with_dependencies=False):
+        lines = ["import os", "import shutil", "import tempfile", "", *lines]
+    if job and spec.tensorboard:
+        lines.append("from sagemaker.debugger import TensorBoardOutputConfig")
+    if spec.channels:
+        lines.append("from sagemaker.inputs import TrainingInput")
+    lines.append("from sagemaker.pytorch import PyTorch")
+    if job:
+        lines.append("from sagemaker.utils import name_from_base")
+    return lines
 
 
 def export_v2(spec: JobSpec, plan: Plan) -> str:
@@ -171,16 +263,15 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
         '"""',
         "",
         *notes,
-        "import boto3",
-        "import sagemaker",
-        "from sagemaker.pytorch import PyTorch",
+        *_v2_imports(spec, job=True),
         "",
         *estimator,
     ]
+    fit = "job_name=job_name, wait=True, logs=True"
     if inputs:
-        lines += ["inputs = {", *inputs, "}", "estimator.fit(inputs, wait=True, logs=True)", ""]
+        lines += ["inputs = {", *inputs, "}", f"estimator.fit(inputs, {fit})", ""]
     else:
-        lines += ["estimator.fit(wait=True, logs=True)", ""]
+        lines += [f"estimator.fit({fit})", ""]
     return "\n".join(lines)
 
 
@@ -389,7 +480,9 @@ def export_sweep_request(sweep: SweepSpec, plan: Plan, name: str) -> str:
 def export_sweep_v2(sweep: SweepSpec, plan: Plan, name: str) -> str:
     """SDK V2: the spec's PyTorch estimator and a `sagemaker.tuner.HyperparameterTuner`."""
     spec = sweep.job
-    notes, estimator, inputs = _v2_estimator(spec, plan, frozenset(sweep.sweep.parameters))
+    notes, estimator, inputs = _v2_estimator(
+        spec, plan, frozenset(sweep.sweep.parameters), job=False
+    )
     hyperband = _hyperband_args(sweep)
     imports = ["CategoricalParameter", "ContinuousParameter", "HyperparameterTuner"]
     imports.append("IntegerParameter")
@@ -406,9 +499,7 @@ def export_sweep_v2(sweep: SweepSpec, plan: Plan, name: str) -> str:
         '"""',
         "",
         *notes,
-        "import boto3",
-        "import sagemaker",
-        "from sagemaker.pytorch import PyTorch",
+        *_v2_imports(spec, job=False),
         f"from sagemaker.tuner import {', '.join(sorted(imports))}",
         "",
         *estimator,
