@@ -390,3 +390,34 @@ def test_the_exported_v3_code_submits_to_the_queue_as_the_app_does(aws: Any, pro
         payload = json.loads(sent["serviceRequestPayload"])
         assert payload["TrainingJobName"] == sent["jobName"] and "Tags" not in payload
         assert sent["tags"] == tags
+
+
+def test_the_form_edits_the_batch_settings_and_shows_their_problems(
+    qtbot: Any, project: Path
+) -> None:
+    from PySide6.QtCore import Qt
+
+    from trainer_gui.ui.form.spec_form import SpecForm, SpinField
+
+    form = SpecForm(project)
+    qtbot.addWidget(form)
+    form.show()
+    form.set_spec(make_spec(project))
+    priority = form.editor("sagemaker.batch_priority")
+    assert isinstance(priority, SpinField)
+    assert (priority.spin.minimum(), priority.spin.maximum()) == (-1, 9999)  # -1: (default)
+    priority.spin.setFocus()
+    qtbot.keyClick(priority.spin, Qt.Key.Key_Up)
+    qtbot.keyClick(priority.spin, Qt.Key.Key_Up)
+    assert form.validate() is None  # a priority needs a queue: said at the empty queue field
+    assert "only applies with batch_queue" in form.problem_text("sagemaker.batch_queue")
+    queue = form.editor("sagemaker.batch_queue").edit
+    qtbot.keyClicks(queue, "ml training")
+    assert form.validate() is None
+    assert "is not an AWS Batch job queue" in form.problem_text("sagemaker.batch_queue")
+    queue.clear()
+    qtbot.keyClicks(queue, QUEUE)
+    spec = form.validate()
+    assert spec is not None, form.problems
+    assert (spec.sagemaker.batch_queue, spec.sagemaker.batch_priority) == (QUEUE, 1)
+    assert form.problem_text("sagemaker.batch_queue") == ""

@@ -537,7 +537,7 @@ class SageMakerSettings(_Model):
         description="Submit through this SageMaker Training job queue (name or ARN); empty "
         "creates the training job directly.",
     )
-    batch_priority: WholeNumber | None = Field(
+    batch_priority: int | None = Field(  # plain int: the form gives it a spin box
         None,
         ge=0,
         le=BATCH_PRIORITY_MAX,
@@ -560,6 +560,11 @@ class SageMakerSettings(_Model):
                 "(arn:aws:batch:<region>:<account>:job-queue/<name>)"
             )
         return v or None
+
+    @field_validator("batch_priority", mode="before")
+    @classmethod
+    def _batch_priority(cls, v: Any) -> Any:
+        return _not_bool(v)
 
     @field_validator("batch_share_identifier")
     @classmethod
