@@ -12,7 +12,7 @@ from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QMessageBox
 
 from trainer_gui.core.aws.errors import AwsError
-from trainer_gui.core.aws.pricing import price_table
+from trainer_gui.core.aws.pricing import money, price_table
 from trainer_gui.core.spec import JobSpec, spec_from_dict
 from trainer_gui.ui.form import cost as cost_module
 from trainer_gui.ui.form import export_dialog as export_module
@@ -143,6 +143,30 @@ def test_cloud_run_message_without_a_price_says_so(project: Path) -> None:
 
     assert "unknown, no price for ml.c4.xlarge in us-east-1" in text
     assert price_table().as_of in text
+
+
+def test_cloud_run_message_adds_up_the_instance_groups(project: Path) -> None:
+    groups = [
+        {"name": "gpu", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+        {"name": "cpu", "instance_type": "ml.m5.xlarge", "instance_count": 2},
+    ]
+    spec = make_spec(project, compute={"instance_count": 1, "instance_groups": groups})
+    g5 = price_table().price("us-east-1", "ml.g5.xlarge")
+    assert g5 is not None
+
+    _, text = cloud_run_message(spec, "us-east-1")
+
+    assert "1 x ml.g5.xlarge + 2 x ml.m5.xlarge" in text
+    assert f"{money(g5 + 0.46)} per hour" in text
+    spec = make_spec(
+        project,
+        compute={
+            "instance_count": 1,
+            "instance_groups": [groups[1], {**groups[0], "instance_type": "ml.c4.xlarge"}],
+        },
+    )
+    _, text = cloud_run_message(spec, "us-east-1")
+    assert "unknown, no price for ml.c4.xlarge in us-east-1" in text
 
 
 def test_the_confirm_box_defaults_to_run(qtbot: Any, project: Path) -> None:

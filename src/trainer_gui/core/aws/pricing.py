@@ -7,6 +7,7 @@ can say "about $1.41/h, at most $33.79 for 24 h (list prices of 2025-06-01, us-e
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -44,13 +45,27 @@ class CostEstimate:
     as_of: str
     currency: str
     source: str
+    #: A heterogeneous cluster: one estimate per instance group, added up.
+    groups: tuple[CostEstimate, ...] = ()
 
     @property
     def known(self) -> bool:
+        if self.groups:
+            return all(g.known for g in self.groups)
         return self.price_per_instance_hour is not None
 
     @property
+    def hosts(self) -> str:
+        """'2 x ml.g5.xlarge', or each group's joined by ' + '."""
+        if self.groups:
+            return " + ".join(g.hosts for g in self.groups)
+        return f"{self.instance_count} x {self.instance_type}"
+
+    @property
     def per_hour(self) -> float | None:
+        if self.groups:
+            parts = [g.per_hour for g in self.groups]
+            return None if None in parts else sum(p for p in parts if p is not None)
         if self.price_per_instance_hour is None:
             return None
         return self.price_per_instance_hour * self.instance_count
@@ -62,7 +77,7 @@ class CostEstimate:
 
     def summary(self) -> str:
         """One line for a form, a dialog or the CLI."""
-        hosts = f"{self.instance_count} x {self.instance_type}"
+        hosts = self.hosts
         if self.per_hour is None or self.for_max_runtime is None:
             return (
                 f"{hosts} in {self.region}: no price in the table (list prices of {self.as_of}); "
@@ -126,9 +141,14 @@ def estimate_cost(spec: JobSpec, region: str | None = None) -> CostEstimate:
     config's, else us-east-1."""
     if region is None:
         region = pricing_region(spec)
-    return estimate(
-        spec.compute.instance_type,
-        spec.compute.instance_count,
-        spec.max_runtime_seconds,
-        region,
-    )
+    compute = spec.compute
+    if compute.instance_groups:
+        groups = tuple(
+            estimate(g.instance_type, g.instance_count, spec.max_runtime_seconds, region)
+            for g in compute.instance_groups
+        )
+        first = groups[0]
+        return dataclasses.replace(
+            first, instance_count=compute.host_count, price_per_instance_hour=None, groups=groups
+        )
+    return estimate(compute.instance_type, compute.instance_count, spec.max_runtime_seconds, region)

@@ -148,11 +148,17 @@ class CostLabel(QLabel):
 # -- the confirm dialog ------------------------------------------------------------------------
 
 
+def _unpriced(estimate: CostEstimate) -> str:
+    """The instance types the price table has no price for (a group's, or the one type)."""
+    parts = estimate.groups or (estimate,)
+    return ", ".join(dict.fromkeys(p.instance_type for p in parts if not p.known))
+
+
 def cloud_run_message(spec: JobSpec, region: str | None = None) -> tuple[str, str]:
     """(title, text) of the confirm dialog. Pass the region resolved off the GUI thread; without
     one it is resolved here (may import boto3)."""
     estimate = estimate_cost(spec, region)
-    hosts = f"{estimate.instance_count} x {estimate.instance_type}"
+    hosts = estimate.hosts
     runtime = runtime_text(estimate.max_runtime_seconds)
     if estimate.per_hour is not None and estimate.for_max_runtime is not None:
         cost = (
@@ -163,7 +169,7 @@ def cloud_run_message(spec: JobSpec, region: str | None = None) -> tuple[str, st
         )
     else:
         cost = (
-            f"Estimated cost: unknown, no price for {estimate.instance_type} in "
+            f"Estimated cost: unknown, no price for {_unpriced(estimate)} in "
             f"{estimate.region} in the price table (list prices of {estimate.as_of}); see the "
             f"SageMaker pricing page. Max runtime: {runtime}."
         )
