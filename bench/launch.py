@@ -14,10 +14,20 @@ same torchrun command lines, started together and waited together, then `docker 
 unmeasured warm-up of each, and the medians are compared ("ratio"; "paired" is the median of
 each repetition's ours/plain, which cancels slow drifts of a shared machine's load).
 
+The CLI, end to end: `trainer-gui run job.yaml` of a job whose script prints one line, as a
+person types it (a new interpreter: imports, spec, store, job host, containers, the summary),
+against `docker run --rm IMAGE python3 -c 'print(1)'`:
+
+* cli-cold: no job host runs yet, the command starts one (a fresh data folder each time);
+* cli-warm: a job host runs already (the window is open, or a command ran in the last 10 s);
+* cli-inproc: `TRAINER_GUI_JOB_HOST=0`, the command follows the job itself.
+
     .venv/bin/python bench/launch.py [--reps 7] [--reps-2x1 3] [--only single] [--json out.json]
+    .venv/bin/python bench/launch.py --only cli --reps 10
 
 Needs a Docker engine and trainer-gui/train-cpu:latest (scripts/ci/build-test-images.sh).
-Exit status 1 when a ratio misses its target (single <= 1.25, torchrun-2x1 <= 1.15).
+Exit status 1 when a ratio misses its target (single <= 1.25, torchrun-2x1 <= 1.15, cli-* <=
+1.3).
 """
 
 from __future__ import annotations
@@ -37,7 +47,23 @@ from pathlib import Path
 from typing import Any
 
 IMAGE = "trainer-gui/train-cpu:latest"
-TARGETS = {"single": 1.25, "torchrun-2x1": 1.15}
+TARGETS = {
+    "single": 1.25,
+    "torchrun-2x1": 1.15,
+    "cli-cold": 1.3,
+    "cli-warm": 1.3,
+    "cli-inproc": 1.3,
+}
+CLI_KINDS = ("cli-warm", "cli-cold", "cli-inproc")
+CLI_SPEC = f"""\
+name: launch-bench
+image: {IMAGE}
+source:
+  source_dir: code
+  entry_point: train.py
+compute:
+  backend: docker
+"""
 BENCH_LABEL = "trainer-gui.bench"
 
 SINGLE = """\
@@ -78,6 +104,7 @@ class Bench:
         self.events: list[tuple[float, str]] = []
         self.service.subscribe(self._on_event)
         self.phases: dict[str, list[dict[str, float]]] = {}
+        self.cold_runs = 0
 
     def _on_event(self, event: Any) -> None:
         status = getattr(event, "status", None)
@@ -89,8 +116,12 @@ class Bench:
             self.events.append((time.perf_counter(), "first log"))
 
     def close(self) -> None:
+        from trainer_gui.core.store.db import DB_FILENAME
+        from trainer_gui.services.job_host import stop_host
+
         self.service.shutdown()
         self.store.close()
+        stop_host(self.work / "warm" / DB_FILENAME)  # the cli-warm runs' host
 
     # -- the two ways -------------------------------------------------------------------
 
@@ -139,9 +170,43 @@ class Bench:
         self.phases.setdefault(kind, []).append(phases)
         return elapsed
 
+    def cli(self, kind: str) -> float:
+        """`trainer-gui run job.yaml` in a new process, until it exits."""
+        folder = self.work / "cli"
+        if not (folder / "job.yaml").is_file():
+            (folder / "code").mkdir(parents=True, exist_ok=True)
+            (folder / "code" / "train.py").write_text('print("hello")\n', encoding="utf-8")
+            (folder / "job.yaml").write_text(CLI_SPEC, encoding="utf-8")
+        env = dict(os.environ)
+        if kind == "cli-cold":  # a data folder of its own: no job host runs for it yet
+            self.cold_runs += 1
+            env["TRAINER_GUI_HOME"] = str(self.work / f"cold-{self.cold_runs}")
+            env["TRAINER_GUI_HOST_IDLE"] = "1"
+        elif kind == "cli-warm":  # one data folder, its job host kept up between runs
+            env["TRAINER_GUI_HOME"] = str(self.work / "warm")
+            env["TRAINER_GUI_HOST_IDLE"] = "120"
+        else:
+            env["TRAINER_GUI_HOME"] = str(self.work / "inproc")
+            env["TRAINER_GUI_JOB_HOST"] = "0"
+        command = [str(Path(sys.executable).with_name("trainer-gui")), "run"]
+        start = time.perf_counter()
+        out = subprocess.run(
+            [*command, str(folder / "job.yaml")], env=env, capture_output=True, text=True
+        )
+        elapsed = time.perf_counter() - start
+        if out.returncode != 0 or "hello" not in out.stdout or "Completed" not in out.stdout:
+            raise SystemExit(f"{kind} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        return elapsed
+
     def plain(self, kind: str) -> float:
         tag = uuid.uuid4().hex[:8]
         label = f"{BENCH_LABEL}=1"
+        if kind.startswith("cli"):
+            start = time.perf_counter()
+            out = _docker("run", "--rm", "--label", label, IMAGE, "python3", "-c", "print(1)")
+            elapsed = time.perf_counter() - start
+            assert out.stdout.strip() == "1"
+            return elapsed
         if kind == "single":
             code = self.project("single", SINGLE) / "code"
             model = Path(tempfile.mkdtemp(dir=self.work))
@@ -193,7 +258,8 @@ def _sweep() -> None:
 
 
 def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
-    ways: dict[str, Callable[[str], float]] = {"ours": bench.ours, "plain": bench.plain}
+    ours = bench.cli if kind.startswith("cli") else bench.ours
+    ways: dict[str, Callable[[str], float]] = {"ours": ours, "plain": bench.plain}
     for warm_up in ways.values():  # page cache, image layers, engine
         warm_up(kind)
     bench.phases.pop(kind, None)
@@ -203,8 +269,8 @@ def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
         for way in order:
             times[way].append(ways[way](kind))
             print(f"  {kind:<13} {way:<5} rep {rep + 1}: {times[way][-1]:.3f}s", flush=True)
-    ours = statistics.median(times["ours"])
-    plain = statistics.median(times["plain"])
+    ours_s = statistics.median(times["ours"])
+    plain_s = statistics.median(times["plain"])
     phase_names = sorted(
         {name for run in bench.phases.get(kind, []) for name in run},
         key=lambda n: statistics.median(r[n] for r in bench.phases[kind] if n in r),
@@ -218,9 +284,9 @@ def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
     return {
         "benchmark": kind,
         "reps": reps,
-        "ours_median_s": round(ours, 3),
-        "plain_median_s": round(plain, 3),
-        "ratio": round(ours / plain, 3),
+        "ours_median_s": round(ours_s, 3),
+        "plain_median_s": round(plain_s, 3),
+        "ratio": round(ours_s / plain_s, 3),
         "paired_ratio_median": round(paired, 3),
         "target": TARGETS[kind],
         "ours_s": [round(t, 3) for t in times["ours"]],
@@ -233,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=7, help="repetitions of the single job")
     parser.add_argument("--reps-2x1", type=int, default=3, help="repetitions of torchrun-2x1")
-    parser.add_argument("--only", choices=sorted(TARGETS), default=None)
+    parser.add_argument(
+        "--only",
+        choices=[*sorted(TARGETS), "cli"],
+        default=None,
+        help="one benchmark; cli: the three cli-* ones (not run by default)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     opts = parser.parse_args(argv)
     if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
@@ -244,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tg-launch-bench-") as tmp:
         bench = Bench(Path(tmp))
         try:
-            for kind, reps in (("single", opts.reps), ("torchrun-2x1", opts.reps_2x1)):
-                if opts.only in (None, kind):
+            kinds = [("single", opts.reps), ("torchrun-2x1", opts.reps_2x1)]
+            kinds += [(kind, opts.reps) for kind in CLI_KINDS]
+            for kind, reps in kinds:
+                wanted = opts.only == kind or (opts.only == "cli" and kind in CLI_KINDS)
+                if wanted or (opts.only is None and kind not in CLI_KINDS):
                     results.append(measure(bench, kind, reps))
         finally:
             bench.close()
@@ -264,9 +338,14 @@ def main(argv: list[str] | None = None) -> int:
             f" {row['ratio']:>6.2f} {'<=' if ok else '>'}{row['target']:>5.2f}"
             f" {row['paired_ratio_median']:>7.2f}"
         )
-        print("  ours, median time from submit: " + textwrap.shorten(
-            ", ".join(f"{k} {v:.3f}" for k, v in row["ours_phases_s"].items()), 200
-        ))  # fmt: skip
+        if row["ours_phases_s"]:
+            print("  ours, median time from submit: " + textwrap.shorten(
+                ", ".join(f"{k} {v:.3f}" for k, v in row["ours_phases_s"].items()), 200
+            ))  # fmt: skip
+        print(
+            f"  ours {min(row['ours_s']):.3f}-{max(row['ours_s']):.3f} s, plain "
+            f"{min(row['plain_s']):.3f}-{max(row['plain_s']):.3f} s"
+        )
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 1 if failed else 0
