@@ -1073,6 +1073,33 @@ def test_the_summary_says_what_ran_where_and_with_what(
         assert text in html
 
 
+def test_the_summary_lists_each_instance_group(make_window: WindowFactory, tmp_path: Path) -> None:
+    from trainer_gui.core.spec import spec_from_dict
+    from trainer_gui.ui.job_detail import summary_html
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text("")
+    groups = [
+        {"name": "trainers", "instance_type": "ml.g5.xlarge", "instance_count": 2},
+        {"name": "loaders", "instance_type": "ml.c5.xlarge"},
+    ]
+    spec = spec_from_dict(
+        {
+            "name": "hetero",
+            "source": {"source_dir": "code", "entry_point": "train.py"},
+            "compute": {"backend": "docker", "instance_groups": groups},
+            "distribution": {"kind": "torchrun", "instance_groups": ["trainers"]},
+        },
+        base_dir=tmp_path,
+    )
+    record = add_job(make_window.store, "hetero", JobStatus.COMPLETED)
+
+    html = summary_html(record, spec)
+
+    assert "2 × ml.g5.xlarge (trainers) + 1 × ml.c5.xlarge (loaders)" in html
+    assert "torchrun in trainers" in html
+
+
 def test_the_predict_panel_and_about_dialog_are_reachable(
     make_window: WindowFactory, messages: list[tuple[str, str, str]]
 ) -> None:

@@ -94,15 +94,19 @@ def summary_html(record: JobRecord, spec: JobSpec | None) -> str:
         if spec.image:
             rows.append(_row("Image", _esc(spec.image)))
         compute = spec.compute
-        rows.append(
-            _row(
-                "Compute",
-                f"{_esc(compute.instance_count)} × {_esc(compute.instance_type)}, GPUs per host: "
-                f"{_esc(compute.gpus)}",
+        hosts = (
+            " + ".join(
+                f"{_esc(g.instance_count)} × {_esc(g.instance_type)} ({_esc(g.name)})"
+                for g in compute.instance_groups
             )
+            or f"{_esc(compute.instance_count)} × {_esc(compute.instance_type)}"
         )
+        rows.append(_row("Compute", f"{hosts}, GPUs per host: {_esc(compute.gpus)}"))
         if spec.distribution.kind != "none":
-            rows.append(_row("Distribution", _esc(spec.distribution.kind)))
+            kind = _esc(spec.distribution.kind)
+            if spec.distribution.instance_groups:
+                kind += " in " + ", ".join(_esc(n) for n in spec.distribution.instance_groups)
+            rows.append(_row("Distribution", kind))
         if spec.channels:
             rows.append(
                 _row(
