@@ -20,8 +20,14 @@ from trainer_gui.core.aws.images import (
     pytorch_training_image,
     versions_from_image,
 )
+from trainer_gui.core.aws.s3 import channel_manifest
 
 DLC = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training"
+
+
+def _train_uri(project: Path) -> str:
+    """Local channel data goes to a content-addressed prefix (the digest of its files)."""
+    return f"s3://{BUCKET}/data/{channel_manifest(project / 'data').digest}/"
 
 
 def _run(aws: Any, spec: Any) -> tuple[str, dict[str, Any]]:
@@ -67,7 +73,7 @@ def test_single_instance_request_is_exactly_the_v2_sdk_shape(aws: Any, project: 
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{BUCKET}/mnist/channels/train/",
+                        "S3Uri": _train_uri(project),
                         "S3DataDistributionType": "FullyReplicated",
                     }
                 },
@@ -162,7 +168,7 @@ def test_custom_image_runs_the_driver_from_an_extra_channel(aws: Any, project: P
         for c in request["InputDataConfig"]
     }
     assert channels == {
-        "train": f"s3://{BUCKET}/mnist/channels/train/",
+        "train": _train_uri(project),
         "code": code,
         "tg-driver": f"s3://{BUCKET}/{job}/tg-driver/",
     }

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto_support import Script
-from sm_helpers import BUCKET, make_spec, runner, service
+from sm_helpers import BUCKET, make_spec, runner, service, wait_for
 
 from trainer_gui.core.aws.s3 import (
     Journal,
@@ -18,6 +20,7 @@ from trainer_gui.core.aws.s3 import (
     Progress,
     S3Uri,
     Uploader,
+    channel_manifest,
     pack_tree,
 )
 from trainer_gui.core.runners.sagemaker import TransferProgress, source_entries
@@ -61,13 +64,24 @@ def test_the_tarball_is_reproducible(project: Path, tmp_path: Path) -> None:
     assert hashlib.md5(one).digest() == hashlib.md5(two).digest()
 
 
+def _channel_prefix(aws: Any, job_id: str, name: str = "train") -> str:
+    """The key prefix of a channel as the job's CreateTrainingJob request names it."""
+    for channel in aws.requests[job_id]["InputDataConfig"]:
+        if channel["ChannelName"] == name:
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            return str(S3Uri.parse(uri).key)
+    raise AssertionError(f"no channel {name} in {job_id}'s request")
+
+
 def test_channels_upload_once_and_a_second_submit_sends_only_what_changed(
     aws: Any, project: Path
 ) -> None:
     svc = service()
     first = _submit(svc, make_spec(project))
     assert first.status == "Completed", first.failure_reason
-    prefix = "mnist/channels/train/"
+    prefix = _channel_prefix(aws, first.id)
+    assert prefix.startswith("data/") and prefix.endswith("/")
+    assert prefix == "data/" + channel_manifest(project / "data").digest + "/"
     assert aws.objects(BUCKET, prefix) == {
         f"{prefix}rows.csv": b"a,b\n1,2\n",
         f"{prefix}sub/more.csv": b"a,b\n3,4\n",
@@ -75,6 +89,7 @@ def test_channels_upload_once_and_a_second_submit_sends_only_what_changed(
     puts = aws.faults.count("s3:PutObject")
     second = _submit(svc, make_spec(project))
     assert second.status == "Completed"
+    assert _channel_prefix(aws, second.id) == prefix  # the same data: the same prefix
     # only the second job's own code archive and nothing of the unchanged channel
     assert aws.faults.count("s3:PutObject") - puts == 1
     (project / "data" / "rows.csv").write_text("a,b\n9,9\n")
@@ -84,10 +99,90 @@ def test_channels_upload_once_and_a_second_submit_sends_only_what_changed(
     third = _submit(svc, make_spec(project))
     assert third.status == "Completed"
     assert aws.faults.count("s3:PutObject") - puts == 3  # code, rows.csv, new.csv
-    assert aws.objects(BUCKET, prefix) == {
-        f"{prefix}new.csv": b"n\n",
-        f"{prefix}rows.csv": b"a,b\n9,9\n",
+    changed = _channel_prefix(aws, third.id)
+    assert changed != prefix
+    assert aws.objects(BUCKET, changed) == {
+        f"{changed}new.csv": b"n\n",
+        f"{changed}rows.csv": b"a,b\n9,9\n",
     }
+    assert aws.faults.count("s3:DeleteObjects") == 0
+
+
+def test_a_later_submission_never_changes_an_earlier_jobs_channel(aws: Any, project: Path) -> None:
+    """The issue: channel data stored per spec name and mirrored with deletions let a queued or
+    starting job read a later submission's data. Content-addressed prefixes never change."""
+    svc = service()
+    hold = threading.Event()
+    aws.sim.script("mnist", Script(hold=hold))
+    first = svc.submit(make_spec(project))
+    wait_for(lambda: first.job_id in aws.requests)
+    before = _channel_prefix(aws, first.job_id)
+    (project / "data" / "rows.csv").write_text("changed\n")
+    (project / "data" / "sub" / "more.csv").unlink()
+    second = svc.submit(make_spec(project))
+    wait_for(lambda: second.job_id in aws.requests)
+    after = _channel_prefix(aws, second.job_id)
+    assert after != before
+    # the first job's prefix holds exactly what it was submitted with
+    assert aws.objects(BUCKET, before) == {
+        f"{before}rows.csv": b"a,b\n1,2\n",
+        f"{before}sub/more.csv": b"a,b\n3,4\n",
+    }
+    assert aws.objects(BUCKET, after) == {f"{after}rows.csv": b"changed\n"}
+    hold.set()
+    first.wait(30)
+    second.wait(30)
+    assert svc.get(first.job_id).status == "Completed"
+
+
+def test_same_named_specs_of_two_projects_do_not_share_a_channel(
+    aws: Any, project: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-project"
+    shutil.copytree(project, other)
+    (other / "data" / "rows.csv").write_text("other,project\n")
+    svc = service()
+    one = _submit(svc, make_spec(project))
+    two = _submit(svc, make_spec(other))
+    assert one.status == two.status == "Completed"
+    a, b = _channel_prefix(aws, one.id), _channel_prefix(aws, two.id)
+    assert a != b
+    assert aws.objects(BUCKET, a)[f"{a}rows.csv"] == b"a,b\n1,2\n"
+    assert aws.objects(BUCKET, b)[f"{b}rows.csv"] == b"other,project\n"
+    # the same data in a third project is the same prefix, uploaded once
+    third = tmp_path / "third"
+    shutil.copytree(project, third)
+    puts = aws.faults.count("s3:PutObject")
+    three = _submit(svc, make_spec(third))
+    assert _channel_prefix(aws, three.id) == a
+    assert aws.faults.count("s3:PutObject") - puts == 1  # its code archive only
+
+
+def test_the_channel_digest_hashes_each_file_once(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer_gui.core.aws import s3 as s3_module
+
+    journal = Journal(tmp_path / "j.json")
+    reads: list[Path] = []
+    original = s3_module._hash_file
+
+    def counting(path: Path, part_size: int | None = None) -> Any:
+        reads.append(path)
+        return original(path, part_size)
+
+    monkeypatch.setattr(s3_module, "_hash_file", counting)
+    first = channel_manifest(project / "data", journal)
+    assert len(reads) == 2
+    assert channel_manifest(project / "data", journal).digest == first.digest
+    assert len(reads) == 2  # cached by path, size and mtime
+    (project / "data" / "rows.csv").write_text("a,b\n1,3\n")  # same size, new content
+    changed = channel_manifest(project / "data", journal)
+    assert changed.digest != first.digest and len(reads) == 3
+    # the digest is the file list and contents, not where the folder is
+    copy = tmp_path / "copy"
+    shutil.copytree(project / "data", copy)
+    assert channel_manifest(copy, journal).digest == changed.digest
 
 
 def _big(path: Path, size: int) -> bytes:
@@ -148,7 +243,7 @@ def test_an_interrupted_multipart_upload_resumes_where_it_stopped(aws: Any, proj
     assert ok.status == "Completed", ok.failure_reason
     assert aws.faults.count("s3:CreateMultipartUpload") == creates  # the same upload, resumed
     assert aws.faults.count("s3:UploadPart") - before_parts == 2  # parts 2 and 3 only
-    key = "mnist/channels/train/big.bin"
+    key = _channel_prefix(aws, ok.id) + "big.bin"
     assert aws.objects(BUCKET, key)[key] == data
 
 

@@ -9,7 +9,10 @@ S3 layout under the base URI (`sagemaker.s3_prefix`, or `s3://sagemaker-<region>
     <base>/<job>/source/sourcedir.tar.gz     the code (sagemaker_submit_directory)
     <base>/<job>/tg-driver/{start.py,toolkit.py}   images without the toolkit (launch mode b)
     <base>/<job>/sm_drivers/...              a custom distribution driver folder
-    <base>/<spec name>/channels/<channel>/   local channel data (stable: re-submits skip it)
+    <base>/data/<digest>/                    local channel data, content-addressed: the digest
+                                             is over the files' names, sizes and SHA-256s, so
+                                             a job's data never changes under it and the same
+                                             data is uploaded once (`s3.channel_manifest`)
     <base>/<spec name>/checkpoints/          when checkpoint_dir is a local folder
     <output_path or base>/<job>/output/{model,output}.tar.gz   written by SageMaker
 """
@@ -17,11 +20,12 @@ S3 layout under the base URI (`sagemaker.s3_prefix`, or `s3://sagemaker-<region>
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from trainer_gui.core import contract
-from trainer_gui.core.aws.s3 import S3Uri
+from trainer_gui.core.aws.s3 import S3Uri, channel_uri
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners.staging import has_local_code
 from trainer_gui.core.spec.model import JobSpec, is_remote
@@ -134,10 +138,20 @@ def plan_locations(
     image: str,
     toolkit_image: bool,
     base_uri: str,
+    channel_digests: Mapping[str, str] | None = None,
 ) -> Plan:
+    """Every S3 URI of a submission. `channel_digests` (channel name -> content digest, from
+    `s3.channel_manifest`) name the local channels' prefixes; a local channel without one is
+    hashed here (cached per file, so cheap when the data was hashed before)."""
     check_limits(spec, image)
     base = S3Uri.parse(base_uri.rstrip("/"))
     driver = uses_driver(spec, toolkit_image)
+    if driver and spec.distribution.kind == "mpi" and spec.compute.host_count > 1:
+        raise UserError(
+            "distribution kind mpi on several SageMaker instances needs an image with the "
+            "SageMaker training toolkit (the PyTorch training image, the default), whose MPI "
+            "runner sets up SSH between the instances; leave `image` empty, or use one instance"
+        )
     code_uri: str | None = None
     source = spec.source
     if source.source_dir and is_remote(source.source_dir):
@@ -154,8 +168,12 @@ def plan_locations(
         if is_remote(channel.source):
             channel_uris[channel.name] = channel.source
         else:
-            uri = base.join(spec.name, "channels", channel.name)
-            channel_uris[channel.name] = str(uri) + "/"
+            digest = (channel_digests or {}).get(channel.name)
+            if digest is None:
+                from trainer_gui.core.aws.s3 import channel_manifest
+
+                digest = channel_manifest(spec.resolve(channel.source)).digest
+            channel_uris[channel.name] = channel_uri(base, digest)
             local_channels[channel.name] = channel.source
     checkpoint: str | None = spec.checkpoint_s3_uri
     if checkpoint is None and spec.checkpoint_dir:

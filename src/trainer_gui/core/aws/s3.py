@@ -7,6 +7,11 @@
   the app's data folder, so an upload cut off by a network loss resumes where it stopped, in the
   same submit (a few retries with backoff) or the next one, instead of starting over.
 * Progress is reported through a callback (bytes done of bytes total), at most every 0.1 s.
+* Local channel data is content-addressed (`channel_manifest`, `Uploader.upload_channel`): it
+  goes under `<base>/data/<digest>/`, the digest a SHA-256 over the channel's file names, sizes
+  and SHA-256s. A submission whose data changed gets a new prefix; the old one is never touched,
+  so a job that was created, queued or is still downloading reads exactly the data it was
+  submitted with, and the same data (another submit, another project) is uploaded once.
 * Downloaded archives are unpacked by `trainer_gui.core.archives`, the app's one extractor.
 """
 
@@ -129,7 +134,14 @@ class _Reporter:
 
 def md5_file(path: Path, part_size: int | None = None) -> tuple[str, list[str]]:
     """(hex MD5 of the file, hex MD5 of each part when `part_size` is given)."""
+    md5, parts, _ = _hash_file(path, part_size)
+    return md5, parts
+
+
+def _hash_file(path: Path, part_size: int | None = None) -> tuple[str, list[str], str]:
+    """(MD5, MD5 of each part, SHA-256) in one read of the file."""
     whole = hashlib.md5(usedforsecurity=False)
+    sha = hashlib.sha256()
     parts: list[str] = []
     with open(path, "rb") as fh:
         while True:
@@ -137,9 +149,10 @@ def md5_file(path: Path, part_size: int | None = None) -> tuple[str, list[str]]:
             if not chunk:
                 break
             whole.update(chunk)
+            sha.update(chunk)
             if part_size:
                 parts.append(hashlib.md5(chunk, usedforsecurity=False).hexdigest())
-    return whole.hexdigest(), parts
+    return whole.hexdigest(), parts, sha.hexdigest()
 
 
 def multipart_etag(part_md5s: list[str]) -> str:
@@ -204,6 +217,7 @@ class FileHashes:
     md5: str
     part_size: int
     parts: list[str]
+    sha256: str = ""
 
     @property
     def multipart_etag(self) -> str:
@@ -211,15 +225,75 @@ class FileHashes:
 
 
 def file_hashes(path: Path, part_size: int, journal: Journal) -> FileHashes:
-    """MD5s of a file, remembered per (path, size, mtime, part size) so big files hash once."""
+    """MD5s and SHA-256 of a file, remembered per (path, size, mtime, part size) so big files
+    are read once."""
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{part_size}"
     cached = journal.get("hashes", key)
-    if isinstance(cached, dict) and "md5" in cached:
-        return FileHashes(cached["md5"], part_size, list(cached.get("parts", [])))
-    md5, parts = md5_file(path, part_size)
-    journal.put("hashes", key, {"md5": md5, "parts": parts})
-    return FileHashes(md5, part_size, parts)
+    if isinstance(cached, dict) and "md5" in cached and cached.get("sha256"):
+        return FileHashes(
+            cached["md5"], part_size, list(cached.get("parts", [])), str(cached["sha256"])
+        )
+    md5, parts, sha256 = _hash_file(path, part_size)
+    journal.put("hashes", key, {"md5": md5, "parts": parts, "sha256": sha256})
+    return FileHashes(md5, part_size, parts, sha256)
+
+
+# -- content-addressed channel data ----------------------------------------------------------------
+
+#: Channel data lives under `<base>/<CHANNEL_DATA_DIR>/<digest>/`.
+CHANNEL_DATA_DIR = "data"
+_MANIFEST_VERSION = b"trainer-gui channel v1\n"
+
+
+@dataclass(frozen=True)
+class ChannelFile:
+    path: Path
+    name: str  # the file's name under the channel prefix (posix, relative)
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ChannelManifest:
+    """A local channel's files with their hashes, and the digest that names its S3 prefix."""
+
+    source: Path
+    files: tuple[ChannelFile, ...]
+    digest: str
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def channel_manifest(
+    source: Path, journal: Journal | None = None, part_size: int = DEFAULT_PART
+) -> ChannelManifest:
+    """Hash a channel's folder (or single file). Hashes are cached per path, size and mtime in
+    the journal, so unchanged data is not read again on the next submit."""
+    journal = journal or default_journal()
+    if not source.exists():
+        raise UserError(f"channel data {source} does not exist")
+    if source.is_file():
+        pairs = [(source, source.name)]
+    else:
+        pairs = [(path, path.relative_to(source).as_posix()) for path in _walk(source)]
+    files: list[ChannelFile] = []
+    for path, name in sorted(pairs, key=lambda p: p[1]):
+        stat = path.stat()
+        hashes = file_hashes(path, part_size_for(stat.st_size, part_size), journal)
+        files.append(ChannelFile(path, name, stat.st_size, stat.st_mtime_ns, hashes.sha256))
+    digest = hashlib.sha256(_MANIFEST_VERSION)
+    for f in files:
+        digest.update(f"{f.name}\0{f.size}\0{f.sha256}\n".encode())
+    return ChannelManifest(source, tuple(files), digest.hexdigest())
+
+
+def channel_uri(base: S3Uri, digest: str) -> str:
+    """The S3Prefix URI (with its trailing '/') of a channel with this content digest."""
+    return str(base.join(CHANNEL_DATA_DIR, digest)) + "/"
 
 
 # -- upload ----------------------------------------------------------------------------------------
@@ -325,6 +399,34 @@ class Uploader:
                 files.append((path, prefix + path.relative_to(source).as_posix()))
         return self._upload_many(files, uri.bucket, prefix, progress, True, delete_stale)
 
+    def upload_channel(
+        self, manifest: ChannelManifest, uri: S3Uri, progress: ProgressFn | None = None
+    ) -> UploadSummary:
+        """Upload a channel to its content-addressed prefix `uri` (see `channel_uri`).
+
+        Objects already there unchanged are skipped (a resubmit, or the same data of another
+        job); nothing under the prefix is ever deleted, since other jobs may read it. A file that
+        changed since it was hashed stops the upload: its bytes would not match the prefix's
+        name.
+        """
+        prefix = uri.as_prefix()
+        expected = {f.path: f for f in manifest.files}
+
+        def check(path: Path) -> None:
+            entry = expected[path]
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                raise UserError(f"channel data {path} went away during the upload: {exc}") from exc
+            if (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                raise UserError(
+                    f"channel data {path} changed during the upload; submit the job again "
+                    "once it no longer changes"
+                )
+
+        files = [(f.path, prefix + f.name) for f in manifest.files]
+        return self._upload_many(files, uri.bucket, prefix, progress, True, False, check)
+
     # -- work ------------------------------------------------------------------------------
 
     def _upload_many(
@@ -335,6 +437,7 @@ class Uploader:
         progress: ProgressFn | None,
         skip_unchanged: bool,
         delete_stale: bool = False,
+        check: Callable[[Path], None] | None = None,
     ) -> UploadSummary:
         summary = UploadSummary()
         if prefix is not None:
@@ -351,6 +454,8 @@ class Uploader:
         for path, key in files:
             if self.cancelled():
                 raise UserError("the upload was stopped")
+            if check is not None:
+                check(path)
             size = path.stat().st_size
             if skip_unchanged and self._unchanged(bucket, key, path, remote.get(key)):
                 summary.skipped.append(key)
@@ -362,6 +467,8 @@ class Uploader:
                 self._multipart(path, bucket, key, report)
             else:
                 self._put(path, bucket, key, report)
+            if check is not None:
+                check(path)
             summary.uploaded.append(key)
             summary.bytes_sent += size
             report.file_done()
@@ -574,12 +681,17 @@ def pack_tree(entries: Iterable[tuple[Path, str]], target: Path) -> Path:
 
 
 __all__ = [
+    "CHANNEL_DATA_DIR",
+    "ChannelFile",
+    "ChannelManifest",
     "Journal",
     "Progress",
     "ProgressFn",
     "S3Uri",
     "UploadSummary",
     "Uploader",
+    "channel_manifest",
+    "channel_uri",
     "default_journal",
     "download",
     "pack_tree",

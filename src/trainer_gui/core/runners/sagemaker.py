@@ -1,8 +1,10 @@
 """SageMaker backend: the same spec as a CreateTrainingJob, followed live, the model brought home.
 
 Submit (on a runner thread, so the window never waits): check credentials, bucket and image,
-pack the source folder into sourcedir.tar.gz and upload it, upload local channels (skipping
-what S3 already has unchanged, resuming interrupted multipart uploads), then CreateTrainingJob.
+pack the source folder into sourcedir.tar.gz and upload it, upload local channels to
+content-addressed prefixes (`<base>/data/<digest>/`: a job's data never changes under it;
+skipping what S3 already has unchanged, resuming interrupted multipart uploads), then
+CreateTrainingJob.
 Follow: poll DescribeTrainingJob with backoff and turn secondary-status transitions into
 StatusChanged events, tail every host's CloudWatch stream into LogBatch events with resumable
 offsets (the job service stores them and parses metrics like any local job), record
@@ -25,7 +27,15 @@ from typing import Any
 from trainer_gui.core import contract
 from trainer_gui.core.archives import extract_archive
 from trainer_gui.core.aws.errors import AwsCredentialsError, AwsError, aws_errors, translate
-from trainer_gui.core.aws.s3 import Progress, S3Uri, Uploader, download, pack_tree
+from trainer_gui.core.aws.s3 import (
+    ChannelManifest,
+    Progress,
+    S3Uri,
+    Uploader,
+    channel_manifest,
+    download,
+    pack_tree,
+)
 from trainer_gui.core.aws.session import AwsSession
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners import sysmetrics
@@ -137,6 +147,8 @@ class SageMakerRunner(Runner):
         self.multipart_threshold = multipart_threshold
         self.retry_delays = retry_delays
         self.on_progress = on_progress
+        #: How long a failed training job's Batch job may take to show whether Batch retries.
+        self.batch_settle_seconds = 120.0
         self._session_factory = session_factory or AwsSession
         self._sessions: dict[tuple[str | None, str | None], AwsSession] = {}
         self._lock = threading.Lock()
@@ -240,6 +252,17 @@ class SageMakerRunner(Runner):
             kwargs["multipart_threshold"] = self.multipart_threshold
         return Uploader(session.client("s3"), cancelled=ctx.stop_requested, **kwargs)
 
+    def _channel_manifests(self, ctx: JobContext, uploader: Uploader) -> dict[str, ChannelManifest]:
+        """Hash each local channel (cached per file): its digest names its S3 prefix."""
+        out: dict[str, ChannelManifest] = {}
+        for channel in ctx.spec.channels:
+            if is_remote(channel.source):
+                continue
+            out[channel.name] = channel_manifest(
+                ctx.spec.resolve(channel.source), uploader.journal, uploader.part_size
+            )
+        return out
+
     def prepare(self, ctx: JobContext, sink: EventSink) -> dict[str, Any]:
         """Resolve, upload, and return the CreateTrainingJob request (not sent yet)."""
         from trainer_gui.core.aws.bootstrap import START_PY
@@ -275,7 +298,10 @@ class SageMakerRunner(Runner):
             spec.compute.image_instance_type,
         )
         role = spec.sagemaker.role_arn or ""
-        plan = plan_locations(spec, ctx.job_id, region, role, image, toolkit, base)
+        uploader = self._uploader(session, ctx)
+        manifests = self._channel_manifests(ctx, uploader)
+        digests = {name: m.digest for name, m in manifests.items()}
+        plan = plan_locations(spec, ctx.job_id, region, role, image, toolkit, base, digests)
         sink(
             BackendInfo(
                 ctx.job_id,
@@ -290,7 +316,6 @@ class SageMakerRunner(Runner):
                 },
             )
         )
-        uploader = self._uploader(session, ctx)
         if plan.code_uri and not (spec.source.source_dir and is_remote(spec.source.source_dir)):
             emit_status(
                 sink, ctx.job_id, JobStatus.STARTING, f"Uploading the code to {plan.code_uri}"
@@ -305,21 +330,20 @@ class SageMakerRunner(Runner):
             uploader.upload_file(
                 archive, S3Uri.parse(plan.code_uri), self._progress(ctx, sink, "code")
             )
-        for name, local in plan.local_channels.items():
+        for name in plan.local_channels:
             uri = plan.channel_uris[name]
             emit_status(
                 sink, ctx.job_id, JobStatus.STARTING, f"Uploading channel {name!r} to {uri}"
             )
             emit_phase(sink, ctx.job_id, Phase.PREPARING, f"uploading channel {name!r} to S3")
-            summary = uploader.upload_tree(
-                spec.resolve(local), S3Uri.parse(uri), self._progress(ctx, sink, f"channel {name}")
+            summary = uploader.upload_channel(
+                manifests[name], S3Uri.parse(uri), self._progress(ctx, sink, f"channel {name}")
             )
             log.info(
-                "channel %s: %d uploaded, %d unchanged, %d removed",
+                "channel %s: %d uploaded, %d already in S3",
                 name,
                 len(summary.uploaded),
                 len(summary.skipped),
-                len(summary.deleted),
             )
         if plan.driver_uri:
             drivers = ctx.run_dir / "tg-driver"
@@ -391,8 +415,11 @@ class SageMakerRunner(Runner):
 
     def _follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
         try:
-            waited = self._wait_in_batch(ctx, sink)  # None: no Batch job, or it has its job
-            status = waited if waited is not None else self._follow_loop(ctx, sink)
+            while True:
+                waited = self._wait_in_batch(ctx, sink)  # None: no Batch job, or it has its job
+                status = waited if waited is not None else self._follow_loop(ctx, sink)
+                if waited is not None or not self._batch_replaces(ctx):
+                    break  # else Batch runs the job again: wait for its next training job
         except Exception as exc:
             log.exception("following %s failed", ctx.job_id)
             emit_status(
@@ -466,6 +493,8 @@ class SageMakerRunner(Runner):
                     return current
             primary = str(desc.get("TrainingJobStatus", ""))
             side.poll(desc, final=primary in _PRIMARY)  # CloudWatch metrics, TensorBoard files
+            if primary == "Failed" and self._batch_retries(ctx, sink, session, desc):
+                return JobStatus.PENDING  # not the end: Batch runs the job again
             if primary in _PRIMARY:
                 time.sleep(min(self.poll_min, 1.0))  # the last lines can lag the status
                 self._drain_quietly(ctx, sink, tail)
@@ -660,7 +689,8 @@ class SageMakerRunner(Runner):
                         f"{where} the AWS Batch queue {queue} ({status})",
                     )
                 sink(BackendInfo(ctx.job_id, {"batch_status": status}))
-            if found is not None and status not in batch.WAITING:
+            replaced = ctx.backend_ids.get("batch_replaced") or []
+            if found is not None and status not in batch.WAITING and found[1] not in replaced:
                 name, arn = found
                 info: dict[str, object] = {
                     "training_job_name": name,
@@ -681,6 +711,59 @@ class SageMakerRunner(Runner):
                 return JobStatus.COMPLETED
             delay = self.poll_min if changed else min(delay * 1.5, self.poll_max)
             time.sleep(delay)
+
+    @staticmethod
+    def _batch_replaces(ctx: JobContext) -> bool:
+        """A Batch job whose training job `_batch_retries` let go: follow its next one."""
+        return bool(ctx.backend_ids.get("batch_job_id")) and not ctx.backend_ids.get(
+            "training_job_arn"
+        )
+
+    def _batch_retries(
+        self, ctx: JobContext, sink: EventSink, session: AwsSession, desc: dict[str, Any]
+    ) -> bool:
+        """Whether AWS Batch runs a job again after its training job failed (it does, without
+        counting an attempt, when SageMaker lacked capacity): then say so, forget that training
+        job and return True; False for jobs created directly and for a Batch job that ends."""
+        from trainer_gui.core.aws import batch
+
+        job_id = str(ctx.backend_ids.get("batch_job_id") or "")
+        arn = str(desc.get("TrainingJobArn") or ctx.backend_ids.get("training_job_arn") or "")
+        if not job_id:
+            return False
+        client = session.client("batch")
+        deadline = time.monotonic() + self.batch_settle_seconds  # Batch learns of it later
+        while True:
+            try:
+                state = batch.describe(client, job_id)
+            except Exception as exc:
+                log.warning("describing %s after its training job failed: %s", job_id, exc)
+                return False
+            status = str(state.get("status") or "")
+            found = batch.training_job_of(state)
+            if status in batch.TERMINAL:
+                return False
+            if status in batch.WAITING or (found is not None and found[1] != arn):
+                break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(self.poll_min)
+        reason = str(desc.get("FailureReason") or "it failed")
+        text = (
+            f"SageMaker: the training job {self._job_name(ctx)} failed ({reason}); AWS Batch "
+            "runs the job again"
+        )
+        sink(LogBatch(ctx.job_id, [LogLine("app", "system", text, time.time())], {}))
+        replaced = [*(ctx.backend_ids.get("batch_replaced") or []), arn]
+        info: dict[str, object] = {
+            "training_job_arn": "",
+            "transitions_seen": 0,
+            "batch_status": "",
+            "batch_replaced": replaced,
+        }
+        sink(BackendInfo(ctx.job_id, info))
+        ctx.backend_ids.update(info)
+        return True
 
     def _stop_batch_job(self, ctx: JobContext, session: AwsSession) -> bool:
         """Stop a Batch job that has no training job yet (TerminateServiceJob); False when
