@@ -7,10 +7,13 @@ Three numbers for the same 20 trials (the values a random sweep picks):
 * the ideal: the sum of the trials' own run times (start to end, from the store) / 2;
 * a shell loop: the same 20 commands run two at a time by `xargs -P 2`, nothing stored.
 
-Target: the queue at most 1.10x the shell loop. Run:
+Target: the queue at most 1.10x the shell loop. Each run has a data folder of its own: a new one
+(the local-process runner's torch check imports torch once, 3-7 s) or one that ran a job with
+this interpreter before (the check's answer is remembered there). Run:
 
-    .venv/bin/python bench/sweep.py                 # through the job host
+    .venv/bin/python bench/sweep.py                 # through the job host, both data folders
     .venv/bin/python bench/sweep.py --in-process    # this process drives (TRAINER_GUI_JOB_HOST=0)
+    .venv/bin/python bench/sweep.py --repeat 3 --data-folder used --timeline
 """
 
 from __future__ import annotations
@@ -63,7 +66,35 @@ def write_sweep(folder: Path) -> Path:
     return path
 
 
-def run_queue(path: Path, in_process: bool) -> tuple[float, float, float, list[float]]:
+def print_timeline(store: object, zero: float, job_ids: list[str]) -> None:
+    """Each trial's job from its record to its end, in seconds from the sweep's record: where
+    the time between one trial ending and the next starting goes."""
+    ends: list[float] = []
+    for job_id in job_ids:
+        job = store.get_job(job_id)  # type: ignore[attr-defined]
+        phases = store.phases(job_id)  # type: ignore[attr-defined]
+        steps = " ".join(f"{p.phase.value}={p.at - zero:.2f}" for p in phases)
+        gap = ""
+        if ends and job.started_at:
+            # the free slot: the earlier of the last two ends before this one was created
+            done = sorted(e for e in ends if e <= job.created_at + 0.5)[-2:]
+            if done:
+                gap = f"  (+{job.created_at - done[-1]:.2f} after an end)"
+        success = Path(job.run_dir) / "hosts" / "algo-1" / "output" / "success"
+        if success.exists():  # written by the driver as it ends
+            steps += f" driver-ended={success.stat().st_mtime - zero:.2f}"
+        print(
+            f"  {job_id[-12:]}: created={job.created_at - zero:.2f} "
+            f"started={(job.started_at or zero) - zero:.2f} {steps} "
+            f"ended={(job.ended_at or zero) - zero:.2f}{gap}"
+        )
+        if job.ended_at:
+            ends.append(job.ended_at)
+
+
+def run_queue(
+    path: Path, in_process: bool, timeline: bool = False
+) -> tuple[float, float, float, list[float]]:
     """Wall time of the sweep, the part before its first trial ran, the ideal, and the lr
     values its trials ran with."""
     from trainer_gui.core.spec.sweep import load_sweep
@@ -89,6 +120,8 @@ def run_queue(path: Path, in_process: bool) -> tuple[float, float, float, list[f
         assert job is not None and job.started_at and job.ended_at
         busy += job.ended_at - job.started_at
     before = first - record.created_at
+    if timeline:
+        print_timeline(store, record.created_at, [t.job_id for t in trials])
     service.shutdown()
     if not in_process:
         job_host.stop_host(store.path)
@@ -112,22 +145,25 @@ def run_shell(folder: Path, values: list[float]) -> float:
     return time.perf_counter() - started
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--in-process", action="store_true", help="no job host")
-    args = parser.parse_args()
+def one_run(in_process: bool, warm: bool, timeline: bool) -> tuple[float, float]:
+    """One sweep and its shell loop in a new data folder; (queue, shell) wall times."""
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         folder = Path(tmp)
         os.environ["TRAINER_GUI_HOME"] = str(folder / "home")
-        os.environ["TRAINER_GUI_MAX_PARALLEL"] = "2"
-        os.environ["TRAINER_GUI_HOST_IDLE"] = "1"
-        if args.in_process:
-            os.environ["TRAINER_GUI_JOB_HOST"] = "0"
+        if warm:
+            # A data folder that ran a job with this interpreter before: the runner's torch
+            # check was answered then, and is remembered there (core/pyenv.py).
+            from trainer_gui.core import pyenv
+
+            pyenv.forget_torch_probes()
+            assert pyenv.has_torch(sys.executable)
+            pyenv._TORCH_FOUND.clear()  # this process's memory: the job host is another one
         path = write_sweep(folder)
-        wall, before, ideal, values = run_queue(path, args.in_process)
+        wall, before, ideal, values = run_queue(path, in_process, timeline)
         shell = run_shell(folder, values)
-    where = "in process" if args.in_process else "job host"
-    print(f"{TRIALS} trials of {SECONDS:g} s, 2 at a time ({where})")
+    where = "in process" if in_process else "job host"
+    kind = "a data folder that ran jobs before" if warm else "a new data folder"
+    print(f"{TRIALS} trials of {SECONDS:g} s, 2 at a time ({where}, {kind})")
     steady = wall - before
     print(f"  queue (sweep run to completed): {wall:6.2f} s")
     print(f"    before the first trial ran:   {before:6.2f} s  (imports, the runner's first check)")
@@ -135,7 +171,34 @@ def main() -> int:
     print(f"  ideal (sum of trial times / 2): {ideal:6.2f} s  (queue {steady / ideal:.2f}x)")
     print(f"  shell loop (xargs -P 2):        {shell:6.2f} s")
     print(f"  queue / shell loop:             {wall / shell:.2f}x  (target <= 1.10x)")
-    print(f"    from the first trial:         {steady / shell:.2f}x")
+    print(f"    from the first trial:         {steady / shell:.2f}x", flush=True)
+    return wall, shell
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--in-process", action="store_true", help="no job host")
+    parser.add_argument("--timeline", action="store_true", help="print each trial's phases")
+    parser.add_argument(
+        "--data-folder",
+        choices=["new", "used", "both"],
+        default="both",
+        help="a new data folder (the torch check runs), one that ran jobs before, or both",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each")
+    args = parser.parse_args()
+    os.environ["TRAINER_GUI_MAX_PARALLEL"] = "2"
+    os.environ["TRAINER_GUI_HOST_IDLE"] = "1"
+    if args.in_process:
+        os.environ["TRAINER_GUI_JOB_HOST"] = "0"
+    kinds = {"new": [False], "used": [True], "both": [False, True]}[args.data_folder]
+    ratios: dict[bool, list[str]] = {k: [] for k in kinds}
+    for _ in range(args.repeat):
+        for warm in kinds:
+            wall, shell = one_run(args.in_process, warm, args.timeline)
+            ratios[warm].append(f"{wall:.2f}/{shell:.2f} s = {wall / shell:.2f}x")
+    for warm, runs in ratios.items():
+        print(f"{'used' if warm else 'new'} data folder: " + ", ".join(runs))
     return 0
 
 

@@ -514,7 +514,9 @@ class _Host:
                 result = getattr(self.service, method)(*args, **kwargs)
             self.outbox.flush()  # the events a call caused go before its reply
             peer.send(("reply", call_id, True, result, ""))
-            if method == "submit":
+            if method in ("submit", "ping"):
+                # A ping follows a change in the store the host should act on now, not on its
+                # next pass: `sweep run` recorded a sweep to drive, the queue was resumed.
                 self._schedule()
         except BaseException as exc:
             self.outbox.flush()

@@ -192,6 +192,21 @@ def _pruner(sweep: SweepSpec) -> optuna.pruners.BasePruner | None:
     )
 
 
+def _probe_ahead(sweep: SweepSpec) -> None:
+    """Start the local-process runner's torch check of the trials' interpreter now, on a
+    thread of its own, when the trials will need it (the check in `JobService.submit` then
+    joins it or finds its answer)."""
+    job = sweep.job
+    if sweep.backend.value != "local-process":
+        return
+    if job.source.command is not None and job.distribution.kind == "none":
+        return
+    from trainer_gui.core import pyenv
+    from trainer_gui.core.runners.local_process import default_python
+
+    pyenv.probe_ahead(default_python())
+
+
 # -- the driver -----------------------------------------------------------------------------
 
 
@@ -274,8 +289,6 @@ class SweepDriver:
     # -- opening a sweep ---------------------------------------------------------------------
 
     def _open(self, sweep_id: str) -> _Live | None:
-        import optuna
-
         folder = sweeps_dir(self.store)
         folder.mkdir(parents=True, exist_ok=True)
         lock = ProcessLock(folder / f"{sweep_id}.lock")
@@ -286,6 +299,9 @@ class SweepDriver:
             if record is None:
                 raise UserError("its record is gone")
             sweep = stored_sweep(record)
+            _probe_ahead(sweep)  # while Optuna loads: the first trial's check finds the answer
+            import optuna
+
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
