@@ -305,3 +305,53 @@ def test_sdk_v2_sends_the_same_groups_and_smddp_keys(aws: Any, project: Path) ->
         sent["AlgorithmSpecification"]["TrainingImage"]
         == (ours["AlgorithmSpecification"]["TrainingImage"])
     )
+
+
+V2_TORCHRUN = """
+import sagemaker
+from sagemaker.instance_group import InstanceGroup
+from sagemaker.pytorch import PyTorch
+session = sagemaker.Session(default_bucket="sagemaker-us-east-1-123456789012")
+groups = [InstanceGroup("gpu", "ml.g5.xlarge", 2), InstanceGroup("cpu", "ml.m5.xlarge", 1)]
+est = PyTorch(entry_point="train.py", source_dir="code", role=ROLE, framework_version="2.5.1",
+              py_version="py311", instance_groups=groups, volume_size=30,
+              sagemaker_session=session, disable_profiler=True,
+              distribution={"torch_distributed": {"enabled": True}, "instance_groups": [groups[0]]})
+est.fit(wait=False, logs=False)
+"""
+
+
+def test_torchrun_groups_differ_from_sdk_v2_only_by_naming_the_group(
+    aws: Any, project: Path
+) -> None:
+    """V2 drops `instance_groups` from a torch_distributed distribution (every group would then
+    run torchrun on its own); the app sends sagemaker_distribution_instance_groups, and nothing
+    else differs."""
+    from sdk_envs import run_sdk
+
+    aws.client("s3").create_bucket(Bucket="sagemaker-us-east-1-123456789012")
+    before = set(aws.requests)
+    run_sdk(2, textwrap.dedent(V2_TORCHRUN).replace("ROLE", repr(ROLE_ARN)), cwd=project)
+    sent = next(aws.requests[n] for n in aws.requests if n not in before)
+    groups = [
+        {"name": "gpu", "instance_type": "ml.g5.xlarge", "instance_count": 2},
+        {"name": "cpu", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+    ]
+    spec = make_spec(
+        project,
+        compute={"instance_groups": groups},
+        distribution={"kind": "torchrun", "instance_groups": ["gpu"]},
+    )
+    _, ours = _run(aws, spec)
+    assert sent["ResourceConfig"] == ours["ResourceConfig"]
+    assert (
+        sent["AlgorithmSpecification"]["TrainingImage"]
+        == (ours["AlgorithmSpecification"]["TrainingImage"])
+    )
+    theirs = {k: v for k, v in sent["HyperParameters"].items() if k.startswith("sagemaker_")}
+    mine = {k: v for k, v in ours["HyperParameters"].items() if k.startswith("sagemaker_")}
+    assert mine.pop("sagemaker_distribution_instance_groups") == '["gpu"]'
+    assert set(theirs) == set(mine)
+    assert (
+        theirs["sagemaker_torch_distributed_enabled"] == mine["sagemaker_torch_distributed_enabled"]
+    )
