@@ -20,7 +20,8 @@ from trainer_gui.core.aws.request import (
     Plan,
     build_request,
 )
-from trainer_gui.core.contract.toolkit import PROCESSES_PER_HOST_KEY
+from trainer_gui.core.aws.s3 import S3Uri
+from trainer_gui.core.contract.toolkit import DISTRIBUTION_GROUPS_KEY, PROCESSES_PER_HOST_KEY
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.spec.model import Backend, JobSpec, is_remote
 from trainer_gui.core.spec.sweep import (
@@ -158,8 +159,7 @@ def _v2_estimator(
     args += [
         ("role", _py(plan.role_arn)),
         ("base_job_name", _py(spec.name)),
-        ("instance_type", _py(spec.compute.instance_type)),
-        ("instance_count", _py(spec.compute.instance_count)),
+        *_v2_compute(spec),
         ("volume_size", _py(spec.compute.volume_size_gb)),
         ("max_run", _py(spec.max_runtime_seconds)),
         ("output_path", _py(plan.output_uri)),
@@ -174,14 +174,37 @@ def _v2_estimator(
     if versions is not None:
         args += [("framework_version", _py(versions[0])), ("py_version", _py(versions[1]))]
     hps: dict[str, Any] = {k: v for k, v in spec.all_hyperparameters().items() if k not in swept}
-    if spec.distribution.kind == "torchrun" and spec.distribution.processes_per_host:
-        # V2's torch_distributed has no process count; the toolkit reads this key (as the app
-        # sends it)
+    kind = spec.distribution.kind
+    if kind in ("torchrun", "smddp") and spec.distribution.processes_per_host:
+        # V2's torch_distributed and smdistributed have no process count; the toolkit reads
+        # this key (as the app sends it)
         hps[PROCESSES_PER_HOST_KEY] = spec.distribution.processes_per_host
+    grouped = spec.distribution_group_names() if spec.compute.instance_groups else []
+    if kind == "torchrun" and grouped:
+        # V2 drops a torch_distributed distribution's instance_groups (every group would run
+        # torchrun on its own); the toolkit reads this key (as the app sends it)
+        hps[DISTRIBUTION_GROUPS_KEY] = grouped
     if hps:
         args.append(("hyperparameters", _py(hps)))
-    if spec.distribution.kind == "torchrun":
-        args.append(("distribution", _py({"torch_distributed": {"enabled": True}})))
+    distribution: dict[str, Any] | None = None
+    if kind == "torchrun":
+        distribution = {"torch_distributed": {"enabled": True}}
+    if kind == "smddp":
+        distribution = {"smdistributed": {"dataparallel": {"enabled": True}}}
+    if kind == "mpi":
+        mpi: dict[str, Any] = {"enabled": True}
+        if spec.distribution.processes_per_host:
+            mpi["processes_per_host"] = spec.distribution.processes_per_host
+        if spec.distribution.mpi_options:
+            mpi["custom_mpi_options"] = spec.distribution.mpi_options
+        distribution = {"mpi": mpi}
+    if distribution is not None:
+        code = _py(distribution)
+        if grouped:  # the estimator's own InstanceGroup objects, as V2 checks membership
+            names = [g.name for g in spec.compute.instance_groups]
+            chosen = ", ".join(f"instance_groups[{names.index(n)}]" for n in grouped)
+            code = code[:-1] + f", 'instance_groups': [{chosen}]}}"
+        args.append(("distribution", code))
     if spec.metric_definitions:
         defs = [{"Name": m.name, "Regex": m.regex} for m in spec.metric_definitions]
         args.append(("metric_definitions", _py(defs)))
@@ -217,6 +240,7 @@ def _v2_estimator(
         *([] if spec.sagemaker.s3_prefix else ["session.default_bucket()  # made if missing"]),
         "",
         *staging,
+        *_v2_instance_groups(spec),
         "estimator = PyTorch(",
         *[f"    {name}={value}," for name, value in args],
         "    sagemaker_session=session,",
@@ -239,6 +263,30 @@ def _v2_estimator(
     return notes, lines, inputs
 
 
+def _v2_compute(spec: JobSpec) -> list[tuple[str, str]]:
+    """instance_type and instance_count, or the `instance_groups` list built before."""
+    if spec.compute.instance_groups:
+        return [("instance_groups", "instance_groups")]
+    return [
+        ("instance_type", _py(spec.compute.instance_type)),
+        ("instance_count", _py(spec.compute.instance_count)),
+    ]
+
+
+def _v2_instance_groups(spec: JobSpec) -> list[str]:
+    groups = spec.compute.instance_groups
+    if not groups:
+        return []
+    return [
+        "instance_groups = [",
+        *[
+            f"    InstanceGroup({g.name!r}, {g.instance_type!r}, {g.instance_count!r}),"
+            for g in groups
+        ],
+        "]",
+    ]
+
+
 def _v2_imports(spec: JobSpec, job: bool) -> list[str]:
     lines = ["import boto3", "import sagemaker"]
     if _code_staging(spec, with_dependencies=False):
@@ -247,6 +295,8 @@ def _v2_imports(spec: JobSpec, job: bool) -> list[str]:
         lines.append("from sagemaker.debugger import TensorBoardOutputConfig")
     if spec.channels:
         lines.append("from sagemaker.inputs import TrainingInput")
+    if spec.compute.instance_groups:
+        lines.append("from sagemaker.instance_group import InstanceGroup")
     lines.append("from sagemaker.pytorch import PyTorch")
     if job:
         lines.append("from sagemaker.utils import name_from_base")
@@ -277,20 +327,55 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
 
 @dataclass
 class _V3Trainer:
-    """V3 code for the trainer: config imports, other imports, its lines, its channels."""
+    """V3 code for the trainer: module imports, config imports, other imports, its lines
+    (session, code staging, channel uploads, the trainer), its input items."""
 
+    modules: list[str]
     imports: list[str]
     extra_imports: list[str]
     lines: list[str]
-    channels: dict[str, str]
+    channels: list[str]
 
 
-def _v3_trainer(spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset()) -> _V3Trainer:
-    """`trainer = ModelTrainer(...)`, leaving out `swept` hyperparameters (a tuner sets them)."""
+def _v3_compute(spec: JobSpec) -> list[str]:
+    """Compute's instance_type and instance_count, or its instance_groups."""
+    groups = spec.compute.instance_groups
+    if not groups:
+        return [
+            f"        instance_type={spec.compute.instance_type!r},",
+            f"        instance_count={spec.compute.instance_count!r},",
+        ]
+    return [
+        "        instance_groups=[",
+        *[
+            f"            InstanceGroup(instance_group_name={g.name!r}, "
+            f"instance_type={g.instance_type!r}, instance_count={g.instance_count!r}),"
+            for g in groups
+        ],
+        "        ],",
+    ]
+
+
+def _v3_trainer(
+    spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset(), job: bool = True
+) -> _V3Trainer:
+    """`trainer = ModelTrainer(...)`, leaving out `swept` hyperparameters (a tuner sets them).
+
+    Its session puts the code, drivers and channels under the app's S3 base (a configured
+    s3_prefix included); the code is the tree the app packs (dependency folders and the
+    requirements file staged into a copy when the spec has them, the app's ignore patterns)."""
+    from trainer_gui.core.runners.staging import IGNORED_NAMES, REQUIREMENTS
+
     src = spec.source
     imports = ["Compute", "OutputDataConfig", "SourceCode", "StoppingCondition"]
+    modules = ["import boto3", "from sagemaker.core.helper.session_helper import Session"]
+    staging = _code_staging(spec, with_dependencies=True)
+    if staging:
+        modules = ["import os", "import shutil", "import tempfile", "", *modules]
     code_args: list[str] = []
-    if src.source_dir:
+    if staging:
+        code_args.append("source_dir=source_dir")
+    elif src.source_dir:
         code_args.append(f"source_dir={_local(spec, src.source_dir)!r}")
     if src.command is not None:
         import shlex
@@ -298,16 +383,17 @@ def _v3_trainer(spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset()) 
         code_args.append(f"command={shlex.join(src.command)!r}")
     elif src.entry_point:
         code_args.append(f"entry_script={src.entry_point!r}")
-    if src.requirements:
-        code_args.append(f"requirements={src.requirements!r}")
+    if src.requirements:  # V3 takes it inside source_dir, where the app puts it
+        code_args.append(f"requirements={REQUIREMENTS!r}")
+    code_args.append(f"ignore_patterns={list(IGNORED_NAMES)!r}")
     body: list[str] = [
         f"    training_image={plan.image!r},",
         f"    role={plan.role_arn!r},",
         f"    base_job_name={spec.name!r},",
+        "    sagemaker_session=session,",
         f"    source_code=SourceCode({', '.join(code_args)}),",
         "    compute=Compute(",
-        f"        instance_type={spec.compute.instance_type!r},",
-        f"        instance_count={spec.compute.instance_count!r},",
+        *_v3_compute(spec),
         f"        volume_size_in_gb={spec.compute.volume_size_gb!r},",
         "    ),",
         f"    stopping_condition=StoppingCondition("
@@ -319,6 +405,18 @@ def _v3_trainer(spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset()) 
         ppn = spec.distribution.processes_per_host
         body.append(f"    distributed=Torchrun({f'process_count_per_node={ppn}' if ppn else ''}),")
         extra_imports.append("from sagemaker.train.distributed import Torchrun")
+    if spec.distribution.kind == "mpi":
+        import shlex
+
+        mpi_args = []
+        if spec.distribution.processes_per_host:
+            mpi_args.append(f"process_count_per_node={spec.distribution.processes_per_host}")
+        if spec.distribution.mpi_options:
+            mpi_args.append(
+                f"mpi_additional_options={shlex.split(spec.distribution.mpi_options)!r}"
+            )
+        body.append(f"    distributed=MPI({', '.join(mpi_args)}),")
+        extra_imports.append("from sagemaker.train.distributed import MPI")
     hps = {k: v for k, v in spec.all_hyperparameters().items() if k not in swept}
     if hps:
         body.append(f"    hyperparameters={_py(hps)},")
@@ -340,22 +438,60 @@ def _v3_trainer(spec: JobSpec, plan: Plan, swept: frozenset[str] = frozenset()) 
         defs = ", ".join(
             f"MetricDefinition(name={m.name!r}, regex={m.regex!r})" for m in spec.metric_definitions
         )
-        tail = f").with_metric_definitions([{defs}])"
-    channels = _channels(spec, plan)
-    if channels:
-        imports.append("InputData")
-    lines = []
+        tail = f"{tail}.with_metric_definitions([{defs}])"
+    if job and spec.tensorboard:
+        # V3 names the job inside train(): the output goes under the spec's name instead of
+        # the app's <base>/<job>/tensorboard
+        imports.append("TensorBoardOutputConfig")
+        tb = str(S3Uri.parse(plan.base_uri).join(spec.name, "tensorboard"))
+        tail = (
+            f"{tail}.with_tensorboard_output_config(TensorBoardOutputConfig("
+            f"s3_output_path={tb!r}, local_path={TENSORBOARD_LOCAL_PATH!r}))"
+        )
+    base = S3Uri.parse(plan.base_uri.rstrip("/"))
+    session_args = [
+        f"boto_session=boto3.Session(region_name={plan.region!r})",
+        f"default_bucket={base.bucket!r}",
+    ]
+    if base.key.strip("/"):
+        session_args.append(f"default_bucket_prefix={base.key.strip('/')!r}")
+    lines = [f"session = Session({', '.join(session_args)})", ""]
     if spec.distribution.kind == "custom":
         lines.append("# NOTE: the custom distribution driver has no V3 equivalent; not exported.")
+    if spec.distribution.kind == "smddp":
+        lines.append("# NOTE: V3 has no smddp (SageMaker data parallel) setting; not exported.")
+    if spec.compute.instance_groups:
+        imports.append("InstanceGroup")
+    lines += staging
+    channels: list[str] = []
+    for channel in spec.channels:
+        uri = plan.channel_uris[channel.name]
+        if channel.name in plan.local_channels:  # uploaded where the app puts it
+            bucket, key = _bucket_key(uri)
+            source = _local(spec, channel.source)
+            lines.append(f"session.upload_data({source!r}, bucket={bucket!r}, key_prefix={key!r})")
+        content = f", content_type={channel.content_type!r}" if channel.content_type else ""
+        if channel.input_mode == "File":
+            imports.append("InputData")
+            channels.append(
+                f"    InputData(channel_name={channel.name!r}, data_source={uri!r}{content}),"
+            )
+        else:  # InputData has no input mode: the Channel shape
+            imports += ["Channel", "DataSource", "S3DataSource"]
+            channels.append(
+                f"    Channel(channel_name={channel.name!r}, data_source=DataSource("
+                f"s3_data_source=S3DataSource(s3_data_type='S3Prefix', s3_uri={uri!r}, "
+                f"s3_data_distribution_type='FullyReplicated')){content}, "
+                f"input_mode={channel.input_mode!r}),"
+            )
+    if any(line.startswith("session.upload_data") for line in lines):
+        lines.append("")
     lines += ["trainer = ModelTrainer(", *body, tail, ""]
-    return _V3Trainer(imports, extra_imports, lines, channels)
+    return _V3Trainer(modules, imports, extra_imports, lines, channels)
 
 
 def _v3_inputs(trainer: _V3Trainer) -> list[str]:
-    lines = ["inputs = ["]
-    for name, source in trainer.channels.items():
-        lines.append(f"    InputData(channel_name={name!r}, data_source={source!r}),")
-    return [*lines, "]"]
+    return ["inputs = [", *trainer.channels, "]"]
 
 
 def export_v3(spec: JobSpec, plan: Plan) -> str:
@@ -369,6 +505,7 @@ def export_v3(spec: JobSpec, plan: Plan) -> str:
         "drivers (sm_drivers channel); the script sees the same SM_* channels and model dir.",
         '"""',
         "",
+        *trainer.modules,
         "from sagemaker.train import ModelTrainer",
         f"from sagemaker.train.configs import {', '.join(sorted(set(trainer.imports)))}",
         *trainer.extra_imports,
@@ -524,7 +661,7 @@ def export_sweep_v3(sweep: SweepSpec, plan: Plan, name: str) -> str:
     """SDK V3: the spec's ModelTrainer and a `sagemaker.train.tuner.HyperparameterTuner`
     (whose tuning job is a `sagemaker.core.resources.HyperParameterTuningJob`)."""
     spec = sweep.job
-    trainer = _v3_trainer(spec, plan, frozenset(sweep.sweep.parameters))
+    trainer = _v3_trainer(spec, plan, frozenset(sweep.sweep.parameters), job=False)
     hyperband = _hyperband_args(sweep)
     config = None
     shapes: list[str] = []
@@ -548,6 +685,7 @@ def export_sweep_v3(sweep: SweepSpec, plan: Plan, name: str) -> str:
         "    IntegerParameter,",
         ")",
         *([f"from sagemaker.core.shapes import {', '.join(sorted(shapes))}"] if shapes else []),
+        *trainer.modules,
         "from sagemaker.train import ModelTrainer",
         f"from sagemaker.train.configs import {', '.join(sorted(set(trainer.imports)))}",
         "from sagemaker.train.tuner import HyperparameterTuner",

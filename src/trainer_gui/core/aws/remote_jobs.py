@@ -34,6 +34,8 @@ from trainer_gui.core.aws.s3 import S3Uri, download
 from trainer_gui.core.aws.session import AwsSession, default_region
 from trainer_gui.core.contract import decode_hyperparameters
 from trainer_gui.core.contract.toolkit import (
+    MPI_KEY,
+    MPI_OPTIONS_KEY,
     PROCESSES_PER_HOST_KEY,
     RESERVED_HYPERPARAMETERS,
     TORCH_DISTRIBUTED_KEY,
@@ -143,6 +145,13 @@ def spec_from_description(
         if decoded.get(PROCESSES_PER_HOST_KEY):
             dist["processes_per_host"] = int(decoded[PROCESSES_PER_HOST_KEY])
         data["distribution"] = dist
+    elif decoded.get(MPI_KEY) in (True, "true", "True"):
+        mpi: dict[str, Any] = {"kind": "mpi"}
+        if decoded.get(PROCESSES_PER_HOST_KEY):
+            mpi["processes_per_host"] = int(decoded[PROCESSES_PER_HOST_KEY])
+        if decoded.get(MPI_OPTIONS_KEY):
+            mpi["mpi_options"] = str(decoded[MPI_OPTIONS_KEY])
+        data["distribution"] = mpi
     channels = []
     for channel in desc.get("InputDataConfig") or []:
         cname = channel["ChannelName"]
