@@ -5,6 +5,11 @@ stream `<job>/algo-<n>-<epoch seconds>` (the SDK finds them with DescribeLogStre
 `<job>/`). Each stream is read forward with GetLogEvents; the `nextForwardToken` after the last
 event read is the stream's offset, stored with the lines in the same transaction, so a later
 process resumes every stream exactly there: no gap, no line twice.
+
+A page may come back empty with a new token (CloudWatch scans the stream in time slices); the
+stream is read on until the token no longer moves, which is what "drained" means here. After a
+job ends its last lines can still arrive: the runner reads until a read finds nothing new on
+every stream (`CloudWatchTail.moved`) for a while, within a bounded time.
 """
 
 from __future__ import annotations
@@ -48,10 +53,14 @@ class CloudWatchTail:
         job_name: str,
         offsets: dict[tuple[str, str], str] | None = None,
         page_limit: int = 10_000,
+        max_pages: int = 100,
     ) -> None:
         self.logs = logs
         self.job_name = job_name
         self.page_limit = page_limit
+        self.max_pages = max_pages
+        self.moved = False
+        """Whether the last `read` found anything new: a line, a new stream or a moved token."""
         self._saved = {
             key: value for key, value in (offsets or {}).items() if key[1].startswith(OFFSET_PREFIX)
         }
@@ -72,6 +81,7 @@ class CloudWatchTail:
                     if name not in self._streams:
                         token = self._saved.get(offset_key(name))
                         self._streams[name] = _Stream(name, token)
+                        self.moved = True
                 token = page.get("nextToken")
                 if not token:
                     break
@@ -83,12 +93,13 @@ class CloudWatchTail:
 
     def read(self) -> tuple[list[LogLine], dict[tuple[str, str], str]]:
         """New lines of all hosts (time-ordered) and the offsets after them."""
+        self.moved = False
         self._discover()
         lines: list[LogLine] = []
         offsets: dict[tuple[str, str], str] = {}
         for stream in sorted(self._streams.values(), key=lambda s: s.name):
             host = host_of(stream.name)
-            while True:
+            for _ in range(self.max_pages):
                 kwargs: dict[str, Any] = {
                     "logGroupName": LOG_GROUP,
                     "logStreamName": stream.name,
@@ -108,9 +119,10 @@ class CloudWatchTail:
                 moved = bool(token) and token != stream.token
                 if token:
                     stream.token = token
-                if events and token:
+                if moved and token:
                     offsets[offset_key(stream.name)] = token
-                if not events or not moved:
+                    self.moved = True
+                if not moved:  # the same token back: the end of the stream for now
                     break
         lines.sort(key=lambda line: line.time)
         return lines, offsets

@@ -140,9 +140,15 @@ class SageMakerRunner(Runner):
         retry_delays: tuple[float, ...] = (1.0, 4.0, 10.0),
         on_progress: ProgressListener | None = None,
         session_factory: Callable[[str | None, str | None], AwsSession] | None = None,
+        drain_quiet: float | None = None,
+        drain_limit: float = 30.0,
     ) -> None:
         self.poll_min = poll_min
         self.poll_max = poll_max
+        #: After the job ends: read its logs until nothing new came for this long (default 2.5
+        #: polls), at most `drain_limit` seconds in all.
+        self.drain_quiet = 2.5 * poll_min if drain_quiet is None else drain_quiet
+        self.drain_limit = drain_limit
         self.part_size = part_size
         self.multipart_threshold = multipart_threshold
         self.retry_delays = retry_delays
@@ -496,8 +502,7 @@ class SageMakerRunner(Runner):
             if primary == "Failed" and self._batch_retries(ctx, sink, session, desc):
                 return JobStatus.PENDING  # not the end: Batch runs the job again
             if primary in _PRIMARY:
-                time.sleep(min(self.poll_min, 1.0))  # the last lines can lag the status
-                self._drain_quietly(ctx, sink, tail)
+                self._drain_to_end(ctx, sink, tail)  # the last lines can lag the status
                 return self._finish(ctx, sink, session, desc)
             delay = self.poll_min if changed else min(delay * 1.5, self.poll_max)
             time.sleep(delay)
@@ -535,11 +540,30 @@ class SageMakerRunner(Runner):
         emit_logs(sink, ctx.job_id, lines, offsets)
         return bool(lines)
 
-    def _drain_quietly(self, ctx: JobContext, sink: EventSink, tail: Any) -> None:
-        try:
-            self._drain(ctx, sink, tail)
-        except Exception as exc:
-            log.warning("last log read of %s failed: %s", ctx.job_id, exc)
+    def _drain_to_end(self, ctx: JobContext, sink: EventSink, tail: Any) -> None:
+        """After the job ended, read its streams until they are drained: no read finds anything
+        new (no line, no new stream, no moved token) for `drain_quiet` seconds, or
+        `drain_limit` seconds have passed. CloudWatch can show the last lines after the status."""
+        start = last_new = time.monotonic()
+        while True:
+            try:
+                new = self._drain(ctx, sink, tail) or bool(getattr(tail, "moved", False))
+            except Exception as exc:
+                log.warning("last log read of %s failed: %s", ctx.job_id, exc)
+                return
+            now = time.monotonic()
+            if new:
+                last_new = now
+            elif now - last_new >= self.drain_quiet:
+                return
+            if now - start >= self.drain_limit:
+                log.warning(
+                    "%s: its log streams still grew %.0f s after the job ended; stopped reading",
+                    ctx.job_id,
+                    self.drain_limit,
+                )
+                return
+            time.sleep(self.poll_min)
 
     def _finish(
         self, ctx: JobContext, sink: EventSink, session: AwsSession, desc: dict[str, Any]
