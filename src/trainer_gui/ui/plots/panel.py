@@ -22,6 +22,7 @@ import html
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,8 @@ LEGEND_OPEN_MAX = 8  # more series than this: the legend starts folded
 # then costs 25-35 ms of the GUI thread each (pyqtgraph's PlotItem and its menus).
 SPARE_PLOTS = 4
 SPARE_PACE_MS = 50  # between two spare plots built
-SPARE_REFILL_MS = 3000  # after plots were taken: the flood that took them may still run
+SPARE_RETRY_MS = 1000  # samples are arriving: try again this much later
+SPARE_QUIET_S = 1.0  # a spare is built only after this long without samples
 X_MODES = {X_STEP: "Step", X_WALL: "Wall time", X_RELATIVE: "Relative time (s)"}
 
 
@@ -181,6 +183,7 @@ class MetricsPanel(QWidget):
         self._generation = 0
         self._spares: list[MetricPlot] = []
         self._spare_pending = False
+        self._last_sample = -math.inf  # time.monotonic() when samples last arrived
         self._closing = False
 
         # Controls.
@@ -382,6 +385,7 @@ class MetricsPanel(QWidget):
         values: FloatArray,
     ) -> None:
         key = (job_id, host, metric)
+        self._last_sample = time.monotonic()
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = Series(job_id, host, metric)
@@ -472,7 +476,7 @@ class MetricsPanel(QWidget):
         """The plot of `metric` with a curve per series: the spare one if ready (see
         `_prepare_spare`), else built now."""
         plot = self._spares.pop(0) if self._spares else self._new_plot()
-        self._schedule_spare(SPARE_REFILL_MS)
+        self._schedule_spare(SPARE_RETRY_MS)
         plot.set_title(metric)
         plot.item.setLogMode(x=self._log_x, y=self._log_y)
         plot.set_x_axis(X_MODES[self._x_mode], date=self._x_mode == X_WALL)
@@ -504,11 +508,16 @@ class MetricsPanel(QWidget):
     @Slot()
     def _prepare_spare(self) -> None:
         """Build one plot before any metric needs it (`SPARE_PLOTS` are kept), so a job's
-        first metrics show at once; the next one in `SPARE_PACE_MS`."""
+        first metrics show at once; the next one in `SPARE_PACE_MS`. Only while no samples
+        arrive: during a flood of them the GUI thread has no 30 ms to spare."""
         self._spare_pending = False
-        if len(self._spares) < SPARE_PLOTS and not self._closing:
-            self._spares.append(self._new_plot())
-            self._schedule_spare(SPARE_PACE_MS)
+        if len(self._spares) >= SPARE_PLOTS or self._closing:
+            return
+        if time.monotonic() - self._last_sample < SPARE_QUIET_S:
+            self._schedule_spare(SPARE_RETRY_MS)
+            return
+        self._spares.append(self._new_plot())
+        self._schedule_spare(SPARE_PACE_MS)
 
     def _remove_empty_plots(self) -> None:
         used = {k[2] for k in self._series}
