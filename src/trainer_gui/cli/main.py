@@ -310,15 +310,33 @@ def _exit_code(status: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trainer_gui.core.spec import apply_overrides, load_spec
+    # Listening starts the connection to the job host now (and the host, if none runs), so
+    # the host comes up while this process validates the spec; the printer joins later. Not
+    # for a spec file that is not there: `load_spec` says so, and no host is started for it.
+    relay: list[Callable[[Any], None]] = []
 
-    spec = load_spec(args.spec)
-    overrides = list(args.overrides)
-    if args.backend:
-        overrides.append(f"compute.backend={args.backend}")
-    if overrides:
-        spec = apply_overrides(spec, overrides)
+    def forward(event: Any) -> None:
+        if relay:
+            relay[0](event)
+
     service = _service()
+    early = Path(args.spec).is_file()
+    if early:
+        service.subscribe(forward)
+    try:
+        from trainer_gui.core.spec import apply_overrides, load_spec
+
+        spec = load_spec(args.spec)
+        overrides = list(args.overrides)
+        if args.backend:
+            overrides.append(f"compute.backend={args.backend}")
+        if overrides:
+            spec = apply_overrides(spec, overrides)
+    except BaseException:
+        service.shutdown()
+        raise
+    if not early:
+        service.subscribe(forward)
     out = sys.stdout
     from trainer_gui.cli.preflight import gate
     from trainer_gui.services.preflight import link_preflight
@@ -346,7 +364,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if getattr(event, "job_id", None) == job_id and status is not None and status.is_terminal:
             ended.set()
 
-    service.subscribe(listen)
+    relay.append(listen)
     try:
         # The final status event ends the wait at once; the store, read every `_STORE_CHECK`
         # seconds, is the fallback (a lost connection, a job that ended before the listener).
