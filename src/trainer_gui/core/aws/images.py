@@ -5,7 +5,8 @@ spec's framework and Python versions, the job's region, and CPU or GPU from the 
 resolved exactly like the SageMaker Python SDK's `image_uris.retrieve("pytorch", ...)`:
 `<account>.dkr.ecr.<region>.<dns suffix>/pytorch-training:<version>-<cpu|gpu>-<pyXY>`.
 The accounts and versions below come from the SDK's `image_uri_config/pytorch.json`
-(aws/sagemaker-python-sdk, sagemaker-core, commit a24812666, training scope).
+(aws/sagemaker-python-sdk, sagemaker-core 2.27.0 on PyPI, training scope: versions up to 2.10.0;
+the isolated and sovereign partitions' regions are left out).
 
 A custom image URI is used as it is. SageMaker pulls only from ECR in the job's own region, so
 an ECR URI of another region is refused before anything is uploaded.
@@ -52,6 +53,7 @@ DLC_ACCOUNTS: dict[str, str] = {
     "il-central-1": "780543022126",
     "me-central-1": "914824155844",
     "me-south-1": "217643126080",
+    "me-west-1": "124382933778",
     "mx-central-1": "637423239942",
     "sa-east-1": "763104351884",
     "us-east-1": "763104351884",
@@ -75,7 +77,11 @@ VERSIONS: dict[str, tuple[str, ...]] = {
     "2.6.0": ("py312",),
     "2.7.1": ("py312",),
     "2.8.0": ("py312",),
+    "2.9.0": ("py312",),
+    "2.10.0": ("py313",),
 }
+# Regions whose registry has the image only from a version on (the SDK lists them per version).
+REGION_SINCE: dict[str, str] = {"me-west-1": "2.8.0"}
 # What "2.5" means, as in the SDK's version_aliases.
 VERSION_ALIASES: dict[str, str] = {
     "1.13": "1.13.1",
@@ -88,6 +94,8 @@ VERSION_ALIASES: dict[str, str] = {
     "2.6": "2.6.0",
     "2.7": "2.7.1",
     "2.8": "2.8.0",
+    "2.9": "2.9.0",
+    "2.10": "2.10.0",
 }
 
 ECR_RE = re.compile(
@@ -136,6 +144,12 @@ def pytorch_training_image(
             f"{py_version}; set sagemaker.py_version to {pys[0]}"
         )
     account = DLC_ACCOUNTS.get(region)
+    since = REGION_SINCE.get(region)
+    if account is not None and since is not None and _version_key(version) < _version_key(since):
+        raise AwsError(
+            f"the SageMaker PyTorch {version} training image is not published in {region} "
+            f"(from PyTorch {since} on); pick a newer framework_version or another region"
+        )
     if account is None:
         raise AwsError(
             f"no SageMaker PyTorch training image is published in {region}; pick another "
