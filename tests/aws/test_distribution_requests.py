@@ -355,3 +355,75 @@ def test_torchrun_groups_differ_from_sdk_v2_only_by_naming_the_group(
     assert (
         theirs["sagemaker_torch_distributed_enabled"] == mine["sagemaker_torch_distributed_enabled"]
     )
+
+
+# -- the exports, run by the real SDKs -------------------------------------------------------
+
+
+def _exported_request(aws: Any, project: Path, spec: Any, fmt: str, image: str) -> dict[str, Any]:
+    """Run the app's export of `spec` with SDK V2 or V3 against moto; the request it sent."""
+    from sdk_envs import run_sdk
+
+    from trainer_gui.core.aws import export
+    from trainer_gui.core.aws.request import plan_locations
+
+    aws.client("s3").create_bucket(Bucket="sagemaker-us-east-1-123456789012")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    aws.client("iam").create_role(
+        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    plan = plan_locations(
+        spec, "x", "us-east-1", ROLE_ARN, image, True, "s3://sagemaker-us-east-1-123456789012"
+    )
+    code = export.export_code(spec, plan, fmt).replace(
+        "wait=True, logs=True)", "wait=False, logs=False)"
+    )
+    before = set(aws.requests)
+    run_sdk(2 if fmt == "v2" else 3, code, cwd=project)
+    new = [aws.requests[n] for n in aws.requests if n not in before]
+    assert len(new) == 1, new
+    return new[0]
+
+
+def _sagemaker_keys(hps: dict[str, str]) -> dict[str, str]:
+    skip = {"sagemaker_job_name", "sagemaker_submit_directory", "sagemaker_region"}
+    return {k: v for k, v in hps.items() if k.startswith("sagemaker_") and k not in skip}
+
+
+@pytest.mark.parametrize("kind", ["torchrun", "smddp"])
+def test_the_v2_export_sends_the_apps_groups_and_distribution(
+    aws: Any, project: Path, kind: str
+) -> None:
+    smddp = kind == "smddp"
+    image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:" + (
+        "2.2.0-gpu-py310" if smddp else "2.5.1-gpu-py311"
+    )
+    groups = GROUPS if smddp else [{**GROUPS[0], "instance_type": "ml.g5.xlarge"}, GROUPS[1]]
+    spec = make_spec(
+        project,
+        compute={"instance_groups": groups},
+        distribution={"kind": kind, "instance_groups": ["trainers"], "processes_per_host": 4},
+        sagemaker=SMDDP_IMAGE if smddp else {},
+    )
+    sent = _exported_request(aws, project, spec, "v2", image)
+    _, ours = _run(aws, spec)
+    assert sent["ResourceConfig"] == ours["ResourceConfig"]
+    assert _sagemaker_keys(sent["HyperParameters"]) == _sagemaker_keys(ours["HyperParameters"])
+
+
+def test_the_v3_export_sends_the_apps_instance_groups(aws: Any, project: Path) -> None:
+    image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311"
+    groups = [{**GROUPS[0], "instance_type": "ml.g5.xlarge"}, GROUPS[1]]
+    spec = make_spec(project, compute={"instance_groups": groups, "volume_size_gb": 40})
+    sent = _exported_request(aws, project, spec, "v3", image)
+    _, ours = _run(aws, spec)
+    assert sent["ResourceConfig"] == ours["ResourceConfig"]

@@ -455,7 +455,10 @@ def _v3_trainer(
     ]
     if base.key.strip("/"):
         session_args.append(f"default_bucket_prefix={base.key.strip('/')!r}")
-    lines = [f"session = Session({', '.join(session_args)})", ""]
+    lines = [f"session = Session({', '.join(session_args)})"]
+    if not spec.sagemaker.s3_prefix:
+        lines.append("session.default_bucket()  # made if missing")
+    lines.append("")
     if spec.distribution.kind == "custom":
         lines.append("# NOTE: the custom distribution driver has no V3 equivalent; not exported.")
     if spec.distribution.kind == "smddp":
