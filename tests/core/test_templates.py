@@ -31,6 +31,7 @@ EXPECTED = {
     "image-classification",
     "tabular-classification",
     "ddp-torchrun",
+    "mpi-allreduce",
     "custom-driver",
     "bring-your-script",
 }

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from trainer_gui.core.runners.docker import CPU_IMAGE, LABEL_HOST, LABEL_JOB
-from trainer_gui.core.spec import JobSpec, spec_from_dict
+from trainer_gui.core.spec import JobSpec, load_spec, spec_from_dict
 from trainer_gui.core.store import JobRecord
+from trainer_gui.core.templates import create_project
 from trainer_gui.services.jobs import JobService
 
 pytestmark = pytest.mark.docker
@@ -286,3 +287,35 @@ def test_a_crashing_host_fails_the_job_with_its_reason_and_leaves_nothing(
     assert again.status == "Completed", again.failure_reason
     second = _ranks(Path(again.run_dir), again.id)[0]["authorized_key"]
     assert second and second.split()[1] != first_key.split()[1]
+
+
+def test_the_mpi_template_trains_on_two_hosts_and_serves(
+    service: JobService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import tarfile
+
+    created = create_project("mpi-allreduce", tmp_path / "mpi")
+    spec = load_spec(created.spec_path)
+    assert (spec.compute.instance_count, spec.distribution.kind) == (2, "mpi")
+    record = _run(service, spec)
+    assert record.status == "Completed", record.failure_reason
+    assert {m.name for m in spec.metric_definitions} <= set(service.store.metric_names(record.id))
+    log_text = (Path(record.run_dir) / "logs" / "job.log").read_text()
+    assert "saved the model (world_size=4)" in log_text
+    assert not (Path(record.run_dir) / "ssh").exists()
+
+    from trainer_gui.core.serving.runtime import ModelService
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    with tarfile.open(record.backend_ids["artifacts"]["model"]) as tar:
+        tar.extractall(model_dir, filter="data")
+    monkeypatch.setattr(sys, "path", sys.path[:])
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.delitem(sys.modules, "inference", raising=False)
+    served = ModelService(model_dir=str(model_dir))
+    served.load()
+    body, media = served.invoke(b"[[0.1, 0.2, 0.3, 0.4]]", "application/json", None)
+    assert media == "application/json" and len(json.loads(body)["predictions"]) == 1
+    sys.modules.pop("inference", None)  # this test's handlers, not the next one's
