@@ -319,3 +319,25 @@ def test_the_mpi_template_trains_on_two_hosts_and_serves(
     body, media = served.invoke(b"[[0.1, 0.2, 0.3, 0.4]]", "application/json", None)
     assert media == "application/json" and len(json.loads(body)["predictions"]) == 1
     sys.modules.pop("inference", None)  # this test's handlers, not the next one's
+
+
+def test_orphan_cleanup_takes_a_lost_mpi_jobs_keys_with_its_containers(
+    docker_client: Any, docker_labels: dict[str, str], app_home: Path
+) -> None:
+    """An MPI job the app no longer follows (it crashed meanwhile): its containers go at the
+    next start, and its keys with them; another home's run folder is never touched."""
+    from trainer_gui.core.paths import runs_home
+    from trainer_gui.core.runners import mpi_ssh
+    from trainer_gui.core.runners.docker import LABEL_RUN_DIR, DockerRunner
+
+    mine = runs_home() / "mpi-lost"
+    theirs = app_home.parent / "other-home" / "runs" / "mpi-theirs"
+    for run_dir in (mine, theirs):
+        run_dir.mkdir(parents=True)
+        mpi_ssh.write_job_keys(run_dir, run_dir.name, ["algo-1", "algo-2"])
+        labels = {**docker_labels, LABEL_JOB: run_dir.name, LABEL_RUN_DIR: str(run_dir)}
+        docker_client.containers.create(CPU_IMAGE, ["true"], labels=labels)
+    removed = DockerRunner(client=docker_client).cleanup_orphans(set())
+    assert "mpi-lost" in removed and "mpi-theirs" not in removed
+    assert not (mine / "ssh").exists() and mine.is_dir()
+    assert (theirs / "ssh" / "id_ed25519").is_file()

@@ -796,13 +796,19 @@ class DockerRunner(Runner):
             log.info("orphan clean-up skipped: %s", exc)
             return []
         home = runs_home().resolve()
-        jobs: set[str] = set()
+        jobs: dict[str, Path | None] = {}
         for labels in [c.get("Labels") for c in labelled] + [n.get("Labels") for n in networks]:
             job = (labels or {}).get(LABEL_JOB, "")
             if job and job not in active_job_ids and _ours(labels or {}, home):
-                jobs.add(job)
-        for job in jobs:
-            self._remove(job)
+                label = str((labels or {}).get(LABEL_RUN_DIR) or "")
+                run_dir = Path(label) if label else None
+                # an MPI job's keys go with its containers (only in this app's run folders)
+                if run_dir is not None and run_dir.resolve().is_relative_to(home):
+                    jobs[job] = run_dir
+                else:
+                    jobs.setdefault(job, None)
+        for job, run_dir in jobs.items():
+            self._remove(job, run_dir)
         return sorted(jobs)
 
 
