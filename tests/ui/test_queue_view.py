@@ -168,6 +168,15 @@ def test_waiting_jobs_are_listed_in_order_and_moved_from_the_buttons_and_keys(
     select(qtbot, view, b)
     qtbot.keyClick(view.table, Qt.Key.Key_Up, CTRL)
     qtbot.waitUntil(lambda: held.waiting() == [b, c], timeout=10_000)
+    qtbot.waitUntil(lambda: shown_ids(view) == [b, c] and settled(view), timeout=10_000)
+    select(qtbot, view, c)
+    qtbot.keyClick(view.table, Qt.Key.Key_Home, CTRL)  # to the top
+    qtbot.waitUntil(lambda: held.waiting() == [c, b], timeout=10_000)
+    qtbot.waitUntil(lambda: shown_ids(view) == [c, b] and settled(view), timeout=10_000)
+    assert view.selected_job_id() == c and not view.top_button.isEnabled()
+    select(qtbot, view, b)
+    qtbot.keyClick(view.table, Qt.Key.Key_Home, CTRL)
+    qtbot.waitUntil(lambda: held.waiting() == [b, c], timeout=10_000)
 
     # The order the queue view shows is the order they start.
     held.release("a")

@@ -205,6 +205,7 @@ class _QueueTable(QTableWidget):
                 row += 1
         event.setDropAction(Qt.DropAction.IgnoreAction)
         event.accept()
+        self.viewport().update()  # the drop indicator goes (Qt's own dropEvent does this)
         self.sig_dropped.emit(job_id, row if row < self.rowCount() else -1)
 
 
