@@ -29,6 +29,9 @@ def app_home(
     # The queue runs one local job at a time on a CPU-only machine; tests that run several at
     # once get room for them (the queue's own tests set their limit).
     monkeypatch.setenv("TRAINER_GUI_MAX_PARALLEL", "8")
+    # Local-process runs start cold: a warm interpreter imports torch in the background, which
+    # a test does not need; tests/core/test_warm_start.py runs the contract both ways.
+    monkeypatch.setenv("TRAINER_GUI_WARM", "0")
     yield home
     from trainer_gui.core.store.db import default_db_path
     from trainer_gui.services.job_host import stop_host

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QTreeWidgetItem
 from pytestqt.qtbot import QtBot
 
 from trainer_gui.core.errors import UserError
@@ -366,3 +366,26 @@ def test_choosing_an_interpreter_starts_in_the_project_folder(
     qtbot.mouseClick(dialog.browse_button, Qt.MouseButton.LeftButton)
 
     assert starts == [str(tmp_path / "proj")]
+
+
+def test_the_settings_dialog_turns_warm_starts_off_for_the_project(
+    qtbot: Any, panel: ProjectsPanel, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer_gui.core.runners import warm
+
+    project = panel.create_project(tmp_path / "p", "p")
+    panel.select_project(project.id)
+
+    def untick(dialog: ProjectSettingsDialog) -> QDialog.DialogCode:
+        assert dialog.warm_check.isChecked()  # on by default
+        qtbot.mouseClick(dialog.warm_check, Qt.MouseButton.LeftButton)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(ProjectSettingsDialog, "exec", untick)
+    with qtbot.waitSignal(panel.sig_changed, timeout=5000):
+        panel.ask_settings()
+    settings = store.get_project(project.id).settings  # type: ignore[union-attr]
+    assert settings.get(warm.SETTING) is False and not warm.project_allows(settings)
+    reopened = ProjectSettingsDialog(panel.projects()[0])
+    qtbot.addWidget(reopened)
+    assert not reopened.warm_check.isChecked()

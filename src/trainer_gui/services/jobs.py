@@ -36,6 +36,7 @@ from trainer_gui.core.resources import (
     needs_of,
     too_many_gpus,
 )
+from trainer_gui.core.runners import warm
 from trainer_gui.core.runners.base import JobContext, JobHandle, Runner
 from trainer_gui.core.runners.events import (
     AnyEvent,
@@ -315,6 +316,9 @@ class JobService:
         ids: dict[str, Any] = {"spec_base_dir": str(spec.base_dir) if spec.base_dir else None}
         if python:
             ids["python"] = python
+        project = self.store.get_project(project_id) if project_id is not None else None
+        if project is not None and not warm.project_allows(project.settings):
+            ids["warm"] = False  # the project opted out of warm starts (issue 18)
         if backend in LOCAL_BACKENDS:
             reason = too_many_gpus(spec, machine_gpus())
             if reason is not None:

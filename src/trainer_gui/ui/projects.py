@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from trainer_gui.core.errors import UserError
+from trainer_gui.core.runners import warm
 from trainer_gui.core.store import Project, Store
 from trainer_gui.ui.icons import ERROR_COLOR
 from trainer_gui.ui.tasks import run_task, store_writes
@@ -396,8 +398,11 @@ class ProjectsPanel(QWidget):
         store = self.store
         self._later("Cannot remove the project", lambda: store.remove_project(project_id))
 
-    def change_settings_later(self, project_id: int, name: str, python: str | None) -> None:
-        """Rename and set the interpreter (checking it runs, which takes a moment)."""
+    def change_settings_later(
+        self, project_id: int, name: str, python: str | None, warm_start: bool | None = None
+    ) -> None:
+        """Rename and set the interpreter (checking it runs, which takes a moment), and whether
+        its local-process runs start from the warm interpreter (None: unchanged)."""
         store = self.store
 
         def change() -> None:
@@ -405,6 +410,8 @@ class ProjectsPanel(QWidget):
             if project is not None and name.strip() != project.name:
                 self._rename(store, project_id, name)
             self._set_python(store, project_id, python)
+            if warm_start is not None:
+                self._set_warm(store, project_id, warm_start)
 
         self._later("Cannot change the project settings", change)
 
@@ -450,6 +457,18 @@ class ProjectsPanel(QWidget):
             settings[PYTHON_KEY] = check_python(python)
         else:
             settings.pop(PYTHON_KEY, None)
+        store.update_project_settings(project_id, settings)
+
+    @staticmethod
+    def _set_warm(store: Store, project_id: int, on: bool) -> None:
+        project = store.get_project(project_id)
+        if project is None:
+            raise UserError("that project was removed")
+        settings = dict(project.settings)
+        if on:
+            settings.pop(warm.SETTING, None)  # the default
+        else:
+            settings[warm.SETTING] = False
         store.update_project_settings(project_id, settings)
 
     def _shown(self, project: Project) -> Project:
@@ -535,7 +554,12 @@ class ProjectsPanel(QWidget):
         dialog = ProjectSettingsDialog(project, self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
-        self.change_settings_later(project.id, dialog.name_edit.text(), dialog.python_edit.text())
+        self.change_settings_later(
+            project.id,
+            dialog.name_edit.text(),
+            dialog.python_edit.text(),
+            dialog.warm_check.isChecked(),
+        )
 
     @Slot()
     def reveal_current(self) -> None:
@@ -711,6 +735,14 @@ class ProjectSettingsDialog(QDialog):
         form.addRow("Name", self.name_edit)
         form.addRow("Folder", folder)
         form.addRow("Python interpreter", python)
+        self.warm_check = QCheckBox("Start runs from a warm interpreter (torch already imported)")
+        self.warm_check.setChecked(warm.project_allows(project.settings))
+        self.warm_check.setToolTip(
+            "Local-process runs of CPU jobs fork from an interpreter that has imported torch "
+            "and what earlier runs imported, so a script starts in milliseconds; the script "
+            "sees the same process as a cold start. Turn off to start every run afresh."
+        )
+        form.addRow("", self.warm_check)
         form.addRow(buttons)
         self.resize(560, self.sizeHint().height())
 

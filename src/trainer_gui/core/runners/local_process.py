@@ -210,7 +210,11 @@ class LocalProcessRunner(Runner):
             layout = self._prepare(ctx, sink)
             python = self._python_for(ctx, layout, sink)
             at = time.time()
-            popen = self._spawn(ctx, layout, python)
+            try:
+                popen = self._spawn(ctx, layout, python)
+            except BaseException:
+                sink(PhaseChanged(ctx.job_id, Phase.STARTING, at, "starting the interpreter"))
+                raise
             # Where the start-up time goes: a fork of the warm interpreter (torch imported) or
             # a new interpreter (issue 18).
             warmed = isinstance(popen, warm.WarmProcess)

@@ -1,0 +1,459 @@
+"""The warm interpreter of local-process runs: a fork server, standard library only (issue 18).
+
+The runner (`core/runners/warm.py`) starts this file with the project's own interpreter and the
+job's environment; it imports torch (and the heavy modules earlier runs imported) once, then
+waits on one end of a SOCK_SEQPACKET socket pair whose other end the runner holds. For each run
+it is asked for, it forks:
+
+* a **driver** child: a session of its own (`setsid`, so pgid == pid as for a cold driver),
+  the stdin/stdout/stderr descriptors the runner sent (`socket.send_fds`), the job's cwd,
+  environment (cleared, then set) and argv, default signal dispositions, then the driver's own
+  `toolkit.main` — the very code a cold run executes as `python toolkit.py ...`;
+* from the driver, when its command is `<this python> <script>.py ...`, a **script** child in
+  place of `subprocess.Popen`: again its own session, stderr into the driver's pipe, the script's
+  cwd/environment/argv/sys.path as `python script.py` would have them, then the script run as
+  `__main__` with Python's exit rules (sys.exit codes, a traceback and 1 for an exception,
+  death by SIGINT for an uncaught KeyboardInterrupt). Anything else (torchrun, a shell
+  command) is started by the driver with Popen, exactly as cold.
+
+The forked children unwind to the top of this process's stack before they run (`_Become`), so
+the script runs on a clean stack and ends through the interpreter's normal shutdown (atexit,
+non-daemon threads, flushed files).
+
+The server is the driver's parent: it reaps it and sends its exit status (as
+`subprocess.Popen.returncode` has it) to the runner, which watches the driver like a process of
+its own (`WarmProcess`). Stop, the process tree and the pid file are those of a cold run: the
+script is the driver's child.
+
+It exits when the runner's end of the socket closes (the job host ended, for whatever reason),
+leaving running jobs alone, and refuses a run (the runner then starts it cold) when its
+site-packages changed since it started, when the job's code folder would shadow a module it
+holds, or when the interpreter differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 3
+#: Top-level modules the script imported, sent back (one write, atomic under PIPE_BUF).
+LEARN_LIMIT = 4000
+
+
+class _Become(BaseException):
+    """Raised in a forked child: unwind everything and run `action` at the top."""
+
+    def __init__(self, action: Callable[[], int]) -> None:
+        super().__init__()
+        self.action = action
+
+
+# -- what this interpreter holds --------------------------------------------------------------
+
+
+def _library_dirs() -> list[str]:
+    """The site-packages folders: modules learned from there are safe to keep imported."""
+    return [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
+
+
+def site_fingerprint(dirs: list[str]) -> list[Any]:
+    """Changes when a package is installed, upgraded or removed (its dist-info folder comes
+    or goes, so the folder's mtime moves)."""
+    out: list[Any] = []
+    for folder in dirs:
+        try:
+            out.append([folder, os.stat(folder).st_mtime_ns])
+        except OSError:
+            out.append([folder, None])
+    return out
+
+
+def _top_modules() -> set[str]:
+    return {name.partition(".")[0] for name in list(sys.modules)}
+
+
+def _learnable(library: list[str]) -> list[str]:
+    """Top-level modules loaded from site-packages (never the job's own code)."""
+    found = set()
+    for name, module in list(sys.modules.items()):
+        if "." in name or name == "__main__":
+            continue
+        path = getattr(module, "__file__", None) or ""
+        if path and any(path.startswith(folder.rstrip("/") + "/") for folder in library):
+            found.add(name)
+    return sorted(found)
+
+
+def _quiet_import(name: str) -> None:
+    """Import `name` here, its output going nowhere; a failure only means it stays cold."""
+    import importlib
+
+    with contextlib.suppress(BaseException):
+        importlib.import_module(name)
+
+
+def _shadowed(dirs: list[str], loaded: set[str]) -> str | None:
+    """A module this process holds that the job's own folders would import instead."""
+    for folder in dirs:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in names:
+            name = entry[:-3] if entry.endswith(".py") else entry
+            if name in loaded and (
+                entry.endswith(".py") or os.path.isdir(os.path.join(folder, entry))
+            ):
+                return name
+    return None
+
+
+# -- the children ---------------------------------------------------------------------------------
+
+
+def reset_signals() -> None:
+    """The dispositions a fresh interpreter starts with, and nothing blocked."""
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in ("SIGPIPE", "SIGXFSZ"):  # ignored by every Python at start-up
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _set_environment(env: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(env)
+
+
+def _reseed() -> None:
+    """A forked child shares its parent's random state; a cold interpreter seeds afresh."""
+    module = sys.modules.get("random")
+    if module is not None:
+        module.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        with contextlib.suppress(Exception):
+            numpy_random.seed()
+
+
+class ForkedScript:
+    """The script child, as the driver's `subprocess.Popen` would have been."""
+
+    def __init__(self, pid: int, stderr: Any) -> None:
+        self.pid = pid
+        self.stderr = stderr
+        self.returncode: int | None = None
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+class _Server:
+    def __init__(self, sock: socket.socket, toolkit: Any, base_path: list[str]) -> None:
+        self.sock = sock
+        self.toolkit = toolkit
+        self.base_path = base_path
+        self.library = _library_dirs()
+        self.fingerprint = site_fingerprint(self.library)
+        self.children: dict[int, int] = {}  # driver pid -> request id
+        self.learn_r, self.learn_w = os.pipe()
+        self.wake_r, self.wake_w = os.pipe()
+        self.pending_imports: list[str] = []
+        self.stale = False
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.send(json.dumps(message).encode("utf-8"))
+
+    def serve(self) -> int:
+        import select
+
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.learn_r, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.send({"ready": True, "pid": os.getpid(), "modules": sorted(_top_modules())})
+        while True:
+            timeout = 0.2 if self.pending_imports else None
+            watched: list[Any] = [self.sock, self.wake_r, self.learn_r]
+            readable, _, _ = select.select(watched, [], [], timeout)
+            if self.wake_r in readable:
+                with contextlib.suppress(OSError):
+                    os.read(self.wake_r, 512)
+            self._reap()
+            if self.learn_r in readable:
+                self._learn()
+            if self.sock in readable:
+                try:
+                    data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+                except OSError:
+                    return 0
+                if not data:
+                    for fd in fds:
+                        os.close(fd)
+                    return 0  # the runner is gone: so is this warm interpreter
+                self._request(json.loads(data.decode("utf-8")), fds)
+            elif not readable and self.pending_imports:
+                _quiet_import(self.pending_imports.pop(0))  # between runs, one at a time
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            request = self.children.pop(pid, None)
+            if request is not None:
+                self.send({"id": request, "exit": os.waitstatus_to_exitcode(status)})
+
+    def _learn(self) -> None:
+        try:
+            data = os.read(self.learn_r, 65536).decode("utf-8", "replace")
+        except OSError:
+            return
+        loaded = _top_modules()
+        for name in data.split():
+            if name not in loaded and name not in self.pending_imports:
+                self.pending_imports.append(name)
+
+    def _request(self, request: dict[str, Any], fds: list[int]) -> None:
+        op = request.get("op")
+        if op == "import":
+            for name in request.get("modules", []):
+                if name not in self.pending_imports:
+                    self.pending_imports.append(name)
+            return
+        ident = int(request.get("id") or 0)
+        reason = self._refusal(request, fds)
+        if reason:
+            for fd in fds:
+                os.close(fd)
+            self.send({"id": ident, "refused": reason, "stale": self.stale})
+            return
+        pid = os.fork()
+        if pid == 0:
+            raise _Become(lambda: self._driver(request, fds))
+        for fd in fds:
+            os.close(fd)
+        self.children[pid] = ident
+        self.send({"id": ident, "pid": pid})
+
+    def _refusal(self, request: dict[str, Any], fds: list[int]) -> str | None:
+        if len(fds) != 3:
+            return "expected stdin, stdout and stderr"
+        if request.get("python") != sys.executable:
+            return "another interpreter"
+        if self.stale or site_fingerprint(self.library) != self.fingerprint:
+            self.stale = True
+            return "its packages changed"
+        env = request.get("env") or {}
+        folders = [request.get("cwd") or ""]
+        folders += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        name = _shadowed(folders, _top_modules())
+        if name:
+            return f"the job's folder has its own {name!r}"
+        return None
+
+    # -- in the driver child ----------------------------------------------------------------
+
+    def _close_server_side(self) -> None:
+        self.sock.close()
+        for fd in (self.learn_r, self.wake_r, self.wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _driver(self, request: dict[str, Any], fds: list[int]) -> int:
+        self._close_server_side()
+        os.setsid()
+        reset_signals()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        _set_environment(request["env"])
+        args = list(request["args"])
+        sys.argv = [request["driver"], *args]
+        sys.path[:] = [os.path.dirname(request["driver"]), *_pythonpath(), *self.base_path]
+        _reseed()
+        self.toolkit.SPAWN = self._spawn_script
+        code = 1
+        try:
+            code = int(self.toolkit.main(args))
+        except SystemExit as exc:
+            code = _exit_code(exc)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code & 0xFF)
+
+    def _spawn_script(self, cmd: list[str], cwd: str | None, env: dict[str, str]) -> Any:
+        """The driver's hook: fork the script instead of starting an interpreter for it."""
+        if len(cmd) < 2 or cmd[0] != sys.executable or not cmd[1].endswith(".py"):
+            return None
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            raise _Become(lambda: _script(cmd, cwd, env, write_end, self))
+        os.close(write_end)
+        return ForkedScript(pid, os.fdopen(read_end, "rb"))
+
+
+def _pythonpath() -> list[str]:
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """Python's rule for an uncaught SystemExit (the message goes to stderr)."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    with contextlib.suppress(Exception):
+        print(code, file=sys.stderr)
+    return 1
+
+
+SIGINT_EXIT = -1
+
+
+def _script(
+    cmd: list[str], cwd: str | None, env: dict[str, str], stderr: int, server: _Server
+) -> int:
+    """The script child: what `python script.py args` does, on a clean stack."""
+    os.setsid()
+    reset_signals()
+    os.dup2(stderr, 2)
+    os.close(stderr)
+    if cwd:
+        os.chdir(cwd)
+    _set_environment(env)
+    script = cmd[1]
+    path = os.path.abspath(script)
+    sys.argv = [script, *cmd[2:]]
+    sys.path[:] = [os.path.dirname(os.path.realpath(path)), *_pythonpath(), *server.base_path]
+    _reseed()
+    import builtins
+    import types
+    from importlib.machinery import SourceFileLoader
+
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    main.__loader__ = SourceFileLoader("__main__", path)
+    main.__cached__ = None  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    code = 0
+    try:
+        with open(path, "rb") as fh:
+            source = fh.read()
+        exec(compile(source, path, "exec"), main.__dict__)
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException as exc:
+        # Python's own rule: the traceback (from the script's frame, not this one), status 1;
+        # for a KeyboardInterrupt, death by SIGINT after it (see _exit).
+        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+        exc.__traceback__ = tb  # the hook prints the exception's own traceback
+        sys.excepthook(type(exc), exc, tb)
+        code = SIGINT_EXIT if isinstance(exc, KeyboardInterrupt) else 1
+    finally:
+        _report(server)
+    return code
+
+
+def _report(server: _Server) -> None:
+    """Tell the server which site-packages modules this run imported, for the next runs."""
+    try:
+        names = " ".join(_learnable(server.library))
+        if len(names) > LEARN_LIMIT:
+            names = names[:LEARN_LIMIT].rsplit(" ", 1)[0]
+        names += "\n"
+        os.write(server.learn_w, names.encode("utf-8"))
+    except (OSError, IndexError):
+        pass
+    with contextlib.suppress(OSError):
+        os.close(server.learn_w)
+
+
+def _load_toolkit(path: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_trainer_gui_toolkit", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"warm server: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _serve(argv: list[str]) -> int:
+    fd = int(argv[argv.index("--fd") + 1])
+    toolkit_path = argv[argv.index("--toolkit") + 1]
+    preimport = argv[argv.index("--preimport") + 1] if "--preimport" in argv else ""
+    here = os.path.dirname(os.path.abspath(__file__))
+    base_path = [p for p in sys.path if p and os.path.abspath(p) != here]
+    sock = socket.socket(fileno=fd)
+    toolkit = _load_toolkit(toolkit_path)
+    for name in filter(None, preimport.split(",")):
+        _quiet_import(name)
+    server = _Server(sock, toolkit, base_path)
+    return server.serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+
+    def action() -> int:
+        return _serve(argv)
+
+    while True:
+        try:
+            return action()
+        except _Become as become:
+            action = become.action
+
+
+def _exit(code: int) -> None:
+    if code == SIGINT_EXIT:  # an uncaught KeyboardInterrupt: die by SIGINT, as Python does
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    _exit(main())
