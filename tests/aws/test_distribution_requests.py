@@ -427,3 +427,64 @@ def test_the_v3_export_sends_the_apps_instance_groups(aws: Any, project: Path) -
     sent = _exported_request(aws, project, spec, "v3", image)
     _, ours = _run(aws, spec)
     assert sent["ResourceConfig"] == ours["ResourceConfig"]
+
+
+# -- import ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["smddp", "torchrun"])
+def test_an_imported_job_keeps_its_groups_and_distribution(
+    aws: Any, project: Path, kind: str
+) -> None:
+    from trainer_gui.core.aws.remote_jobs import spec_from_description
+    from trainer_gui.core.spec import spec_from_dict
+
+    smddp = kind == "smddp"
+    groups = GROUPS if smddp else [{**GROUPS[0], "instance_type": "ml.g5.xlarge"}, GROUPS[1]]
+    spec = make_spec(
+        project,
+        compute={"instance_groups": groups},
+        distribution={"kind": kind, "instance_groups": ["trainers"], "processes_per_host": 2},
+        sagemaker=SMDDP_IMAGE if smddp else {},
+    )
+    job, _ = _run(aws, spec)
+    desc = aws.client("sagemaker").describe_training_job(TrainingJobName=job)
+    imported = spec_from_dict(spec_from_description(desc, "us-east-1"))
+    assert imported.compute.instance_groups == spec.compute.instance_groups
+    assert imported.compute.host_count == 5
+    assert imported.distribution.kind == kind
+    assert imported.distribution.instance_groups == ["trainers"]
+    assert imported.distribution.processes_per_host == 2
+
+
+def test_a_v2_torch_distributed_import_names_its_first_gpu_group(project: Path) -> None:
+    """V2 leaves the group out for torch_distributed; the import names the first GPU group."""
+    from trainer_gui.core.aws.remote_jobs import spec_from_description
+    from trainer_gui.core.spec import spec_from_dict
+
+    desc = {
+        "TrainingJobName": "v2-hetero",
+        "RoleArn": ROLE_ARN,
+        "AlgorithmSpecification": {
+            "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+            "pytorch-training:2.5.1-gpu-py311",
+            "TrainingInputMode": "File",
+        },
+        "HyperParameters": {
+            "sagemaker_program": '"train.py"',
+            "sagemaker_submit_directory": '"s3://b/v2-hetero/source/sourcedir.tar.gz"',
+            "sagemaker_torch_distributed_enabled": "true",
+        },
+        "ResourceConfig": {
+            "VolumeSizeInGB": 30,
+            "InstanceGroups": [
+                {"InstanceGroupName": "cpu", "InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
+                {"InstanceGroupName": "gpu", "InstanceType": "ml.g5.xlarge", "InstanceCount": 2},
+            ],
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }
+    imported = spec_from_dict(spec_from_description(desc, "us-east-1"))
+    assert [g.name for g in imported.compute.instance_groups] == ["cpu", "gpu"]
+    assert imported.distribution.kind == "torchrun"
+    assert imported.distribution.instance_groups == ["gpu"]

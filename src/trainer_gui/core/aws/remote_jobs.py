@@ -34,10 +34,12 @@ from trainer_gui.core.aws.s3 import S3Uri, download
 from trainer_gui.core.aws.session import AwsSession, default_region
 from trainer_gui.core.contract import decode_hyperparameters
 from trainer_gui.core.contract.toolkit import (
+    DISTRIBUTION_GROUPS_KEY,
     MPI_KEY,
     MPI_OPTIONS_KEY,
     PROCESSES_PER_HOST_KEY,
     RESERVED_HYPERPARAMETERS,
+    SMDDP_KEY,
     TORCH_DISTRIBUTED_KEY,
 )
 from trainer_gui.core.errors import UserError
@@ -134,14 +136,28 @@ def spec_from_description(
     elif image:
         data["image"] = image
     resources = desc.get("ResourceConfig") or {}
+    groups = [
+        {
+            "name": g["InstanceGroupName"],
+            "instance_type": g["InstanceType"],
+            "instance_count": int(g["InstanceCount"]),
+        }
+        for g in resources.get("InstanceGroups") or []
+    ]
     data["compute"] = {
         "backend": "sagemaker",
-        "instance_type": resources.get("InstanceType", "ml.m5.xlarge"),
-        "instance_count": int(resources.get("InstanceCount", 1)),
+        "instance_type": resources.get("InstanceType")
+        or (groups[0]["instance_type"] if groups else "ml.m5.xlarge"),
+        "instance_count": int(resources.get("InstanceCount") or 1),
         "volume_size_gb": int(resources.get("VolumeSizeInGB", 30)),
     }
-    if decoded.get(TORCH_DISTRIBUTED_KEY) in (True, "true", "True"):
-        dist: dict[str, Any] = {"kind": "torchrun"}
+    if groups:  # a heterogeneous cluster
+        data["compute"]["instance_groups"] = groups
+        data["compute"]["instance_count"] = 1
+    on = (True, "true", "True")
+    if decoded.get(TORCH_DISTRIBUTED_KEY) in on or decoded.get(SMDDP_KEY) in on:
+        smddp = decoded.get(TORCH_DISTRIBUTED_KEY) not in on
+        dist: dict[str, Any] = {"kind": "smddp" if smddp else "torchrun"}
         if decoded.get(PROCESSES_PER_HOST_KEY):
             dist["processes_per_host"] = int(decoded[PROCESSES_PER_HOST_KEY])
         data["distribution"] = dist
@@ -152,6 +168,16 @@ def spec_from_description(
         if decoded.get(MPI_OPTIONS_KEY):
             mpi["mpi_options"] = str(decoded[MPI_OPTIONS_KEY])
         data["distribution"] = mpi
+    if groups and "distribution" in data:
+        named = decoded.get(DISTRIBUTION_GROUPS_KEY)
+        if not isinstance(named, list) or not named:
+            # V2 sends none for torch_distributed (each group then runs its own torchrun,
+            # which a spec cannot say): the first GPU group, whose type picked the image
+            gpu = [
+                g["name"] for g in groups if str(g["instance_type"]).startswith(("ml.g", "ml.p"))
+            ]
+            named = (gpu or [groups[0]["name"]])[:1]
+        data["distribution"]["instance_groups"] = [str(n) for n in named]
     channels = []
     for channel in desc.get("InputDataConfig") or []:
         cname = channel["ChannelName"]
