@@ -4,6 +4,7 @@ Samples go into growable numpy buffers (`trainer_gui.core.metrics.series.Series`
 kept), and nothing is drawn when samples arrive: a `QTimer` at `REDRAW_HZ` hands the curves
 whose series changed since the last tick what to draw (`peak_downsample`: the points, or per
 pixel column their min and max), so a million-point series redraws in a few milliseconds.
+The timer draws one plot per tick, so the plots' repaints are spread out in time.
 
 Views are kept: a plot follows its data (auto-range) only until the user pans or zooms it, and
 "Reset view" hands it back to auto-range.
@@ -70,7 +71,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REDRAW_HZ = 10.0
+REDRAW_HZ = 10.0  # per plot
+# The timer ticks this many times per redraw period and draws one plot a tick, the one that
+# waited longest: the plots' repaints are spread over the period instead of all landing in
+# one paint of the window (with the log's), which took 15-30 ms of the GUI thread at once.
+TICKS_PER_REDRAW = 4
 MAX_SMOOTHING = 0.999
 SLIDER_STEPS = 1000
 COLUMNS = 2
@@ -260,8 +265,10 @@ class MetricsPanel(QWidget):
         layout.addWidget(self.scroll_area, 1)
 
         self._timer = QTimer(self)
-        self._timer.setInterval(max(1, round(1000.0 / redraw_hz)))
-        self._timer.timeout.connect(self.redraw)
+        self._redraw_period = 1.0 / redraw_hz
+        self._drawn_at: dict[str, float] = {}  # metric -> time.monotonic() of its last draw
+        self._timer.setInterval(max(1, round(1000.0 / (redraw_hz * TICKS_PER_REDRAW))))
+        self._timer.timeout.connect(self._tick)
         self._timer.start()
         self._schedule_spare(0)
 
@@ -573,16 +580,41 @@ class MetricsPanel(QWidget):
         self._legend_dirty = False
         self.legend.set_entries(self.legend_entries())
 
-    @Slot()
-    def redraw(self) -> None:
-        """Push changed series to their curves; the timer calls this at `REDRAW_HZ`."""
+    def _prologue(self) -> None:
         if self._legend_dirty:
             self._update_legend()
         if len(self._plots) < len({k[2] for k in self._series}):
             self._ensure_plots(budget=1)
+
+    @Slot()
+    def redraw(self) -> None:
+        """Push every changed series to its curve now (the timer draws one plot a tick)."""
+        self._prologue()
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
+        self._draw(dirty)
+
+    @Slot()
+    def _tick(self) -> None:
+        """The timer: the changed plot that waited longest, once `REDRAW_HZ` allows it."""
+        self._prologue()
+        if not self._dirty:
+            return
+        waited: dict[str, float] = {}
+        for key in self._dirty:
+            if key[2] not in waited:
+                waited[key[2]] = self._drawn_at.get(key[2], -math.inf)
+        metric, last = min(waited.items(), key=lambda item: item[1])
+        now = time.monotonic()
+        if now - last < self._redraw_period:
+            return
+        keys = {key for key in self._dirty if key[2] == metric}
+        self._dirty.difference_update(keys)
+        self._drawn_at[metric] = now
+        self._draw(keys)
+
+    def _draw(self, dirty: set[SeriesKey]) -> None:
         smoothing = self._smoothing
         touched: set[str] = set()
         for key in dirty:
