@@ -188,3 +188,82 @@ def test_the_v2_exports_run_by_sdk_v2_create_the_apps_jobs(aws: Any, project: Pa
         code_uri = json.loads(ours["HyperParameters"]["sagemaker_submit_directory"])
         names = _without_caches(_archive_names(aws, code_uri))
         assert names == sorted(n for _, n in code_entries(spec)), case
+
+
+def _objects_under(aws: Any, uri: str) -> dict[str, bytes]:
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    return {
+        key[len(prefix) :].lstrip("/"): body
+        for key, body in aws.objects(bucket, prefix.rstrip("/") + "/").items()
+    }
+
+
+def _v3_hyperparameter(value: Any) -> str:
+    """How V3 sends a value: strings as they are, the rest as JSON (its safe_serialize); the app
+    and V2 JSON-encode strings too ('"resnet"') for the toolkit to decode."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def test_the_v3_exports_run_by_sdk_v3_create_the_apps_jobs(aws: Any, project: Path) -> None:
+    """The same six specs' V3 exports, run by SDK V3 (ModelTrainer): every field the app sends
+    is sent the same, except where V3 works differently by design (listed below)."""
+    for case, (spec, sent) in _run_exports(aws, project, "v3").items():
+        name = sent["TrainingJobName"]
+        assert name.startswith(f"{spec.name}-"), case  # V3 names it inside train()
+        plan = _plan(spec, name)
+        ours = build_request(spec, plan)
+        # V3 states the service's default compression (GZIP); the app leaves it out
+        assert sent["OutputDataConfig"].pop("CompressionType", "GZIP") == "GZIP", case
+        for key in (
+            "RoleArn",
+            "ResourceConfig",
+            "StoppingCondition",
+            "OutputDataConfig",
+            "Tags",
+            "Environment",
+            "CheckpointConfig",
+        ):
+            assert sent.get(key) == ours.get(key), (case, key, sent.get(key), ours.get(key))
+        algorithm = dict(sent["AlgorithmSpecification"])
+        # V3 starts its own drivers: sm_train.sh from the sm_drivers channel
+        assert algorithm.pop("ContainerEntrypoint") == ["/bin/bash"], case
+        assert "sm_drivers/sm_train.sh" in algorithm.pop("ContainerArguments")[-1], case
+        assert algorithm == ours["AlgorithmSpecification"], case
+        # the user's hyperparameters, V3-encoded; V3 passes no sagemaker_* keys (its drivers
+        # read sourcecode.json and distributed.json instead)
+        assert sent.get("HyperParameters", {}) == {
+            k: _v3_hyperparameter(v) for k, v in spec.all_hyperparameters().items()
+        }, case
+        channels = {c["ChannelName"]: c for c in sent["InputDataConfig"]}
+        code, drivers = channels.pop("code"), channels.pop("sm_drivers")
+        for channel in channels.values():  # V3 states File mode, the default, on each channel
+            if channel.get("InputMode") == "File":
+                del channel["InputMode"]
+        assert channels == {c["ChannelName"]: c for c in ours.get("InputDataConfig", [])}, case
+        # V3 uploads the code and its drivers under the app's S3 base (s3_prefix honoured)
+        for channel in (code, drivers):
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            assert uri.startswith(plan.base_uri.rstrip("/") + "/"), (case, uri)
+        code_files = _objects_under(aws, code["DataSource"]["S3DataSource"]["S3Uri"])
+        assert sorted(code_files) == sorted(n for _, n in code_entries(spec)), case
+        driver_files = _objects_under(aws, drivers["DataSource"]["S3DataSource"]["S3Uri"])
+        source = json.loads(driver_files["sourcecode.json"])
+        assert source["entry_script"] == spec.source.entry_point, case
+        assert source["requirements"] == ("requirements.txt" if spec.source.requirements else None)
+        distributed = json.loads(driver_files["distributed.json"])
+        if spec.distribution.kind == "torchrun":
+            assert distributed["process_count_per_node"] == spec.distribution.processes_per_host
+        else:
+            assert distributed == {}, case
+        if spec.tensorboard:
+            # V3 names the job inside train(), so the export cannot key the path by it: the
+            # output goes under <base>/<spec name>/tensorboard, not <base>/<job>/tensorboard
+            assert sent["TensorBoardOutputConfig"] == {
+                "S3OutputPath": f"s3://{BUCKET}/{spec.name}/tensorboard",
+                "LocalPath": ours["TensorBoardOutputConfig"]["LocalPath"],
+            }
+        else:
+            assert "TensorBoardOutputConfig" not in sent, case
+        extra = set(sent) - set(ours) - {"TensorBoardOutputConfig", "InputDataConfig"}
+        assert extra <= {"EnableManagedSpotTraining"}, (case, extra)
+        assert not sent.get("EnableManagedSpotTraining"), case
