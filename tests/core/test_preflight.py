@@ -157,6 +157,27 @@ def test_the_probe_runs_in_the_jobs_image_when_docker_can_run_it_here(tmp_path: 
     assert probe.compute.instance_count == 2
 
 
+def test_a_heterogeneous_clusters_probe_runs_on_plain_hosts(tmp_path: Path) -> None:
+    groups = [
+        {"name": "gpu", "instance_type": "ml.g5.xlarge", "instance_count": 2},
+        {"name": "cpu", "instance_type": "ml.m5.xlarge", "instance_count": 3},
+    ]
+    spec = _cloud_spec(
+        tmp_path,
+        "print('loss=1')\n",
+        compute={"backend": "sagemaker", "instance_groups": groups},
+        distribution={"kind": "torchrun", "instance_groups": ["gpu"]},
+    )
+    probe, _, _ = preflight_spec(spec, docker_check=lambda s: None)
+    assert probe.compute.backend is Backend.DOCKER
+    assert probe.compute.instance_groups == [] and probe.distribution.instance_groups == []
+    assert probe.compute.instance_count == 2  # MAX_PROBE_HOSTS of the 5
+    assert probe.compute.instance_type == "ml.g5.xlarge"
+    probe, _, notes = preflight_spec(spec, docker_check=lambda s: "not here")
+    assert probe.compute.backend is Backend.LOCAL_PROCESS
+    assert any("one host of 5" in n for n in notes)
+
+
 def test_checkpoints_are_found_under_any_hosts_checkpoint_folder(tmp_path: Path) -> None:
     assert checkpoint_written(tmp_path) is None
     (tmp_path / "hosts" / "algo-2" / "checkpoints" / "epoch0").mkdir(parents=True)

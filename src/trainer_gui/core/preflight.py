@@ -286,7 +286,11 @@ def _local_spec(
         "backend": backend.value,
         "instance_count": hosts,
         "gpus": 0,
+        # a probe runs on one kind of host: instance groups become plain hosts
+        "instance_groups": [],
+        "instance_type": spec.compute.image_instance_type,
     }
+    data["distribution"] = {**data["distribution"], "instance_groups": []}
     data["channels"] = [c.model_dump(mode="json") for c in channels]
     data["checkpoint_dir"] = None  # never the user's folder: a probe must not resume or write it
     data["checkpoint_s3_uri"] = None
@@ -360,15 +364,15 @@ def preflight_spec(
             candidate.with_base_dir(spec.base_dir)
             problem = docker_check(candidate)
             if problem is None:
-                backend, hosts = Backend.DOCKER, min(spec.compute.instance_count, MAX_PROBE_HOSTS)
+                backend, hosts = Backend.DOCKER, min(spec.compute.host_count, MAX_PROBE_HOSTS)
                 base = base.model_copy(update={"image": image})
                 base.with_base_dir(spec.base_dir)
             else:
                 notes.append(f"not in the job's image ({problem}); ran as a local process")
         else:
             notes.append("the job's image is not known here; ran as a local process")
-        if backend is Backend.LOCAL_PROCESS and spec.compute.instance_count > 1:
-            notes.append(f"one host of {spec.compute.instance_count}")
+        if backend is Backend.LOCAL_PROCESS and spec.compute.host_count > 1:
+            notes.append(f"one host of {spec.compute.host_count}")
         if backend is Backend.LOCAL_PROCESS:
             base = base.model_copy(update={"image": None})
             base.with_base_dir(spec.base_dir)
