@@ -16,7 +16,11 @@ answered from a small simulation (`aws.batch`):
   failure reason;
 * `fail(prefix, reason)` makes matching jobs fail while RUNNABLE (no training job);
 * TerminateServiceJob ends a waiting job FAILED with the given reason; a running one stops its
-  training job first.
+  training job first;
+* `lack_capacity(prefix, times)`: the first `times` training jobs of matching jobs fail for
+  insufficient capacity; Batch then puts the job back to RUNNABLE (its latestAttempt still
+  naming the failed training job) and creates a new one, `<name>-r<n>`, as AWS Batch retries
+  capacity failures without counting an attempt.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from typing import Any
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
+CAPACITY_ERROR = (
+    "CapacityError: Unable to provision requested ML compute capacity. Please retry using a "
+    "different ML instance type."
+)
 OPERATIONS = {
     "submitservicejob": "SubmitServiceJob",
     "describeservicejob": "DescribeServiceJob",
@@ -58,6 +66,7 @@ class ServiceJob:
     training_arn: str | None = None
     terminate_reason: str | None = None
     creating: bool = False
+    retries: int = 0  # capacity retries so far
     history: list[str] = field(default_factory=lambda: ["SUBMITTED"])
 
     @property
@@ -141,6 +150,8 @@ class BatchSimulator:
         self.calls: list[str] = []
         self.holds: list[tuple[str, threading.Event]] = []
         self.failures: list[tuple[str, str]] = []
+        self.capacity: list[tuple[str, int, threading.Event]] = []
+        self._short: list[tuple[str, threading.Event]] = []  # training jobs about to fail
         self._client: Any = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -158,6 +169,13 @@ class BatchSimulator:
     def fail(self, name_prefix: str, reason: str) -> None:
         """Fail matching jobs while RUNNABLE, with `reason` (no training job is created)."""
         self.failures.append((name_prefix, reason))
+
+    def lack_capacity(self, name_prefix: str, times: int = 1) -> threading.Event:
+        """The first `times` training jobs of matching jobs fail for lack of capacity, each
+        staying at its Starting status until the returned event is set (set: at once)."""
+        event = threading.Event()
+        self.capacity.append((name_prefix, times, event))
+        return event
 
     def by_name(self, name: str) -> ServiceJob:
         with self._lock:
@@ -282,6 +300,10 @@ class BatchSimulator:
                         print("batch simulator:", repr(exc))
             for job in create:  # outside the lock: the server answers describes meanwhile
                 self._create_training_job(job)
+            for name, event in list(self._short):
+                if event.is_set():
+                    self._short.remove((name, event))
+                    self._fail_for_capacity(name)
 
     def _step(self, job: ServiceJob) -> bool:
         """Advance one job; True when its training job is to be created now."""
@@ -303,6 +325,11 @@ class BatchSimulator:
             return False
         primary = training.training_job_status
         secondary = training.secondary_status
+        reason = getattr(training, "failure_reason", "") or ""
+        if primary == "Failed" and reason.startswith(CAPACITY_ERROR):
+            job.retries += 1  # Batch retries a capacity failure: a new training job
+            self._set(job, "RUNNABLE")
+            return False
         if job.status == "SCHEDULED":
             job.started_at = _ms()
             self._set(job, "STARTING")
@@ -329,17 +356,35 @@ class BatchSimulator:
             if self._client is None:
                 self._client = boto3.client("sagemaker", region_name=REGION, endpoint_url=self.url)
             payload = json.loads(job.request["serviceRequestPayload"])
+            if job.retries:
+                payload["TrainingJobName"] = f"{payload['TrainingJobName'][:58]}-r{job.retries}"
             out = self._client.create_training_job(**payload)
         except Exception as exc:  # Batch fails the job with SageMaker's answer
             with self._lock:
                 self._set(job, "FAILED", f"Received status from SageMaker: {exc}")
                 job.creating = False
             return
+        name = str(payload["TrainingJobName"])
+        short = next(((n, e) for p, n, e in self.capacity if job.name.startswith(p)), None)
+        if short is not None and job.retries < short[0]:
+            with self.sim._lock:
+                self.sim.jobs[name].done = True  # the simulator drives it no further
+            self._short.append((name, short[1]))
         with self._lock:
-            job.training_name = str(payload["TrainingJobName"])
+            job.training_name = name
             job.training_arn = str(out["TrainingJobArn"])
             self._set(job, "SCHEDULED")
             job.creating = False
+
+    def _fail_for_capacity(self, name: str) -> None:
+        from moto.core.utils import utcnow
+
+        with self.sim._lock:
+            self.sim._add(name, "Failed", CAPACITY_ERROR)
+            training = self.sm.training_jobs[name]
+            training.training_job_status = "Failed"
+            training.training_end_time = utcnow()
+            setattr(training, "failure_reason", CAPACITY_ERROR)  # noqa: B010
 
 
 def install(monkeypatch: Any, sim: Any, url: str) -> BatchSimulator:

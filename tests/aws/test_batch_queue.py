@@ -187,6 +187,37 @@ def test_a_failed_batch_job_fails_the_job_with_batchs_reason(aws: Any, project: 
     assert aws.requests == {}
 
 
+def test_a_training_job_batch_retries_for_capacity_is_not_the_end_of_the_job(
+    aws: Any, project: Path
+) -> None:
+    aws.sim.script("mnist", Script(lines=_lines, final_metrics={"loss": 0.08}))
+    short = aws.batch.lack_capacity("mnist", times=1)
+    svc = service()
+    handle = svc.submit(_queued(project))
+    job = handle.job_id
+    starting = ("Starting", "Starting: Launching requested ML instances")
+    wait_for(lambda: starting in _history(svc, job))  # following the first training job
+    short.set()  # which then fails for lack of capacity
+    handle.wait(30)
+    record = svc.get(job)
+    assert record.status == "Completed", record.failure_reason
+    statuses = [s for s, _ in _history(svc, job)]
+    assert "Failed" not in statuses
+    assert statuses.count("Training") == 1  # only the second training job trained
+    first, second = f"{job}", f"{job}-r1"
+    assert record.backend_ids["training_job_name"] == second
+    assert record.backend_ids["batch_replaced"] == [
+        f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{first}"
+    ]
+    lines = _log(record)
+    retried = [text for host, text in lines if host == "app"]
+    assert len(retried) == 1 and "CapacityError" in retried[0] and first in retried[0]
+    assert [x for x in lines if x[0] == "algo-1"] == [("algo-1", t) for t in _lines(1)]
+    assert record.backend_ids["final_metrics"] == {"loss": 0.08}
+    assert (Path(record.run_dir) / "artifacts" / "model" / "model.pt").is_file()
+    assert aws.batch.by_name(job).history[-1] == "SUCCEEDED"
+
+
 def test_a_queue_batch_does_not_know_fails_with_batchs_message(aws: Any, project: Path) -> None:
     svc = service()
     handle = svc.submit(_queued(project, batch_queue="no-such-queue"))

@@ -765,9 +765,11 @@ class SageMakerRunner(Runner):
                 return False
             status = str(state.get("status") or "")
             found = batch.training_job_of(state)
+            if found is not None and found[1] != arn:
+                break  # a newer training job (which may even have ended already)
             if status in batch.TERMINAL:
                 return False
-            if status in batch.WAITING or (found is not None and found[1] != arn):
+            if status in batch.WAITING:
                 break
             if time.monotonic() > deadline:
                 return False
