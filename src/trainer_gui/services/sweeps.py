@@ -143,8 +143,35 @@ def _distributions(sweep: SweepSpec) -> dict[str, Any]:
             out[name] = CategoricalDistribution(list(p.values))
         elif isinstance(p, IntegerRange):
             out[name] = IntDistribution(p.min, p.max, log=p.scale == "log")
-        elif isinstance(p, ContinuousRange):  # reverse_log and auto are searched linearly
+        elif isinstance(p, ContinuousRange) and p.scale == "reverse_log":
+            out[name] = _reversed(p)
+        elif isinstance(p, ContinuousRange):  # auto is searched linearly
             out[name] = FloatDistribution(p.min, p.max, log=p.scale == "log")
+    return out
+
+
+def _reversed(p: ContinuousRange) -> Any:
+    """SageMaker's ReverseLogarithmic: `1 - value` is spread evenly on a log scale, so values
+    near 1 (0.99, 0.999, 0.9999) get as many trials as 0.9. Optuna searches `1 - value` on its
+    log scale (positive: the range lies in [0, 1)); `trial_values` turns it back."""
+    from optuna.distributions import FloatDistribution
+
+    return FloatDistribution(1.0 - p.max, 1.0 - p.min, log=True)
+
+
+def trial_values(
+    sweep: SweepSpec, params: dict[str, Any], distributions: dict[str, Any]
+) -> dict[str, Any]:
+    """A trial's hyperparameter values from what Optuna picked (`params`, with the
+    `distributions` it picked them from): a reverse_log value comes back from `1 - value`,
+    inside the range despite rounding. A study asked by a version that searched it linearly
+    keeps its values."""
+    out = dict(params)
+    for name, p in sweep.sweep.parameters.items():
+        if not (isinstance(p, ContinuousRange) and p.scale == "reverse_log" and name in out):
+            continue
+        if distributions.get(name) == _reversed(p):
+            out[name] = min(float(p.max), max(float(p.min), 1.0 - float(out[name])))
     return out
 
 
@@ -339,7 +366,8 @@ class SweepDriver:
                 log.info(
                     "sweep %s: trial %d was asked but never stored", live.record.id, frozen.number
                 )
-                self._store_trial(live, frozen.number, dict(frozen.params))
+                values = trial_values(live.sweep, frozen.params, frozen.distributions)
+                self._store_trial(live, frozen.number, values)
         for frozen in live.study.get_trials(deepcopy=False):
             if frozen.state == optuna.trial.TrialState.RUNNING:
                 trial = optuna.trial.Trial(live.study, frozen._trial_id)
@@ -405,7 +433,8 @@ class SweepDriver:
     def _ask(self, live: _Live) -> TrialRecord:
         trial = live.study.ask(_distributions(live.sweep))
         live.watches[trial.number] = _Watch(trial)
-        return self._store_trial(live, trial.number, dict(trial.params))
+        values = trial_values(live.sweep, trial.params, trial.distributions)
+        return self._store_trial(live, trial.number, values)
 
     def _submit(self, live: _Live, trial: TrialRecord) -> None:
         """Submit a stored trial's job (again, if a submit was cut short before its record)."""
