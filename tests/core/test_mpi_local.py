@@ -237,3 +237,31 @@ def test_a_non_root_user_gets_a_name_for_ssh(tmp_path: Path) -> None:
     mpi_ssh.write_identity(run, 1000, 1000)
     assert "trainer:x:1000:1000:trainer:/tmp:/bin/sh" in (run / "ssh" / "passwd").read_text()
     assert "trainer:x:1000:" in (run / "ssh" / "group").read_text()
+
+
+def test_mpirun_tags_name_the_rank_and_its_host_as_the_toolkits_watch_does() -> None:
+    assert toolkit.mpi_tag_line("[1,5]<stdout>:loss=1\n", 2) == (
+        "[1,mpirank:5,algo-3]<stdout>:loss=1\n"
+    )
+    assert toolkit.mpi_tag_line("[1,0]<stderr>:x", 4) == "[1,mpirank:0,algo-1]<stderr>:x"
+    assert toolkit.mpi_tag_line("plain line", 2) == "plain line"
+
+
+def test_a_failing_rank_fails_the_job_with_its_own_error_first(
+    service: JobService, tmp_path: Path
+) -> None:
+    _needs_mpirun()
+    spec = _spec(tmp_path)
+    (tmp_path / "code" / "run.sh").write_text(
+        '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then\n'
+        '  echo "ValueError: bad shard on rank 1" >&2; exit 3\nfi\nsleep 30\n'
+    )
+    handle = service.submit(spec)
+    assert handle.wait(TIMEOUT) is not None
+    record = service.get(handle.job_id)
+    assert record.status == "Failed"
+    reason = record.failure_reason or ""
+    assert reason.splitlines()[0] == (
+        "[1,mpirank:1,algo-1]<stderr>:ValueError: bad shard on rank 1"
+    ), reason
+    assert "mpirun detected that one or more processes exited" in reason

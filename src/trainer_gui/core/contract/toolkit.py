@@ -545,7 +545,8 @@ def script_error(lines: Sequence[str]) -> str | None:
     import re  # only on a failure: the driver keeps its start-up imports minimal
 
     error = re.compile(
-        r"^\s*(?:\[(?:rank|default)(\d+)\]:\s*|\[\d+,\d+\]<std(?:err|out)>:\s*)?"
+        r"^\s*(?:\[(?:rank|default)(\d+)\]:\s*"
+        r"|\[\d+,(?:mpirank:)?\d+(?:,algo-\d+)?\]<std(?:err|out)>:\s*)?"
         r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)(?::\s.*)?$"
     )
     root = None
@@ -775,9 +776,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_once(paths.failure_file, MPI_MISSING)
         print("trainer-gui driver: " + MPI_MISSING, file=sys.stderr)
         return 127
+    per_host = processes_per_host(hyperparameters, num_gpus) if mpi else 0
     if mpi and not opts.host_mode and len(hosts) > 1:
-        return _run_mpi(cmd, paths, env, resource_cfg, decoded_hps, opts.pid_file)
-    return _run(cmd, paths, env, opts.pid_file)
+        return _run_mpi(cmd, paths, env, resource_cfg, decoded_hps, opts.pid_file, per_host)
+    return _run(cmd, paths, env, opts.pid_file, mpi_tags=per_host if cmd[:1] == ["mpirun"] else 0)
 
 
 # -- MPI (distribution kind: mpi) -----------------------------------------------------------------
@@ -915,6 +917,21 @@ def mpirun_command(
     return [*cmd, *program]
 
 
+def mpi_tag_line(line: str, processes_per_host: int) -> str:
+    """process.py `watch`: mpirun's `[1,5]<stdout>:` tag names the rank's host, as
+    `[1,mpirank:5,algo-3]<stdout>:` (ranks fill the hosts in order, P each)."""
+    if "]<std" not in line:
+        return line
+    import re
+
+    def tag(match: Any) -> str:
+        rank = int(match.group(2))
+        host = rank // max(processes_per_host, 1) + 1
+        return "[%s,mpirank:%d,algo-%d]<%s>" % (match.group(1), rank, host, match.group(3))
+
+    return re.sub(r"\[(\d),(\d+)\]<(stdout|stderr)>", tag, line)
+
+
 def _ssh_answers(host: str, port: int = 22, timeout: float = 2.0) -> bool:
     """Whether an SSH server answers on host:port (its version banner), as `_can_connect`."""
     import socket
@@ -1004,6 +1021,7 @@ def _run_mpi(
     resource_cfg: Mapping[str, Any],
     decoded: Mapping[str, Any],
     pid_file: str | None,
+    per_host: int,
 ) -> int:
     """One host of a multi-host MPI job: the master runs mpirun, a worker hosts its ranks."""
     import time
@@ -1026,7 +1044,7 @@ def _run_mpi(
             for host in hosts:
                 while host != master and not _ssh_answers(host):
                     time.sleep(0.2)
-            code = _run(cmd, paths, _mpi_env(env), pid_file)
+            code = _run(cmd, paths, _mpi_env(env), pid_file, mpi_tags=per_host)
             for host in hosts:  # "the launcher has finished": the workers may go
                 if host != master:
                     subprocess.run(
@@ -1090,13 +1108,26 @@ def _wait_for_hosts(hosts: Sequence[str], timeout: float = 900.0) -> None:
 SPAWN: Any = None
 
 
-def _run(cmd: list[str], paths: Paths, env: dict[str, str], pid_file: str | None = None) -> int:
+def _run(
+    cmd: list[str],
+    paths: Paths,
+    env: dict[str, str],
+    pid_file: str | None = None,
+    mpi_tags: int = 0,
+) -> int:
+    """Run the job's command; `mpi_tags` (MPI processes per host) also reads its stdout and
+    retags mpirun's lines on both streams as the toolkit's `process.watch` does."""
     cwd = paths.code_dir if os.path.isdir(paths.code_dir) else None
     try:
-        child = SPAWN(cmd, cwd, env) if SPAWN is not None else None
+        child = SPAWN(cmd, cwd, env) if SPAWN is not None and not mpi_tags else None
         if child is None:
             child = subprocess.Popen(
-                cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, start_new_session=True
+                cmd,
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE if mpi_tags else None,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
     except OSError as exc:
         _write_once(
@@ -1121,18 +1152,24 @@ def _run(cmd: list[str], paths: Paths, env: dict[str, str], pid_file: str | None
 
     tail: collections.deque[str] = collections.deque(maxlen=FAILURE_SCAN_LINES)
 
-    def pump() -> None:
-        assert child.stderr is not None
-        out = sys.stderr.buffer
-        for raw in iter(child.stderr.readline, b""):
+    def pump(stream: Any, out: Any, keep: bool) -> None:
+        for raw in iter(stream.readline, b""):
+            if mpi_tags:
+                raw = mpi_tag_line(raw.decode("utf-8", "replace"), mpi_tags).encode("utf-8")
             out.write(raw)
             out.flush()
-            tail.append(raw.decode("utf-8", "replace"))
+            if keep:
+                tail.append(raw.decode("utf-8", "replace"))
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    streams = [(child.stderr, sys.stderr.buffer, True)]
+    if mpi_tags:
+        streams.append((child.stdout, sys.stdout.buffer, False))
+    readers = [threading.Thread(target=pump, args=s, daemon=True) for s in streams]
+    for reader in readers:
+        reader.start()
     code = child.wait()
-    reader.join(timeout=5)
+    for reader in readers:
+        reader.join(timeout=5)
     if code < 0:
         code = 128 - code
     if code == 0:
