@@ -229,6 +229,19 @@ def test_a_queue_batch_does_not_know_fails_with_batchs_message(aws: Any, project
     assert "Traceback" not in (record.failure_reason or "")
 
 
+def test_a_queue_arn_of_another_region_is_refused_before_anything_is_uploaded(
+    aws: Any, project: Path
+) -> None:
+    from trainer_gui.core.errors import UserError
+
+    arn = "arn:aws:batch:eu-west-1:123456789012:job-queue/ml-training"
+    svc = service()
+    with pytest.raises(UserError, match="the queue is in eu-west-1 but the job runs in us-east-1"):
+        svc.submit(_queued(project, batch_queue=arn))
+    assert aws.batch.requests == []
+    assert "s3:PutObject" not in aws.faults.sent
+
+
 def test_a_restarted_app_takes_over_a_queued_job_once_and_follows_it_to_the_end(
     aws: Any, project: Path
 ) -> None:
