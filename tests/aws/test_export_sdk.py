@@ -267,3 +267,49 @@ def test_the_v3_exports_run_by_sdk_v3_create_the_apps_jobs(aws: Any, project: Pa
         extra = set(sent) - set(ours) - {"TensorBoardOutputConfig", "InputDataConfig"}
         assert extra <= {"EnableManagedSpotTraining"}, (case, extra)
         assert not sent.get("EnableManagedSpotTraining"), case
+
+
+def test_the_request_export_says_which_files_to_upload_where(
+    aws: Any, project: Path, capsys: Any
+) -> None:
+    """The request JSON reads the code archive and local channels from S3: the CLI's notes say
+    what to upload where, and doing just that lets the JSON create the job as it is."""
+    from trainer_gui.cli.main import main
+    from trainer_gui.core.spec import save_spec
+
+    _buckets(aws)
+    spec = _spec(project, "requirements")
+    path = save_spec(spec, project / "job.yaml")
+    assert main(["sagemaker", "export", str(path), "--format", "request"]) == 0
+    captured = capsys.readouterr()
+    request = json.loads(captured.out)
+    code_uri = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
+    train_uri = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    notes = captured.err
+    assert f"to {code_uri} before sending it" in notes
+    assert str(project / "code") in notes and str(project / "lib" / "helpers") in notes
+    assert "requirements.txt" in notes
+    assert f"upload {project / 'data'} to {train_uri}" in notes
+    # follow the notes, then send the JSON as it is
+    s3 = aws.client("s3")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for file, name in code_entries(spec):
+            tar.add(file, arcname=name)
+    bucket, _, key = code_uri[len("s3://") :].partition("/")
+    s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+    bucket, _, prefix = train_uri[len("s3://") :].partition("/")
+    for file in sorted((project / "data").rglob("*.csv")):
+        s3.put_object(Bucket=bucket, Key=prefix + file.relative_to(project / "data").as_posix())
+    aws.client("sagemaker").create_training_job(**request)
+    assert aws.requests[request["TrainingJobName"]] == request
+    assert _archive_names(aws, code_uri) == sorted(n for _, n in code_entries(spec))
+
+
+def test_a_request_without_local_files_needs_no_uploads(aws: Any, project: Path) -> None:
+    spec = make_spec(
+        project,
+        source={"source_dir": f"s3://{TEAM_BUCKET}/code/sourcedir.tar.gz"},
+        channels=[{"name": "train", "source": f"s3://{TEAM_BUCKET}/data/"}],
+    )
+    assert export.request_uploads(spec, _plan(spec, "mnist-1")) == []

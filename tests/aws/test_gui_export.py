@@ -46,7 +46,12 @@ def test_all_three_formats_are_shown(dialog: ExportDialog) -> None:
         assert "ml.m5.xlarge" in code and ROLE_ARN in code
     assert "ModelTrainer" in dialog.text("v3")
     assert "PyTorch(" in dialog.text("v2")
-    assert dialog.notes_label.isHidden()  # role, region and bucket are all known
+    # role, region and bucket are all known: the only notes say what the request JSON needs
+    # uploaded (the code archive and the local channel data), and where
+    notes = dialog.notes_label.text()
+    code_uri = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
+    assert "placeholder" not in notes and "unknown" not in notes
+    assert f"to {code_uri} before sending it" in notes
 
 
 def test_save_as_writes_the_shown_tab(

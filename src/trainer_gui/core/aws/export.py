@@ -63,6 +63,43 @@ def export_request(spec: JobSpec, plan: Plan) -> str:
     return json.dumps(request, indent=2) + "\n"
 
 
+def request_uploads(spec: JobSpec, plan: Plan) -> list[str]:
+    """What the request JSON reads from S3 that only the app (or the SDK programs) upload, as
+    notes saying which file goes where: JSON has no comments, and the AWS CLI's
+    --cli-input-json refuses unknown keys, so the CLI and the dialog show them instead."""
+    from trainer_gui.core.runners.staging import has_local_code
+
+    notes: list[str] = []
+    src = spec.source
+    if plan.code_uri and has_local_code(spec):
+        parts = []
+        if src.source_dir and not is_remote(src.source_dir):
+            parts.append(f"the contents of {_local(spec, src.source_dir)}")
+        parts += [f"the folder {spec.resolve(d)}" for d in src.dependencies]
+        if src.requirements:
+            parts.append(f"{spec.resolve(src.requirements)} as requirements.txt")
+        notes.append(
+            f"request JSON: upload a tar.gz of {', '.join(parts)} (at its root) to "
+            f"{plan.code_uri} before sending it (the app and the SDK programs do this)"
+        )
+    for name, source in plan.local_channels.items():
+        notes.append(
+            f"request JSON: upload {_local(spec, source)} to {plan.channel_uris[name]} "
+            f"(channel {name!r})"
+        )
+    if plan.driver_uri:
+        notes.append(
+            f"request JSON: {plan.driver_uri} must hold the app's driver (start.py, toolkit.py);"
+            " submit this spec from the app, which uploads it"
+        )
+    if plan.custom_driver_uri and spec.distribution.driver_dir:
+        notes.append(
+            f"request JSON: upload the contents of {spec.resolve(spec.distribution.driver_dir)} "
+            f"to {plan.custom_driver_uri}"
+        )
+    return notes
+
+
 def _v3_queued(spec: JobSpec, lines: list[str]) -> list[str]:
     """V3 code that submits the trainer to the spec's AWS Batch queue (the SDK's
     `TrainingQueue.submit`, which sends the trainer's CreateTrainingJob request to Batch)
@@ -550,6 +587,8 @@ def export_spec(
 
     filled = with_aws_defaults(spec, any_backend=True)
     plan, notes = plan_for_export(filled, make_job_id(filled.name))
+    if "request" in formats:
+        notes += request_uploads(filled, plan)
     return {fmt: export_code(filled, plan, fmt) for fmt in formats}, notes
 
 
