@@ -27,9 +27,10 @@ from trainer_gui.services.jobs import JobService
 
 TOOLKIT_IMAGE = "trainer-gui/toolkit-test:latest"
 TIMEOUT = 300
+# The distribution group second: its host, algo-2, is the master, not algo-1.
 GROUPS = [
-    {"name": "trainers", "instance_type": "ml.m5.large", "instance_count": 1},
     {"name": "data-loaders", "instance_type": "ml.c5.xlarge", "instance_count": 1},
+    {"name": "trainers", "instance_type": "ml.m5.large", "instance_count": 1},
 ]
 # The toolkit-only and image-dependent names (see test_launch_modes.py).
 SKIPPED = {"SM_DLC_TORCH_VERSION", "SM_FRAMEWORK_MODULE", "SM_TRAINING_ENV"}
@@ -106,7 +107,7 @@ def test_each_container_sees_its_own_instance_group(
         assert env["SM_CURRENT_INSTANCE_GROUP"] == group["name"]
         assert env["SM_CURRENT_INSTANCE_TYPE"] == group["instance_type"]
         assert json.loads(env["SM_CURRENT_INSTANCE_GROUP_HOSTS"]) == [host]
-        assert json.loads(env["SM_INSTANCE_GROUPS"]) == ["trainers", "data-loaders"]
+        assert json.loads(env["SM_INSTANCE_GROUPS"]) == ["data-loaders", "trainers"]
         assert env["SM_IS_HETERO"] == "true"
         assert json.loads(env["SM_DISTRIBUTION_INSTANCE_GROUPS"]) == ["trainers"]
         assert seen["resourceconfig"] == {
@@ -115,9 +116,9 @@ def test_each_container_sees_its_own_instance_group(
             "current_group_name": group["name"],
             "hosts": ["algo-1", "algo-2"],
             "instance_groups": [
-                {"instance_group_name": "trainers", "instance_type": "ml.m5.large",
-                 "hosts": ["algo-1"]},
                 {"instance_group_name": "data-loaders", "instance_type": "ml.c5.xlarge",
+                 "hosts": ["algo-1"]},
+                {"instance_group_name": "trainers", "instance_type": "ml.m5.large",
                  "hosts": ["algo-2"]},
             ],
             "network_interface_name": "eth0",
@@ -135,9 +136,9 @@ def test_each_container_sees_its_own_instance_group(
         for key in set(training_env) | set(ours):
             if key != "framework_module":  # the image's, empty in a plain one
                 assert training_env.get(key) == ours.get(key), (mode, host, key)
-        assert training_env["distribution_hosts"] == ["algo-1"]
-        assert training_env["master_hostname"] == "algo-1"
-        assert training_env["is_master"] == (host == "algo-1")
+        assert training_env["distribution_hosts"] == ["algo-2"]
+        assert training_env["master_hostname"] == env["MASTER_ADDR"] == "algo-2"
+        assert training_env["is_master"] == (host == "algo-2")
 
 
 RANKS = """
