@@ -65,6 +65,8 @@ DUMP = """
     with open(f"/opt/ml/model/rank-{rank}.json", "w") as fh:
         json.dump(seen, fh, indent=1)
     print(f"rank {rank} dumped on {socket.gethostname()}", flush=True)
+    if rank == int(os.environ.get("SM_HP_FAIL_RANK", "-1")):
+        raise ValueError(f"bad shard on rank {rank}")
     if os.environ.get("SM_HP_HOLD") == "1":
         time.sleep(120)  # the crash test kills a host meanwhile
 """
@@ -341,3 +343,14 @@ def test_orphan_cleanup_takes_a_lost_mpi_jobs_keys_with_its_containers(
     assert "mpi-lost" in removed and "mpi-theirs" not in removed
     assert not (mine / "ssh").exists() and mine.is_dir()
     assert (theirs / "ssh" / "id_ed25519").is_file()
+
+
+def test_an_exception_in_a_rank_on_algo_2_fails_the_job_with_that_error(
+    service: JobService, tmp_path: Path
+) -> None:
+    record = _run(service, _spec(tmp_path, CPU_IMAGE, fail_rank=3, hold=1))
+    assert record.status == "Failed"
+    reason = record.failure_reason or ""
+    assert reason.splitlines()[0].endswith("ValueError: bad shard on rank 3"), reason
+    assert "mpirank:3,algo-2" in reason.splitlines()[0], reason
+    assert not (Path(record.run_dir) / "ssh").exists()

@@ -529,6 +529,7 @@ _LAUNCHER_MARKS = (
     "ChildFailedError",
     "torch.distributed.elastic",
     "mpirun detected that one or more processes exited",  # Open MPI's mpirun
+    "MPI_ABORT was invoked on rank",  # ... after `python -m mpi4py` saw an exception
 )
 
 
