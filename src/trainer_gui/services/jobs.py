@@ -473,9 +473,9 @@ class JobService:
             if other.id != job_id and other.backend in LOCAL_BACKENDS:
                 for ids in other.backend_ids.get(GPU_IDS_KEY) or []:
                     taken.update(int(i) for i in ids)
-        given = assign_gpus(per_host, spec.compute.instance_count, machine, taken)
+        given = assign_gpus(per_host, spec.compute.host_count, machine, taken)
         if given is None:  # fewer free than counted (a job from before the queue): share
-            given = assign_gpus(per_host, spec.compute.instance_count, machine, ())
+            given = assign_gpus(per_host, spec.compute.host_count, machine, ())
         self.store.update_backend_ids(job_id, {GPU_IDS_KEY: given})
 
     def _start_claimed(self, job_id: str, follower: _Follower) -> None:
