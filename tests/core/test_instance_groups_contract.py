@@ -112,3 +112,13 @@ def test_a_homogeneous_cluster_keeps_the_one_default_group(tmp_path: Path) -> No
     training = json.loads(env["SM_TRAINING_ENV"])
     assert training["distribution_hosts"] == ["algo-1", "algo-2"]
     assert env["SM_IS_HETERO"] == "false"
+
+
+def test_gpus_are_counted_over_every_groups_hosts(tmp_path: Path) -> None:
+    from trainer_gui.core.resources import needs_of, too_many_gpus
+
+    spec = _spec(tmp_path).model_copy(deep=True)
+    spec.compute.gpus = 1
+    assert needs_of(spec).gpus == 3 and needs_of(spec).slots == 3
+    reason = too_many_gpus(spec, machine=2)
+    assert reason is not None and "3 GPUs (3 hosts x 1 GPU)" in reason
