@@ -6,6 +6,11 @@ channels (less the app's own code/tg-driver ones) the data, JSON-decoded hyperpa
 the sagemaker_* keys the hyperparameters. With `download_code`, the job's sourcedir.tar.gz is
 unpacked next to the spec so it re-runs locally as it is; otherwise source_dir stays an s3://
 URI that the SageMaker backend reuses without uploading anything.
+
+Jobs made by SDK V3's ModelTrainer (`is_v3_job`: an sm_drivers channel running sm_train.sh) say
+what they run in the drivers' sourcecode.json and distributed.json (`v3_configs`): the import
+takes the source folder (the `code` channel, downloaded as a folder), entry script or command,
+requirements and torchrun/MPI process count from there instead of V3's launcher command.
 """
 
 from __future__ import annotations
@@ -104,10 +109,91 @@ def job_tags(session: AwsSession, arn: str) -> dict[str, str]:
     }
 
 
+# -- jobs made by SDK V3's ModelTrainer -----------------------------------------------------------
+# V3 uploads the source folder as the `code` channel and its drivers as the `sm_drivers` channel,
+# runs `bash -c "chmod +x .../sm_drivers/sm_train.sh && .../sm_train.sh"`, and says what to run in
+# the drivers' sourcecode.json (its SourceCode: source_dir, entry_script, command, args,
+# requirements) and distributed.json (Torchrun: process_count_per_node; MPI: also
+# mpi_additional_options). Hyperparameters are sent as strings, unencoded.
+V3_TRAIN_SCRIPT = "sm_train.sh"
+V3_SOURCE_CODE_JSON = "sourcecode.json"
+V3_DISTRIBUTED_JSON = "distributed.json"
+
+
+def _channel_uri(desc: dict[str, Any], name: str) -> str | None:
+    for channel in desc.get("InputDataConfig") or []:
+        if channel.get("ChannelName") == name:
+            uri = ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+            return str(uri) if uri else None
+    return None
+
+
+def is_v3_job(desc: dict[str, Any]) -> bool:
+    """Whether SDK V3's ModelTrainer made this job (its drivers channel runs sm_train.sh)."""
+    algo = desc.get("AlgorithmSpecification") or {}
+    args = " ".join(str(a) for a in algo.get("ContainerArguments") or [])
+    return _channel_uri(desc, CUSTOM_DRIVER_CHANNEL) is not None and V3_TRAIN_SCRIPT in args
+
+
+def v3_configs(session: AwsSession, desc: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """A V3 job's sourcecode.json and distributed.json, read from its sm_drivers channel;
+    None when the job is not a V3 one or they cannot be read (then it imports as a command)."""
+    if not is_v3_job(desc):
+        return None
+    uri = S3Uri.parse(str(_channel_uri(desc, CUSTOM_DRIVER_CHANNEL)))
+    out: dict[str, dict[str, Any]] = {}
+    for key, file in (("source_code", V3_SOURCE_CODE_JSON), ("distributed", V3_DISTRIBUTED_JSON)):
+        target = uri.join(file)
+        try:
+            with aws_errors(f"reading {target}"):
+                body = session.client("s3").get_object(Bucket=target.bucket, Key=target.key)
+                value = json.loads(body["Body"].read() or b"{}")
+        except (AwsError, ValueError) as exc:
+            log.info("the V3 job's %s could not be read: %s", file, exc)
+            return None
+        out[key] = value if isinstance(value, dict) else {}
+    return out
+
+
+def _v3_source(desc: dict[str, Any], v3: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    import shlex
+
+    code = v3["source_code"]
+    source: dict[str, Any] = {}
+    code_uri = _channel_uri(desc, CODE_CHANNEL)
+    if code_uri:
+        source["source_dir"] = code_uri
+    if code.get("command"):
+        source["command"] = shlex.split(str(code["command"])) + [
+            str(a) for a in code.get("args") or []
+        ]
+    elif code.get("entry_script"):
+        source["entry_point"] = str(code["entry_script"])
+    return source
+
+
+def _v3_distribution(v3: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    dist = v3["distributed"]
+    if not dist:
+        return None
+    out: dict[str, Any] = {"kind": "mpi" if "mpi_additional_options" in dist else "torchrun"}
+    if dist.get("process_count_per_node"):
+        out["processes_per_host"] = int(dist["process_count_per_node"])
+    if dist.get("mpi_additional_options"):
+        out["mpi_options"] = " ".join(str(o) for o in dist["mpi_additional_options"])
+    return out
+
+
 def spec_from_description(
-    desc: dict[str, Any], region: str, tags: dict[str, str] | None = None
+    desc: dict[str, Any],
+    region: str,
+    tags: dict[str, str] | None = None,
+    v3: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Spec data (a mapping for `spec_from_dict`) that would re-create this training job."""
+    """Spec data (a mapping for `spec_from_dict`) that would re-create this training job.
+
+    `v3`: a V3 ModelTrainer job's driver configs (`v3_configs`), which say its source folder,
+    entry script or command, and distribution."""
     name = SUFFIX_RE.sub("", str(desc["TrainingJobName"])) or "imported"
     name = name[:40].rstrip("-")
     raw_hps = dict(desc.get("HyperParameters") or {})
@@ -121,7 +207,9 @@ def spec_from_description(
     if program:
         source["entry_point"] = str(program)
     args = list(algo.get("ContainerArguments") or [])
-    if "--" in args:
+    if v3 is not None:
+        source = _v3_source(desc, v3)
+    elif "--" in args:
         source["command"] = args[args.index("--") + 1 :]
     elif not program:
         container_cmd = list(algo.get("ContainerEntrypoint") or []) + args
@@ -168,6 +256,9 @@ def spec_from_description(
         if decoded.get(MPI_OPTIONS_KEY):
             mpi["mpi_options"] = str(decoded[MPI_OPTIONS_KEY])
         data["distribution"] = mpi
+    v3_dist = _v3_distribution(v3) if v3 is not None else None
+    if v3_dist is not None:
+        data["distribution"] = v3_dist
     if groups and "distribution" in data:
         named = decoded.get(DISTRIBUTION_GROUPS_KEY)
         if not isinstance(named, list) or not named:
@@ -242,9 +333,25 @@ def import_training_job(
     from trainer_gui.core.spec import save_spec, spec_from_dict
 
     desc = describe(session, name)
-    data = spec_from_description(desc, session.region, job_tags(session, desc["TrainingJobArn"]))
+    v3 = v3_configs(session, desc)
+    data = spec_from_description(
+        desc, session.region, job_tags(session, desc["TrainingJobArn"]), v3
+    )
     base = spec_path.resolve().parent if spec_path else None
     source_dir = data["source"].get("source_dir")
+    if v3 is not None and download_code and base is not None and isinstance(source_dir, str):
+        folder = base / f"{data['name']}-code"
+        _download_prefix(session, S3Uri.parse(source_dir), folder)
+        packed = v3["source_code"].get("source_dir")
+        if isinstance(packed, str) and packed.endswith(".tar.gz"):  # V3 untars it in the job
+            archive = folder / Path(packed).name
+            if archive.is_file():
+                extract_archive(archive, folder)
+                archive.unlink()
+        data["source"]["source_dir"] = folder.name
+        requirements = v3["source_code"].get("requirements")
+        if isinstance(requirements, str) and (folder / requirements).is_file():
+            data["source"]["requirements"] = f"{folder.name}/{requirements}"
     if (
         download_code
         and base is not None
@@ -267,6 +374,30 @@ def import_training_job(
     return spec
 
 
+def _download_prefix(session: AwsSession, prefix: S3Uri, folder: Path) -> None:
+    """Every object under `prefix` into `folder` (a V3 job's code channel), keys kept as paths;
+    a key that would leave the folder is refused."""
+    s3 = session.client("s3")
+    root = prefix.key.rstrip("/") + "/" if prefix.key.strip("/") else ""
+    found = False
+    with aws_errors(f"listing the job's code {prefix}"):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=root)
+        keys = [o["Key"] for page in pages for o in page.get("Contents", []) or []]
+    for key in keys:
+        rel = key[len(root) :]
+        parts = [p for p in rel.split("/") if p]
+        if not parts or key.endswith("/"):
+            continue
+        if any(p in (".", "..") for p in parts):
+            raise UserError(f"the job's code has an unsafe path: {key}")
+        target = folder.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        download(s3, S3Uri(prefix.bucket, key), target)
+        found = True
+    if not found:
+        raise UserError(f"the job's code {prefix} is no longer in S3")
+
+
 @dataclass(frozen=True)
 class Adoption:
     """What the store needs to follow an account's training job like one started here.
@@ -286,7 +417,7 @@ def adoption(session: AwsSession, name: str) -> Adoption:
     if not JOB_NAME_RE.match(name):
         raise UserError(f"{name!r} is not a SageMaker training job name")
     desc = describe(session, name)
-    data = spec_from_description(desc, session.region)
+    data = spec_from_description(desc, session.region, v3=v3_configs(session, desc))
     spec = spec_from_dict(data, source=f"training job {name}")
     created = desc.get("CreationTime")
     return Adoption(
