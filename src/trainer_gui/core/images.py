@@ -71,7 +71,9 @@ class ImageKind:
 
 IMAGE_KINDS: dict[str, ImageKind] = {
     "train-cpu": ImageKind(
-        "train-cpu", "trainer-gui/train-cpu:latest", "Python 3, PyTorch (CPU build) and NumPy"
+        "train-cpu",
+        "trainer-gui/train-cpu:latest",
+        "Python 3, PyTorch (CPU build), NumPy, Open MPI with mpi4py, OpenSSH",
     ),
     "train-gpu": ImageKind(
         "train-gpu",
