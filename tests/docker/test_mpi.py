@@ -354,3 +354,16 @@ def test_an_exception_in_a_rank_on_algo_2_fails_the_job_with_that_error(
     assert reason.splitlines()[0].endswith("ValueError: bad shard on rank 3"), reason
     assert "mpirank:3,algo-2" in reason.splitlines()[0], reason
     assert not (Path(record.run_dir) / "ssh").exists()
+
+
+def test_one_host_runs_mpirun_there_without_ssh(service: JobService, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, CPU_IMAGE)
+    spec = spec.model_copy(
+        update={"compute": spec.compute.model_copy(update={"instance_count": 1})}
+    )
+    record = _run(service, spec)
+    assert record.status == "Completed", record.failure_reason
+    ranks = _ranks(Path(record.run_dir), record.id)
+    assert sorted(ranks) == list(range(PER_HOST))
+    assert all(seen["authorized_key"] is None for seen in ranks.values())  # no keys mounted
+    assert {seen["env"]["OMPI_COMM_WORLD_SIZE"] for seen in ranks.values()} == {str(PER_HOST)}
