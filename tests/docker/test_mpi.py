@@ -367,3 +367,18 @@ def test_one_host_runs_mpirun_there_without_ssh(service: JobService, tmp_path: P
     assert sorted(ranks) == list(range(PER_HOST))
     assert all(seen["authorized_key"] is None for seen in ranks.values())  # no keys mounted
     assert {seen["env"]["OMPI_COMM_WORLD_SIZE"] for seen in ranks.values()} == {str(PER_HOST)}
+
+
+def test_a_stopped_mpi_job_ends_on_every_host_and_its_keys_go(
+    service: JobService, docker_client: Any, tmp_path: Path
+) -> None:
+    handle = service.submit(_spec(tmp_path, CPU_IMAGE, hold=1))
+    run_dir = Path(service.get(handle.job_id).run_dir)
+    _wait_for(lambda: len(_rank_files(run_dir)) == RANKS, TIMEOUT, "every rank")
+    started = time.monotonic()
+    record = service.stop(handle.job_id, wait=60)
+    assert record.status == "Stopped", record.failure_reason
+    assert time.monotonic() - started < 30  # not the ranks' 120 s
+    assert not (run_dir / "ssh").exists()
+    selector = {"label": f"{LABEL_JOB}={handle.job_id}"}
+    assert docker_client.containers.list(all=True, filters=selector) == []
