@@ -113,6 +113,7 @@ def test_the_script_sees_the_same_process_either_way(
     finish(service, handle, mode)
     record = service.get(handle.job_id)
     assert record.status == "Completed", record.failure_reason
+    assert service.store.metric_samples(handle.job_id), "stdout reached the log"
     seen = _seen(service, handle.job_id)
     assert seen["argv"] == ["train.py", "--epochs", "2", "--name", "x y"]
     assert seen["cwd"] == "<run>/hosts/algo-1/code"

@@ -181,6 +181,11 @@ class _Server:
         self.wake_r, self.wake_w = os.pipe()
         self.pending_imports: list[str] = []
         self.stale = False
+        # A driver forked ahead of time, waiting for its run (pid, socket): no fork on the
+        # start path. In a driver: its script, forked ahead the same way (pid, socket, stderr).
+        self.spare: tuple[int, socket.socket] | None = None
+        self.spare_script: tuple[int, socket.socket, int] | None = None
+        self.closed = False
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -195,9 +200,10 @@ class _Server:
         os.set_blocking(self.learn_r, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        self._make_spare()
         self.send({"ready": True, "pid": os.getpid(), "modules": sorted(_top_modules())})
         while True:
-            timeout = 0.2 if self.pending_imports else None
+            timeout = 0.2 if self.pending_imports or self.spare is None else None
             watched: list[Any] = [self.sock, self.wake_r, self.learn_r]
             readable, _, _ = select.select(watched, [], [], timeout)
             if self.wake_r in readable:
@@ -218,15 +224,35 @@ class _Server:
                 self._request(json.loads(data.decode("utf-8")), fds)
             elif not readable and self.pending_imports:
                 _quiet_import(self.pending_imports.pop(0))  # between runs, one at a time
+                if not self.pending_imports:
+                    self._drop_spare()  # the next one holds what was just imported
+            elif not readable and self.spare is None:
+                self._make_spare()  # when idle: not beside a run that is starting
+
+    def _make_spare(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            mine.close()
+            raise _Become(lambda: self._spare_driver(theirs))
+        theirs.close()
+        self.spare = (pid, mine)
+
+    def _drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].close()  # it reads the end and exits; reaped with the others
+            self.spare = None
 
     def _reap(self) -> None:
-        while self.children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and self.spare[0] == pid:
+                self._drop_spare()  # died waiting (killed?): another is made when idle
             request = self.children.pop(pid, None)
             if request is not None:
                 self.send({"id": request, "exit": os.waitstatus_to_exitcode(status)})
@@ -255,13 +281,29 @@ class _Server:
                 os.close(fd)
             self.send({"id": ident, "refused": reason, "stale": self.stale})
             return
-        pid = os.fork()
+        pid = self._hand_to_spare(request, fds)
         if pid == 0:
-            raise _Become(lambda: self._driver(request, fds))
+            pid = os.fork()
+            if pid == 0:
+                raise _Become(lambda: self._driver(request, fds))
         for fd in fds:
             os.close(fd)
         self.children[pid] = ident
         self.send({"id": ident, "pid": pid})
+
+    def _hand_to_spare(self, request: dict[str, Any], fds: list[int]) -> int:
+        """The waiting driver's pid once it has the run; 0 when there is none to take it."""
+        if self.spare is None:
+            return 0
+        pid, sock = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(sock, [json.dumps(request).encode("utf-8")], fds)
+        except OSError:
+            return 0
+        finally:
+            sock.close()
+        return pid
 
     def _refusal(self, request: dict[str, Any], fds: list[int]) -> str | None:
         if len(fds) != 3:
@@ -282,10 +324,66 @@ class _Server:
     # -- in the driver child ----------------------------------------------------------------
 
     def _close_server_side(self) -> None:
+        if self.closed:  # once: the numbers may belong to other files by now
+            return
+        self.closed = True
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
         self.sock.close()
+        if self.spare is not None:
+            self.spare[1].close()
+            self.spare = None
         for fd in (self.learn_r, self.wake_r, self.wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def _spare_driver(self, sock: socket.socket) -> int:
+        """A driver forked ahead: its own script forked ahead too, then it waits for a run."""
+        self._close_server_side()
+        self._make_spare_script()
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+        except OSError:
+            data, fds = b"", []
+        sock.close()
+        if not data:
+            os._exit(0)
+        return self._driver(json.loads(data.decode("utf-8")), fds)
+
+    def _make_spare_script(self) -> None:
+        read_end, write_end = os.pipe()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            mine.close()
+            raise _Become(lambda: self._spare_script_waits(theirs, write_end))
+        os.close(write_end)
+        theirs.close()
+        self.spare_script = (pid, mine, read_end)
+
+    def _spare_script_waits(self, sock: socket.socket, stderr: int) -> int:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 2)
+        except OSError:
+            data, fds = b"", []
+        sock.close()
+        if not data or len(fds) != 2:
+            os._exit(0)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        run = json.loads(data.decode("utf-8"))
+        return _script(run["cmd"], run["cwd"], run["env"], stderr, self)
+
+    def _drop_spare_script(self) -> None:
+        if self.spare_script is not None:
+            pid, sock, read_end = self.spare_script
+            self.spare_script = None
+            sock.close()
+            os.close(read_end)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)  # not left for the driver's own children to trip over
 
     def _driver(self, request: dict[str, Any], fds: list[int]) -> int:
         self._close_server_side()
@@ -318,7 +416,19 @@ class _Server:
     def _spawn_script(self, cmd: list[str], cwd: str | None, env: dict[str, str]) -> Any:
         """The driver's hook: fork the script instead of starting an interpreter for it."""
         if len(cmd) < 2 or cmd[0] != sys.executable or not cmd[1].endswith(".py"):
+            self._drop_spare_script()
             return None
+        if self.spare_script is not None:
+            pid, sock, stderr = self.spare_script
+            self.spare_script = None
+            try:
+                run = json.dumps({"cmd": cmd, "cwd": cwd, "env": env}).encode("utf-8")
+                socket.send_fds(sock, [run], [0, 1])  # the driver's stdin and stdout, as Popen
+                sock.close()
+                return ForkedScript(pid, os.fdopen(stderr, "rb"))
+            except OSError:
+                self.spare_script = (pid, sock, stderr)
+                self._drop_spare_script()
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
