@@ -40,20 +40,21 @@ lint:
 
 # The SageMaker Python SDKs the export and import tests run (tests/aws/sdk_envs.py): V2 and V3
 # cannot share an environment, so each gets its own venv. The stamp inside makes a second run
-# instant; delete the venv (or `make clean`) to pick up new pins.
-SDK_V2_PIN ?= sagemaker>=2.200,<3
-SDK_V3_PIN ?= sagemaker-train>=1,<2
+# instant; a changed Makefile (new pins) runs pip again in the same venv.
+# nest-asyncio: V2's sagemaker.aws_batch (the Batch queue export) needs it and does not pull it.
+SDK_V2_REQS ?= 'sagemaker>=2.200,<3' 'nest-asyncio>=1.5,<2'
+SDK_V3_REQS ?= 'sagemaker-train>=1,<2'
 SDK2_STAMP := .venv-sdk2/.sdk-env-done
 SDK3_STAMP := .venv-sdk3/.sdk-env-done
 
-$(SDK2_STAMP):
-	$(PYTHON) -m venv .venv-sdk2
-	.venv-sdk2/bin/python -m pip install --quiet '$(SDK_V2_PIN)'
+$(SDK2_STAMP): Makefile
+	test -x .venv-sdk2/bin/python || $(PYTHON) -m venv .venv-sdk2
+	.venv-sdk2/bin/python -m pip install --quiet $(SDK_V2_REQS)
 	touch $@
 
-$(SDK3_STAMP):
-	$(PYTHON) -m venv .venv-sdk3
-	.venv-sdk3/bin/python -m pip install --quiet '$(SDK_V3_PIN)'
+$(SDK3_STAMP): Makefile
+	test -x .venv-sdk3/bin/python || $(PYTHON) -m venv .venv-sdk3
+	.venv-sdk3/bin/python -m pip install --quiet $(SDK_V3_REQS)
 	touch $@
 
 sdk-envs: $(SDK2_STAMP) $(SDK3_STAMP)
