@@ -66,7 +66,7 @@ def test_batch_gets_the_very_create_training_job_request_with_priority_and_share
     tags = {"team": "vision", "cost-center": "42"}
     svc = service()
     direct = svc.submit(make_spec(project, metric_definitions=LOSS, sagemaker={"tags": tags}))
-    direct.wait(30)
+    direct.wait(60)
     sent_directly = aws.requests[direct.job_id]  # what CreateTrainingJob got without a queue
 
     spec = make_spec(
@@ -80,7 +80,7 @@ def test_batch_gets_the_very_create_training_job_request_with_priority_and_share
         },
     )
     handle = svc.submit(spec)
-    handle.wait(30)
+    handle.wait(60)
     record = svc.get(handle.job_id)
     assert record.status == "Completed", record.failure_reason
     (sent,) = aws.batch.requests
@@ -122,7 +122,7 @@ def test_the_job_waits_as_batch_states_then_follows_the_training_jobs_logs_and_m
     assert svc.get(job).status == "Pending"
     assert aws.requests == {}  # no training job while the queue holds the job
     gate.set()
-    handle.wait(30)
+    handle.wait(60)
     record = svc.get(job)
     assert record.status == "Completed", record.failure_reason
     history = _history(svc, job)
@@ -149,7 +149,7 @@ def test_stop_while_queued_terminates_the_batch_job_and_no_training_job_starts(
     svc = service()
     handle = svc.submit(_queued(project))
     wait_for(lambda: _waiting(svc, handle.job_id))
-    record = svc.stop(handle.job_id, wait=30)
+    record = svc.stop(handle.job_id, wait=60)
     assert record.status == "Stopped"
     assert record.failure_reason == "Stopped by the user"
     assert aws.batch.calls.count("TerminateServiceJob") == 1
@@ -164,7 +164,7 @@ def test_stop_after_the_training_job_exists_stops_the_training_job(aws: Any, pro
     svc = service()
     handle = svc.submit(_queued(project))
     wait_for(lambda: svc.get(handle.job_id).status == "Training")
-    record = svc.stop(handle.job_id, wait=30)
+    record = svc.stop(handle.job_id, wait=60)
     assert record.status == "Stopped"
     assert record.failure_reason == "Stopped by the user"
     assert aws.faults.count("sagemaker:StopTrainingJob") == 1
@@ -180,7 +180,7 @@ def test_a_failed_batch_job_fails_the_job_with_batchs_reason(aws: Any, project: 
     aws.batch.fail("mnist", reason)
     svc = service()
     handle = svc.submit(_queued(project))
-    handle.wait(30)
+    handle.wait(60)
     record = svc.get(handle.job_id)
     assert record.status == "Failed"
     assert record.failure_reason == f"AWS Batch: {reason}"
@@ -198,7 +198,7 @@ def test_a_training_job_batch_retries_for_capacity_is_not_the_end_of_the_job(
     starting = ("Starting", "Starting: Launching requested ML instances")
     wait_for(lambda: starting in _history(svc, job))  # following the first training job
     short.set()  # which then fails for lack of capacity
-    handle.wait(30)
+    handle.wait(60)
     record = svc.get(job)
     assert record.status == "Completed", record.failure_reason
     statuses = [s for s, _ in _history(svc, job)]
@@ -221,7 +221,7 @@ def test_a_training_job_batch_retries_for_capacity_is_not_the_end_of_the_job(
 def test_a_queue_batch_does_not_know_fails_with_batchs_message(aws: Any, project: Path) -> None:
     svc = service()
     handle = svc.submit(_queued(project, batch_queue="no-such-queue"))
-    handle.wait(30)
+    handle.wait(60)
     record = svc.get(handle.job_id)
     assert record.status == "Failed"
     assert "no-such-queue" in (record.failure_reason or "")
@@ -259,7 +259,7 @@ def test_a_restarted_app_takes_over_a_queued_job_once_and_follows_it_to_the_end(
     assert second.recover() == []  # followed already: not taken twice
     follower = second.handle(job)
     assert follower is not None
-    follower.wait(30)
+    follower.wait(60)
     record = second.get(job)
     assert record.status == "Completed", record.failure_reason
     assert _log(record) == [("algo-1", text) for text in _lines(1)]
@@ -371,10 +371,12 @@ _bc.BaseClient._make_api_call = _api
 """
 
 
-def _sdk_v3_python() -> str:
-    path = Path(os.environ.get("TRAINER_SDK_V3_PYTHON") or REPO / ".venv-sdk3" / "bin" / "python")
+def _sdk_python(version: int) -> str:
+    """The interpreter with SDK V`version` (`make sdk-envs`); fails in CI, skips elsewhere."""
+    override = os.environ.get(f"TRAINER_SDK_V{version}_PYTHON")
+    path = Path(override or REPO / f".venv-sdk{version}" / "bin" / "python")
     if not path.exists():
-        message = f"no SageMaker Python SDK V3 interpreter at {path}: run `make sdk-envs`"
+        message = f"no SageMaker Python SDK V{version} interpreter at {path}: run `make sdk-envs`"
         if os.environ.get("TRAINER_REQUIRE_DOCKER") == "1":
             pytest.fail(message)
         pytest.skip(message)
@@ -414,7 +416,7 @@ def test_the_exported_v3_code_submits_to_the_queue_as_the_app_does(aws: Any, pro
     assert "queue.submit(trainer, inputs, priority=9, share_identifier='vision')" in code
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     out = subprocess.run(
-        [_sdk_v3_python(), "-c", TO_MOTO + code],
+        [_sdk_python(3), "-c", TO_MOTO + code],
         capture_output=True,
         text=True,
         timeout=300,
@@ -465,3 +467,52 @@ def test_the_form_edits_the_batch_settings_and_shows_their_problems(
     assert spec is not None, form.problems
     assert (spec.sagemaker.batch_queue, spec.sagemaker.batch_priority) == (QUEUE, 1)
     assert form.problem_text("sagemaker.batch_queue") == ""
+
+
+def test_the_exported_v2_code_sends_batch_the_apps_create_training_job_request(
+    aws: Any, project: Path
+) -> None:
+    """SDK V2 builds the app's very CreateTrainingJob request (tests/aws/test_export_sdk.py);
+    its TrainingQueue sends that to Batch as the app does: the same payload, field by field."""
+    from test_export_sdk import _buckets, _plan, _v2_differences
+
+    from trainer_gui.core.aws.export import export_code
+    from trainer_gui.core.aws.request import build_request
+
+    _buckets(aws)
+    spec = make_spec(
+        project,
+        image=IMAGE,
+        metric_definitions=LOSS,
+        sagemaker={"tags": {"team": "vision"}, "batch_queue": QUEUE, "batch_priority": 4},
+    )
+    code = export_code(spec, _plan(spec, "mnist-20260101-000000-abcd"), "v2")
+    assert "from sagemaker.aws_batch.training_queue import TrainingQueue" in code
+    assert "queue.submit(estimator, inputs, job_name=job_name, priority=4)" in code
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
+    out = subprocess.run(
+        [_sdk_python(2), "-c", TO_MOTO + code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+        cwd=project,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert out.stdout.strip().splitlines()[-1] == "SUCCEEDED"
+    (sent,) = aws.batch.requests
+    payload = json.loads(sent["serviceRequestPayload"])
+    name = payload["TrainingJobName"]
+    assert sent["jobName"] == name and name.startswith("mnist-")
+    ours = build_request(spec, _plan(spec, name))
+    ours_submit = batch.spec_submit_request(spec, ours)
+    assert {k: v for k, v in sent.items() if k != "clientToken"} == {
+        **ours_submit,
+        "serviceRequestPayload": sent["serviceRequestPayload"],
+    }
+    ours.pop("Tags")
+    payload = _v2_differences(payload, ours)
+    for key in sorted(set(payload) | set(ours)):
+        assert payload.get(key) == ours.get(key), (key, payload.get(key), ours.get(key))

@@ -1,11 +1,15 @@
 """A spec as runnable SageMaker Python SDK code (V3 ModelTrainer, V2 PyTorch) or request JSON.
 
 The V2 export gives the same request the app sends (same image, HyperParameters encoding,
-torch_distributed flag, metric definitions, stopping condition, checkpoint, output, tags). The
-V3 export uses ModelTrainer's own mechanisms (its sm_drivers channel and Torchrun config), so
-its request differs in the ways V3 differs from V2 (hyperparameter strings stay raw).
+torch_distributed flag and processes per host, channels with content types, metric definitions,
+stopping condition, checkpoint, output, TensorBoard, tags). The V3 export uses ModelTrainer's own
+mechanisms (its sm_drivers channel and Torchrun config), so its request differs in the ways V3
+differs from V2 (hyperparameter strings stay raw). tests/aws/test_export_sdk.py runs both with
+the real SDKs and lists every difference.
 
-Local folders stay local paths in the code: the SDKs upload them themselves.
+The code stays a local path the SDKs pack themselves (copied first into a temporary folder as
+the app packs it where the SDK cannot take the spec's layout: `_code_staging`); local channel
+data is uploaded by the program to the S3 location the app uses (the plan's channel URIs).
 """
 
 from __future__ import annotations
@@ -46,10 +50,6 @@ def _py(value: Any) -> str:
 
 def _local(spec: JobSpec, value: str) -> str:
     return value if is_remote(value) else str(spec.resolve(value))
-
-
-def _channels(spec: JobSpec, plan: Plan) -> dict[str, str]:
-    return {c.name: _local(spec, c.source) for c in spec.channels}
 
 
 def export_request(spec: JobSpec, plan: Plan) -> str:
@@ -100,25 +100,52 @@ def request_uploads(spec: JobSpec, plan: Plan) -> list[str]:
     return notes
 
 
-def _v3_queued(spec: JobSpec, lines: list[str]) -> list[str]:
-    """V3 code that submits the trainer to the spec's AWS Batch queue (the SDK's
-    `TrainingQueue.submit`, which sends the trainer's CreateTrainingJob request to Batch)
-    instead of `trainer.train(...)`."""
+def _queue_lines(spec: JobSpec, trainer: str, inputs: str, extra: str = "") -> list[str]:
+    """`TrainingQueue(queue).submit(...)` and a wait for the Batch job (same in V2 and V3)."""
     settings = spec.sagemaker
-    args = ["trainer", "inputs" if any(line.startswith("inputs = ") for line in lines) else "None"]
+    args = [trainer, inputs]
+    if extra:
+        args.append(extra)
     if settings.batch_priority is not None:
         args.append(f"priority={settings.batch_priority}")
     if settings.batch_share_identifier:
         args.append(f"share_identifier={settings.batch_share_identifier!r}")
+    return [
+        f"queue = TrainingQueue({settings.batch_queue!r})",
+        f"queued_job = queue.submit({', '.join(args)})",
+        "queued_job.wait()  # SUBMITTED, RUNNABLE, ... until SUCCEEDED or FAILED",
+        "print(queued_job.describe()['status'])",
+    ]
+
+
+def _v2_queued(spec: JobSpec, lines: list[str]) -> list[str]:
+    """V2 code that submits the estimator to the spec's AWS Batch queue (V2's
+    `sagemaker.aws_batch.training_queue.TrainingQueue`) instead of `estimator.fit(...)`."""
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("estimator.fit("):
+            inputs = "inputs" if line.startswith("estimator.fit(inputs") else "None"
+            out += _queue_lines(spec, "estimator", inputs, "job_name=job_name")
+            continue
+        out.append(line)
+        if line == "import sagemaker":
+            out += [
+                "# sagemaker<3 does not install what its TrainingQueue imports: pip install "
+                "nest-asyncio",
+                "from sagemaker.aws_batch.training_queue import TrainingQueue",
+            ]
+    return out
+
+
+def _v3_queued(spec: JobSpec, lines: list[str]) -> list[str]:
+    """V3 code that submits the trainer to the spec's AWS Batch queue (the SDK's
+    `TrainingQueue.submit`, which sends the trainer's CreateTrainingJob request to Batch)
+    instead of `trainer.train(...)`."""
+    inputs = "inputs" if any(line.startswith("inputs = ") for line in lines) else "None"
     out: list[str] = []
     for line in lines:
         if line.startswith("trainer.train("):
-            out += [
-                f"queue = TrainingQueue({settings.batch_queue!r})",
-                f"queued_job = queue.submit({', '.join(args)})",
-                "queued_job.wait()  # SUBMITTED, RUNNABLE, ... until SUCCEEDED or FAILED",
-                "print(queued_job.describe()['status'])",
-            ]
+            out += _queue_lines(spec, "trainer", inputs)
             continue
         out.append(line)
         if line == "from sagemaker.train import ModelTrainer":
@@ -359,6 +386,8 @@ def export_v2(spec: JobSpec, plan: Plan) -> str:
         lines += ["inputs = {", *inputs, "}", f"estimator.fit(inputs, {fit})", ""]
     else:
         lines += [f"estimator.fit({fit})", ""]
+    if spec.sagemaker.batch_queue:
+        lines = _v2_queued(spec, lines)
     return "\n".join(lines)
 
 
