@@ -16,6 +16,11 @@ it is asked for, it forks:
   death by SIGINT for an uncaught KeyboardInterrupt). Anything else (torchrun, a shell
   command) is started by the driver with Popen, exactly as cold.
 
+Neither fork is on a run's start path: a driver is forked ahead of time and waits for its run
+on a socket of its own, with its script child forked ahead the same way (which gets the
+driver's stdin/stdout with the run, as Popen would give them); a new spare is forked when the
+server is idle, and after it imported what a run taught it.
+
 The forked children unwind to the top of this process's stack before they run (`_Become`), so
 the script runs on a clean stack and ends through the interpreter's normal shutdown (atexit,
 non-daemon threads, flushed files).
@@ -48,7 +53,9 @@ if TYPE_CHECKING:
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 3
 #: Top-level modules the script imported, sent back (one write, atomic under PIPE_BUF).
-LEARN_LIMIT = 4000
+LEARN_LIMIT = 60000
+#: Modules whose import does something (opens a browser, prints): never imported ahead.
+NEVER_PREIMPORT = frozenset({"__main__", "antigravity", "this", "idlelib", "turtle", "tkinter"})
 
 
 class _Become(BaseException):
@@ -83,15 +90,23 @@ def _top_modules() -> set[str]:
     return {name.partition(".")[0] for name in list(sys.modules)}
 
 
-def _learnable(library: list[str]) -> list[str]:
-    """Top-level modules loaded from site-packages (never the job's own code)."""
-    found = set()
+def _stdlib_dirs() -> list[str]:
+    """The standard library's folders (site-packages may sit inside: the same rule holds)."""
+    base = os.path.dirname(os.__file__)
+    return [base, os.path.join(base, "lib-dynload")]
+
+
+def _learnable(library: list[str], before: set[str]) -> list[str]:
+    """Modules the run imported that this interpreter lacked, loaded from site-packages or the
+    standard library (never the job's own code); submodules too (`torch.utils.data`)."""
+    roots = tuple(folder.rstrip("/") + "/" for folder in [*library, *_stdlib_dirs()])
+    found = []
     for name, module in list(sys.modules.items()):
-        if "." in name or name == "__main__":
+        if name in before or name.partition(".")[0] in NEVER_PREIMPORT:
             continue
         path = getattr(module, "__file__", None) or ""
-        if path and any(path.startswith(folder.rstrip("/") + "/") for folder in library):
-            found.add(name)
+        if path and path.startswith(roots):
+            found.append(name)
     return sorted(found)
 
 
@@ -180,6 +195,7 @@ class _Server:
         self.learn_r, self.learn_w = os.pipe()
         self.wake_r, self.wake_w = os.pipe()
         self.pending_imports: list[str] = []
+        self.learn_buffer = b""
         self.stale = False
         # A driver forked ahead of time, waiting for its run (pid, socket): no fork on the
         # start path. In a driver: its script, forked ahead the same way (pid, socket, stderr).
@@ -223,9 +239,13 @@ class _Server:
                     return 0  # the runner is gone: so is this warm interpreter
                 self._request(json.loads(data.decode("utf-8")), fds)
             elif not readable and self.pending_imports:
-                _quiet_import(self.pending_imports.pop(0))  # between runs, one at a time
-                if not self.pending_imports:
-                    self._drop_spare()  # the next one holds what was just imported
+                # Between runs (0.2 s without a request): parents first, most submodules then
+                # come with them.
+                for name in sorted(self.pending_imports):
+                    if name not in sys.modules:
+                        _quiet_import(name)
+                self.pending_imports = []
+                self._drop_spare()  # the next one holds what was just imported
             elif not readable and self.spare is None:
                 self._make_spare()  # when idle: not beside a run that is starting
 
@@ -259,12 +279,12 @@ class _Server:
 
     def _learn(self) -> None:
         try:
-            data = os.read(self.learn_r, 65536).decode("utf-8", "replace")
+            self.learn_buffer += os.read(self.learn_r, 65536)
         except OSError:
             return
-        loaded = _top_modules()
-        for name in data.split():
-            if name not in loaded and name not in self.pending_imports:
+        complete, _, self.learn_buffer = self.learn_buffer.rpartition(b"\n")
+        for name in complete.decode("utf-8", "replace").split():
+            if name not in sys.modules and name not in self.pending_imports:
                 self.pending_imports.append(name)
 
     def _request(self, request: dict[str, Any], fds: list[int]) -> None:
@@ -483,6 +503,7 @@ def _script(
     main.__loader__ = SourceFileLoader("__main__", path)
     main.__cached__ = None  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
+    before = set(sys.modules)  # what the warm interpreter held: the run learns the rest
     code = 0
     try:
         with open(path, "rb") as fh:
@@ -498,14 +519,14 @@ def _script(
         sys.excepthook(type(exc), exc, tb)
         code = SIGINT_EXIT if isinstance(exc, KeyboardInterrupt) else 1
     finally:
-        _report(server)
+        _report(server, before)
     return code
 
 
-def _report(server: _Server) -> None:
-    """Tell the server which site-packages modules this run imported, for the next runs."""
+def _report(server: _Server, before: set[str]) -> None:
+    """Tell the server which library modules this run imported, for the next runs."""
     try:
-        names = " ".join(_learnable(server.library))
+        names = " ".join(_learnable(server.library, before))
         if len(names) > LEARN_LIMIT:
             names = names[:LEARN_LIMIT].rsplit(" ", 1)[0]
         names += "\n"
