@@ -218,6 +218,21 @@ def test_a_training_job_batch_retries_for_capacity_is_not_the_end_of_the_job(
     assert aws.batch.by_name(job).history[-1] == "SUCCEEDED"
 
 
+def test_a_failed_training_job_of_a_batch_job_fails_with_sagemakers_reason(
+    aws: Any, project: Path
+) -> None:
+    aws.sim.script("mnist", Script(outcome="Failed", failure_reason="AlgorithmError: boom"))
+    svc = service()
+    handle = svc.submit(_queued(project))
+    handle.wait(60)
+    record = svc.get(handle.job_id)
+    assert record.status == "Failed"
+    assert record.failure_reason == "AlgorithmError: boom"
+    assert "batch_replaced" not in record.backend_ids  # Batch did not run it again
+    by_batch = aws.batch.by_name(handle.job_id)
+    assert by_batch.status == "FAILED" and "AlgorithmError: boom" in (by_batch.status_reason or "")
+
+
 def test_a_queue_batch_does_not_know_fails_with_batchs_message(aws: Any, project: Path) -> None:
     svc = service()
     handle = svc.submit(_queued(project, batch_queue="no-such-queue"))
