@@ -382,3 +382,38 @@ def test_a_stopped_mpi_job_ends_on_every_host_and_its_keys_go(
     assert not (run_dir / "ssh").exists()
     selector = {"label": f"{LABEL_JOB}={handle.job_id}"}
     assert docker_client.containers.list(all=True, filters=selector) == []
+
+
+def test_with_instance_groups_mpi_spans_its_group_and_the_other_runs_alone(
+    service: JobService, tmp_path: Path
+) -> None:
+    """Groups `loaders` (algo-1) and `mpi` (algo-2, algo-3): mpirun on algo-2 spans algo-2 and
+    algo-3 (2 x 2 ranks); algo-1 runs the script once by itself, as the toolkit has it."""
+    spec = _spec(tmp_path, CPU_IMAGE)
+    data = spec.model_dump(mode="json")
+    data["compute"] = {
+        "backend": "docker",
+        "instance_groups": [
+            {"name": "loaders", "instance_type": "ml.c5.xlarge", "instance_count": 1},
+            {"name": "mpi", "instance_type": "ml.m5.large", "instance_count": 2},
+        ],
+    }
+    data["distribution"]["instance_groups"] = ["mpi"]
+    record = _run(service, spec_from_dict(data, base_dir=tmp_path))
+    assert record.status == "Completed", record.failure_reason
+    run_dir = Path(record.run_dir)
+    # algo-1 runs alone, a singleton MPI world of its own; the group's 4 ranks fill algo-2 and
+    # algo-3.
+    alone = json.loads((run_dir / "hosts/algo-1/model/rank-0.json").read_text())
+    assert alone["size"] == 1 and alone["env"]["SM_CURRENT_HOST"] == "algo-1"
+    group = {}
+    for host in ("algo-2", "algo-3"):
+        for path in (run_dir / "hosts" / host / "model").glob("rank-*.json"):
+            seen = json.loads(path.read_text())
+            group[seen["rank"]] = seen
+            assert seen["hostname"] == host
+    assert sorted(group) == [0, 1, 2, 3]
+    assert {seen["size"] for seen in group.values()} == {4}
+    assert group[3]["hostname"] == "algo-3"
+    assert group[3]["env"]["SM_CURRENT_HOST"] == "algo-2"  # the group's mpirun host
+    assert not (run_dir / "ssh").exists()

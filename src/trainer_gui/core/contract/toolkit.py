@@ -778,7 +778,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("trainer-gui driver: " + MPI_MISSING, file=sys.stderr)
         return 127
     per_host = processes_per_host(hyperparameters, num_gpus) if mpi else 0
-    if mpi and not opts.host_mode and len(hosts) > 1:
+    if mpi and not opts.host_mode and len(hosts) > 1 and cmd[:1] == ["mpirun"]:
+        # (a host outside the distribution's instance group runs the script by itself)
         return _run_mpi(cmd, paths, env, resource_cfg, decoded_hps, opts.pid_file, per_host)
     return _run(cmd, paths, env, opts.pid_file, mpi_tags=per_host if cmd[:1] == ["mpirun"] else 0)
 

@@ -134,7 +134,7 @@ def uses_job_network(spec: JobSpec) -> bool:
 
 def uses_mpi_ssh(spec: JobSpec) -> bool:
     """An MPI job over several hosts: mpirun reaches them over SSH with the job's own keys."""
-    return spec.distribution.kind == "mpi" and spec.compute.instance_count > 1
+    return spec.distribution.kind == "mpi" and spec.compute.host_count > 1
 
 
 def uses_holders(spec: JobSpec) -> bool:
