@@ -134,6 +134,7 @@ def test_the_script_sees_the_same_process_either_way(
     ("script", "code", "status", "in_reason"),
     [
         ("import sys\nsys.exit(3)\n", 3, "Failed", "ExitCode 3"),
+        ("import sys\nsys.exit(-1)\n", 255, "Failed", "ExitCode 255"),
         ("import sys\nsys.exit('bad config')\n", 1, "Failed", "bad config"),
         ("import sys\nsys.exit(None)\n", 0, "Completed", None),
         ("print('x')\nraise ValueError('bad learning rate')\n", 1, "Failed", "ValueError"),
@@ -158,6 +159,27 @@ def test_exit_semantics_are_the_cold_ones(
         assert record.failure_reason is not None and f"ExitCode {code}" in record.failure_reason
     if in_reason:
         assert record.failure_reason is not None and in_reason in record.failure_reason
+
+
+def test_threads_and_atexit_callbacks_finish_before_the_end(
+    service: JobService, job_spec: SpecFactory, mode: str
+) -> None:
+    script = """
+        import atexit, os, threading, time
+        out = os.path.join(os.environ["SM_MODEL_DIR"], "order")
+        def late():
+            time.sleep(0.3)
+            open(out, "a").write("thread\\n")
+        threading.Thread(target=late).start()
+        atexit.register(lambda: open(out, "a").write("atexit\\n"))
+        print("main done", flush=True)
+    """
+    handle = start(service, job_spec, mode, script)
+    finish(service, handle, mode)
+    record = service.get(handle.job_id)
+    assert record.status == "Completed", record.failure_reason
+    order = Path(record.run_dir) / "hosts" / "algo-1" / "model" / "order"
+    assert order.read_text() == "thread\natexit\n"
 
 
 def test_a_traceback_names_only_the_script(
