@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,14 @@ _bc.BaseClient._make_api_call = _api
 """
 
 
+SDK_CONFIG = """SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
 def run_sdk(
     version: int, code: str, cwd: Path, timeout: float = 300, **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
@@ -74,14 +83,20 @@ def run_sdk(
     env: dict[str, Any] = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
     env.update(extra_env)
-    out = subprocess.run(
-        [python, "-c", TO_MOTO + code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-        cwd=cwd,
-    )
+    with tempfile.TemporaryDirectory(prefix="sdk-config-") as config_dir:
+        # the SDKs report usage to an AWS endpoint outside the moto server: opted out through
+        # their defaults config, so a test program talks to 127.0.0.1 only
+        config = Path(config_dir) / "config.yaml"
+        config.write_text(SDK_CONFIG)
+        env["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(config)
+        out = subprocess.run(
+            [python, "-c", TO_MOTO + code],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+            cwd=cwd,
+        )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     return out
