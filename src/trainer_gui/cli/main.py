@@ -339,7 +339,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         service.subscribe(forward)
     out = sys.stdout
     from trainer_gui.cli.preflight import gate
-    from trainer_gui.services.preflight import link_preflight
 
     checked = gate(service, spec, args, out)  # a SageMaker launch is preflighted first
     if not checked.go:
@@ -347,7 +346,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     handle = service.submit(spec, python=args.python)
     job_id = handle.job_id
-    link_preflight(service.store, job_id, checked.result)
+    if checked.result is not None:  # a SageMaker launch that was preflighted
+        from trainer_gui.services.preflight import link_preflight
+
+        link_preflight(service.store, job_id, checked.result)
     out.write(f"Started {job_id} on {spec.compute.backend.value}\n")
     out.flush()
     if args.detach:
