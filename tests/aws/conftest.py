@@ -12,6 +12,8 @@ has no StopTrainingJob, and overwrites MetricDefinitions. The `aws` fixture exte
 * StopTrainingJob is added to moto's SageMaker responses;
 * tuning jobs start and drive their trials (moto_tuning.py: `aws.tuning`);
 * AWS Batch service jobs of SageMaker training queues (moto_batch.py: `aws.batch`);
+* the Price List API's GetProducts answers from a small SageMaker catalogue (moto_pricing.py:
+  `aws.pricing`);
 * `aws.faults` answers chosen requests with an AWS error or a dropped connection, below
   botocore's retry logic (a patched `Endpoint._send`), and records every request sent.
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import moto_batch
+import moto_pricing
 import moto_tuning
 import pytest
 from moto_support import FAKE_CREDENTIALS, Script, _op_of
@@ -309,7 +312,7 @@ class Faults:
             raise ConnectionClosedError(endpoint_url=request.url)
         status, code, message = fault.answer
         service = op.split(":")[0]
-        if service in ("sagemaker", "logs"):
+        if service in ("sagemaker", "logs", "pricing"):
             headers = {"x-amzn-ErrorType": code, "Content-Type": "application/x-amz-json-1.1"}
             body = json.dumps({"__type": code, "message": message}).encode()
         elif service in ("sts", "iam"):
@@ -339,6 +342,7 @@ class FakeAws:
     home: Path
     tuning: Any = None  # moto_tuning.TuningSimulator: tuning jobs and their trials
     batch: Any = None  # moto_batch.BatchSimulator: service jobs of training queues
+    pricing: Any = None  # moto_pricing.PriceList: the Price List API, which moto lacks
 
     def client(self, service: str) -> Any:
         import boto3
@@ -401,11 +405,14 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 
     faults = Faults()
     original_send = Endpoint._send
+    pricing = moto_pricing.PriceList()
 
     def send(self: Any, request: Any) -> Any:
         answer = faults.intercept(request)
         if answer is not None:
             return answer
+        if _op_of(request).startswith("pricing:"):
+            return pricing.answer(request)
         return original_send(self, request)
 
     monkeypatch.setattr(Endpoint, "_send", send)
@@ -413,7 +420,7 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     tuning = moto_tuning.install(monkeypatch, sim)
     batch = moto_batch.install(monkeypatch, sim, moto_url)
     try:
-        yield FakeAws(moto_url, sim, faults, captured, home, tuning, batch)
+        yield FakeAws(moto_url, sim, faults, captured, home, tuning, batch, pricing)
     finally:
         batch.close()
         tuning.close()

@@ -39,7 +39,8 @@ def _op_of(request: Any) -> str:
     if target:
         target = target.decode() if isinstance(target, bytes) else target
         service, _, op = target.partition(".")
-        return ("sagemaker" if service == "SageMaker" else "logs") + ":" + op
+        named = {"SageMaker": "sagemaker", "AWSPriceListService": "pricing"}
+        return named.get(service, "logs") + ":" + op
     body = request.body
     if isinstance(body, bytes | str) and body:
         text = body.decode(errors="replace") if isinstance(body, bytes) else body

@@ -1,10 +1,11 @@
 """Cost before launch: the estimate line under the job form, and the confirm dialog before a
 SageMaker job starts.
 
-Both read the price table that ships with the app (`core.aws.pricing`, dated, per region), never
-the network. Which region a spec would run in can take boto3's config lookup (its first import is
-slow), so `CostLabel` resolves it on the thread pool, once per (profile, region in the spec), and
-then computes the estimate on the GUI thread (a dictionary look-up). The main window resolves the
+Both show the price `core.aws.pricing` has: the AWS Price List's (read on the thread pool
+through the user's session, cached with its date) or the dated table that ships with the app.
+Which region a spec would run in can take boto3's config lookup (its first import is slow), so
+`CostLabel` resolves it on the thread pool, once per (profile, region in the spec), and then
+computes the estimate on the GUI thread (a dictionary look-up). The main window resolves the
 job's region on a worker before it calls `confirm_cloud_run`.
 """
 
@@ -21,8 +22,10 @@ from trainer_gui.core.aws.pricing import (
     FALLBACK_REGION,
     CostEstimate,
     estimate_cost,
+    forget_failures,
     money,
     pricing_region,
+    refresh_list_price,
     runtime_text,
 )
 from trainer_gui.core.spec.model import Backend, JobSpec
@@ -43,8 +46,14 @@ def _region_key(spec: JobSpec) -> RegionKey:
 def cost_tooltip(estimate: CostEstimate) -> str:
     """Where the figures come from (rich text, so the tooltip wraps)."""
     source = f" Source: {html.escape(estimate.source)}" if estimate.source else ""
+    if estimate.from_api:
+        origin = "the AWS Price List (read with your AWS credentials), published"
+    elif estimate.approximate:
+        origin = "the price table that ships with the app (an approximate figure), dated"
+    else:
+        origin = "the price table that ships with the app, dated"
     return (
-        "<p>A list-price estimate from the price table that ships with the app, dated "
+        f"<p>A list-price estimate from {origin} "
         f"<b>{html.escape(estimate.as_of)}</b>, for {html.escape(estimate.region)} "
         f"({html.escape(estimate.currency)} per instance-hour x instance count; On-Demand, no "
         "Spot or Savings Plans; storage, data transfer and S3 are extra). The bill can differ: "
@@ -73,6 +82,7 @@ class CostLabel(QLabel):
         self._regions: dict[RegionKey, str] = {}
         self._pending: set[RegionKey] = set()
         self._tasks = TaskGroup(self)
+        self._asked: set[tuple[str | None, str, str]] = set()
         self.hide()
 
     def set_spec(self, spec: JobSpec | None) -> None:
@@ -88,6 +98,7 @@ class CostLabel(QLabel):
             self._resolve(spec)
             return
         self._render(estimate_cost(spec, region))
+        self._ask_aws(spec, region)
 
     def region_for(self, spec: JobSpec) -> str | None:
         """The region the estimate uses, if known without blocking (the spec's own, or cached)."""
@@ -100,6 +111,8 @@ class CostLabel(QLabel):
         self._tasks.cancel_all()  # answers for the old settings
         self._regions.clear()
         self._pending.clear()
+        self._asked.clear()
+        forget_failures()
         self.set_spec(self.spec)
 
     def is_pending(self) -> bool:
@@ -133,6 +146,27 @@ class CostLabel(QLabel):
         if self.spec is not None and _region_key(self.spec) == key:
             self.set_spec(self.spec)
 
+    def _ask_aws(self, spec: JobSpec, region: str) -> None:
+        """Read the prices from the AWS Price List on the thread pool, once per (profile,
+        region, instance type); the estimate is shown again when they arrive."""
+        compute = spec.compute
+        types = [g.instance_type for g in compute.instance_groups] or [compute.instance_type]
+        wanted = [(spec.sagemaker.profile, region, t) for t in types]
+        wanted = [key for key in wanted if key not in self._asked]
+        if not wanted:
+            return
+        self._asked.update(wanted)
+
+        def work() -> bool:
+            return any([refresh_list_price(t, r, p) for p, r, t in wanted])
+
+        self._tasks.run(work, self._on_prices)
+
+    @Slot(object)
+    def _on_prices(self, changed: bool) -> None:
+        if changed and self.spec is not None:
+            self.set_spec(self.spec)
+
     def _render(self, estimate: CostEstimate) -> None:
         self.estimate = estimate
         color = "" if estimate.known else f"color: {WARNING_COLOR};"
@@ -164,8 +198,9 @@ def cloud_run_message(spec: JobSpec, region: str | None = None) -> tuple[str, st
         cost = (
             f"Estimated cost: about {money(estimate.per_hour)} per hour, at most "
             f"{money(estimate.for_max_runtime)} for the max runtime of {runtime}\n"
-            f"(list prices of {estimate.as_of} for {estimate.region}, {estimate.currency}; "
-            "storage, data transfer and S3 extra)"
+            f"({'AWS Price List, ' if estimate.from_api else ''}list prices of "
+            f"{estimate.as_of}{', approximate' if estimate.approximate else ''} for "
+            f"{estimate.region}, {estimate.currency}; storage, data transfer and S3 extra)"
         )
     else:
         cost = (
