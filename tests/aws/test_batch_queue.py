@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from moto_support import Script
+from sdk_envs import TO_MOTO, sdk_python
 from sm_helpers import IMAGE, make_spec, service, wait_for
 
 from trainer_gui.cli.main import main
@@ -365,37 +366,6 @@ def test_good_batch_settings_validate(project: Path) -> None:
 # -- the export: SDK V3's TrainingQueue, run for real against the same fixture -------------------
 
 REPO = Path(__file__).resolve().parents[2]
-# Every client of the SDK program goes to the moto server; SDK V3 asks IAM whether the role may
-# act (SimulatePrincipalPolicy), which moto cannot answer: allowed.
-TO_MOTO = """
-import os as _os, boto3 as _boto3
-_client = _boto3.session.Session.client
-def _to_moto(self, *args, **kwargs):
-    kwargs["endpoint_url"] = _os.environ["AWS_ENDPOINT_URL"]
-    return _client(self, *args, **kwargs)
-_boto3.session.Session.client = _to_moto
-import botocore.client as _bc
-_call = _bc.BaseClient._make_api_call
-def _api(self, op, params):
-    if op == "SimulatePrincipalPolicy":
-        names = params.get("ActionNames", [])
-        results = [{"EvalActionName": a, "EvalDecision": "allowed"} for a in names]
-        return {"EvaluationResults": results, "IsTruncated": False}
-    return _call(self, op, params)
-_bc.BaseClient._make_api_call = _api
-"""
-
-
-def _sdk_python(version: int) -> str:
-    """The interpreter with SDK V`version` (`make sdk-envs`); fails in CI, skips elsewhere."""
-    override = os.environ.get(f"TRAINER_SDK_V{version}_PYTHON")
-    path = Path(override or REPO / f".venv-sdk{version}" / "bin" / "python")
-    if not path.exists():
-        message = f"no SageMaker Python SDK V{version} interpreter at {path}: run `make sdk-envs`"
-        if os.environ.get("TRAINER_REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return str(path)
 
 
 def test_the_exported_v3_code_submits_to_the_queue_as_the_app_does(aws: Any, project: Path) -> None:
@@ -431,7 +401,7 @@ def test_the_exported_v3_code_submits_to_the_queue_as_the_app_does(aws: Any, pro
     assert "queue.submit(trainer, inputs, priority=9, share_identifier='vision')" in code
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     out = subprocess.run(
-        [_sdk_python(3), "-c", TO_MOTO + code],
+        [sdk_python(3), "-c", TO_MOTO + code],
         capture_output=True,
         text=True,
         timeout=300,
@@ -507,7 +477,7 @@ def test_the_exported_v2_code_sends_batch_the_apps_create_training_job_request(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
     out = subprocess.run(
-        [_sdk_python(2), "-c", TO_MOTO + code],
+        [sdk_python(2), "-c", TO_MOTO + code],
         capture_output=True,
         text=True,
         timeout=300,

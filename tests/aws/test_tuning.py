@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_envs import sdk_python
+from sdk_envs import TO_MOTO, sdk_python
 from sm_helpers import BUCKET, ROLE_ARN, runner, wait_for
 
 from trainer_gui.core.aws import tuning
@@ -423,30 +423,6 @@ def test_a_local_sweep_that_sagemaker_would_refuse_is_not_exported(project: Path
         export.export_sweep(sweep, ("json",), "mnist-sweep")
 
 
-# The SDK names some endpoints itself (STS's regional one), which AWS_ENDPOINT_URL does not
-# reach: every client of the exported program goes to the moto server.
-_TO_MOTO = textwrap.dedent(
-    """
-    import os as _os, boto3 as _boto3
-    _client = _boto3.session.Session.client
-    def _to_moto(self, *args, **kwargs):
-        kwargs["endpoint_url"] = _os.environ["AWS_ENDPOINT_URL"]
-        return _client(self, *args, **kwargs)
-    _boto3.session.Session.client = _to_moto
-    # SDK V3 asks IAM whether the role may act (SimulatePrincipalPolicy); moto cannot answer
-    import botocore.client as _bc
-    _call = _bc.BaseClient._make_api_call
-    def _api(self, op, params):
-        if op == "SimulatePrincipalPolicy":
-            names = params.get("ActionNames", [])
-            results = [{"EvalActionName": a, "EvalDecision": "allowed"} for a in names]
-            return {"EvaluationResults": results, "IsTruncated": False}
-        return _call(self, op, params)
-    _bc.BaseClient._make_api_call = _api
-    """
-)
-
-
 def test_the_exported_v2_code_run_by_the_sdk_sends_the_apps_tuning_config(
     aws: Any, project: Path
 ) -> None:
@@ -462,7 +438,7 @@ def test_the_exported_v2_code_run_by_the_sdk_sends_the_apps_tuning_config(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
     out = subprocess.run(
-        [sdk_python(2), "-c", _TO_MOTO + code],
+        [sdk_python(2), "-c", TO_MOTO + code],
         capture_output=True,
         text=True,
         timeout=300,
@@ -602,7 +578,7 @@ def test_the_exported_v3_code_run_by_the_sdk_sends_the_apps_tuning_config(
     code = code.replace("wait=True)", "wait=False)").replace("print(tuner.best_training_job())", "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     out = subprocess.run(
-        [sdk_python(3), "-c", _TO_MOTO + code],
+        [sdk_python(3), "-c", TO_MOTO + code],
         capture_output=True,
         text=True,
         timeout=300,
