@@ -355,7 +355,9 @@ class _ProcessWatch(Watch):
     def pause(self, seconds: float) -> None:
         """Until the next look, or sooner when our driver exits: the job ends, and the queue's
         next job starts, without waiting out the poll (issue 14)."""
-        if self.popen is None:
+        if self.popen is None or self.popen.poll() is not None:
+            # Exited already: its pidfd stays readable, and a wait on it would return at once,
+            # turning the callers' timed loops (the tree's end after a stop) into a spin.
             time.sleep(seconds)
             return
         fd = self._exit_fd()
