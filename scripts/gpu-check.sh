@@ -159,7 +159,7 @@ spec many 1 $((gpus + 1)) none
 if "$cli" run "$work/many.yaml" >"$work/many.out" 2>&1; then
     echo "FAIL: a job asking for $((gpus + 1)) GPUs ran"; failed=1
 else
-    echo "ok: refused: $(grep -i gpu "$work/many.out" | head -n 1)"
+    echo "ok: refused: $(grep -i -m 1 gpu "$work/many.out")"
 fi
 
 echo "== result: $([ $failed = 0 ] && echo PASS || echo FAIL)"
