@@ -20,8 +20,16 @@ from pathlib import Path
 
 # Also listed as AWS_SERVICES in packaging/trainer_gui.spec (tests/packaging checks they match).
 AWS_SERVICES = (
-    "s3", "sagemaker", "sagemaker-runtime", "logs", "sts", "iam", "sso", "sso-oidc",
-    "batch", "pricing",
+    "s3",
+    "sagemaker",
+    "sagemaker-runtime",
+    "logs",
+    "sts",
+    "iam",
+    "sso",
+    "sso-oidc",
+    "batch",
+    "pricing",
 )
 LAZY_LIBRARIES = (
     "docker",
