@@ -21,11 +21,17 @@ RESERVED_TAG_PREFIX = "aws:"
 
 
 @functools.lru_cache(maxsize=1)
-def _create_training_job() -> Any:
+def sagemaker_model() -> Any:
+    """botocore's SageMaker service model, loaded once per process (about 5 MB of JSON) for
+    every check that reads it: the job's limits here, the sweep's in core/spec/sweep.py."""
     import botocore.session  # lazily: botocore is heavy, and only SageMaker limits need it
 
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return model.operation_model("CreateTrainingJob").input_shape
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+@functools.lru_cache(maxsize=1)
+def _create_training_job() -> Any:
+    return sagemaker_model().operation_model("CreateTrainingJob").input_shape
 
 
 def _member(*path: str) -> Any:

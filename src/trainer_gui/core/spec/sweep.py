@@ -24,7 +24,6 @@ Decisions (docs/sweeps.md says the same):
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import itertools
 import json
@@ -80,11 +79,10 @@ EARLY_STOPPING = {"off": "Off", "auto": "Auto"}
 _TRIAL_SUFFIX_RE = re.compile(r"^[a-zA-Z0-9]+$")
 
 
-@functools.lru_cache(maxsize=1)
 def _service_model() -> Any:
-    import botocore.session  # lazily: heavy, and only the limits need it
+    from trainer_gui.core.spec.limits import sagemaker_model  # one load for jobs and sweeps
 
-    return botocore.session.get_session().get_service_model("sagemaker")
+    return sagemaker_model()
 
 
 def _shape_meta(name: str, key: str) -> Any:
