@@ -355,9 +355,10 @@ class _ProcessWatch(Watch):
     def pause(self, seconds: float) -> None:
         """Until the next look, or sooner when our driver exits: the job ends, and the queue's
         next job starts, without waiting out the poll (issue 14)."""
-        if self.popen is None or self.popen.poll() is not None:
+        if self.popen is None or self.ctx.stop_requested() or self.popen.poll() is not None:
             # Exited already: its pidfd stays readable, and a wait on it would return at once,
-            # turning the callers' timed loops (the tree's end after a stop) into a spin.
+            # turning the callers' timed loops into a spin. While a stop runs, the job ends at
+            # the poll's pace, as before: the stop's tree walk finds what the script starts.
             time.sleep(seconds)
             return
         fd = self._exit_fd()
