@@ -265,3 +265,24 @@ def test_a_failing_rank_fails_the_job_with_its_own_error_first(
         "[1,mpirank:1,algo-1]<stderr>:ValueError: bad shard on rank 1"
     ), reason
     assert "mpirun detected that one or more processes exited" in reason
+
+
+def test_a_rank_line_written_in_pieces_reads_whole_behind_one_tag() -> None:
+    """Python writes a traceback's last line in pieces and mpirun tags each one (seen in CI:
+    the failure reason missed `ValueError: bad shard on rank 3`)."""
+    pieces = (
+        "[1,3]<stderr>:ValueError[1,3]<stderr>:: [1,3]<stderr>:bad shard on rank 3[1,3]<stderr>:\n"
+    )
+    assert toolkit.mpi_tag_line(pieces, 2) == (
+        "[1,mpirank:3,algo-2]<stderr>:ValueError: bad shard on rank 3\n"
+    )
+    mixed = "[1,3]<stderr>:Value[1,0]<stderr>:step 1[1,3]<stderr>:Error: x\n"
+    assert toolkit.mpi_tag_line(mixed, 2) == (
+        "[1,mpirank:3,algo-2]<stderr>:ValueError: x\n[1,mpirank:0,algo-1]<stderr>:step 1\n"
+    )
+    assert (
+        toolkit.script_error(
+            ["MPI_ABORT was invoked on rank 3\n", *toolkit.mpi_tag_line(pieces, 2).splitlines()]
+        )
+        == "[1,mpirank:3,algo-2]<stderr>:ValueError: bad shard on rank 3"
+    )

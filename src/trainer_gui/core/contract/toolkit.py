@@ -931,7 +931,32 @@ def mpi_tag_line(line: str, processes_per_host: int) -> str:
         host = rank // max(processes_per_host, 1) + 1
         return "[%s,mpirank:%d,algo-%d]<%s>" % (match.group(1), rank, host, match.group(3))
 
-    return re.sub(r"\[(\d),(\d+)\]<(stdout|stderr)>", tag, line)
+    tagged = re.sub(r"\[(\d),(\d+)\]<(stdout|stderr)>", tag, line)
+    return _mpi_join_fragments(tagged)
+
+
+_MPI_TAG = r"\[\d+,mpirank:\d+,algo-\d+\]<std(?:out|err)>:"
+
+
+def _mpi_join_fragments(line: str) -> str:
+    """mpirun tags every write a rank makes, so a line Python's traceback writes in pieces reads
+    `[t]:ValueError[t]:: [t]:bad shard[t]:`; the pieces of one rank join behind one tag (and
+    another rank's pieces in the same line go on a line of their own), so the error line reads
+    as the script wrote it and the failure reason can find it."""
+    import re
+
+    tags = re.findall(_MPI_TAG, line)
+    if len(tags) < 2:
+        return line
+    end = "\n" if line.endswith("\n") else ""
+    body = line[: len(line) - len(end)]
+    head = body[: body.index(tags[0])]
+    pieces = re.split("(" + _MPI_TAG + ")", body[len(head) :])[1:]
+    joined: dict[str, str] = {}
+    for at in range(0, len(pieces) - 1, 2):  # (tag, text) pairs; no zip(strict=) before 3.10
+        joined[pieces[at]] = joined.get(pieces[at], "") + pieces[at + 1]
+    lines = [tag_text + text for tag_text, text in joined.items()]
+    return head + "\n".join(lines) + end
 
 
 def _ssh_answers(host: str, port: int = 22, timeout: float = 2.0) -> bool:
@@ -1160,8 +1185,8 @@ def _run(
                 raw = mpi_tag_line(raw.decode("utf-8", "replace"), mpi_tags).encode("utf-8")
             out.write(raw)
             out.flush()
-            if keep:
-                tail.append(raw.decode("utf-8", "replace"))
+            if keep:  # one read may be lines of two ranks (see _mpi_join_fragments)
+                tail.extend(raw.decode("utf-8", "replace").splitlines(keepends=True))
 
     streams = [(child.stderr, sys.stderr.buffer, True)]
     if mpi_tags:
