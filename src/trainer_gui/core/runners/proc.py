@@ -8,6 +8,7 @@ group alone would leave the script running.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -145,6 +146,24 @@ def _descendants(procs: list[psutil.Process]) -> list[psutil.Process]:
     return found
 
 
+def _freeze(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """`procs` and all their descendants, stopped (SIGSTOP) until no new one appears: a
+    stopped process cannot start another, so the SIGKILL that follows misses none. Killed
+    unfrozen, a script that was starting a process in a session of its own leaves that one
+    re-parented away from the tree, out of reach (seen under load in test_stop_tree)."""
+    frozen = list(procs)
+    todo = list(procs)
+    for _ in range(50):  # a fixed point comes in a round or two; the bound is a safety net
+        for process in todo:
+            with contextlib.suppress(psutil.Error):
+                process.suspend()
+        todo = _descendants(frozen)
+        if not todo:
+            break
+        frozen += todo
+    return frozen
+
+
 def _create_time(process: psutil.Process) -> float | None:
     try:
         return process.create_time()
@@ -191,8 +210,8 @@ def terminate_tree(pid: int, grace: float, marker: str | None = None, pgid: int 
     if not survivors:
         return
     log.info("process %d: %d process(es) outlived the grace period; killing", pid, len(survivors))
+    survivors = _freeze(survivors)
     _signal_group(pgid, getattr(signal, "SIGKILL", signal.SIGTERM))
-    survivors += _descendants(survivors)
     for process in survivors:
         _signal(process, kill=True)
     left = _wait_gone(survivors, 5.0, kill_new=True)
