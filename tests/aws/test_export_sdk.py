@@ -256,10 +256,11 @@ def test_the_v3_exports_run_by_sdk_v3_create_the_apps_jobs(aws: Any, project: Pa
         else:
             assert distributed == {}, case
         if spec.tensorboard:
-            # V3 names the job inside train(), so the export cannot key the path by it: the
-            # output goes under <base>/<spec name>/tensorboard, not <base>/<job>/tensorboard
+            # SageMaker's layout as SDK V3 documents it (TensorBoardOutputConfig):
+            # <bucket>/<prefix>/<base job name>, below which the service writes
+            # <job>/tensorboard-output; the SDK filled it in, under the app's S3 base
             assert sent["TensorBoardOutputConfig"] == {
-                "S3OutputPath": f"s3://{BUCKET}/{spec.name}/tensorboard",
+                "S3OutputPath": f"{plan.base_uri.rstrip('/')}/{spec.name}",
                 "LocalPath": ours["TensorBoardOutputConfig"]["LocalPath"],
             }
         else:

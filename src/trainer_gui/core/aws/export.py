@@ -506,13 +506,14 @@ def _v3_trainer(
         )
         tail = f"{tail}.with_metric_definitions([{defs}])"
     if job and spec.tensorboard:
-        # V3 names the job inside train(): the output goes under the spec's name instead of
-        # the app's <base>/<job>/tensorboard
+        # SageMaker's layout, as V3 makes it when no S3 path is given: the SDK sends
+        # <default bucket>/<default prefix>/<base job name> (the app's base and the spec's
+        # name here) and the service writes <that>/<job>/tensorboard-output, so each job's
+        # files stay its own although V3 names the job only inside train().
         imports.append("TensorBoardOutputConfig")
-        tb = str(S3Uri.parse(plan.base_uri).join(spec.name, "tensorboard"))
         tail = (
             f"{tail}.with_tensorboard_output_config(TensorBoardOutputConfig("
-            f"s3_output_path={tb!r}, local_path={TENSORBOARD_LOCAL_PATH!r}))"
+            f"local_path={TENSORBOARD_LOCAL_PATH!r}))"
         )
     base = S3Uri.parse(plan.base_uri.rstrip("/"))
     session_args = [
