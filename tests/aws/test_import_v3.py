@@ -16,6 +16,7 @@ from typing import Any
 from sdk_envs import run_sdk
 from sm_helpers import BUCKET, ROLE_ARN, TEAM_BUCKET
 
+from trainer_gui.cli.main import main
 from trainer_gui.core.aws.remote_jobs import import_training_job, is_v3_job, spec_from_description
 from trainer_gui.core.aws.request import build_request, plan_locations
 from trainer_gui.core.aws.session import AwsSession
@@ -87,7 +88,7 @@ def _make_v3_job(aws: Any, project: Path) -> dict[str, Any]:
 
 
 def test_a_v3_model_trainer_job_imports_as_a_spec_that_runs_the_same_job(
-    aws: Any, project: Path
+    aws: Any, project: Path, capsys: Any
 ) -> None:
     sent = _make_v3_job(aws, project)
     name = sent["TrainingJobName"]
@@ -142,6 +143,19 @@ def test_a_v3_model_trainer_job_imports_as_a_spec_that_runs_the_same_job(
     assert decoded["sagemaker_torch_distributed_enabled"] is True
     assert decoded["sagemaker_mpi_num_of_processes_per_host"] == 2
 
+    # --no-code: V3's code channel is an S3 folder, which no spec can run from (the app sends
+    # an archive as sagemaker_submit_directory): refused with where the code is, no spec written
+    code_uri = next(
+        c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in sent["InputDataConfig"]
+        if c["ChannelName"] == "code"
+    )
+    bare = project / "bare.yaml"
+    assert main(["sagemaker", "import", name, "--no-code", "-o", str(bare)]) != 0
+    err = capsys.readouterr().err
+    assert code_uri in err and "without --no-code" in err and "Traceback" not in err
+    assert not bare.exists()
+
 
 def test_without_its_driver_configs_a_v3_job_still_imports_as_its_command() -> None:
     """A V3 job whose sm_drivers files cannot be read keeps the old import (a command)."""
@@ -176,3 +190,15 @@ def test_without_its_driver_configs_a_v3_job_still_imports_as_its_command() -> N
     data = spec_from_description(desc, "us-east-1", v3=v3)
     assert data["source"] == {"source_dir": "s3://b/code", "entry_point": "train.py"}
     assert "distribution" not in data
+
+
+def test_a_v3_job_given_an_archive_imports_without_code_as_that_archive() -> None:
+    """V3 uploads a source_dir that is a .tar.gz as it is, into the code channel: that archive
+    is what the app sends as sagemaker_submit_directory, so the spec reruns without an upload."""
+    from trainer_gui.core.aws.remote_jobs import _v3_code_left_in_s3
+
+    data: dict[str, Any] = {"source": {"source_dir": "s3://b/v3job/code", "entry_point": "t.py"}}
+    v3 = {"source_code": {"source_dir": "/home/me/src.tar.gz", "entry_script": "t.py"}}
+    _v3_code_left_in_s3(data, v3, "s3://b/v3job/code")
+    assert data["source"]["source_dir"] == "s3://b/v3job/code/src.tar.gz"
+    assert "description" not in data

@@ -352,6 +352,8 @@ def import_training_job(
         requirements = v3["source_code"].get("requirements")
         if isinstance(requirements, str) and (folder / requirements).is_file():
             data["source"]["requirements"] = f"{folder.name}/{requirements}"
+    elif v3 is not None and isinstance(source_dir, str):
+        _v3_code_left_in_s3(data, v3, source_dir)
     if (
         download_code
         and base is not None
@@ -372,6 +374,22 @@ def import_training_job(
     if spec_path is not None:
         save_spec(spec, spec_path)
     return spec
+
+
+def _v3_code_left_in_s3(data: dict[str, Any], v3: dict[str, dict[str, Any]], code_uri: str) -> None:
+    """A V3 job imported without its code: V3's code channel is an S3 folder, which no spec can
+    run from (the app sends an archive as sagemaker_submit_directory). An archive V3 was given
+    (source_dir: a .tar.gz) is one: the spec points at it and reruns without an upload. A folder
+    is refused, naming where the code is, rather than imported as a spec that cannot run."""
+    packed = v3["source_code"].get("source_dir")
+    if isinstance(packed, str) and packed.endswith(".tar.gz"):
+        data["source"]["source_dir"] = str(S3Uri.parse(code_uri).join(Path(packed).name))
+        return
+    raise UserError(
+        f"the job was made by SageMaker SDK V3, whose code is the S3 folder {code_uri}, not an "
+        "archive a spec can run from; import it with its code (without --no-code, saving the "
+        "spec to a file), so the code is downloaded next to the spec"
+    )
 
 
 def _download_prefix(session: AwsSession, prefix: S3Uri, folder: Path) -> None:
