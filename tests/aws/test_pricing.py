@@ -184,3 +184,42 @@ def test_the_cost_line_shows_the_aws_price_and_its_date_when_it_arrives(
     label.set_spec(spec.model_copy(update={"max_runtime_seconds": 7200}))
     assert len(aws.pricing.calls) == calls  # asked once per region and instance type
     assert QThreadPool.globalInstance().waitForDone(10_000)
+
+
+# -- trainer-gui sagemaker cost --refresh ----------------------------------------------------------
+
+
+def test_cli_cost_refresh_reads_the_price_list_again_past_a_fresh_cache(
+    aws: Any, project: Any, capsys: Any
+) -> None:
+    from sm_helpers import make_spec
+
+    from trainer_gui.cli.main import main
+    from trainer_gui.core.spec import save_spec
+
+    spec = make_spec(project, compute={"instance_type": "ml.g5.16xlarge"}, max_runtime_seconds=3600)
+    path = save_spec(spec, project / "job.yaml")
+    today = date.today().isoformat()
+    stale_price = {"price": 9.99, "currency": "USD", "published": "2025-01-01", "read_on": today}
+    cache_path().parent.mkdir(parents=True, exist_ok=True)
+    cache_path().write_text(json.dumps({"us-east-1|ml.g5.16xlarge": stale_price}))
+
+    assert main(["sagemaker", "cost", str(path)]) == 0
+    assert "$9.99/h" in capsys.readouterr().out  # the cache, read today: not asked
+    assert aws.pricing.calls == []
+
+    assert main(["sagemaker", "cost", str(path), "--refresh"]) == 0
+    out = capsys.readouterr().out
+    assert aws.pricing.calls  # asked although the cache was fresh
+    assert "$5.12/h" in out and "AWS Price List, list prices of 2026-11-20" in out
+    assert pricing.cached_list_price("us-east-1", "ml.g5.16xlarge").price == 5.12  # type: ignore[union-attr]
+
+    # AWS refusing: a note saying why, and the estimate from what is known, never a traceback
+    aws.faults.error(
+        "pricing:GetProducts", 400, "AccessDeniedException", "not allowed: pricing:GetProducts", 10
+    )
+    assert main(["sagemaker", "cost", str(path), "--refresh"]) == 0
+    captured = capsys.readouterr()
+    assert "$5.12/h" in captured.out
+    assert "could not be read from the AWS Price List API" in captured.err
+    assert "pricing:GetProducts" in captured.err and "Traceback" not in captured.err

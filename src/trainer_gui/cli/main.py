@@ -666,6 +666,11 @@ def _add_sagemaker_commands(sub: argparse._SubParsersAction) -> None:
     cost = sm_sub.add_parser("cost", help="estimated cost of a spec on SageMaker")
     cost.add_argument("spec")
     cost.add_argument("--region", help="price region (default: the spec's or the profile's)")
+    cost.add_argument(
+        "--refresh",
+        action="store_true",
+        help="read the prices from the AWS Price List API now, not from the price cache",
+    )
     settings = sm_sub.add_parser(
         "settings",
         help="show or change the AWS settings (profile, region, role, S3 prefix) that SageMaker "
@@ -779,11 +784,29 @@ def write_export(text: str, notes: Sequence[str], output: str | None) -> int:
 
 def _sm_cost(args: argparse.Namespace) -> int:
     from trainer_gui.core.aws.defaults import effective_region
-    from trainer_gui.core.aws.pricing import estimate_cost
+    from trainer_gui.core.aws.pricing import estimate_cost, pricing_region
     from trainer_gui.core.spec import load_spec
 
     spec = load_spec(args.spec)
-    estimate = estimate_cost(spec, region=args.region or effective_region(spec))
+    region = args.region or effective_region(spec) or pricing_region(spec)
+    if args.refresh:
+        from trainer_gui.core.aws.pricing import reread_list_price
+        from trainer_gui.core.errors import UserError
+
+        groups = spec.compute.instance_groups
+        for instance_type in dict.fromkeys(
+            [g.instance_type for g in groups] or [spec.compute.instance_type]
+        ):
+            try:
+                reread_list_price(instance_type, region, spec.sagemaker.profile)
+            except UserError as exc:
+                print(
+                    f"note: the price of {instance_type} in {region} could not be read from "
+                    f"the AWS Price List API ({exc}); the estimate uses the cached or "
+                    "shipped price",
+                    file=sys.stderr,
+                )
+    estimate = estimate_cost(spec, region=region)
     print(estimate.summary())
     return EXIT_OK if estimate.known else EXIT_FAILED
 

@@ -326,20 +326,34 @@ def refresh_list_price(
         if failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER_S:
             return False
     try:
-        if session is None:
-            from trainer_gui.core.aws.session import AwsSession
-
-            session = AwsSession.from_settings(profile, region)
-        if session.boto.get_credentials() is None:  # nothing to ask with: the table it is
-            raise LookupError("no AWS credentials")
-        found = read_list_price(session, region, instance_type)
+        reread_list_price(instance_type, region, profile, session)
     except Exception as exc:
         log.info("no live price for %s in %s: %s", instance_type, region, exc)
         with _cache_lock:
             _failed[key] = time.monotonic()
         return False
-    _store(region, instance_type, found)
     return True
+
+
+def reread_list_price(
+    instance_type: str, region: str, profile: str | None = None, session: Any = None
+) -> ListPrice:
+    """Ask the Price List API now, whatever the cache holds or an earlier failure, and cache
+    the answer (`trainer-gui sagemaker cost --refresh`). Network. Raises `UserError` (an
+    `AwsError` included) saying why the price could not be read."""
+    from trainer_gui.core.errors import UserError
+
+    if session is None:
+        from trainer_gui.core.aws.session import AwsSession
+
+        session = AwsSession.from_settings(profile, region)
+    if session.boto.get_credentials() is None:  # nothing to ask with: the table it is
+        raise UserError("no AWS credentials to read the Price List API with")
+    found = read_list_price(session, region, instance_type)
+    _store(region, instance_type, found)
+    with _cache_lock:
+        _failed.pop((profile, region, instance_type), None)
+    return found
 
 
 def forget_failures() -> None:
