@@ -649,22 +649,63 @@ def test_channels_edited_in_the_form_reach_the_spec(form: SpecForm, project: Pat
 
 
 def test_instance_groups_are_typed_in_the_compute_tab(form: SpecForm) -> None:
-    """A heterogeneous cluster from the form: groups as YAML, the distributed group as a list."""
+    """A heterogeneous cluster from the form: a table of groups (name, instance type, count)
+    typed into like the user does, the distributed group as a list."""
+    from trainer_gui.ui.form.instance_groups import InstanceGroupsTable
+
     fill_valid(form)
     form.editor("compute.backend").set_value("docker")
     groups = form.editor("compute.instance_groups")
-    groups.edit.setText(
-        "[{name: trainers, instance_type: ml.m5.large, instance_count: 2}, "
-        "{name: loaders, instance_type: ml.c5.xlarge}]"
-    )
+    assert isinstance(groups, InstanceGroupsTable)
+    headers = [groups.table.horizontalHeaderItem(c).text() for c in range(3)]
+    assert headers == ["Group name", "Instance type", "Instance count"]  # the model's titles
+    groups.add_button.click()  # a first group, ready to type its instance type into
+    groups.add_button.click()
+    groups.table.item(0, 0).setText("trainers")
+    groups.table.item(0, 1).setText("ml.m5.large")
+    groups.table.item(0, 2).setText("2")
+    groups.table.item(1, 0).setText("loaders")
+    groups.table.item(1, 1).setText("ml.c5.xlarge")
     form.editor("distribution.kind").set_value("torchrun")
     form.editor("distribution.instance_groups").set_value(["trainers"])
 
     spec = form.validate()
 
     assert spec is not None, form.problems
-    assert [g.name for g in spec.compute.instance_groups] == ["trainers", "loaders"]
+    assert [(g.name, g.instance_type, g.instance_count) for g in spec.compute.instance_groups] == [
+        ("trainers", "ml.m5.large", 2),
+        ("loaders", "ml.c5.xlarge", 1),
+    ]
     assert spec.compute.host_count == 3
     form.editor("distribution.instance_groups").set_value(["nope"])
     assert form.validate() is None
     assert any("'nope' is not one of" in p for p in form.problems)
+
+
+def test_an_instance_group_row_with_a_problem_is_marked_with_the_models_message(
+    form: SpecForm,
+) -> None:
+    from trainer_gui.ui.form.instance_groups import InstanceGroupsTable
+    from trainer_gui.ui.row_table import ERROR_BG
+
+    fill_valid(form)
+    groups = form.editor("compute.instance_groups")
+    assert isinstance(groups, InstanceGroupsTable)
+    groups.set_value(
+        [
+            {"name": "a", "instance_type": "ml.m5.large", "instance_count": 1},
+            {"name": "a", "instance_type": "ml.c5.xlarge", "instance_count": 1},
+        ]
+    )
+    groups.table.item(0, 1).setText("m5.large")  # not an ml.* type
+    groups.table.item(1, 2).setText("0")
+
+    problems = groups.row_problems()
+
+    assert "instance_type" in problems[0]
+    assert "instance_count" in problems[1] and 1 in problems
+    assert groups.table.item(0, 1).background().color() == ERROR_BG
+    assert groups.table.item(0, 1).toolTip() == problems[0]
+    assert form.validate() is None
+    groups.set_value([])
+    assert groups.value() == [] and form.validate() is not None

@@ -50,11 +50,17 @@ from PySide6.QtWidgets import (
 from trainer_gui.core.aws.defaults import AwsDefaults, load_aws_defaults
 from trainer_gui.core.errors import SpecError
 from trainer_gui.core.spec import JobSpec, save_spec, spec_from_dict, spec_to_dict
-from trainer_gui.core.spec.model import ChannelSpec, MetricDefinition, is_remote
+from trainer_gui.core.spec.model import (
+    ChannelSpec,
+    InstanceGroupSpec,
+    MetricDefinition,
+    is_remote,
+)
 from trainer_gui.ui.form.channels import ChannelsTable
 from trainer_gui.ui.form.cost import CostLabel
 from trainer_gui.ui.form.export_dialog import ExportDialog
 from trainer_gui.ui.form.hyperparams import HyperparamsTable, KeyValueTable
+from trainer_gui.ui.form.instance_groups import InstanceGroupsTable
 from trainer_gui.ui.form.metric_defs import MetricDefsEditor
 from trainer_gui.ui.icons import ERROR_COLOR, app_icon, status_icon
 from trainer_gui.ui.row_table import RowTable
@@ -393,6 +399,8 @@ def make_editor(
             return ChannelsTable(parent)
         if item is MetricDefinition:
             return MetricDefsEditor(parent)
+        if item is InstanceGroupSpec:
+            return InstanceGroupsTable(parent)
         if item is str:
             return ListField(optional, parent=parent)
         return YamlField(optional, parent=parent)
@@ -554,7 +562,9 @@ class SpecForm(QWidget):
         editor = make_editor(name, info, lambda: self.base_dir, page)
         row = FieldRow(path, info, editor, page)
         editor.sig_changed.connect(self._on_changed)
-        if isinstance(editor, (ChannelsTable, MetricDefsEditor, KeyValueTable)):
+        if isinstance(
+            editor, (ChannelsTable, MetricDefsEditor, KeyValueTable, InstanceGroupsTable)
+        ):
             form.addRow(row.label)
             form.addRow(row.container)
         else:
