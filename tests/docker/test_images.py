@@ -195,3 +195,24 @@ def test_docker_client_raises_backend_unavailable(
     with pytest.raises(BackendUnavailable, match="DOCKER_HOST"):
         docker_util.docker_client(timeout=5)
     assert docker_util.docker_available() is False
+
+
+def _mpi_block(kind: str) -> str:
+    """The RUN instruction that installs Open MPI (continuation lines joined)."""
+    text = dockerfile_path(kind).read_text("utf-8")
+    runs = re.findall(r"^RUN (?:.*\\\n)*.*$", text, re.M)
+    (block,) = [run for run in runs if "openmpi-bin" in run]
+    return block
+
+
+def test_the_gpu_image_has_open_mpi_as_the_cpu_image_does() -> None:
+    """MPI jobs on the GPU image (issue 17): the same Debian packages by the same RUN block, so
+    distribution kind mpi, sshd between hosts and mpi4py work there as on train-cpu."""
+    gpu = _mpi_block("train-gpu")
+    assert gpu == _mpi_block("train-cpu")
+    for package in ("openmpi-bin", "openssh-server", "openssh-client", "python3-mpi4py"):
+        assert package in gpu
+    text = dockerfile_path("train-gpu").read_text("utf-8")
+    final = text[text.rindex("\nFROM ") :]  # in the final stage, not the discarded build one
+    assert "openmpi-bin" in final and "ln -s /usr/lib/python3/dist-packages/mpi4py" in final
+    assert "ARG " not in final  # no new build argument: BASE_IMAGE and WHEELHOUSE as before
