@@ -34,7 +34,7 @@ def test_a_failed_test_with_a_stuck_pool_worker_ends_the_run_with_its_failure(
 ) -> None:
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
     (tmp_path / "test_stuck.py").write_text(STUCK_TEST)
-    env = {**os.environ, "TRAINER_TEST_POOL_WAIT_MS": "300", "TRAINER_GUI_HOME": str(tmp_path)}
+    env = {**os.environ, "TRAINER_TEST_POOL_WAIT_MS": "2000", "TRAINER_GUI_HOME": str(tmp_path)}
 
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
