@@ -10,19 +10,23 @@
 #      (by UUID), all_reduce agrees, bus bandwidth measured;
 #   4. a request for more GPUs than the machine has: refused with a clear message.
 #
-# Usage: scripts/gpu-check.sh [--image IMAGE] [--build]
-#   --image  the GPU training image (default trainer-gui/train-gpu:latest)
-#   --build  build it first with `trainer-gui images build train-gpu` (needs the network)
+# Usage: scripts/gpu-check.sh [--image IMAGE] [--build] [--backend docker|local-process]
+#   --image    the GPU training image (default trainer-gui/train-gpu:latest)
+#   --build    build it first with `trainer-gui images build train-gpu` (needs the network)
+#   --backend  local-process: no Docker; the jobs run on this machine's Python (it needs torch
+#              with CUDA); step 1 is skipped and step 3 runs torchrun on the host instead
 # Environment: TRAINER_GUI (the CLI; default .venv/bin/trainer-gui, else trainer-gui on PATH).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 image=trainer-gui/train-gpu:latest
 build=0
+backend=docker
 while [ $# -gt 0 ]; do
     case "$1" in
         --image) image=$2; shift 2 ;;
         --build) build=1; shift ;;
+        --backend) backend=$2; shift 2 ;;
         -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -34,17 +38,20 @@ if [ -z "$cli" ]; then
 fi
 [ -n "$cli" ] || { echo "gpu-check: no trainer-gui CLI (make install, or set TRAINER_GUI)" >&2; exit 2; }
 command -v nvidia-smi >/dev/null || { echo "gpu-check: nvidia-smi not found: no NVIDIA driver here" >&2; exit 2; }
-docker info >/dev/null 2>&1 || { echo "gpu-check: Docker is not running" >&2; exit 2; }
+case "$backend" in docker|local-process) ;; *) echo "gpu-check: --backend docker or local-process" >&2; exit 2 ;; esac
+if [ "$backend" = docker ]; then
+    docker info >/dev/null 2>&1 || { echo "gpu-check: Docker is not running" >&2; exit 2; }
+fi
 
 gpus=$(nvidia-smi -L | grep -c '^GPU ')
 echo "== machine: $gpus GPU(s)"
 nvidia-smi --query-gpu=index,name,uuid,memory.total,driver_version --format=csv,noheader
 [ "$gpus" -ge 1 ] || { echo "gpu-check: no GPU listed by nvidia-smi" >&2; exit 2; }
 
-if [ "$build" = 1 ]; then
+if [ "$backend" = docker ] && [ "$build" = 1 ]; then
     "$cli" images build train-gpu || { echo "gpu-check: image build failed" >&2; exit 1; }
 fi
-docker image inspect "$image" >/dev/null 2>&1 \
+[ "$backend" != docker ] || docker image inspect "$image" >/dev/null 2>&1 \
     || { echo "gpu-check: image $image is missing (use --build, or --image)" >&2; exit 2; }
 
 work=$(mktemp -d -t trainer-gpu-check.XXXXXX)
@@ -85,7 +92,7 @@ torch.cuda.synchronize()
 tflops = 20 * 2 * 4096**3 / (time.perf_counter() - t0) / 1e12
 print("GPUCHECK matmul rank=%d tflops=%.1f" % (rank, tflops), flush=True)
 print("matmul_tflops=%.2f" % tflops, flush=True)
-if world > 1:
+if world > 1 or "LOCAL_RANK" in os.environ:  # under torchrun: NCCL even in a world of one
     import torch.distributed as dist
 
     dist.init_process_group("nccl")
@@ -101,7 +108,7 @@ if world > 1:
         dist.all_reduce(buf)
     torch.cuda.synchronize()
     secs = (time.perf_counter() - t0) / 10
-    busbw = buf.numel() * 4 * 2 * (world - 1) / world / secs / 1e9
+    busbw = buf.numel() * 4 * 2 * max(world - 1, 1) / world / secs / 1e9
     print("GPUCHECK busbw rank=%d GB/s=%.1f" % (rank, busbw), flush=True)
     print("allreduce_busbw=%.2f" % busbw, flush=True)
     if x.item() != expect:
@@ -110,11 +117,13 @@ if world > 1:
 PY
 
 spec() {  # name hosts gpus dist
+    local image_line="image: $image"
+    [ "$backend" = docker ] || image_line="# no image: local-process"
     cat >"$work/$1.yaml" <<YAML
 name: gpu-check-$1
-image: $image
+$image_line
 source: {source_dir: code, entry_point: check.py}
-compute: {backend: docker, instance_type: ml.g5.xlarge, instance_count: $2, gpus: $3}
+compute: {backend: $backend, instance_type: ml.g5.xlarge, instance_count: $2, gpus: $3}
 distribution: {kind: $4}
 metric_definitions:
   - {name: matmul_tflops, regex: 'matmul_tflops=([0-9.]+)'}
@@ -134,16 +143,23 @@ run_job() {  # name
 }
 
 echo "== 1. the image sees CUDA"
-docker run --rm --gpus all "$image" python3 -c \
+[ "$backend" = docker ] && docker run --rm --gpus all "$image" python3 -c \
     'import torch; print("GPUCHECK image cuda", torch.cuda.is_available(), torch.cuda.device_count(), torch.version.cuda)' \
-    || failed=1
+    || { [ "$backend" = docker ] && failed=1; }
+[ "$backend" = docker ] || echo "skipped: local-process (no image)"
 
-echo "== 2. 1 host x 1 GPU"
+echo "== 2. 1 host x 1 GPU ($backend)"
 spec one 1 1 none
 run_job one || failed=1
 grep -q '"device_count": 1' "$work/one.out" || { echo "FAIL: the host does not see exactly 1 GPU"; failed=1; }
 
-if [ "$gpus" -ge 2 ]; then
+if [ "$backend" = local-process ]; then
+    echo "== 3. 1 host x 1 GPU under torchrun on the host (the launcher, NCCL's world of one)"
+    spec tr 1 1 torchrun
+    run_job tr || failed=1
+    grep -q 'GPUCHECK env rank=0' "$work/tr.out" && grep -q '"LOCAL_RANK": "0"' "$work/tr.out" \
+        || { echo "FAIL: torchrun's rank 0 did not report"; failed=1; }
+elif [ "$gpus" -ge 2 ]; then
     echo "== 3. 2 hosts x 1 GPU, torchrun over NCCL"
     spec two 2 1 torchrun
     run_job two || failed=1
