@@ -279,3 +279,31 @@ def test_a_spec_with_problems_is_not_exported(
 
     assert dialog.export() is None
     assert shown and dialog.export_dialog is None
+
+
+def test_the_export_of_a_spec_for_a_batch_queue_shows_the_service_job(
+    qtbot: Any, project: Path
+) -> None:
+    """A spec naming an AWS Batch training queue is submitted as a Batch service job: the
+    dialog's request tab and its how-to line say so, not create-training-job."""
+    spec = make_spec(
+        project,
+        sagemaker={
+            "role_arn": ROLE_ARN,
+            "s3_prefix": "s3://my-bucket/jobs",
+            "batch_queue": "ml-training-queue",
+        },
+    )
+    export = ExportDialog(spec)
+    qtbot.addWidget(export)
+
+    qtbot.waitUntil(lambda: export.ready, timeout=30_000)
+
+    titles = [export.tabs.tabText(i) for i in range(export.tabs.count())]
+    assert "SubmitServiceJob request (JSON)" in titles
+    status = export.status_label.text()
+    assert "ml-training-queue" in status and "aws batch submit-service-job" in status
+    assert "create-training-job" not in status
+    request = json.loads(export.text("request"))
+    assert request["jobQueue"] == "ml-training-queue"
+    assert QThreadPool.globalInstance().waitForDone(10_000)

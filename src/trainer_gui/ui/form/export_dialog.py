@@ -47,6 +47,30 @@ def export_texts(spec: JobSpec) -> tuple[dict[str, str], list[str]]:
     return export_spec(spec, tuple(fmt for fmt, _, _, _ in FORMATS))
 
 
+def format_title(spec: JobSpec, fmt: str, title: str) -> str:
+    """A spec naming an AWS Batch queue exports the SubmitServiceJob request that carries the
+    CreateTrainingJob request, so its tab says so."""
+    if fmt == "request" and spec.sagemaker.batch_queue:
+        return "SubmitServiceJob request (JSON)"
+    return title
+
+
+def how_to_run(spec: JobSpec) -> str:
+    """The line above the texts: how each one is run, for a queued spec through AWS Batch."""
+    if spec.sagemaker.batch_queue:
+        return (
+            f"The job goes to the AWS Batch training queue {spec.sagemaker.batch_queue}: run "
+            "the code with the SageMaker Python SDK (it submits through TrainingQueue), or send "
+            "the request with `aws batch submit-service-job --cli-input-json` (a service job "
+            "carrying the CreateTrainingJob request). The job name in them is an example."
+        )
+    return (
+        "Run the code with the SageMaker Python SDK, or send the request with "
+        "`aws sagemaker create-training-job --cli-input-json`. The job name in them is an "
+        "example."
+    )
+
+
 class ExportDialog(QDialog):
     """The spec as SageMaker SDK code and request JSON, one read-only tab each; Copy, Save As."""
 
@@ -81,7 +105,7 @@ class ExportDialog(QDialog):
             editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
             editor.setPlaceholderText("Preparing the export…")
             self.editors[fmt] = editor
-            self.tabs.addTab(editor, title)
+            self.tabs.addTab(editor, format_title(spec, fmt, title))
 
         self.buttons = QDialogButtonBox(self)
         self.copy_button: QPushButton = self.buttons.addButton(
@@ -120,11 +144,7 @@ class ExportDialog(QDialog):
         texts, notes = result
         for fmt, editor in self.editors.items():
             editor.setPlainText(texts.get(fmt, ""))
-        self.status_label.setText(
-            "Run the code with the SageMaker Python SDK, or send the request with "
-            "`aws sagemaker create-training-job --cli-input-json`. The job name in them is an "
-            "example."
-        )
+        self.status_label.setText(how_to_run(self.spec))
         if notes:
             items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
             self.notes_label.setText(f"Notes:<ul style='margin: 0'>{items}</ul>")
@@ -200,4 +220,4 @@ class ExportDialog(QDialog):
         return target
 
 
-__all__ = ["FORMATS", "ExportDialog", "export_texts"]
+__all__ = ["FORMATS", "ExportDialog", "export_texts", "format_title", "how_to_run"]
