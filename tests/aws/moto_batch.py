@@ -4,9 +4,10 @@ moto's Batch knows container jobs only: no SubmitServiceJob, DescribeServiceJob,
 ListServiceJobs or TerminateServiceJob. Here those four are routed to BatchResponse and
 answered from a small simulation (`aws.batch`):
 
-* job queues of type SAGEMAKER_TRAINING are `queues` (name -> fair-share policy or not); an
-  unknown queue, a share identifier on a queue without a fair-share policy (or none on one with
-  it) are refused with ClientException, as Batch does;
+* job queues of type SAGEMAKER_TRAINING are `queues` (name -> fair-share policy or not; those
+  in `quota_queues` have a quota-share policy); an unknown queue, a share identifier on a queue
+  without a fair-share policy (or none on one with it), and likewise a quota share name, are
+  refused with ClientException, as Batch does;
 * every SubmitServiceJob body is captured as sent (`requests`);
 * a service job goes SUBMITTED -> RUNNABLE, waits there while its `hold` is not set, then
   SCHEDULED: the simulation creates the training job from `serviceRequestPayload` by calling
@@ -99,7 +100,14 @@ class ServiceJob:
             "startedAt": self.started_at or 0,
             "isTerminated": self.terminate_reason is not None,
         }
-        for key in ("schedulingPriority", "shareIdentifier", "retryStrategy", "timeoutConfig"):
+        for key in (
+            "schedulingPriority",
+            "shareIdentifier",
+            "quotaShareName",
+            "preemptionConfiguration",
+            "retryStrategy",
+            "timeoutConfig",
+        ):
             if key in body:
                 out[key] = body[key]
         if body.get("tags"):
@@ -144,7 +152,8 @@ class BatchSimulator:
         self.sim = sim
         self.url = url
         self.sm: Any = get_backend("sagemaker")[ACCOUNT][REGION]
-        self.queues: dict[str, bool] = {"ml-training": False, "fair-share": True}
+        self.queues: dict[str, bool] = {"ml-training": False, "fair-share": True, "quota": False}
+        self.quota_queues = {"quota"}  # queues with a quota-share scheduling policy
         self.jobs: dict[str, ServiceJob] = {}
         self.requests: list[dict[str, Any]] = []
         self.calls: list[str] = []
@@ -212,6 +221,15 @@ class BatchSimulator:
         if not fair and body.get("shareIdentifier"):
             raise ClientException(
                 "A shareIdentifier can't be specified for a job queue without a fair-share policy"
+            )
+        quota = queue.rsplit("/", 1)[-1] in self.quota_queues
+        if quota and not body.get("quotaShareName"):
+            raise ClientException(
+                "The quotaShareName is required for a job queue with a quota share policy"
+            )
+        if not quota and body.get("quotaShareName"):
+            raise ClientException(
+                "A quotaShareName can't be specified for a job queue without a quota share policy"
             )
         payload = json.loads(body["serviceRequestPayload"])  # Batch refuses what is not JSON
         if not isinstance(payload, dict):

@@ -335,6 +335,36 @@ BAD = {
         "sagemaker",
         "batch_priority only applies with batch_queue",
     ),
+    "quota share with a space": (
+        {"batch_queue": QUEUE, "batch_quota_share": "team a"},
+        "sagemaker.batch_quota_share",
+        "quota share name",
+    ),
+    "quota share and share identifier": (
+        {"batch_queue": QUEUE, "batch_quota_share": "a", "batch_share_identifier": "b"},
+        "sagemaker",
+        "exclude each other",
+    ),
+    "eleven attempts": (
+        {"batch_queue": QUEUE, "batch_retry_attempts": 11},
+        "sagemaker.batch_retry_attempts",
+        "10",
+    ),
+    "no attempt": (
+        {"batch_queue": QUEUE, "batch_retry_attempts": 0},
+        "sagemaker.batch_retry_attempts",
+        "1",
+    ),
+    "negative preemption retries": (
+        {"batch_queue": QUEUE, "batch_preemption_retries": -1},
+        "sagemaker.batch_preemption_retries",
+        "0",
+    ),
+    "quota share without a queue": (
+        {"batch_quota_share": "vision"},
+        "sagemaker",
+        "batch_quota_share only applies with batch_queue",
+    ),
 }
 
 
@@ -501,3 +531,62 @@ def test_the_exported_v2_code_sends_batch_the_apps_create_training_job_request(
     payload = _v2_differences(payload, ours)
     for key in sorted(set(payload) | set(ours)):
         assert payload.get(key) == ours.get(key), (key, payload.get(key), ours.get(key))
+
+
+QUOTA = {
+    "batch_queue": "quota",
+    "batch_quota_share": "vision_team",
+    "batch_retry_attempts": 3,
+    "batch_preemption_retries": 2,
+}
+
+
+def test_a_quota_share_attempts_and_preemption_retries_reach_batch(aws: Any, project: Path) -> None:
+    svc = service()
+    handle = svc.submit(make_spec(project, metric_definitions=LOSS, sagemaker=QUOTA))
+    handle.wait(60)
+    assert svc.get(handle.job_id).status == "Completed", svc.get(handle.job_id).failure_reason
+    (sent,) = aws.batch.requests  # botocore validated it against Batch's service model
+    assert sent["quotaShareName"] == "vision_team"
+    assert sent["preemptionConfiguration"] == {"preemptionRetriesBeforeTermination": 2}
+    assert sent["retryStrategy"] == {**batch.DEFAULT_RETRY_STRATEGY, "attempts": 3}
+    assert "shareIdentifier" not in sent
+
+
+def test_the_exported_v3_code_sends_the_quota_share_attempts_and_preemption(
+    aws: Any, project: Path
+) -> None:
+    from trainer_gui.core.aws.export import export_spec
+
+    spec = make_spec(project, image=IMAGE, sagemaker=QUOTA)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    aws.client("iam").create_role(
+        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    texts, _ = export_spec(spec, ("v3", "v2", "request"))
+    assert "quota_share_name='vision_team'" in texts["v3"]
+    assert "# Not set here: quota share 'vision_team' and preemption retries 2" in texts["v2"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    out = subprocess.run(
+        [sdk_python(3), "-c", TO_MOTO + texts["v3"]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+        cwd=project,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    (theirs,) = aws.batch.requests
+    ours = json.loads(texts["request"])
+    for key in ("jobQueue", "quotaShareName", "preemptionConfiguration", "retryStrategy"):
+        assert theirs[key] == ours[key], key

@@ -53,11 +53,23 @@ def attempt_seconds(request: dict[str, Any]) -> int:
     return max(DEFAULT_ATTEMPT_SECONDS, longest + 3600 if longest else 0)
 
 
+def retry_strategy(attempts: int | None = None) -> dict[str, Any]:
+    """The SDK's retry strategy, with `attempts` when the spec sets them."""
+    strategy = copy.deepcopy(DEFAULT_RETRY_STRATEGY)
+    if attempts is not None:
+        strategy["attempts"] = int(attempts)
+    return strategy
+
+
 def submit_request(
     training_request: dict[str, Any],
     queue: str,
     priority: int | None = None,
     share_identifier: str | None = None,
+    *,
+    quota_share: str | None = None,
+    attempts: int | None = None,
+    preemption_retries: int | None = None,
 ) -> dict[str, Any]:
     """The SubmitServiceJob request carrying `training_request` (a CreateTrainingJob request)."""
     payload = dict(training_request)
@@ -65,7 +77,7 @@ def submit_request(
     request: dict[str, Any] = {
         "jobName": str(payload["TrainingJobName"]),
         "jobQueue": queue,
-        "retryStrategy": copy.deepcopy(DEFAULT_RETRY_STRATEGY),
+        "retryStrategy": retry_strategy(attempts),
         "serviceJobType": SERVICE_JOB_TYPE,
         "serviceRequestPayload": json.dumps(payload),
         "timeoutConfig": {"attemptDurationSeconds": attempt_seconds(payload)},
@@ -74,13 +86,19 @@ def submit_request(
         request["schedulingPriority"] = int(priority)
     if share_identifier:
         request["shareIdentifier"] = share_identifier
+    if quota_share:
+        request["quotaShareName"] = quota_share
+    if preemption_retries is not None:
+        request["preemptionConfiguration"] = {
+            "preemptionRetriesBeforeTermination": int(preemption_retries)
+        }
     if tags:
         request["tags"] = {str(t["Key"]): str(t["Value"]) for t in tags}
     return request
 
 
 def spec_submit_request(spec: JobSpec, training_request: dict[str, Any]) -> dict[str, Any]:
-    """`submit_request` with the spec's queue, priority and share identifier."""
+    """`submit_request` with the spec's queue and Batch settings."""
     settings = spec.sagemaker
     if not settings.batch_queue:
         raise ValueError("the spec names no AWS Batch queue")
@@ -89,6 +107,9 @@ def spec_submit_request(spec: JobSpec, training_request: dict[str, Any]) -> dict
         settings.batch_queue,
         settings.batch_priority,
         settings.batch_share_identifier,
+        quota_share=settings.batch_quota_share,
+        attempts=settings.batch_retry_attempts,
+        preemption_retries=settings.batch_preemption_retries,
     )
 
 

@@ -100,17 +100,45 @@ def request_uploads(spec: JobSpec, plan: Plan) -> list[str]:
     return notes
 
 
-def _queue_lines(spec: JobSpec, trainer: str, inputs: str, extra: str = "") -> list[str]:
-    """`TrainingQueue(queue).submit(...)` and a wait for the Batch job (same in V2 and V3)."""
+def _queue_lines(
+    spec: JobSpec, trainer: str, inputs: str, extra: str = "", v2: bool = False
+) -> list[str]:
+    """`TrainingQueue(queue).submit(...)` and a wait for the Batch job (V2 and V3 alike, but
+    V2's submit has no quota share or preemption parameters: said in a comment)."""
+    from trainer_gui.core.aws.batch import retry_strategy
+
     settings = spec.sagemaker
     args = [trainer, inputs]
     if extra:
         args.append(extra)
+    if settings.batch_retry_attempts is not None:
+        args.append(f"retry_config={retry_strategy(settings.batch_retry_attempts)!r}")
     if settings.batch_priority is not None:
         args.append(f"priority={settings.batch_priority}")
     if settings.batch_share_identifier:
         args.append(f"share_identifier={settings.batch_share_identifier!r}")
+    lacking = []
+    if settings.batch_quota_share:
+        if v2:
+            lacking.append(f"quota share {settings.batch_quota_share!r}")
+        else:
+            args.append(f"quota_share_name={settings.batch_quota_share!r}")
+    if settings.batch_preemption_retries is not None:
+        preemption = {"preemptionRetriesBeforeTermination": settings.batch_preemption_retries}
+        if v2:
+            lacking.append(f"preemption retries {settings.batch_preemption_retries}")
+        else:
+            args.append(f"preemption_config={preemption!r}")
+    note = (
+        [
+            f"# Not set here: {' and '.join(lacking)} (SDK V2's TrainingQueue.submit has no "
+            "such parameter; the V3 code and the request JSON set them)."
+        ]
+        if lacking
+        else []
+    )
     return [
+        *note,
         f"queue = TrainingQueue({settings.batch_queue!r})",
         f"queued_job = queue.submit({', '.join(args)})",
         "queued_job.wait()  # SUBMITTED, RUNNABLE, ... until SUCCEEDED or FAILED",
@@ -125,7 +153,7 @@ def _v2_queued(spec: JobSpec, lines: list[str]) -> list[str]:
     for line in lines:
         if line.startswith("estimator.fit("):
             inputs = "inputs" if line.startswith("estimator.fit(inputs") else "None"
-            out += _queue_lines(spec, "estimator", inputs, "job_name=job_name")
+            out += _queue_lines(spec, "estimator", inputs, "job_name=job_name", v2=True)
             continue
         out.append(line)
         if line == "import sagemaker":

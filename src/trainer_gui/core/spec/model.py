@@ -503,6 +503,10 @@ BATCH_QUEUE_ARN_RE = re.compile(
 )
 BATCH_SHARE_RE = re.compile(r"^[A-Za-z0-9]{1,255}\*?$")
 BATCH_PRIORITY_MAX = 9999
+#: Batch's RetryStrategy.attempts range (1-10).
+BATCH_ATTEMPTS_MAX = 10
+#: A quota share name as other Batch names: letters, digits, hyphens, underscores.
+BATCH_QUOTA_SHARE_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 
 def _short(value: str, limit: int = 40) -> str:
@@ -549,6 +553,25 @@ class SageMakerSettings(_Model):
         title="Batch share identifier",
         description="Fair-share identifier; needed when the queue has a fair-share policy.",
     )
+    batch_quota_share: str | None = Field(
+        None,
+        title="Batch quota share",
+        description="Quota share name; needed when the queue has a quota-share policy.",
+    )
+    batch_retry_attempts: int | None = Field(
+        None,
+        ge=1,
+        le=BATCH_ATTEMPTS_MAX,
+        title="Batch attempts",
+        description="Times AWS Batch runs the job (1-10); it retries only on SageMaker's "
+        "internal errors, as the SDK's TrainingQueue does. Empty: 1.",
+    )
+    batch_preemption_retries: int | None = Field(
+        None,
+        ge=0,
+        title="Batch preemption retries",
+        description="Times a preempted job is queued again before it ends; empty: no limit.",
+    )
 
     @field_validator("batch_queue")
     @classmethod
@@ -576,12 +599,38 @@ class SageMakerSettings(_Model):
             )
         return v or None
 
+    @field_validator("batch_quota_share")
+    @classmethod
+    def _batch_quota_share(cls, v: str | None) -> str | None:
+        if v and not BATCH_QUOTA_SHARE_RE.match(v):
+            raise ValueError(
+                f"{_short(v)!r} is not a Batch quota share name: up to 255 letters, digits, "
+                "hyphens and underscores"
+            )
+        return v or None
+
+    @field_validator("batch_retry_attempts", "batch_preemption_retries", mode="before")
+    @classmethod
+    def _batch_counts(cls, v: Any) -> Any:
+        return _not_bool(v)
+
     @model_validator(mode="after")
     def _batch_settings_need_a_queue(self) -> SageMakerSettings:
+        if self.batch_share_identifier and self.batch_quota_share:
+            raise ValueError(
+                "batch_share_identifier and batch_quota_share exclude each other: a queue has "
+                "a fair-share or a quota-share policy; give the one your queue uses"
+            )
         if not self.batch_queue:
             named = [
                 name
-                for name in ("batch_priority", "batch_share_identifier")
+                for name in (
+                    "batch_priority",
+                    "batch_share_identifier",
+                    "batch_quota_share",
+                    "batch_retry_attempts",
+                    "batch_preemption_retries",
+                )
                 if getattr(self, name) is not None
             ]
             if named:
