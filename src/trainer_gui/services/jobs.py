@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: In a job's run folder: held by the one process that follows (or starts, or submits) it.
+FOLLOWER_LOCK = ".follower.lock"
+
 
 def create_runner(backend: str) -> Runner:
     """Backends are imported on first use, so the window opens without docker or boto3."""
@@ -311,25 +314,39 @@ class JobService:
         job_id = job_id or make_job_id(spec.name)
         run_dir = runs_home() / job_id
         run_dir.mkdir(parents=True, exist_ok=False)
-        (run_dir / "job.yaml").write_text(dump_spec(spec), encoding="utf-8")
-        self.store.create_job(job_id, spec.name, backend, dump_spec(spec), str(run_dir), project_id)
-        ids: dict[str, Any] = {"spec_base_dir": str(spec.base_dir) if spec.base_dir else None}
-        if python:
-            ids["python"] = python
-        project = self.store.get_project(project_id) if project_id is not None else None
-        if project is not None and not warm.project_allows(project.settings):
-            ids["warm"] = False  # the project opted out of warm starts (issue 18)
-        if backend in LOCAL_BACKENDS:
-            reason = too_many_gpus(spec, machine_gpus())
-            if reason is not None:
-                raise UserError(reason)
-            need = needs_of(spec)
-            ids["needs"] = [need.gpus, need.slots]
+        # The job's follower lock before its record: from the record on, the job is active,
+        # and until it is queued (or followed) a re-attach, here or in another process (the job
+        # host's look for unfollowed jobs), would take it for one whose start died and fail it
+        # (the GPU count below runs nvidia-smi: seconds on a cold machine).
+        lock = ProcessLock(run_dir / FOLLOWER_LOCK)
+        if not lock.acquire():  # cannot happen for a new folder, but never ingest twice
+            raise UserError(f"job {job_id} is already followed by another process")
+        follower: _Follower | None = None
+        try:
+            (run_dir / "job.yaml").write_text(dump_spec(spec), encoding="utf-8")
+            self.store.create_job(
+                job_id, spec.name, backend, dump_spec(spec), str(run_dir), project_id
+            )
+            ids: dict[str, Any] = {"spec_base_dir": str(spec.base_dir) if spec.base_dir else None}
+            if python:
+                ids["python"] = python
+            project = self.store.get_project(project_id) if project_id is not None else None
+            if project is not None and not warm.project_allows(project.settings):
+                ids["warm"] = False  # the project opted out of warm starts (issue 18)
+            if backend in LOCAL_BACKENDS:
+                reason = too_many_gpus(spec, machine_gpus())
+                if reason is not None:
+                    raise UserError(reason)
+                need = needs_of(spec)
+                ids["needs"] = [need.gpus, need.slots]
+                self.store.update_backend_ids(job_id, ids)
+                return self._enqueue(job_id, need, schedule, lock)
             self.store.update_backend_ids(job_id, ids)
-            return self._enqueue(job_id, need, schedule)
-        self.store.update_backend_ids(job_id, ids)
-        record = self.get(job_id)
-        follower = self._take(record, spec)
+            record = self.get(job_id)
+            follower = self._take(record, spec, lock)
+        finally:
+            if follower is None:  # queued (the scheduler takes it over), or failed
+                lock.release()
         if follower is None:  # cannot happen for a new folder, but never ingest twice
             raise UserError(f"job {job_id} is already followed by another process")
         ctx = self.context(record)
@@ -354,7 +371,11 @@ class JobService:
 
     # -- the queue ----------------------------------------------------------------------------
 
-    def _enqueue(self, job_id: str, need: Needs, schedule: bool = True) -> JobHandle:
+    def _enqueue(
+        self, job_id: str, need: Needs, schedule: bool = True, lock: ProcessLock | None = None
+    ) -> JobHandle:
+        """Queue the recorded job; `lock`, its follower lock held while it was recorded, goes
+        once it is queued (the scheduler takes it to start it)."""
         waiting = JobHandle(job_id)
         waiting.mark_started()  # the queue keeps it, whatever happens to this process
         with self._lock:
@@ -362,6 +383,8 @@ class JobService:
             self._waiting[job_id] = waiting
         waiting.on_cancel(lambda: self._cancel_soon(job_id))
         self.store.enqueue(job_id, need.gpus, need.slots)
+        if lock is not None:
+            lock.release()
         self._notify(StatusChanged(job_id, JobStatus.QUEUED, ""))
         if schedule:
             self.schedule()
@@ -529,12 +552,15 @@ class JobService:
             waiting._finish(JobStatus.STOPPED)
         return True
 
-    def _take(self, record: JobRecord, spec: JobSpec) -> _Follower | None:
+    def _take(
+        self, record: JobRecord, spec: JobSpec, held: ProcessLock | None = None
+    ) -> _Follower | None:
+        """The job's follower, with its lock (`held`: already taken by the caller)."""
         with self._lock:
             if record.id in self._followers:
                 return None
-            lock = ProcessLock(Path(record.run_dir) / ".follower.lock")
-            if not lock.acquire():
+            lock = held or ProcessLock(Path(record.run_dir) / FOLLOWER_LOCK)
+            if held is None and not lock.acquire():
                 return None
             follower = _Follower(self, record, spec, lock)
             self._followers[record.id] = follower
