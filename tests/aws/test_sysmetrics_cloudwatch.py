@@ -176,3 +176,20 @@ def test_without_permission_for_cloudwatch_it_is_asked_once_per_job() -> None:
     for final in (False, False, True):
         side.poll({"TrainingJobStatus": "InProgress"}, final=final)
     assert Denied.calls == 1 and sent == []
+
+
+def test_a_shared_tensorboard_path_gives_each_job_only_its_own_files(aws: Any) -> None:
+    """SDK V3 gives every job of a trainer one S3OutputPath; SageMaker writes each job's files
+    below `<path>/<job>/tensorboard-output/`, so a job reads its folder and no other."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="tb-shared")
+    base = "team/spirals"
+    for job, steps in (("job-a", range(3)), ("job-b", range(7))):
+        key = f"{base}/{job}/tensorboard-output/events.out.tfevents.1.algo-1"
+        s3.put_object(Bucket="tb-shared", Key=key, Body=_events(steps))
+
+    for job, count in (("job-a", 3), ("job-b", 7)):
+        source = tb.S3Source(s3, f"s3://tb-shared/{base}", job)
+        follower = tb.EventFollower(source, "algo-1", {})
+        samples = [s for batch in follower.poll() for s in batch.samples if s.name == "tb/loss"]
+        assert [s.step for s in samples] == list(range(count)), job

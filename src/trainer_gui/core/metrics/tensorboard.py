@@ -405,12 +405,15 @@ class S3Source(EventSource):
     while the job runs, read by byte ranges: each upload replaces an object with a longer one.
 
     Files are named relative to the prefix, less any folders up to a `tensorboard-output`
-    folder, should SageMaker put the host's files below one."""
+    folder, should SageMaker put the host's files below one. SageMaker writes them to
+    `<S3OutputPath>/<job name>/tensorboard-output/`, and a path may be shared by jobs (SDK V3
+    gives every job of a trainer the same one): with `job` set, another job's folder is skipped."""
 
-    def __init__(self, client: Any, uri: str) -> None:
+    def __init__(self, client: Any, uri: str, job: str | None = None) -> None:
         if not uri.startswith("s3://"):
             raise ValueError(f"{uri!r} is not an s3:// URI")
         self.client = client
+        self.job = job
         self.bucket, _, key = uri[5:].partition("/")
         self.prefix = key.rstrip("/") + "/" if key.strip("/") else ""
         self._keys: dict[str, str] = {}
@@ -426,6 +429,9 @@ class S3Source(EventSource):
                 relative = key[len(self.prefix) :]
                 marker = relative.rfind("tensorboard-output/")
                 if marker >= 0:
+                    owner = relative[:marker].rstrip("/").rpartition("/")[2]
+                    if self.job and owner and owner != self.job:
+                        continue  # another job's files under a shared path
                     relative = relative[marker + len("tensorboard-output/") :]
                 self._keys[relative] = key
                 found[relative] = int(item.get("Size") or 0)

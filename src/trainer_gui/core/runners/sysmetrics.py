@@ -562,7 +562,8 @@ class CloudSideMetrics:
             # SageMaker uploads every host's files to the one path: they count as algo-1's.
             host = self.hosts[0] if self.hosts else "algo-1"
             stored = {s: off for (h, s), off in self.offsets.items() if h == host}
-            source = tensorboard.S3Source(self.client("s3"), str(uri))
+            name = describe.get("TrainingJobName")
+            source = tensorboard.S3Source(self.client("s3"), str(uri), str(name) if name else None)
             self.followers = [tensorboard.EventFollower(source, host, stored)]
         send_tensorboard(self.job_id, self.sink, self.followers)
 
