@@ -1,7 +1,7 @@
 """A job being submitted is not taken over: between its record and its place in the queue
-(the GPU count, nvidia-smi, takes seconds on a cold machine) the job host's look for
-unfollowed jobs used to attach to it, find no process and fail it for good ("the app stopped
-while the job was starting")."""
+(seconds on a cold machine: the GPU count, nvidia-smi, ran there until it moved before the
+record) the job host's look for unfollowed jobs used to attach to it, find no process and
+fail it for good ("the app stopped while the job was starting")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer_gui.core.spec import spec_from_dict
+from trainer_gui.core.resources import Needs
+from trainer_gui.core.spec import JobSpec, spec_from_dict
 from trainer_gui.core.store import Store
 from trainer_gui.services import jobs
 from trainer_gui.services.jobs import JobService
@@ -49,12 +50,12 @@ def test_the_hosts_recover_pass_leaves_a_job_that_is_being_submitted_alone(
 ) -> None:
     taken: list[list[str]] = []
     seen: list[str] = []
-    counted = jobs.machine_gpus
+    counted = jobs.needs_of
 
-    def slow_gpu_count() -> int:
-        if seen:  # once: the count in submit, not the scheduler's
-            return counted()
-        # The recorded job waits here, as on a cold machine while nvidia-smi answers: the job
+    def slow_needs(spec: JobSpec) -> Needs:
+        if seen:  # once: the one in submit
+            return counted(spec)
+        # The recorded job waits here, as on a cold machine: the job
         # host's pass over unfollowed jobs (every 2 s) runs now, from another process's view
         # as well (another service on the same store).
         seen.extend(r.status for r in service.store.list_jobs(active_only=True))
@@ -64,12 +65,12 @@ def test_the_hosts_recover_pass_leaves_a_job_that_is_being_submitted_alone(
             taken.append(other.recover(cleanup=False))
         finally:
             other.shutdown()
-        return counted()
+        return counted(spec)
 
-    monkeypatch.setattr(jobs, "machine_gpus", slow_gpu_count)
+    monkeypatch.setattr(jobs, "needs_of", slow_needs)
     job_id = service.submit(_spec(tmp_path)).job_id  # type: ignore[arg-type]
 
-    assert seen, "the GPU count ran before the job was recorded: the test no longer reaches it"
+    assert seen, "the needs were counted before the job was recorded: the test no longer reaches it"
     assert taken == [[], []]
     deadline = time.monotonic() + 60
     while service.get(job_id).status not in TERMINAL:

@@ -311,13 +311,19 @@ class JobService:
         backend = spec.compute.backend.value
         runner = self.runner(backend)
         runner.check(spec, python)
+        if backend in LOCAL_BACKENDS:
+            # Before anything is recorded: a refused job leaves no record (a Pending one would
+            # later be taken for a job whose start died) and no run folder.
+            reason = too_many_gpus(spec, machine_gpus())
+            if reason is not None:
+                raise UserError(reason)
         job_id = job_id or make_job_id(spec.name)
         run_dir = runs_home() / job_id
         run_dir.mkdir(parents=True, exist_ok=False)
         # The job's follower lock before its record: from the record on, the job is active,
         # and until it is queued (or followed) a re-attach, here or in another process (the job
         # host's look for unfollowed jobs), would take it for one whose start died and fail it
-        # (the GPU count below runs nvidia-smi: seconds on a cold machine).
+        # (a cold machine's first store writes and queue checks can take seconds).
         lock = ProcessLock(run_dir / FOLLOWER_LOCK)
         if not lock.acquire():  # cannot happen for a new folder, but never ingest twice
             raise UserError(f"job {job_id} is already followed by another process")
@@ -334,9 +340,6 @@ class JobService:
             if project is not None and not warm.project_allows(project.settings):
                 ids["warm"] = False  # the project opted out of warm starts (issue 18)
             if backend in LOCAL_BACKENDS:
-                reason = too_many_gpus(spec, machine_gpus())
-                if reason is not None:
-                    raise UserError(reason)
                 need = needs_of(spec)
                 ids["needs"] = [need.gpus, need.slots]
                 self.store.update_backend_ids(job_id, ids)
