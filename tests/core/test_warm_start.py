@@ -323,11 +323,6 @@ def test_a_module_the_code_folder_shadows_runs_cold(
     assert _run(service, job_spec("import json\nassert json.MINE\n")) == COLD
 
 
-@pytest.mark.xfail(
-    reason="known bug (issue 18, noted): on this machine the third run never sees the module "
-    "the second one taught the server, even after 90 s; found at the end of session 5",
-    strict=False,
-)
 def test_imports_of_a_run_are_ready_for_the_next(
     service: JobService, job_spec: SpecFactory, warm_pool: warm.WarmPool, wait_until: WaitUntil
 ) -> None:

@@ -44,6 +44,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -200,6 +201,7 @@ class _Server:
         # A driver forked ahead of time, waiting for its run (pid, socket): no fork on the
         # start path. In a driver: its script, forked ahead the same way (pid, socket, stderr).
         self.spare: tuple[int, socket.socket] | None = None
+        self.spare_at = 0.0  # when it was forked (monotonic)
         self.spare_script: tuple[int, socket.socket, int] | None = None
         self.closed = False
 
@@ -238,16 +240,24 @@ class _Server:
                         os.close(fd)
                     return 0  # the runner is gone: so is this warm interpreter
                 self._request(json.loads(data.decode("utf-8")), fds)
-            elif not readable and self.pending_imports:
-                # Between runs (0.2 s without a request): parents first, most submodules then
-                # come with them.
+                continue
+            # Between runs: no run in flight (its learned modules were written before its
+            # driver ended), or 0.2 s without a message beside a long one. Not "0.2 s of
+            # silence" alone: runs started back to back (the edit-and-rerun loop) never leave
+            # one, and the learned imports and the spare waited for ever.
+            if self.children and readable:
+                continue
+            if not self.children:
+                self._learn()
+            if self.pending_imports:
+                # Parents first, most submodules then come with them.
                 for name in sorted(self.pending_imports):
                     if name not in sys.modules:
                         _quiet_import(name)
                 self.pending_imports = []
                 self._drop_spare()  # the next one holds what was just imported
-            elif not readable and self.spare is None:
-                self._make_spare()  # when idle: not beside a run that is starting
+            if self.spare is None and (not readable or time.monotonic() - self.spare_at > 0.05):
+                self._make_spare()  # not beside a run that is starting; a dying one: not in a loop
 
     def _make_spare(self) -> None:
         import gc
@@ -261,6 +271,7 @@ class _Server:
             raise _Become(lambda: self._spare_driver(theirs))
         theirs.close()
         self.spare = (pid, mine)
+        self.spare_at = time.monotonic()
 
     def _drop_spare(self) -> None:
         if self.spare is not None:
@@ -284,7 +295,7 @@ class _Server:
     def _learn(self) -> None:
         try:
             self.learn_buffer += os.read(self.learn_r, 65536)
-        except OSError:
+        except OSError:  # nothing there (non-blocking)
             return
         complete, _, self.learn_buffer = self.learn_buffer.rpartition(b"\n")
         for name in complete.decode("utf-8", "replace").split():
