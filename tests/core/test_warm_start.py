@@ -382,3 +382,92 @@ def test_a_stopped_job_reports_stopped_not_the_server(
     assert handle.wait(TIMEOUT) is JobStatus.STOPPED
     wait_until(lambda: all(_gone(p) for p in pids), timeout=15)
     assert warm_pool.server_pids(), "the warm interpreter outlives the job it started"
+
+
+# -- learned imports kept across restarts of the host ------------------------------------------
+
+
+def _learned_file() -> dict[str, dict[str, object]]:
+    path = warm.LearnedImports().path
+    return json.loads(path.read_text())["interpreters"] if path.exists() else {}
+
+
+def _start_server(pool: warm.WarmPool) -> None:
+    """What the host does on a first run: start the interpreter's server (the run goes cold)."""
+    assert pool.launch(sys.executable, [], "/", {"PATH": os.environ["PATH"]}, (0, 1, 2)) is None
+    assert pool.wait_ready(TIMEOUT)
+    assert pool.server_pids()
+
+
+def test_imports_learned_before_a_restart_are_imported_by_the_next_server(
+    service: JobService,
+    job_spec: SpecFactory,
+    warm_pool: warm.WarmPool,
+    wait_until: WaitUntil,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _run(service, job_spec("pass\n"))
+    assert warm_pool.wait_ready(TIMEOUT)
+    assert "yaml" not in warm_pool.server_modules()
+    assert _run(service, job_spec("import yaml\n")) == WARM
+    wait_until(lambda: any("yaml" in e["modules"] for e in _learned_file().values()), timeout=30)
+    warm_pool.close()  # the host ends; a new one starts with a pool of its own
+    again = warm.WarmPool(preimport=())
+    monkeypatch.setattr(warm, "POOL", again)
+    try:
+        assert _run(service, job_spec("pass\n")) == COLD
+        assert again.wait_ready(TIMEOUT)
+        assert "yaml" in again.server_modules()  # before the first run asked for it
+    finally:
+        again.close()
+
+
+def test_a_changed_site_fingerprint_drops_the_learned_imports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRAINER_GUI_WARM", "1")
+    pools = []
+
+    def server_modules() -> set[str]:
+        pool = warm.WarmPool(preimport=())
+        pools.append(pool)
+        _start_server(pool)
+        return pool.server_modules()
+
+    try:
+        assert "yaml" not in server_modules()
+        entry = _learned_file()[sys.executable]
+        fingerprint = entry["fingerprint"]
+        assert fingerprint and entry["modules"] == []
+        learned = {"fingerprint": fingerprint, "modules": ["yaml"]}
+        warm.LearnedImports().path.write_text(
+            json.dumps({"version": 1, "interpreters": {sys.executable: learned}})
+        )
+        assert "yaml" in server_modules()
+        # A package installed since: the names were learned for other packages.
+        learned["fingerprint"] = [["/gone/site-packages", 1]]
+        warm.LearnedImports().path.write_text(
+            json.dumps({"version": 1, "interpreters": {sys.executable: learned}})
+        )
+        assert "yaml" not in server_modules()
+        assert _learned_file()[sys.executable] == {"fingerprint": fingerprint, "modules": []}
+    finally:
+        for pool in pools:
+            pool.close()
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"interpreters": {"x": 3}}', "\udcff"])
+def test_a_corrupt_learned_imports_file_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    monkeypatch.setenv("TRAINER_GUI_WARM", "1")
+    path = warm.LearnedImports().path
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    pool = warm.WarmPool(preimport=())
+    try:
+        with caplog.at_level("WARNING", logger=warm.__name__):
+            _start_server(pool)
+        assert any("ignoring the warm starts' learned imports" in r.message for r in caplog.records)
+        assert _learned_file()[sys.executable]["modules"] == []  # written afresh
+    finally:
+        pool.close()

@@ -219,7 +219,14 @@ class _Server:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self._make_spare()
-        self.send({"ready": True, "pid": os.getpid(), "modules": sorted(_top_modules())})
+        self.send(
+            {
+                "ready": True,
+                "pid": os.getpid(),
+                "modules": sorted(_top_modules()),
+                "fingerprint": self.fingerprint,
+            }
+        )
         while True:
             timeout = 0.2 if self.pending_imports or self.spare is None else None
             watched: list[Any] = [self.sock, self.wake_r, self.learn_r]
@@ -250,11 +257,17 @@ class _Server:
             if not self.children:
                 self._learn()
             if self.pending_imports:
-                # Parents first, most submodules then come with them.
+                # Parents first, most submodules then come with them. What had to be imported
+                # by name goes back to the runner, which keeps it for the next server.
+                learned = []
                 for name in sorted(self.pending_imports):
                     if name not in sys.modules:
                         _quiet_import(name)
+                        if name in sys.modules:
+                            learned.append(name)
                 self.pending_imports = []
+                if learned:
+                    self.send({"learned": learned})
                 self._drop_spare()  # the next one holds what was just imported
             if self.spare is None and (not readable or time.monotonic() - self.spare_at > 0.05):
                 self._make_spare()  # not beside a run that is starting; a dying one: not in a loop
@@ -580,6 +593,14 @@ def _serve(argv: list[str]) -> int:
     toolkit = _load_toolkit(toolkit_path)
     for name in filter(None, preimport.split(",")):
         _quiet_import(name)
+    # What earlier servers learned, kept by the runner: only for the packages it was learned
+    # with (an install or upgrade since drops it).
+    learned = argv[argv.index("--learned") + 1] if "--learned" in argv else ""
+    learned_for = argv[argv.index("--learned-for") + 1] if "--learned-for" in argv else "null"
+    with contextlib.suppress(ValueError):
+        if learned and json.loads(learned_for) == site_fingerprint(_library_dirs()):
+            for name in filter(None, learned.split(",")):
+                _quiet_import(name)
     server = _Server(sock, toolkit, base_path)
     return server.serve()
 

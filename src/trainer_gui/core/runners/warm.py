@@ -30,6 +30,10 @@ Design:
   OMP_NUM_THREADS, must be the job's), and when the server finds its site-packages changed
   (it then refuses, the run goes cold, and a new server is started).
 * **Learns** the site-packages modules each warm run imported and imports them between runs.
+  The names are kept in the data folder (`warm-imports.json`, per interpreter, with the
+  fingerprint of its site-packages; the 200 most recent): the next server, after a restart of
+  the host, imports them before it says it is ready. A changed fingerprint drops them; an
+  unreadable file is ignored (a log line) and rewritten.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -48,6 +53,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from trainer_gui.core.paths import data_home
 from trainer_gui.core.runners import proc
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,11 @@ PREIMPORT = ("torch",)
 #: Variables that differ between runs and are set for each driver, not for the server.
 PER_RUN = ("TRAINING_JOB_NAME",)
 MAX_MESSAGE = 1 << 20
+#: The learned imports in the data folder; how many names per interpreter, how many interpreters.
+LEARNED_FILE = "warm-imports.json"
+LEARNED_MAX = 200
+LEARNED_INTERPRETERS = 20
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
 def server_path() -> Path:
@@ -109,6 +120,88 @@ def _env_key(env: Mapping[str, str]) -> str:
         (k, v) for k, v in env.items() if k not in PER_RUN and not k.startswith("TRAINER_GUI_")
     )
     return hashlib.sha256(json.dumps(items).encode("utf-8")).hexdigest()
+
+
+class LearnedImports:
+    """The modules warm runs imported, kept across restarts of the host (`warm-imports.json`):
+    {"version": 1, "interpreters": {python: {"fingerprint": [...], "modules": [names]}}}."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self._path if self._path is not None else data_home() / LEARNED_FILE
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        path = self.path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("ignoring the warm starts' learned imports %s: %s", path, exc)
+            return {}
+        try:
+            entries = json.loads(text)["interpreters"]
+            out = {}
+            for python, entry in entries.items():
+                modules = entry["modules"]
+                if not isinstance(entry["fingerprint"], list) or not isinstance(modules, list):
+                    raise TypeError("not a list")
+                good = [m for m in modules if isinstance(m, str) and _MODULE_NAME.match(m)]
+                out[str(python)] = {"fingerprint": entry["fingerprint"], "modules": good}
+            return out
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning(
+                "ignoring the warm starts' learned imports %s: not readable (%r)", path, exc
+            )
+            return {}
+
+    def _save(self, entries: dict[str, dict[str, Any]]) -> None:
+        path = self.path
+        entries = dict(list(entries.items())[-LEARNED_INTERPRETERS:])
+        text = json.dumps({"version": 1, "interpreters": entries}, indent=1)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot keep the warm starts' learned imports in %s: %s", path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def get(self, python: str) -> tuple[list[str], Any]:
+        """The names to import at start and the fingerprint they were learned with."""
+        with self._lock:
+            entry = self._load().get(python)
+        if entry is None:
+            return [], None
+        return list(entry["modules"]), entry["fingerprint"]
+
+    def started(self, python: str, fingerprint: Any) -> None:
+        """A server is ready: its packages changed since the names were learned? Drop them."""
+        with self._lock:
+            entries = self._load()
+            entry = entries.get(python)
+            if entry is not None and entry["fingerprint"] == fingerprint:
+                return
+            entries.pop(python, None)
+            entries[python] = {"fingerprint": fingerprint, "modules": []}
+            self._save(entries)
+
+    def learned(self, python: str, fingerprint: Any, names: list[str]) -> None:
+        with self._lock:
+            entries = self._load()
+            entry = entries.pop(python, None)
+            if entry is None or entry["fingerprint"] != fingerprint:
+                entry = {"fingerprint": fingerprint, "modules": []}
+            new = [n for n in names if isinstance(n, str) and _MODULE_NAME.match(n)]
+            kept = [m for m in entry["modules"] if m not in new]
+            entry["modules"] = [*kept, *new][-LEARNED_MAX:]  # the most recent last
+            entries[python] = entry
+            self._save(entries)
 
 
 class WarmProcess:
@@ -189,10 +282,18 @@ class WarmProcess:
 class _Server:
     """One warm interpreter: its process, its socket and the runs it started."""
 
-    def __init__(self, python: str, env: Mapping[str, str], preimport: list[str]) -> None:
+    def __init__(
+        self,
+        python: str,
+        env: Mapping[str, str],
+        preimport: list[str],
+        memory: LearnedImports | None = None,
+    ) -> None:
         from trainer_gui.core import contract
 
         self.python = python
+        self.memory = memory
+        self.fingerprint: Any = None
         self.ready = threading.Event()
         self.dead = False
         self.modules: set[str] = set()
@@ -213,6 +314,14 @@ class _Server:
             "--preimport",
             ",".join(preimport),
         ]
+        if memory is not None:
+            try:
+                learned, learned_for = memory.get(python)
+            except Exception as exc:  # never a reason for a run not to start
+                log.warning("warm start: the learned imports are not used: %s", exc)
+                learned = []
+            if learned:
+                cmd += ["--learned", ",".join(learned), "--learned-for", json.dumps(learned_for)]
         try:
             self.popen = subprocess.Popen(
                 cmd,
@@ -242,7 +351,15 @@ class _Server:
                 continue
             if message.get("ready"):
                 self.modules = set(message.get("modules") or ())
+                self.fingerprint = message.get("fingerprint")
+                self._remember(lambda m: m.started(self.python, self.fingerprint))
                 self.ready.set()
+                continue
+            if "learned" in message:
+                names = [str(n) for n in message.get("learned") or ()]
+                self._remember(
+                    lambda m, names=names: m.learned(self.python, self.fingerprint, names)
+                )
                 continue
             with self._lock:
                 waiter = self._waiting.get(int(message.get("id", -1)))
@@ -264,6 +381,14 @@ class _Server:
             waiter._on_lost()
         with contextlib.suppress(OSError):
             self.popen.wait(5)
+
+    def _remember(self, action: Any) -> None:
+        if self.memory is None:
+            return
+        try:
+            action(self.memory)
+        except Exception as exc:  # a bad file never breaks a run
+            log.warning("warm start: cannot keep the learned imports: %s", exc)
 
     def _forget(self, waiter: WarmProcess) -> None:
         with self._lock:
@@ -329,8 +454,11 @@ class _Server:
 class WarmPool:
     """The warm servers of this process, one per (interpreter, environment)."""
 
-    def __init__(self, preimport: tuple[str, ...] = PREIMPORT) -> None:
+    def __init__(
+        self, preimport: tuple[str, ...] = PREIMPORT, learned: LearnedImports | None = None
+    ) -> None:
         self.preimport = list(preimport)
+        self.learned = learned if learned is not None else LearnedImports()
         self._servers: dict[tuple[Any, ...], _Server] = {}
         self._lock = threading.Lock()
 
@@ -356,7 +484,7 @@ class WarmPool:
             if server is None:
                 self._retire_others(python)
                 try:
-                    self._servers[key] = _Server(python, env, self.preimport)
+                    self._servers[key] = _Server(python, env, self.preimport, self.learned)
                 except OSError as exc:
                     log.info("cannot start a warm interpreter for %s: %s", python, exc)
                 return None
@@ -383,6 +511,11 @@ class WarmPool:
             servers, self._servers = list(self._servers.values()), {}
         for server in servers:
             server.retire()
+
+    def server_modules(self) -> set[str]:
+        """Tests: the top-level modules the ready servers held when they said so."""
+        with self._lock:
+            return set().union(*(s.modules for s in self._servers.values() if not s.dead))
 
     def server_pids(self) -> list[int]:
         with self._lock:
