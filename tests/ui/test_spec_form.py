@@ -709,3 +709,29 @@ def test_an_instance_group_row_with_a_problem_is_marked_with_the_models_message(
     assert form.validate() is None
     groups.set_value([])
     assert groups.value() == [] and form.validate() is not None
+
+
+def test_the_instance_groups_table_is_one_row_tall_with_a_hint_until_groups_are_added(
+    form: SpecForm,
+) -> None:
+    """Empty, the table is not a big blank box on the Compute tab: one row tall with a line
+    saying what no group means; it grows with its rows (then scrolls)."""
+    from trainer_gui.ui.form.instance_groups import MAX_ROWS_SHOWN, InstanceGroupsTable
+
+    groups = form.editor("compute.instance_groups")
+    assert isinstance(groups, InstanceGroupsTable)
+    form.show()
+    empty = groups.table.height()
+    assert not groups.hint.isHidden() and "No instance groups" in groups.hint.text()
+
+    groups.add_button.click()
+    groups.add_button.click()
+
+    assert groups.hint.isHidden()
+    row = groups.table.verticalHeader().defaultSectionSize()
+    assert groups.table.height() == empty + row
+    for _ in range(MAX_ROWS_SHOWN + 2):
+        groups.add_button.click()
+    assert groups.table.height() == empty + (MAX_ROWS_SHOWN - 1) * row
+    groups.set_value([])
+    assert groups.table.height() == empty and not groups.hint.isHidden()

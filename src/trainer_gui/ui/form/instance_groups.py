@@ -14,7 +14,9 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -27,6 +29,10 @@ from trainer_gui.ui.row_table import RowTable
 
 COLUMNS = tuple(InstanceGroupSpec.model_fields)
 """("name", "instance_type", "instance_count"): the model's fields, in its order."""
+
+
+EMPTY_HINT = "No instance groups: every host is of the instance type above."
+MAX_ROWS_SHOWN = 5  # more rows scroll
 
 
 class InstanceGroupsTable(RowTable):
@@ -44,7 +50,11 @@ class InstanceGroupsTable(RowTable):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setColumnWidth(0, 160)
         self.table.setColumnWidth(2, 110)
-        self.table.setMinimumHeight(110)
+        # As tall as its rows (up to MAX_ROWS_SHOWN), not a big empty box on the Compute tab.
+        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.hint = QLabel(EMPTY_HINT, self)
+        self.hint.setEnabled(False)  # the palette's placeholder look, light and dark
+        self.hint.setWordWrap(True)
         self.table.setToolTip(
             "A heterogeneous cluster: each group its own instance type and count (leave empty "
             "for one instance type, compute.instance_type and instance_count)"
@@ -62,7 +72,20 @@ class InstanceGroupsTable(RowTable):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
+        layout.addWidget(self.hint)
         layout.addLayout(buttons)
+        model = self.table.model()
+        model.rowsInserted.connect(self._fit_height)
+        model.rowsRemoved.connect(self._fit_height)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        rows = self.table.rowCount()
+        shown = min(max(rows, 1), MAX_ROWS_SHOWN)
+        height = self.table.horizontalHeader().sizeHint().height()
+        height += shown * self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(height + 2 * self.table.frameWidth())
+        self.hint.setVisible(rows == 0)
 
     # -- values ------------------------------------------------------------------------------
 
