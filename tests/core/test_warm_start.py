@@ -17,6 +17,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -387,7 +388,7 @@ def test_a_stopped_job_reports_stopped_not_the_server(
 # -- learned imports kept across restarts of the host ------------------------------------------
 
 
-def _learned_file() -> dict[str, dict[str, object]]:
+def _learned_file() -> dict[str, dict[str, Any]]:
     path = warm.LearnedImports().path
     return json.loads(path.read_text())["interpreters"] if path.exists() else {}
 
