@@ -81,8 +81,11 @@ def tune_for_responsiveness() -> None:
     """
     import gc
 
+    from trainer_gui.ui import gcguard
+
     gc.collect()
     gc.freeze()
+    gcguard.enable_refreeze()  # and again once later long-lived objects (spare plots) exist
     gc.set_threshold(*GC_THRESHOLDS)
     sys.setswitchinterval(SWITCH_INTERVAL)
 

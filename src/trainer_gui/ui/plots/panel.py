@@ -54,6 +54,7 @@ from trainer_gui.core.metrics.series import (
 from trainer_gui.core.naming import PALETTE, run_color, run_colors
 from trainer_gui.core.runners.sysmetrics import is_system_metric
 from trainer_gui.services.live_data import MetricChunk, as_metric_chunk, overlap
+from trainer_gui.ui import gcguard
 from trainer_gui.ui.flow_layout import FlowLayout
 from trainer_gui.ui.plots.curve import SeriesCurve
 from trainer_gui.ui.plots.export import ExportMenu
@@ -393,6 +394,7 @@ class MetricsPanel(QWidget):
     ) -> None:
         key = (job_id, host, metric)
         self._last_sample = time.monotonic()
+        gcguard.note_activity()  # a full GC waits until the samples stop (ui/gcguard.py)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = Series(job_id, host, metric)
@@ -524,6 +526,8 @@ class MetricsPanel(QWidget):
             self._schedule_spare(SPARE_RETRY_MS)
             return
         self._spares.append(self._new_plot())
+        if len(self._spares) >= SPARE_PLOTS:
+            gcguard.refreeze()  # the spares' objects live long: out of the full GC's scans
         self._schedule_spare(SPARE_PACE_MS)
 
     def _remove_empty_plots(self) -> None:
