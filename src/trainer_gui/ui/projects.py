@@ -448,28 +448,36 @@ class ProjectsPanel(QWidget):
         store.rename_project(project_id, name)
 
     @staticmethod
-    def _set_python(store: Store, project_id: int, python: str | None) -> None:
+    def _change_settings(
+        store: Store, project_id: int, change: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Read the project's settings, let `change` edit a copy in place, store the copy."""
         project = store.get_project(project_id)
         if project is None:
             raise UserError("that project was removed")
         settings = dict(project.settings)
-        if python and python.strip():
-            settings[PYTHON_KEY] = check_python(python)
-        else:
-            settings.pop(PYTHON_KEY, None)
+        change(settings)
         store.update_project_settings(project_id, settings)
 
     @staticmethod
+    def _set_python(store: Store, project_id: int, python: str | None) -> None:
+        def change(settings: dict[str, Any]) -> None:
+            if python and python.strip():
+                settings[PYTHON_KEY] = check_python(python)
+            else:
+                settings.pop(PYTHON_KEY, None)
+
+        ProjectsPanel._change_settings(store, project_id, change)
+
+    @staticmethod
     def _set_warm(store: Store, project_id: int, on: bool) -> None:
-        project = store.get_project(project_id)
-        if project is None:
-            raise UserError("that project was removed")
-        settings = dict(project.settings)
-        if on:
-            settings.pop(warm.SETTING, None)  # the default
-        else:
-            settings[warm.SETTING] = False
-        store.update_project_settings(project_id, settings)
+        def change(settings: dict[str, Any]) -> None:
+            if on:
+                settings.pop(warm.SETTING, None)  # the default
+            else:
+                settings[warm.SETTING] = False
+
+        ProjectsPanel._change_settings(store, project_id, change)
 
     def _shown(self, project: Project) -> Project:
         self.refresh()
