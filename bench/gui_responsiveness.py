@@ -27,6 +27,7 @@ Targets: longest stall under load < 50 ms in every run; 1M-point redraw < 16 ms 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import statistics
@@ -138,6 +139,25 @@ class Counter(QObject):
     @Slot(str, str, str)
     def on_status(self, _job: str, status: str, _message: str) -> None:
         self.statuses.append(status)
+
+
+class FullCollections:
+    """The full (generation 2) garbage collections while it lives, and how long each took."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._began = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                self._began = time.perf_counter()
+            else:
+                self.pauses.append((time.perf_counter() - self._began) * 1000.0)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._on_gc)
 
 
 def run_loop(until: Callable[[], bool], timeout: float) -> None:
@@ -311,6 +331,7 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
     # Loaded: from the first line on screen until the job ends and its last line is shown.
     run_loop(lambda: counter.lines > 0 or done.is_set(), 120)
     started = time.perf_counter()
+    full_gcs = FullCollections()
     heartbeat.start()
     run_loop(lambda: done.is_set(), args.seconds * 4 + 120)
     job_done = time.perf_counter()
@@ -320,6 +341,7 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
     )
     run_loop(lambda: False, 0.3)  # the last redraw ticks
     loaded = summarize(heartbeat.stop())
+    full_gcs.stop()
     shown = time.perf_counter()
 
     result = {
@@ -335,6 +357,7 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
         "log_lines_kept": log_view.line_count(),
         "points_kept": sum(s.n for s in panel.all_series()),
         "wall": shown - started,
+        "full_gcs": full_gcs.pauses,
     }
     bridge.close()
     if collector is not None:
@@ -566,7 +589,9 @@ def _print_load(args: argparse.Namespace, run: int, load: dict[str, Any]) -> Non
     print(
         f"  delivered: {load['lines']}/{load['expected']} lines, {load['samples']} samples, "
         f"{load['rate_seen']:.0f} lines/s seen, last line {load['drain']:.2f} s after the job "
-        f"ended; kept: {load['log_lines_kept']} log lines, {load['points_kept']} points"
+        f"ended; kept: {load['log_lines_kept']} log lines, {load['points_kept']} points; "
+        f"full GCs under the flood: {len(load['full_gcs'])} "
+        f"({', '.join(f'{ms:.0f}' for ms in load['full_gcs']) or '-'} ms)"
     )
     for name in ("idle", "loaded"):
         s = load[name]
