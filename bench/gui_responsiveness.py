@@ -142,19 +142,21 @@ class Counter(QObject):
 
 
 class FullCollections:
-    """The full (generation 2) garbage collections while it lives, and how long each took."""
+    """The full (generation 2) garbage collections while it lives, and how long each took;
+    `young`: the same of generations 0 and 1."""
 
     def __init__(self) -> None:
         self.pauses: list[float] = []
+        self.young: list[float] = []
         self._began = 0.0
         gc.callbacks.append(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] == 2:
-            if phase == "start":
-                self._began = time.perf_counter()
-            else:
-                self.pauses.append((time.perf_counter() - self._began) * 1000.0)
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._began) * 1000.0
+        (self.pauses if info["generation"] == 2 else self.young).append(ms)
 
     def stop(self) -> None:
         gc.callbacks.remove(self._on_gc)
@@ -358,6 +360,7 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
         "points_kept": sum(s.n for s in panel.all_series()),
         "wall": shown - started,
         "full_gcs": full_gcs.pauses,
+        "young_gcs": full_gcs.young,
     }
     bridge.close()
     if collector is not None:
@@ -591,7 +594,8 @@ def _print_load(args: argparse.Namespace, run: int, load: dict[str, Any]) -> Non
         f"{load['rate_seen']:.0f} lines/s seen, last line {load['drain']:.2f} s after the job "
         f"ended; kept: {load['log_lines_kept']} log lines, {load['points_kept']} points; "
         f"full GCs under the flood: {len(load['full_gcs'])} "
-        f"({', '.join(f'{ms:.0f}' for ms in load['full_gcs']) or '-'} ms)"
+        f"({', '.join(f'{ms:.0f}' for ms in load['full_gcs']) or '-'} ms), young ones: "
+        f"{len(load['young_gcs'])} (longest {max(load['young_gcs'], default=0.0):.1f} ms)"
     )
     for name in ("idle", "loaded"):
         s = load[name]
