@@ -149,3 +149,23 @@ def test_the_gui_thread_collector_defers_a_full_collection_while_batches_arrive(
         gc.callbacks.remove(on_gc)
         batches.stop()
         collector.stop()
+
+
+def test_refreeze_freezes_right_after_the_next_full_collection_not_before(
+    monkeypatch: Any,
+) -> None:
+    from trainer_gui.ui import gcguard
+
+    monkeypatch.setattr(gcguard, "_full_due_since", None)
+    monkeypatch.setattr(gcguard, "_refreeze", True)
+    monkeypatch.setattr(gcguard, "_refreeze_pending", False)
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    try:
+        gcguard.refreeze()
+        assert gc.get_freeze_count() == frozen  # no full pass of its own
+        _make_full_collection_due()
+        assert gcguard.collect_due(now=time.monotonic() + gcguard.QUIET_S + 1) == 2
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
