@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -635,16 +636,21 @@ def download(s3: Any, uri: S3Uri, dest: Path, progress: ProgressFn | None = None
         raise translate(exc, f"downloading {uri}", uri.bucket) from exc
     total = int(obj.get("ContentLength") or 0)
     report = _Reporter(Progress("download", total_bytes=total, files_total=1), progress)
-    tmp = dest.with_name(dest.name + ".partial")
+    # A name of its own: a follower the app let go of may still be finishing the same download
+    # when the one that took the job over starts it (seen under load: one renamed the shared
+    # .partial away under the other).
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".partial")
+    tmp = Path(name)
     body = obj["Body"]
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:
             for chunk in iter(lambda: body.read(MiB), b""):
                 fh.write(chunk)
                 report.add(len(chunk), current=str(uri))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise translate(exc, f"downloading {uri}", uri.bucket) from exc
+    tmp.chmod(0o644)  # mkstemp's 0600 is no artifact's mode
     tmp.replace(dest)
     report.file_done()
     return dest
