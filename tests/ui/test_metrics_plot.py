@@ -629,9 +629,16 @@ def test_the_hover_box_stays_inside_the_plot_wherever_the_mouse_is(
     qtbot.waitUntil(lambda: panel.plot("loss").item.vb.width() > 100)
     panel.redraw()
     plot = panel.plot("loss")
+    seen: list[object] = []
+
+    def settled() -> bool:  # the layout done: the same geometry and range on two looks
+        seen.append((plot.item.vb.sceneBoundingRect(), plot.item.vb.viewRange()))
+        return len(seen) > 1 and seen[-1] == seen[-2]
+
+    qtbot.waitUntil(settled, timeout=10_000)
     (x0, x1), (y0, y1) = plot.item.vb.viewRange()
     move_mouse_to(qtbot, panel, "loss", x0 + (x1 - x0) * fx, y0 + (y1 - y0) * fy)
-    qtbot.waitUntil(lambda: plot.label.isVisible(), timeout=3000)
+    qtbot.waitUntil(lambda: plot.label.isVisible(), timeout=10_000)
 
     box = plot.label.mapRectToScene(plot.label.boundingRect())
     area = plot.item.vb.sceneBoundingRect()
