@@ -793,10 +793,7 @@ def _sm_cost(args: argparse.Namespace) -> int:
         from trainer_gui.core.aws.pricing import reread_list_price
         from trainer_gui.core.errors import UserError
 
-        groups = spec.compute.instance_groups
-        for instance_type in dict.fromkeys(
-            [g.instance_type for g in groups] or [spec.compute.instance_type]
-        ):
+        for instance_type in spec.compute.instance_types:
             try:
                 reread_list_price(instance_type, region, spec.sagemaker.profile)
             except UserError as exc:

@@ -932,7 +932,8 @@ def mpi_tag_line(line: str, processes_per_host: int) -> str:
         return "[%s,mpirank:%d,algo-%d]<%s>" % (match.group(1), rank, host, match.group(3))
 
     tagged = re.sub(r"\[(\d),(\d+)\]<(stdout|stderr)>", tag, line)
-    return _mpi_join_fragments(tagged)
+    # Most lines carry one tag: only a line written in pieces has more to join.
+    return _mpi_join_fragments(tagged) if line.count("]<std") > 1 else tagged
 
 
 _MPI_TAG = r"\[\d+,mpirank:\d+,algo-\d+\]<std(?:out|err)>:"
@@ -946,7 +947,7 @@ def _mpi_join_fragments(line: str) -> str:
     import re
 
     tags = re.findall(_MPI_TAG, line)
-    if len(tags) < 2:
+    if not tags:
         return line
     end = "\n" if line.endswith("\n") else ""
     body = line[: len(line) - len(end)]

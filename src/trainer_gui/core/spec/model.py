@@ -353,6 +353,13 @@ class ComputeSpec(_Model):
         return self.instance_type
 
     @property
+    def instance_types(self) -> list[str]:
+        """Each instance type the job runs on, once: the groups' or instance_type."""
+        return list(dict.fromkeys(g.instance_type for g in self.instance_groups)) or [
+            self.instance_type
+        ]
+
+    @property
     def host_count(self) -> int:
         """Hosts algo-1..N: the groups' counts added up, or instance_count."""
         if self.instance_groups:
