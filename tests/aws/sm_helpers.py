@@ -102,3 +102,24 @@ def create_job(aws: Any, name: str, hosts: int = 1) -> None:
         },
         StoppingCondition={"MaxRuntimeInSeconds": 600},
     )
+
+
+#: The trust policy of a SageMaker execution role: SDK V3 checks that the role exists and
+#: that SageMaker may assume it.
+SAGEMAKER_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def create_sagemaker_role(aws: Any, name: str = "SageMakerExecution") -> None:
+    """Create the execution role the exports and SDK programs name, trusting SageMaker."""
+    aws.client("iam").create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST)
+    )

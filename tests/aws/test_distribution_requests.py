@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sm_helpers import ROLE_ARN, make_spec, service
+from sm_helpers import ROLE_ARN, create_sagemaker_role, make_spec, service
 
 from trainer_gui.core import contract
 from trainer_gui.core.errors import SpecError
@@ -368,19 +368,7 @@ def _exported_request(aws: Any, project: Path, spec: Any, fmt: str, image: str) 
     from trainer_gui.core.aws.request import plan_locations
 
     aws.client("s3").create_bucket(Bucket="sagemaker-us-east-1-123456789012")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    aws.client("iam").create_role(
-        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
-    )
+    create_sagemaker_role(aws)
     plan = plan_locations(
         spec, "x", "us-east-1", ROLE_ARN, image, True, "s3://sagemaker-us-east-1-123456789012"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk_envs import run_sdk
-from sm_helpers import BUCKET, ROLE_ARN, make_spec
+from sm_helpers import BUCKET, ROLE_ARN, create_sagemaker_role, make_spec
 
 from trainer_gui.core.aws import export
 from trainer_gui.core.aws.remote_jobs import spec_from_description
@@ -38,19 +38,7 @@ def _plan(spec: JobSpec, name: str) -> Plan:
 def _sent(aws: Any, project: Path, spec: JobSpec, fmt: str) -> tuple[str, dict[str, Any]]:
     aws.client("s3").create_bucket(Bucket=BUCKET)
     if fmt == "v3":  # V3 checks the role exists and trusts SageMaker
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sagemaker.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        aws.client("iam").create_role(
-            RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
-        )
+        create_sagemaker_role(aws)
     code = export.export_code(spec, _plan(spec, f"{spec.name}-20260101-000000-abcd"), fmt)
     code = code.replace("wait=True, logs=True)", "wait=False, logs=False)")
     run_sdk(2 if fmt == "v2" else 3, code, cwd=project)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk_envs import run_sdk
-from sm_helpers import BUCKET, ROLE_ARN, TEAM_BUCKET, make_spec
+from sm_helpers import BUCKET, ROLE_ARN, TEAM_BUCKET, create_sagemaker_role, make_spec
 
 from trainer_gui.core.aws import export
 from trainer_gui.core.aws.request import Plan, build_request, plan_locations
@@ -91,28 +91,12 @@ def _buckets(aws: Any) -> None:
     s3.put_object(Bucket=TEAM_BUCKET, Key="shared/extra/x.txt", Body=b"x")
 
 
-def _role(aws: Any) -> None:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    aws.client("iam").create_role(  # V3 checks the role exists and trusts SageMaker
-        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
-    )
-
-
 def _run_exports(aws: Any, project: Path, fmt: str) -> dict[str, tuple[JobSpec, dict]]:
     """Write the export of every case, run them as written (less waiting for the job) with the
     SDK, one after the other in one interpreter (the SDK imports once), and return each case's
     spec and the CreateTrainingJob request its program sent."""
     _buckets(aws)
-    _role(aws)
+    create_sagemaker_role(aws)
     specs: dict[str, JobSpec] = {}
     programs = []
     for case in CASES:

@@ -9,12 +9,11 @@ process count and the hyperparameters, validates, and its request asks for the s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from sdk_envs import run_sdk
-from sm_helpers import BUCKET, ROLE_ARN, TEAM_BUCKET
+from sm_helpers import BUCKET, ROLE_ARN, TEAM_BUCKET, create_sagemaker_role
 
 from trainer_gui.cli.main import main
 from trainer_gui.core.aws.remote_jobs import import_training_job, is_v3_job, spec_from_description
@@ -65,19 +64,7 @@ def _make_v3_job(aws: Any, project: Path) -> dict[str, Any]:
     for bucket in (BUCKET, TEAM_BUCKET):
         s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=TEAM_BUCKET, Key="data/rows.csv", Body=b"a,b\n1,2\n")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    aws.client("iam").create_role(
-        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
-    )
+    create_sagemaker_role(aws)
     (project / "code" / "requirements.txt").write_text("numpy\n")
     program = _V3_PROGRAM.format(
         bucket=BUCKET, image=IMAGE, role=ROLE_ARN, code=str(project / "code"), team=TEAM_BUCKET

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from sdk_envs import TO_MOTO, sdk_python
-from sm_helpers import BUCKET, ROLE_ARN, runner, wait_for
+from sm_helpers import BUCKET, ROLE_ARN, create_sagemaker_role, runner, wait_for
 
 from trainer_gui.core.aws import tuning
 from trainer_gui.core.aws.request import plan_locations
@@ -559,19 +559,7 @@ def test_the_exported_v3_code_run_by_the_sdk_sends_the_apps_tuning_config(
     from trainer_gui.core.aws import export
 
     name = "mnist-sdk-3"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    aws.client("iam").create_role(  # V3 checks the role exists and trusts SageMaker
-        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
-    )
+    create_sagemaker_role(aws)
     sweep = _sweep(project, seed=3)
     plan = _plan(sweep, name)
     code = export.export_sweep_code(sweep, plan, name, "v3")
