@@ -365,6 +365,68 @@ BAD = {
         "sagemaker",
         "batch_quota_share only applies with batch_queue",
     ),
+    "retry rule with an unknown action": (
+        {
+            "batch_queue": QUEUE,
+            "batch_retry_rules": [{"action": "RESTART", "on_status_reason": "*"}],
+        },
+        "sagemaker.batch_retry_rules[0].action",
+        "RETRY or EXIT",
+    ),
+    "retry rule without a reason": (
+        {"batch_queue": QUEUE, "batch_retry_rules": [{"action": "EXIT", "on_status_reason": ""}]},
+        "sagemaker.batch_retry_rules[0].on_status_reason",
+        "* for any reason",
+    ),
+    "retry rule with a star inside": (
+        {
+            "batch_queue": QUEUE,
+            "batch_retry_rules": [{"action": "EXIT", "on_status_reason": "Capacity*Error"}],
+        },
+        "sagemaker.batch_retry_rules[0].on_status_reason",
+        "one * at the end",
+    ),
+    "retry rule pattern too long": (
+        {
+            "batch_queue": QUEUE,
+            "batch_retry_rules": [{"action": "EXIT", "on_status_reason": "x" * 513}],
+        },
+        "sagemaker.batch_retry_rules[0].on_status_reason",
+        "512",
+    ),
+    "retry rule with a control character": (
+        {
+            "batch_queue": QUEUE,
+            "batch_retry_rules": [{"action": "EXIT", "on_status_reason": "a\tb"}],
+        },
+        "sagemaker.batch_retry_rules[0].on_status_reason",
+        "printable",
+    ),
+    "retry rule on an exit code": (
+        {"batch_queue": QUEUE, "batch_retry_rules": [{"action": "EXIT", "onExitCode": "1"}]},
+        "sagemaker.batch_retry_rules[0]",
+        "only on_status_reason",
+    ),
+    "six retry rules": (
+        {
+            "batch_queue": QUEUE,
+            "batch_retry_rules": [
+                {"action": "EXIT", "on_status_reason": f"r{i}*"} for i in range(6)
+            ],
+        },
+        "sagemaker.batch_retry_rules",
+        "at most 5",
+    ),
+    "retry rule with one attempt": (
+        {"batch_queue": QUEUE, "batch_retry_rules": [{"action": "RETRY", "on_status_reason": "*"}]},
+        "sagemaker",
+        "batch_retry_attempts of 2 or more",
+    ),
+    "retry rules without a queue": (
+        {"batch_retry_rules": [{"action": "EXIT", "on_status_reason": "*"}]},
+        "sagemaker",
+        "batch_retry_rules only applies with batch_queue",
+    ),
 }
 
 
@@ -533,12 +595,22 @@ def test_the_exported_v2_code_sends_batch_the_apps_create_training_job_request(
         assert payload.get(key) == ours.get(key), (key, payload.get(key), ours.get(key))
 
 
+CAPACITY = "Received status from SageMaker:CapacityError*"
 QUOTA = {
     "batch_queue": "quota",
     "batch_quota_share": "vision_team",
     "batch_retry_attempts": 3,
     "batch_preemption_retries": 2,
+    # As a user writes them: Batch's own key and a lower-case action are taken too.
+    "batch_retry_rules": [
+        {"action": "retry", "onStatusReason": CAPACITY},
+        {"action": "EXIT", "on_status_reason": "*"},
+    ],
 }
+RULES = [
+    {"action": "RETRY", "onStatusReason": CAPACITY},
+    {"action": "EXIT", "onStatusReason": "*"},
+]
 
 
 def test_a_quota_share_attempts_and_preemption_retries_reach_batch(aws: Any, project: Path) -> None:
@@ -549,7 +621,7 @@ def test_a_quota_share_attempts_and_preemption_retries_reach_batch(aws: Any, pro
     (sent,) = aws.batch.requests  # botocore validated it against Batch's service model
     assert sent["quotaShareName"] == "vision_team"
     assert sent["preemptionConfiguration"] == {"preemptionRetriesBeforeTermination": 2}
-    assert sent["retryStrategy"] == {**batch.DEFAULT_RETRY_STRATEGY, "attempts": 3}
+    assert sent["retryStrategy"] == {"attempts": 3, "evaluateOnExit": RULES}
     assert "shareIdentifier" not in sent
 
 
@@ -575,6 +647,9 @@ def test_the_exported_v3_code_sends_the_quota_share_attempts_and_preemption(
     texts, _ = export_spec(spec, ("v3", "v2", "request"))
     assert "quota_share_name='vision_team'" in texts["v3"]
     assert "# Not set here: quota share 'vision_team' and preemption retries 2" in texts["v2"]
+    strategy = {"attempts": 3, "evaluateOnExit": RULES}
+    assert f"retry_config={strategy!r}" in texts["v2"]  # V2's submit takes it as V3's does
+    assert json.loads(texts["request"])["retryStrategy"] == strategy
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     out = subprocess.run(
         [sdk_python(3), "-c", TO_MOTO + texts["v3"]],

@@ -5,7 +5,8 @@ app would send to CreateTrainingJob goes to Batch's SubmitServiceJob (serviceJob
 SAGEMAKER_TRAINING) as `serviceRequestPayload`, and Batch creates the training job once the
 queue lets it run. As the SageMaker Python SDK V3 does (`sagemaker.train.aws_batch`:
 `TrainingQueue.submit`), the payload's Tags move to the service job's tags, the job name is the
-training job name, the retry strategy and the attempt timeout have the SDK's defaults.
+training job name, the retry strategy and the attempt timeout have the SDK's defaults (the
+spec may set the attempts and its own `evaluateOnExit` rules).
 
 While the service job waits (SUBMITTED, PENDING, RUNNABLE) there is no training job; from
 SCHEDULED on, `latestAttempt.serviceResourceId` holds the training job's ARN (the SDK reads the
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from trainer_gui.core.aws.errors import aws_errors
-from trainer_gui.core.spec.model import JobSpec
+from trainer_gui.core.spec.model import BatchRetryRule, JobSpec
 
 SERVICE_JOB_TYPE = "SAGEMAKER_TRAINING"
 #: The SDK's attempt timeout (one day), raised for jobs that may run longer.
@@ -53,12 +55,25 @@ def attempt_seconds(request: dict[str, Any]) -> int:
     return max(DEFAULT_ATTEMPT_SECONDS, longest + 3600 if longest else 0)
 
 
-def retry_strategy(attempts: int | None = None) -> dict[str, Any]:
-    """The SDK's retry strategy, with `attempts` when the spec sets them."""
+def retry_strategy(
+    attempts: int | None = None, rules: Sequence[BatchRetryRule] | None = None
+) -> dict[str, Any]:
+    """The SDK's retry strategy, with `attempts` when the spec sets them and its own
+    `evaluateOnExit` rules, in their order, in place of the SDK's when it gives any."""
     strategy = copy.deepcopy(DEFAULT_RETRY_STRATEGY)
     if attempts is not None:
         strategy["attempts"] = int(attempts)
+    if rules:
+        strategy["evaluateOnExit"] = [
+            {"action": rule.action, "onStatusReason": rule.on_status_reason} for rule in rules
+        ]
     return strategy
+
+
+def spec_retry_strategy(spec: JobSpec) -> dict[str, Any]:
+    """The retry strategy a spec's Batch settings ask for."""
+    settings = spec.sagemaker
+    return retry_strategy(settings.batch_retry_attempts, settings.batch_retry_rules)
 
 
 def submit_request(
@@ -70,6 +85,7 @@ def submit_request(
     quota_share: str | None = None,
     attempts: int | None = None,
     preemption_retries: int | None = None,
+    rules: Sequence[BatchRetryRule] | None = None,
 ) -> dict[str, Any]:
     """The SubmitServiceJob request carrying `training_request` (a CreateTrainingJob request)."""
     payload = dict(training_request)
@@ -77,7 +93,7 @@ def submit_request(
     request: dict[str, Any] = {
         "jobName": str(payload["TrainingJobName"]),
         "jobQueue": queue,
-        "retryStrategy": retry_strategy(attempts),
+        "retryStrategy": retry_strategy(attempts, rules),
         "serviceJobType": SERVICE_JOB_TYPE,
         "serviceRequestPayload": json.dumps(payload),
         "timeoutConfig": {"attemptDurationSeconds": attempt_seconds(payload)},
@@ -110,6 +126,7 @@ def spec_submit_request(spec: JobSpec, training_request: dict[str, Any]) -> dict
         quota_share=settings.batch_quota_share,
         attempts=settings.batch_retry_attempts,
         preemption_retries=settings.batch_preemption_retries,
+        rules=settings.batch_retry_rules,
     )
 
 

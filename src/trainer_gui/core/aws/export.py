@@ -105,14 +105,14 @@ def _queue_lines(
 ) -> list[str]:
     """`TrainingQueue(queue).submit(...)` and a wait for the Batch job (V2 and V3 alike, but
     V2's submit has no quota share or preemption parameters: said in a comment)."""
-    from trainer_gui.core.aws.batch import retry_strategy
+    from trainer_gui.core.aws.batch import spec_retry_strategy
 
     settings = spec.sagemaker
     args = [trainer, inputs]
     if extra:
         args.append(extra)
-    if settings.batch_retry_attempts is not None:
-        args.append(f"retry_config={retry_strategy(settings.batch_retry_attempts)!r}")
+    if settings.batch_retry_attempts is not None or settings.batch_retry_rules:
+        args.append(f"retry_config={spec_retry_strategy(spec)!r}")
     if settings.batch_priority is not None:
         args.append(f"priority={settings.batch_priority}")
     if settings.batch_share_identifier:

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -514,6 +515,69 @@ BATCH_PRIORITY_MAX = 9999
 BATCH_ATTEMPTS_MAX = 10
 #: A quota share name as other Batch names: letters, digits, hyphens, underscores.
 BATCH_QUOTA_SHARE_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+#: ServiceJobEvaluateOnExit.onStatusReason: a glob of up to 512 printable characters.
+BATCH_REASON_MAX = 512
+#: evaluateOnExit rules per job: Batch's documented limit for a RetryStrategy (5); botocore's
+#: model states none for service jobs.
+BATCH_RULES_MAX = 5
+
+
+class BatchRetryRule(_Model):
+    """One AWS Batch `evaluateOnExit` rule of a SageMaker service job: what Batch does when an
+    attempt ends with a status reason that matches (the first matching rule wins)."""
+
+    action: Literal["RETRY", "EXIT"] = Field(
+        title="Action",
+        description="RETRY runs the job again (while attempts are left); EXIT ends it.",
+    )
+    on_status_reason: str = Field(
+        validation_alias=AliasChoices("on_status_reason", "onStatusReason"),
+        title="On status reason",
+        description="A glob matched against the attempt's status reason: the exact text, or "
+        "its start followed by * (e.g. 'Received status from SageMaker:InternalServerError*'; "
+        "* alone matches any reason).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _service_job_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            other = [
+                k for k in ("onReason", "onExitCode", "on_reason", "on_exit_code") if k in data
+            ]
+            if other:
+                verb = "applies" if len(other) == 1 else "apply"
+                raise ValueError(
+                    f"{' and '.join(other)} {verb} to Batch container jobs; a SageMaker service "
+                    "job's rule matches only on_status_reason (the training job's failure reason)"
+                )
+        return data
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().upper() in ("RETRY", "EXIT"):
+            return v.strip().upper()
+        raise ValueError(f"{v!r} is no action: give RETRY or EXIT")
+
+    @field_validator("on_status_reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        if not v:
+            raise ValueError("give the status reason to match, or * for any reason")
+        if len(v) > BATCH_REASON_MAX:
+            raise ValueError(
+                f"the pattern is {len(v)} characters; Batch takes at most {BATCH_REASON_MAX}"
+            )
+        if not v.isprintable():
+            bad = next(ch for ch in v if not ch.isprintable())
+            raise ValueError(f"{bad!r} is not a printable character; Batch takes only those")
+        if "*" in v[:-1]:
+            raise ValueError(
+                f"{_short(v)!r} has a * before its end; Batch's pattern is the exact reason or "
+                "its start followed by one * at the end"
+            )
+        return v
 
 
 def _short(value: str, limit: int = 40) -> str:
@@ -579,6 +643,15 @@ class SageMakerSettings(_Model):
         title="Batch preemption retries",
         description="Times a preempted job is queued again before it ends; empty: no limit.",
     )
+    batch_retry_rules: list[BatchRetryRule] | None = Field(
+        None,
+        title="Batch retry rules",
+        description="When AWS Batch retries a failed attempt (evaluateOnExit; up to 5, the "
+        "first match wins; needs 2 or more attempts to retry), e.g. [{action: RETRY, "
+        "on_status_reason: 'Received status from SageMaker:CapacityError*'}, {action: EXIT, "
+        "on_status_reason: '*'}]. Empty: retry only on SageMaker's internal errors, as the "
+        "SDK's TrainingQueue does.",
+    )
 
     @field_validator("batch_queue")
     @classmethod
@@ -621,6 +694,13 @@ class SageMakerSettings(_Model):
     def _batch_counts(cls, v: Any) -> Any:
         return _not_bool(v)
 
+    @field_validator("batch_retry_rules")
+    @classmethod
+    def _batch_rules(cls, v: list[BatchRetryRule] | None) -> list[BatchRetryRule] | None:
+        if v and len(v) > BATCH_RULES_MAX:
+            raise ValueError(f"{len(v)} rules; AWS Batch takes at most {BATCH_RULES_MAX}")
+        return v or None
+
     @model_validator(mode="after")
     def _batch_settings_need_a_queue(self) -> SageMakerSettings:
         if self.batch_share_identifier and self.batch_quota_share:
@@ -637,6 +717,7 @@ class SageMakerSettings(_Model):
                     "batch_quota_share",
                     "batch_retry_attempts",
                     "batch_preemption_retries",
+                    "batch_retry_rules",
                 )
                 if getattr(self, name) is not None
             ]
@@ -646,6 +727,12 @@ class SageMakerSettings(_Model):
                     f"{' and '.join(named)} only {verb} with batch_queue; name the AWS Batch "
                     "queue or clear it"
                 )
+        rules = self.batch_retry_rules or []
+        if any(r.action == "RETRY" for r in rules) and (self.batch_retry_attempts or 1) < 2:
+            raise ValueError(
+                "batch_retry_rules: a RETRY rule needs batch_retry_attempts of 2 or more (with "
+                "one attempt Batch never retries); set the attempts or make the rules EXIT"
+            )
         return self
 
     @field_validator("role_arn")
