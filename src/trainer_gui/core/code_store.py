@@ -21,13 +21,13 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer_gui.core import safety
+from trainer_gui.core.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -193,15 +193,7 @@ class CodeRecorder:
                 return  # present (same hash and size: the same bytes)
         except FileNotFoundError:
             pass
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, data, mode=0o444)
 
 
 def load_manifest(run_dir: Path) -> Manifest | None:

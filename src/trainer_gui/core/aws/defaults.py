@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from trainer_gui.core.atomic import write_atomic
 from trainer_gui.core.errors import SpecError
 from trainer_gui.core.paths import data_home
 from trainer_gui.core.spec.io import format_validation_error
@@ -82,15 +81,7 @@ def save_aws_defaults(defaults: AwsDefaults) -> Path:
     """Write the file atomically (a crash leaves the old or the new one, never half)."""
     path = settings_path()
     text = json.dumps({k: v for k, v in defaults.as_dict().items() if v}, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".aws-settings.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text, mode=0o600)
 
 
 def with_aws_defaults(

@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from trainer_gui.core.atomic import write_atomic
 from trainer_gui.core.spec.model import JobSpec
 
 log = logging.getLogger(__name__)
@@ -222,9 +222,7 @@ def _store(region: str, instance_type: str, found: ListPrice) -> None:
         }
         path = cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _is_training(attributes: dict[str, Any]) -> bool:

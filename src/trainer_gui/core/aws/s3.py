@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer_gui.core.atomic import write_atomic
 from trainer_gui.core.aws.errors import (
     AwsUploadInterrupted,
     aws_errors,
@@ -189,9 +190,7 @@ class Journal:
 
     def _save(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(data, sort_keys=True))
 
     def get(self, section: str, key: str) -> Any:
         with self._lock:

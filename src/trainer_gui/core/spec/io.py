@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from trainer_gui.core.atomic import write_atomic
 from trainer_gui.core.errors import SpecError
 from trainer_gui.core.spec.model import JobSpec
 
@@ -356,10 +357,7 @@ def dump_spec(spec: JobSpec) -> str:
 def save_spec(spec: JobSpec, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dump_spec(spec), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, dump_spec(spec))
 
 
 def apply_overrides(spec: JobSpec, overrides: list[str]) -> JobSpec:
