@@ -1,7 +1,12 @@
 """CreateTrainingJob's limits as the service states them: botocore's SageMaker service model.
 
 Read from the installed botocore (the request shapes' min/max/pattern/enum), not written out by
-hand, so they follow the service as botocore is updated. Loaded once, on first use (~0.1 s).
+hand, so they follow the service as botocore is updated. The few facts the app reads (lengths,
+counts, patterns, the training instance types, the tuning limits) are kept in the data folder
+per botocore version (`sagemaker-limits.json`), so a new process (a job host, `trainer-gui run`,
+a sweep's trial) validates a spec without importing botocore's session and loading its 5 MB
+model (about 1 s under load). A missing, corrupt or other version's file is ignored and written
+again (atomically) from the model.
 
 AWS writes its patterns in Java's regex dialect; the one feature Python's `re` lacks that the
 shapes use here, Unicode classes such as `\\p{L}` inside a character class (tag keys and
@@ -10,11 +15,21 @@ values), is checked character by character with `unicodedata`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import json
+import logging
+import os
 import re
+import tempfile
+import threading
 import unicodedata
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: The prefix AWS keeps for its own tags (not in the model; stated in the Tagging docs).
 RESERVED_TAG_PREFIX = "aws:"
@@ -42,29 +57,180 @@ def _member(*path: str) -> Any:
 
 
 def botocore_version() -> str:
-    import botocore
+    import botocore  # the package alone: a few ms, not the session's 0.7 s
 
     return str(botocore.__version__)
 
 
+# -- the facts, cached on disk per botocore version ---------------------------------------------
+
+CACHE_NAME = "sagemaker-limits.json"
+_CACHE_FORMAT = 1
+_SEP = "|"
+#: Every fact the app reads, written together the first time any is missing (one model load).
+#: "member|<CreateTrainingJob path>|<metadata key or enum>", "shape|<shape>|<key or enum>",
+#: "shape-member|<shape>|<member>|<key>".
+KNOWN_FACTS: tuple[str, ...] = (
+    *(
+        f"member|{path}|{key}"
+        for path in (
+            "Tags",
+            "Tags|[]|Key",
+            "Tags|[]|Value",
+            "HyperParameters",
+            "AlgorithmSpecification|TrainingImage",
+            "ResourceConfig|InstanceGroups",
+        )
+        for key in ("max", "min", "pattern")
+    ),
+    "member|ResourceConfig|InstanceType|enum",
+    *(
+        f"shape|{name}|max"
+        for name in (
+            "ContinuousParameterRanges",
+            "ParameterValues",
+            "ParameterValue",
+            "ParameterKey",
+            "MetricName",
+        )
+    ),
+    "shape-member|ResourceLimits|MaxRuntimeInSeconds|min",
+)
+
+_facts_lock = threading.Lock()
+#: This process's copy per data folder (`TRAINER_GUI_HOME`, "" for the default): read once; a
+#: process that moves to another data folder (the tests, the bench) writes that one's too.
+_facts: dict[str, dict[str, Any]] = {}
+
+
+def cache_path() -> Path:
+    from trainer_gui.core.paths import data_home
+
+    return data_home() / CACHE_NAME
+
+
+def _compute(key: str) -> Any:
+    """One fact from botocore's model (loads it)."""
+    kind, *parts = key.split(_SEP)
+    if kind == "member":
+        shape, meta = _member(*parts[:-1]), parts[-1]
+    elif kind == "shape":
+        shape, meta = sagemaker_model().shape_for(parts[0]), parts[1]
+    elif kind == "shape-member":
+        shape, meta = sagemaker_model().shape_for(parts[0]).members[parts[1]], parts[2]
+    else:
+        raise KeyError(key)
+    return list(shape.enum) if meta == "enum" else shape.metadata.get(meta)
+
+
+def _read_cache(version: str) -> dict[str, Any]:
+    """The facts the data folder holds for this botocore; {} when none, corrupt or stale."""
+    try:
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != _CACHE_FORMAT
+        or data.get("botocore") != version
+        or not isinstance(data.get("facts"), dict)
+    ):
+        return {}
+    return dict(data["facts"])
+
+
+def _write_cache(version: str, facts: dict[str, Any]) -> None:
+    """Atomically (a temp file beside it, then a rename); a folder that refuses is no error."""
+    path = cache_path()
+    text = json.dumps({"format": _CACHE_FORMAT, "botocore": version, "facts": facts})
+    temp = None
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{CACHE_NAME}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temp, path)
+        temp = None
+    except OSError as exc:
+        log.debug("could not keep the SageMaker limits in %s: %s", path, exc)
+    finally:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+
+def _fact(key: str, valid: Callable[[Any], bool]) -> Any:
+    """A fact of the service model: from this process's copy, the data folder's cache, or the
+    model itself (then every known fact is computed and the cache written again)."""
+    home = os.environ.get("TRAINER_GUI_HOME", "")
+    facts = _facts.get(home)
+    if facts is not None and key in facts and valid(facts[key]):
+        return facts[key]
+    with _facts_lock:
+        facts = _facts.get(home)
+        if facts is None:
+            facts = _facts[home] = _read_cache(botocore_version())
+        if key in facts and valid(facts[key]):
+            return facts[key]
+        fresh = {k: _compute(k) for k in (*KNOWN_FACTS, key)}
+        facts = _facts[home] = {**{k: v for k, v in facts.items() if k not in fresh}, **fresh}
+        _write_cache(botocore_version(), facts)
+        return facts[key]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_int_or_none(v: Any) -> bool:
+    return v is None or _is_int(v)
+
+
+def _is_str_or_none(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _member_key(path: tuple[str, ...], meta: str) -> str:
+    return _SEP.join(("member", *path, meta))
+
+
+def shape_fact(name: str, meta: str) -> int | None:
+    """A numeric metadata value (`max`, `min`) of a named shape of the model."""
+    value = _fact(_SEP.join(("shape", name, meta)), _is_int_or_none)
+    return int(value) if value is not None else None
+
+
+def shape_member_fact(name: str, member: str, meta: str) -> int | None:
+    value = _fact(_SEP.join(("shape-member", name, member, meta)), _is_int_or_none)
+    return int(value) if value is not None else None
+
+
+def shape_enum(name: str) -> list[str]:
+    return list(_fact(_SEP.join(("shape", name, "enum")), _is_str_list))
+
+
 def max_of(*path: str) -> int:
     """The `max` the model gives the member at `path` (a count for lists/maps, else length)."""
-    return int(_member(*path).metadata["max"])
+    return int(_fact(_member_key(path, "max"), _is_int))
 
 
 def min_of(*path: str) -> int:
-    return int(_member(*path).metadata.get("min", 0))
+    value = _fact(_member_key(path, "min"), _is_int_or_none)
+    return int(value) if value is not None else 0
 
 
 def pattern_of(*path: str) -> str | None:
-    pattern = _member(*path).metadata.get("pattern")
+    pattern = _fact(_member_key(path, "pattern"), _is_str_or_none)
     return str(pattern) if pattern is not None else None
 
 
 @functools.lru_cache(maxsize=1)
 def training_instance_types() -> frozenset[str]:
     """`ResourceConfig.InstanceType`'s enum: every type a training job may ask for."""
-    return frozenset(_member("ResourceConfig", "InstanceType").enum)
+    return frozenset(_fact(_member_key(("ResourceConfig", "InstanceType"), "enum"), _is_str_list))
 
 
 def max_hyperparameters() -> int:

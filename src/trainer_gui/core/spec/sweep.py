@@ -80,17 +80,23 @@ _TRIAL_SUFFIX_RE = re.compile(r"^[a-zA-Z0-9]+$")
 
 
 def _service_model() -> Any:
+    """botocore's SageMaker model (the tuning request's own checks); the limits below come
+    from core.spec.limits' cache of it, without loading it in a process that has them."""
     from trainer_gui.core.spec.limits import sagemaker_model  # one load for jobs and sweeps
 
     return sagemaker_model()
 
 
 def _shape_meta(name: str, key: str) -> Any:
-    return _service_model().shape_for(name).metadata.get(key)
+    from trainer_gui.core.spec import limits
+
+    return limits.shape_fact(name, key)
 
 
 def _shape_enum(name: str) -> list[str]:
-    return list(_service_model().shape_for(name).enum)
+    from trainer_gui.core.spec import limits
+
+    return limits.shape_enum(name)
 
 
 def max_ranges_per_type() -> int:
@@ -115,8 +121,10 @@ def max_metric_name() -> int:
 
 
 def min_sweep_runtime() -> int:
-    members = _service_model().shape_for("ResourceLimits").members
-    return int(members["MaxRuntimeInSeconds"].metadata.get("min", 1))
+    from trainer_gui.core.spec import limits
+
+    low = limits.shape_member_fact("ResourceLimits", "MaxRuntimeInSeconds", "min")
+    return int(low) if low is not None else 1
 
 
 # -- helpers ------------------------------------------------------------------------------------
