@@ -54,7 +54,7 @@ from trainer_gui.core import contract, safety
 from trainer_gui.core.contract import HostLayout
 from trainer_gui.core.errors import BackendUnavailable, UserError
 from trainer_gui.core.resources import GPU_IDS_KEY
-from trainer_gui.core.runners import channels, mpi_ssh, sysmetrics
+from trainer_gui.core.runners import channels, docker_warm, mpi_ssh, sysmetrics
 from trainer_gui.core.runners.base import (
     BATCH_LINES,
     EventSink,
@@ -69,6 +69,7 @@ from trainer_gui.core.runners.base import (
 )
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, LogLine, Phase
 from trainer_gui.core.runners.follow import (
+    START_MARKER,
     STARTING_DIED,
     Ending,
     Watch,
@@ -414,9 +415,14 @@ class DockerRunner(Runner):
             num_cpus=self._engine_cpus(),
             environ=environ,
         )
-        code_dir = contract.Paths().code_dir
-        env["PYTHONPATH"] = ":".join(p for p in [code_dir, environ.get("PYTHONPATH", "")] if p)
+        env["PYTHONPATH"] = self._direct_pythonpath(image_env, container_env)
         return {**container_env, **env}
+
+    @staticmethod
+    def _direct_pythonpath(image_env: dict[str, str], container_env: dict[str, str]) -> str:
+        environ = {**image_env, **container_env}
+        code_dir = contract.Paths().code_dir
+        return ":".join(p for p in [code_dir, environ.get("PYTHONPATH", "")] if p)
 
     # -- start ------------------------------------------------------------------------------
 
@@ -520,6 +526,21 @@ class DockerRunner(Runner):
                 mpi_ssh.write_identity(ctx.run_dir, os.getuid(), os.getgid())
         launch = self._launch(ctx, toolkit, image_id)
         hosts = len(layouts)
+        environment = dict(spec.environment)
+        environment.update({"TRAINING_JOB_NAME": ctx.job_id, "PYTHONUNBUFFERED": "1"})
+        user = None
+        if not toolkit and hasattr(os, "getuid") and os.getuid() != 0:
+            # Files in the run folder stay the user's; the toolkit path needs root (hostnames).
+            user = f"{os.getuid()}:{os.getgid()}"
+            environment.update({"HOME": "/tmp", "USER": "trainer", "LOGNAME": "trainer"})
+        info: dict[str, Any] = {"image": image, "toolkit": toolkit, "launch": launch}
+        plan = self._warm_plan(
+            ctx, layouts, launch, (image, image_id), image_env, environment, user
+        )
+        if plan is not None:
+            warmed = self._start_warm(ctx, sink, plan, layouts[0], image_env, environment, info)
+            if warmed is not None:
+                return [warmed]
         what = "the container" if hosts == 1 else f"{hosts} containers"
         emit_phase(sink, ctx.job_id, Phase.STARTING, f"starting {what}")
         labels = {
@@ -530,13 +551,6 @@ class DockerRunner(Runner):
         }
         network = network_name(ctx.job_id) if uses_job_network(spec) else None
         entrypoint, command = self._command(spec, launch)
-        environment = dict(spec.environment)
-        environment.update({"TRAINING_JOB_NAME": ctx.job_id, "PYTHONUNBUFFERED": "1"})
-        user = None
-        if not toolkit and hasattr(os, "getuid") and os.getuid() != 0:
-            # Files in the run folder stay the user's; the toolkit path needs root (hostnames).
-            user = f"{os.getuid()}:{os.getgid()}"
-            environment.update({"HOME": "/tmp", "USER": "trainer", "LOGNAME": "trainer"})
         device_requests = None
         if spec.uses_gpu:
             count = -1 if spec.compute.gpus == "all" else int(spec.compute.gpus)
@@ -564,7 +578,6 @@ class DockerRunner(Runner):
 
         containers: list[Container] = []
         try:
-            info: dict[str, Any] = {"image": image, "toolkit": toolkit, "launch": launch}
             if network is not None:
                 client.api.create_network(network, driver="bridge", labels=labels)
                 info["network"] = network
@@ -631,7 +644,115 @@ class DockerRunner(Runner):
         except docker.errors.APIError as exc:
             self._remove(ctx.job_id, ctx.run_dir)
             raise UserError(_explain_api_error(exc)) from None
+        if plan is None:  # the image's python3 is known now (first run of an image)
+            plan = self._warm_plan(
+                ctx, layouts, launch, (image, image_id), image_env, environment, user
+            )
+        if plan is not None:
+            docker_warm.POOL.ensure(client, plan)  # a spare for the next run of this spec
         return containers
+
+    # -- warm containers (docker_warm.py) ---------------------------------------------------
+
+    def _warm_plan(
+        self,
+        ctx: JobContext,
+        layouts: list[HostLayout],
+        launch: str,
+        image: tuple[str, str],
+        image_env: dict[str, str],
+        environment: dict[str, str],
+        user: str | None,
+    ) -> docker_warm.Plan | None:
+        """The spare container a run of this spec can use, or None: the run is not the direct
+        launch on one host, warm starts are off, or the image's python3 is not known yet."""
+        if launch != LAUNCH_DIRECT or len(layouts) != 1 or uses_job_network(ctx.spec):
+            return None
+        if docker_warm.cold_reason(ctx.backend_ids) or docker_warm.POOL.unusable:
+            return None
+        if self._python3.get((image[1], self._path(ctx, image[1]))) is not True:
+            return None
+        layout = layouts[0]
+        run_dir = ctx.run_dir.resolve()
+        mounts = []
+        for mount in self._mounts(ctx, layout, launch):
+            source = Path(mount["Source"])
+            if source.resolve().is_relative_to(run_dir):
+                if source.is_symlink() or not source.is_dir():
+                    return None  # only folders can be swapped in
+                mounts.append(docker_warm.MountPlan(mount["Target"], mount["ReadOnly"], source))
+            else:
+                plan = docker_warm.MountPlan(mount["Target"], mount["ReadOnly"], None, str(source))
+                mounts.append(plan)
+        base = {k: v for k, v in environment.items() if k != "TRAINING_JOB_NAME"}
+        base["PYTHONPATH"] = self._direct_pythonpath(image_env, environment)
+        options = {
+            "hostname": layout.host,
+            "working_dir": "/opt/ml/code",
+            "init": True,
+            "shm_size": "1g",
+        }
+        return docker_warm.Plan(image[0], image[1], base, user, tuple(mounts), options)
+
+    def _start_warm(
+        self,
+        ctx: JobContext,
+        sink: EventSink,
+        plan: docker_warm.Plan,
+        layout: HostLayout,
+        image_env: dict[str, str],
+        environment: dict[str, str],
+        info: dict[str, Any],
+    ) -> Container | None:
+        """The run handed to the spare container of its spec, or None (then it starts cold)."""
+        client = self.client
+        spare = docker_warm.POOL.take(client, plan.key)
+        if spare is None:
+            return None
+        emit_phase(sink, ctx.job_id, Phase.STARTING, "handing the run to a warm container")
+        host_env = self._direct_environment(layout, image_env, environment)
+        cmd = self._direct_command(layout)
+        name = container_name(ctx.job_id, layout.host)
+        request = {
+            "env": host_env,
+            "cmd": cmd,
+            "cwd": "/opt/ml/code",
+            "expect": [
+                "/opt/ml/input/config/hyperparameters.json",
+                posixpath.join("/opt/ml/code", cmd[1]),
+            ],
+        }
+        pairs = [
+            (mount.run_path, spare.slot_folder(index))
+            for index, mount in enumerate(plan.mounts)
+            if mount.run_path is not None
+        ]
+        cid = str(spare.container_id)
+        why: str | None
+        try:
+            docker_warm.swap_in(pairs)
+            client.api.rename(cid, name)
+            write_start_marker(ctx.run_dir, {"containers": {name: cid}, "warm": {"command": cmd}})
+            why = docker_warm.hand_off(spare, request)
+        except Exception as exc:
+            why = str(exc) or type(exc).__name__
+        if why is not None:
+            log.info(
+                "the warm container of %s refused the run (%s); starting it cold", ctx.job_id, why
+            )
+            if "not visible" in why:  # an engine that does not share folders by inode
+                docker_warm.POOL.unusable = why
+            docker_warm.remove_container(client, cid, str(spare.slot))
+            with contextlib.suppress(OSError):
+                (ctx.run_dir / START_MARKER).unlink()
+            return None
+        sink(BackendInfo(ctx.job_id, {**info, "warm": True}))
+        sink(BackendInfo(ctx.job_id, {"containers": {name: cid}}))
+        docker_warm.POOL.ensure(client, plan)  # the next run's spare
+        # its full CPU weight, as a cold container's, now that it runs the job
+        threading.Thread(target=_quiet_update, args=(client, cid), daemon=True).start()
+        container: Container = spare.container
+        return container
 
     def _start_and_follow(self, ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
         start_and_follow(
@@ -651,7 +772,19 @@ class DockerRunner(Runner):
         found = self.client.containers.list(
             all=True, filters={"label": [f"{LABEL_JOB}={job_id}", f"{LABEL_ROLE}={ROLE_TRAIN}"]}
         )
+        found += self.client.containers.list(all=True, filters=self._warm_filter(job_id))
+        found = [
+            c for c in found if c.labels.get(LABEL_ROLE) == ROLE_TRAIN or _handed(c.name, job_id)
+        ]
         return sorted(found, key=lambda c: _host_index(c.labels.get(LABEL_HOST, "")))
+
+    @staticmethod
+    def _warm_filter(job_id: str) -> dict[str, Any]:
+        """Warm containers handed to this job: renamed `<job>-algo-N` (labels cannot change)."""
+        return {
+            "label": [f"{LABEL_ROLE}={docker_warm.ROLE_WARM}"],
+            "name": f"{job_id}-algo-",
+        }
 
     def attach(self, ctx: JobContext, sink: EventSink) -> JobHandle:
         def follow(ctx: JobContext, sink: EventSink, handle: JobHandle) -> None:
@@ -688,6 +821,10 @@ class DockerRunner(Runner):
         ]
         if created:
             return f"{', '.join(created)} created but never started"
+        for container in containers:
+            slot = container.labels.get(docker_warm.LABEL_SLOT)
+            if slot and not docker_warm.handed_off(Path(slot)):
+                return f"the warm container {container.name} never got the run"
         hosts = contract.host_names(ctx.spec)
         if len(containers) >= len(hosts) or read_start_marker(ctx.run_dir) is not None:
             return None
@@ -718,6 +855,8 @@ class DockerRunner(Runner):
                 else:
                     config = container.attrs.get("Config", {})
                     cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+                    if container.labels.get(LABEL_ROLE) == docker_warm.ROLE_WARM:
+                        cmd = _warm_command(ctx.run_dir) or cmd  # the run's, not the waiter's
                     text = contract.toolkit._failure_text(code, list(tails.get(host, [])), cmd)
                     contract.toolkit._write_once(paths.failure_file, text)
             except OSError as exc:  # the exit code still decides the status
@@ -756,6 +895,11 @@ class DockerRunner(Runner):
             selector = {"label": f"{LABEL_JOB}={job_id}"}
             # Low-level calls: one request lists them all, and they are removed at once.
             ids = [c["Id"] for c in api.containers(all=True, filters=selector)]
+            slots = []
+            for info in api.containers(all=True, filters=self._warm_filter(job_id)):
+                if _handed((info.get("Names") or [""])[0], job_id):
+                    ids.append(info["Id"])
+                    slots.append((info.get("Labels") or {}).get(docker_warm.LABEL_SLOT))
             errors = _in_parallel(
                 [functools.partial(api.remove_container, cid, force=True) for cid in ids]
             )
@@ -771,6 +915,9 @@ class DockerRunner(Runner):
                     for cid in ids:
                         with contextlib.suppress(Exception):  # being removed: checked above
                             api.remove_container(cid, force=True)
+            for slot in slots:  # its control files (the run's folders were renamed out)
+                if slot:
+                    docker_warm.remove_slot(Path(slot))
             for network in api.networks(filters=selector):
                 try:
                     api.remove_network(network["Id"])
@@ -809,7 +956,33 @@ class DockerRunner(Runner):
                     jobs.setdefault(job, None)
         for job, run_dir in jobs.items():
             self._remove(job, run_dir)
-        return sorted(jobs)
+        return sorted(set(jobs) | set(self._cleanup_warm(active_job_ids)))
+
+    def _cleanup_warm(self, active_job_ids: set[str]) -> list[str]:
+        """This data folder's warm containers that serve nobody: handed to a job no longer
+        active, or spares whose waiter exited (a running spare is its pool's)."""
+        from trainer_gui.core.paths import data_home
+
+        client = self.client
+        home = f"{docker_warm.LABEL_HOME}={data_home()}"
+        role = f"{LABEL_ROLE}={docker_warm.ROLE_WARM}"
+        try:
+            found = client.api.containers(all=True, filters={"label": [role, home]})
+        except Exception as exc:
+            log.info("warm clean-up skipped: %s", exc)
+            return []
+        removed = []
+        for info in found:
+            name = (info.get("Names") or ["/"])[0].lstrip("/")
+            slot = (info.get("Labels") or {}).get(docker_warm.LABEL_SLOT)
+            if name.startswith(docker_warm.SPARE_PREFIX):
+                continue  # spares: sweep_stale below
+            job = name.rsplit("-algo-", 1)[0]
+            if job not in active_job_ids:
+                docker_warm.remove_container(client, info["Id"], slot)
+                removed.append(job)
+        docker_warm.sweep_stale(client)
+        return removed
 
 
 def _ours(labels: dict[str, str], home: Path) -> bool:
@@ -823,10 +996,31 @@ def _ours(labels: dict[str, str], home: Path) -> bool:
         return True
 
 
+def _handed(name: str, job_id: str) -> bool:
+    """A warm container's name once handed to `job_id`: exactly `<job>-algo-N`."""
+    name = name.lstrip("/")
+    prefix = f"{job_id}-algo-"
+    return name.startswith(prefix) and name[len(prefix) :].isdigit()
+
+
+def _warm_command(run_dir: Path) -> list[str] | None:
+    marker = read_start_marker(run_dir) or {}
+    warm = marker.get("warm")
+    command = warm.get("command") if isinstance(warm, dict) else None
+    return [str(part) for part in command] if isinstance(command, list) else None
+
+
 def _raise_first(errors: list[BaseException | None]) -> None:
     for error in errors:
         if error is not None:
             raise error
+
+
+def _quiet_update(client: DockerClient, container_id: str) -> None:
+    try:
+        client.api.update_container(container_id, cpu_shares=1024)
+    except Exception as exc:
+        log.debug("updating container %s: %s", container_id, exc)
 
 
 def _quiet_stop(container: Container, grace: float) -> None:
