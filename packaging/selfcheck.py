@@ -48,6 +48,8 @@ LAZY_LIBRARIES = (
     "PySide6.QtOpenGLWidgets",
     "PySide6.QtSvg",
     "yaml",
+    "ruamel.yaml",
+    "ruamel.yaml.comments",
     "platformdirs",
     "numpy",
     "psutil",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Mapping
@@ -355,9 +356,68 @@ def dump_spec(spec: JobSpec) -> str:
 
 
 def save_spec(spec: JobSpec, path: str | Path) -> Path:
+    """Write the spec as YAML; over a spec file, only what changed is rewritten.
+
+    People comment their spec files and order their keys; a save from the form keeps the
+    comments, the order and the spelling of every value that did not change (ruamel.yaml's
+    round trip), and writes a fresh file only where the old one is no valid spec.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, dump_spec(spec))
+    return write_atomic(path, _updated_yaml(spec, path) or dump_spec(spec))
+
+
+def _updated_yaml(spec: JobSpec, path: Path) -> str | None:
+    """The YAML of the spec file at `path` with `spec`'s values put in, or None."""
+    try:
+        old = load_spec(path)  # bounded and checked before the round-trip parser sees the text
+        text = path.read_text(encoding="utf-8")
+    except (SpecError, OSError):
+        return None
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    rt = YAML()
+    rt.preserve_quotes = True
+    try:
+        doc = rt.load(text)
+    except Exception as exc:  # PyYAML read it; a file ruamel cannot is written afresh
+        log.info("rewriting %s without its comments: %s", path, exc)
+        return None
+    if not isinstance(doc, CommentedMap):
+        return None
+    new_full = spec.model_dump(mode="json")
+    _put_changes(doc, old.model_dump(mode="json"), new_full, spec_to_dict(spec), CommentedMap)
+    out = io.StringIO()
+    rt.dump(doc, out)
+    return out.getvalue()
+
+
+def _put_changes(
+    node: Any, old: dict[str, Any], new: dict[str, Any], short: dict[str, Any], mapping: type
+) -> None:
+    """Change `node` (the file's mapping) where `new` differs from `old` (both whole dumps).
+
+    A key whose value did not change keeps the file's node as written (shorthand, quotes,
+    comments); a changed one gets the short form (defaults left out), or the default itself
+    where the file named the key; a key the spec no longer has (or an alias) goes.
+    """
+    for key in list(node):
+        if key not in new:
+            del node[key]
+        elif old.get(key) == new[key]:
+            continue
+        elif (
+            isinstance(node[key], mapping)
+            and isinstance(old.get(key), dict)
+            and isinstance(new[key], dict)
+        ):
+            _put_changes(node[key], old[key], new[key], short.get(key) or {}, mapping)
+        else:
+            node[key] = short.get(key, new[key])
+    for key, value in short.items():
+        if key not in node:
+            node[key] = value
 
 
 def apply_overrides(spec: JobSpec, overrides: list[str]) -> JobSpec:
