@@ -40,6 +40,7 @@ from trainer_gui.core.runners.base import (
 )
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogLine, Phase, PhaseChanged
 from trainer_gui.core.runners.follow import (
+    POLL_SECONDS,
     STARTING_DIED,
     DiskFull,
     Ending,
@@ -51,7 +52,7 @@ from trainer_gui.core.runners.follow import (
     write_start_marker,
 )
 from trainer_gui.core.runners.staging import stage_code
-from trainer_gui.core.runners.tail import FileTail
+from trainer_gui.core.runners.tail import FileTail, FolderChanges
 from trainer_gui.core.spec.model import Backend, JobSpec
 
 log = logging.getLogger(__name__)
@@ -344,6 +345,8 @@ class _ProcessWatch(Watch):
             FileTail(logs / f"{HOST}.stdout", HOST, "stdout", _offset(ctx, "stdout")),
             FileTail(logs / f"{HOST}.stderr", HOST, "stderr", _offset(ctx, "stderr")),
         ]
+        self._changes: FolderChanges | None = None  # see _notices
+        self._busy_until = 0.0  # no wake for new log bytes before (see pump)
 
     def running(self) -> bool:
         if self.popen is not None:
@@ -353,39 +356,76 @@ class _ProcessWatch(Watch):
         return proc.pid_alive(pid, str(marker) if marker else None)
 
     def pause(self, seconds: float) -> None:
-        """Until the next look, or sooner when our driver exits: the job ends, and the queue's
-        next job starts, without waiting out the poll (issue 14)."""
+        """Until the next look, or sooner when our driver exits (the job ends, and the queue's
+        next job starts, without waiting out the poll: issue 14) or writes to its logs (its
+        first lines and metrics show at once: issue 18)."""
         if self.popen is None or self.ctx.stop_requested() or self.popen.poll() is not None:
             # Exited already: its pidfd stays readable, and a wait on it would return at once,
             # turning the callers' timed loops into a spin. While a stop runs, the job ends at
             # the poll's pace, as before: the stop's tree walk finds what the script starts.
             time.sleep(seconds)
             return
-        fd = self._exit_fd()
-        if fd is not None:
-            poller = select.poll()  # not select.select: no limit on the fd's number
-            poller.register(fd, select.POLLIN)
-            poller.poll(seconds * 1000)  # readable once the process has exited
+        deadline = time.monotonic() + seconds
+        exit_fd = self._exit_fd()
+        notices = self._notices()
+        log_fd = notices.fileno()
+        if exit_fd is None:  # no pidfd (not Linux, an old kernel): the poll's pace, as before
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=seconds)  # a Popen polls every 50 ms here
             return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=seconds)  # a Popen polls every 50 ms here
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            poller = select.poll()  # not select.select: no limit on the fds' numbers
+            poller.register(exit_fd, select.POLLIN)  # readable once the process has exited
+            # Lines right after a quiet spell are read at once; a steady stream no more often
+            # than the poll's pace (one store batch per look, as before).
+            until = deadline
+            if log_fd is not None and now >= self._busy_until:
+                poller.register(log_fd, select.POLLIN)
+            elif log_fd is not None:
+                until = min(deadline, self._busy_until)
+            ready = {fd for fd, _ in poller.poll(max(0.0, until - now) * 1000)}
+            if exit_fd in ready:
+                if self.popen.poll() is None:  # a warm driver: its status is on its way
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+                return
+            if log_fd in ready and notices.relevant():
+                return
 
     def _exit_fd(self) -> int | None:
-        """A pidfd of our own driver process (Linux 5.3+), opened once; None elsewhere."""
+        """A pidfd of our driver process (Linux 5.3+; the warm interpreter's fork too),
+        opened once; None elsewhere."""
         if self._pidfd is None:
             self._pidfd = -1
-            if isinstance(self.popen, subprocess.Popen) and hasattr(os, "pidfd_open"):
-                with contextlib.suppress(OSError):  # an old kernel
-                    self._pidfd = os.pidfd_open(self.popen.pid)
+            pid = self.popen.pid if self.popen is not None else 0
+            if pid > 0 and hasattr(os, "pidfd_open"):
+                with contextlib.suppress(OSError):  # an old kernel, or ended already
+                    self._pidfd = os.pidfd_open(pid)
         return self._pidfd if self._pidfd >= 0 else None
 
+    def _notices(self) -> FolderChanges:
+        """What says when the driver writes its logs (`fileno()` None where nothing can)."""
+        if self._changes is None:
+            self._changes = FolderChanges(
+                self.ctx.run_dir / "logs", [tail.path.name for tail in self.tails]
+            )
+        return self._changes
+
     def pump(self, final: bool) -> None:
+        if self.popen is not None:
+            # Watched from the first look on (a line written between a look and the watch
+            # would wait for the poll); the notices up to now are what the reads below see.
+            self._notices().relevant()
         while True:
             marked: list[tuple[LogLine, int]] = []
             for tail in self.tails:
                 marked.extend(tail.read_marked(final=final))
             if not marked:
                 return
+            self._busy_until = time.monotonic() + POLL_SECONDS
             marked.sort(key=lambda pair: pair[0].time)  # stable: each stream keeps its order
             offsets = {tail.key: str(tail.offset) for tail in self.tails}
             lines = [line for line, _ in marked]
@@ -407,6 +447,8 @@ class _ProcessWatch(Watch):
         if self._pidfd is not None and self._pidfd >= 0:
             os.close(self._pidfd)
             self._pidfd = -1
+        if self._changes is not None:
+            self._changes.close()
         if not self.running():  # ended: its channel copies go, as an instance's disk does
             channels.discard(self.ctx.spec, self.ctx.run_dir)
 
