@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from trainer_gui.cli import thin_run
 from trainer_gui.cli.new import add_parser as add_new_parser
 from trainer_gui.cli.new import cmd_new
 from trainer_gui.cli.preflight import add_parser as add_preflight_parser
@@ -24,20 +25,29 @@ from trainer_gui.cli.queue import add_parser as add_queue_parser
 from trainer_gui.cli.queue import cmd_queue
 from trainer_gui.cli.sweep import add_parser as add_sweep_parser
 from trainer_gui.cli.sweep import cmd_sweep
+from trainer_gui.cli.thin_run import (
+    EXIT_DETACHED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    LinePrinter,
+    detached_text,
+    duration,
+    exit_code,
+    fmt_value,
+    summary_text,
+)
 from trainer_gui.core.errors import UserError
 
 if TYPE_CHECKING:
     from trainer_gui.core.aws.session import AwsSession
-    from trainer_gui.core.runners.events import AnyEvent, PhaseChanged
+    from trainer_gui.core.runners.events import AnyEvent
     from trainer_gui.core.serving.launcher import EndpointLauncher, StartProgress
     from trainer_gui.core.store import JobRecord, Store
     from trainer_gui.services.api import Jobs
 
-EXIT_OK = 0
-EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_STOPPED = 3
-EXIT_DETACHED = 130
+__all__ = ["EXIT_DETACHED", "EXIT_FAILED", "EXIT_OK", "EXIT_STOPPED", "EXIT_USAGE", "main"]
 
 log = logging.getLogger("trainer_gui")
 
@@ -144,59 +154,34 @@ def _service() -> Jobs:
 
 
 def _printing(printer: _Printer) -> Callable[[Any], None]:
-    """A listener that hands `printer` line and sample batches (the job host sends columns);
-    system metrics (CPU, memory, every 2 s) are for the plots, not the terminal."""
-    from trainer_gui.core.runners.events import MetricBatch
-    from trainer_gui.core.runners.sysmetrics import is_system_metric
+    """A listener that hands `printer` the events (the job host sends lines and samples in
+    columns)."""
     from trainer_gui.services.live_data import as_batches
 
     def listen(event: Any) -> None:
-        event = as_batches(event)
-        if isinstance(event, MetricBatch):
-            training = [s for s in event.samples if not is_system_metric(s.name)]
-            if not training:
-                return
-            event = MetricBatch(event.job_id, training)
-        printer(event)
+        printer(as_batches(event))
 
     return listen
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
-def _fmt_value(value: float) -> str:
-    return f"{value:.6g}"
+_duration = duration
+_fmt_value = fmt_value
 
 
 class _Printer:
-    """Turns job events into terminal lines; called from runner threads, so it locks.
+    """Turns job events into terminal lines (thin_run.py `LinePrinter`, which the thin `run`
+    prints with too); called from runner threads, so it locks.
 
-    Phase changes print as `· starting the interpreter (0.3 s)`, the time counted from when the
-    job was queued. It subscribes after the submit, so on the job's first event the phases the
-    job passed before that are read from `store` (the app's store when None) and print first."""
+    It subscribes after the submit, so on the job's first event the phases the job passed
+    before that are read from `store` (the app's store when None) and print first."""
 
     def __init__(self, job_id: str, out: TextIO, quiet: bool, store: Store | None = None) -> None:
         self.job_id = job_id
-        self.out = out
-        self.quiet = quiet
         self.store = store
-        self.since = time.time()
-        self._phases_printed: set[tuple[str, str, float]] = set()
-        self._last_phase: tuple[str, str] | None = None
+        self.lines = LinePrinter(job_id, out, quiet)
         self._caught_up = quiet
-        self._lock = threading.Lock()
 
     def _catch_up(self) -> None:
-        from trainer_gui.core.runners.events import Phase, PhaseChanged
         from trainer_gui.core.store import Store
 
         self._caught_up = True
@@ -209,57 +194,20 @@ class _Printer:
         except Exception as exc:  # the phase lines are a nicety; the job's lines still print
             log.debug("reading the phases of %s: %s", self.job_id, exc)
             return
-        for entry in entries:
-            if entry.phase is Phase.QUEUED:
-                self.since = entry.at
-            elif entry.phase is not Phase.DONE:
-                self._phase(PhaseChanged(self.job_id, entry.phase, entry.at, entry.detail))
-
-    def _phase(self, event: PhaseChanged) -> None:
-        from trainer_gui.core.store.phases import format_span
-
-        key = (event.phase.value, event.detail)
-        if self.quiet or key == self._last_phase or (*key, event.at) in self._phases_printed:
-            return
-        self._last_phase = key
-        self._phases_printed.add((*key, event.at))
-        self.out.write(f"\u00b7 {event.text} ({format_span(max(0.0, event.at - self.since))})\n")
+        self.lines.catch_up((e.phase.value, e.text, e.at, e.detail) for e in entries)
 
     def __call__(self, event: AnyEvent) -> None:
-        from trainer_gui.core.runners.events import (
-            LogBatch,
-            MetricBatch,
-            PhaseChanged,
-            StatusChanged,
-        )
+        from trainer_gui.services.thin_peer import thin_event
 
         if getattr(event, "job_id", None) != self.job_id:
             return
-        with self._lock:
+        thin = thin_event(event)
+        if thin is None:
+            return
+        with self.lines.lock:
             if not self._caught_up:
                 self._catch_up()
-            if isinstance(event, PhaseChanged):
-                self._phase(event)
-            elif isinstance(event, StatusChanged):
-                suffix = f": {event.message}" if event.message else ""
-                first = event.message.splitlines()[0] if event.message else ""
-                if event.status.is_terminal and event.status.value == "Failed":
-                    self.out.write(f"==> {event.status.value}{suffix}\n")
-                else:
-                    self.out.write(f"==> {event.status.value}{': ' + first if first else ''}\n")
-            elif isinstance(event, LogBatch) and not self.quiet:
-                self.out.writelines(f"[{ln.host}] {ln.text}\n" for ln in event.lines)
-            elif isinstance(event, MetricBatch):
-                # One line per host and step, after the log line that carried them.
-                groups: dict[tuple[str, int | None], list[str]] = {}
-                for s in event.samples:
-                    groups.setdefault((s.host, s.step), []).append(
-                        f"{s.name}={_fmt_value(s.value)}"
-                    )
-                for (host, step), values in groups.items():
-                    at = f" (step {step})" if step is not None else ""
-                    self.out.write(f"  \u25b8 {host} {' '.join(values)}{at}\n")
-            self.out.flush()
+            self.lines.print(thin)
 
 
 def _print_phases(store: Store, record: JobRecord, out: TextIO) -> None:
@@ -287,30 +235,24 @@ def _training_metrics(last: dict[str, float]) -> dict[str, float]:
 
 
 def _summary(service: Jobs, record: JobRecord, out: TextIO) -> None:
-    out.write(f"\nJob {record.id}: {record.status} in {_duration(record.duration)}\n")
-    if record.failure_reason and record.status != "Completed":
-        out.write(f"Reason: {record.failure_reason.strip()}\n")
-    last = _training_metrics(service.store.last_metrics(record.id))
-    if last:
-        out.write(
-            "Final metrics: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in last.items()) + "\n"
-        )
-    artifacts = record.backend_ids.get("artifacts") or {}
-    if isinstance(artifacts, dict):
-        for kind, path in sorted(artifacts.items()):
-            out.write(f"{kind.capitalize()}: {path}\n")
-    out.write(f"Run folder: {record.run_dir}\n")
+    from trainer_gui.services.thin_peer import summary_data
+
+    out.write(summary_text(summary_data(service.store, record)))
 
 
-def _exit_code(status: str) -> int:
-    return {"Completed": EXIT_OK, "Stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
+_exit_code = exit_code
 
 
 # -- commands -------------------------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # Listening starts the connection to the job host now (and the host, if none runs), so
+    if thin_run.applies(args):  # a local job: the job host loads and runs the spec
+        code = thin_run.cmd_run(args)
+        if code is not None:
+            return code
+    # A SageMaker launch (preflighted first), or no job host. Listening starts the
+    # connection to the job host now (and the host, if none runs), so
     # the host comes up while this process validates the spec; the printer joins later. Not
     # for a spec file that is not there: `load_spec` says so, and no host is started for it.
     relay: list[Callable[[Any], None]] = []
@@ -376,10 +318,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ended.wait(_LAST_EVENTS)  # the final status's batch may still be on its way
     except KeyboardInterrupt:
         service.shutdown()
-        out.write(
-            f"\nDetached; the job keeps running.\n  follow: trainer-gui logs {job_id} --follow\n"
-            f"  stop:   trainer-gui stop {job_id}\n"
-        )
+        out.write(detached_text(job_id))
         return EXIT_DETACHED
     service.shutdown()
     record = service.get(job_id)

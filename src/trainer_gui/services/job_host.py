@@ -58,7 +58,21 @@ from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.runners.base import JobHandle
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch
 from trainer_gui.core.runners.proc import pid_alive
+from trainer_gui.services import thin_peer
 from trainer_gui.services.api import EventListener, JobBoard, Jobs
+from trainer_gui.services.host_link import (
+    CONNECT_TIMEOUT,
+    ENDPOINT,
+    READY_TIMEOUT,
+    connect,
+    host_dir,
+    job_host_command,
+    read_endpoint,
+)
+from trainer_gui.services.host_link import (
+    HOST_LOG as HOST_LOG,
+)
+from trainer_gui.services.host_link import spawn as _spawn
 from trainer_gui.services.jobs import JobService
 from trainer_gui.services.live_data import in_columns
 
@@ -69,22 +83,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SEND_INTERVAL = 0.05  # seconds between the host's event batches
 CALL_TIMEOUT = 600.0  # a stop may wait for the job's grace period, a submit for a venv check
-CONNECT_TIMEOUT = 120.0  # a frozen bundle's first start (unpacking, virus scan) can be slow
-READY_TIMEOUT = 30.0  # from an accepted connection to the host's hello
 STARTING_GRACE = 900.0  # how long a host that lets go waits for jobs it is still starting
 MAINTAIN_EVERY = 0.5  # seconds between the host's idle checks
 RECOVER_EVERY = 2.0  # seconds between looks for unfinished jobs that nobody follows
 RESTARTS_ALLOWED = (5, 60.0)  # the keeper gives up after 5 restarts within 60 s (a crash loop)
-HOST_DIR = "job-host"
-ENDPOINT = "endpoint.json"
-HOST_LOG = "host.log"
-HOST_LOG_MAX = 5 * 1024 * 1024
-JOB_HOST_COMMAND = "_job-host"
-"""The hidden `trainer-gui` subcommand that runs `host_main` (how a frozen bundle starts its
-job host: it has no `python -m`)."""
-# The bundle's entry script would run its self-check or GUI smoke instead of the job host.
-_NOT_INHERITED = ("TRAINER_GUI_SELFCHECK", "TRAINER_GUI_SMOKE")
-_METHODS = frozenset({"submit", "stop", "recover", "delete", "adopt", "ping", "quit"})
+_METHODS = frozenset(
+    {"submit", "stop", "recover", "delete", "adopt", "ping", "quit", "run_spec", "job_summary"}
+)
 
 
 def idle_exit_seconds() -> float:
@@ -93,18 +98,6 @@ def idle_exit_seconds() -> float:
         return max(0.0, float(os.environ.get("TRAINER_GUI_HOST_IDLE", "10")))
     except ValueError:
         return 10.0
-
-
-def job_host_command() -> list[str]:
-    """How to start the job host: the bundle's own executable when frozen, else this Python."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, JOB_HOST_COMMAND]
-    return [sys.executable, "-m", "trainer_gui.services.job_host"]
-
-
-def host_dir(store_path: Path) -> Path:
-    """Where the host of the store at `store_path` keeps its lock, address and log."""
-    return Path(store_path).resolve().parent / HOST_DIR
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -118,19 +111,6 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 # -- the endpoint file ---------------------------------------------------------------------------
-
-
-def read_endpoint(folder: Path) -> dict[str, Any] | None:
-    """The running host's address, key and pid, or None (no file, or a broken one)."""
-    try:
-        data = json.loads((folder / ENDPOINT).read_text(encoding="utf-8"))
-        return {
-            "address": data["address"],
-            "authkey": bytes.fromhex(data["authkey"]),
-            "pid": int(data["pid"]),
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _write_endpoint(folder: Path, address: Any, key: bytes) -> None:
@@ -149,43 +129,6 @@ def _remove_endpoint_if_mine(folder: Path) -> None:
             (folder / ENDPOINT).unlink()
         except OSError as exc:
             log.info("cannot remove %s: %s", folder / ENDPOINT, exc)
-
-
-def _open_log(folder: Path) -> Any:
-    """The host's log file (appended; started afresh once it grew past `HOST_LOG_MAX`)."""
-    path = folder / HOST_LOG
-    try:
-        if path.stat().st_size > HOST_LOG_MAX:
-            path.replace(folder / (HOST_LOG + ".1"))
-    except OSError:
-        pass
-    return open(path, "ab")  # closed by the caller once the child has it
-
-
-def _spawn(command: list[str], folder: Path) -> subprocess.Popen[bytes]:
-    """Start `command` detached from this process: its own session (a closing terminal or the
-    window's Ctrl+C never reaches it), no console, its output in the host log."""
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
-        kwargs["creationflags"] = flags
-    else:
-        kwargs["start_new_session"] = True
-    with _open_log(folder) as out:
-        try:
-            return subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                env=env,
-                close_fds=True,
-                **kwargs,
-            )
-        except OSError as exc:
-            raise UserError(f"cannot start the job host ({command[0]}): {exc}") from exc
 
 
 # -- the host ------------------------------------------------------------------------------------
@@ -269,6 +212,8 @@ class _Peer:
         self.conn = conn
         self.lock = threading.Lock()
         self.gone = False
+        self.thin = False  # plain data only (cli/thin_run.py): services/thin_peer.py
+        self.job: str | None = None  # a thin peer's job, once it has one: only its events
 
     def send(self, message: Any) -> bool:
         if self.gone:
@@ -445,8 +390,16 @@ class _Host:
     def _broadcast(self, message: Any) -> None:
         with self.peers_lock:
             peers = list(self.peers)
+        thin: list[tuple[Any, ...]] | None = None
         for peer in peers:
-            peer.send(message)
+            if not peer.thin:
+                peer.send(message)
+                continue
+            if thin is None:  # once per batch, and only while a thin peer listens
+                thin = thin_peer.thin_events(message[1])
+            mine = [e for e in thin if peer.job is None or e[1] == peer.job]
+            if mine:
+                peer.send(("events", mine))
 
     def _accept(self) -> None:
         while not self.exit.is_set():
@@ -462,8 +415,8 @@ class _Host:
                 if self.exit.is_set():
                     conn.close()
                     return
+                peer.send(("ready", os.getpid()))  # before any event batch reaches it
                 self.peers.append(peer)
-            peer.send(("ready", os.getpid()))
             threading.Thread(
                 target=self._serve_peer, args=(peer,), name="job-host-peer", daemon=True
             ).start()
@@ -479,6 +432,9 @@ class _Host:
                 break
             if message[0] == "close":
                 break
+            if message[0] == "thin":  # before its first call: events in plain data from now
+                peer.thin = True
+                continue
             if message[0] != "call":
                 continue
             _, call_id, method, args, kwargs = message
@@ -510,17 +466,29 @@ class _Host:
                 handle = self.service.submit(*args, **{**kwargs, "schedule": False})
                 self.submitted = [h for h in self.submitted if not h.done] + [handle]
                 result = handle.job_id
+            elif method == "run_spec":  # a thin client's `run`: load, validate, submit
+                spec, python = thin_peer.load_for_run(*args, **kwargs)
+                if spec is None:
+                    result = {"fallback": True}  # SageMaker: the full client preflights it
+                else:
+                    handle = self.service.submit(spec, python=python, schedule=False)
+                    self.submitted = [h for h in self.submitted if not h.done] + [handle]
+                    peer.job = handle.job_id
+                    result = thin_peer.started(self.store, handle.job_id, spec)
+            elif method == "job_summary":
+                result = thin_peer.summary_data(self.store, self.service.get(args[0]))
             else:
                 result = getattr(self.service, method)(*args, **kwargs)
             self.outbox.flush()  # the events a call caused go before its reply
             peer.send(("reply", call_id, True, result, ""))
-            if method in ("submit", "ping"):
+            if method in ("submit", "run_spec", "ping"):
                 # A ping follows a change in the store the host should act on now, not on its
                 # next pass: `sweep run` recorded a sweep to drive, the queue was resumed.
                 self._schedule()
         except BaseException as exc:
             self.outbox.flush()
-            peer.send(("reply", call_id, False, _portable(exc), traceback.format_exc()))
+            failure = thin_peer.plain_error(exc) if peer.thin else _portable(exc)
+            peer.send(("reply", call_id, False, failure, traceback.format_exc()))
         finally:
             with self.peers_lock:
                 self.calls -= 1
@@ -697,38 +665,9 @@ class JobHostClient:
 
     def _connect(self) -> _Link:
         """Connect to the running host, starting one (through its keeper) if none answers."""
-        deadline = time.monotonic() + CONNECT_TIMEOUT
-        spawned: subprocess.Popen[bytes] | None = None
-        last_error = "no job host answered"
-        while not self._closed:
-            endpoint = read_endpoint(self._folder)
-            if endpoint is not None:
-                try:
-                    conn = Client(endpoint["address"], authkey=endpoint["authkey"])
-                    if not conn.poll(READY_TIMEOUT):
-                        conn.close()
-                        raise OSError("the job host did not say hello")
-                    message = conn.recv()
-                    if message[0] == "ready":
-                        return _Link(conn, int(message[1]))
-                    conn.close()
-                    last_error = "the job host is closing"
-                except (OSError, EOFError, AuthenticationError) as exc:
-                    last_error = f"the job host at {endpoint['address']} did not answer: {exc}"
-            if spawned is None and (endpoint is None or not pid_alive(endpoint["pid"])):
-                command = [*self._command, "--store", str(self.store.path)]
-                spawned = _spawn(command, self._folder)
-            elif spawned is not None and spawned.poll() not in (None, 0):
-                raise UserError(
-                    f"the job host did not start (exit code {spawned.returncode}); "
-                    f"its log: {self._folder / HOST_LOG}"
-                )
-            if time.monotonic() > deadline:
-                raise UserError(f"{last_error}; its log: {self._folder / HOST_LOG}")
-            time.sleep(0.05)
-            if spawned is not None and spawned.poll() == 0 and read_endpoint(self._folder) is None:
-                spawned = None  # its host found another one running, which then exited
-        raise UserError("the job host connection is closed")
+        command = [*self._command, "--store", str(self.store.path)]
+        conn, pid = connect(self._folder, command, lambda: self._closed, alive=pid_alive)
+        return _Link(conn, pid)
 
     def _run(self) -> None:
         """Connect, read until the host goes away, and connect again (it is restarted)."""
