@@ -147,6 +147,8 @@ def _run_script(request: dict[str, Any], base_path: list[str]) -> int:
     main.__builtins__ = builtins  # type: ignore[attr-defined]
     main.__loader__ = SourceFileLoader("__main__", path)
     main.__cached__ = None  # type: ignore[attr-defined]
+    if "__annotations__" in vars(sys.modules["__main__"]):  # as this interpreter's own __main__
+        main.__annotations__ = {}
     sys.modules["__main__"] = main
     importlib.invalidate_caches()  # the code folder was empty when the imports looked at it
     try:

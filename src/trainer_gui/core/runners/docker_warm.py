@@ -218,7 +218,7 @@ class DockerWarmPool:
                 atexit.register(self.close)  # the job host's exit (and any other process's)
                 self._atexit = True
             self._closed.clear()
-            if self._beat is None or not self._beat.is_alive():
+            if self._beat is None:
                 self._beat = threading.Thread(target=self._heartbeat, name="warm-beat", daemon=True)
                 self._beat.start()
         if current is not None:
@@ -341,7 +341,8 @@ class DockerWarmPool:
     # -- letting go ------------------------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        while not self._closed.wait(HEARTBEAT_EVERY):
+        while True:  # for the life of the process (a daemon thread): the spare of the moment
+            time.sleep(HEARTBEAT_EVERY)
             with self._lock:
                 spare = self._spare
             if spare is not None:
