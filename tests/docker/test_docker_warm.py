@@ -98,7 +98,7 @@ def ready_spare() -> docker_warm.Spare:
     return spare
 
 
-def log_texts(record: Any) -> list[tuple[str, str]]:
+def log_texts(record: Any) -> list[tuple[str, ...]]:
     lines = (Path(record.run_dir) / "logs" / "job.log").read_text().splitlines()
     return [tuple(line.split("\t")[2:4]) for line in lines]  # (stream, text)
 
