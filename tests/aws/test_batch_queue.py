@@ -546,6 +546,51 @@ def test_the_form_edits_the_batch_settings_and_shows_their_problems(
     assert form.problem_text("sagemaker.batch_queue") == ""
 
 
+def test_the_form_edits_the_batch_retry_rules_as_a_table_of_action_and_reason(
+    qtbot: Any, project: Path
+) -> None:
+    from PySide6.QtWidgets import QComboBox, QStyleOptionViewItem
+
+    from trainer_gui.ui.form.batch_rules import BatchRetryRulesTable
+    from trainer_gui.ui.form.spec_form import SpecForm
+
+    form = SpecForm(project)
+    qtbot.addWidget(form)
+    form.show()
+    form.set_spec(make_spec(project, sagemaker={**QUOTA, "batch_retry_rules": None}))
+    rules = form.editor("sagemaker.batch_retry_rules")
+    assert isinstance(rules, BatchRetryRulesTable)
+    assert not rules.hint.isHidden()  # no rules: the SDK's, said under the empty table
+    headers = [rules.table.horizontalHeaderItem(c).text() for c in range(2)]
+    assert headers == ["Action", "On status reason"]  # the model's titles
+
+    rules.add_button.click()  # a RETRY row, the cursor in its reason
+    rules.table.item(0, 1).setText("Received status from SageMaker:Capacity*Error")
+    assert form.validate() is None
+    assert "one * at the end" in form.problem_text("sagemaker.batch_retry_rules")
+    rules.table.item(0, 1).setText(CAPACITY)
+    rules.add_button.click()
+    rules.table.item(1, 1).setText("*")
+    delegate = rules.table.itemDelegateForColumn(0)  # the action is picked, not typed
+    index = rules.table.model().index(1, 0)
+    combo = delegate.createEditor(rules.table, QStyleOptionViewItem(), index)
+    assert isinstance(combo, QComboBox)
+    assert [combo.itemText(i) for i in range(combo.count())] == ["RETRY", "EXIT"]
+    combo.setCurrentText("EXIT")
+    delegate.setModelData(combo, rules.table.model(), index)
+
+    spec = form.validate()
+
+    assert spec is not None, form.problems
+    assert [r.model_dump() for r in spec.sagemaker.batch_retry_rules or []] == [
+        {"action": "RETRY", "on_status_reason": CAPACITY},
+        {"action": "EXIT", "on_status_reason": "*"},
+    ]
+    assert rules.hint.isHidden()
+    form.set_spec(spec)  # and back: the rows as saved
+    assert rules.value() == [r.model_dump() for r in spec.sagemaker.batch_retry_rules or []]
+
+
 def test_the_exported_v2_code_sends_batch_the_apps_create_training_job_request(
     aws: Any, project: Path
 ) -> None:

@@ -51,11 +51,13 @@ from trainer_gui.core.aws.defaults import AwsDefaults, load_aws_defaults
 from trainer_gui.core.errors import SpecError
 from trainer_gui.core.spec import JobSpec, save_spec, spec_from_dict, spec_to_dict
 from trainer_gui.core.spec.model import (
+    BatchRetryRule,
     ChannelSpec,
     InstanceGroupSpec,
     MetricDefinition,
     is_remote,
 )
+from trainer_gui.ui.form.batch_rules import BatchRetryRulesTable
 from trainer_gui.ui.form.channels import ChannelsTable
 from trainer_gui.ui.form.cost import CostLabel
 from trainer_gui.ui.form.export_dialog import ExportDialog
@@ -401,6 +403,8 @@ def make_editor(
             return MetricDefsEditor(parent)
         if item is InstanceGroupSpec:
             return InstanceGroupsTable(parent)
+        if item is BatchRetryRule:
+            return BatchRetryRulesTable(parent)
         if item is str:
             return ListField(optional, parent=parent)
         return YamlField(optional, parent=parent)
@@ -563,7 +567,14 @@ class SpecForm(QWidget):
         row = FieldRow(path, info, editor, page)
         editor.sig_changed.connect(self._on_changed)
         if isinstance(
-            editor, (ChannelsTable, MetricDefsEditor, KeyValueTable, InstanceGroupsTable)
+            editor,
+            (
+                ChannelsTable,
+                MetricDefsEditor,
+                KeyValueTable,
+                InstanceGroupsTable,
+                BatchRetryRulesTable,
+            ),
         ):
             form.addRow(row.label)
             form.addRow(row.container)

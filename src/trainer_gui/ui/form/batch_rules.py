@@ -1,0 +1,174 @@
+"""sagemaker.batch_retry_rules (AWS Batch's evaluateOnExit) as a table: action, status reason.
+
+The columns are `BatchRetryRule`'s fields, with its titles and descriptions; the action is
+picked from RETRY and EXIT, and each row is checked by `BatchRetryRule` itself, so the table
+says what the spec would say. Rows go to Batch in their order (the first match wins); empty
+rows are left out of the value. No rows: the SDK's rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer_gui.core.spec.io import format_validation_error
+from trainer_gui.core.spec.model import BATCH_RULES_MAX, BatchRetryRule
+from trainer_gui.ui.row_table import RowTable
+
+COLUMNS = ("action", "on_status_reason")
+ACTIONS: tuple[str, ...] = get_args(BatchRetryRule.model_fields["action"].annotation)
+EMPTY_HINT = (
+    "No rules: AWS Batch retries only on SageMaker's internal errors, as the SDK's "
+    "TrainingQueue does."
+)
+
+
+class _ActionDelegate(QStyledItemDelegate):
+    """The action column's editor: RETRY or EXIT, nothing else to type."""
+
+    def createEditor(
+        self,
+        parent: QWidget,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> QWidget:
+        combo = QComboBox(parent)
+        combo.addItems(list(ACTIONS))
+        return combo
+
+    def setEditorData(self, editor: QWidget, index: QModelIndex | QPersistentModelIndex) -> None:
+        assert isinstance(editor, QComboBox)
+        found = editor.findText(str(index.data() or "").upper())
+        editor.setCurrentIndex(max(found, 0))
+
+    def setModelData(
+        self,
+        editor: QWidget,
+        model: QAbstractItemModel,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        assert isinstance(editor, QComboBox)
+        model.setData(index, editor.currentText())
+
+
+class BatchRetryRulesTable(RowTable):
+    """list[BatchRetryRule] as rows: an action and the status reason it matches."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.set_table(QTableWidget(0, len(COLUMNS), self), checked_columns=len(COLUMNS))
+        for col, field in enumerate(COLUMNS):
+            info = BatchRetryRule.model_fields[field]
+            item = QTableWidgetItem(info.title or field)
+            item.setToolTip(info.description or "")
+            self.table.setHorizontalHeaderItem(col, item)
+        self.table.setItemDelegateForColumn(0, _ActionDelegate(self.table))
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(0, 90)
+        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.hint = QLabel(EMPTY_HINT, self)
+        self.hint.setEnabled(False)
+        self.hint.setWordWrap(True)
+        self.add_button = QPushButton("Add rule", self)
+        self.add_button.setToolTip(f"Add a rule (at most {BATCH_RULES_MAX}; the first match wins)")
+        self.add_button.clicked.connect(self._on_add_clicked)
+        self.remove_button = QPushButton("Remove", self)
+        self.remove_button.setToolTip("Remove the selected rules (Del)")
+        self.remove_button.clicked.connect(self.remove_selected)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
+        layout.addWidget(self.hint)
+        layout.addLayout(buttons)
+        model = self.table.model()
+        model.rowsInserted.connect(self._fit_height)
+        model.rowsRemoved.connect(self._fit_height)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        rows = self.table.rowCount()
+        shown = min(max(rows, 1), BATCH_RULES_MAX)
+        height = self.table.horizontalHeader().sizeHint().height()
+        height += shown * self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(height + 2 * self.table.frameWidth())
+        self.hint.setVisible(rows == 0)
+
+    # -- values ------------------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, str]]:
+        """Each row's cells as typed (the action stripped; the reason exactly as typed)."""
+        out = []
+        for row in range(self.table.rowCount()):
+            action = self.table.item(row, 0)
+            reason = self.table.item(row, 1)
+            out.append(
+                {
+                    "action": action.text().strip() if action is not None else "",
+                    "on_status_reason": reason.text() if reason is not None else "",
+                }
+            )
+        return out
+
+    def value(self) -> list[dict[str, Any]]:
+        """The rules in their order; rows with no reason typed are left out."""
+        return [r for r in self.rows() if r["on_status_reason"]]
+
+    def set_value(self, rules: list[Any] | None) -> None:
+        with self.quietly():
+            self.table.setRowCount(0)
+            for rule in rules or []:
+                data = rule.model_dump() if isinstance(rule, BaseModel) else dict(rule)
+                reason = data.get("on_status_reason", data.get("onStatusReason", ""))
+                self._append(str(data.get("action", "")), str(reason))
+        self.changed()
+
+    def add_rule(self, action: str = "RETRY", reason: str = "") -> int:
+        with self.quietly():
+            row = self._append(action, reason)
+        self.changed()
+        return row
+
+    def _append(self, action: str, reason: str) -> int:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        self.table.setItem(row, 0, QTableWidgetItem(action))
+        self.table.setItem(row, 1, QTableWidgetItem(reason))
+        return row
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def check_rows(self) -> dict[int, str]:
+        """Each typed rule checked by BatchRetryRule itself."""
+        problems: dict[int, str] = {}
+        for row, data in enumerate(self.rows()):
+            if not data["on_status_reason"]:
+                continue
+            try:
+                BatchRetryRule.model_validate(data)
+            except ValidationError as exc:
+                problems[row] = "; ".join(format_validation_error(exc))
+        return problems
+
+    @Slot()
+    def _on_add_clicked(self) -> None:
+        self.edit_row(self.add_rule(), 1)
