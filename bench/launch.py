@@ -24,6 +24,11 @@ against `docker run --rm IMAGE python3 -c 'print(1)'`:
 
     .venv/bin/python bench/launch.py [--reps 7] [--reps-2x1 3] [--only single] [--json out.json]
     .venv/bin/python bench/launch.py --only cli --reps 10
+    .venv/bin/python bench/launch.py --only cli --reps 5 --base-src /tmp/old-tree/src
+
+`--base-src`: the cli-* runs also run the code of another source tree ("base", its own data
+folders), interleaved with ours and plain, e.g. a worktree of the commit before a change.
+The CLI process's own CPU time (user + system, not the job host's) is reported as well.
 
 Needs a Docker engine and trainer-gui/train-cpu:latest (scripts/ci/build-test-images.sh).
 Exit status 1 when a ratio misses its target (single <= 1.25, torchrun-2x1 <= 1.15, cli-* <=
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -105,6 +111,8 @@ class Bench:
         self.service.subscribe(self._on_event)
         self.phases: dict[str, list[dict[str, float]]] = {}
         self.cold_runs = 0
+        self.base_src: Path | None = None
+        self.cpu: dict[str, list[float]] = {}  # per cli way: the CLI process's CPU seconds
 
     def _on_event(self, event: Any) -> None:
         status = getattr(event, "status", None)
@@ -122,6 +130,7 @@ class Bench:
         self.service.shutdown()
         self.store.close()
         stop_host(self.work / "warm" / DB_FILENAME)  # the cli-warm runs' host
+        stop_host(self.work / "warm-base" / DB_FILENAME)
 
     # -- the two ways -------------------------------------------------------------------
 
@@ -170,9 +179,11 @@ class Bench:
         self.phases.setdefault(kind, []).append(phases)
         return elapsed
 
-    def cli(self, kind: str) -> float:
-        """`trainer-gui run job.yaml` in a new process, until it exits."""
+    def cli(self, kind: str, base: bool = False) -> float:
+        """`trainer-gui run job.yaml` in a new process, until it exits (with `base`: the code
+        of `base_src`, in data folders of its own)."""
         folder = self.work / "cli"
+        suffix = "-base" if base else ""
         if not (folder / "job.yaml").is_file():
             (folder / "code").mkdir(parents=True, exist_ok=True)
             (folder / "code" / "train.py").write_text('print("hello")\n', encoding="utf-8")
@@ -180,20 +191,27 @@ class Bench:
         env = dict(os.environ)
         if kind == "cli-cold":  # a data folder of its own: no job host runs for it yet
             self.cold_runs += 1
-            env["TRAINER_GUI_HOME"] = str(self.work / f"cold-{self.cold_runs}")
+            env["TRAINER_GUI_HOME"] = str(self.work / f"cold-{self.cold_runs}{suffix}")
             env["TRAINER_GUI_HOST_IDLE"] = "1"
         elif kind == "cli-warm":  # one data folder, its job host kept up between runs
-            env["TRAINER_GUI_HOME"] = str(self.work / "warm")
+            env["TRAINER_GUI_HOME"] = str(self.work / f"warm{suffix}")
             env["TRAINER_GUI_HOST_IDLE"] = "120"
         else:
-            env["TRAINER_GUI_HOME"] = str(self.work / "inproc")
+            env["TRAINER_GUI_HOME"] = str(self.work / f"inproc{suffix}")
             env["TRAINER_GUI_JOB_HOST"] = "0"
+        if base:
+            assert self.base_src is not None
+            env["PYTHONPATH"] = os.pathsep.join([str(self.base_src), env.get("PYTHONPATH", "")])
         command = [str(Path(sys.executable).with_name("trainer-gui")), "run"]
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         out = subprocess.run(
             [*command, str(folder / "job.yaml")], env=env, capture_output=True, text=True
         )
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime
+        self.cpu.setdefault(("base" if base else "ours"), []).append(cpu)
         if out.returncode != 0 or "hello" not in out.stdout or "Completed" not in out.stdout:
             raise SystemExit(f"{kind} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
         return elapsed
@@ -260,12 +278,15 @@ def _sweep() -> None:
 def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
     ours = bench.cli if kind.startswith("cli") else bench.ours
     ways: dict[str, Callable[[str], float]] = {"ours": ours, "plain": bench.plain}
+    if kind.startswith("cli") and bench.base_src is not None:
+        ways["base"] = lambda k: bench.cli(k, base=True)
     for warm_up in ways.values():  # page cache, image layers, engine
         warm_up(kind)
     bench.phases.pop(kind, None)
-    times: dict[str, list[float]] = {"ours": [], "plain": []}
+    bench.cpu.clear()
+    times: dict[str, list[float]] = {way: [] for way in ways}
     for rep in range(reps):
-        order = ["ours", "plain"] if rep % 2 == 0 else ["plain", "ours"]
+        order = list(ways) if rep % 2 == 0 else list(reversed(ways))
         for way in order:
             times[way].append(ways[way](kind))
             print(f"  {kind:<13} {way:<5} rep {rep + 1}: {times[way][-1]:.3f}s", flush=True)
@@ -281,6 +302,16 @@ def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
     }
     # Each repetition's two runs are back to back: their ratio cancels slow drifts of the load.
     paired = statistics.median(o / p for o, p in zip(times["ours"], times["plain"], strict=True))
+    extra: dict[str, Any] = {}
+    if "base" in times:
+        base_s = statistics.median(times["base"])
+        extra = {
+            "base_median_s": round(base_s, 3),
+            "base_ratio": round(base_s / plain_s, 3),
+            "base_s": [round(t, 3) for t in times["base"]],
+        }
+    for way, cpu in bench.cpu.items():
+        extra[f"{way}_cli_cpu_median_s"] = round(statistics.median(cpu), 3)
     return {
         "benchmark": kind,
         "reps": reps,
@@ -292,6 +323,8 @@ def measure(bench: Bench, kind: str, reps: int) -> dict[str, Any]:
         "ours_s": [round(t, 3) for t in times["ours"]],
         "plain_s": [round(t, 3) for t in times["plain"]],
         "ours_phases_s": phases,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        **extra,
     }
 
 
@@ -306,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one benchmark; cli: the three cli-* ones (not run by default)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--base-src",
+        type=Path,
+        default=None,
+        help="cli-*: also run the code of this source tree (e.g. an older worktree's src)",
+    )
     opts = parser.parse_args(argv)
     if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
         print(f"{IMAGE} is not built: run scripts/ci/build-test-images.sh", file=sys.stderr)
@@ -314,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="tg-launch-bench-") as tmp:
         bench = Bench(Path(tmp))
+        bench.base_src = opts.base_src.resolve() if opts.base_src else None
         try:
             kinds = [("single", opts.reps), ("torchrun-2x1", opts.reps_2x1)]
             kinds += [(kind, opts.reps) for kind in CLI_KINDS]
@@ -346,6 +386,17 @@ def main(argv: list[str] | None = None) -> int:
             f"  ours {min(row['ours_s']):.3f}-{max(row['ours_s']):.3f} s, plain "
             f"{min(row['plain_s']):.3f}-{max(row['plain_s']):.3f} s"
         )
+        if "base_ratio" in row:
+            print(
+                f"  base {row['base_median_s']:.3f} s (ratio {row['base_ratio']:.2f}), "
+                f"{min(row['base_s']):.3f}-{max(row['base_s']):.3f} s"
+            )
+        cpu = {k[:4]: v for k, v in row.items() if k.endswith("_cli_cpu_median_s")}
+        if cpu:
+            print(
+                "  CLI process CPU, median: " + ", ".join(f"{k} {v:.3f} s" for k, v in cpu.items())
+            )
+        print(f"  load average at the end: {row['load_average']}")
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 1 if failed else 0
