@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: In a job's run folder: held by the one process that follows (or starts, or submits) it.
 FOLLOWER_LOCK = ".follower.lock"
+#: How many parsed specs `JobService.spec_of` keeps.
+SPEC_CACHE = 32
 
 
 def create_runner(backend: str) -> Runner:
@@ -237,6 +239,7 @@ class JobService:
         self._lock = threading.RLock()
         self._schedule_lock = threading.Lock()
         self._shut = False  # shut down: background queue work stops
+        self._specs: dict[tuple[str, str], JobSpec] = {}  # see spec_of
 
     @property
     def store(self) -> Store:
@@ -278,7 +281,18 @@ class JobService:
         return self._board.get(key)
 
     def spec_of(self, record: JobRecord) -> JobSpec:
-        return self._board.spec_of(record)
+        """A copy of the job's spec: its text is parsed once (starting a queued job reads it
+        several times, and the YAML parse is what the warm loop's start waited on: issue 18)."""
+        key = (record.spec_yaml, str(record.backend_ids.get("spec_base_dir")))
+        with self._lock:
+            spec = self._specs.get(key)
+        if spec is None:
+            spec = self._board.spec_of(record)
+            with self._lock:
+                self._specs[key] = spec
+                while len(self._specs) > SPEC_CACHE:
+                    del self._specs[next(iter(self._specs))]
+        return spec.model_copy(deep=True)
 
     def context(self, record: JobRecord) -> JobContext:
         return JobContext(
@@ -329,10 +343,9 @@ class JobService:
             raise UserError(f"job {job_id} is already followed by another process")
         follower: _Follower | None = None
         try:
-            (run_dir / "job.yaml").write_text(dump_spec(spec), encoding="utf-8")
-            self.store.create_job(
-                job_id, spec.name, backend, dump_spec(spec), str(run_dir), project_id
-            )
+            text = dump_spec(spec)
+            (run_dir / "job.yaml").write_text(text, encoding="utf-8")
+            self.store.create_job(job_id, spec.name, backend, text, str(run_dir), project_id)
             ids: dict[str, Any] = {"spec_base_dir": str(spec.base_dir) if spec.base_dir else None}
             if python:
                 ids["python"] = python

@@ -222,10 +222,16 @@ def follow_and_finish(
     side: SideMetrics | None = None
     try:
         roots = {h: ctx.run_dir / "hosts" / h for h in contract.host_names(ctx.spec)}
-        side = SideMetrics(ctx.job_id, sink, watch.system_sampler(), roots, ctx.offsets)
+        looks = 0
         while watch.running():
             watch.pump(final=False)
-            side.pump()
+            looks += 1
+            if side is None and looks > 1:
+                # From the second look on: a sampler's start (a walk of the process table)
+                # would delay the job's first lines, which the first pause waits for (issue 18).
+                side = SideMetrics(ctx.job_id, sink, watch.system_sampler(), roots, ctx.offsets)
+            if side is not None:
+                side.pump()
             if stopper is None and time.time() > deadline:
                 ctx.request_stop(max_runtime_reason(ctx.spec))
                 stopper = threading.Thread(
@@ -238,6 +244,8 @@ def follow_and_finish(
             # the stop runs to its end (the grace, then SIGKILL) before the job counts as over.
             stopper.join()
         watch.pump(final=True)
+        if side is None:  # ended before a second look: its TensorBoard files, no sampler
+            side = SideMetrics(ctx.job_id, sink, None, roots, ctx.offsets)
         side.close()
         side.pump(final=True)
         with job_lock(ctx.job_id):
