@@ -706,10 +706,14 @@ class DockerRunner(Runner):
     ) -> Container | None:
         """The run handed to the spare container of its spec, or None (then it starts cold)."""
         client = self.client
+        waiting = docker_warm.POOL.spare()
+        if waiting is None or waiting.key != plan.key:
+            return None
+        # From here the time is the warm container's (ready, or still importing torch).
+        emit_phase(sink, ctx.job_id, Phase.STARTING, "handing the run to a warm container")
         spare = docker_warm.POOL.take(client, plan.key)
         if spare is None:
             return None
-        emit_phase(sink, ctx.job_id, Phase.STARTING, "handing the run to a warm container")
         host_env = self._direct_environment(layout, image_env, environment)
         cmd = self._direct_command(layout)
         name = container_name(ctx.job_id, layout.host)
