@@ -32,7 +32,7 @@ def test_desktop_entry() -> None:
     entry = _desktop_entry()
     assert entry["Type"] == "Application"
     assert entry["Name"] == "Trainer GUI"
-    assert entry["Categories"] == "Development;Science;"
+    assert entry["Categories"] == "Science;ArtificialIntelligence;"  # one main category
     assert entry["Icon"] == "trainer-gui"  # the hicolor name the .deb installs
     assert entry["Exec"].split()[0] == "trainer-gui"  # /usr/bin/trainer-gui
     assert entry["TryExec"] == "trainer-gui"
