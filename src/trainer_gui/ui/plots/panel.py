@@ -87,8 +87,30 @@ LEGEND_OPEN_MAX = 8  # more series than this: the legend starts folded
 SPARE_PLOTS = 4
 SPARE_PACE_MS = 50  # between two spare plots built
 SPARE_RETRY_MS = 1000  # samples are arriving: try again this much later
-SPARE_QUIET_S = 1.0  # a spare is built only after this long without samples
+# A spare is built only after this long without samples: a job under a loaded machine pauses
+# its output for a second now and then, and a spare built then (25-40 ms of the GUI thread
+# there) was the longest stall of a flood.
+SPARE_QUIET_S = 5.0
 X_MODES = {X_STEP: "Step", X_WALL: "Wall time", X_RELATIVE: "Relative time (s)"}
+
+
+def use_small_pages() -> None:
+    """Turn off numpy's request for 2 MB pages (madvise) for its big arrays, in this process.
+
+    A series grows into fresh memory a slice at a time; with huge pages the first write to
+    each 2 MB faults all of it in at once, which took 50-200 ms of the GUI thread on the
+    development VM (4 KB pages: a few milliseconds spread over the appends). What huge pages
+    buy, fewer TLB misses in scans of big arrays, a plot of a few columns per pixel never needs.
+    """
+    for module in ("_core", "core"):  # numpy 2, numpy 1
+        setter = getattr(getattr(np, module, None), "multiarray", None)
+        setter = getattr(setter, "_set_madvise_hugepage", None)
+        if setter is not None:
+            try:
+                setter(False)
+            except Exception:  # a numpy without it: nothing to turn off
+                log.debug("cannot turn off numpy's huge pages", exc_info=True)
+            return
 
 
 class SeriesLegend(QWidget):
@@ -172,6 +194,7 @@ class MetricsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None, redraw_hz: float = REDRAW_HZ):
         super().__init__(parent)
         self.pg = load_pyqtgraph()
+        use_small_pages()
         self._jobs: list[str] = []
         self._labels: dict[str, str] = {}
         self._series: dict[SeriesKey, Series] = {}
@@ -584,13 +607,16 @@ class MetricsPanel(QWidget):
         self._legend_dirty = False
         self.legend.set_entries(self.legend_entries())
 
-    def _prologue(self) -> None:
+    def _prologue(self) -> bool:
+        """The legend and the plots of new metrics; whether plots were added."""
         if self._legend_dirty:
             self._update_legend()
         if len(self._plots) < len({k[2] for k in self._series}):
             # The spares at once (~3 ms each): one change of the grid, one repaint of the
             # plots; at least one built from scratch.
             self._ensure_plots(budget=max(1, len(self._spares)))
+            return True
+        return False
 
     @Slot()
     def redraw(self) -> None:
@@ -603,9 +629,12 @@ class MetricsPanel(QWidget):
 
     @Slot()
     def _tick(self) -> None:
-        """The timer: the changed plot that waited longest, once `REDRAW_HZ` allows it."""
-        self._prologue()
-        if not self._dirty:
+        """The timer: the changed plot that waited longest, once `REDRAW_HZ` allows it.
+
+        A tick that added plots draws nothing: the grid's new layout repaints every plot, and
+        the curves follow on the next ticks, not in the same turn of the event loop.
+        """
+        if self._prologue() or not self._dirty:
             return
         waited: dict[str, float] = {}
         for key in self._dirty:
