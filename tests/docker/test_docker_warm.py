@@ -202,3 +202,37 @@ def test_no_warm_container_outlives_the_job_host(
     assert stop_host(default_db_path())
     assert warm_containers(docker_client, app_home) == []
     store.close()
+
+
+COUNT = """
+    import time
+    for step in range(40):
+        print(f"step={step} loss={1 / (step + 1):.4f}", flush=True)
+        time.sleep(0.05)
+"""
+
+
+def test_a_new_process_re_attaches_to_a_warm_run(
+    app_home: Path,
+    docker_client: Any,
+    job_spec: SpecFactory,
+    wait_until: Callable[..., None],
+    warm_on: None,
+) -> None:
+    store = Store(app_home / "db.sqlite3")
+    runner = DockerRunner(client=docker_client, grace=3)
+    first = JobService(store, {"docker": runner})
+    first.submit(job_spec(LOOK, "docker")).wait(TIMEOUT)
+    ready_spare()
+    handle = first.submit(job_spec(COUNT, "docker"))
+    wait_until(lambda: store.metric_count(handle.job_id) >= 3)
+    first.shutdown()  # lets go of the job; its container runs on
+    second = JobService(Store(app_home / "db.sqlite3"), {"docker": runner})
+    assert second.recover() == [handle.job_id]
+    record = second.wait(handle.job_id, timeout=TIMEOUT)
+    assert record.backend_ids.get("warm") is True
+    assert record.status == "Completed", record.failure_reason
+    assert [s.step for _, s in store.metric_samples(handle.job_id, name="loss")] == list(range(40))
+    assert docker_client.containers.list(all=True, filters={"name": f"{handle.job_id}-algo-"}) == []
+    second.shutdown()
+    store.close()

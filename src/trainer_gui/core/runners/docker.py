@@ -36,6 +36,7 @@ Networking, as the contract needs it and no more:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -740,6 +741,8 @@ class DockerRunner(Runner):
             why = docker_warm.hand_off(spare, request)
         except Exception as exc:
             why = str(exc) or type(exc).__name__
+            if isinstance(exc, OSError) and exc.errno == errno.EXDEV:  # runs on another disk
+                docker_warm.POOL.unusable = why
         if why is not None:
             log.info(
                 "the warm container of %s refused the run (%s); starting it cold", ctx.job_id, why
