@@ -606,11 +606,21 @@ def test_the_exported_v2_code_sends_batch_the_apps_create_training_job_request(
         project,
         image=IMAGE,
         metric_definitions=LOSS,
-        sagemaker={"tags": {"team": "vision"}, "batch_queue": QUEUE, "batch_priority": 4},
+        sagemaker={
+            "tags": {"team": "vision"},
+            "batch_queue": QUEUE,
+            "batch_priority": 4,
+            "batch_retry_attempts": 2,
+            "batch_retry_rules": [{"action": "RETRY", "on_status_reason": CAPACITY}],
+        },
     )
     code = export_code(spec, _plan(spec, "mnist-20260101-000000-abcd"), "v2")
     assert "from sagemaker.aws_batch.training_queue import TrainingQueue" in code
-    assert "queue.submit(estimator, inputs, job_name=job_name, priority=4)" in code
+    strategy = {"attempts": 2, "evaluateOnExit": [{"action": "RETRY", "onStatusReason": CAPACITY}]}
+    assert (
+        f"queue.submit(estimator, inputs, job_name=job_name, retry_config={strategy!r}, "
+        "priority=4)" in code
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
     env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
     out = subprocess.run(
