@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.runners.base import JobHandle
-from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch
+from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, StatusChanged
 from trainer_gui.core.runners.proc import pid_alive
 from trainer_gui.services import thin_peer
 from trainer_gui.services.api import EventListener, JobBoard, Jobs
@@ -164,7 +164,7 @@ def _lower_this_thread() -> None:
 
 class _Outbox:
     """Collects the service's events (lines and samples into columns) and sends them in
-    batches every `SEND_INTERVAL` seconds."""
+    batches every `SEND_INTERVAL` seconds; a job's final status at once."""
 
     def __init__(self, send: Callable[[Any], None]) -> None:
         self._send = send
@@ -186,6 +186,8 @@ class _Outbox:
             return
         with self._lock:
             self._events.append(event)
+        if isinstance(event, StatusChanged) and event.status.is_terminal:
+            self.flush()  # the job's end goes out now: a `run` waiting for it ends at once
 
     def _run(self) -> None:
         _lower_this_thread()  # sending is part of the ingest too
