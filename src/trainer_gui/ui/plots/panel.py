@@ -212,6 +212,7 @@ class MetricsPanel(QWidget):
         self._generation = 0
         self._spares: list[MetricPlot] = []
         self._spare_pending = False
+        self._held: list[MetricPlot] = []  # plots whose repaint waits for its tick
         self._last_sample = -math.inf  # time.monotonic() when samples last arrived
         self._closing = False
 
@@ -504,9 +505,9 @@ class MetricsPanel(QWidget):
         plot.sig_log_changed.connect(self._on_log_changed)
         return plot
 
-    def _add_plot(self, metric: str) -> MetricPlot:
+    def _add_plot(self, metric: str, relayout: bool = True) -> MetricPlot:
         """The plot of `metric` with a curve per series: the spare one if ready (see
-        `_prepare_spare`), else built now."""
+        `_prepare_spare`), else built now; placed in the grid unless `relayout` is False."""
         plot = self._spares.pop(0) if self._spares else self._new_plot()
         self._schedule_spare(SPARE_RETRY_MS)
         plot.set_title(metric)
@@ -518,7 +519,8 @@ class MetricsPanel(QWidget):
             if key[2] == metric:
                 plot.ensure_curve(key, self._series_name(key), self._color(key[0], key[1]))
                 self._dirty.add(key)
-        self._relayout()
+        if relayout:
+            self._relayout()
         return plot
 
     def _ensure_plots(self, budget: int | None = None) -> None:
@@ -530,7 +532,9 @@ class MetricsPanel(QWidget):
         """
         wanted = sorted({k[2] for k in self._series}.difference(self._plots))
         for metric in wanted[:budget]:
-            self._add_plot(metric)
+            self._add_plot(metric, relayout=False)
+        if wanted[:budget]:
+            self._relayout()  # once for all of them
 
     def _schedule_spare(self, delay_ms: int) -> None:
         if not self._spare_pending and len(self._spares) < SPARE_PLOTS and not self._closing:
@@ -590,6 +594,29 @@ class MetricsPanel(QWidget):
             self._grid.addWidget(self._plots[metric].widget, row + 1 + i // COLUMNS, i % COLUMNS)
         for column in range(COLUMNS):  # equal widths, whatever each plot's size hint
             self._grid.setColumnStretch(column, 1)
+        self._hold_paints([self._plots[m] for m in (*training, *system)])
+
+    def _hold_paints(self, plots: list[MetricPlot]) -> None:
+        """Let the plots repaint one per timer tick, in this order, instead of all at once.
+
+        A change of the grid resizes every plot, and Qt would repaint them all in one paint
+        of the window (3-4 ms of the GUI thread each, 10-20 ms on a loaded machine, at the
+        moment a job's system readings appear); held, each shows its previous picture until
+        its tick (25 ms apart).
+        """
+        self._release_paints()
+        if not self._timer.isActive():
+            return
+        for plot in plots:
+            plot.widget.setUpdatesEnabled(False)
+        self._held = list(plots)
+
+    def _release_paints(self, count: int | None = None) -> None:
+        """Let the first `count` held plots (every one with None) repaint."""
+        release = self._held if count is None else self._held[:count]
+        self._held = self._held[len(release) :]
+        for plot in release:
+            plot.widget.setUpdatesEnabled(True)  # and repaints it
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -622,6 +649,7 @@ class MetricsPanel(QWidget):
     def redraw(self) -> None:
         """Push every changed series to its curve now (the timer draws one plot a tick)."""
         self._prologue()
+        self._release_paints()
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
@@ -631,10 +659,15 @@ class MetricsPanel(QWidget):
     def _tick(self) -> None:
         """The timer: the changed plot that waited longest, once `REDRAW_HZ` allows it.
 
-        A tick that added plots draws nothing: the grid's new layout repaints every plot, and
-        the curves follow on the next ticks, not in the same turn of the event loop.
+        A tick that added plots draws nothing, and the ticks after it let the plots the new
+        grid resized repaint one at a time (`_hold_paints`) before curves are drawn again.
         """
-        if self._prologue() or not self._dirty:
+        if self._prologue():
+            return
+        if self._held:  # a held plot's repaint is this tick's work
+            self._release_paints(1)
+            return
+        if not self._dirty:
             return
         waited: dict[str, float] = {}
         for key in self._dirty:
@@ -804,5 +837,6 @@ class MetricsPanel(QWidget):
 
     def closeEvent(self, event: Any) -> None:
         self._timer.stop()
+        self._release_paints()
         self._closing = True
         super().closeEvent(event)
