@@ -15,6 +15,7 @@ import pytest
 from trainer_gui.cli import thin_run
 from trainer_gui.core.store.db import DB_FILENAME
 from trainer_gui.core.store.phases import format_span
+from trainer_gui.services import host_link
 from trainer_gui.services.thin_peer import load_for_run
 
 HEAVY = ("pydantic", "numpy", "yaml", "docker", "boto3", "botocore", "PySide6")
@@ -181,6 +182,6 @@ def test_a_sagemaker_spec_goes_the_full_way(tmp_path: Path) -> None:
 
 
 def test_the_thin_client_copies_agree_with_the_store() -> None:
-    assert thin_run.DB_FILENAME == DB_FILENAME
+    assert host_link.DB_FILENAME == DB_FILENAME
     for seconds in (-1.0, 0.0, 0.04, 0.45, 9.94, 9.96, 59.4, 59.6, 185.0, 3599.6, 7800.0):
         assert thin_run.format_span(seconds) == format_span(seconds)

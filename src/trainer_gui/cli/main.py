@@ -1013,9 +1013,9 @@ def _setup_logging() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["_job-host"]:  # hidden: the job host (services/job_host.py)
-        from trainer_gui.services.job_host import host_main
+        from trainer_gui.services.host_keeper import keeper_main
 
-        return host_main(args_in[1:])
+        return keeper_main(args_in[1:])
     _setup_logging()
     parser = build_parser()
     try:

@@ -34,7 +34,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_STOPPED = 3
 EXIT_DETACHED = 130
-DB_FILENAME = "trainer-gui.sqlite3"  # core/store/db.py's (a test holds them equal)
 #: How long `run` waits for an event before it asks the host whether the job ended (a job
 #: whose final status event was lost with a restarted host still ends the command).
 ASK_EVERY = 1.0
@@ -182,10 +181,10 @@ class _Host:
     events of one job, read on the calling thread."""
 
     def __init__(self, store_path: Path) -> None:
-        from trainer_gui.services.host_link import host_dir, job_host_command
+        from trainer_gui.services.host_link import host_dir, keeper_command
 
         self._folder = host_dir(store_path)
-        self._command = [*job_host_command(), "--store", str(store_path)]
+        self._command = [*keeper_command(), "--store", str(store_path)]
         self._next_id = 0
         self.job: str | None = None
         self.events: list[Any] = []  # the job's, not yet printed (all jobs' before it has one)
@@ -266,6 +265,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int | None:
     """`trainer-gui run` through the job host; None when the spec wants the full client (a
     SageMaker launch, preflighted first)."""
     from trainer_gui.core.paths import data_home
+    from trainer_gui.services.host_link import DB_FILENAME
 
     out = out or sys.stdout
     host = _Host(data_home() / DB_FILENAME)

@@ -28,8 +28,9 @@ ENDPOINT = "endpoint.json"
 HOST_LOG = "host.log"
 HOST_LOG_MAX = 5 * 1024 * 1024
 JOB_HOST_COMMAND = "_job-host"
-"""The hidden `trainer-gui` subcommand that runs `host_main` (how a frozen bundle starts its
-job host: it has no `python -m`)."""
+"""The hidden `trainer-gui` subcommand that runs the keeper, or with `--worker` the host (how a
+frozen bundle starts its job host: it has no `python -m`)."""
+DB_FILENAME = "trainer-gui.sqlite3"  # core/store/db.py's (a test holds them equal)
 # The bundle's entry script would run its self-check or GUI smoke instead of the job host.
 _NOT_INHERITED = ("TRAINER_GUI_SELFCHECK", "TRAINER_GUI_SMOKE")
 
@@ -39,6 +40,14 @@ def job_host_command() -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, JOB_HOST_COMMAND]
     return [sys.executable, "-m", "trainer_gui.services.job_host"]
+
+
+def keeper_command() -> list[str]:
+    """How a client starts the job host: its keeper (services/host_keeper.py), which starts
+    the host with `job_host_command()`."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, JOB_HOST_COMMAND]
+    return [sys.executable, "-m", "trainer_gui.services.host_keeper"]
 
 
 def host_dir(store_path: Path) -> Path:

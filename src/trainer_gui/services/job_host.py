@@ -32,7 +32,6 @@ bundle, which has no `python -m`): with `--worker` it is the host itself, withou
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -40,12 +39,10 @@ import os
 import pickle
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing import AuthenticationError
@@ -58,7 +55,7 @@ from trainer_gui.core.locks import ProcessLock
 from trainer_gui.core.runners.base import JobHandle
 from trainer_gui.core.runners.events import BackendInfo, JobStatus, LogBatch, StatusChanged
 from trainer_gui.core.runners.proc import pid_alive
-from trainer_gui.services import thin_peer
+from trainer_gui.services import host_keeper, thin_peer
 from trainer_gui.services.api import EventListener, JobBoard, Jobs
 from trainer_gui.services.host_link import (
     CONNECT_TIMEOUT,
@@ -66,11 +63,14 @@ from trainer_gui.services.host_link import (
     READY_TIMEOUT,
     connect,
     host_dir,
-    job_host_command,
+    keeper_command,
     read_endpoint,
 )
 from trainer_gui.services.host_link import (
     HOST_LOG as HOST_LOG,
+)
+from trainer_gui.services.host_link import (
+    job_host_command as job_host_command,
 )
 from trainer_gui.services.host_link import spawn as _spawn
 from trainer_gui.services.jobs import JobService
@@ -86,7 +86,6 @@ CALL_TIMEOUT = 600.0  # a stop may wait for the job's grace period, a submit for
 STARTING_GRACE = 900.0  # how long a host that lets go waits for jobs it is still starting
 MAINTAIN_EVERY = 0.5  # seconds between the host's idle checks
 RECOVER_EVERY = 2.0  # seconds between looks for unfinished jobs that nobody follows
-RESTARTS_ALLOWED = (5, 60.0)  # the keeper gives up after 5 restarts within 60 s (a crash loop)
 _METHODS = frozenset(
     {"submit", "stop", "recover", "delete", "adopt", "ping", "quit", "run_spec", "job_summary"}
 )
@@ -358,7 +357,7 @@ class _Host:
         if self.keeper is None or pid_alive(self.keeper):
             return
         log.warning("the keeper (pid %d) is gone; starting a new one", self.keeper)
-        command = [*job_host_command(), "--store", str(self.store_path)]
+        command = [*keeper_command(), "--store", str(self.store_path)]
         command += ["--watch", str(os.getpid())]
         try:
             self.keeper = _spawn(command, self.folder).pid
@@ -499,65 +498,17 @@ class _Host:
 # -- the keeper ----------------------------------------------------------------------------------
 
 
-def _keep(store_path: Path, watch: int | None) -> int:
-    """Run the host and run it again when it dies without a goodbye (module notes)."""
-    folder = host_dir(store_path)
-    base = [*job_host_command(), "--store", str(store_path), "--worker"]
-    restarts: deque[float] = deque()
-    proc: subprocess.Popen[bytes] | None = None
-    pid = watch
-    if pid is None:
-        proc = _spawn([*base, "--kept", str(os.getpid())], folder)
-        pid = proc.pid
-    while True:
-        time.sleep(0.2)
-        if proc is not None:
-            code = proc.poll()
-            if code is None:
-                continue
-            clean = code == 0
-        else:
-            if pid_alive(pid):
-                continue
-            endpoint = read_endpoint(folder)
-            clean = endpoint is None or endpoint["pid"] != pid
-        if clean:
-            return 0
-        now = time.monotonic()
-        while restarts and now - restarts[0] > RESTARTS_ALLOWED[1]:
-            restarts.popleft()
-        if len(restarts) >= RESTARTS_ALLOWED[0]:
-            log.error(
-                "the job host died %d times within %.0f s; not starting it again",
-                len(restarts),
-                RESTARTS_ALLOWED[1],
-            )
-            return 1
-        restarts.append(now)
-        log.warning("the job host (pid %d) died; starting it again", pid)
-        proc = _spawn([*base, "--kept", str(os.getpid())], folder)
-        pid = proc.pid
-
-
 def host_main(argv: list[str] | None = None) -> int:
-    """`python -m trainer_gui.services.job_host [--store DB] [--worker | --watch PID]`."""
+    """`python -m trainer_gui.services.job_host [--store DB] [--worker | --watch PID]`: the
+    host with `--worker`, else its keeper (services/host_keeper.py, which clients start)."""
     from trainer_gui.core.store.db import default_db_path
 
-    parser = argparse.ArgumentParser(prog="trainer-gui _job-host", add_help=True)
-    parser.add_argument("--store", type=Path, default=None)
-    parser.add_argument("--worker", action="store_true")
-    parser.add_argument("--kept", type=int, default=None)
-    parser.add_argument("--watch", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = host_keeper.parser().parse_args(argv)
     store_path = args.store or default_db_path()
-    role = "job host" if args.worker else "job host keeper"
-    logging.basicConfig(
-        level=getattr(logging, os.environ.get("TRAINER_GUI_LOG", "INFO").upper(), logging.INFO),
-        format=f"%(asctime)s {role} {os.getpid()}: %(levelname)s %(message)s",
-    )
+    host_keeper.setup_logging("job host" if args.worker else "job host keeper")
     if args.worker:
         return _Host(store_path, args.kept).run()
-    return _keep(store_path, args.watch)
+    return host_keeper.keep(store_path, args.watch)
 
 
 def stop_host(store_path: Path, timeout: float = 30.0) -> bool:
@@ -635,7 +586,7 @@ class JobHostClient:
 
     def __init__(self, store: Store, command: list[str] | None = None) -> None:
         self._board = JobBoard(store)
-        self._command = command or job_host_command()
+        self._command = command or keeper_command()
         self._folder = host_dir(store.path)
         self._lock = threading.Lock()
         self._next_id = 0
