@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     loads: list[dict[str, Any]] = []
     busy_counts = [int(v) for v in args.loads.split(",") if v.strip()] or [-1]
-    spreads: list[tuple[int, list[float], list[float]]] = []
+    spreads: list[tuple[int, list[float], list[float], list[float]]] = []
     for busy in busy_counts:
         hogs = _start_busy_loops(max(0, busy), args.same_session)
         try:
@@ -499,7 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         loads.extend(these)
         if busy >= 0:
             spreads.append(
-                (busy, [ld["loaded"]["max"] for ld in these], [ld["idle"]["max"] for ld in these])
+                (
+                    busy,
+                    [ld["loaded"]["max"] for ld in these],
+                    [ld["idle"]["max"] for ld in these],
+                    [ld["load_before"] for ld in these],
+                )
             )
             _print_spread(*spreads[-1])
     for spread in spreads:
@@ -565,13 +570,16 @@ def _stop_busy_loops(hogs: list[subprocess.Popen[bytes]]) -> None:
         hog.wait()
 
 
-def _print_spread(busy: int, stalls: list[float], idle: list[float]) -> None:
+def _print_spread(busy: int, stalls: list[float], idle: list[float], before: list[float]) -> None:
+    """The spread of the runs' longest gaps at one load, and the machine's load average
+    before each run (what other programs made, the busy loops' share not yet in it)."""
     held = sum(s < STALL_TARGET_MS for s in stalls)
     print(
         f"load {busy} (busy loops): longest gap under the flood min {min(stalls):.1f} / median "
         f"{statistics.median(stalls):.1f} / max {max(stalls):.1f} ms over {len(stalls)} runs, "
         f"< {STALL_TARGET_MS:.0f} ms in {held} of {len(stalls)}; idle window min "
-        f"{min(idle):.1f} / median {statistics.median(idle):.1f} / max {max(idle):.1f} ms"
+        f"{min(idle):.1f} / median {statistics.median(idle):.1f} / max {max(idle):.1f} ms; "
+        f"load average before the runs {min(before):.1f}-{max(before):.1f}"
     )
     sys.stdout.flush()
 
