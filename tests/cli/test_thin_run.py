@@ -8,11 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+from multiprocessing import Pipe
 from pathlib import Path
 
 import pytest
 
 from trainer_gui.cli import thin_run
+from trainer_gui.core.errors import UserError
 from trainer_gui.core.store.db import DB_FILENAME
 from trainer_gui.core.store.phases import format_span
 from trainer_gui.services import host_link
@@ -185,3 +187,20 @@ def test_the_thin_client_copies_agree_with_the_store() -> None:
     assert host_link.DB_FILENAME == DB_FILENAME
     for seconds in (-1.0, 0.0, 0.04, 0.45, 9.94, 9.96, 59.4, 59.6, 185.0, 3599.6, 7800.0):
         assert thin_run.format_span(seconds) == format_span(seconds)
+
+
+def test_the_thin_client_reads_plain_data_only_and_knows_an_older_host() -> None:
+    here, there = Pipe()
+    there.send(("events", [Path("/x")]))  # a class: refused, nothing is imported for it
+    assert thin_run.recv_plain(here) is None
+    host = object.__new__(thin_run._Host)
+    host.conn, host._next_id, host.job, host.events = here, 0, None, []
+    # A host from before the thin client answers `run_spec` with a RuntimeError.
+    there.send(("reply", 1, False, RuntimeError("the job host has no method 'run_spec'"), ""))
+    with pytest.raises(thin_run._OldHost):
+        host.call("run_spec", "job.yaml", "/")
+    there.send(("reply", 2, False, UserError("no job 'x'"), ""))
+    with pytest.raises(UserError, match="no job 'x'"):
+        host.call("job_summary", "x")
+    here.close()
+    there.close()

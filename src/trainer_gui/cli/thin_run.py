@@ -160,11 +160,19 @@ def detached_text(job_id: str) -> str:
 
 
 class _PlainUnpickler(pickle.Unpickler):
-    """Builds tuples, lists, dicts, strings and numbers only: any class is refused (a message
-    meant for the full client, which would import what it names)."""
+    """Builds tuples, lists, dicts, strings and numbers, and exceptions of modules imported
+    already (an older host's failed call); any other class is refused (a message meant for
+    the full client, which would import what it names)."""
 
     def find_class(self, module: str, name: str) -> Any:
+        found = getattr(sys.modules.get(module), name, None)
+        if isinstance(found, type) and issubclass(found, BaseException):
+            return found
         raise pickle.UnpicklingError(f"not plain data: {module}.{name}")
+
+
+class _OldHost(Exception):
+    """The running job host predates the thin client (it has no `run_spec`)."""
 
 
 def recv_plain(conn: Connection) -> Any:
@@ -240,6 +248,10 @@ class _Host:
             error = UserError(value["error"])
             error.exit_code = int(value["exit_code"])
             raise error
+        if isinstance(value, BaseException):  # a host from before the thin client
+            if "has no method" in str(value):
+                raise _OldHost(str(value))
+            raise value
         raise RuntimeError(value.get("error") if isinstance(value, dict) else repr(value))
 
     def close(self) -> None:
@@ -263,21 +275,24 @@ def applies(args: argparse.Namespace) -> bool:
 
 def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int | None:
     """`trainer-gui run` through the job host; None when the spec wants the full client (a
-    SageMaker launch, preflighted first)."""
+    SageMaker launch, preflighted first) or the running host predates this client."""
     from trainer_gui.core.paths import data_home
     from trainer_gui.services.host_link import DB_FILENAME
 
     out = out or sys.stdout
     host = _Host(data_home() / DB_FILENAME)
     try:
-        started = host.call(
-            "run_spec",
-            args.spec,
-            os.getcwd(),
-            overrides=list(args.overrides),
-            backend=args.backend,
-            python=args.python,
-        )
+        try:
+            started = host.call(
+                "run_spec",
+                args.spec,
+                os.getcwd(),
+                overrides=list(args.overrides),
+                backend=args.backend,
+                python=args.python,
+            )
+        except _OldHost:  # it runs until it is idle: the full client works with it
+            return None
         if started.get("fallback"):
             return None
         job_id = str(started["job_id"])
