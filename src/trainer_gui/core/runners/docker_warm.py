@@ -266,7 +266,13 @@ class DockerWarmPool:
             container = client.containers.create(
                 plan.image,
                 entrypoint=[DIRECT_PYTHON],
-                command=[WAITER_MOUNT, "--control", CONTROL_MOUNT, "--preimport", *PREIMPORT],
+                command=[
+                    WAITER_MOUNT,
+                    "--control",
+                    CONTROL_MOUNT,
+                    "--preimport",
+                    ",".join(PREIMPORT),
+                ],
                 name=spare.name,
                 labels=labels,
                 environment=plan.environment,
@@ -284,6 +290,7 @@ class DockerWarmPool:
         except Exception as exc:
             spare.failed = str(exc) or type(exc).__name__
             log.info("no warm container for the next run: %s", spare.failed)
+            spare.created.set()
             self._remove(client, spare)
         finally:
             spare.created.set()
@@ -301,18 +308,24 @@ class DockerWarmPool:
         deadline = time.monotonic() + timeout
         spare.created.wait(timeout)
         next_look = 0.0
+        hurried = False
         while spare.failed is None and spare.container_id is not None:
             if (spare.control / "ready").exists():
                 return spare
             now = time.monotonic()
             if now > deadline:
                 break
-            if now >= next_look:  # a waiter that died (an image without torch is fine)
+            if now >= next_look:
+                with contextlib.suppress(OSError):  # the pool's heartbeat no longer sees it
+                    os.utime(spare.control / "heartbeat")
                 try:
+                    if not hurried:  # a run waits for it: it has the job's CPU weight now
+                        client.api.update_container(spare.container_id, cpu_shares=1024)
+                        hurried = True
                     state = client.api.inspect_container(spare.container_id)["State"]
                 except Exception:
                     break
-                if not state.get("Running"):
+                if not state.get("Running"):  # a waiter that died
                     break
                 next_look = now + 0.5
             time.sleep(0.01)
