@@ -118,7 +118,7 @@ def test_a_warm_run_is_a_cold_run_to_the_script_the_run_folder_and_the_app(
     spare = ready_spare()
     warm = run(service, spec)
 
-    assert "warm" not in cold.backend_ids and warm.backend_ids["warm"] is True
+    assert "warm_container" not in cold.backend_ids and warm.backend_ids["warm_container"]
     assert docker_warm.POOL.spare() is not spare  # a new spare waits for the next run
     assert cold.status == warm.status == "Failed"
     assert cold.failure_reason == warm.failure_reason  # exit code 3, the command, the tail
@@ -160,7 +160,7 @@ def test_a_warm_run_is_stopped_as_a_cold_one(
     service.stop(handle.job_id)
     handle.wait(TIMEOUT)
     record = service.get(handle.job_id)
-    assert record.backend_ids.get("warm") is True
+    assert record.backend_ids.get("warm_container") is True
     assert record.status == "Stopped"
     assert ("stdout", "got TERM") in log_texts(record)  # SIGTERM reached the script
     # removed while the artifacts are packed, or just after the final status
@@ -177,7 +177,7 @@ def test_a_changed_spec_replaces_the_spare_and_a_stale_spare_is_swept(
     run(service, job_spec(LOOK, "docker"))
     first = ready_spare()
     changed = run(service, job_spec(LOOK, "docker", environment={"SEED": "2"}))
-    assert "warm" not in changed.backend_ids  # the spare had the old environment
+    assert "warm_container" not in changed.backend_ids  # the spare had the old environment
     second = ready_spare()
     assert second.key != first.key
     # The old spare goes in the background: the next run does not wait for its removal.
@@ -244,9 +244,23 @@ def test_a_new_process_re_attaches_to_a_warm_run(
     second = JobService(Store(app_home / "db.sqlite3"), {"docker": runner})
     assert second.recover() == [handle.job_id]
     record = second.wait(handle.job_id, timeout=TIMEOUT)
-    assert record.backend_ids.get("warm") is True
+    assert record.backend_ids.get("warm_container") is True
     assert record.status == "Completed", record.failure_reason
     assert [s.step for _, s in store.metric_samples(handle.job_id, name="loss")] == list(range(40))
     wait_until(lambda: not docker_client.containers.list(all=True, filters=named(handle.job_id)))
     second.shutdown()
     store.close()
+
+
+def test_warm_starts_off_make_no_spare(
+    service: JobService,
+    job_spec: SpecFactory,
+    docker_client: Any,
+    app_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRAINER_GUI_WARM", "0")
+    record = run(service, job_spec(LOOK, "docker"))
+    assert record.status == "Completed"
+    assert docker_warm.POOL.spare() is None
+    assert warm_containers(docker_client, app_home) == []

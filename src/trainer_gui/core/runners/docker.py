@@ -753,7 +753,7 @@ class DockerRunner(Runner):
             with contextlib.suppress(OSError):
                 (ctx.run_dir / START_MARKER).unlink()
             return None
-        sink(BackendInfo(ctx.job_id, {**info, "warm": True}))
+        sink(BackendInfo(ctx.job_id, {**info, "warm_container": True}))
         sink(BackendInfo(ctx.job_id, {"containers": {name: cid}}))
         docker_warm.POOL.ensure(client, plan)  # the next run's spare
         # its full CPU weight, as a cold container's, now that it runs the job
