@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from trainer_gui.core.runners import local_process
 from trainer_gui.core.runners.base import JobContext
 from trainer_gui.core.runners.events import JobEvent, LogBatch
 from trainer_gui.core.runners.follow import POLL_SECONDS
-from trainer_gui.core.runners.local_process import HOST, _ProcessWatch
+from trainer_gui.core.runners.local_process import HOST, QUICK_LOOKS, _ProcessWatch
 from trainer_gui.core.runners.tail import FolderChanges
 from trainer_gui.core.spec import JobSpec
 
@@ -113,21 +114,48 @@ def test_a_pause_waits_its_time_when_only_other_files_change(
 
 
 @linux_only
-def test_a_steady_stream_is_read_no_more_often_than_the_poll(
+def test_the_first_lines_after_a_quiet_spell_are_each_read_at_once(
     job_spec: SpecFactory, tmp_path: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
     events: list[JobEvent] = []
     watch = watch_of(sleeper, job_spec("print(1)\n"), tmp_path / "run", events)
     stdout = tmp_path / "run" / "logs" / f"{HOST}.stdout"
     try:
-        append(stdout, "step 1\n")
+        for i in range(QUICK_LOOKS - 1):  # e.g. a warning, then the first metric
+            append(stdout, f"line {i}\n")
+            watch.pump(final=False)
+        append(stdout, "epoch=0 train_loss=1.0\n")
         started = time.monotonic()
-        watch.pump(final=False)  # read a line: the next look waits out the poll's interval
-        append(stdout, "step 2\n")
+        watch.pause(30.0)
+        assert time.monotonic() - started < 10
+        watch.pump(final=False)
+        assert lines_of(events)[-1] == "epoch=0 train_loss=1.0"
+    finally:
+        watch.release()
+
+
+@linux_only
+def test_a_steady_stream_is_read_no_more_often_than_the_poll(
+    job_spec: SpecFactory,
+    tmp_path: Path,
+    sleeper: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # However long a loaded machine stalls between the looks below, they are one stream.
+    monkeypatch.setattr(local_process, "QUIET_SPELL", 3600.0)
+    events: list[JobEvent] = []
+    watch = watch_of(sleeper, job_spec("print(1)\n"), tmp_path / "run", events)
+    stdout = tmp_path / "run" / "logs" / f"{HOST}.stdout"
+    try:
+        for i in range(QUICK_LOOKS):
+            append(stdout, f"step {i}\n")
+            started = time.monotonic()
+            watch.pump(final=False)  # the last of the quick looks: then the poll's pace
+        append(stdout, "step next\n")
         watch.pause(30.0)
         assert time.monotonic() - started >= POLL_SECONDS * 0.99
         assert time.monotonic() - started < 10
         watch.pump(final=False)
-        assert lines_of(events) == ["step 1", "step 2"]
+        assert lines_of(events) == [*(f"step {i}" for i in range(QUICK_LOOKS)), "step next"]
     finally:
         watch.release()

@@ -64,6 +64,10 @@ DRIVER_PID = "driver.pid"
 DRIVER_PID_WAIT = 3.0
 #: SIGTERM-to-SIGKILL grace for a script found running after its driver ended.
 ORPHAN_GRACE = 5.0
+#: Looks at the logs woken by new bytes (issue 18) after a quiet spell of this many seconds,
+#: before a steady stream is read at the poll's pace again (POLL_SECONDS apart).
+QUICK_LOOKS = 4
+QUIET_SPELL = 2 * POLL_SECONDS
 #: The driver's process: ours (cold), or forked by the warm interpreter and watched alike.
 _Driver = subprocess.Popen[bytes] | warm.WarmProcess
 
@@ -347,6 +351,8 @@ class _ProcessWatch(Watch):
         ]
         self._changes: FolderChanges | None = None  # see _notices
         self._busy_until = 0.0  # no wake for new log bytes before (see pump)
+        self._burst = 0  # looks that found lines since the last quiet spell
+        self._last_lines = -QUIET_SPELL  # when a look last found lines (monotonic)
 
     def running(self) -> bool:
         if self.popen is not None:
@@ -379,8 +385,8 @@ class _ProcessWatch(Watch):
                 return
             poller = select.poll()  # not select.select: no limit on the fds' numbers
             poller.register(exit_fd, select.POLLIN)  # readable once the process has exited
-            # Lines right after a quiet spell are read at once; a steady stream no more often
-            # than the poll's pace (one store batch per look, as before).
+            # The first lines after a quiet spell are read at once; a steady stream no more
+            # often than the poll's pace (one store batch per look, as before).
             until = deadline
             if log_fd is not None and now >= self._busy_until:
                 poller.register(log_fd, select.POLLIN)
@@ -425,7 +431,13 @@ class _ProcessWatch(Watch):
                 marked.extend(tail.read_marked(final=final))
             if not marked:
                 return
-            self._busy_until = time.monotonic() + POLL_SECONDS
+            now = time.monotonic()
+            if now - self._last_lines >= QUIET_SPELL:
+                self._burst = 0
+            self._burst += 1
+            self._last_lines = now
+            if self._burst >= QUICK_LOOKS:
+                self._busy_until = now + POLL_SECONDS
             marked.sort(key=lambda pair: pair[0].time)  # stable: each stream keeps its order
             offsets = {tail.key: str(tail.offset) for tail in self.tails}
             lines = [line for line, _ in marked]
