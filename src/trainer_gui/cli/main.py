@@ -16,15 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from trainer_gui.cli import thin_run
-from trainer_gui.cli.new import add_parser as add_new_parser
-from trainer_gui.cli.new import cmd_new
-from trainer_gui.cli.preflight import add_parser as add_preflight_parser
 from trainer_gui.cli.preflight import add_run_flags as add_preflight_flags
-from trainer_gui.cli.preflight import cmd_preflight
-from trainer_gui.cli.queue import add_parser as add_queue_parser
-from trainer_gui.cli.queue import cmd_queue
-from trainer_gui.cli.sweep import add_parser as add_sweep_parser
-from trainer_gui.cli.sweep import cmd_sweep
 from trainer_gui.cli.thin_run import (
     EXIT_DETACHED,
     EXIT_FAILED,
@@ -59,7 +51,9 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `only="run"` the `run` command alone (what `run`
+    parses: the other commands' parsers cost its start-up time)."""
     parser = _Parser(
         prog="trainer-gui",
         description="Train PyTorch models on this machine, in local Docker, or on SageMaker. "
@@ -91,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detach", action="store_true", help="start the job and return")
     run.add_argument("--quiet", "-q", action="store_true", help="no log lines, only metrics")
     add_preflight_flags(run)
+    if only == "run":
+        return parser
 
     jobs = sub.add_parser("jobs", help="list jobs")
     jobs.add_argument("--limit", type=int, default=20)
@@ -124,10 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("spec")
     _add_sagemaker_commands(sub)
     _add_serving_commands(sub)
-    add_new_parser(sub)
-    add_queue_parser(sub)
-    add_sweep_parser(sub)
-    add_preflight_parser(sub)
+    from trainer_gui.cli import new, preflight, queue, sweep
+
+    new.add_parser(sub)
+    queue.add_parser(sub)
+    sweep.add_parser(sub)
+    preflight.add_parser(sub)
     return parser
 
 
@@ -1003,6 +1001,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """`trainer_gui.cli.<module>.<name>`, imported when called."""
+
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        command: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(f"trainer_gui.cli.{module}"), name
+        )
+        return command(args)
+
+    return call
+
+
 def _setup_logging() -> None:
     level = os.environ.get("TRAINER_GUI_LOG", "WARNING").upper()
     logging.basicConfig(
@@ -1017,7 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return keeper_main(args_in[1:])
     _setup_logging()
-    parser = build_parser()
+    # `run` (the edit-run loop) parses with its own parser only; `-h` and errors read the same.
+    parser = build_parser("run" if args_in[:1] == ["run"] else None)
     try:
         args = parser.parse_args(args_in)
         command = args.command or "gui"
@@ -1033,10 +1046,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "images": cmd_images,
             "serve": cmd_serve,
             "predict": cmd_predict,
-            "new": cmd_new,
-            "queue": cmd_queue,
-            "sweep": cmd_sweep,
-            "preflight": cmd_preflight,
+            "new": _lazy("new", "cmd_new"),
+            "queue": _lazy("queue", "cmd_queue"),
+            "sweep": _lazy("sweep", "cmd_sweep"),
+            "preflight": _lazy("preflight", "cmd_preflight"),
         }
         if command == "sagemaker":
             return cmd_sagemaker(args)
