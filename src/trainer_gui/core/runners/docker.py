@@ -756,8 +756,6 @@ class DockerRunner(Runner):
         sink(BackendInfo(ctx.job_id, {**info, "warm_container": True}))
         sink(BackendInfo(ctx.job_id, {"containers": {name: cid}}))
         docker_warm.POOL.ensure(client, plan)  # the next run's spare
-        # its full CPU weight, as a cold container's, now that it runs the job
-        threading.Thread(target=_quiet_update, args=(client, cid), daemon=True).start()
         container: Container = spare.container
         return container
 
@@ -1021,13 +1019,6 @@ def _raise_first(errors: list[BaseException | None]) -> None:
     for error in errors:
         if error is not None:
             raise error
-
-
-def _quiet_update(client: DockerClient, container_id: str) -> None:
-    try:
-        client.api.update_container(container_id, cpu_shares=1024)
-    except Exception as exc:
-        log.debug("updating container %s: %s", container_id, exc)
 
 
 def _quiet_stop(container: Container, grace: float) -> None:

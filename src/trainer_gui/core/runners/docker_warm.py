@@ -70,8 +70,6 @@ STALE_AFTER = 30.0
 TAKE_TIMEOUT = 60.0
 #: How long the waiter has to answer a run handed to it.
 ANSWER_TIMEOUT = 10.0
-#: A spare's CPU weight while it imports torch: the running job comes first.
-SPARE_CPU_SHARES = 128
 
 
 def waiter_path() -> Path:
@@ -278,7 +276,6 @@ class DockerWarmPool:
                 environment=plan.environment,
                 mounts=mounts,
                 user=plan.user,
-                cpu_shares=SPARE_CPU_SHARES,
                 detach=True,
                 **plan.options,
             )
@@ -308,7 +305,6 @@ class DockerWarmPool:
         deadline = time.monotonic() + timeout
         spare.created.wait(timeout)
         next_look = 0.0
-        hurried = False
         while spare.failed is None and spare.container_id is not None:
             if (spare.control / "ready").exists():
                 return spare
@@ -319,9 +315,6 @@ class DockerWarmPool:
                 with contextlib.suppress(OSError):  # the pool's heartbeat no longer sees it
                     os.utime(spare.control / "heartbeat")
                 try:
-                    if not hurried:  # a run waits for it: it has the job's CPU weight now
-                        client.api.update_container(spare.container_id, cpu_shares=1024)
-                        hurried = True
                     state = client.api.inspect_container(spare.container_id)["State"]
                 except Exception:
                     break
