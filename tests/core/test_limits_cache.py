@@ -92,3 +92,15 @@ def test_a_data_folder_that_cannot_be_written_still_gets_the_models_limits(
 
     assert limits.max_of("Tags") == int(limits._member("Tags").metadata["max"])
     assert not (app_home / "missing").exists()
+
+
+def test_a_data_folder_that_cannot_be_made_still_gets_the_models_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with monkeypatch.context() as env:  # the fixture's own cleanup needs the real folder back
+        env.setenv("TRAINER_GUI_HOME", str(blocker / "home"))  # under a file: no mkdir
+
+        assert limits.max_of("Tags") == int(limits._member("Tags").metadata["max"])
+        assert limits.min_of("Tags", "[]", "Key") == 1

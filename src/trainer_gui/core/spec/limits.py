@@ -141,11 +141,12 @@ def _read_cache(version: str) -> dict[str, Any]:
 
 def _write_cache(version: str, facts: dict[str, Any]) -> None:
     """Atomically (a temp file beside it, then a rename); a folder that refuses is no error."""
-    path = cache_path()
     text = json.dumps({"format": _CACHE_FORMAT, "botocore": version, "facts": facts})
+    path: Path | str = CACHE_NAME
     temp = None
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{CACHE_NAME}.", dir=path.parent)
+        path = cache_path()  # makes the data folder, which may fail too
+        fd, temp = tempfile.mkstemp(prefix=f".{CACHE_NAME}.", dir=Path(path).parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(temp, path)
