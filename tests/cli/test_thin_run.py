@@ -43,13 +43,6 @@ THIN = (
     "print('IMPORTED', heavy, app, file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
-# The same command the full way (the job host's full client, the spec loaded here).
-FULL = (
-    "import sys\n"
-    "from trainer_gui.cli import main, thin_run\n"
-    "thin_run.applies = lambda args: False\n"
-    "sys.exit(main.main(sys.argv[1:]))\n"
-)
 
 
 def _run(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -62,6 +55,22 @@ def _run(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         check=False,
     )
+
+
+def _full(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cwd: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The same command the full way (the job host's full client, the spec loaded here), in
+    this process: pydantic and the rest are loaded already."""
+    from trainer_gui.cli.main import main
+
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(thin_run, "applies", lambda args: False)
+        code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def _project(tmp_path: Path, script: str = TINY, name: str = "tiny") -> Path:
@@ -80,13 +89,16 @@ def _normal(text: str) -> list[str]:
 
 
 def test_thin_run_prints_what_the_full_run_prints_and_imports_no_heavy_library(
-    app_home: Path, tmp_path: Path
+    app_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = _project(tmp_path)
     thin = _run(THIN, "run", "job.yaml", cwd=folder)
     assert thin.returncode == 0, thin.stdout + thin.stderr
     assert thin.stderr.strip() == "IMPORTED [] []"
-    full = _run(FULL, "run", "job.yaml", cwd=folder)
+    full = _full(monkeypatch, capsys, folder, "run", "job.yaml")
     assert full.returncode == 0, full.stdout + full.stderr
     assert full.stderr == ""
     ours, theirs = _normal(thin.stdout), _normal(full.stdout)
@@ -116,7 +128,10 @@ BAD = [
 
 
 def test_a_bad_spec_gets_the_full_runs_message_and_exit_code(
-    app_home: Path, tmp_path: Path
+    app_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = _project(tmp_path)
     (folder / "bad.yaml").write_text(
@@ -124,7 +139,7 @@ def test_a_bad_spec_gets_the_full_runs_message_and_exit_code(
     )
     for args, message in BAD:
         thin = _run(THIN, "run", *args, cwd=folder)
-        full = _run(FULL, "run", *args, cwd=folder)
+        full = _full(monkeypatch, capsys, folder, "run", *args)
         assert thin.returncode == full.returncode == 2, args
         assert message in full.stderr and "Traceback" not in thin.stderr
         assert thin.stderr.splitlines()[:-1] == full.stderr.splitlines()
@@ -132,7 +147,12 @@ def test_a_bad_spec_gets_the_full_runs_message_and_exit_code(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
-def test_detach_ctrl_c_and_quiet(app_home: Path, tmp_path: Path) -> None:
+def test_detach_ctrl_c_and_quiet(
+    app_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     folder = _project(tmp_path, SLOW, "slow")
     detached = _run(THIN, "run", "job.yaml", "--detach", cwd=folder)
     assert detached.returncode == 0, detached.stdout + detached.stderr
@@ -141,7 +161,7 @@ def test_detach_ctrl_c_and_quiet(app_home: Path, tmp_path: Path) -> None:
         "Started JOB on local-process",
         "Follow it with: trainer-gui logs JOB --follow",
     ]
-    stopped = _run(FULL, "stop", detached.stdout.split()[1], cwd=folder)
+    stopped = _full(monkeypatch, capsys, folder, "stop", detached.stdout.split()[1])
     assert stopped.returncode == 0 and "Stopped" in stopped.stdout
 
     # Ctrl+C: the command detaches, the job keeps running.
@@ -164,7 +184,7 @@ def test_detach_ctrl_c_and_quiet(app_home: Path, tmp_path: Path) -> None:
     rest = proc.stdout.read()
     assert proc.wait(timeout=60) == thin_run.EXIT_DETACHED
     assert f"Detached; the job keeps running.\n  follow: trainer-gui logs {job_id}" in rest
-    stopped = _run(FULL, "stop", job_id, cwd=folder)
+    stopped = _full(monkeypatch, capsys, folder, "stop", job_id)
     assert stopped.returncode == 0 and "Stopped" in stopped.stdout  # it was still running
 
     _project(tmp_path)
