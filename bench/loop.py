@@ -18,7 +18,7 @@ The phase line of each warm run (Preparing / Starting / Running / First metric) 
 time goes. Run it from a snapshot, never the live tree:
 
     git worktree add /tmp/loop-tree HEAD
-    PYTHONPATH=/tmp/loop-tree/src .venv/bin/python bench/loop.py [--runs 10] [--backends local-process,docker]
+    PYTHONPATH=/tmp/loop-tree/src .venv/bin/python bench/loop.py [--runs 10] [--backends local-process,docker] [--modes warm]
 
 Targets: warm local-process <= 1 s and <= 1.2x the shell's no-torch first line; warm docker
 <= 1.5 s. Prints a Markdown table (bench/README.md keeps the last one).
@@ -174,6 +174,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--backends", default="local-process")
+    parser.add_argument(
+        "--modes", default="cold,warm", help="cold, warm or both (default: cold,warm)"
+    )
     args = parser.parse_args()
     python = sys.executable
     root = Path(tempfile.mkdtemp(prefix="loop-floor-"))
@@ -188,7 +191,7 @@ def main() -> int:
     ]
     results: dict[str, dict[str, Any]] = {}
     for backend in args.backends.split(","):
-        for warm_on in (False, True):
+        for warm_on in [mode == "warm" for mode in args.modes.split(",")]:
             label = f"{backend} {'warm' if warm_on else 'cold'}"
             print(f"{label}:", flush=True)
             try:
