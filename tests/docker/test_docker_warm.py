@@ -264,3 +264,33 @@ def test_warm_starts_off_make_no_spare(
     assert record.status == "Completed"
     assert docker_warm.POOL.spare() is None
     assert warm_containers(docker_client, app_home) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "waits"),
+    [
+        ("import torch\n", True),
+        ("from torch.utils import data\n", True),
+        ("import os, torch.nn as nn\n", True),
+        ("import torchvision\n", False),
+        ("x = 1  # import torch\n", False),
+        ("print('no imports')\n", False),
+    ],
+)
+def test_a_run_waits_for_a_spare_still_importing_only_if_its_script_imports_that(
+    tmp_path: Path, source: str, waits: bool
+) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(source)
+    assert docker_warm.imports_preimported(script) is waits
+
+
+def test_a_spare_that_is_not_ready_is_kept_for_a_later_run(
+    docker_client: Any, app_home: Path
+) -> None:
+    pool = docker_warm.DockerWarmPool()
+    plan = docker_warm.Plan("img", "sha256:x", {}, None, (), {})
+    spare = docker_warm.Spare(plan.key, docker_warm.warm_root() / "t", "tg-warm-t", plan)
+    pool._spare = spare  # being created: no container yet
+    assert pool.take(docker_client, plan.key, wait=False) is None
+    assert pool.spare() is spare

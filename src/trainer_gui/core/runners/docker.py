@@ -710,9 +710,13 @@ class DockerRunner(Runner):
         waiting = docker_warm.POOL.spare()
         if waiting is None or waiting.key != plan.key:
             return None
+        entry = ctx.run_dir / "code" / str(ctx.spec.source.entry_point)
+        wait = docker_warm.imports_preimported(entry)
+        if not wait and not waiting.ready():
+            return None  # cold at once; the spare stays for a later run
         # From here the time is the warm container's (ready, or still importing torch).
         emit_phase(sink, ctx.job_id, Phase.STARTING, "handing the run to a warm container")
-        spare = docker_warm.POOL.take(client, plan.key)
+        spare = docker_warm.POOL.take(client, plan.key, wait=wait)
         if spare is None:
             return None
         host_env = self._direct_environment(layout, image_env, environment)

@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import threading
@@ -70,6 +71,18 @@ STALE_AFTER = 30.0
 TAKE_TIMEOUT = 60.0
 #: How long the waiter has to answer a run handed to it.
 ANSWER_TIMEOUT = 10.0
+
+
+def imports_preimported(script: Path) -> bool:
+    """Whether the entry script itself imports a module the spare imports ahead (then waiting
+    for a spare still importing it beats a cold start, which would import it again)."""
+    try:
+        text = script.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    names = "|".join(re.escape(name) for name in PREIMPORT)
+    pattern = rf"^[ \t]*(from[ \t]+({names})\b|import[ \t]+([\w., \t]*,[ \t]*)?({names})\b)"
+    return re.search(pattern, text, re.MULTILINE) is not None
 
 
 def waiter_path() -> Path:
@@ -141,6 +154,9 @@ class Spare:
 
     def slot_folder(self, index: int) -> Path:
         return self.slot / f"m{index}"
+
+    def ready(self) -> bool:
+        return self.container_id is not None and (self.control / "ready").exists()
 
 
 def remove_slot(slot: Path) -> None:
@@ -294,12 +310,18 @@ class DockerWarmPool:
 
     # -- taking one ------------------------------------------------------------------------
 
-    def take(self, client: DockerClient, key: str, timeout: float = TAKE_TIMEOUT) -> Spare | None:
-        """The spare for `key` once its waiter is ready (waiting for one still importing),
-        now the caller's; None when there is none (the run starts cold)."""
+    def take(
+        self, client: DockerClient, key: str, wait: bool, timeout: float = TAKE_TIMEOUT
+    ) -> Spare | None:
+        """The spare for `key` once its waiter is ready, now the caller's; None when there is
+        none (the run starts cold). One still importing is waited for only with `wait` (the
+        script imports what it imports, so it is ready sooner than a cold container would be);
+        otherwise it stays for a later run."""
         with self._lock:
             spare = self._spare
             if spare is None or spare.key != key or spare.failed is not None:
+                return None
+            if not wait and not spare.ready():
                 return None
             self._spare = None
         deadline = time.monotonic() + timeout
