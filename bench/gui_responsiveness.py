@@ -46,7 +46,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 import numpy as np
-from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QApplication, QSplitter
 
 from trainer_gui.core.runners.events import JobStatus, StatusChanged
@@ -89,6 +89,37 @@ JOB_SCRIPT = textwrap.dedent(
     print(f"done {step} lines", flush=True)
     """
 )
+
+
+class TimedApp(QApplication):
+    """`--events`: times every event the GUI thread's event loop dispatches (its outermost
+    `notify`), CPU and wall, so a run can print the longest ones and what they were. Entering
+    Python for each event costs a few microseconds and takes the GIL: measure the gaps
+    without it."""
+
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__(argv)
+        self.recording = False
+        self.events: list[tuple[float, float, float, str]] = []  # (start, wall, cpu, what)
+        self._depth = 0
+
+    def notify(self, receiver: QObject, event: QEvent, /) -> bool:
+        if not self.recording or self._depth:
+            return super().notify(receiver, event)
+        self._depth += 1
+        start, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return super().notify(receiver, event)
+        finally:
+            self._depth -= 1
+            wall = time.perf_counter() - start
+            if wall > 0.002:
+                what = f"{type(receiver).__name__} {event.type().name}"
+                if event.type() == QEvent.Type.Timer and receiver.parent() is not None:
+                    what += f" of {type(receiver.parent()).__name__}"
+                self.events.append(
+                    (start, wall * 1000.0, (time.thread_time() - cpu) * 1000.0, what)
+                )
 
 
 class Heartbeat(QObject):
@@ -334,6 +365,8 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
     run_loop(lambda: counter.lines > 0 or done.is_set(), 120)
     started = time.perf_counter()
     full_gcs = FullCollections()
+    if isinstance(app, TimedApp):
+        app.events, app.recording = [], True
     heartbeat.start()
     run_loop(lambda: done.is_set(), args.seconds * 4 + 120)
     job_done = time.perf_counter()
@@ -344,6 +377,10 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
     run_loop(lambda: False, 0.3)  # the last redraw ticks
     loaded = summarize(heartbeat.stop())
     full_gcs.stop()
+    events: list[tuple[float, float, float, str]] = []
+    if isinstance(app, TimedApp):
+        app.recording = False
+        events = [(at - started, wall, cpu, what) for at, wall, cpu, what in app.events]
     shown = time.perf_counter()
 
     result = {
@@ -361,6 +398,7 @@ def measure_load(args: argparse.Namespace, app: QApplication) -> dict[str, Any]:
         "wall": shown - started,
         "full_gcs": full_gcs.pauses,
         "young_gcs": full_gcs.young,
+        "events": sorted(events, key=lambda e: -e[1])[:10],
     }
     bridge.close()
     if collector is not None:
@@ -476,9 +514,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-redraw", action="store_true", help="skip the 1M-point redraw measurement"
     )
+    parser.add_argument(
+        "--events",
+        action="store_true",
+        help="time every event of the GUI thread under the flood and print the ten longest "
+        "(CPU and wall time, what it was); slows the GUI thread a little",
+    )
     args = parser.parse_args(argv)
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance() or (TimedApp if args.events else QApplication)(sys.argv[:1])
     assert isinstance(app, QApplication)
     loads: list[dict[str, Any]] = []
     busy_counts = [int(v) for v in args.loads.split(",") if v.strip()] or [-1]
@@ -605,6 +649,8 @@ def _print_load(args: argparse.Namespace, run: int, load: dict[str, Any]) -> Non
         f"({', '.join(f'{ms:.0f}' for ms in load['full_gcs']) or '-'} ms), young ones: "
         f"{len(load['young_gcs'])} (longest {max(load['young_gcs'], default=0.0):.1f} ms)"
     )
+    for at, wall, cpu, what in load["events"]:
+        print(f"  event at {at:5.2f} s: {wall:6.1f} ms wall, {cpu:5.1f} ms CPU: {what}")
     for name in ("idle", "loaded"):
         s = load[name]
         worst = ", ".join(f"{gap:.0f} ms at {at:.1f} s" for gap, at in s["worst"])
