@@ -80,3 +80,17 @@ def test_redraw_and_export_do_not_wait_for_held_paints(panel: MetricsPanel, tmp_
     panel.export_png(tmp_path / "all.png")  # redraw() first: everything drawn and painted
     assert all(updates_on(panel).values())
     assert (tmp_path / "all.png").stat().st_size > 0
+
+
+def test_plots_removed_while_their_paint_is_held_are_let_go(
+    panel: MetricsPanel, qtbot: QtBot
+) -> None:
+    panel.add_samples(JOB, chunk("accuracy"))
+    panel._tick()
+    assert len(panel._held) == 2
+    panel.clear()  # every plot removed (and deleted later) before its tick
+    assert panel._held == []
+    qtbot.wait(200)  # the timer ticks on, touching no deleted plot
+    panel.add_samples(JOB, chunk("loss"))
+    qtbot.waitUntil(lambda: "loss" in panel._plots and not panel._held, timeout=10_000)
+    assert all(updates_on(panel).values())

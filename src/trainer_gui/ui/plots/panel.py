@@ -571,6 +571,7 @@ class MetricsPanel(QWidget):
             self._relayout()
 
     def _relayout(self) -> None:
+        self._release_paints()  # the held ones may be gone now (removed plots)
         for plot in self._plots.values():
             self._grid.removeWidget(plot.widget)
         self._grid.removeWidget(self.placeholder)
