@@ -224,3 +224,17 @@ def test_the_thin_client_reads_plain_data_only_and_knows_an_older_host() -> None
         host.call("job_summary", "x")
     here.close()
     there.close()
+
+
+def test_the_job_host_keeper_starts_without_the_hosts_imports() -> None:
+    """A cold `run` waits for the keeper to start the host: it loads none of the host's code."""
+    code = (
+        "import sys\n"
+        "import trainer_gui.services.host_keeper\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}"
+        " or m.startswith(('trainer_gui.services.job', 'trainer_gui.core.store'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
