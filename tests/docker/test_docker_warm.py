@@ -37,6 +37,12 @@ LOOK = """
     with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as fh:
         json.dump(seen, fh)
     print("an error line", file=sys.stderr, flush=True)
+    model = os.environ["SM_MODEL_DIR"]
+    left_open = open(os.path.join(model, "left-open.txt"), "w")
+    left_open.write("unflushed")  # a normal exit flushes it
+    import atexit, threading
+    atexit.register(lambda: open(os.path.join(model, "atexit.txt"), "w").write("ran"))
+    threading.Thread(target=lambda: (time.sleep(0.3), print("thread done", flush=True))).start()
     sys.exit(int(os.environ.get("EXIT_WITH", "0")))
 """
 
@@ -131,6 +137,9 @@ def test_a_warm_run_is_a_cold_run_to_the_script_the_run_folder_and_the_app(
             member = tar.extractfile("seen.json")
             assert member is not None
             seen.append(json.load(member))
+            for name, text in (("left-open.txt", b"unflushed"), ("atexit.txt", b"ran")):
+                extra = tar.extractfile(name)
+                assert extra is not None and extra.read() == text
     for one in seen:
         for name in PER_RUN:
             one["env"].pop(name)
