@@ -238,3 +238,27 @@ def test_the_job_host_keeper_starts_without_the_hosts_imports() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_relative_python_path_names_the_file_from_where_run_was_typed(
+    app_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job host keeps the folder it started in; `--python venv/bin/python` typed in another
+    folder must not be looked up there."""
+    from trainer_gui.cli import main as cli
+
+    seen: list[str] = []
+
+    def applies(args: object) -> bool:
+        seen.append(getattr(args, "python", ""))
+        return False
+
+    def no_service() -> None:
+        raise UserError("stop here")  # printed as an error: the test needs no job host
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(thin_run, "applies", applies)
+    monkeypatch.setattr(cli, "_service", no_service)
+    cli.main(["run", "job.yaml", "--python", "venv/bin/python"])
+    cli.main(["run", "job.yaml", "--python", "python3.11"])  # a name: looked up on PATH
+    assert seen == [str(tmp_path / "venv" / "bin" / "python"), "python3.11"]

@@ -245,6 +245,9 @@ _exit_code = exit_code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.python and ("/" in args.python or os.sep in args.python):
+        # a path as typed names a file from here, not from the job host's folder
+        args.python = os.path.abspath(args.python)
     if thin_run.applies(args):  # a local job: the job host loads and runs the spec
         code = thin_run.cmd_run(args)
         if code is not None:
