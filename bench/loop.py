@@ -185,7 +185,7 @@ def main() -> int:
     no_torch = no_torch_copy(project)
     shell_torch = statistics.median(shell_first_line(script, python) for _ in range(5))
     shell_bare = statistics.median(shell_first_line(no_torch, python) for _ in range(5))
-    rows = [
+    rows: list[tuple[str, float, dict[str, Any] | None]] = [
         ("shell `python train.py` (floor)", shell_torch, None),
         ("shell, first line without torch import", shell_bare, None),
     ]
