@@ -368,6 +368,34 @@ def cloud_shots(app: Any, window: Any, project_dir: Path, base: dict[str, Any], 
     save(editor, out / "job-form-sagemaker.png")
     spec = editor.form.spec
     editor.close()
+
+    queued = dict(data, name="spirals-queued")
+    queued["sagemaker"] = dict(
+        data["sagemaker"],
+        batch_queue="gpu-training-queue",
+        batch_priority=10,
+        batch_retry_attempts=3,
+        batch_retry_rules=[
+            {"action": "RETRY", "on_status_reason": "Capacity*"},
+            {"action": "EXIT", "on_status_reason": "*"},
+        ],
+    )
+    editor = window.open_editor(project_dir, data=queued)
+    editor.move(120, 40)
+    editor.resize(900, 680)
+    tabs = editor.form.tabs
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index("SageMaker"))
+    settle(app, 0.3)
+    from PySide6.QtWidgets import QScrollArea
+
+    page = tabs.currentWidget()
+    scroll = page if isinstance(page, QScrollArea) else page.findChild(QScrollArea)
+    if scroll is not None:  # the Batch settings are at the end of the tab
+        bar = scroll.verticalScrollBar()
+        bar.setValue(bar.maximum())
+    settle(app, 0.5)
+    save(editor, out / "job-form-batch-queue.png")
+    editor.close()
     if spec is None:
         raise SystemExit("the SageMaker spec does not validate")
 
