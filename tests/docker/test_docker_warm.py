@@ -303,3 +303,24 @@ def test_a_spare_that_is_not_ready_is_kept_for_a_later_run(
     pool._spare = spare  # being created: no container yet
     assert pool.take(docker_client, plan.key, wait=False) is None
     assert pool.spare() is spare
+
+
+def test_a_refused_hand_off_runs_the_job_cold_with_the_same_result(
+    service: JobService,
+    job_spec: SpecFactory,
+    docker_client: Any,
+    app_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(docker_warm, "PREIMPORT", ("json", "colorsys"))
+    run(service, job_spec(LOOK, "docker"))
+    spare = ready_spare()
+    spec = job_spec(LOOK, "docker")
+    # A module of the code folder that the spare imported ahead from the image: it refuses.
+    (Path(str(spec.base_dir)) / "code" / "colorsys.py").write_text("SHADOW = True\n")
+    record = run(service, spec)
+    assert record.status == "Completed", record.failure_reason
+    assert "warm_container" not in record.backend_ids
+    with tarfile.open(record.backend_ids["artifacts"]["model"]) as tar:
+        assert {"seen.json", "left-open.txt", "atexit.txt"} <= set(tar.getnames())
+    assert spare.container_id not in [c.id for c in warm_containers(docker_client, app_home)]
