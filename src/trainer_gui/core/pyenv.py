@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from trainer_gui.core.atomic import write_atomic
 from trainer_gui.core.errors import UserError
 from trainer_gui.core.runners import proc
 
@@ -127,14 +128,10 @@ def _remember(python: str, key: tuple[str, tuple[int, ...]]) -> None:
     path = _probes_path()
     data = _read_probes()
     data[key[0]] = {"interpreter": list(key[1]), "torch": origin, "torch_stamp": list(stamp)}
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     try:
-        temp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(temp, path)
+        write_atomic(path, json.dumps(data, indent=1))
     except OSError as exc:
         log.info("cannot remember the torch probe in %s: %s", path, exc)
-        with contextlib.suppress(OSError):
-            temp.unlink()
 
 
 def has_torch(python: str) -> bool:

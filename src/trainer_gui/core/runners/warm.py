@@ -53,6 +53,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from trainer_gui.core.atomic import write_atomic
 from trainer_gui.core.paths import data_home
 from trainer_gui.core.runners import proc
 
@@ -163,14 +164,10 @@ class LearnedImports:
         path = self.path
         entries = dict(list(entries.items())[-LEARNED_INTERPRETERS:])
         text = json.dumps({"version": 1, "interpreters": entries}, indent=1)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            write_atomic(path, text)
         except OSError as exc:
             log.warning("cannot keep the warm starts' learned imports in %s: %s", path, exc)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
     def get(self, python: str) -> tuple[list[str], Any]:
         """The names to import at start and the fingerprint they were learned with."""
