@@ -70,6 +70,8 @@ def warm_on(monkeypatch: pytest.MonkeyPatch, app_home: Path, docker_client: Any)
     # The spare imports nothing heavy here (bench/loop.py times the torch-imported one).
     monkeypatch.setattr(docker_warm, "PREIMPORT", ("json",))
     yield
+    docker_warm.POOL.refused.clear()
+    docker_warm.POOL.unusable = None
     docker_warm.POOL.close(docker_client)
     slots = docker_warm.warm_root()
     deadline = time.monotonic() + 30  # a replaced spare is removed in the background
@@ -324,3 +326,4 @@ def test_a_refused_hand_off_runs_the_job_cold_with_the_same_result(
     with tarfile.open(record.backend_ids["artifacts"]["model"]) as tar:
         assert {"seen.json", "left-open.txt", "atexit.txt"} <= set(tar.getnames())
     assert spare.container_id not in [c.id for c in warm_containers(docker_client, app_home)]
+    assert docker_warm.POOL.spare() is None  # no new spare that would refuse it again

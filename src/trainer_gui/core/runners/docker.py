@@ -753,6 +753,8 @@ class DockerRunner(Runner):
             )
             if "not visible" in why:  # an engine that does not share folders by inode
                 docker_warm.POOL.unusable = why
+            if "shadows" in why:  # every spare of this spec would refuse the same code
+                docker_warm.POOL.refused.add(plan.key)
             docker_warm.remove_container(client, cid, str(spare.slot))
             with contextlib.suppress(OSError):
                 (ctx.run_dir / START_MARKER).unlink()

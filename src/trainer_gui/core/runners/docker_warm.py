@@ -101,6 +101,8 @@ def cold_reason(backend_ids: dict[str, Any] | Any) -> str | None:
         return "warm starts are off"
     if backend_ids.get("warm") is False:
         return "the project turned warm starts off"
+    if not waiter_path().is_file():  # a frozen build that did not collect it as a file
+        return "this build has no warm_waiter.py to mount"
     return None
 
 
@@ -212,14 +214,17 @@ class DockerWarmPool:
         self._atexit = False
         #: set when an engine cannot be used warm (e.g. it does not share folders by inode)
         self.unusable: str | None = None
+        #: specs whose spare refused a run for its code (a module shadowing a pre-imported
+        #: one): no more spares for them in this process
+        self.refused: set[str] = set()
 
     # -- making one ------------------------------------------------------------------------
 
     def ensure(self, client: DockerClient, plan: Plan) -> None:
         """A spare for `plan` is ready or on its way; any other spare goes."""
-        if self.unusable:
-            return
         key = plan.key
+        if self.unusable or key in self.refused:
+            return
         with self._lock:
             current = self._spare
             if current is not None and current.key == key and current.failed is None:
