@@ -13,7 +13,9 @@ and orphans are removed. Two launch modes, picked from the image:
     image's environment and the engine's CPU count; `/opt/ml/output/success` or `failure`
     (the toolkit's text, from the exit code and the last stderr lines) is written when the
     container exits. No second interpreter starts before the script (the driver's costs
-    ~100 ms a job in a container on 2 CPUs; see bench/README.md);
+    ~100 ms a job in a container on 2 CPUs; see bench/README.md). The next run of the same
+    spec is handed to a spare container started ahead with torch imported (`docker_warm.py`,
+    issue 18) unless warm starts are off;
   - "driver": everything else (torchrun and its DNS wait, custom drivers, commands,
     requirements.txt, GPUs, whose count only the container can tell) runs the stdlib driver,
     mounted read-only, which sets the same environment and runs `python` or `torchrun` itself.
@@ -682,9 +684,9 @@ class DockerRunner(Runner):
                 if source.is_symlink() or not source.is_dir():
                     return None  # only folders can be swapped in
                 mounts.append(docker_warm.MountPlan(mount["Target"], mount["ReadOnly"], source))
-            else:
-                plan = docker_warm.MountPlan(mount["Target"], mount["ReadOnly"], None, str(source))
-                mounts.append(plan)
+            else:  # a fixed folder (the user's checkpoint_dir)
+                fixed = docker_warm.MountPlan(mount["Target"], mount["ReadOnly"], None, str(source))
+                mounts.append(fixed)
         base = {k: v for k, v in environment.items() if k != "TRAINING_JOB_NAME"}
         base["PYTHONPATH"] = self._direct_pythonpath(image_env, environment)
         options = {
