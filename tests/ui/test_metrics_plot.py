@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import subprocess
@@ -640,6 +641,13 @@ def test_the_hover_box_stays_inside_the_plot_wherever_the_mouse_is(
     move_mouse_to(qtbot, panel, "loss", x0 + (x1 - x0) * fx, y0 + (y1 - y0) * fy)
     qtbot.waitUntil(lambda: plot.label.isVisible(), timeout=10_000)
 
-    box = plot.label.mapRectToScene(plot.label.boundingRect())
-    area = plot.item.vb.sceneBoundingRect()
+    def box_and_area() -> tuple[QRectF, QRectF]:
+        box = plot.label.mapRectToScene(plot.label.boundingRect())
+        return box, plot.item.vb.sceneBoundingRect()
+
+    # The text item fits its transform to the view when it is painted: a box shown a moment
+    # ago may still be in view units (thousands of pixels tall) until the next paint.
+    with contextlib.suppress(qtbot.TimeoutError):
+        qtbot.waitUntil(lambda: box_and_area()[1].contains(box_and_area()[0]), timeout=5_000)
+    box, area = box_and_area()
     assert area.contains(box), (box, area)
