@@ -91,11 +91,15 @@ def run() -> int:
             problems.append(f"import {name}: {exc!r}")
 
     from trainer_gui.core import contract, paths
+    from trainer_gui.core.runners.docker_warm import waiter_path
+    from trainer_gui.core.runners.warm import server_path
     from trainer_gui.core.serving.launcher import runtime_path
 
     for label, path in (
         ("training driver", contract.driver_path()),
         ("serving runtime", runtime_path()),
+        ("warm-start server", server_path()),
+        ("warm container waiter", waiter_path()),
     ):
         _check(
             problems,

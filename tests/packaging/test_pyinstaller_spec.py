@@ -113,10 +113,19 @@ def test_files_other_interpreters_run_are_collected_as_source() -> None:
     for module in ("trainer_gui.core.contract.toolkit", "trainer_gui.core.serving.runtime"):
         assert "py" in modes.get(module, "").split("+"), module
         assert (ROOT / "src" / Path(*module.split("."))).with_suffix(".py").is_file()
-    # Whatever else the app mounts or copies by its own __file__ must be in that list too.
-    for path in SRC.rglob("*.py"):
-        for name in re.findall(r"Path\((\w+)\.__file__\)", path.read_text()):
+    # Whatever else the app mounts or copies by its own __file__ must be in that list too,
+    # and so must a module of the app named as a file ("warm_server.py" beside __file__).
+    ours = [p for p in SRC.rglob("*.py") if (SRC / "resources") not in p.parents]
+    modules = {p.stem for p in ours} - {"__init__", "main"}  # "main.py": an entry point's name
+    named = set()
+    for path in ours:
+        text = path.read_text()
+        for name in re.findall(r"Path\((\w+)\.__file__\)", text):
             assert any(m.endswith("." + name) for m in modes), f"{path.name}: {name}.__file__"
+        for name in set(re.findall(r"[\"'](\w+)\.py[\"']", text)) & modules:
+            named.add(name)
+            assert any(m.endswith("." + name) for m in modes), f'{path.name}: "{name}.py"'
+    assert {"toolkit", "warm_server", "warm_waiter"} <= named  # the pattern finds them
 
 
 def _tracked_resources() -> list[str]:
