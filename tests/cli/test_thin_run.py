@@ -3,6 +3,7 @@ imports, that it prints what the full client prints, its errors, --detach, --qui
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -262,3 +263,22 @@ def test_a_relative_python_path_names_the_file_from_where_run_was_typed(
     cli.main(["run", "job.yaml", "--python", "venv/bin/python"])
     cli.main(["run", "job.yaml", "--python", "python3.11"])  # a name: looked up on PATH
     assert seen == [str(tmp_path / "venv" / "bin" / "python"), "python3.11"]
+
+
+def test_the_summary_that_comes_with_the_final_status_ends_run_without_another_call() -> None:
+    """The host sends the job's summary with its final status: `run` asks for nothing more;
+    without it (an older host) `run` asks."""
+    here, there = Pipe()
+    host = object.__new__(thin_run._Host)
+    host.conn, host._next_id, host.job = here, 0, "job-1"
+    summary = {"id": "job-1", "status": "Completed", "duration": 1.0}
+    end = ("status", "job-1", "Completed", "Training job completed", True)
+    host.events = [("log", "job-1", [("algo-1", "hi")]), end, ("summary", "job-1", summary)]
+    out = io.StringIO()
+    assert thin_run._follow(host, "job-1", [], False, out) == summary
+    assert out.getvalue() == "[algo-1] hi\n==> Completed: Training job completed\n"
+    assert not there.poll(0)  # no call went out
+    host.events = [end]
+    assert thin_run._follow(host, "job-1", [], True, io.StringIO()) is None
+    here.close()
+    there.close()

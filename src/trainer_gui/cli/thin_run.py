@@ -306,11 +306,12 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int | None:
             out.write(f"Follow it with: trainer-gui logs {job_id} --follow\n")
             return EXIT_OK
         try:
-            _follow(host, job_id, started["phases"], args.quiet, out)
+            summary = _follow(host, job_id, started["phases"], args.quiet, out)
         except KeyboardInterrupt:
             out.write(detached_text(job_id))
             return EXIT_DETACHED
-        summary = host.call("job_summary", job_id)
+        if summary is None:  # a host from before the summary came with the final status
+            summary = host.call("job_summary", job_id)
     finally:
         host.close()
     out.write(summary_text(summary))
@@ -319,9 +320,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int | None:
 
 def _follow(
     host: _Host, job_id: str, phases: list[Sequence[Any]], quiet: bool, out: TextIO
-) -> None:
+) -> dict[str, Any] | None:
     """Print the job's events until its final status (the host's word, when that event was
-    lost: a restarted host)."""
+    lost: a restarted host); the job's summary when the host sent it with that status."""
     printer = LinePrinter(job_id, out, quiet)
     caught_up = quiet
     ended_at: float | None = None  # when the host said the job ended
@@ -332,12 +333,24 @@ def _follow(
             if not caught_up:
                 caught_up = True
                 printer.catch_up(phases)
+            if event[0] == "summary":
+                continue
             printer.print(event)
             if event[0] == "status" and event[4]:
-                return
+                return _summary_of(events)
         if ended_at is not None and time.monotonic() - ended_at > LAST_EVENTS:
-            return
+            return None
         if not host.poll(LAST_EVENTS if ended_at is not None else ASK_EVERY) and ended_at is None:
             status = host.call("job_summary", job_id)["status"]
             if status in ("Completed", "Failed", "Stopped"):
                 ended_at = time.monotonic()
+
+
+def _summary_of(events: list[Any]) -> dict[str, Any] | None:
+    """The summary among the batch that held the job's final status, if the host sent one
+    and it tells the job's end (else the client asks)."""
+    for event in events:
+        ended = event[0] == "summary" and isinstance(event[2], dict)
+        if ended and event[2].get("status") in ("Completed", "Failed", "Stopped"):
+            return event[2]
+    return None

@@ -399,6 +399,12 @@ class _Host:
             if thin is None:  # once per batch, and only while a thin peer listens
                 thin = thin_peer.thin_events(message[1])
             mine = [e for e in thin if peer.job is None or e[1] == peer.job]
+            if peer.job is not None and any(e[0] == "status" and e[4] for e in mine):
+                # The job ended: its summary goes with the final status, so `run` prints it
+                # and exits without another call (the store holds the end already).
+                with contextlib.suppress(Exception):  # then the client asks (`job_summary`)
+                    record = self.service.get(peer.job)
+                    mine.append(("summary", peer.job, thin_peer.summary_data(self.store, record)))
             if mine:
                 peer.send(("events", mine))
 
