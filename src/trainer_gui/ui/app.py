@@ -77,7 +77,8 @@ def tune_for_responsiveness() -> None:
     of everything (~50-150 ms on the GUI thread). A larger first-generation threshold makes
     the young collections rarer. A 1 ms switch interval bounds how long the GUI thread waits
     for the GIL when a pool thread (a log tail, a store read) is busy in Python: it waits up
-    to one interval at every entry into Python, and a repaint makes hundreds.
+    to one interval at every entry into Python, and a repaint makes hundreds. Short scheduler
+    slices (ui/sched.py, Linux 6.12+) let it run sooner when every core is busy.
     """
     import gc
 
@@ -88,6 +89,9 @@ def tune_for_responsiveness() -> None:
     gcguard.enable_refreeze()  # and again once later long-lived objects (spare plots) exist
     gc.set_threshold(*GC_THRESHOLDS)
     sys.setswitchinterval(SWITCH_INTERVAL)
+    from trainer_gui.ui import sched
+
+    sched.ask_short_slices()  # this (the GUI) thread waits less behind busy cores
 
 
 # -- looks -------------------------------------------------------------------------------------
