@@ -115,8 +115,14 @@ def run_once(service: Any, spec: Any) -> tuple[float, dict[str, float], str]:
     return elapsed, spans, detail
 
 
-def loop(backend: str, warm_on: bool, runs: int, floor: Callable[[], float]) -> dict[str, Any]:
-    from trainer_gui.core.runners import warm
+def loop(
+    backend: str,
+    warm_on: bool,
+    runs: int,
+    floor: Callable[[], float],
+    back_to_back: bool = False,
+) -> dict[str, Any]:
+    from trainer_gui.core.runners import docker_warm, warm
     from trainer_gui.core.spec import load_spec
     from trainer_gui.core.spec.model import Backend
     from trainer_gui.core.store import Store
@@ -150,9 +156,18 @@ def loop(backend: str, warm_on: bool, runs: int, floor: Callable[[], float]) -> 
             )
             if warm_on and i == 0 and backend == "local-process":
                 warm.POOL.wait_ready(300)  # the next runs find it ready, as after a first Run
+            if warm_on and backend == "docker" and not back_to_back:
+                # The next edit takes the person longer than the spare's torch import; with
+                # --back-to-back the next run starts at once (and may wait for the spare).
+                began = time.perf_counter()
+                docker_warm.POOL.wait_ready(300)
+                print(
+                    f"    spare ready {time.perf_counter() - began:.2f} s after the run", flush=True
+                )
     finally:
         service.shutdown()
         warm.POOL.close()
+        docker_warm.POOL.close()
         store.close()
         shutil.rmtree(root, ignore_errors=True)
     skip = 1 if warm_on and len(times) > 1 else 0
@@ -177,6 +192,11 @@ def main() -> int:
     parser.add_argument(
         "--modes", default="cold,warm", help="cold, warm or both (default: cold,warm)"
     )
+    parser.add_argument(
+        "--back-to-back",
+        action="store_true",
+        help="docker warm: start each run as the last one ends, not once its spare is ready",
+    )
     args = parser.parse_args()
     python = sys.executable
     root = Path(tempfile.mkdtemp(prefix="loop-floor-"))
@@ -196,7 +216,11 @@ def main() -> int:
             print(f"{label}:", flush=True)
             try:
                 results[label] = loop(
-                    backend, warm_on, args.runs, lambda: shell_first_line(no_torch, python)
+                    backend,
+                    warm_on,
+                    args.runs,
+                    lambda: shell_first_line(no_torch, python),
+                    args.back_to_back,
                 )
             except Exception as exc:  # one backend failing still prints the others
                 print(f"  {label} failed: {exc}", flush=True)
