@@ -72,6 +72,7 @@ def finish(service: JobService, handle: JobHandle, mode: str) -> None:
 
 
 SEEN = """
+    main_globals = sorted(globals())  # what a script finds in its module before its first line
     import json, os, signal, sys
     names = ["SIGINT", "SIGTERM", "SIGPIPE", "SIGHUP", "SIGCHLD", "SIGUSR1", "SIGXFSZ"]
     seen = {
@@ -90,6 +91,7 @@ SEEN = """
         "flags": [sys.flags.optimize, sys.flags.dont_write_bytecode, sys.flags.no_user_site],
         "stdout_write_through": sys.stdout.write_through,
         "main_spec": repr(sys.modules["__main__"].__spec__),
+        "main_globals": main_globals,
         "exc": repr(sys.exc_info()),
     }
     json.dump(seen, open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w"))

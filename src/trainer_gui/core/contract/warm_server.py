@@ -56,6 +56,9 @@ MAX_FDS = 3
 #: Top-level modules the script imported, sent back (one write, atomic under PIPE_BUF).
 LEARN_LIMIT = 60000
 #: Modules whose import does something (opens a browser, prints): never imported ahead.
+#: A cold `python script.py` finds `__annotations__` in its module's globals before its first
+#: line up to Python 3.13 (3.14's lazy annotations put none there).
+_MAIN_HAS_ANNOTATIONS = sys.version_info < (3, 14)
 NEVER_PREIMPORT = frozenset({"__main__", "antigravity", "this", "idlelib", "turtle", "tkinter"})
 
 
@@ -534,6 +537,8 @@ def _script(
     main.__builtins__ = builtins  # type: ignore[attr-defined]
     main.__loader__ = SourceFileLoader("__main__", path)
     main.__cached__ = None  # type: ignore[attr-defined]
+    if _MAIN_HAS_ANNOTATIONS:
+        main.__annotations__ = {}
     sys.modules["__main__"] = main
     before = set(sys.modules)  # what the warm interpreter held: the run learns the rest
     code = 0
