@@ -14,9 +14,20 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from pydantic import BaseModel
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
-from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 ERROR_BG = QColor(214, 69, 69, 60)
 _ROW_PATH = re.compile(r"^\[(\d+)\]")
@@ -47,6 +58,58 @@ class RowTable(QWidget):
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.itemChanged.connect(self._on_item_changed)
         self.add_shortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.remove_selected)
+
+    def set_model_columns(self, model: type[BaseModel], columns: tuple[str, ...]) -> None:
+        """Column titles and header tooltips from the spec model's fields (its title and
+        description), so the table names its columns as the spec and its docs do."""
+        for col, field in enumerate(columns):
+            info = model.model_fields[field]
+            item = QTableWidgetItem(info.title or field)
+            item.setToolTip(info.description or "")
+            self.table.setHorizontalHeaderItem(col, item)
+
+    def lay_out_compact(
+        self,
+        hint: str,
+        add: tuple[str, str],
+        remove_tip: str,
+        max_rows: int,
+        on_add: Callable[[], object],
+    ) -> None:
+        """The table as tall as its rows (up to `max_rows`; more scroll), a greyed `hint` in
+        place of an empty table's box, and Add (`add`: text, tooltip) / Remove buttons."""
+        self._max_rows = max_rows
+        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.hint = QLabel(hint, self)
+        self.hint.setEnabled(False)  # the palette's placeholder look, light and dark
+        self.hint.setWordWrap(True)
+        self.add_button = QPushButton(add[0], self)
+        self.add_button.setToolTip(add[1])
+        self.add_button.clicked.connect(on_add)
+        self.remove_button = QPushButton("Remove", self)
+        self.remove_button.setToolTip(remove_tip)
+        self.remove_button.clicked.connect(self.remove_selected)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
+        layout.addWidget(self.hint)
+        layout.addLayout(buttons)
+        model = self.table.model()
+        model.rowsInserted.connect(self._fit_height)
+        model.rowsRemoved.connect(self._fit_height)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        rows = self.table.rowCount()
+        shown = min(max(rows, 1), self._max_rows)
+        height = self.table.horizontalHeader().sizeHint().height()
+        height += shown * self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(height + 2 * self.table.frameWidth())
+        self.hint.setVisible(rows == 0)
 
     def add_shortcut(self, keys: QKeySequence, slot: Callable[[], object]) -> None:
         """A key that works while the table has the focus."""

@@ -14,16 +14,11 @@ from pydantic import BaseModel, ValidationError
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Slot
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -73,45 +68,17 @@ class BatchRetryRulesTable(RowTable):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.set_table(QTableWidget(0, len(COLUMNS), self), checked_columns=len(COLUMNS))
-        for col, field in enumerate(COLUMNS):
-            info = BatchRetryRule.model_fields[field]
-            item = QTableWidgetItem(info.title or field)
-            item.setToolTip(info.description or "")
-            self.table.setHorizontalHeaderItem(col, item)
+        self.set_model_columns(BatchRetryRule, COLUMNS)
         self.table.setItemDelegateForColumn(0, _ActionDelegate(self.table))
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setColumnWidth(0, 90)
-        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.hint = QLabel(EMPTY_HINT, self)
-        self.hint.setEnabled(False)
-        self.hint.setWordWrap(True)
-        self.add_button = QPushButton("Add rule", self)
-        self.add_button.setToolTip(f"Add a rule (at most {BATCH_RULES_MAX}; the first match wins)")
-        self.add_button.clicked.connect(self._on_add_clicked)
-        self.remove_button = QPushButton("Remove", self)
-        self.remove_button.setToolTip("Remove the selected rules (Del)")
-        self.remove_button.clicked.connect(self.remove_selected)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.add_button)
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table)
-        layout.addWidget(self.hint)
-        layout.addLayout(buttons)
-        model = self.table.model()
-        model.rowsInserted.connect(self._fit_height)
-        model.rowsRemoved.connect(self._fit_height)
-        self._fit_height()
-
-    def _fit_height(self) -> None:
-        rows = self.table.rowCount()
-        shown = min(max(rows, 1), BATCH_RULES_MAX)
-        height = self.table.horizontalHeader().sizeHint().height()
-        height += shown * self.table.verticalHeader().defaultSectionSize()
-        self.table.setFixedHeight(height + 2 * self.table.frameWidth())
-        self.hint.setVisible(rows == 0)
+        self.lay_out_compact(
+            EMPTY_HINT,
+            ("Add rule", f"Add a rule (at most {BATCH_RULES_MAX}; the first match wins)"),
+            "Remove the selected rules (Del)",
+            BATCH_RULES_MAX,
+            self._on_add_clicked,
+        )
 
     # -- values ------------------------------------------------------------------------------
 

@@ -12,14 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -41,51 +36,23 @@ class InstanceGroupsTable(RowTable):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.set_table(QTableWidget(0, len(COLUMNS), self), checked_columns=len(COLUMNS))
-        for col, field in enumerate(COLUMNS):
-            info = InstanceGroupSpec.model_fields[field]
-            item = QTableWidgetItem(info.title or field)
-            item.setToolTip(info.description or "")
-            self.table.setHorizontalHeaderItem(col, item)
+        self.set_model_columns(InstanceGroupSpec, COLUMNS)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setColumnWidth(0, 160)
         self.table.setColumnWidth(2, 110)
-        # As tall as its rows (up to MAX_ROWS_SHOWN), not a big empty box on the Compute tab.
-        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.hint = QLabel(EMPTY_HINT, self)
-        self.hint.setEnabled(False)  # the palette's placeholder look, light and dark
-        self.hint.setWordWrap(True)
         self.table.setToolTip(
             "A heterogeneous cluster: each group its own instance type and count (leave empty "
             "for one instance type, compute.instance_type and instance_count)"
         )
-        self.add_button = QPushButton("Add group", self)
-        self.add_button.setToolTip("Add an instance group")
-        self.add_button.clicked.connect(self._on_add_clicked)
-        self.remove_button = QPushButton("Remove", self)
-        self.remove_button.setToolTip("Remove the selected groups (Del)")
-        self.remove_button.clicked.connect(self.remove_selected)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.add_button)
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table)
-        layout.addWidget(self.hint)
-        layout.addLayout(buttons)
-        model = self.table.model()
-        model.rowsInserted.connect(self._fit_height)
-        model.rowsRemoved.connect(self._fit_height)
-        self._fit_height()
-
-    def _fit_height(self) -> None:
-        rows = self.table.rowCount()
-        shown = min(max(rows, 1), MAX_ROWS_SHOWN)
-        height = self.table.horizontalHeader().sizeHint().height()
-        height += shown * self.table.verticalHeader().defaultSectionSize()
-        self.table.setFixedHeight(height + 2 * self.table.frameWidth())
-        self.hint.setVisible(rows == 0)
+        # As tall as its rows (up to MAX_ROWS_SHOWN), not a big empty box on the Compute tab.
+        self.lay_out_compact(
+            EMPTY_HINT,
+            ("Add group", "Add an instance group"),
+            "Remove the selected groups (Del)",
+            MAX_ROWS_SHOWN,
+            self._on_add_clicked,
+        )
 
     # -- values ------------------------------------------------------------------------------
 
