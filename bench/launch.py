@@ -38,6 +38,7 @@ Exit status 1 when a ratio misses its target (single <= 1.25, torchrun-2x1 <= 1.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -350,6 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{IMAGE} is not built: run scripts/ci/build-test-images.sh", file=sys.stderr)
         return 2
     _sweep()
+    # As an installed app has them: pip compiles a wheel's modules at install time, while this
+    # machine's PYTHONDONTWRITEBYTECODE=1 left a source tree without any (each command then
+    # compiled cli/main.py & co. from source, ~25 ms of CPU before it did anything).
+    import trainer_gui
+
+    for tree in [Path(trainer_gui.__file__).parent, opts.base_src]:
+        if tree is not None:
+            compileall.compile_dir(str(tree), quiet=1)
     results = []
     with tempfile.TemporaryDirectory(prefix="tg-launch-bench-") as tmp:
         bench = Bench(Path(tmp))

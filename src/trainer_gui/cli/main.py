@@ -6,7 +6,6 @@ Bad input gets one clear line and exit code 2; nothing a user does prints a trac
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import threading
@@ -40,8 +39,6 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 __all__ = ["EXIT_DETACHED", "EXIT_FAILED", "EXIT_OK", "EXIT_STOPPED", "EXIT_USAGE", "main"]
-
-log = logging.getLogger("trainer_gui")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,7 +187,9 @@ class _Printer:
                 with Store() as store:
                     entries = store.phases(self.job_id)
         except Exception as exc:  # the phase lines are a nicety; the job's lines still print
-            log.debug("reading the phases of %s: %s", self.job_id, exc)
+            import logging
+
+            logging.getLogger("trainer_gui").debug("reading the phases of %s: %s", self.job_id, exc)
             return
         self.lines.catch_up((e.phase.value, e.text, e.at, e.detail) for e in entries)
 
@@ -252,6 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = thin_run.cmd_run(args)
         if code is not None:
             return code
+    _setup_logging()
     # A SageMaker launch (preflighted first), or no job host. Listening starts the
     # connection to the job host now (and the host, if none runs), so
     # the host comes up while this process validates the spec; the printer joins later. Not
@@ -1019,6 +1019,13 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _setup_logging() -> None:
+    """Log lines as "LEVEL name: message" at TRAINER_GUI_LOG's level (default WARNING).
+
+    Not before a thin `run` (it logs nothing; `logging` is ~6 ms of its start): the full
+    way, which `run` falls back to, calls it then.
+    """
+    import logging
+
     level = os.environ.get("TRAINER_GUI_LOG", "WARNING").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s"
@@ -1031,7 +1038,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainer_gui.services.host_keeper import keeper_main
 
         return keeper_main(args_in[1:])
-    _setup_logging()
+    if args_in[:1] != ["run"]:
+        _setup_logging()
     # `run` (the edit-run loop) parses with its own parser only; `-h` and errors read the same.
     parser = build_parser("run" if args_in[:1] == ["run"] else None)
     try:
