@@ -19,6 +19,7 @@ this interpreter before (the check's answer is remembered there). Run:
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shlex
 import subprocess
@@ -189,6 +190,11 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["TRAINER_GUI_MAX_PARALLEL"] = "2"
     os.environ["TRAINER_GUI_HOST_IDLE"] = "1"
+    # The app's modules compiled, as pip leaves an installed app (PYTHONDONTWRITEBYTECODE=1 on
+    # this machine left a source tree without .pyc files: each job host compiled them).
+    import trainer_gui
+
+    compileall.compile_dir(str(Path(trainer_gui.__file__).parent), quiet=1)
     if args.in_process:
         os.environ["TRAINER_GUI_JOB_HOST"] = "0"
     kinds = {"new": [False], "used": [True], "both": [False, True]}[args.data_folder]
