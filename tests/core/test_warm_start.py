@@ -133,6 +133,27 @@ def test_the_script_sees_the_same_process_either_way(
     assert seen == other
 
 
+IGNORED = """
+import json, os, signal
+seen = {"hup": str(signal.getsignal(signal.SIGHUP))}
+json.dump(seen, open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w"))
+"""
+
+
+def test_a_signal_the_job_host_ignores_stays_ignored_either_way(
+    service: JobService, job_spec: SpecFactory, mode: str
+) -> None:
+    """Under `nohup` the job host ignores SIGHUP, and a cold run's interpreter inherits that
+    (an ignored signal stays ignored across exec); a warm one must too."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        handle = start(service, job_spec, mode, IGNORED)
+        finish(service, handle, mode)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert _seen(service, handle.job_id) == {"hup": str(int(signal.SIG_IGN))}
+
+
 @pytest.mark.parametrize(
     ("script", "code", "status", "in_reason"),
     [

@@ -141,8 +141,16 @@ def _shadowed(dirs: list[str], loaded: set[str]) -> str | None:
 # -- the children ---------------------------------------------------------------------------------
 
 
+#: The signals this interpreter found ignored at its start (inherited from the job host, e.g.
+#: SIGHUP under `nohup`, SIGINT in a background job; and the two Python ignores itself): a cold
+#: run's interpreter inherits the same, because an ignored signal stays ignored across exec.
+_INHERITED_IGNORED = frozenset(
+    sig for sig in signal.valid_signals() if signal.getsignal(sig) == signal.SIG_IGN
+)
+
+
 def reset_signals() -> None:
-    """The dispositions a fresh interpreter starts with, and nothing blocked."""
+    """The dispositions a fresh interpreter started by the job host has, and nothing blocked."""
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
     for sig in signal.valid_signals():
@@ -154,6 +162,9 @@ def reset_signals() -> None:
     for name in ("SIGPIPE", "SIGXFSZ"):  # ignored by every Python at start-up
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+    for sig in _INHERITED_IGNORED:
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
