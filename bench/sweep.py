@@ -32,6 +32,8 @@ import yaml
 
 TRIALS = 20
 SECONDS = 1.0
+#: --host-open: between the short sweep and the measured one (reading its results).
+HOST_OPEN_PAUSE = 3.0
 
 SCRIPT = """
 import argparse, time
@@ -44,8 +46,8 @@ print(f"loss={a.lr:.5f}", flush=True)
 """
 
 
-def write_sweep(folder: Path) -> Path:
-    (folder / "code").mkdir()
+def write_sweep(folder: Path, trials: int = TRIALS, name: str = "sweep.yaml") -> Path:
+    (folder / "code").mkdir(exist_ok=True)
     (folder / "code" / "train.py").write_text(SCRIPT, encoding="utf-8")
     data = {
         "name": "bench",
@@ -57,12 +59,12 @@ def write_sweep(folder: Path) -> Path:
             "parameters": {"lr": {"type": "continuous", "min": 0.001, "max": 1.0}},
             "strategy": "random",
             "objective": {"metric": "loss", "goal": "minimize"},
-            "max_trials": TRIALS,
+            "max_trials": trials,
             "max_parallel": 2,
             "seed": 1,
         },
     }
-    path = folder / "sweep.yaml"
+    path = folder / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
@@ -94,7 +96,7 @@ def print_timeline(store: object, zero: float, job_ids: list[str]) -> None:
 
 
 def run_queue(
-    path: Path, in_process: bool, timeline: bool = False
+    path: Path, in_process: bool, timeline: bool = False, host_open: bool = False
 ) -> tuple[float, float, float, list[float]]:
     """Wall time of the sweep, the part before its first trial ran, the ideal, and the lr
     values its trials ran with."""
@@ -106,12 +108,17 @@ def run_queue(
     service = job_host.make_job_service(store)
     if not in_process:
         service.ping()  # type: ignore[attr-defined]  # the host is up before the clock starts
+    if host_open:  # as with the window open: a short sweep ran, its results were read
+        short = load_sweep(write_sweep(path.parent, 2, "warm-up.yaml"))
+        assert sweeps.run_sweep(service, short, out=open(os.devnull, "w"), poll=0.05) == 0  # noqa: SIM115
+        time.sleep(HOST_OPEN_PAUSE)
+        warm_up = {r.id for r in store.list_sweeps()}
     sweep = load_sweep(path)
     started = time.perf_counter()
     code = sweeps.run_sweep(service, sweep, out=open(os.devnull, "w"), poll=0.05)  # noqa: SIM115
     wall = time.perf_counter() - started
     assert code == 0, f"the sweep ended with {code}"
-    (record,) = store.list_sweeps()
+    (record,) = [r for r in store.list_sweeps() if not host_open or r.id not in warm_up]
     trials = store.trials(record.id)
     assert len(trials) == TRIALS and all(t.state == "complete" for t in trials)
     busy = 0.0
@@ -146,7 +153,9 @@ def run_shell(folder: Path, values: list[float]) -> float:
     return time.perf_counter() - started
 
 
-def one_run(in_process: bool, warm: bool, timeline: bool) -> tuple[float, float]:
+def one_run(
+    in_process: bool, warm: bool, timeline: bool, host_open: bool = False
+) -> tuple[float, float]:
     """One sweep and its shell loop in a new data folder; (queue, shell) wall times."""
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         folder = Path(tmp)
@@ -160,9 +169,11 @@ def one_run(in_process: bool, warm: bool, timeline: bool) -> tuple[float, float]
             assert pyenv.has_torch(sys.executable)
             pyenv._TORCH_FOUND.clear()  # this process's memory: the job host is another one
         path = write_sweep(folder)
-        wall, before, ideal, values = run_queue(path, in_process, timeline)
+        wall, before, ideal, values = run_queue(path, in_process, timeline, host_open)
         shell = run_shell(folder, values)
     where = "in process" if in_process else "job host"
+    if host_open:
+        where += " open (a 2-trial sweep before, as with the window open)"
     kind = "a data folder that ran jobs before" if warm else "a new data folder"
     print(f"{TRIALS} trials of {SECONDS:g} s, 2 at a time ({where}, {kind})")
     steady = wall - before
@@ -187,9 +198,15 @@ def main() -> int:
         help="a new data folder (the torch check runs), one that ran jobs before, or both",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each")
+    parser.add_argument(
+        "--host-open",
+        action="store_true",
+        help="the job host runs already (the window is open): a 2-trial sweep first, then a "
+        f"{HOST_OPEN_PAUSE:g} s pause, then the measured one (default: a new job host)",
+    )
     args = parser.parse_args()
     os.environ["TRAINER_GUI_MAX_PARALLEL"] = "2"
-    os.environ["TRAINER_GUI_HOST_IDLE"] = "1"
+    os.environ["TRAINER_GUI_HOST_IDLE"] = "120" if args.host_open else "1"
     # The app's modules compiled, as pip leaves an installed app (PYTHONDONTWRITEBYTECODE=1 on
     # this machine left a source tree without .pyc files: each job host compiled them).
     import trainer_gui
@@ -201,7 +218,7 @@ def main() -> int:
     ratios: dict[bool, list[str]] = {k: [] for k in kinds}
     for _ in range(args.repeat):
         for warm in kinds:
-            wall, shell = one_run(args.in_process, warm, args.timeline)
+            wall, shell = one_run(args.in_process, warm, args.timeline, args.host_open)
             ratios[warm].append(f"{wall:.2f}/{shell:.2f} s = {wall / shell:.2f}x")
     for warm, runs in ratios.items():
         print(f"{'used' if warm else 'new'} data folder: " + ", ".join(runs))
