@@ -63,7 +63,9 @@ def test_a_value_set_back_to_its_default_is_written_where_the_file_named_it(
     project: Path,
 ) -> None:
     path = project / "baseline.yaml"
-    path.write_text(COMMENTED.replace("local-process", "docker") + "  instance_count: 2   # two hosts\n")
+    path.write_text(
+        COMMENTED.replace("local-process", "docker") + "  instance_count: 2   # two hosts\n"
+    )
     spec = apply_overrides(load_spec(path), ["compute.instance_count=1"])
 
     save_spec(spec, path)
