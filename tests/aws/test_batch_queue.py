@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from moto_support import Script
 from sdk_envs import TO_MOTO, sdk_python
-from sm_helpers import IMAGE, make_spec, service, wait_for
+from sm_helpers import IMAGE, create_sagemaker_role, make_spec, service, wait_for
 
 from trainer_gui.cli.main import main
 from trainer_gui.core.aws import batch
@@ -474,19 +474,7 @@ def test_the_exported_v3_code_submits_to_the_queue_as_the_app_does(aws: Any, pro
             "batch_share_identifier": "vision",
         },
     )
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    aws.client("iam").create_role(  # V3 checks the role exists and trusts SageMaker
-        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
-    )
+    create_sagemaker_role(aws)
     texts, _ = export_spec(spec, ("v3", "request"))
     code = texts["v3"]
     assert "from sagemaker.train.aws_batch.training_queue import TrainingQueue" in code
@@ -686,19 +674,7 @@ def test_the_exported_v3_code_sends_the_quota_share_attempts_and_preemption(
     from trainer_gui.core.aws.export import export_spec
 
     spec = make_spec(project, image=IMAGE, sagemaker=QUOTA)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    aws.client("iam").create_role(
-        RoleName="SageMakerExecution", AssumeRolePolicyDocument=json.dumps(trust)
-    )
+    create_sagemaker_role(aws)
     texts, _ = export_spec(spec, ("v3", "v2", "request"))
     assert "quota_share_name='vision_team'" in texts["v3"]
     assert "# Not set here: quota share 'vision_team' and preemption retries 2" in texts["v2"]
