@@ -146,6 +146,22 @@ def test_recent_projects_come_first(
     assert top_names(panel) == ["All jobs", "two", "three", "one"]
 
 
+def test_a_new_project_is_marked_opened_once_not_again_later(
+    panel: ProjectsPanel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding marks it opened; its selection must not queue a second write, which could land
+    after the next project is added and rank this one above it (seen under load)."""
+    import trainer_gui.ui.projects as projects
+
+    queued: list[Any] = []
+    monkeypatch.setattr(projects, "run_task", lambda work, **_: queued.append(work))
+    one = panel.create_project(tmp_path / "one", "one")
+    panel.create_project(tmp_path / "two", "two")
+    assert queued == []
+    panel.select_project(one.id)  # a person's click: that one is written, off the GUI thread
+    assert len(queued) == 1
+
+
 def test_renaming_a_project(panel: ProjectsPanel, store: Store, tmp_path: Path) -> None:
     project = panel.create_project(tmp_path / "p", "old name")
 

@@ -146,6 +146,7 @@ class ProjectsPanel(QWidget):
         self.store = store
         self._projects: dict[int, Project] = {}
         self._current: Project | None = None
+        self._just_added: int | None = None  # see _select_added
         self._updating = False
 
         self.tree = QTreeWidget(self)
@@ -481,12 +482,21 @@ class ProjectsPanel(QWidget):
 
     def _shown(self, project: Project) -> Project:
         self.refresh()
-        self.select_project(project.id)
+        self._select_added(project.id)
         return self._projects.get(project.id, project)
 
     @Slot(object)
     def _select_created(self, project: Project) -> None:
-        self.select_project(project.id)
+        self._select_added(project.id)
+
+    def _select_added(self, project_id: int) -> None:
+        """Select a project `_add` has just marked opened: no second, later write of that
+        (it could land after a project added next and rank this one above it)."""
+        self._just_added = project_id
+        try:
+            self.select_project(project_id)
+        finally:
+            self._just_added = None
 
     def _later(
         self, title: str, work: Callable[[], Any], then: Callable[[Any], None] | None = None
@@ -596,7 +606,8 @@ class ProjectsPanel(QWidget):
             action.setEnabled(enabled)
         self.reveal_action.setEnabled(enabled)
         if (previous.id if previous else None) != (project.id if project else None):
-            if project is not None:  # "recent first": a write, so off the GUI thread
+            if project is not None and project.id != self._just_added:
+                # "recent first": a write, so off the GUI thread
                 touch = functools.partial(self.store.touch_project, project.id)
                 run_task(touch, pool=store_writes())
             self.sig_project_changed.emit(project)
