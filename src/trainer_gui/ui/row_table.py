@@ -111,6 +111,21 @@ class RowTable(QWidget):
         self.table.setFixedHeight(height + 2 * self.table.frameWidth())
         self.hint.setVisible(rows == 0)
 
+    def append_row(self, *cells: str) -> int:
+        """A row of plain text cells at the end (no change signal: callers batch them)."""
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        for col, text in enumerate(cells):
+            self.table.setItem(row, col, QTableWidgetItem(text))
+        return row
+
+    def add_row(self, *cells: str) -> int:
+        """`append_row` as one change of the user's rows."""
+        with self.quietly():
+            row = self.append_row(*cells)
+        self.changed()
+        return row
+
     def add_shortcut(self, keys: QKeySequence, slot: Callable[[], object]) -> None:
         """A key that works while the table has the focus."""
         shortcut = QShortcut(keys, self.table)

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableWidget,
-    QTableWidgetItem,
     QWidget,
 )
 
@@ -106,21 +105,11 @@ class BatchRetryRulesTable(RowTable):
             for rule in rules or []:
                 data = rule.model_dump() if isinstance(rule, BaseModel) else dict(rule)
                 reason = data.get("on_status_reason", data.get("onStatusReason", ""))
-                self._append(str(data.get("action", "")), str(reason))
+                self.append_row(str(data.get("action", "")), str(reason))
         self.changed()
 
     def add_rule(self, action: str = "RETRY", reason: str = "") -> int:
-        with self.quietly():
-            row = self._append(action, reason)
-        self.changed()
-        return row
-
-    def _append(self, action: str, reason: str) -> int:
-        row = self.table.rowCount()
-        self.table.insertRow(row)
-        self.table.setItem(row, 0, QTableWidgetItem(action))
-        self.table.setItem(row, 1, QTableWidgetItem(reason))
-        return row
+        return self.add_row(action, reason)
 
     # -- checks ------------------------------------------------------------------------------
 

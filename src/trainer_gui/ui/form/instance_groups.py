@@ -14,7 +14,6 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QHeaderView,
     QTableWidget,
-    QTableWidgetItem,
     QWidget,
 )
 
@@ -84,21 +83,11 @@ class InstanceGroupsTable(RowTable):
             self.table.setRowCount(0)
             for group in groups or []:
                 data = group.model_dump() if isinstance(group, BaseModel) else dict(group)
-                self._append(*(str(data.get(f, "")) for f in COLUMNS))
+                self.append_row(*(str(data.get(f, "")) for f in COLUMNS))
         self.changed()
 
     def add_group(self, name: str = "", instance_type: str = "", count: int = 1) -> int:
-        with self.quietly():
-            row = self._append(name, instance_type, str(count))
-        self.changed()
-        return row
-
-    def _append(self, *cells: str) -> int:
-        row = self.table.rowCount()
-        self.table.insertRow(row)
-        for col, text in enumerate(cells):
-            self.table.setItem(row, col, QTableWidgetItem(text))
-        return row
+        return self.add_row(name, instance_type, str(count))
 
     # -- checks ------------------------------------------------------------------------------
 
