@@ -15,19 +15,19 @@ values), is checked character by character with `unicodedata`.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from trainer_gui.core.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -140,23 +140,14 @@ def _read_cache(version: str) -> dict[str, Any]:
 
 
 def _write_cache(version: str, facts: dict[str, Any]) -> None:
-    """Atomically (a temp file beside it, then a rename); a folder that refuses is no error."""
+    """Atomically; a folder that refuses is no error."""
     text = json.dumps({"format": _CACHE_FORMAT, "botocore": version, "facts": facts})
     path: Path | str = CACHE_NAME
-    temp = None
     try:
         path = cache_path()  # makes the data folder, which may fail too
-        fd, temp = tempfile.mkstemp(prefix=f".{CACHE_NAME}.", dir=Path(path).parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-        temp = None
+        write_atomic(path, text)
     except OSError as exc:
         log.debug("could not keep the SageMaker limits in %s: %s", path, exc)
-    finally:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
 
 
 def _fact(key: str, valid: Callable[[Any], bool]) -> Any:
