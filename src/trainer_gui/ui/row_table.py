@@ -111,7 +111,7 @@ class RowTable(QWidget):
         self.table.setFixedHeight(height + 2 * self.table.frameWidth())
         self.hint.setVisible(rows == 0)
 
-    def append_row(self, *cells: str) -> int:
+    def append_text_row(self, *cells: str) -> int:
         """A row of plain text cells at the end (no change signal: callers batch them)."""
         row = self.table.rowCount()
         self.table.insertRow(row)
@@ -119,10 +119,10 @@ class RowTable(QWidget):
             self.table.setItem(row, col, QTableWidgetItem(text))
         return row
 
-    def add_row(self, *cells: str) -> int:
-        """`append_row` as one change of the user's rows."""
+    def add_text_row(self, *cells: str) -> int:
+        """`append_text_row` as one change of the user's rows."""
         with self.quietly():
-            row = self.append_row(*cells)
+            row = self.append_text_row(*cells)
         self.changed()
         return row
 

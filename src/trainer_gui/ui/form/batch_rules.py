@@ -105,11 +105,11 @@ class BatchRetryRulesTable(RowTable):
             for rule in rules or []:
                 data = rule.model_dump() if isinstance(rule, BaseModel) else dict(rule)
                 reason = data.get("on_status_reason", data.get("onStatusReason", ""))
-                self.append_row(str(data.get("action", "")), str(reason))
+                self.append_text_row(str(data.get("action", "")), str(reason))
         self.changed()
 
     def add_rule(self, action: str = "RETRY", reason: str = "") -> int:
-        return self.add_row(action, reason)
+        return self.add_text_row(action, reason)
 
     # -- checks ------------------------------------------------------------------------------
 

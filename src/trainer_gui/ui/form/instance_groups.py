@@ -83,11 +83,11 @@ class InstanceGroupsTable(RowTable):
             self.table.setRowCount(0)
             for group in groups or []:
                 data = group.model_dump() if isinstance(group, BaseModel) else dict(group)
-                self.append_row(*(str(data.get(f, "")) for f in COLUMNS))
+                self.append_text_row(*(str(data.get(f, "")) for f in COLUMNS))
         self.changed()
 
     def add_group(self, name: str = "", instance_type: str = "", count: int = 1) -> int:
-        return self.add_row(name, instance_type, str(count))
+        return self.add_text_row(name, instance_type, str(count))
 
     # -- checks ------------------------------------------------------------------------------
 
